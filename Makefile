@@ -1,0 +1,107 @@
+# kmagent: kernel-accelerated HA proxy for memcached.  See README.md.
+#
+#   make            build everything into build/
+#   make test       install dependencies, build, run every test
+#   make demo       the article's scenario in a namespace lab, narrated
+#   make bench      benchmarks against memcached direct and nutcracker
+#   make SAN=1 ...  the same with ASan/UBSan, into build-san/
+
+CC      ?= gcc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+BUILD   ?= build
+
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+		   -Iinclude -Iuser -I$(BUILD)
+ifeq ($(SAN),1)
+BUILD := build-san
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
+		   -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=address,undefined
+endif
+LDLIBS := -lbpf -lelf -lz -lpthread -lm
+
+# clang -target bpf has no multiarch path for <asm/types.h>
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
+	      -Iinclude -Ibpf -I/usr/include/$(shell $(CC) -dumpmachine)
+
+MAIN_SRCS  := $(wildcard user/kmagentd.c user/kmagentctl.c)
+LIB_SRCS   := $(filter-out $(MAIN_SRCS),$(wildcard user/*.c))
+LIB_OBJS   := $(LIB_SRCS:user/%.c=$(BUILD)/user/%.o)
+PROGS      := $(MAIN_SRCS:user/%.c=$(BUILD)/%)
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/%.bpf.o)
+SKELS      := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/%.skel.h)
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+BPF_TESTS  := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf_%,$(wildcard tests/bpf/test_*.c))
+TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c)) \
+	      $(patsubst bench/%.c,$(BUILD)/tools/%,$(wildcard bench/*.c))
+HEADERS    := $(wildcard include/*.h user/*.h bpf/*.h)
+
+.PHONY: all deps test unit demo bench format check-format clean
+all: $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
+
+deps:
+	@scripts/install-deps.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) SAN=1 unit
+	tests/run.sh
+
+# unit tests only: what `make SAN=1 unit` builds for the sanitizer run
+unit: $(UNIT_TESTS)
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+bench: deps
+	$(MAKE) all
+	scripts/bench.sh
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(HEADERS) | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/user/%.o: user/%.c $(HEADERS) | $(SKELS) $(BUILD)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libkm.a: $(LIB_OBJS)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/%: $(BUILD)/user/%.o $(BUILD)/libkm.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libkm.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libkm.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/bpf_%: tests/bpf/%.c $(BUILD)/libkm.a $(HEADERS) | $(SKELS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libkm.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libkm.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libkm.a $(LDLIBS)
+
+$(BUILD)/tools/%: bench/%.c $(BUILD)/libkm.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libkm.a $(LDLIBS)
+
+$(BUILD):
+	@mkdir -p $@/user $@/tests $@/tools
+
+FORMAT_SRCS = $(wildcard include/*.h user/*.[ch] bpf/*.[ch] tests/*/*.c bench/*.c)
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+check-format:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+clean:
+	rm -rf build build-san
