@@ -1,0 +1,631 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Command line and config file.  Both feed one table of options, so a
+ * config file directive is spelled like the long option (`backend
+ * 198.18.0.1:11211`).  Flags override the file; a list given on the
+ * command line (backends, interfaces, allowed networks) replaces the
+ * file's list.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "config.h"
+
+enum km_opt_id {
+	O_BACKEND = 's',
+	O_BACKUP = 'b',
+	O_LISTEN = 'l',
+	O_PORT = 'p',
+	O_MAXCONN = 'n',
+	O_POOL = 'i',
+	O_USER = 'u',
+	O_GROUP = 'g',
+	O_FOREGROUND = 'D',
+	O_KETAMA = 'k',
+	O_UNIX = 'f',
+	O_VERBOSE = 'v',
+	O_HELP = 'h',
+	O_CONFIG = 'c',
+	O_THREADS = 't',
+	O_IFACE = 'I',
+	O_REPLICAS = 256,
+	O_WPOLICY,
+	O_TIMEOUT,
+	O_PINTERVAL,
+	O_PTIMEOUT,
+	O_FALL,
+	O_RISE,
+	O_ITEMMAX,
+	O_PIDFILE,
+	O_PINROOT,
+	O_ALLOW,
+	O_CTL,
+	O_METRICS,
+};
+
+static const struct option km_long_opts[] = {
+	{"backend", required_argument, NULL, O_BACKEND},
+	{"backup", required_argument, NULL, O_BACKUP},
+	{"listen", required_argument, NULL, O_LISTEN},
+	{"port", required_argument, NULL, O_PORT},
+	{"max-conns", required_argument, NULL, O_MAXCONN},
+	{"pool-size", required_argument, NULL, O_POOL},
+	{"user", required_argument, NULL, O_USER},
+	{"group", required_argument, NULL, O_GROUP},
+	{"foreground", no_argument, NULL, O_FOREGROUND},
+	{"ketama", no_argument, NULL, O_KETAMA},
+	{"unix-socket", required_argument, NULL, O_UNIX},
+	{"verbose", no_argument, NULL, O_VERBOSE},
+	{"help", no_argument, NULL, O_HELP},
+	{"config", required_argument, NULL, O_CONFIG},
+	{"threads", required_argument, NULL, O_THREADS},
+	{"iface", required_argument, NULL, O_IFACE},
+	{"replicas", required_argument, NULL, O_REPLICAS},
+	{"write-policy", required_argument, NULL, O_WPOLICY},
+	{"timeout", required_argument, NULL, O_TIMEOUT},
+	{"probe-interval", required_argument, NULL, O_PINTERVAL},
+	{"probe-timeout", required_argument, NULL, O_PTIMEOUT},
+	{"fall", required_argument, NULL, O_FALL},
+	{"rise", required_argument, NULL, O_RISE},
+	{"item-size-max", required_argument, NULL, O_ITEMMAX},
+	{"pid-file", required_argument, NULL, O_PIDFILE},
+	{"pin-root", required_argument, NULL, O_PINROOT},
+	{"allow", required_argument, NULL, O_ALLOW},
+	{"ctl", required_argument, NULL, O_CTL},
+	{"metrics", required_argument, NULL, O_METRICS},
+	{NULL, 0, NULL, 0},
+};
+
+static const char km_short_opts[] = "s:b:l:p:n:i:u:g:Dkf:vhc:t:I:";
+
+void km_config_defaults(struct km_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->port = KM_DEFAULT_PORT;
+	cfg->max_conns = 4096;
+	cfg->pool_size = 1;
+	cfg->write_policy = KM_WP_PRIMARY;
+	cfg->timeout_ms = 1000;
+	cfg->probe_interval_ms = 1000;
+	cfg->probe_timeout_ms = 500;
+	cfg->fall = 2;
+	cfg->rise = 2;
+	cfg->item_size_max = KM_ITEM_SIZE_MAX;
+	snprintf(cfg->ctl_path, sizeof(cfg->ctl_path), "%s", KM_DEFAULT_CTL);
+	snprintf(cfg->pin_root, sizeof(cfg->pin_root), "%s", KM_PIN_ROOT);
+}
+
+const char *km_write_policy_name(enum km_write_policy p)
+{
+	switch (p) {
+	case KM_WP_PRIMARY:
+		return "primary";
+	case KM_WP_FIRST:
+		return "first";
+	case KM_WP_WORST:
+		return "worst";
+	}
+	return "?";
+}
+
+int km_parse_hostport(const char *s, int default_port, struct sockaddr_in *out)
+{
+	char host[KM_NAME_MAX];
+	const char *colon = strrchr(s, ':');
+	struct addrinfo hints = {.ai_family = AF_INET}, *res;
+	size_t hlen = colon ? (size_t)(colon - s) : strlen(s);
+	long port = default_port;
+	char *end;
+
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (colon) {
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (errno || *end || end == colon + 1 || port < 1 ||
+		    port > 65535)
+			return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_port = htons(port);
+	if (inet_pton(AF_INET, host, &out->sin_addr) == 1)
+		return 0;
+	if (getaddrinfo(host, NULL, &hints, &res))
+		return -ENOENT;
+	out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int km_parse_int(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* bytes, or with a k/m suffix as memcached's -I takes it */
+static int km_parse_size(const char *s, unsigned long *out)
+{
+	unsigned long v, mul = 1;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1024, end++;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024 * 1024, end++;
+	if (*end || v == 0 || v > (1ul << 30) / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int km_parse_cidr(const char *s, struct km_cfg_allow *a)
+{
+	char buf[32];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	long prefix = 32;
+
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET, buf, &a->addr) != 1)
+		return -1;
+	if (slash && km_parse_int(slash + 1, 0, 32, &prefix))
+		return -1;
+	a->prefix = prefix;
+	return 0;
+}
+
+static int km_copy(char *dst, size_t size, const char *src)
+{
+	if (strlen(src) >= size)
+		return -1;
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
+}
+
+int km_config_add_backend(struct km_cfg *cfg, const char *hostport, int backup,
+			  FILE *err, const char *where)
+{
+	struct km_cfg_backend *b;
+	unsigned int i;
+
+	if (cfg->nr_backends >= KM_MAX_BACKENDS - 1) {
+		fprintf(err, "kmagentd: %s: too many backends (max %d)\n",
+			where, KM_MAX_BACKENDS - 1);
+		return -1;
+	}
+	b = &cfg->backends[cfg->nr_backends];
+	if (km_copy(b->name, sizeof(b->name), hostport) ||
+	    km_parse_hostport(hostport, KM_DEFAULT_PORT, &b->addr)) {
+		fprintf(err, "kmagentd: %s: invalid backend address '%s'\n",
+			where, hostport);
+		return -1;
+	}
+	for (i = 0; i < cfg->nr_backends; i++) {
+		if (!strcmp(cfg->backends[i].name, hostport)) {
+			fprintf(err, "kmagentd: %s: duplicate backend '%s'\n",
+				where, hostport);
+			return -1;
+		}
+	}
+	b->backup = backup;
+	cfg->nr_backends++;
+	return 0;
+}
+
+/* Lists already replaced by the command line (flags override the file). */
+struct km_list_reset {
+	int backends, ifaces, allow;
+};
+
+/*
+ * Apply one option (from argv or a config line).  where names it in
+ * messages: "-p", "--timeout" or "config:12".
+ */
+static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
+			   FILE *err, const char *where,
+			   struct km_list_reset *reset)
+{
+	unsigned long size;
+	long v;
+
+	switch (id) {
+	case O_BACKEND:
+	case O_BACKUP:
+		if (reset && !reset->backends) {
+			cfg->nr_backends = 0;
+			reset->backends = 1;
+		}
+		return km_config_add_backend(cfg, arg, id == O_BACKUP, err,
+					     where);
+	case O_LISTEN:
+		if (km_copy(cfg->listen, sizeof(cfg->listen), arg) ||
+		    inet_pton(AF_INET, arg, &cfg->listen_addr) != 1)
+			goto bad;
+		return 0;
+	case O_PORT:
+		if (km_parse_int(arg, 1, 65535, &v))
+			goto bad;
+		cfg->port = v;
+		return 0;
+	case O_MAXCONN:
+		if (km_parse_int(arg, 1, 1 << 24, &v))
+			goto bad;
+		cfg->max_conns = v;
+		return 0;
+	case O_POOL:
+		if (km_parse_int(arg, 1, 64, &v))
+			goto bad;
+		cfg->pool_size = v;
+		return 0;
+	case O_USER:
+		if (km_copy(cfg->user, sizeof(cfg->user), arg))
+			goto bad;
+		return 0;
+	case O_GROUP:
+		if (km_copy(cfg->group, sizeof(cfg->group), arg))
+			goto bad;
+		return 0;
+	case O_FOREGROUND:
+		cfg->foreground = 1;
+		return 0;
+	case O_KETAMA:
+		cfg->ketama = 1;
+		return 0;
+	case O_UNIX:
+		if (km_copy(cfg->unix_path, 108, arg))
+			goto bad;
+		return 0;
+	case O_VERBOSE:
+		cfg->verbose++;
+		return 0;
+	case O_CONFIG:
+		if (km_copy(cfg->config_file, sizeof(cfg->config_file), arg))
+			goto bad;
+		return 0;
+	case O_THREADS:
+		if (km_parse_int(arg, 1, 256, &v))
+			goto bad;
+		cfg->threads = v;
+		return 0;
+	case O_IFACE:
+		if (reset && !reset->ifaces) {
+			cfg->nr_ifaces = 0;
+			reset->ifaces = 1;
+		}
+		if (cfg->nr_ifaces >= KM_MAX_IFACES ||
+		    km_copy(cfg->ifaces[cfg->nr_ifaces], IF_NAMESIZE, arg))
+			goto bad;
+		cfg->nr_ifaces++;
+		return 0;
+	case O_REPLICAS:
+		if (km_parse_int(arg, 1, KM_MAX_REPLICAS, &v))
+			goto bad;
+		cfg->replicas = v;
+		return 0;
+	case O_WPOLICY:
+		if (!strcmp(arg, "primary"))
+			cfg->write_policy = KM_WP_PRIMARY;
+		else if (!strcmp(arg, "first"))
+			cfg->write_policy = KM_WP_FIRST;
+		else if (!strcmp(arg, "worst"))
+			cfg->write_policy = KM_WP_WORST;
+		else
+			goto bad;
+		return 0;
+	case O_TIMEOUT:
+		if (km_parse_int(arg, 1, 3600000, &v))
+			goto bad;
+		cfg->timeout_ms = v;
+		return 0;
+	case O_PINTERVAL:
+		if (km_parse_int(arg, 10, 3600000, &v))
+			goto bad;
+		cfg->probe_interval_ms = v;
+		return 0;
+	case O_PTIMEOUT:
+		if (km_parse_int(arg, 1, 3600000, &v))
+			goto bad;
+		cfg->probe_timeout_ms = v;
+		return 0;
+	case O_FALL:
+		if (km_parse_int(arg, 1, 1000, &v))
+			goto bad;
+		cfg->fall = v;
+		return 0;
+	case O_RISE:
+		if (km_parse_int(arg, 1, 1000, &v))
+			goto bad;
+		cfg->rise = v;
+		return 0;
+	case O_ITEMMAX:
+		if (km_parse_size(arg, &size) || size < 1024)
+			goto bad;
+		cfg->item_size_max = size;
+		return 0;
+	case O_PIDFILE:
+		if (km_copy(cfg->pid_file, sizeof(cfg->pid_file), arg))
+			goto bad;
+		return 0;
+	case O_PINROOT:
+		if (km_copy(cfg->pin_root, sizeof(cfg->pin_root), arg))
+			goto bad;
+		return 0;
+	case O_ALLOW:
+		if (reset && !reset->allow) {
+			cfg->nr_allow = 0;
+			reset->allow = 1;
+		}
+		if (cfg->nr_allow >= KM_MAX_ALLOW ||
+		    km_parse_cidr(arg, &cfg->allow[cfg->nr_allow]))
+			goto bad;
+		cfg->nr_allow++;
+		return 0;
+	case O_CTL:
+		if (km_copy(cfg->ctl_path, 108, arg))
+			goto bad;
+		return 0;
+	case O_METRICS:
+		if (km_copy(cfg->metrics, sizeof(cfg->metrics), arg) ||
+		    !strchr(arg, ':') ||
+		    km_parse_hostport(arg, 0, &cfg->metrics_addr))
+			goto bad;
+		return 0;
+	}
+	fprintf(err, "kmagentd: %s: unknown option\n", where);
+	return -1;
+bad:
+	fprintf(err, "kmagentd: %s: invalid value '%s'\n", where, arg);
+	return -1;
+}
+
+static const struct option *km_opt_by_name(const char *name)
+{
+	const struct option *o;
+
+	for (o = km_long_opts; o->name; o++)
+		if (!strcmp(o->name, name))
+			return o;
+	return NULL;
+}
+
+static char *km_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int km_config_load_file(struct km_cfg *cfg, const char *path, FILE *err)
+{
+	char line[1024], where[32];
+	const struct option *o;
+	unsigned int lineno = 0;
+	int ret = 0;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f) {
+		fprintf(err, "kmagentd: config: cannot open '%s': %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s, *name, *arg, *hash;
+
+		lineno++;
+		snprintf(where, sizeof(where), "config:%u", lineno);
+		hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		s = km_trim(line);
+		if (!*s)
+			continue;
+		name = s;
+		while (*s && !isspace((unsigned char)*s))
+			s++;
+		if (*s)
+			*s++ = '\0';
+		arg = km_trim(s);
+		o = km_opt_by_name(name);
+		if (!o || o->val == O_CONFIG || o->val == O_HELP) {
+			fprintf(err, "kmagentd: %s: unknown directive '%s'\n",
+				where, name);
+			ret = -1;
+			break;
+		}
+		if (o->has_arg == no_argument) {
+			/* "foreground" or "foreground yes" */
+			if (*arg && strcmp(arg, "yes") && strcmp(arg, "1")) {
+				if (strcmp(arg, "no") && strcmp(arg, "0")) {
+					fprintf(err,
+						"kmagentd: %s: invalid value "
+						"'%s'\n",
+						where, arg);
+					ret = -1;
+					break;
+				}
+				continue;
+			}
+		} else if (!*arg) {
+			fprintf(err, "kmagentd: %s: '%s' needs a value\n",
+				where, name);
+			ret = -1;
+			break;
+		}
+		if (km_config_apply(cfg, o->val, arg, err, where, NULL)) {
+			ret = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+static void km_opt_where(int id, char *buf, size_t size)
+{
+	const struct option *o;
+
+	if (id < 256) {
+		snprintf(buf, size, "-%c", id);
+		return;
+	}
+	for (o = km_long_opts; o->name; o++) {
+		if (o->val == id) {
+			snprintf(buf, size, "--%s", o->name);
+			return;
+		}
+	}
+	snprintf(buf, size, "option");
+}
+
+enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
+					   char **argv, FILE *err)
+{
+	struct km_list_reset reset = {0};
+	char where[32];
+	int c;
+
+	km_config_defaults(cfg);
+	/* pass 1: the config file, so that flags can override it */
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, km_short_opts, km_long_opts,
+				NULL)) != -1) {
+		if (c == O_HELP)
+			return KM_CFG_HELP;
+		if (c == O_CONFIG) {
+			if (km_config_apply(cfg, c, optarg, err, "-c", NULL) ||
+			    km_config_load_file(cfg, optarg, err))
+				return KM_CFG_ERROR;
+		}
+	}
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, km_short_opts, km_long_opts,
+				NULL)) != -1) {
+		if (c == '?' || c == ':') {
+			if (optopt && optopt < 256)
+				fprintf(err,
+					"kmagentd: -%c: unknown option or "
+					"missing value\n",
+					optopt);
+			else
+				fprintf(err,
+					"kmagentd: %s: unknown option or "
+					"missing value\n",
+					argv[optind - 1]);
+			return KM_CFG_ERROR;
+		}
+		if (c == O_CONFIG)
+			continue;
+		km_opt_where(c, where, sizeof(where));
+		if (km_config_apply(cfg, c, optarg, err, where, &reset))
+			return KM_CFG_ERROR;
+	}
+	if (optind < argc) {
+		fprintf(err, "kmagentd: unexpected argument '%s'\n",
+			argv[optind]);
+		return KM_CFG_ERROR;
+	}
+	if (cfg->nr_backends == 0) {
+		fprintf(err, "kmagentd: no backend given (-s host:port)\n");
+		return KM_CFG_ERROR;
+	}
+	return KM_CFG_RUN;
+}
+
+void km_config_usage(FILE *out)
+{
+	fputs("Usage: kmagentd [options] -s HOST:PORT [-s HOST:PORT ...]\n"
+	      "A replicating memcached proxy (magent compatible).\n"
+	      "\n"
+	      "magent options:\n"
+	      "  -s, --backend HOST:PORT   a memcached backend (repeatable)\n"
+	      "  -b, --backup HOST:PORT    magent's backup: another replica\n"
+	      "  -l, --listen ADDR         listen address (default all)\n"
+	      "  -p, --port PORT           TCP and UDP port (default 11211)\n"
+	      "  -n, --max-conns N         max client connections (4096)\n"
+	      "  -i, --pool-size N         connections per backend per thread "
+	      "(1)\n"
+	      "  -u, --user USER           run as USER\n"
+	      "  -g, --group GROUP         run as GROUP\n"
+	      "  -D, --foreground          do not go to the background\n"
+	      "  -k, --ketama              accepted: the ring is always "
+	      "consistent\n"
+	      "  -f, --unix-socket PATH    also listen on a unix socket\n"
+	      "  -v, --verbose             more logging (repeat for more)\n"
+	      "  -h, --help                this help\n"
+	      "\n"
+	      "kmagent options:\n"
+	      "  -c, --config FILE         config file: 'name value' lines, "
+	      "names\n"
+	      "                            as the long options; flags override "
+	      "it\n"
+	      "  -t, --threads N           worker threads (default: online "
+	      "CPUs)\n"
+	      "      --replicas R          replicas of each key (default all, "
+	      "max 7)\n"
+	      "      --write-policy P      primary (default) | first | worst\n"
+	      "      --timeout MS          backend request timeout (1000)\n"
+	      "      --probe-interval MS   health probe interval (1000)\n"
+	      "      --probe-timeout MS    health probe timeout (500)\n"
+	      "      --fall N              failures before down (2)\n"
+	      "      --rise N              successes before up (2)\n"
+	      "      --item-size-max SIZE  largest value, as memcached -I "
+	      "(1m)\n"
+	      "      --pid-file FILE       write the daemon's pid there\n"
+	      "  -I, --iface IFACE         attach the kernel path "
+	      "(repeatable)\n"
+	      "      --pin-root DIR        BPF pin root (/sys/fs/bpf/kmagent)\n"
+	      "      --allow CIDR          UDP clients allowed (repeatable)\n"
+	      "      --ctl PATH            control socket (/run/kmagent.sock)\n"
+	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"
+	      "\n"
+	      "Write policy: every write goes to every live replica; the "
+	      "client\n"
+	      "gets one reply.  primary waits for all and answers the first\n"
+	      "replica's (the one later reads go to); first answers the first\n"
+	      "reply to arrive; worst waits for all and answers an error if "
+	      "any.\n"
+	      "\n"
+	      "EXAMPLES:\n"
+	      "  kmagentd -s 10.0.0.1:11211 -s 10.0.0.2:11211 -p 11210\n"
+	      "      magent's command line: replicate to both, listen on "
+	      "11210\n"
+	      "  kmagentd -D -c /etc/kmagent.conf -v\n"
+	      "      in the foreground, backends from the config file\n"
+	      "  kmagentd -s a:11211 -s b:11211 -s c:11211 --replicas 2 -I "
+	      "eth0\n"
+	      "      two replicas of each key, kernel fast path on eth0\n",
+	      out);
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * kmagentd's configuration: command line (magent 0.6 flags plus long
+ * options) and config file.  Root-free and socket-free so that it can be
+ * unit-tested; a reload builds a fresh struct km_cfg and swaps it in.
+ */
+#ifndef KM_CONFIG_H
+#define KM_CONFIG_H
+
+#include <stdio.h>
+#include <netinet/in.h>
+#include <net/if.h>
+#include "kmagent.h"
+
+#define KM_NAME_MAX	 64 /* "host:port" of a backend */
+#define KM_MAX_IFACES	 16
+#define KM_MAX_ALLOW	 64
+#define KM_PATH_MAX	 256
+#define KM_DEFAULT_PORT	 11211
+#define KM_DEFAULT_CTL	 "/run/kmagent.sock"
+#define KM_ITEM_SIZE_MAX (1024 * 1024)
+
+struct km_cfg_backend {
+	char name[KM_NAME_MAX]; /* as given: "host:port" */
+	struct sockaddr_in addr;
+	int backup; /* given with -b (a replica like the others) */
+};
+
+struct km_cfg_allow {
+	struct in_addr addr;
+	unsigned int prefix;
+};
+
+struct km_cfg {
+	struct km_cfg_backend backends[KM_MAX_BACKENDS - 1];
+	unsigned int nr_backends;
+
+	char listen[KM_NAME_MAX]; /* -l, "" = INADDR_ANY */
+	struct in_addr listen_addr;
+	int port;		     /* -p, TCP and UDP */
+	char unix_path[KM_PATH_MAX]; /* -f */
+	int max_conns;		     /* -n */
+	int pool_size;	       /* -i: connections per backend per worker */
+	char user[64];	       /* -u */
+	char group[64];	       /* -g */
+	int foreground;	       /* -D */
+	int ketama;	       /* -k, accepted, always consistent */
+	int verbose;	       /* -v, repeatable */
+	int threads;	       /* -t, 0 = online CPUs */
+	unsigned int replicas; /* --replicas, 0 = all */
+	enum km_write_policy write_policy;
+	int timeout_ms;
+	int probe_interval_ms;
+	int probe_timeout_ms;
+	int fall;
+	int rise;
+	unsigned int item_size_max;
+	char pid_file[KM_PATH_MAX];
+	char config_file[KM_PATH_MAX]; /* -c */
+
+	/* for the kernel path (H2) and ops (H5): stored, used by them */
+	char ifaces[KM_MAX_IFACES][IF_NAMESIZE];
+	unsigned int nr_ifaces;
+	char pin_root[KM_PATH_MAX];
+	struct km_cfg_allow allow[KM_MAX_ALLOW];
+	unsigned int nr_allow;
+	char ctl_path[KM_PATH_MAX];
+	char metrics[KM_NAME_MAX]; /* "addr:port", "" = off */
+	struct sockaddr_in metrics_addr;
+};
+
+/* What km_config_parse_args asks the caller to do. */
+enum km_config_action {
+	KM_CFG_RUN = 0,
+	KM_CFG_HELP = 1,
+	KM_CFG_ERROR = 2, /* message printed; exit status 2 */
+};
+
+void km_config_defaults(struct km_cfg *cfg);
+/* argv as main() gets it; messages go to err. */
+enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
+					   char **argv, FILE *err);
+/* One config file into cfg; 0 or -1 with a "config:LINE:" message. */
+int km_config_load_file(struct km_cfg *cfg, const char *path, FILE *err);
+/* "host:port" (host a name or dotted quad) to an address. */
+int km_parse_hostport(const char *s, int default_port, struct sockaddr_in *out);
+int km_config_add_backend(struct km_cfg *cfg, const char *hostport, int backup,
+			  FILE *err, const char *where);
+const char *km_write_policy_name(enum km_write_policy p);
+void km_config_usage(FILE *out);
+
+#endif /* KM_CONFIG_H */

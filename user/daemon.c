@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The daemon's shared state: backend table, ring publication, hooks. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "daemon.h"
+#include "log.h"
+
+struct km_daemon km_d = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+const char *km_backend_state_name(enum km_backend_state st)
+{
+	switch (st) {
+	case KM_BE_DOWN:
+		return "down";
+	case KM_BE_UP:
+		return "up";
+	case KM_BE_WARMING:
+		return "warming";
+	}
+	return "?";
+}
+
+static void km_backend_fill(struct km_backend_info *b, __u8 id,
+			    const char *name, const struct sockaddr_in *sa)
+{
+	unsigned int gen = b->gen + 1;
+
+	memset(b, 0, sizeof(*b));
+	b->id = id;
+	b->gen = gen;
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	b->addr = *sa;
+	b->kb.addr = sa->sin_addr.s_addr;
+	b->kb.port = sa->sin_port;
+	/*
+	 * Optimistic start: a new backend serves at once; the first failed
+	 * probes or connects take it down.  Starting DOWN would refuse every
+	 * request during the first probe interval.
+	 */
+	b->kb.state = KM_BE_UP;
+	b->since = time(NULL);
+	snprintf(b->reason, sizeof(b->reason), "configured");
+}
+
+int km_daemon_rebuild_ring_locked(void)
+{
+	struct km_ring_member m[KM_MAX_BACKENDS];
+	struct km_ring *ring, *old;
+	unsigned int n = 0, id, i;
+	int err;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		if (!km_d.be[id].id)
+			continue;
+		m[n].id = id;
+		m[n].name = km_d.be[id].name;
+		n++;
+	}
+	ring = malloc(sizeof(*ring));
+	if (!ring)
+		return -ENOMEM;
+	err = km_ring_build(ring, m, n, km_d.cfg.replicas);
+	if (err) {
+		free(ring);
+		return err;
+	}
+	old = km_d.ring;
+	__atomic_store_n(&km_d.ring, ring, __ATOMIC_RELEASE);
+	/* requests last far less than the time between two rebuilds */
+	free(km_d.retired);
+	km_d.retired = old;
+	for (i = 0; i < KM_MAX_HOOKS; i++)
+		if (km_d.ring_hooks[i].fn)
+			km_d.ring_hooks[i].fn(ring, km_d.ring_hooks[i].ctx);
+	return 0;
+}
+
+int km_daemon_init(const struct km_cfg *cfg)
+{
+	unsigned int i;
+	int err;
+
+	pthread_mutex_lock(&km_d.lock);
+	km_d.cfg = *cfg;
+	km_d.started = time(NULL);
+	km_d.pid = getpid();
+	for (i = 0; i < cfg->nr_backends; i++)
+		km_backend_fill(&km_d.be[i + 1], i + 1, cfg->backends[i].name,
+				&cfg->backends[i].addr);
+	err = km_daemon_rebuild_ring_locked();
+	pthread_mutex_unlock(&km_d.lock);
+	return err;
+}
+
+void km_daemon_fini(void)
+{
+	free(km_d.ring);
+	free(km_d.retired);
+	km_d.ring = km_d.retired = NULL;
+}
+
+struct km_backend_info *km_backend_by_name(const char *name)
+{
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		if (km_d.be[id].id && !strcmp(km_d.be[id].name, name))
+			return &km_d.be[id];
+	return NULL;
+}
+
+int km_backend_add(const char *hostport)
+{
+	struct sockaddr_in sa;
+	unsigned int id;
+	int err;
+
+	err = km_parse_hostport(hostport, KM_DEFAULT_PORT, &sa);
+	if (err)
+		return err;
+	pthread_mutex_lock(&km_d.lock);
+	if (km_backend_by_name(hostport)) {
+		err = -EEXIST;
+		goto out;
+	}
+	for (id = 1; id < KM_MAX_BACKENDS && km_d.be[id].id; id++)
+		;
+	if (id == KM_MAX_BACKENDS) {
+		err = -ENOSPC;
+		goto out;
+	}
+	km_backend_fill(&km_d.be[id], id, hostport, &sa);
+	err = km_daemon_rebuild_ring_locked();
+	if (err) {
+		km_d.be[id].id = 0;
+		km_d.be[id].kb.addr = 0;
+		goto out;
+	}
+	km_info("backend %u %s added\n", id, hostport);
+	err = id;
+out:
+	pthread_mutex_unlock(&km_d.lock);
+	return err;
+}
+
+int km_backend_remove(__u8 id)
+{
+	int err = 0;
+
+	if (!id || id >= KM_MAX_BACKENDS)
+		return -EINVAL;
+	pthread_mutex_lock(&km_d.lock);
+	if (!km_d.be[id].id) {
+		err = -ENOENT;
+		goto out;
+	}
+	km_backend_set_state_locked(id, KM_BE_DOWN, "removed");
+	km_d.be[id].id = 0;
+	km_d.be[id].kb.addr = 0;
+	km_d.be[id].gen++;
+	err = km_daemon_rebuild_ring_locked();
+	km_info("backend %u %s removed\n", id, km_d.be[id].name);
+out:
+	pthread_mutex_unlock(&km_d.lock);
+	return err;
+}
+
+static void km_run_backend_hooks(const struct km_backend_info *b,
+				 enum km_backend_state old)
+{
+	unsigned int i;
+
+	for (i = 0; i < KM_MAX_HOOKS; i++)
+		if (km_d.be_hooks[i].fn)
+			km_d.be_hooks[i].fn(b, old, km_d.be_hooks[i].ctx);
+}
+
+void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
+				 const char *reason)
+{
+	struct km_backend_info *b = &km_d.be[id];
+	enum km_backend_state old;
+
+	if (!id || id >= KM_MAX_BACKENDS || !b->id)
+		return;
+	old = b->kb.state;
+	/* a backend that was down comes back empty: writes first, then reads */
+	if (st == KM_BE_UP && old == KM_BE_DOWN)
+		st = KM_BE_WARMING;
+	if (st == old)
+		return;
+	__atomic_store_n(&b->kb.state, st, __ATOMIC_RELEASE);
+	b->since = time(NULL);
+	snprintf(b->reason, sizeof(b->reason), "%s", reason);
+	km_info("backend %s: %s -> %s (%s)\n", b->name,
+		km_backend_state_name(old), km_backend_state_name(st), reason);
+	km_run_backend_hooks(b, old);
+	if (st == KM_BE_WARMING) {
+		if (km_d.warming_fn) {
+			km_d.warming_fn(b, km_d.warming_ctx);
+		} else {
+			__atomic_store_n(&b->kb.state, KM_BE_UP,
+					 __ATOMIC_RELEASE);
+			km_info("backend %s: warming -> up (no resync)\n",
+				b->name);
+			km_run_backend_hooks(b, KM_BE_WARMING);
+		}
+	}
+}
+
+void km_backend_set_state(__u8 id, enum km_backend_state st, const char *reason)
+{
+	pthread_mutex_lock(&km_d.lock);
+	km_backend_set_state_locked(id, st, reason);
+	pthread_mutex_unlock(&km_d.lock);
+}
+
+void km_backend_set_flags(__u8 id, __u8 flags, const char *reason)
+{
+	struct km_backend_info *b = &km_d.be[id];
+
+	if (!id || id >= KM_MAX_BACKENDS)
+		return;
+	pthread_mutex_lock(&km_d.lock);
+	if (b->id && b->kb.flags != flags) {
+		__atomic_store_n(&b->kb.flags, flags, __ATOMIC_RELEASE);
+		km_info("backend %s: flags 0x%x (%s)\n", b->name, flags,
+			reason);
+		km_run_backend_hooks(b, b->kb.state);
+	}
+	pthread_mutex_unlock(&km_d.lock);
+}
+
+int km_daemon_add_backend_hook(km_backend_hook fn, void *ctx)
+{
+	unsigned int i;
+
+	for (i = 0; i < KM_MAX_HOOKS; i++) {
+		if (!km_d.be_hooks[i].fn) {
+			km_d.be_hooks[i].ctx = ctx;
+			km_d.be_hooks[i].fn = fn;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+int km_daemon_add_ring_hook(km_ring_hook fn, void *ctx)
+{
+	unsigned int i;
+
+	for (i = 0; i < KM_MAX_HOOKS; i++) {
+		if (!km_d.ring_hooks[i].fn) {
+			km_d.ring_hooks[i].ctx = ctx;
+			km_d.ring_hooks[i].fn = fn;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void km_daemon_set_warming_hook(km_warming_hook fn, void *ctx)
+{
+	km_d.warming_ctx = ctx;
+	km_d.warming_fn = fn;
+}
+
+void km_daemon_set_repair_hook(km_repair_hook fn, void *ctx)
+{
+	km_d.repair_ctx = ctx;
+	km_d.repair_fn = fn;
+}
+
+void km_repair_note(const char *key, size_t nkey, const char *value,
+		    size_t nvalue, uint32_t flags, const __u8 *missed,
+		    unsigned int nmissed)
+{
+	km_repair_hook fn = km_d.repair_fn;
+
+	if (fn)
+		fn(key, nkey, value, nvalue, flags, missed, nmissed,
+		   km_d.repair_ctx);
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * kmagentd's shared state: the backend table, the current ring, the
+ * configuration and the global counters, plus the hooks by which the
+ * kernel path (kbpf), resync and read-repair plug into the daemon.
+ *
+ * Threading: the backend table is written under km_daemon.lock by the
+ * health thread, the control socket and reloads; the data path reads
+ * be[id].kb.state/flags without the lock (single-byte loads).  The ring is
+ * an RCU-like pointer: readers load it once per request (acquire), a
+ * rebuild publishes a complete new ring (release) and frees the previous
+ * one only at the next swap, long after any request has finished with it.
+ */
+#ifndef KM_DAEMON_H
+#define KM_DAEMON_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include "kmagent.h"
+#include "ring.h"
+#include "config.h"
+
+#define KM_VERSION "0.1.0"
+
+struct km_be_counters {
+	uint64_t requests;    /* requests sent to this backend */
+	uint64_t errors;      /* ERROR/SERVER_ERROR/garbage replies */
+	uint64_t timeouts;    /* requests that timed out */
+	uint64_t conn_errors; /* connect failures and lost connections */
+	uint64_t fallbacks;   /* reads that moved on from this backend */
+	uint64_t probes_ok;
+	uint64_t probes_failed;
+};
+
+struct km_backend_info {
+	__u8 id; /* index in km_daemon.be[], 0 = slot unused */
+	char name[KM_NAME_MAX];
+	struct sockaddr_in addr;
+	/* addr/port/state/flags as the kernel sees them (include/kmagent.h) */
+	struct km_backend kb;
+	unsigned int gen; /* bumped when the slot is reused: reconnect */
+
+	/* health (health.c), under km_daemon.lock */
+	int fails;	 /* consecutive failures (probes + passive) */
+	int oks;	 /* consecutive successful probes */
+	long pid;	 /* from the last `stats`, 0 = unknown */
+	long uptime;	 /* idem */
+	time_t since;	 /* time of the last state change */
+	char reason[96]; /* reason of the last state change */
+
+	struct km_be_counters c; /* atomic adds (__atomic_fetch_add) */
+};
+
+struct km_counters {
+	uint64_t curr_connections;
+	uint64_t total_connections;
+	uint64_t rejected_connections;
+	uint64_t cmd_get; /* keys asked by get/gets/gat/gats/mg */
+	uint64_t cmd_set; /* storage commands */
+	uint64_t cmd_touch;
+	uint64_t cmd_flush;
+	uint64_t get_hits;
+	uint64_t get_misses;
+	uint64_t fallbacks;	 /* a read asked the next replica */
+	uint64_t fallback_hits;	 /* ... and found the value there */
+	uint64_t divergent;	 /* write replicas answered differently */
+	uint64_t write_failures; /* no replica could take a write */
+	uint64_t backend_timeouts;
+	uint64_t udp_requests;
+	uint64_t protocol_errors; /* ERROR/CLIENT_ERROR sent to clients */
+};
+
+/* Called after a backend's state or flags changed, lock held. */
+typedef void (*km_backend_hook)(const struct km_backend_info *be,
+				enum km_backend_state old, void *ctx);
+/* Called after the ring was swapped (backend added/removed). */
+typedef void (*km_ring_hook)(const struct km_ring *ring, void *ctx);
+/*
+ * A backend came back (DOWN -> WARMING, or a restart was detected): start
+ * copying its keys; call km_backend_set_state(id, KM_BE_UP, "resync done")
+ * when done.  Without such a hook a warming backend goes UP at once.
+ */
+typedef void (*km_warming_hook)(const struct km_backend_info *be, void *ctx);
+/*
+ * A read found its value only after asking other replicas first: the
+ * backends in missed[] lack the key (read-repair, H5).  Called from worker
+ * threads: must not block.
+ */
+typedef void (*km_repair_hook)(const char *key, size_t nkey, const char *value,
+			       size_t nvalue, uint32_t flags,
+			       const __u8 *missed, unsigned int nmissed,
+			       void *ctx);
+
+#define KM_MAX_HOOKS 4
+
+struct km_daemon {
+	struct km_cfg cfg;
+	pthread_mutex_t lock;
+	struct km_backend_info be[KM_MAX_BACKENDS]; /* by id, be[0] unused */
+	struct km_ring *ring;	 /* current, see km_daemon_ring() */
+	struct km_ring *retired; /* previous, freed at the next swap */
+	time_t started;
+	pid_t pid;
+	volatile int stop;    /* set by signals: workers exit */
+	struct km_counters c; /* atomic adds */
+
+	struct {
+		km_backend_hook fn;
+		void *ctx;
+	} be_hooks[KM_MAX_HOOKS];
+	struct {
+		km_ring_hook fn;
+		void *ctx;
+	} ring_hooks[KM_MAX_HOOKS];
+	km_warming_hook warming_fn;
+	void *warming_ctx;
+	km_repair_hook repair_fn;
+	void *repair_ctx;
+};
+
+extern struct km_daemon km_d;
+
+#define KM_INC(field)	 __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
+#define KM_DEC(field)	 __atomic_fetch_sub(&(field), 1, __ATOMIC_RELAXED)
+#define KM_ADD(field, n) __atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
+#define KM_LOAD(field)	 __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* Set up the table from cfg (backends get ids 1..n, state UP) and ring. */
+int km_daemon_init(const struct km_cfg *cfg);
+void km_daemon_fini(void);
+
+/* The ring to use for one request; never NULL after km_daemon_init. */
+static inline const struct km_ring *km_daemon_ring(void)
+{
+	return __atomic_load_n(&km_d.ring, __ATOMIC_ACQUIRE);
+}
+
+/* Rebuild the ring from the current table and publish it (lock held). */
+int km_daemon_rebuild_ring_locked(void);
+/* Add a backend "host:port" (returns its id) / remove one, ring rebuilt. */
+int km_backend_add(const char *hostport);
+int km_backend_remove(__u8 id);
+struct km_backend_info *km_backend_by_name(const char *name);
+
+/*
+ * Change a backend's health state, logging reason; runs the hooks.  UP
+ * after DOWN goes through WARMING (the warming hook decides when it is
+ * UP).  Takes the lock; the _locked variant expects it held.
+ */
+void km_backend_set_state(__u8 id, enum km_backend_state st,
+			  const char *reason);
+void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
+				 const char *reason);
+void km_backend_set_flags(__u8 id, __u8 flags, const char *reason);
+const char *km_backend_state_name(enum km_backend_state st);
+
+/* Data path helpers (lock-free). */
+static inline int km_be_readable(__u8 id)
+{
+	return id && km_backend_readable(&km_d.be[id].kb);
+}
+
+static inline int km_be_writable(__u8 id)
+{
+	return id && km_backend_writable(&km_d.be[id].kb);
+}
+
+/* Hook registration (call before workers start, or under the lock). */
+int km_daemon_add_backend_hook(km_backend_hook fn, void *ctx);
+int km_daemon_add_ring_hook(km_ring_hook fn, void *ctx);
+void km_daemon_set_warming_hook(km_warming_hook fn, void *ctx);
+void km_daemon_set_repair_hook(km_repair_hook fn, void *ctx);
+
+/* Read-repair note from the data path: calls the repair hook, if any. */
+void km_repair_note(const char *key, size_t nkey, const char *value,
+		    size_t nvalue, uint32_t flags, const __u8 *missed,
+		    unsigned int nmissed);
+
+/* Passive health signal from the data path (connect error, timeout). */
+void km_health_passive_failure(__u8 id, const char *what);
+
+#endif /* KM_DAEMON_H */
