@@ -1,0 +1,40 @@
+#!/bin/bash
+# Differential protocol test over TCP: one long command sequence
+# (tests/tools/mcdiff.py: every text and meta command, noreply, pipelined
+# and not, odd and broken inputs) sent directly to a fresh memcached and
+# through kmagentd in front of two fresh memcacheds must give byte-identical
+# replies (stats and version aside; cas values compared structurally).
+#
+#   MCDIFF_SELF=1 tests/integration/11_differential_tcp.sh
+# checks the driver itself: memcached against memcached, must always pass.
+. "$(dirname "$0")/lib.sh"
+
+lab_init
+lab_host r 198.18.0.1	# the reference: one memcached, direct
+lab_host m1 198.18.0.2	# kmagentd's backends
+lab_host m2 198.18.0.3
+lab_host p 198.18.0.4	# kmagentd
+lab_host c 198.18.0.10	# the client running the driver
+
+lab_memcached r 11211
+lab_memcached m1 11211
+lab_memcached m2 11211
+if [ -n "${MCDIFF_SELF:-}" ]; then
+	LAB_LABEL=mc-p lab_memcached p 11210
+else
+	# shellcheck disable=SC2086
+	lab_kmagentd p -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211 \
+		${KM_EXTRA_ARGS:-}
+fi
+
+transcript=$LAB_DIR/mcdiff.transcript
+lab_log "driver: tests/tools/mcdiff.py 198.18.0.1:11211 198.18.0.4:11210"
+lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mcdiff.py" \
+	--transcript "$transcript" 198.18.0.1:11211 198.18.0.4:11210
+rc=$?
+lab_eq "every reply through kmagentd equals memcached's (mcdiff exit)" 0 $rc
+lab_ok "kmagentd survived the whole sequence" lab_alive "$([ -n "${MCDIFF_SELF:-}" ] && echo mc-p || echo km-p)"
+if [ $rc -ne 0 ] && [ -n "${MCDIFF_KEEP:-}" ]; then
+	cp "$transcript" "$MCDIFF_KEEP" && lab_log "transcript kept in $MCDIFF_KEEP"
+fi
+lab_done
