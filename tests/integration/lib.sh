@@ -50,6 +50,7 @@ declare -A LAB_PNS=()	# label -> host the process runs in
 declare -A LAB_LOG=()	# label -> its log file
 declare -A LAB_WAIT=()	# label -> "ADDR:PORT" that answers when it is ready
 declare -A LAB_ADDR=()	# host -> address
+declare -A LAB_CTL=()	# kmagentd label -> its control socket (--ctl)
 LAB_LABELS=()		# labels in start order
 LAB_OK=0
 LAB_FAILS=0
@@ -294,22 +295,31 @@ lab_memcached()
 
 # lab_kmagentd HOST ARGS...: build/kmagentd -D ARGS in HOST, label "km-HOST"
 # (or $LAB_LABEL); waits until it answers on its -p port (default 11211) at
-# the host's address (or its -l address)
+# the host's address (or its -l address).  Adds --ctl LAB_DIR/LABEL.ctl
+# unless the caller gives --ctl: ${LAB_CTL[LABEL]} is the path.
 lab_kmagentd()
 {
 	local h=$1
 	shift
 	local label=${LAB_LABEL:-km-$h} port=11211 addr=${LAB_ADDR[$h]}
-	local args=("$@") i
+	local args=("$@") i ctl_given=0
 	[ -x "$LAB_KMAGENTD" ] || lab_die "$LAB_KMAGENTD not built (run make)"
 	for ((i = 0; i < ${#args[@]}; i++)); do
 		case ${args[i]} in
 		-p | --port) port=${args[i + 1]} ;;
 		--port=*) port=${args[i]#--port=} ;;
 		-l | --listen) [ "${args[i + 1]}" != 0.0.0.0 ] && addr=${args[i + 1]} ;;
+		--ctl) LAB_CTL[$label]=${args[i + 1]} ctl_given=1 ;;
 		esac
 	done
-	lab_spawn "$label" "$h" "$LAB_KMAGENTD" -D "$@"
+	# one control socket per instance: the default path (/run) is shared
+	# by every namespace and every concurrent test run
+	if [ $ctl_given -eq 0 ] &&
+		"$LAB_KMAGENTD" --help 2>&1 | grep -q -- --ctl; then
+		LAB_CTL[$label]=$LAB_DIR/$label.ctl
+		args+=(--ctl "${LAB_CTL[$label]}")
+	fi
+	lab_spawn "$label" "$h" "$LAB_KMAGENTD" -D "${args[@]}"
 	LAB_WAIT[$label]=$addr:$port
 	lab_wait_ready "$label"
 }
