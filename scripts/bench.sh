@@ -1,0 +1,499 @@
+#!/bin/bash
+# make bench: kmagent against memcached direct and nutcracker, same lab,
+# same run, targets alternating, several repetitions each (medians).
+#
+#   scripts/bench.sh              full run (< 10 min on 2 cores)
+#   BENCH_QUICK=1 scripts/bench.sh  one short repetition (< 2 min)
+#
+# Knobs (environment): BENCH_REPS, BENCH_SECS, BENCH_KEYS, BENCH_VALUE,
+# KM_THREADS (kmagentd -t), BENCH_OUT (docs/benchmarks.md), BENCH_NOPLOT=1.
+#
+# The lab: one switch namespace holding a bridge, and one namespace per
+# host on it, each with a veth "eth0" (198.18.0.0/24, no default route):
+#   c  198.18.0.10  the client (build/tools/kmbench)
+#   a  198.18.0.1   memcached -t 1, TCP+UDP 11211
+#   b  198.18.0.2   memcached -t 1, TCP+UDP 11211
+#   p  198.18.0.3   kmagentd TCP path (11210, -t $KM_THREADS), nutcracker 22121
+#   k  198.18.0.4   kmagentd with the kernel path (-I eth0), 11211
+# The client has its own namespace so that XDP on k's eth0 sees the
+# requests as real ingress.  Everything is named after this script's PID
+# and removed by the EXIT trap, as is the sysctl kernel.bpf_stats_enabled
+# (restored to its value at start).
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	REPS=${BENCH_REPS:-1}
+	SECS=${BENCH_SECS:-1}
+	KEYS=${BENCH_KEYS:-20000}
+else
+	REPS=${BENCH_REPS:-3}
+	SECS=${BENCH_SECS:-3}
+	KEYS=${BENCH_KEYS:-100000}
+fi
+VALUE=${BENCH_VALUE:-100}
+KM_THREADS=${KM_THREADS:-2}
+OUT_MD=${BENCH_OUT:-docs/benchmarks.md}
+OUT_PNG=${OUT_MD%.md}.png
+
+ID=$$
+P=kb$ID
+NET=198.18.0
+declare -A ADDR=([c]=$NET.10 [a]=$NET.1 [b]=$NET.2 [p]=$NET.3 [k]=$NET.4)
+HOSTS=(c a b p k)
+KMBENCH=$ROOT/build/tools/kmbench
+KMAGENTD=$ROOT/build/kmagentd
+KMAGENTCTL=$ROOT/build/kmagentctl
+WORK=$ROOT/build/bench
+PIN_ROOT=/sys/fs/bpf/kmbench$ID
+CLK_TCK=$(getconf CLK_TCK)
+
+declare -A PID=()	# label -> pid
+declare -A CMD=()	# label -> "ns command..." (to restart)
+NSES=()
+STATS_OLD=
+T0=$(date +%s)
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+cleanup()
+{
+	local l ns
+	for l in "${!PID[@]}"; do
+		kill -9 "${PID[$l]}" 2>/dev/null
+	done
+	for l in "${!PID[@]}"; do
+		wait "${PID[$l]}" 2>/dev/null
+	done
+	for ns in "${NSES[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	rm -rf "$PIN_ROOT"
+	[ -n "$STATS_OLD" ] && sysctl -q -w kernel.bpf_stats_enabled="$STATS_OLD"
+	return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+in_ns() { local h=$1; shift; ip netns exec "$P$h" "$@"; }
+
+# ---- the lab ----------------------------------------------------------------
+
+lab_up()
+{
+	local h sw=${P}sw
+	ip netns add "$sw" || return 1
+	NSES+=("$sw")
+	ip -n "$sw" link add br0 type bridge stp_state 0 || return 1
+	ip -n "$sw" link set br0 up
+	for h in "${HOSTS[@]}"; do
+		ip netns add "$P$h" || return 1
+		NSES+=("$P$h")
+		ip link add "kb$ID$h" netns "$sw" type veth peer name eth0 \
+			netns "$P$h" || return 1
+		ip -n "$sw" link set "kb$ID$h" master br0 up
+		ip -n "$P$h" link set lo up
+		ip -n "$P$h" addr add "${ADDR[$h]}/24" dev eth0
+		ip -n "$P$h" link set eth0 up
+		# a real wire never carries partial checksums (BRIEF §4)
+		in_ns "$h" ethtool -K eth0 tx off >/dev/null 2>&1
+		ip netns exec "$sw" ethtool -K "kb$ID$h" tx off >/dev/null 2>&1
+	done
+}
+
+# XDP_TX out of k's eth0 lands on its peer: give the peer NAPI (BRIEF §4).
+xdp_pass_on_peer()
+{
+	local obj=$WORK/xdp_pass.o
+	printf '%s\n' '#include <linux/bpf.h>' \
+		'__attribute__((section("xdp"), used)) int km_bench_pass(struct xdp_md *c) { return XDP_PASS; }' \
+		'char _l[] __attribute__((section("license"), used)) = "GPL";' |
+		clang -O2 -g -target bpf -I"/usr/include/$(gcc -dumpmachine)" \
+			-c -x c - -o "$obj" || return 1
+	ip -n "${P}sw" link set dev "kb${ID}k" xdpdrv obj "$obj" sec xdp
+}
+
+# start LABEL HOST CMD...: run CMD in HOST's namespace, remember its PID
+start()
+{
+	local label=$1 h=$2
+	shift 2
+	CMD[$label]="$h $(printf '%q ' "$@")"
+	ip netns exec "$P$h" "$@" >"$WORK/$label.log" 2>&1 &
+	PID[$label]=$!
+}
+
+restart()
+{
+	local label=$1 h cmd
+	read -r h cmd <<<"${CMD[$label]}"
+	eval "set -- $cmd"
+	ip netns exec "$P$h" "$@" >>"$WORK/$label.log" 2>&1 &
+	PID[$label]=$!
+}
+
+stop()
+{
+	local label=$1
+	[ -n "${PID[$label]:-}" ] || return 0
+	kill -9 "${PID[$label]}" 2>/dev/null
+	wait "${PID[$label]}" 2>/dev/null
+	unset "PID[$label]"
+}
+
+# wait_tcp HOST ADDR PORT: until something accepts there (5 s)
+wait_tcp()
+{
+	local i
+	for i in $(seq 50); do
+		in_ns c bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# mc_stat ADDR NAME: one figure of memcached's "stats" at ADDR:11211
+mc_stat()
+{
+	in_ns c python3 -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], 11211), timeout=2)
+s.sendall(b"stats\r\n")
+d = b""
+while not d.endswith(b"END\r\n"):
+    c = s.recv(65536)
+    if not c:
+        break
+    d += c
+for l in d.decode().split("\r\n"):
+    f = l.split()
+    if len(f) == 3 and f[1] == sys.argv[2]:
+        print(f[2])' "$1" "$2" 2>/dev/null
+}
+
+alive() { [ -n "${PID[$1]:-}" ] && kill -0 "${PID[$1]}" 2>/dev/null; }
+
+# cpu_ticks PID: utime + stime of the whole process
+cpu_ticks()
+{
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+start_memcached()
+{
+	local h=$1
+	start "mc-$h" "$h" memcached -u root -l "${ADDR[$h]}" -p 11211 \
+		-U 11211 -t 1 -m 1024 -c 4096
+	wait_tcp c "${ADDR[$h]}" 11211
+}
+
+nutcracker_conf()
+{
+	cat <<EOF
+# kmbench lab: nutcracker in front of both backends, ketama, no replication
+kmb:
+  listen: ${ADDR[p]}:22121
+  hash: fnv1a_64
+  distribution: ketama
+  timeout: 400
+  backlog: 1024
+  preconnect: true
+  auto_eject_hosts: true
+  server_retry_timeout: 30000
+  server_failure_limit: 1
+  servers:
+   - ${ADDR[a]}:11211:1 a
+   - ${ADDR[b]}:11211:1 b
+EOF
+}
+
+# kmagentd's optional flags, when this build has them
+km_extra_flags()
+{
+	local inst=$1 help
+	help=$("$KMAGENTD" --help 2>&1)
+	if grep -q -- '--ctl' <<<"$help"; then
+		printf -- '--ctl %s ' "$WORK/km-$inst.sock"
+	fi
+	if [ "$inst" = k ] && grep -q -- '--pin-root' <<<"$help"; then
+		printf -- '--pin-root %s ' "$PIN_ROOT"
+	fi
+}
+
+# ---- targets ----------------------------------------------------------------
+# name -> "proto addr:port process-label"; n/a targets get a reason instead
+declare -A TGT=() NA=()
+TARGETS=(direct-tcp direct-udp nutcracker kmagent-tcp kmagent-udp kmagent-kernel)
+
+setup_targets()
+{
+	TGT[direct-tcp]="tcp ${ADDR[a]}:11211 mc-a"
+	TGT[direct-udp]="udp ${ADDR[a]}:11211 mc-a"
+
+	nutcracker_conf >"$WORK/nutcracker.yml"
+	start nutcracker p nutcracker -c "$WORK/nutcracker.yml" \
+		-s 22222 -a "${ADDR[p]}" -p "$WORK/nutcracker.pid" \
+		-o "$WORK/nutcracker.out"
+	if wait_tcp c "${ADDR[p]}" 22121; then
+		TGT[nutcracker]="tcp ${ADDR[p]}:22121 nutcracker"
+	else
+		NA[nutcracker]="n/a (nutcracker did not start)"
+	fi
+
+	if [ ! -x "$KMAGENTD" ]; then
+		NA[kmagent-tcp]="n/a (not built)"
+		NA[kmagent-udp]="n/a (not built)"
+		NA[kmagent-kernel]="n/a (not built)"
+		return 0
+	fi
+	# shellcheck disable=SC2046
+	start km-p p "$KMAGENTD" -D -l "${ADDR[p]}" -p 11210 \
+		-s "${ADDR[a]}:11211" -s "${ADDR[b]}:11211" -t "$KM_THREADS" \
+		$(km_extra_flags p)
+	if wait_tcp c "${ADDR[p]}" 11210 && alive km-p; then
+		TGT[kmagent-tcp]="tcp ${ADDR[p]}:11210 km-p"
+		TGT[kmagent-udp]="udp ${ADDR[p]}:11210 km-p"
+	else
+		NA[kmagent-tcp]="n/a (kmagentd did not start, see $WORK/km-p.log)"
+		NA[kmagent-udp]=${NA[kmagent-tcp]}
+	fi
+
+	if ! grep -q -- '--iface' <<<"$("$KMAGENTD" --help 2>&1)" ||
+		[ ! -e "$ROOT/build/kmagent.bpf.o" ]; then
+		NA[kmagent-kernel]="n/a (not built)"
+		return 0
+	fi
+	if ! xdp_pass_on_peer; then
+		NA[kmagent-kernel]="n/a (could not attach XDP_PASS to the peer)"
+		return 0
+	fi
+	# shellcheck disable=SC2046
+	start km-k k "$KMAGENTD" -D -l "${ADDR[k]}" -p 11211 \
+		-s "${ADDR[a]}:11211" -s "${ADDR[b]}:11211" -t "$KM_THREADS" \
+		-I eth0 $(km_extra_flags k)
+	if wait_tcp c "${ADDR[k]}" 11211 && alive km-k &&
+		[ -n "$(bpf_prog_ids)" ]; then
+		TGT[kmagent-kernel]="udp ${ADDR[k]}:11211 km-k"
+	else
+		NA[kmagent-kernel]="n/a (kmagentd -I failed, see $WORK/km-k.log)"
+	fi
+}
+
+# ids of the BPF programs attached to k's eth0 (XDP and tc)
+bpf_prog_ids()
+{
+	in_ns k bpftool -j net show dev eth0 2>/dev/null |
+		python3 -c '
+import json, sys
+ids = set()
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k in ("id", "prog_id") and isinstance(v, int):
+                ids.add(v)
+            else:
+                walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+try:
+    walk(json.load(sys.stdin))
+except Exception:
+    pass
+print(" ".join(str(i) for i in sorted(ids)))'
+}
+
+# bpf_stats: "id name run_time_ns run_cnt" per program attached to k's eth0
+bpf_stats()
+{
+	local id
+	for id in $(bpf_prog_ids); do
+		bpftool -j prog show id "$id" 2>/dev/null | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+print(p["id"], p.get("name", "?"), p.get("run_time_ns", 0),
+      p.get("run_cnt", 0))'
+	done
+}
+
+# ---- one measurement --------------------------------------------------------
+# run_one TARGET SHAPE OP REP: append one line to results.tsv
+run_one()
+{
+	local t=$1 shape=$2 op=$3 rep=$4 proto server label conns window
+	local pid c0 c1 json rc b0 b1
+	read -r proto server label <<<"${TGT[$t]}"
+	conns=${shape%x*}
+	window=${shape#*x}
+	pid=${PID[$label]:-}
+	[ "$t" = kmagent-kernel ] && b0=$(bpf_stats)
+	c0=$(cpu_ticks "$pid")
+	json=$(timeout $((SECS + 20)) ip netns exec "${P}c" "$KMBENCH" \
+		-s "$server" "--$proto" -c "$conns" -w "$window" -d "$SECS" \
+		-k "$KEYS" -V "$VALUE" --op "$op" --timeout 200 --json \
+		--seed "$rep" --label "$t" 2>>"$WORK/kmbench.log")
+	rc=$?
+	c1=$(cpu_ticks "$pid")
+	if [ "$t" = kmagent-kernel ]; then
+		b1=$(bpf_stats)
+		join <(sort <<<"$b0") <(sort <<<"$b1") |
+			awk -v s="$shape" -v o="$op" \
+				'{ print s, o, $2, $6 - $3, $7 - $4 }' \
+				>>"$WORK/bpf.txt"
+	fi
+	[ $rc -eq 1 ] && log "WRONG values from $t $shape $op (see $WORK/kmbench.log)"
+	[ -z "$json" ] && json='{}'
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$shape" "$op" "$rep" \
+		"$((c1 - c0))" "$rc" "$json" >>"$WORK/results.tsv"
+}
+
+# ---- availability: kill -9 a backend under load ---------------------------
+# avail TARGET: prints the gap in ms between the kill and the last error
+avail_one()
+{
+	local t=$1 proto server label kill_ms out=$WORK/avail-$1.log
+	read -r proto server label <<<"${TGT[$t]}"
+	timeout 30 ip netns exec "${P}c" "$KMBENCH" -s "$server" "--$proto" \
+		-c 16 -w 1 -d 5 -k "$KEYS" -V "$VALUE" --op get --timeout 100 \
+		--interval 10 --json >/dev/null 2>"$out" &
+	local bpid=$!
+	sleep 1.5
+	kill_ms=$(date +%s%3N)
+	stop mc-b
+	wait $bpid
+	printf '%s %s\n' "$t" "$kill_ms" >>"$WORK/avail.txt"
+	# restart b (empty, as after a crash) and refill it for the next target
+	restart mc-b
+	wait_tcp c "${ADDR[b]}" 11211
+	ip netns exec "${P}c" "$KMBENCH" -s "${ADDR[b]}:11211" --preload -d 0 \
+		-k "$KEYS" -V "$VALUE" >>"$WORK/kmbench.log" 2>&1
+}
+
+# ---- resync speed (needs kmagentctl resync, H5) ----------------------------
+resync_speed()
+{
+	[ -n "${TGT[kmagent-tcp]:-}" ] && [ -x "$KMAGENTCTL" ] ||
+		{ echo "n/a (not built)"; return; }
+	grep -q resync <<<"$("$KMAGENTCTL" --help 2>&1)" ||
+		{ echo "n/a (kmagentctl has no resync)"; return; }
+	local sock=$WORK/km-p.sock t0 t1 n
+	[ -S "$sock" ] || { echo "n/a (no control socket)"; return; }
+	# empty b, then ask for a resync from a and time it
+	stop mc-b
+	restart mc-b
+	wait_tcp c "${ADDR[b]}" 11211
+	sleep 0.5
+	t0=$(date +%s%N)
+	if ! "$KMAGENTCTL" --ctl "$sock" resync "${ADDR[b]}:11211" \
+		>"$WORK/resync.log" 2>&1; then
+		echo "n/a (kmagentctl resync failed, see $WORK/resync.log)"
+		return
+	fi
+	for n in $(seq 600); do
+		"$KMAGENTCTL" --ctl "$sock" backends --json 2>/dev/null |
+			grep -q '"warming"\|"resync' || break
+		sleep 0.1
+	done
+	t1=$(date +%s%N)
+	n=$(mc_stat "${ADDR[b]}" curr_items)
+	if [ -z "$n" ] || [ "$n" -eq 0 ]; then
+		echo "n/a (b holds no items after the resync)"
+		return
+	fi
+	awk -v n="$n" -v ns=$((t1 - t0)) \
+		'BEGIN { printf "%.0f keys/s (%d keys in %.2f s)\n", n / (ns / 1e9), n, ns / 1e9 }'
+}
+
+machine_info()
+{
+	echo "kernel	$(uname -r)"
+	echo "cpu	$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo) x $(nproc)"
+	echo "memory	$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+	echo "memcached	$(memcached -V 2>&1)"
+	echo "nutcracker	$(nutcracker -V 2>&1 | head -1)"
+	echo "compiler	$(gcc --version | head -1); $(clang --version | head -1)"
+	echo "commit	$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- user bpf include 2>/dev/null || echo ' (+ uncommitted changes)')"
+	echo "date	$(date -u '+%Y-%m-%d %H:%M UTC')"
+}
+
+# ---- main -------------------------------------------------------------------
+
+main()
+{
+	local rep shape op t
+	[ "$(id -u)" -eq 0 ] || { log "needs root (namespaces)"; exit 1; }
+	[ -x "$KMBENCH" ] || { log "build first: make"; exit 1; }
+	rm -rf "$WORK"
+	mkdir -p "$WORK"
+	: >"$WORK/results.tsv"
+	: >"$WORK/bpf.txt"
+	: >"$WORK/avail.txt"
+
+	STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
+	sysctl -q -w kernel.bpf_stats_enabled=1
+
+	lab_up || { log "lab setup failed"; exit 1; }
+	start_memcached a || { log "memcached a did not start"; exit 1; }
+	start_memcached b || { log "memcached b did not start"; exit 1; }
+	# every key on both backends: direct, nutcracker and kmagent gets hit
+	for h in a b; do
+		ip netns exec "${P}c" "$KMBENCH" -s "${ADDR[$h]}:11211" \
+			--preload -d 0 -k "$KEYS" -V "$VALUE" 2>&1 |
+			sed 's/^/bench: /' >&2
+	done
+	setup_targets
+	for t in "${TARGETS[@]}"; do
+		if [ -n "${NA[$t]:-}" ]; then
+			log "$t: ${NA[$t]}"
+		else
+			log "$t: ${TGT[$t]}"
+		fi
+	done
+
+	for rep in $(seq "$REPS"); do
+		for shape in 16x1 2x16 1x1; do
+			for op in get set; do
+				for t in "${TARGETS[@]}"; do
+					[ -n "${TGT[$t]:-}" ] || continue
+					run_one "$t" "$shape" "$op" "$rep"
+				done
+			done
+		done
+		log "repetition $rep/$REPS done ($(($(date +%s) - T0)) s)"
+	done
+
+	for t in kmagent-tcp kmagent-kernel nutcracker; do
+		[ -n "${TGT[$t]:-}" ] || continue
+		avail_one "$t"
+		# let the proxy see b back up before the next one
+		sleep 2
+	done
+	RESYNC=$(resync_speed)
+
+	for l in nutcracker km-p km-k; do
+		alive "$l" || continue
+		echo "$l $(awk '/VmHWM/ { print $2 }' "/proc/${PID[$l]}/status")"
+	done >"$WORK/rss.txt"
+	for t in "${TARGETS[@]}"; do
+		[ -n "${NA[$t]:-}" ] && printf '%s\t%s\n' "$t" "${NA[$t]}"
+	done >"$WORK/na.txt"
+	machine_info >"$WORK/machine.txt"
+	echo "$RESYNC" >"$WORK/resync.txt"
+
+	python3 "$ROOT/bench/report.py" --work "$WORK" --out "$OUT_MD" \
+		--reps "$REPS" --secs "$SECS" --keys "$KEYS" --value "$VALUE" \
+		--km-threads "$KM_THREADS" --quick "$QUICK" --clk-tck "$CLK_TCK" \
+		--elapsed $(($(date +%s) - T0)) || exit 1
+	if [ "${BENCH_NOPLOT:-0}" != 1 ]; then
+		# columns of targets not measured are empty: not worth a warning
+		gnuplot -e "datafile='$WORK/plot.dat'; outfile='$OUT_PNG'" \
+			"$ROOT/bench/benchmarks.gnuplot" 2>&1 |
+			grep -v 'no valid points' >&2
+		[ -s "$OUT_PNG" ] || log "gnuplot failed: no $OUT_PNG"
+	fi
+	log "done in $(($(date +%s) - T0)) s: $OUT_MD"
+}
+
+main "$@"
