@@ -12,6 +12,11 @@ Usage:
   mc.py [--udp] [--quiet-ms N] HOST:PORT script FILE   one request per line (\\r\\n added,
                                                        "\\xNN" escapes allowed), sent one at a
                                                        time; each reply printed raw
+  mc.py [--udp] HOST:PORT seq < FILE                   checked, timed requests, one a line:
+                                                       "set KEY VALUE", "get KEY VALUE" (a hit
+                                                       with VALUE expected), "miss KEY"; prints
+                                                       "ok|FAIL ms line" each, then "requests N",
+                                                       "failed N", "max_ms M"; exit 1 if any failed
 
 Values are bytes: the command line's UTF-8 encoding is sent unchanged and a
 value read back is written to stdout unchanged (no newline added).
@@ -179,6 +184,43 @@ def unescape(line):
     return line.encode("utf-8").decode("unicode_escape").encode("latin-1")
 
 
+def run_seq(a, out):
+    """Requests from stdin, each checked and timed (see the usage)."""
+    n = failed = 0
+    worst = 0.0
+    c = None
+    for text in sys.stdin.buffer.read().splitlines():
+        f = text.split(None, 2)
+        if not f:
+            continue
+        n += 1
+        t0 = time.monotonic()
+        good = False
+        try:
+            if c is None:
+                c = Client(a.server, udp=a.udp, timeout=a.timeout)
+            if f[0] == b"set" and len(f) == 3:
+                good = c.store(b"set", f[1], f[2]) == b"STORED"
+            elif f[0] == b"get" and len(f) == 3:
+                item = c.get(f[1])
+                good = item is not None and item[2] == f[2]
+            elif f[0] == b"miss" and len(f) == 2:
+                good = c.get(f[1]) is None
+            else:
+                raise ValueError("bad seq line %r" % text)
+        except (OSError, ProtocolError) as e:
+            if c:
+                c.close()
+            c = None
+            text += b" (%s)" % str(e).encode()
+        ms = (time.monotonic() - t0) * 1000
+        worst = max(worst, ms)
+        failed += not good
+        out.write(b"%s %.1f %s\n" % (b"ok" if good else b"FAIL", ms, text))
+    out.write(b"requests %d\nfailed %d\nmax_ms %d\n" % (n, failed, int(worst + 0.5)))
+    return 1 if failed else 0
+
+
 def main():
     ap = argparse.ArgumentParser(
         description="memcached test client (see the module docstring)")
@@ -235,6 +277,8 @@ def main():
                     c.send(unescape(line) + b"\r\n")
                     out.write(c.recv_quiet(a.quiet_ms))
             return 0
+        if cmd == "seq" and not arg:
+            return run_seq(a, out)
         ap.print_usage(sys.stderr)
         print("mc.py: bad command or argument count: %s" % cmd, file=sys.stderr)
         return 2

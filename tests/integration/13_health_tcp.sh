@@ -1,0 +1,127 @@
+#!/bin/bash
+# Health over TCP: a backend that goes down gets no traffic and kmagentd
+# keeps answering without waiting for the backend timeout on each request
+# once the fall threshold is passed; when the backend comes back it receives
+# writes again.  Two ways down:
+#  1. memcached m1 stopped (connections refused), then started again (empty)
+#  2. m2 hangs: tests/tools/mctap.py in front of its memcached stops
+#     answering (SIGUSR1) while it keeps reading and logging, so the log
+#     shows whether any request still reached m2; then it answers again.
+. "$(dirname "$0")/lib.sh"
+
+# probes every 200 ms, 2 failures -> down, 2 successes -> up
+TIMEOUT_MS=400
+HEALTH=(--timeout $TIMEOUT_MS --probe-interval 200 --probe-timeout 200
+	--fall 2 --rise 2)
+FALL_WAIT=1.5	# > fall x (interval + probe timeout) + a request timeout
+
+lab_init
+lab_host m1 198.18.0.1
+lab_host m2 198.18.0.2
+lab_host p 198.18.0.4
+lab_host c 198.18.0.10
+M1=198.18.0.1:11211 M2=198.18.0.2:11211 P=198.18.0.4:11210
+
+lab_memcached m1 11211
+# m2: memcached on its loopback, the tap on its lab address
+LAB_ADDR[m2]=127.0.0.1
+lab_memcached m2 11211
+LAB_ADDR[m2]=198.18.0.2
+taplog=$LAB_DIR/m2.tap
+lab_spawn tap-m2 m2 "$LAB_PY" "$LAB_ROOT/tests/tools/mctap.py" \
+	$M2 127.0.0.1:11211 --log "$taplog"
+LAB_WAIT[tap-m2]=$M2
+lab_wait_ready tap-m2
+# shellcheck disable=SC2086
+lab_kmagentd p -p 11210 -s $M1 -s $M2 "${HEALTH[@]}" ${KM_EXTRA_ARGS:-}
+
+mc() { lab_mc c --timeout 5 "$@"; }
+m2direct() { lab_mc m2 --timeout 2 127.0.0.1:11211 "$@"; }
+# seq NAME < lines: checked, timed requests through kmagentd; sets $seq_out
+seq_run()
+{
+	seq_out=$(lab_mc c --timeout 5 $P seq)
+	printf '%s\n' "$seq_out" | grep -v '^ok ' | sed "s/^/# $1: /"
+}
+seq_stat() { printf '%s\n' "$seq_out" | awk -v k="$1" '$1 == k { print $2 }'; }
+# writes_reach CHECK-CMD PREFIX: poll up to 6 s: a set through kmagentd of
+# PREFIX-i shows up when read with CHECK-CMD (direct on the backend)
+writes_reach()
+{
+	local check=$1 pfx=$2 i
+	for ((i = 0; i < 30; i++)); do
+		mc $P set "$pfx-$i" "v$i" >/dev/null
+		[ "$($check get "$pfx-$i" 2>/dev/null)" == "v$i" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+lab_log "both backends up: writes reach both"
+for i in 1 2 3 4 5 6; do mc $P set h1-$i "one-$i" >/dev/null; done
+lab_eq "h1-6 on m1" one-6 "$(mc $M1 get h1-6)"
+lab_eq "h1-6 on m2" one-6 "$(m2direct get h1-6)"
+
+lab_log "1. stop memcached m1 (pid $(lab_pid mc-m1))"
+lab_kill mc-m1 TERM
+seq_run "reads right after the stop" <<-EOF
+	get h1-1 one-1
+	get h1-2 one-2
+	get h1-3 one-3
+	get h1-4 one-4
+	get h1-5 one-5
+	get h1-6 one-6
+EOF
+lab_eq "reads right after m1 stopped all hit (through m2)" 0 "$(seq_stat failed)"
+sleep $FALL_WAIT
+seq_run "after the fall threshold" < <(for i in $(seq 1 20); do
+	echo "set down1-$i d$i"
+	echo "get h1-$((i % 6 + 1)) one-$((i % 6 + 1))"
+done)
+lab_eq "m1 down: 40 requests answered, none failed" "40 0" \
+	"$(seq_stat requests) $(seq_stat failed)"
+lab_ok "m1 down: no request waited for the backend timeout (max $(seq_stat max_ms) ms < $TIMEOUT_MS ms)" \
+	test "$(seq_stat max_ms)" -lt $TIMEOUT_MS
+lab_eq "writes while m1 is down land on m2" d20 "$(m2direct get down1-20)"
+
+lab_log "m1 starts again (empty)"
+lab_restart mc-m1
+lab_ok "m1 receives writes through kmagentd again within 6 s" \
+	writes_reach "mc $M1" back1
+seq_run "both up again" < <(for i in $(seq 1 8); do
+	echo "set h2-$i two-$i"
+done)
+lab_eq "both up: writes acknowledged" 0 "$(seq_stat failed)"
+lab_eq "h2-8 on m1" two-8 "$(mc $M1 get h2-8)"
+lab_eq "h2-8 on m2" two-8 "$(m2direct get h2-8)"
+
+lab_log "2. m2 hangs (its tap stops answering, keeps logging)"
+kill -USR1 "$(lab_pid tap-m2)"
+seq_run "reads while m2 hangs, before the fall" < <(for i in 1 2 3 4; do
+	echo "get h2-$i two-$i"
+done)
+lab_eq "reads while m2 hangs all hit (through m1)" 0 "$(seq_stat failed)"
+sleep $FALL_WAIT
+mark=$(wc -l <"$taplog")
+seq_run "after the fall threshold" < <(for i in $(seq 1 20); do
+	echo "set after-$i a$i"
+	echo "get h2-$((i % 8 + 1)) two-$((i % 8 + 1))"
+done)
+lab_eq "m2 down: 40 requests answered, none failed" "40 0" \
+	"$(seq_stat requests) $(seq_stat failed)"
+lab_ok "m2 down: no request waited for the backend timeout (max $(seq_stat max_ms) ms < $TIMEOUT_MS ms)" \
+	test "$(seq_stat max_ms)" -lt $TIMEOUT_MS
+sleep 0.3
+leaked=$(tail -n +$((mark + 1)) "$taplog" | grep -c -e "after-" -e "h2-")
+lab_eq "m2 down: none of these requests reached m2 (tap log lines)" 0 "$leaked"
+[ "$leaked" -gt 0 ] && tail -n +$((mark + 1)) "$taplog" | grep -e after- -e h2- |
+	head -n 5 | sed 's/^/# reached m2: /'
+lab_log "tap log lines while m2 was down (probes): $(($(wc -l <"$taplog") - mark))"
+lab_eq "writes while m2 is down land on m1" a20 "$(mc $M1 get after-20)"
+
+lab_log "m2 answers again"
+kill -USR2 "$(lab_pid tap-m2)"
+lab_ok "m2 receives writes through kmagentd again within 6 s" \
+	writes_reach m2direct back2
+lab_ok "kmagentd still running" lab_alive km-p
+lab_done
