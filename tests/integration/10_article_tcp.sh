@@ -28,9 +28,28 @@ lab_kmagentd b -p 11210 "${BACKENDS[@]}" ${KM_EXTRA_ARGS:-}
 # the client's view: mc.py run on host C
 mc() { lab_mc c --timeout 3 "$@"; }
 
-lab_log "step 1: set $KEY through the kmagent pool (kmagent on A)"
-lab_eq "step 1: set $KEY \"$VALUE\" via kmagent A answers STORED" \
-	STORED "$(mc $A:11210 set $KEY "$VALUE")"
+# the article's client: a plain memcached client library given the two
+# kmagents as its server pool (libmemcached's memccp/memccat hash the key
+# to one of them, as the article's Java client did)
+POOL=--servers=$A:11210,$B:11210
+pool_get() { lab_in c memccat "$POOL" "$1" 2>/dev/null; }
+if command -v memccp >/dev/null && command -v memccat >/dev/null; then
+	HAVE_POOL=1
+	mkdir -p "$LAB_DIR/cp" && printf '%s' "$VALUE" >"$LAB_DIR/cp/$KEY"
+else
+	HAVE_POOL=0
+	lab_log "libmemcached-tools missing: the pool client steps use mc.py only"
+fi
+
+if [ $HAVE_POOL -eq 1 ]; then
+	lab_log "step 1: set $KEY through the kmagent pool (memccp $POOL)"
+	lab_ok "step 1: set $KEY \"$VALUE\" through the pool (libmemcached)" \
+		lab_in c memccp "$POOL" "$LAB_DIR/cp/$KEY"
+else
+	lab_log "step 1: set $KEY through the kmagent pool (kmagent on A)"
+	lab_eq "step 1: set $KEY \"$VALUE\" via kmagent A answers STORED" \
+		STORED "$(mc $A:11210 set $KEY "$VALUE")"
+fi
 
 lab_log "step 2: get $KEY directly from memcached on A"
 lab_eq "step 2: memcached A holds the value" "$VALUE" "$(mc $A:11211 get $KEY)"
@@ -44,6 +63,8 @@ lab_kill mc-b TERM
 lab_not "step 4: memcached B no longer answers" lab_answers c $B 11211
 
 lab_log "step 5: get $KEY through the pool while B's memcached is down"
+[ $HAVE_POOL -eq 1 ] && lab_eq "step 5: get through the pool (libmemcached) returns the value" \
+	"$VALUE" "$(pool_get $KEY)"
 lab_eq "step 5: get via kmagent A returns the value" \
 	"$VALUE" "$(mc $A:11210 get $KEY)"
 lab_eq "step 5: get via kmagent B returns the value" \
@@ -63,6 +84,8 @@ else
 fi
 
 lab_log "step 7: get $KEY through the pool (magent answers null here)"
+[ $HAVE_POOL -eq 1 ] && lab_eq "step 7: get through the pool (libmemcached) returns the value" \
+	"$VALUE" "$(pool_get $KEY)"
 lab_eq "step 7: get via kmagent A returns the value" \
 	"$VALUE" "$(mc $A:11210 get $KEY)"
 lab_eq "step 7: get via kmagent B returns the value" \

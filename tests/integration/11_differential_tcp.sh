@@ -34,6 +34,21 @@ lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mcdiff.py" \
 rc=$?
 lab_eq "every reply through kmagentd equals memcached's (mcdiff exit)" 0 $rc
 lab_ok "kmagentd survived the whole sequence" lab_alive "$([ -n "${MCDIFF_SELF:-}" ] && echo mc-p || echo km-p)"
+# a third-party judge: libmemcached's protocol checker, ascii tests ("ascii
+# stat" aside, as stats are not compared)
+if command -v memccapable >/dev/null; then
+	capable() { lab_in c timeout 60 memccapable -a -h "$1" -p "$2" 2>&1; }
+	ref=$(capable 198.18.0.1 11211)
+	npass=$(printf '%s\n' "$ref" | grep -c '\[pass\]')
+	lab_ok "memccapable -a: all $npass tests pass on memcached" \
+		test "$npass" -ge 20 -a "$(printf '%s\n' "$ref" | grep -c '\[fail\]')" -eq 0
+	got=$(capable 198.18.0.4 11210)
+	passes() { printf '%s\n' "$1" | grep '\[pass\]' | grep -v '^ascii stat ' |
+		awk '{ $NF = ""; print }' | tr '\n' ','; }
+	printf '%s\n' "$got" | grep -v '\[pass\]' | sed 's/^/# memccapable: /'
+	lab_eq "memccapable -a: kmagentd passes every test memcached passes (stat aside)" \
+		"$(passes "$ref")" "$(passes "$got")"
+fi
 if [ $rc -ne 0 ] && [ -n "${MCDIFF_KEEP:-}" ]; then
 	cp "$transcript" "$MCDIFF_KEEP" && lab_log "transcript kept in $MCDIFF_KEEP"
 fi

@@ -1,0 +1,172 @@
+#!/bin/bash
+# kmagent demo (`make demo`): the article's scenario in a namespace lab,
+# narrated step by step, with what the article's magent answered next to
+# what kmagent answers.  Over TCP; and over UDP through the kernel path too
+# when build/kmagentd supports -I.
+#
+#   scripts/demo.sh [--pause]     --pause: wait for Enter between steps
+#
+# The lab (network namespaces A, B and a client C on a bridge, addresses in
+# 198.18.0.0/24, no default route) is removed at the end and on Ctrl-C.
+set -u
+cd "$(dirname "$0")/.."
+. tests/integration/lib.sh
+
+PAUSE=0
+[ "${1:-}" == --pause ] && PAUSE=1
+KEY=becd0000
+VALUE=测试例子
+A=198.18.0.1 B=198.18.0.2
+WRONG=0
+
+if [ -t 1 ]; then
+	B1=$'\e[1m' G=$'\e[32m' R=$'\e[31m' D=$'\e[2m' N=$'\e[0m'
+else
+	B1= G= R= D= N=
+fi
+
+say() { printf '%s\n' "$*"; }
+title() { printf '\n%s%s%s\n' "$B1" "$*" "$N"; }
+cmd() { printf '  %s$ %s%s\n' "$D" "$*" "$N"; }
+pause() { [ $PAUSE -eq 1 ] && read -r -p "  (Enter)" _ </dev/tty; }
+
+# answer LABEL MAGENT EXPECTED GOT: one line for the article's magent, one
+# for kmagent, marked by whether kmagent gave what this step needs
+answer()
+{
+	local what=$1 magent=$2 want=$3 got=$4
+	printf '  magent (article): %s\n' "$magent"
+	if [ "$got" == "$want" ]; then
+		printf '  kmagent (%s): %s%s%s\n' "$what" "$G" "${got:-(miss)}" "$N"
+	else
+		printf '  kmagent (%s): %s%s%s   expected %s\n' "$what" "$R" \
+			"${got:-(miss)}" "$N" "${want:-(miss)}"
+		WRONG=$((WRONG + 1))
+	fi
+}
+
+# get [--udp] HOST:PORT KEY: the value, empty on a miss
+get() { lab_mc c --timeout 3 "$@" get "$KEY" 2>/dev/null; }
+
+if [ ! -x "$LAB_KMAGENTD" ]; then
+	echo "demo: $LAB_KMAGENTD is not built: run make" >&2
+	exit 2
+fi
+KERNEL=0
+"$LAB_KMAGENTD" --help 2>&1 | grep -q -- '-I, --iface' && KERNEL=1
+
+title "kmagent demo: memcached HA, the article's seven steps"
+say "The article (seed/memcached-ha-magent.txt): servers A and B each run"
+say "memcached (11211) and magent (11210); each magent proxies BOTH memcacheds;"
+say "the application uses the two magents as its pool.  magent fails step 7:"
+say "after B's memcached restarts empty, a read of a key that hashes to B"
+say "answers null although A still holds the value.  kmagent replaces magent"
+say "with the same command line and passes all seven steps."
+
+lab_init
+lab_host a $A
+lab_host b $B
+lab_host c 198.18.0.10
+title "The lab"
+say "  host A $A: memcached :11211, kmagentd :11210"
+say "  host B $B: memcached :11211, kmagentd :11210"
+say "  client C 198.18.0.10 (network namespaces on a bridge, no route out)"
+lab_memcached a 11211 >/dev/null
+lab_memcached b 11211 >/dev/null
+KMARGS=(-p 11210 -s $A:11211 -s $B:11211 --probe-interval 300 --fall 2 --rise 2)
+cmd "kmagentd ${KMARGS[*]}     (magent's flags: -p, -s)"
+lab_kmagentd a "${KMARGS[@]}" >/dev/null
+lab_kmagentd b "${KMARGS[@]}" >/dev/null
+say "  memcached and kmagentd answer on A and B"
+pause
+
+# run_steps PROTO [--udp]: the seven steps over one transport
+run_steps()
+{
+	local proto=$1 udp=${2:-}
+
+	title "Step 1 ($proto): set $KEY \"$VALUE\" through the pool (kmagent on A)"
+	cmd "mc.py $udp $A:11210 set $KEY $VALUE"
+	got=$(lab_mc c --timeout 3 $udp $A:11210 set $KEY "$VALUE" 2>&1)
+	answer "$proto" STORED STORED "$got"
+	pause
+
+	title "Step 2 ($proto): get $KEY directly from memcached on A"
+	cmd "mc.py $udp $A:11211 get $KEY"
+	answer "memcached A" "$VALUE" "$VALUE" "$(get $udp $A:11211)"
+	title "Step 3 ($proto): get $KEY directly from memcached on B"
+	cmd "mc.py $udp $B:11211 get $KEY"
+	answer "memcached B" "$VALUE (written to every backend)" "$VALUE" \
+		"$(get $udp $B:11211)"
+	pause
+
+	title "Step 4 ($proto): stop memcached on B"
+	cmd "kill $(lab_pid mc-b)"
+	lab_kill mc-b TERM
+	say "  memcached on B is gone"
+	title "Step 5 ($proto): get $KEY through the pool"
+	cmd "mc.py $udp $A:11210 get $KEY; mc.py $udp $B:11210 get $KEY"
+	answer "$proto, via A" "$VALUE" "$VALUE" "$(get $udp $A:11210)"
+	answer "$proto, via B" "$VALUE" "$VALUE" "$(get $udp $B:11210)"
+	pause
+
+	title "Step 6 ($proto): start memcached on B again: it is empty"
+	lab_restart mc-b
+	cmd "memcached -u root -p 11211 -U 11211 -l $B   (pid $(lab_pid mc-b))"
+	got=$(get $udp $B:11211)
+	say "  memcached B holds $KEY: ${got:-no (memory only, as the article says)}"
+	pause
+
+	title "Step 7 ($proto): get $KEY through the pool"
+	say "  magent hashes the key, asks B, B answers miss, magent passes it on."
+	say "  kmagent asks the next replica on a miss (null-fallback)."
+	cmd "mc.py $udp $A:11210 get $KEY; mc.py $udp $B:11210 get $KEY"
+	answer "$proto, via A" "null" "$VALUE" "$(get $udp $A:11210)"
+	answer "$proto, via B" "null" "$VALUE" "$(get $udp $B:11210)"
+
+	title "The article's fix 1: refill the restarted memcached from its replicas"
+	local i got=
+	for ((i = 0; i < 50; i++)); do
+		got=$(get $udp $B:11211)
+		[ -n "$got" ] && break
+		sleep 0.1
+	done
+	if [ -n "$got" ]; then
+		say "  memcached B holds $KEY again after $((i / 10)).$((i % 10)) s: $G$got$N"
+		say "  (kmagent's resync and read-repair copied it from A)"
+	else
+		say "  memcached B does not hold $KEY after 5 s (no resync seen)"
+	fi
+	pause
+}
+
+run_steps TCP
+
+if [ $KERNEL -eq 1 ] && [ -z "${DEMO_NO_UDP:-}" ]; then
+	title "Now over UDP, through the kernel path (kmagentd -I eth0)"
+	say "  single-key gets are answered by XDP on A and B; writes are cloned"
+	say "  to both memcacheds by tc; a miss goes to the next replica in the kernel"
+	lab_kill km-a
+	lab_kill km-b
+	lab_mc c $A:11211 delete $KEY >/dev/null
+	lab_mc c $B:11211 delete $KEY >/dev/null
+	for h in a b; do
+		pins=/sys/fs/bpf/kmdemo$$$h
+		lab_pin_dir "$pins"
+		LAB_LABEL=km-$h lab_kmagentd $h "${KMARGS[@]}" -I eth0 \
+			--pin-root "$pins" >/dev/null
+	done
+	cmd "kmagentd ${KMARGS[*]} -I eth0"
+	run_steps UDP --udp
+fi
+
+title "Summary"
+if [ $WRONG -eq 0 ]; then
+	say "  ${G}kmagent gave the expected answer at every step$N, step 7 included:"
+	say "  the value, where the article's magent answered null."
+else
+	say "  ${R}$WRONG answer(s) differ from what kmagent should give$N (see above)."
+fi
+say "  The lab is removed now."
+[ $WRONG -eq 0 ] && LAB_OK=1
+exit $((WRONG > 0))
