@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Pooled backend connections.  Each worker keeps its own -i connections
+ * to each backend, so no lock is taken on the data path.  Requests are
+ * pipelined: an operation's bytes are appended to the connection's output
+ * buffer (flushed once per epoll round) and the operation to its FIFO;
+ * memcached answers in order, so each complete reply belongs to the FIFO's
+ * head.  A timeout or a lost connection fails every queued operation (the
+ * replies that might still come could no longer be matched) and counts as
+ * a passive health failure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "proxy.h"
+
+#define KM_RECONNECT_MS 100
+
+static struct km_bconn *km_bconn_get(struct km_worker *w, __u8 be,
+				     unsigned int pool_idx)
+{
+	unsigned int pool = km_d.cfg.pool_size, i = pool_idx % pool;
+	struct km_bconn *bc;
+
+	if (!w->bc[be]) {
+		w->bc[be] = calloc(pool, sizeof(*w->bc[be]));
+		if (!w->bc[be])
+			return NULL;
+	}
+	if (!w->bc[be][i]) {
+		bc = calloc(1, sizeof(*bc));
+		if (!bc)
+			return NULL;
+		bc->ev.kind = KM_EV_BACKEND;
+		bc->ev.fd = -1;
+		bc->w = w;
+		bc->be = be;
+		w->bc[be][i] = bc;
+	}
+	return w->bc[be][i];
+}
+
+static void km_bconn_close(struct km_worker *w, struct km_bconn *bc)
+{
+	if (bc->ev.fd >= 0) {
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, bc->ev.fd, NULL);
+		close(bc->ev.fd);
+	}
+	bc->ev.fd = -1;
+	bc->connecting = 0;
+	bc->out.off = bc->out.len = 0;
+	bc->in.off = bc->in.len = 0;
+}
+
+/* Fail every queued operation; the callers fall back or give up. */
+static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
+			  const char *why, int timeout)
+{
+	struct km_op *op;
+
+	if (bc->ev.fd >= 0 || bc->nops)
+		km_debug("backend %s: %s, %u requests failed\n",
+			 km_d.be[bc->be].name, why, bc->nops);
+	km_bconn_close(w, bc);
+	bc->retry_at = w->now + KM_RECONNECT_MS;
+	if (timeout) {
+		KM_INC(km_d.be[bc->be].c.timeouts);
+		KM_INC(km_d.c.backend_timeouts);
+	} else {
+		KM_INC(km_d.be[bc->be].c.conn_errors);
+	}
+	km_health_passive_failure(bc->be, why);
+	while ((op = bc->head)) {
+		bc->head = op->next;
+		bc->nops--;
+		op->next = NULL;
+		km_op_complete(w, op, NULL, 0);
+	}
+	bc->tail = NULL;
+	bc->nops = 0;
+}
+
+static int km_bconn_connect(struct km_worker *w, struct km_bconn *bc)
+{
+	const struct km_backend_info *b = &km_d.be[bc->be];
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
+				 .data.ptr = &bc->ev};
+	int fd, one = 1;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)&b->addr, sizeof(b->addr)) &&
+	    errno != EINPROGRESS) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	bc->ev.fd = fd;
+	bc->connecting = 1;
+	bc->gen = b->gen;
+	return 0;
+}
+
+static void km_bconn_mark_dirty(struct km_worker *w, struct km_bconn *bc)
+{
+	if (bc->dirty)
+		return;
+	bc->dirty = 1;
+	bc->dirty_next = w->dirty_b;
+	w->dirty_b = bc;
+}
+
+int km_backend_submit(struct km_worker *w, struct km_op *op,
+		      unsigned int pool_idx, const void *d1, size_t n1,
+		      const void *d2, size_t n2)
+{
+	struct km_bconn *bc = km_bconn_get(w, op->be, pool_idx);
+	int err;
+
+	if (!bc)
+		goto fail;
+	if (bc->ev.fd >= 0 && bc->gen != km_d.be[op->be].gen)
+		km_bconn_fail(w, bc, "backend replaced", 0);
+	if (bc->ev.fd < 0) {
+		if (w->now < bc->retry_at)
+			goto fail;
+		err = km_bconn_connect(w, bc);
+		if (err) {
+			km_bconn_fail(w, bc, "connect failed", 0);
+			goto fail;
+		}
+	}
+	if (km_buf_append(&bc->out, d1, n1) ||
+	    (n2 && km_buf_append(&bc->out, d2, n2)))
+		goto fail;
+	op->deadline = w->now + km_d.cfg.timeout_ms;
+	op->next = NULL;
+	if (bc->tail)
+		bc->tail->next = op;
+	else
+		bc->head = op;
+	bc->tail = op;
+	bc->nops++;
+	KM_INC(km_d.be[op->be].c.requests);
+	km_bconn_mark_dirty(w, bc);
+	return 0;
+fail:
+	/* the caller sees the failure through the op, as for a timeout */
+	km_op_complete(w, op, NULL, 0);
+	return -1;
+}
+
+void km_backend_flush(struct km_worker *w, struct km_bconn *bc)
+{
+	ssize_t n;
+
+	bc->dirty = 0;
+	if (bc->ev.fd < 0 || bc->connecting)
+		return;
+	while (km_buf_used(&bc->out)) {
+		n = send(bc->ev.fd, km_buf_data(&bc->out),
+			 km_buf_used(&bc->out), MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return; /* EPOLLOUT (edge) calls us again */
+			if (errno == EINTR)
+				continue;
+			km_bconn_fail(w, bc, "send failed", 0);
+			return;
+		}
+		km_buf_consume(&bc->out, n);
+	}
+}
+
+static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
+{
+	for (;;) {
+		ssize_t n;
+		long len;
+
+		if (km_buf_reserve(&bc->in, 16384)) {
+			km_bconn_fail(w, bc, "out of memory", 0);
+			return;
+		}
+		n = recv(bc->ev.fd, bc->in.p + bc->in.len,
+			 bc->in.cap - bc->in.len, 0);
+		if (n == 0) {
+			km_bconn_fail(w, bc, "connection closed", 0);
+			return;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR)
+				continue;
+			km_bconn_fail(w, bc, "recv failed", 0);
+			return;
+		}
+		bc->in.len += n;
+		while (bc->head && km_buf_used(&bc->in)) {
+			struct km_op *op = bc->head;
+
+			len = km_reply_len(km_buf_data(&bc->in),
+					   km_buf_used(&bc->in), op->kind);
+			if (len == 0)
+				break;
+			if (len < 0) {
+				KM_INC(km_d.be[bc->be].c.errors);
+				km_bconn_fail(w, bc, "garbled reply", 0);
+				return;
+			}
+			bc->head = op->next;
+			if (!bc->head)
+				bc->tail = NULL;
+			bc->nops--;
+			op->next = NULL;
+			km_op_complete(w, op, km_buf_data(&bc->in), len);
+			km_buf_consume(&bc->in, len);
+		}
+		if (!bc->head && km_buf_used(&bc->in)) {
+			KM_INC(km_d.be[bc->be].c.errors);
+			km_bconn_fail(w, bc, "unexpected data", 0);
+			return;
+		}
+		if (bc->ev.fd < 0)
+			return;
+	}
+}
+
+void km_backend_event(struct km_worker *w, struct km_bconn *bc, uint32_t events)
+{
+	if (bc->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		int err = 0;
+		socklen_t sl = sizeof(err);
+
+		getsockopt(bc->ev.fd, SOL_SOCKET, SO_ERROR, &err, &sl);
+		if (err) {
+			km_bconn_fail(w, bc, "connect failed", 0);
+			return;
+		}
+		bc->connecting = 0;
+	}
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		km_bconn_read(w, bc);
+	if (bc->ev.fd >= 0 && (events & EPOLLOUT) && km_buf_used(&bc->out))
+		km_bconn_mark_dirty(w, bc);
+}
+
+void km_backend_check_timeouts(struct km_worker *w)
+{
+	unsigned int id, i;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		if (!w->bc[id])
+			continue;
+		for (i = 0; i < (unsigned int)km_d.cfg.pool_size; i++) {
+			struct km_bconn *bc = w->bc[id][i];
+
+			if (bc && bc->head && bc->head->deadline <= w->now)
+				km_bconn_fail(w, bc, "timeout", 1);
+		}
+	}
+}
+
+int km_backend_pending(struct km_worker *w)
+{
+	unsigned int id, i;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		if (!w->bc[id])
+			continue;
+		for (i = 0; i < (unsigned int)km_d.cfg.pool_size; i++)
+			if (w->bc[id][i] && w->bc[id][i]->head)
+				return 1;
+	}
+	return 0;
+}
+
+void km_backend_close_all(struct km_worker *w)
+{
+	unsigned int id, i;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		if (!w->bc[id])
+			continue;
+		for (i = 0; i < (unsigned int)km_d.cfg.pool_size; i++) {
+			struct km_bconn *bc = w->bc[id][i];
+
+			if (!bc)
+				continue;
+			km_bconn_fail(w, bc, "shutdown", 0);
+			km_buf_free(&bc->in);
+			km_buf_free(&bc->out);
+			free(bc);
+		}
+		free(w->bc[id]);
+		w->bc[id] = NULL;
+	}
+}

@@ -1,0 +1,1076 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The request engine, shared by TCP and UDP.  Data flow:
+ *
+ *   client bytes -> km_parse_request -> km_dispatch -> struct km_req
+ *     -> one km_op per backend asked (km_backend_submit: pipelined on the
+ *        worker's pooled connection) -> backend reply -> km_op_complete
+ *     -> the request decides: fall back to the next replica (reads), wait
+ *        for the other replicas (writes), or answer -> km_req_answered
+ *     -> replies leave in request order (the connection's queue).
+ *
+ * Reads ask the key's first readable replica; a miss, an error or a
+ * timeout moves that key on to the next readable replica.  Writes go to
+ * every writable replica and the write policy picks the one reply.  A
+ * request whose every replica failed gets SERVER_ERROR.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "km_hash.h"
+#include "log.h"
+#include "proxy.h"
+#include "request.h"
+#include "engine.h"
+
+#define KM_ERR_UNAVAILABLE "SERVER_ERROR backend unavailable\r\n"
+
+/* ---- allocation: per-worker free lists keep buffers warm ------------ */
+
+static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
+				 enum km_cmd cmd, enum km_req_type type)
+{
+	struct km_req *r = w->free_reqs;
+
+	if (r) {
+		w->free_reqs = r->next;
+		w->nfree_reqs--;
+	} else {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return NULL;
+	}
+	r->next = NULL;
+	r->c = c;
+	r->cmd = cmd;
+	r->type = type;
+	r->noreply = r->quiet = r->answered = r->close_after = 0;
+	r->pending = 0;
+	r->dispatching = 1;
+	r->pool_idx = c ? c->pool_idx : 0;
+	r->line.off = r->line.len = 0;
+	r->data.off = r->data.len = 0;
+	r->res.off = r->res.len = 0;
+	r->resp.off = r->resp.len = 0;
+	r->nkeys = 0;
+	r->nreps = 0;
+	r->gat_exp_len = 0;
+	return r;
+}
+
+static void km_req_free(struct km_worker *w, struct km_req *r)
+{
+	unsigned int i;
+
+	if (w->nfree_reqs >= 1024 || r->resp.cap > 65536 ||
+	    r->res.cap > 65536 || r->data.cap > 65536) {
+		km_buf_free(&r->line);
+		km_buf_free(&r->data);
+		km_buf_free(&r->res);
+		km_buf_free(&r->resp);
+		for (i = 0; i < r->rcap; i++)
+			km_buf_free(&r->reps[i].reply);
+		free(r->reps);
+		free(r->keys);
+		free(r);
+		return;
+	}
+	r->next = w->free_reqs;
+	w->free_reqs = r;
+	w->nfree_reqs++;
+}
+
+static struct km_op *km_op_new(struct km_worker *w, struct km_req *r, __u8 be,
+			       enum km_reply_kind kind)
+{
+	struct km_op *op = w->free_ops;
+
+	if (op) {
+		w->free_ops = op->next;
+		w->nfree_ops--;
+	} else {
+		op = calloc(1, sizeof(*op));
+		if (!op)
+			return NULL;
+	}
+	op->next = NULL;
+	op->req = r;
+	op->be = be;
+	op->rank = 0;
+	op->kind = kind;
+	op->nkeys = 0;
+	return op;
+}
+
+void km_op_free(struct km_worker *w, struct km_op *op)
+{
+	if (w->nfree_ops >= 4096) {
+		free(op->keys);
+		free(op);
+		return;
+	}
+	op->next = w->free_ops;
+	w->free_ops = op;
+	w->nfree_ops++;
+}
+
+static int km_op_add_key(struct km_op *op, unsigned int k)
+{
+	if (op->nkeys == op->kcap) {
+		unsigned int cap = op->kcap ? op->kcap * 2 : 8;
+		unsigned int *p = realloc(op->keys, cap * sizeof(*p));
+
+		if (!p)
+			return -1;
+		op->keys = p;
+		op->kcap = cap;
+	}
+	op->keys[op->nkeys++] = k;
+	return 0;
+}
+
+static struct km_key *km_req_add_key(struct km_req *r, unsigned int off,
+				     unsigned int len)
+{
+	struct km_key *k;
+
+	if (r->nkeys == r->kcap) {
+		unsigned int cap = r->kcap ? r->kcap * 2 : 4;
+		struct km_key *p = realloc(r->keys, cap * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		r->keys = p;
+		r->kcap = cap;
+	}
+	k = &r->keys[r->nkeys++];
+	k->off = off;
+	k->len = len;
+	k->nr = k->next = k->inflight = k->done = k->answered = 0;
+	k->nmissed = 0;
+	k->hit_rank = -1;
+	k->res_off = k->res_len = 0;
+	return k;
+}
+
+static struct km_wrep *km_req_add_rep(struct km_req *r, __u8 be)
+{
+	struct km_wrep *wr;
+
+	if (r->nreps == r->rcap) {
+		unsigned int cap = r->rcap ? r->rcap * 2 : 4;
+		struct km_wrep *p = realloc(r->reps, cap * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		memset(p + r->rcap, 0, (cap - r->rcap) * sizeof(*p));
+		r->reps = p;
+		r->rcap = cap;
+	}
+	wr = &r->reps[r->nreps++];
+	wr->be = be;
+	wr->done = 0;
+	wr->cls = KM_RC_FAILED;
+	wr->reply.off = wr->reply.len = 0;
+	return wr;
+}
+
+/* ---- answering, in order -------------------------------------------- */
+
+static void km_req_release(struct km_worker *w, struct km_req *r)
+{
+	if (--r->pending == 0 && !r->c && !r->dispatching)
+		km_req_free(w, r);
+}
+
+static void km_req_dispatched(struct km_worker *w, struct km_req *r)
+{
+	r->dispatching = 0;
+	if (r->pending == 0 && !r->c)
+		km_req_free(w, r);
+}
+
+static void km_req_answered(struct km_worker *w, struct km_req *r)
+{
+	if (r->answered)
+		return;
+	r->answered = 1;
+	if (r->c)
+		km_conn_req_ready(w, r->c);
+}
+
+/* The head of c's queue left: called by the connection code. */
+void km_req_detach(struct km_worker *w, struct km_req *r)
+{
+	r->c = NULL;
+	if (r->pending == 0 && !r->dispatching)
+		km_req_free(w, r);
+}
+
+static void km_req_set_resp(struct km_req *r, const char *s, size_t n)
+{
+	r->resp.off = r->resp.len = 0;
+	if (km_buf_append(&r->resp, s, n))
+		r->resp.off = r->resp.len = 0;
+}
+
+/* ---- reads: get / gets ---------------------------------------------- */
+
+static void km_read_finish(struct km_worker *w, struct km_req *r)
+{
+	unsigned int i, hits = 0;
+	int unavailable = 0;
+
+	r->resp.off = r->resp.len = 0;
+	for (i = 0; i < r->nkeys; i++) {
+		struct km_key *k = &r->keys[i];
+
+		if (k->hit_rank >= 0) {
+			hits++;
+			km_buf_append(&r->resp, r->res.p + k->res_off,
+				      k->res_len);
+		} else if (!k->answered) {
+			unavailable = 1;
+		}
+	}
+	KM_ADD(km_d.c.get_hits, hits);
+	KM_ADD(km_d.c.get_misses, r->nkeys - hits);
+	if (unavailable && !hits)
+		km_req_set_resp(r, KM_ERR_UNAVAILABLE,
+				sizeof(KM_ERR_UNAVAILABLE) - 1);
+	else if (km_buf_append(&r->resp, "END\r\n", 5))
+		km_req_set_resp(r, KM_ERR_UNAVAILABLE,
+				sizeof(KM_ERR_UNAVAILABLE) - 1);
+	km_req_answered(w, r);
+}
+
+/* Next readable candidate of k, or 0; counts the fallback. */
+static __u8 km_key_next_readable(struct km_key *k)
+{
+	while (k->next < k->nr) {
+		__u8 be = k->be[k->next++];
+
+		if (km_be_readable(be))
+			return be;
+	}
+	return 0;
+}
+
+/*
+ * Send every key that needs a backend to its next readable replica, one
+ * op per backend ("get k1 k2 ...").  Keys with no replica left are done.
+ */
+static void km_read_round(struct km_worker *w, struct km_req *r)
+{
+	struct km_op *ops[KM_MAX_BACKENDS] = {0};
+	const char *verb = r->cmd == KM_CMD_GETS ? "gets" : "get";
+	unsigned int i, b, all_done = 1;
+	char scratch[4096];
+
+	for (i = 0; i < r->nkeys; i++) {
+		struct km_key *k = &r->keys[i];
+		__u8 be;
+
+		if (k->done || k->inflight) {
+			all_done &= k->done;
+			continue;
+		}
+		be = km_key_next_readable(k);
+		if (!be) {
+			k->done = 1;
+			continue;
+		}
+		if (k->next > 1)
+			KM_INC(km_d.c.fallbacks);
+		all_done = 0;
+		if (!ops[be]) {
+			ops[be] = km_op_new(w, r, be, KM_RK_VALUES);
+			if (!ops[be]) {
+				k->done = 1;
+				continue;
+			}
+		}
+		if (km_op_add_key(ops[be], i)) {
+			k->done = 1;
+			continue;
+		}
+		ops[be]->rank = k->next - 1;
+		k->inflight = 1;
+	}
+	for (b = 1; b < KM_MAX_BACKENDS; b++) {
+		struct km_op *op = ops[b];
+		struct km_buf *req;
+		struct km_buf tmp = {0};
+		size_t n;
+
+		if (!op)
+			continue;
+		/* most gets fit the stack; big multigets use the heap */
+		n = strlen(verb);
+		for (i = 0; i < op->nkeys; i++)
+			n += 1 + r->keys[op->keys[i]].len;
+		n += 2;
+		r->pending++;
+		if (n <= sizeof(scratch)) {
+			char *p = scratch;
+
+			memcpy(p, verb, strlen(verb));
+			p += strlen(verb);
+			for (i = 0; i < op->nkeys; i++) {
+				struct km_key *k = &r->keys[op->keys[i]];
+
+				*p++ = ' ';
+				memcpy(p, r->line.p + k->off, k->len);
+				p += k->len;
+			}
+			*p++ = '\r';
+			*p++ = '\n';
+			km_backend_submit(w, op, r->pool_idx, scratch, n, NULL,
+					  0);
+			continue;
+		}
+		req = &tmp;
+		km_buf_append(req, verb, strlen(verb));
+		for (i = 0; i < op->nkeys; i++) {
+			struct km_key *k = &r->keys[op->keys[i]];
+
+			km_buf_append(req, " ", 1);
+			km_buf_append(req, r->line.p + k->off, k->len);
+		}
+		if (km_buf_append(req, "\r\n", 2)) {
+			km_buf_free(req);
+			km_op_complete(w, op, NULL, 0);
+			continue;
+		}
+		km_backend_submit(w, op, r->pool_idx, km_buf_data(req),
+				  km_buf_used(req), NULL, 0);
+		km_buf_free(req);
+	}
+	if (all_done && !r->answered) {
+		for (i = 0; i < r->nkeys && r->keys[i].done; i++)
+			;
+		if (i == r->nkeys)
+			km_read_finish(w, r);
+	}
+}
+
+static void km_key_store_hit(struct km_req *r, struct km_key *k, int rank,
+			     const struct km_value *v)
+{
+	if (k->hit_rank >= 0 && k->hit_rank <= rank)
+		return;
+	k->res_off = r->res.len;
+	if (km_buf_append(&r->res, v->data - (v->block - v->ndata - 2),
+			  v->block))
+		return;
+	k->res_len = v->block;
+	k->hit_rank = rank;
+}
+
+/*
+ * Match a VALUES reply to the op's keys: memcached answers hits in request
+ * order and leaves misses out, so walk both lists together.
+ */
+static void km_values_match(struct km_req *r, struct km_op *op,
+			    const char *reply, size_t len, int is_gat)
+{
+	size_t off = 0;
+	unsigned int i;
+	struct km_value v;
+	long n = km_parse_value(reply, len, &v);
+
+	for (i = 0; i < op->nkeys; i++) {
+		struct km_key *k = &r->keys[op->keys[i]];
+		int rank = op->rank;
+
+		k->inflight = 0;
+		k->answered = 1;
+		if (is_gat) {
+			unsigned int j;
+
+			for (j = 0; j < k->nr && k->be[j] != op->be; j++)
+				;
+			/* hits from readable replicas win */
+			rank = j +
+			       (km_be_readable(op->be) ? 0 : KM_MAX_BACKENDS);
+		}
+		if (n > 0 && v.nkey == k->len &&
+		    !memcmp(v.key, r->line.p + k->off, k->len)) {
+			km_key_store_hit(r, k, rank, &v);
+			if (!is_gat) {
+				k->done = 1;
+				if (k->nmissed) {
+					KM_INC(km_d.c.fallback_hits);
+					km_repair_note(r->line.p + k->off,
+						       k->len, v.data, v.ndata,
+						       v.flags, k->missed,
+						       k->nmissed);
+				}
+			}
+			off += n;
+			n = km_parse_value(reply + off, len - off, &v);
+		} else if (!is_gat) {
+			if (k->nmissed < KM_MAX_REPLICAS)
+				k->missed[k->nmissed++] = op->be;
+			KM_INC(km_d.be[op->be].c.fallbacks);
+		}
+	}
+}
+
+static void km_read_op_done(struct km_worker *w, struct km_op *op,
+			    const char *reply, size_t len)
+{
+	struct km_req *r = op->req;
+	unsigned int i;
+
+	if (!reply || km_reply_classify(reply, len) >= KM_RC_CLIENT) {
+		if (reply)
+			KM_INC(km_d.be[op->be].c.errors);
+		for (i = 0; i < op->nkeys; i++)
+			r->keys[op->keys[i]].inflight = 0;
+	} else {
+		km_values_match(r, op, reply, len, 0);
+	}
+	if (!r->answered)
+		km_read_round(w, r);
+}
+
+/* ---- gat / gats: a touch on every writable replica, best hit -------- */
+
+static void km_gat_finish(struct km_worker *w, struct km_req *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nkeys; i++)
+		r->keys[i].done = 1;
+	km_read_finish(w, r);
+}
+
+static void km_gat_op_done(struct km_worker *w, struct km_op *op,
+			   const char *reply, size_t len)
+{
+	struct km_req *r = op->req;
+
+	if (reply && km_reply_classify(reply, len) < KM_RC_CLIENT)
+		km_values_match(r, op, reply, len, 1);
+	/* the last op out, once dispatch is over */
+	if (r->pending == 1 && !r->dispatching && !r->answered)
+		km_gat_finish(w, r);
+}
+
+static void km_gat_send(struct km_worker *w, struct km_req *r)
+{
+	struct km_buf reqs[KM_MAX_BACKENDS];
+	struct km_op *ops[KM_MAX_BACKENDS] = {0};
+	const char *verb = r->cmd == KM_CMD_GATS ? "gats " : "gat ";
+	unsigned int i, j, b;
+
+	memset(reqs, 0, sizeof(reqs));
+	for (i = 0; i < r->nkeys; i++) {
+		struct km_key *k = &r->keys[i];
+
+		for (j = 0; j < k->nr; j++) {
+			b = k->be[j];
+			if (!km_be_writable(b))
+				continue;
+			if (!ops[b]) {
+				ops[b] = km_op_new(w, r, b, KM_RK_VALUES);
+				if (!ops[b])
+					continue;
+				km_buf_append(&reqs[b], verb, strlen(verb));
+				km_buf_append(&reqs[b], r->line.p + 0,
+					      r->gat_exp_len);
+			}
+			km_op_add_key(ops[b], i);
+			km_buf_append(&reqs[b], " ", 1);
+			km_buf_append(&reqs[b], r->line.p + k->off, k->len);
+		}
+	}
+	for (b = 1; b < KM_MAX_BACKENDS; b++) {
+		if (!ops[b])
+			continue;
+		r->pending++;
+		if (km_buf_append(&reqs[b], "\r\n", 2))
+			km_op_complete(w, ops[b], NULL, 0);
+		else
+			km_backend_submit(w, ops[b], r->pool_idx,
+					  km_buf_data(&reqs[b]),
+					  km_buf_used(&reqs[b]), NULL, 0);
+		km_buf_free(&reqs[b]);
+	}
+	/* nothing sent, or every op already completed */
+	if (r->pending == 0 && !r->answered)
+		km_gat_finish(w, r);
+}
+
+/* ---- one backend answers: mg, me, version, stats ARGS --------------- */
+
+static void km_one_send(struct km_worker *w, struct km_req *r);
+
+static void km_one_finish(struct km_worker *w, struct km_req *r)
+{
+	struct km_key *k = &r->keys[0];
+
+	if (!k->answered) {
+		km_req_set_resp(r, KM_ERR_UNAVAILABLE,
+				sizeof(KM_ERR_UNAVAILABLE) - 1);
+	} else {
+		km_req_set_resp(r, km_buf_data(&r->res), km_buf_used(&r->res));
+		/* meta quiet mode: a miss says nothing */
+		if (r->quiet && km_buf_used(&r->res) >= 2 &&
+		    !memcmp(r->res.p + r->res.off, "EN", 2))
+			r->resp.off = r->resp.len = 0;
+	}
+	km_req_answered(w, r);
+}
+
+static void km_one_op_done(struct km_worker *w, struct km_op *op,
+			   const char *reply, size_t len)
+{
+	struct km_req *r = op->req;
+	struct km_key *k = &r->keys[0];
+	enum km_reply_class cls;
+
+	k->inflight = 0;
+	if (!reply) {
+		km_one_send(w, r);
+		return;
+	}
+	cls = km_reply_classify(reply, len);
+	if (cls == KM_RC_SERVER) {
+		KM_INC(km_d.be[op->be].c.errors);
+		km_one_send(w, r);
+		return;
+	}
+	k->answered = 1;
+	r->res.off = r->res.len = 0;
+	km_buf_append(&r->res, reply, len);
+	if (r->cmd == KM_CMD_MG || r->cmd == KM_CMD_ME) {
+		int miss = len >= 2 && !memcmp(reply, "EN", 2);
+
+		if (r->cmd == KM_CMD_MG) {
+			if (miss)
+				KM_INC(km_d.c.get_misses);
+			else
+				KM_INC(km_d.c.get_hits);
+		}
+		if (miss) {
+			if (k->nmissed < KM_MAX_REPLICAS)
+				k->missed[k->nmissed++] = op->be;
+			KM_INC(km_d.be[op->be].c.fallbacks);
+			km_one_send(w, r);
+			return;
+		}
+		if (k->nmissed && r->cmd == KM_CMD_MG) {
+			const char *nl = memchr(reply, '\n', len);
+			size_t hl = nl ? (size_t)(nl - reply + 1) : len;
+
+			KM_INC(km_d.c.fallback_hits);
+			km_repair_note(r->line.p + k->off, k->len,
+				       len > hl + 2 ? reply + hl : NULL,
+				       len > hl + 2 ? len - hl - 2 : 0, 0,
+				       k->missed, k->nmissed);
+		}
+	}
+	km_one_finish(w, r);
+}
+
+static void km_one_send(struct km_worker *w, struct km_req *r)
+{
+	struct km_key *k = &r->keys[0];
+	enum km_reply_kind kind = KM_RK_LINE;
+	struct km_op *op;
+	__u8 be;
+
+	if (r->answered)
+		return;
+	if (k->next > 0 && r->cmd == KM_CMD_MG)
+		KM_INC(km_d.c.fallbacks);
+	be = km_key_next_readable(k);
+	if (!be) {
+		km_one_finish(w, r);
+		return;
+	}
+	if (r->cmd == KM_CMD_MG)
+		kind = KM_RK_META;
+	else if (r->cmd == KM_CMD_STATS)
+		kind = KM_RK_STATS;
+	op = km_op_new(w, r, be, kind);
+	if (!op) {
+		km_one_finish(w, r);
+		return;
+	}
+	k->inflight = 1;
+	r->pending++;
+	km_backend_submit(w, op, r->pool_idx, km_buf_data(&r->line),
+			  km_buf_used(&r->line), NULL, 0);
+}
+
+/* ---- writes: every writable replica, one reply ---------------------- */
+
+static int km_wrep_usable(const struct km_wrep *wr)
+{
+	return wr->done && wr->cls < KM_RC_SERVER;
+}
+
+static void km_write_answer(struct km_worker *w, struct km_req *r,
+			    const struct km_wrep *pick)
+{
+	if (!pick) {
+		unsigned int i;
+
+		KM_INC(km_d.c.write_failures);
+		/* the backends' own SERVER_ERROR if there was one */
+		for (i = 0; i < r->nreps; i++) {
+			if (r->reps[i].done && r->reps[i].cls == KM_RC_SERVER) {
+				pick = &r->reps[i];
+				break;
+			}
+		}
+		if (!pick) {
+			km_req_set_resp(r, KM_ERR_UNAVAILABLE,
+					sizeof(KM_ERR_UNAVAILABLE) - 1);
+			goto out;
+		}
+	}
+	km_req_set_resp(r, km_buf_data(&pick->reply),
+			km_buf_used(&pick->reply));
+	/* meta quiet mode: success says nothing */
+	if (r->quiet && km_buf_used(&r->resp) >= 2 &&
+	    !memcmp(km_buf_data(&r->resp), "HD", 2))
+		r->resp.off = r->resp.len = 0;
+out:
+	if (r->noreply)
+		r->resp.off = r->resp.len = 0;
+	km_req_answered(w, r);
+}
+
+static void km_write_all_done(struct km_worker *w, struct km_req *r)
+{
+	const struct km_wrep *pick = NULL, *first_ok = NULL;
+	unsigned int i;
+
+	for (i = 0; i < r->nreps; i++) {
+		const struct km_wrep *wr = &r->reps[i];
+
+		if (!km_wrep_usable(wr))
+			continue;
+		if (!first_ok) {
+			first_ok = wr;
+		} else if (km_buf_used(&wr->reply) !=
+				   km_buf_used(&first_ok->reply) ||
+			   memcmp(km_buf_data(&wr->reply),
+				  km_buf_data(&first_ok->reply),
+				  km_buf_used(&wr->reply))) {
+			if (r->cmd != KM_CMD_GETS)
+				KM_INC(km_d.c.divergent);
+			break;
+		}
+	}
+	if (r->answered)
+		return;
+	switch (km_d.cfg.write_policy) {
+	case KM_WP_WORST:
+		for (i = 0; i < r->nreps; i++)
+			if (!pick || r->reps[i].cls > pick->cls)
+				pick = &r->reps[i];
+		if (pick && pick->cls >= KM_RC_SERVER)
+			pick = NULL; /* failed replica: SERVER_ERROR */
+		if (pick && !pick->done)
+			pick = NULL;
+		break;
+	case KM_WP_FIRST:
+	case KM_WP_PRIMARY:
+		pick = first_ok;
+		break;
+	}
+	km_write_answer(w, r, pick);
+}
+
+static void km_write_op_done(struct km_worker *w, struct km_op *op,
+			     const char *reply, size_t len)
+{
+	struct km_req *r = op->req;
+	struct km_wrep *wr = &r->reps[op->rank];
+
+	wr->done = 1;
+	if (reply) {
+		wr->cls = km_reply_classify(reply, len);
+		km_buf_append(&wr->reply, reply, len);
+		if (wr->cls == KM_RC_SERVER)
+			KM_INC(km_d.be[op->be].c.errors);
+	}
+	if (!r->answered && km_d.cfg.write_policy == KM_WP_FIRST &&
+	    km_wrep_usable(wr))
+		km_write_answer(w, r, wr);
+	/* the last op out, once dispatch is over */
+	if (r->pending == 1 && !r->dispatching)
+		km_write_all_done(w, r);
+}
+
+static void km_write_send(struct km_worker *w, struct km_req *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nreps; i++) {
+		struct km_op *op = km_op_new(w, r, r->reps[i].be,
+					     r->cmd == KM_CMD_MA ? KM_RK_META
+								 : KM_RK_LINE);
+
+		if (!op) {
+			r->reps[i].done = 1;
+			continue;
+		}
+		op->rank = i;
+		r->pending++;
+		km_backend_submit(w, op, r->pool_idx, km_buf_data(&r->line),
+				  km_buf_used(&r->line), km_buf_data(&r->data),
+				  km_buf_used(&r->data));
+	}
+	if (r->pending == 0)
+		km_write_all_done(w, r);
+}
+
+void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
+		    size_t len)
+{
+	struct km_req *r = op->req;
+
+	switch (r->type) {
+	case KM_RT_READ:
+		km_read_op_done(w, op, reply, len);
+		break;
+	case KM_RT_GAT:
+		km_gat_op_done(w, op, reply, len);
+		break;
+	case KM_RT_ONE:
+		km_one_op_done(w, op, reply, len);
+		break;
+	case KM_RT_WRITE:
+	case KM_RT_BCAST:
+		km_write_op_done(w, op, reply, len);
+		break;
+	case KM_RT_LOCAL:
+		break;
+	}
+	km_op_free(w, op);
+	km_req_release(w, r);
+}
+
+/* ---- dispatch ------------------------------------------------------- */
+
+static void km_req_enqueue(struct km_conn *c, struct km_req *r)
+{
+	if (!c)
+		return;
+	if (c->tail)
+		c->tail->next = r;
+	else
+		c->head = r;
+	c->tail = r;
+	c->nreq++;
+}
+
+/* A reply the proxy makes itself, in its place in the queue. */
+void km_reply_local(struct km_worker *w, struct km_conn *c, const char *s,
+		    size_t n, int close_after)
+{
+	struct km_req *r;
+
+	if (!c->head && !close_after) {
+		km_buf_append(&c->out, s, n);
+		km_conn_mark_dirty(w, c);
+		return;
+	}
+	r = km_req_new(w, c, KM_CMD_NONE, KM_RT_LOCAL);
+	if (!r) {
+		c->closing = 1;
+		return;
+	}
+	km_req_set_resp(r, s, n);
+	r->close_after = close_after;
+	r->dispatching = 0;
+	km_req_enqueue(c, r);
+	km_req_answered(w, r);
+}
+
+static void km_key_set_replicas(struct km_key *k, const struct km_ring *ring,
+				const char *key, size_t len, int base64)
+{
+	const struct km_slot *s;
+	char dec[KM_KEY_MAX];
+	int n;
+
+	if (base64) {
+		n = km_base64_decode(key, len, dec, sizeof(dec));
+		if (n > 0) {
+			key = dec;
+			len = n;
+		}
+	}
+	s = km_ring_lookup(ring, key, len);
+	k->nr = s->nr;
+	memcpy(k->be, s->be, s->nr);
+}
+
+/* Every configured backend, by id: version, stats, flush_all... */
+static void km_key_all_backends(struct km_key *k)
+{
+	unsigned int id;
+
+	k->nr = 0;
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		if (km_d.be[id].id)
+			k->be[k->nr++] = id;
+}
+
+/* The line to forward: without "noreply" / the meta "q" flag. */
+static int km_req_copy_line(struct km_req *r, const struct km_request *pr)
+{
+	size_t n = pr->len;
+
+	if (pr->noreply) {
+		const struct km_tok *t = &pr->tok[pr->ntok - 1];
+
+		n = t->p - pr->line;
+		while (n > 0 && pr->line[n - 1] == ' ')
+			n--;
+	}
+	if (pr->quiet_tok) {
+		const struct km_tok *t = &pr->tok[pr->quiet_tok];
+		size_t a = t->p - pr->line;
+
+		if (km_buf_append(&r->line, pr->line, a) ||
+		    km_buf_append(&r->line, t->p + t->len,
+				  pr->len - a - t->len))
+			return -1;
+	} else if (km_buf_append(&r->line, pr->line, n)) {
+		return -1;
+	}
+	return km_buf_append(&r->line, "\r\n", 2);
+}
+
+static int km_dispatch_read(struct km_worker *w, struct km_conn *c,
+			    struct km_request *pr, struct km_req *r)
+{
+	const struct km_ring *ring = km_daemon_ring();
+	size_t pos = 0, keys_from;
+	struct km_tok t;
+	int gat = pr->cmd == KM_CMD_GAT || pr->cmd == KM_CMD_GATS;
+
+	(void)c;
+	if (km_buf_append(&r->line, pr->line, pr->len))
+		return -1;
+	km_next_token(r->line.p, r->line.len, &pos, &t); /* the verb */
+	keys_from = pos;
+	if (gat) {
+		km_next_token(r->line.p, r->line.len, &pos, &t);
+		r->gat_exp_len = t.len;
+		/* the exptime token, moved to the front for km_gat_send */
+		memmove(r->line.p, t.p, t.len);
+		keys_from = pos;
+	}
+	pos = keys_from;
+	while (km_next_token(r->line.p, r->line.len, &pos, &t)) {
+		struct km_key *k;
+
+		if (t.len > KM_KEY_MAX)
+			return 1;
+		k = km_req_add_key(r, t.p - r->line.p, t.len);
+		if (!k)
+			return -1;
+		km_key_set_replicas(k, ring, t.p, t.len, 0);
+	}
+	KM_ADD(km_d.c.cmd_get, r->nkeys);
+	if (gat) {
+		KM_ADD(km_d.c.cmd_touch, r->nkeys);
+		km_gat_send(w, r);
+	} else if (r->nkeys == 0) {
+		km_read_finish(w, r);
+	} else {
+		km_read_round(w, r);
+	}
+	return 0;
+}
+
+static int km_dispatch_write(struct km_worker *w, struct km_request *pr,
+			     struct km_req *r, const char *data, size_t dlen)
+{
+	const struct km_ring *ring = km_daemon_ring();
+	struct km_key *k;
+	unsigned int i;
+
+	if (km_req_copy_line(r, pr) ||
+	    (dlen && km_buf_append(&r->data, data, dlen)))
+		return -1;
+	k = km_req_add_key(r, 0, 0);
+	if (!k)
+		return -1;
+	if (r->type == KM_RT_BCAST)
+		km_key_all_backends(k);
+	else
+		km_key_set_replicas(k, ring, pr->tok[1].p, pr->tok[1].len,
+				    pr->base64);
+	for (i = 0; i < k->nr; i++)
+		if (km_be_writable(k->be[i]) && !km_req_add_rep(r, k->be[i]))
+			return -1;
+	if (r->noreply)
+		km_req_answered(w, r); /* nothing to say, in order */
+	km_write_send(w, r);
+	return 0;
+}
+
+static int km_dispatch_one(struct km_worker *w, struct km_request *pr,
+			   struct km_req *r)
+{
+	struct km_key *k;
+
+	if (km_req_copy_line(r, pr))
+		return -1;
+	k = km_req_add_key(r, 0, 0);
+	if (!k)
+		return -1;
+	if (pr->cmd == KM_CMD_MG || pr->cmd == KM_CMD_ME) {
+		k->off = pr->tok[1].p - pr->line;
+		k->len = pr->tok[1].len;
+		km_key_set_replicas(k, km_daemon_ring(), pr->tok[1].p,
+				    pr->tok[1].len, pr->base64);
+		if (pr->cmd == KM_CMD_MG)
+			KM_INC(km_d.c.cmd_get);
+	} else {
+		km_key_all_backends(k);
+	}
+	km_one_send(w, r);
+	return 0;
+}
+
+/* A refused oversized set: memcached drops the old value too. */
+static void km_dispatch_unlink(struct km_worker *w, struct km_conn *c,
+			       const struct km_tok *key)
+{
+	struct km_request pr = {0};
+	struct km_req *r;
+	char line[KM_KEY_MAX + 16];
+
+	if (key->len > KM_KEY_MAX)
+		return;
+	r = km_req_new(w, c, KM_CMD_DELETE, KM_RT_WRITE);
+	if (!r)
+		return;
+	r->noreply = 1;
+	pr.cmd = KM_CMD_DELETE;
+	pr.len = snprintf(line, sizeof(line), "delete %.*s", (int)key->len,
+			  key->p);
+	pr.line = line;
+	pr.ntok = 2;
+	pr.tok[1].p = line + 7;
+	pr.tok[1].len = key->len;
+	km_req_enqueue(c, r);
+	if (km_dispatch_write(w, &pr, r, NULL, 0))
+		km_req_answered(w, r);
+	km_req_dispatched(w, r);
+}
+
+void km_dispatch_too_large(struct km_worker *w, struct km_conn *c,
+			   const struct km_request *pr)
+{
+	static const char msg[] = "SERVER_ERROR object too large for cache\r\n";
+
+	if (!pr->noreply)
+		km_reply_local(w, c, msg, sizeof(msg) - 1, 0);
+	if (pr->cmd == KM_CMD_SET || pr->cmd == KM_CMD_MS)
+		km_dispatch_unlink(w, c, &pr->tok[1]);
+}
+
+void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
+		 const char *data, size_t dlen)
+{
+	enum km_req_type type;
+	struct km_req *r;
+	int err;
+
+	switch (pr->cmd) {
+	case KM_CMD_GET:
+	case KM_CMD_GETS:
+		type = KM_RT_READ;
+		break;
+	case KM_CMD_GAT:
+	case KM_CMD_GATS:
+		type = KM_RT_GAT;
+		break;
+	case KM_CMD_MG:
+	case KM_CMD_ME:
+	case KM_CMD_VERSION:
+		type = KM_RT_ONE;
+		break;
+	case KM_CMD_STATS:
+		if (pr->ntok == 1 || (pr->ntok == 2 && pr->tok[1].len == 5 &&
+				      !memcmp(pr->tok[1].p, "reset", 5))) {
+			km_stats_reply(w, c, pr->ntok == 2);
+			return;
+		}
+		type = KM_RT_ONE;
+		break;
+	case KM_CMD_FLUSH_ALL:
+	case KM_CMD_VERBOSITY:
+		type = KM_RT_BCAST;
+		if (pr->cmd == KM_CMD_FLUSH_ALL)
+			KM_INC(km_d.c.cmd_flush);
+		break;
+	case KM_CMD_MN:
+		km_reply_local(w, c, "MN\r\n", 4, 0);
+		return;
+	case KM_CMD_QUIT:
+		km_reply_local(w, c, "", 0, 1);
+		return;
+	default:
+		if (!km_cmd_is_write(pr->cmd)) {
+			km_reply_local(w, c, "ERROR\r\n", 7, 0);
+			return;
+		}
+		type = KM_RT_WRITE;
+		if (pr->vlen >= 0)
+			KM_INC(km_d.c.cmd_set);
+		else if (pr->cmd == KM_CMD_TOUCH)
+			KM_INC(km_d.c.cmd_touch);
+		break;
+	}
+	r = km_req_new(w, c, pr->cmd, type);
+	if (!r) {
+		km_reply_local(w, c, "SERVER_ERROR out of memory\r\n", 28, 0);
+		return;
+	}
+	r->noreply = pr->noreply;
+	r->quiet = pr->quiet;
+	km_req_enqueue(c, r);
+	switch (type) {
+	case KM_RT_READ:
+	case KM_RT_GAT:
+		err = km_dispatch_read(w, c, pr, r);
+		if (err > 0) {
+			static const char msg[] =
+				"CLIENT_ERROR bad command line format\r\n";
+
+			KM_INC(km_d.c.protocol_errors);
+			km_req_set_resp(r, msg, sizeof(msg) - 1);
+			km_req_answered(w, r);
+			err = 0;
+		}
+		break;
+	case KM_RT_ONE:
+		err = km_dispatch_one(w, pr, r);
+		break;
+	default:
+		err = km_dispatch_write(w, pr, r, data, dlen);
+		break;
+	}
+	if (err && !r->answered) {
+		km_req_set_resp(r, "SERVER_ERROR out of memory\r\n", 28);
+		km_req_answered(w, r);
+	}
+	km_req_dispatched(w, r);
+}

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The request engine (engine.c) and the connection code (proxy.c). */
+#ifndef KM_ENGINE_H
+#define KM_ENGINE_H
+
+#include "proxy.h"
+#include "request.h"
+
+/* engine.c */
+void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
+		 const char *data, size_t dlen);
+void km_dispatch_too_large(struct km_worker *w, struct km_conn *c,
+			   const struct km_request *pr);
+void km_reply_local(struct km_worker *w, struct km_conn *c, const char *s,
+		    size_t n, int close_after);
+void km_req_detach(struct km_worker *w, struct km_req *r);
+
+/* proxy.c */
+void km_conn_req_ready(struct km_worker *w, struct km_conn *c);
+void km_conn_mark_dirty(struct km_worker *w, struct km_conn *c);
+void km_stats_reply(struct km_worker *w, struct km_conn *c, int reset);
+
+#endif /* KM_ENGINE_H */

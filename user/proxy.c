@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Workers and client connections.  Each worker owns an epoll instance, its
+ * own SO_REUSEPORT TCP and UDP sockets on the service port (the kernel
+ * spreads clients over workers: no accept lock, no hand-off), its backend
+ * connections and free lists.  One round: epoll_wait, read and parse
+ * what arrived, dispatch, then flush every dirtied socket once (replies
+ * to clients, pipelined requests to backends).
+ *
+ * A UDP datagram becomes a pseudo-connection that is fed the payload,
+ * runs through the same parser and engine, and is sent back in 1400-byte
+ * datagrams (memcached's frame header in front of each) once every
+ * request it carried is answered.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/time.h>
+#include <sys/resource.h>
+
+#include "daemon.h"
+#include "engine.h"
+#include "log.h"
+#include "proxy.h"
+
+#define KM_MAX_PIPELINE 1024	  /* queued requests per connection */
+#define KM_OUT_HIGH	(4 << 20) /* stop reading above this much output */
+#define KM_UDP_MAX	1400	  /* memcached's UDP_MAX_PAYLOAD_SIZE */
+#define KM_UDP_HDR	8
+#define KM_UDP_BUF	65536
+
+static struct km_worker *km_workers;
+static unsigned int km_nworkers;
+static int km_unix_fd = -1;
+
+static uint64_t km_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+}
+
+void km_conn_mark_dirty(struct km_worker *w, struct km_conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = 1;
+	c->dirty_next = w->dirty_c;
+	w->dirty_c = c;
+}
+
+void km_conn_req_ready(struct km_worker *w, struct km_conn *c)
+{
+	km_conn_mark_dirty(w, c);
+}
+
+static void km_conn_process(struct km_worker *w, struct km_conn *c);
+
+/* Move the answered requests at the head of the queue to the output. */
+static void km_conn_collect(struct km_worker *w, struct km_conn *c)
+{
+	struct km_req *r;
+
+	while ((r = c->head) && r->answered) {
+		c->head = r->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->nreq--;
+		if (!c->dead && km_buf_used(&r->resp) &&
+		    km_buf_append(&c->out, km_buf_data(&r->resp),
+				  km_buf_used(&r->resp)))
+			c->closing = 1;
+		if (r->close_after)
+			c->closing = 1;
+		r->next = NULL;
+		km_req_detach(w, r);
+	}
+	if (c->paused && c->nreq < KM_MAX_PIPELINE / 2 && !c->closing &&
+	    !c->dead) {
+		c->paused = 0;
+		km_conn_process(w, c);
+	}
+}
+
+static void km_conn_free(struct km_worker *w, struct km_conn *c)
+{
+	struct km_req *r, *next;
+
+	for (r = c->head; r; r = next) {
+		next = r->next;
+		r->next = NULL;
+		km_req_detach(w, r);
+	}
+	km_buf_free(&c->in);
+	km_buf_free(&c->out);
+	free(c);
+}
+
+static void km_conn_close(struct km_worker *w, struct km_conn *c)
+{
+	if (c->dead)
+		return;
+	c->dead = 1;
+	if (c->ev.fd >= 0) {
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->ev.fd, NULL);
+		close(c->ev.fd);
+		c->ev.fd = -1;
+	}
+	if (c->counted)
+		KM_DEC(km_d.c.curr_connections);
+	c->counted = 0;
+	km_conn_mark_dirty(w, c); /* freed at the end of the round */
+}
+
+/* memcached's UDP replies: 8-byte header, then at most 1392 bytes. */
+static void km_udp_send(struct km_conn *c)
+{
+	size_t len = km_buf_used(&c->out), off = 0;
+	size_t chunk = KM_UDP_MAX - KM_UDP_HDR;
+	unsigned int total = (len + chunk - 1) / chunk, seq;
+	char pkt[KM_UDP_MAX];
+
+	if (len == 0)
+		return;
+	for (seq = 0; seq < total; seq++) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		uint16_t h[4] = {htons(c->rid), htons(seq), htons(total), 0};
+
+		memcpy(pkt, h, KM_UDP_HDR);
+		memcpy(pkt + KM_UDP_HDR, km_buf_data(&c->out) + off, n);
+		if (sendto(c->udp_fd, pkt, n + KM_UDP_HDR, MSG_DONTWAIT,
+			   (struct sockaddr *)&c->peer, c->peerlen) < 0)
+			km_debug("udp reply: %s\n", strerror(errno));
+		off += n;
+	}
+	c->out.off = c->out.len = 0;
+}
+
+static int km_conn_flush(struct km_conn *c)
+{
+	while (km_buf_used(&c->out)) {
+		ssize_t n = send(c->ev.fd, km_buf_data(&c->out),
+				 km_buf_used(&c->out), MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0; /* EPOLLOUT (edge) brings us back */
+			return -1;
+		}
+		km_buf_consume(&c->out, n);
+	}
+	return 0;
+}
+
+static void km_worker_flush(struct km_worker *w)
+{
+	struct km_bconn *bc;
+	struct km_conn *c;
+
+	/* answering may dirty more: loop until quiet */
+	while (w->dirty_c || w->dirty_b) {
+		while ((c = w->dirty_c)) {
+			w->dirty_c = c->dirty_next;
+			c->dirty = 0;
+			if (!c->dead)
+				km_conn_collect(w, c);
+			if (c->dead) {
+				if (!c->dirty)
+					km_conn_free(w, c);
+				continue;
+			}
+			if (c->udp) {
+				if (c->nreq == 0) {
+					km_udp_send(c);
+					c->dead = 1;
+					km_conn_free(w, c);
+				}
+				continue;
+			}
+			if (km_conn_flush(c)) {
+				km_conn_close(w, c);
+				continue;
+			}
+			if (c->closing && !km_buf_used(&c->out))
+				km_conn_close(w, c);
+		}
+		while ((bc = w->dirty_b)) {
+			w->dirty_b = bc->dirty_next;
+			km_backend_flush(w, bc);
+		}
+	}
+}
+
+/* Parse and dispatch what c has buffered. */
+static void km_conn_process(struct km_worker *w, struct km_conn *c)
+{
+	const size_t item_max = km_d.cfg.item_size_max;
+
+	while (!c->closing && !c->dead) {
+		size_t avail = km_buf_used(&c->in), total;
+		const char *p = km_buf_data(&c->in);
+		struct km_request r;
+		enum km_parse_res res;
+
+		if (c->swallow) {
+			size_t n = avail < c->swallow ? avail : c->swallow;
+
+			km_buf_consume(&c->in, n);
+			c->swallow -= n;
+			if (c->swallow)
+				break;
+			continue;
+		}
+		if (!avail)
+			break;
+		if (c->nreq >= KM_MAX_PIPELINE ||
+		    km_buf_used(&c->out) > KM_OUT_HIGH) {
+			c->paused = 1;
+			break;
+		}
+		res = km_parse_request(p, avail, &r);
+		if (res == KM_P_MORE)
+			break;
+		if (res == KM_P_CLOSE) {
+			km_conn_close(w, c);
+			return;
+		}
+		if (res == KM_P_REPLY) {
+			KM_INC(km_d.c.protocol_errors);
+			if (!r.noreply) {
+				char msg[128];
+				int n = snprintf(msg, sizeof(msg), "%s\r\n",
+						 r.reply);
+
+				km_reply_local(w, c, msg, n, 0);
+			}
+			km_buf_consume(&c->in, r.consumed);
+			continue;
+		}
+		if (r.vlen < 0) {
+			km_dispatch(w, c, &r, NULL, 0);
+			km_buf_consume(&c->in, r.consumed);
+			if (r.cmd == KM_CMD_QUIT)
+				break;
+			continue;
+		}
+		total = r.consumed + r.vlen + 2;
+		if ((size_t)r.vlen + 2 > item_max) {
+			km_dispatch_too_large(w, c, &r);
+			if (avail >= total) {
+				km_buf_consume(&c->in, total);
+			} else {
+				c->swallow = total - avail;
+				km_buf_consume(&c->in, avail);
+			}
+			continue;
+		}
+		if (avail < total) {
+			if (km_buf_reserve(&c->in, total - avail))
+				km_conn_close(w, c);
+			break;
+		}
+		if (memcmp(p + r.consumed + r.vlen, "\r\n", 2)) {
+			static const char msg[] =
+				"CLIENT_ERROR bad data chunk\r\n";
+
+			KM_INC(km_d.c.protocol_errors);
+			if (!r.noreply)
+				km_reply_local(w, c, msg, sizeof(msg) - 1, 0);
+			km_buf_consume(&c->in, total);
+			continue;
+		}
+		km_dispatch(w, c, &r, p + r.consumed, r.vlen + 2);
+		km_buf_consume(&c->in, total);
+	}
+}
+
+static void km_conn_read(struct km_worker *w, struct km_conn *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (km_buf_reserve(&c->in, 16384)) {
+			km_conn_close(w, c);
+			return;
+		}
+		n = recv(c->ev.fd, c->in.p + c->in.len, c->in.cap - c->in.len,
+			 0);
+		if (n == 0) {
+			km_conn_close(w, c);
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				km_conn_close(w, c);
+			return;
+		}
+		c->in.len += n;
+		km_conn_process(w, c);
+		if (c->dead || c->closing)
+			return;
+		if ((size_t)n < 16384 && !c->paused)
+			return;
+		if (c->paused)
+			return; /* resumed by km_conn_collect */
+	}
+}
+
+static void km_accept(struct km_worker *w, int lfd, int is_unix)
+{
+	for (;;) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT |
+						   EPOLLRDHUP | EPOLLET};
+		struct km_conn *c;
+		int fd, one = 1;
+
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				km_warn("accept: %s\n", strerror(errno));
+			return;
+		}
+		if (KM_LOAD(km_d.c.curr_connections) >=
+		    (uint64_t)km_d.cfg.max_conns) {
+			static const char msg[] =
+				"SERVER_ERROR Too many open connections\r\n";
+
+			KM_INC(km_d.c.rejected_connections);
+			if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) < 0)
+				km_debug("reject: %s\n", strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (!is_unix)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->ev.kind = KM_EV_CLIENT;
+		c->ev.fd = fd;
+		c->w = w;
+		c->pool_idx = fd;
+		ev.data.ptr = &c->ev;
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->counted = 1;
+		KM_INC(km_d.c.curr_connections);
+		KM_INC(km_d.c.total_connections);
+	}
+}
+
+static void km_udp_read(struct km_worker *w)
+{
+	int i;
+
+	for (i = 0; i < 64; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		struct km_conn *c;
+		ssize_t n;
+		uint16_t h[4];
+
+		n = recvfrom(w->udp_ev.fd, w->udp_buf, KM_UDP_BUF, 0,
+			     (struct sockaddr *)&peer, &plen);
+		if (n < 0)
+			return;
+		if (n < KM_UDP_HDR)
+			continue;
+		KM_INC(km_d.c.udp_requests);
+		memcpy(h, w->udp_buf, KM_UDP_HDR);
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			continue;
+		c->ev.fd = -1;
+		c->udp = 1;
+		c->udp_fd = w->udp_ev.fd;
+		c->peer = peer;
+		c->peerlen = plen;
+		c->rid = ntohs(h[0]);
+		c->w = w;
+		c->pool_idx = c->rid;
+		if (ntohs(h[1]) != 0 || ntohs(h[2]) != 1) {
+			static const char msg[] = "SERVER_ERROR multi-packet "
+						  "request not supported\r\n";
+
+			km_buf_append(&c->out, msg, sizeof(msg) - 1);
+		} else if (km_buf_append(&c->in, w->udp_buf + KM_UDP_HDR,
+					 n - KM_UDP_HDR) == 0) {
+			km_conn_process(w, c);
+		}
+		km_conn_mark_dirty(w, c);
+	}
+}
+
+static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		struct km_ev *e = evs[i].data.ptr;
+
+		switch (e->kind) {
+		case KM_EV_LISTEN:
+			km_accept(w, e->fd, e == &w->unix_ev);
+			break;
+		case KM_EV_UDP:
+			km_udp_read(w);
+			break;
+		case KM_EV_CLIENT: {
+			struct km_conn *c = (struct km_conn *)e;
+
+			if (c->dead)
+				break;
+			if (evs[i].events &
+			    (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				km_conn_read(w, c);
+			if (!c->dead && (evs[i].events & EPOLLOUT) &&
+			    km_buf_used(&c->out))
+				km_conn_mark_dirty(w, c);
+			break;
+		}
+		case KM_EV_BACKEND:
+			km_backend_event(w, (struct km_bconn *)e,
+					 evs[i].events);
+			break;
+		}
+	}
+}
+
+static void *km_worker_main(void *arg)
+{
+	struct km_worker *w = arg;
+	struct epoll_event evs[256];
+	uint64_t last_check = 0;
+
+	while (!km_d.stop) {
+		int timeout = km_backend_pending(w) ? 5 : 200;
+		int n = epoll_wait(w->epfd, evs, 256, timeout);
+
+		w->now = km_now_ms();
+		if (n < 0 && errno != EINTR) {
+			km_err("epoll_wait: %s\n", strerror(errno));
+			break;
+		}
+		if (n > 0)
+			km_worker_round(w, evs, n);
+		if (w->now - last_check >= 5) {
+			km_backend_check_timeouts(w);
+			last_check = w->now;
+		}
+		km_worker_flush(w);
+	}
+	km_backend_close_all(w);
+	km_worker_flush(w);
+	return NULL;
+}
+
+static int km_listen_socket(int type, const struct km_cfg *cfg)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(cfg->port),
+				 .sin_addr = cfg->listen_addr};
+	int fd, one = 1;
+
+	fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    (type == SOCK_STREAM && listen(fd, 1024))) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int km_unix_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		close(fd);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1024)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int km_epoll_add(int epfd, struct km_ev *e)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = e};
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, e->fd, &ev) ? -errno : 0;
+}
+
+static int km_worker_setup(struct km_worker *w, unsigned int id)
+{
+	const struct km_cfg *cfg = &km_d.cfg;
+	int fd;
+
+	w->id = id;
+	w->listen_ev.fd = w->udp_ev.fd = w->unix_ev.fd = -1;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epfd < 0)
+		return -errno;
+	w->udp_buf = malloc(KM_UDP_BUF);
+	if (!w->udp_buf)
+		return -ENOMEM;
+	fd = km_listen_socket(SOCK_STREAM, cfg);
+	if (fd < 0) {
+		km_err("listen on %s:%d (tcp): %s\n",
+		       cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
+		       strerror(-fd));
+		return fd;
+	}
+	w->listen_ev.kind = KM_EV_LISTEN;
+	w->listen_ev.fd = fd;
+	fd = km_listen_socket(SOCK_DGRAM, cfg);
+	if (fd < 0) {
+		km_err("listen on %s:%d (udp): %s\n",
+		       cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
+		       strerror(-fd));
+		return fd;
+	}
+	w->udp_ev.kind = KM_EV_UDP;
+	w->udp_ev.fd = fd;
+	if (km_epoll_add(w->epfd, &w->listen_ev) ||
+	    km_epoll_add(w->epfd, &w->udp_ev))
+		return -errno;
+	if (id == 0 && km_unix_fd >= 0) {
+		w->unix_ev.kind = KM_EV_LISTEN;
+		w->unix_ev.fd = km_unix_fd;
+		if (km_epoll_add(w->epfd, &w->unix_ev))
+			return -errno;
+	}
+	return 0;
+}
+
+int km_proxy_start(void)
+{
+	const struct km_cfg *cfg = &km_d.cfg;
+	unsigned int i;
+	long ncpu;
+	int err;
+
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	km_nworkers = cfg->threads ? cfg->threads : (ncpu > 0 ? ncpu : 1);
+	km_workers = calloc(km_nworkers, sizeof(*km_workers));
+	if (!km_workers)
+		return -ENOMEM;
+	if (cfg->unix_path[0]) {
+		km_unix_fd = km_unix_socket(cfg->unix_path);
+		if (km_unix_fd < 0) {
+			km_err("unix socket %s: %s\n", cfg->unix_path,
+			       strerror(-km_unix_fd));
+			return km_unix_fd;
+		}
+	}
+	for (i = 0; i < km_nworkers; i++) {
+		err = km_worker_setup(&km_workers[i], i);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < km_nworkers; i++) {
+		err = pthread_create(&km_workers[i].thread, NULL,
+				     km_worker_main, &km_workers[i]);
+		if (err)
+			return -err;
+	}
+	km_info("listening on %s:%d (tcp, udp), %u workers, %u backends\n",
+		cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
+		km_nworkers, cfg->nr_backends);
+	return 0;
+}
+
+void km_proxy_stop(void)
+{
+	unsigned int i;
+
+	km_d.stop = 1;
+	for (i = 0; i < km_nworkers; i++) {
+		struct km_worker *w = &km_workers[i];
+
+		if (w->thread)
+			pthread_join(w->thread, NULL);
+		if (w->listen_ev.fd >= 0)
+			close(w->listen_ev.fd);
+		if (w->udp_ev.fd >= 0)
+			close(w->udp_ev.fd);
+		if (w->epfd > 0)
+			close(w->epfd);
+		while (w->free_reqs) {
+			struct km_req *r = w->free_reqs;
+
+			w->free_reqs = r->next;
+			km_buf_free(&r->line);
+			km_buf_free(&r->data);
+			km_buf_free(&r->res);
+			km_buf_free(&r->resp);
+			for (unsigned int j = 0; j < r->rcap; j++)
+				km_buf_free(&r->reps[j].reply);
+			free(r->reps);
+			free(r->keys);
+			free(r);
+		}
+		while (w->free_ops) {
+			struct km_op *op = w->free_ops;
+
+			w->free_ops = op->next;
+			free(op->keys);
+			free(op);
+		}
+		free(w->udp_buf);
+	}
+	if (km_unix_fd >= 0) {
+		close(km_unix_fd);
+		unlink(km_d.cfg.unix_path);
+	}
+	free(km_workers);
+	km_workers = NULL;
+}
+
+/* ---- stats: kmagent's own figures, memcached's format --------------- */
+
+static void km_stat(struct km_buf *b, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void km_stat(struct km_buf *b, const char *name, const char *fmt, ...)
+{
+	char val[256], line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	n = snprintf(line, sizeof(line), "STAT %s %s\r\n", name, val);
+	km_buf_append(b, line, n);
+}
+
+void km_stats_reply(struct km_worker *w, struct km_conn *c, int reset)
+{
+	struct km_counters *k = &km_d.c;
+	struct km_buf b = {0};
+	struct rusage ru;
+	struct timeval tv;
+	unsigned int id;
+
+	if (reset) {
+		uint64_t curr = KM_LOAD(k->curr_connections);
+
+		memset(k, 0, sizeof(*k));
+		k->curr_connections = curr;
+		km_reply_local(w, c, "RESET\r\n", 7, 0);
+		return;
+	}
+	gettimeofday(&tv, NULL);
+	getrusage(RUSAGE_SELF, &ru);
+	km_stat(&b, "pid", "%d", (int)km_d.pid);
+	km_stat(&b, "uptime", "%ld", (long)(time(NULL) - km_d.started));
+	km_stat(&b, "time", "%ld", (long)tv.tv_sec);
+	km_stat(&b, "version", "%s", KM_VERSION);
+	km_stat(&b, "pointer_size", "%d", (int)(8 * sizeof(void *)));
+	km_stat(&b, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec,
+		(long)ru.ru_utime.tv_usec);
+	km_stat(&b, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
+		(long)ru.ru_stime.tv_usec);
+	km_stat(&b, "curr_connections", "%lu",
+		(unsigned long)KM_LOAD(k->curr_connections));
+	km_stat(&b, "total_connections", "%lu",
+		(unsigned long)KM_LOAD(k->total_connections));
+	km_stat(&b, "rejected_connections", "%lu",
+		(unsigned long)KM_LOAD(k->rejected_connections));
+	km_stat(&b, "cmd_get", "%lu", (unsigned long)KM_LOAD(k->cmd_get));
+	km_stat(&b, "cmd_set", "%lu", (unsigned long)KM_LOAD(k->cmd_set));
+	km_stat(&b, "cmd_flush", "%lu", (unsigned long)KM_LOAD(k->cmd_flush));
+	km_stat(&b, "cmd_touch", "%lu", (unsigned long)KM_LOAD(k->cmd_touch));
+	km_stat(&b, "get_hits", "%lu", (unsigned long)KM_LOAD(k->get_hits));
+	km_stat(&b, "get_misses", "%lu", (unsigned long)KM_LOAD(k->get_misses));
+	km_stat(&b, "threads", "%u", km_nworkers);
+	km_stat(&b, "kmagent_fallbacks", "%lu",
+		(unsigned long)KM_LOAD(k->fallbacks));
+	km_stat(&b, "kmagent_fallback_hits", "%lu",
+		(unsigned long)KM_LOAD(k->fallback_hits));
+	km_stat(&b, "kmagent_divergent_writes", "%lu",
+		(unsigned long)KM_LOAD(k->divergent));
+	km_stat(&b, "kmagent_failed_writes", "%lu",
+		(unsigned long)KM_LOAD(k->write_failures));
+	km_stat(&b, "kmagent_backend_timeouts", "%lu",
+		(unsigned long)KM_LOAD(k->backend_timeouts));
+	km_stat(&b, "kmagent_udp_requests", "%lu",
+		(unsigned long)KM_LOAD(k->udp_requests));
+	km_stat(&b, "kmagent_protocol_errors", "%lu",
+		(unsigned long)KM_LOAD(k->protocol_errors));
+	km_stat(&b, "kmagent_write_policy", "%s",
+		km_write_policy_name(km_d.cfg.write_policy));
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *be = &km_d.be[id];
+		char name[32];
+
+		if (!be->id)
+			continue;
+		snprintf(name, sizeof(name), "kmagent_backend_%u", id);
+		km_stat(&b, name,
+			"%s %s requests=%lu errors=%lu timeouts=%lu "
+			"conn_errors=%lu",
+			be->name,
+			km_backend_state_name(__atomic_load_n(
+				&be->kb.state, __ATOMIC_RELAXED)),
+			(unsigned long)KM_LOAD(be->c.requests),
+			(unsigned long)KM_LOAD(be->c.errors),
+			(unsigned long)KM_LOAD(be->c.timeouts),
+			(unsigned long)KM_LOAD(be->c.conn_errors));
+	}
+	km_buf_append(&b, "END\r\n", 5);
+	if (km_buf_used(&b))
+		km_reply_local(w, c, km_buf_data(&b), km_buf_used(&b), 0);
+	km_buf_free(&b);
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Requests as the engine handles them, shared by the TCP and UDP paths:
+ * a client connection (or a UDP datagram's pseudo-connection) owns an
+ * ordered queue of requests; each request fans out into backend
+ * operations and is answered once they have decided its reply.
+ */
+#ifndef KM_REQUEST_H
+#define KM_REQUEST_H
+
+#include <sys/socket.h>
+#include "proxy.h"
+
+enum km_req_type {
+	KM_RT_LOCAL = 0, /* answered by the proxy itself */
+	KM_RT_READ,	 /* get/gets: first readable replica, fallback */
+	KM_RT_GAT,	 /* gat/gats: every writable replica, best hit */
+	KM_RT_ONE,	 /* mg/me/version/stats ARGS: candidates in order */
+	KM_RT_WRITE,	 /* every writable replica, one reply by policy */
+	KM_RT_BCAST,	 /* flush_all/verbosity: every writable backend */
+};
+
+struct km_key {
+	unsigned int off, len; /* in req->line */
+	__u8 nr;	       /* candidates in be[] */
+	__u8 be[KM_MAX_BACKENDS - 1];
+	__u8 next;     /* next candidate to try */
+	__u8 inflight; /* an op for this key is out */
+	__u8 done;
+	__u8 answered; /* some backend gave a real answer (hit or miss) */
+	__u8 nmissed;
+	__u8 missed[KM_MAX_REPLICAS];
+	int hit_rank;		 /* -1: no hit */
+	size_t res_off, res_len; /* the hit's reply in req->res */
+};
+
+struct km_wrep {
+	__u8 be;
+	__u8 done;
+	enum km_reply_class cls;
+	struct km_buf reply;
+};
+
+struct km_conn;
+
+struct km_req {
+	struct km_req *next;
+	struct km_conn *c; /* NULL once the client no longer waits */
+	enum km_cmd cmd;
+	enum km_req_type type;
+	int noreply, quiet, answered, close_after;
+	int pending;	 /* ops out */
+	int dispatching; /* ops may still be added */
+	unsigned int pool_idx;
+	struct km_buf line; /* the line as forwarded, "\r\n" included */
+	struct km_buf data; /* storage data block, "\r\n" included */
+	struct km_buf res;  /* reads: hit blocks; one: last reply */
+	struct km_buf resp; /* the reply to the client */
+	struct km_key *keys;
+	unsigned int nkeys, kcap;
+	struct km_wrep *reps;
+	unsigned int nreps, rcap;
+	unsigned int gat_exp_len; /* "gat <exp> ": bytes before the keys */
+};
+
+struct km_conn {
+	struct km_ev ev; /* fd -1 for a UDP pseudo-connection */
+	struct km_worker *w;
+	int udp;
+	int udp_fd;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	uint16_t rid;
+	struct km_buf in, out;
+	struct km_req *head, *tail;
+	unsigned int nreq;
+	size_t swallow; /* data bytes of a refused item still to skip */
+	int closing;	/* close once out is flushed */
+	int dead;
+	int paused; /* too many requests queued: input left unparsed */
+	int dirty;
+	struct km_conn *dirty_next;
+	unsigned int pool_idx;
+	int counted; /* in curr_connections */
+};
+
+#endif /* KM_REQUEST_H */
