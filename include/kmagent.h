@@ -83,5 +83,161 @@ enum km_write_policy {
 
 /* Pin root and map names (each fits BPF_OBJ_NAME_LEN). */
 #define KM_PIN_ROOT "/sys/fs/bpf/kmagent"
+#define KM_MAP_RING "km_ring"
+#define KM_MAP_BACKENDS "km_backends"
+#define KM_MAP_CONFIG "km_config"
+#define KM_MAP_PENDING "km_pending"
+#define KM_MAP_STATS "km_stats"
+#define KM_MAP_BE_STATS "km_be_stats"
+#define KM_MAP_ALLOW "km_allow"
+#define KM_MAP_EVENTS "km_events"
+/* Pinned links (bpffs file names under the pin root). */
+#define KM_LINK_XDP_FMT "link_xdp_%d" /* ifindex */
+
+/* ---- kernel fast path (bpf/kmagent.bpf.c, user/kbpf.c) ---- */
+
+/*
+ * km_ring holds two rings of KM_RING_SLOTS slots: the data path reads the
+ * half named by km_config.ring_active; the daemon fills the other half,
+ * then flips the index, so a reader never sees a half-written ring.
+ */
+#define KM_RING_HALVES 2
+
+/*
+ * The pending table is indexed by the request id the proxy puts in the
+ * memcached UDP frame header towards the backends: 16 bits, so 65536.
+ */
+#define KM_PENDING_SLOTS 65536
+
+/* Longest request line (get/gets/mg, "\r\n" included) kept for fallback. */
+#define KM_REQ_MAX 336
+/* Longest write reply kept per replica for aggregation. */
+#define KM_WREPLY_MAX 48
+
+/* Default age after which a pending entry is reclaimed as a timeout. */
+#define KM_PENDING_TIMEOUT_NS (500ull * 1000 * 1000)
+
+/* The only entry (key 0) of km_config: what the daemon changes at runtime. */
+struct km_config {
+	__u32 ring_active;	   /* 0 or 1: the half of km_ring in use */
+	__u32 write_policy;	   /* enum km_write_policy */
+	__u64 pending_timeout_ns;  /* 0 = KM_PENDING_TIMEOUT_NS */
+	__be32 proxy_addr;	   /* 0 = the address each client used */
+	__u32 flags;		   /* enum km_config_flags */
+};
+
+enum km_config_flags {
+	KM_CF_READS_OFF = 1 << 0,  /* pass every get up to the daemon */
+	KM_CF_WRITES_OFF = 1 << 1, /* pass every write up to the daemon */
+};
+
+enum km_pending_kind {
+	KM_PK_FREE = 0,
+	KM_PK_GET = 1,	 /* get or gets: a miss is "END\r\n" */
+	KM_PK_MG = 2,	 /* mg: a miss is "EN\r\n" */
+	KM_PK_WRITE = 3, /* cloned write, replies aggregated */
+};
+
+/*
+ * One in-flight request, km_pending[request id].  ts is claimed with a
+ * compare-and-swap (0 or stale -> now), so a live entry is never
+ * overwritten; the rest is filled by the claimer before the request leaves.
+ */
+struct km_pending {
+	__u64 ts;		/* claim time (bpf_ktime_get_ns), 0 = free */
+	__be32 client_addr;
+	__be32 proxy_addr;	/* the address the client sent to */
+	__be16 client_port;
+	__be16 client_rid;	/* the client's request id, restored on reply */
+	__u8 client_mac[6];	/* source MAC of the request (next hop back) */
+	__u8 proxy_mac[6];	/* destination MAC of the request (ours) */
+	__u16 vlan_tci;		/* 0 = untagged, else the client's tag (net order) */
+	__u32 ifindex;		/* where the request came in */
+	__u32 slot;		/* ring slot of the key */
+	__u8 kind;		/* enum km_pending_kind */
+	__u8 cur_be;		/* reads: the backend asked now */
+	__u8 nr_tried;		/* reads: backends asked so far */
+	__u8 tried[KM_MAX_REPLICAS]; /* reads: in order, last = cur_be */
+	__u8 nr_wr;		/* writes: replicas the write was cloned to */
+	__u8 wr_be[KM_MAX_REPLICAS]; /* writes: their ids, in key order */
+	__u8 wr_len[KM_MAX_REPLICAS]; /* writes: reply length, 0 = none yet */
+	__u8 key_off;		/* reads: the key's offset in req */
+	__u8 key_len;
+	__u8 policy;		/* writes: enum km_write_policy */
+	__u16 req_len;		/* reads: bytes in req */
+	__u32 req_csum;		/* reads: 32-bit one's complement sum of req */
+	__u32 rx_dgrams;	/* reply datagrams forwarded (atomic) */
+	__u32 wr_got;		/* writes: replies received (atomic) */
+	union {
+		char req[KM_REQ_MAX]; /* reads: the request line, for fallback */
+		char wr_reply[KM_MAX_REPLICAS][KM_WREPLY_MAX];
+	};
+};
+
+/* memcached's UDP frame header, in front of every datagram's payload. */
+struct km_udp_frame {
+	__be16 rid;	 /* request id, echoed in every reply datagram */
+	__be16 seq;	 /* datagram number, 0-based */
+	__be16 total;	 /* datagrams in this message */
+	__be16 reserved; /* 0 */
+};
+
+/* Global counters: km_stats, per CPU, key 0.  Sum over CPUs to read. */
+struct km_stats {
+	__u64 rx_service;	/* datagrams to the service port */
+	__u64 passed_up;	/* ... left to kmagentd's UDP socket */
+	__u64 kernel_gets;	/* single-key gets routed in the kernel */
+	__u64 kernel_writes;	/* writes cloned in the kernel (tc) */
+	__u64 noreply_writes;	/* ... of which noreply */
+	__u64 write_clones;	/* clones sent (one per replica) */
+	__u64 replies;		/* backend datagrams sent back to clients */
+	__u64 hits;
+	__u64 misses;		/* misses returned to the client */
+	__u64 fallbacks;	/* misses turned into a get to the next replica */
+	__u64 fallback_hits;	/* hits after at least one fallback */
+	__u64 write_replies;	/* backend replies to cloned writes */
+	__u64 write_divergent;	/* writes whose replicas answered differently */
+	__u64 timeouts;		/* pending entries reclaimed after timeout */
+	__u64 denied;		/* clients outside km_allow, dropped */
+	__u64 pending_full;	/* no free pending entry: passed up */
+	__u64 no_backend;	/* no readable/writable replica: passed up */
+	__u64 no_route;		/* bpf_fib_lookup failed: passed up */
+	__u64 stray_replies;	/* to the NAT port, no matching entry: dropped */
+	__u64 helper_errors;	/* a helper failed mid-rewrite */
+	__u64 events_lost;	/* ring buffer full */
+};
+
+/* Per-backend counters: km_be_stats, per CPU, indexed by backend id. */
+struct km_be_stats {
+	__u64 gets;	  /* gets sent (first try or fallback) */
+	__u64 hits;
+	__u64 misses;
+	__u64 writes;	  /* write clones sent */
+	__u64 write_replies;
+	__u64 timeouts;	  /* pending entries that expired waiting on it */
+};
+
+/* km_allow: LPM trie of client networks allowed to use the UDP service. */
+struct km_lpm_key {
+	__u32 prefixlen;
+	__be32 addr;
+};
+#define KM_ALLOW_MAX 256
+
+enum km_event_type {
+	KM_EV_FALLBACK_HIT = 1, /* read-repair: missed[] lack key */
+	KM_EV_TIMEOUT = 2,	/* backend did not answer in time */
+};
+
+/* Sent to the daemon through km_events (ring buffer). */
+struct km_event {
+	__u32 type;   /* enum km_event_type */
+	__u32 slot;   /* ring slot of the key */
+	__u8 backend; /* HIT: who answered; TIMEOUT: who did not */
+	__u8 nr_missed;
+	__u8 missed[KM_MAX_REPLICAS]; /* HIT: backends that missed, in order */
+	__u8 key_len;
+	char key[KM_KEY_MAX + 6];
+};
 
 #endif /* KMAGENT_H */

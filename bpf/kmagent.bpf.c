@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * kmagent's kernel fast path: entry points only.  The work is in
+ * xdp_rx.bpf.h (reads, replies, fallback) and tc_clone.bpf.h (writes).
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "kmagent.h"
+#include "maps.bpf.h"
+#include "parse.bpf.h"
+#include "xdp_rx.bpf.h"
+#include "tc_clone.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Is this datagram addressed to us (any address when proxy_addr is 0)? */
+static __always_inline int km_for_us(const struct km_config *cfg,
+				     const struct km_pkt *p)
+{
+	return !cfg->proxy_addr || p->ip->daddr == cfg->proxy_addr;
+}
+
+SEC("xdp")
+int km_xdp_rx(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct km_config *cfg;
+	struct km_stats *st;
+	struct km_pkt p;
+
+	if (km_parse(data, end, &p))
+		return XDP_PASS;
+	if (!km_service_port || !km_nat_port)
+		return XDP_PASS;
+	st = km_stats_get();
+	cfg = km_config_get();
+	if (!st || !cfg || !km_for_us(cfg, &p))
+		return XDP_PASS;
+	if (p.udp->dest == bpf_htons(km_service_port))
+		return km_xdp_request(ctx, &p, cfg, st);
+	if (p.udp->dest == bpf_htons(km_nat_port))
+		return km_xdp_reply(ctx, &p, cfg, st);
+	return XDP_PASS;
+}
+
+SEC("tc")
+int km_tc_clone(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct km_config *cfg;
+	struct km_stats *st;
+	struct km_pkt p;
+	int rc;
+
+	if (km_parse(data, end, &p))
+		return TC_ACT_OK;
+	if (!km_service_port || !km_nat_port)
+		return TC_ACT_OK;
+	if (p.udp->dest != bpf_htons(km_service_port))
+		return TC_ACT_OK;
+	st = km_stats_get();
+	cfg = km_config_get();
+	if (!st || !cfg || !km_for_us(cfg, &p))
+		return TC_ACT_OK;
+	if (!km_client_allowed(p.ip->saddr)) {
+		st->denied++;
+		return TC_ACT_SHOT;
+	}
+	rc = km_tc_write(skb, &p, cfg, st);
+	if (rc == TC_ACT_OK)
+		st->passed_up++;
+	return rc;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map of the kernel path, declared once.  The pinned ones carry BTF
+ * value types from include/kmagent.h, so `bpftool map dump pinned
+ * /sys/fs/bpf/kmagent/km_stats` prints named fields, and a restarted
+ * daemon adopts them (LIBBPF_PIN_BY_NAME) instead of starting empty.
+ */
+#ifndef KM_MAPS_BPF_H
+#define KM_MAPS_BPF_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "kmagent.h"
+
+/*
+ * Per-attach constants, set by the loader before load: the UDP port
+ * clients send requests to, and the source port the proxy uses towards
+ * backends (their replies come back to it).  0 disables the fast path.
+ */
+const volatile __u16 km_service_port = 11211;
+const volatile __u16 km_nat_port = 0;
+
+/* Two rings of KM_RING_SLOTS slots; km_config.ring_active picks one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KM_RING_HALVES *KM_RING_SLOTS);
+	__type(key, __u32);
+	__type(value, struct km_slot);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KM_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct km_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct km_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KM_PENDING_SLOTS);
+	__type(key, __u32);
+	__type(value, struct km_pending);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct km_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KM_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct km_be_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_be_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, KM_ALLOW_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct km_lpm_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_events SEC(".maps");
+
+/*
+ * Per-CPU scratch: the datagram's payload is copied here once, so that the
+ * parser indexes a map value with masked offsets instead of proving every
+ * packet access to the verifier.  Not pinned: it holds nothing between runs.
+ */
+#define KM_SCRATCH_SIZE 512
+struct km_scratch {
+	char buf[KM_SCRATCH_SIZE + 16]; /* slack for KM_IDX(i) + 3 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct km_scratch);
+} km_scratch SEC(".maps");
+
+static __always_inline struct km_stats *km_stats_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&km_stats, &zero);
+}
+
+static __always_inline struct km_be_stats *km_be_stats_get(__u32 id)
+{
+	return bpf_map_lookup_elem(&km_be_stats, &id);
+}
+
+static __always_inline struct km_backend *km_backend_get(__u32 id)
+{
+	if (id == KM_BACKEND_NONE)
+		return NULL;
+	return bpf_map_lookup_elem(&km_backends, &id);
+}
+
+static __always_inline struct km_config *km_config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&km_config, &zero);
+}
+
+static __always_inline struct km_scratch *km_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&km_scratch, &zero);
+}
+
+static __always_inline struct km_slot *km_ring_get(const struct km_config *cfg,
+						   __u32 slot)
+{
+	__u32 key = (cfg->ring_active & 1) * KM_RING_SLOTS + slot;
+
+	return bpf_map_lookup_elem(&km_ring, &key);
+}
+
+static __always_inline int km_client_allowed(__be32 addr)
+{
+	struct km_lpm_key key = {.prefixlen = 32, .addr = addr};
+
+	return bpf_map_lookup_elem(&km_allow, &key) != NULL;
+}
+
+#endif /* KM_MAPS_BPF_H */

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The memcached text protocol as far as the kernel path needs it: which
+ * datagrams are single-key reads or single-datagram writes, where their key
+ * is, and what a miss or an error reply looks like.  The payload has been
+ * copied into the per-CPU scratch buffer; offsets are masked into it.
+ * Anything not recognised returns -1 and goes up to kmagentd unchanged.
+ */
+#ifndef KM_MCPROTO_BPF_H
+#define KM_MCPROTO_BPF_H
+
+#include "kmagent.h"
+#include "km_hash.h"
+#include "maps.bpf.h"
+
+#define KM_IDX(i) ((i) & (KM_SCRATCH_SIZE - 1))
+
+struct km_req {
+	__u32 hash;
+	__u8 kind; /* enum km_pending_kind */
+	__u8 key_off;
+	__u8 key_len;
+	__u8 noreply;
+};
+
+/*
+ * The functions below marked noinline are global functions: the verifier
+ * checks each once, on its own, instead of once per path of the caller
+ * (their loops would multiply the caller's states past the limit).
+ */
+
+/* Hash the key at off: 1..KM_KEY_MAX printable bytes ended by ' ' or '\r'. */
+__attribute__((noinline)) int km_hash_key_at(struct km_scratch *sc, __u32 n,
+					     __u32 off, struct km_req *r)
+{
+	__u32 h = KM_HASH_INIT;
+	__u32 i, pos;
+	unsigned char c;
+	const char *b;
+
+	if (!sc || !r)
+		return -1;
+	b = sc->buf;
+
+	for (i = 0; i < KM_KEY_MAX; i++) {
+		pos = off + i;
+		if (pos >= n)
+			return -1;
+		c = b[KM_IDX(pos)];
+		if (c == ' ' || c == '\r')
+			break;
+		if (c < 0x21 || c == 0x7f)
+			return -1;
+		h = km_hash_step(h, c);
+	}
+	if (i == 0)
+		return -1;
+	if (i == KM_KEY_MAX) {
+		pos = off + i;
+		if (pos >= n)
+			return -1;
+		c = b[KM_IDX(pos)];
+		if (c != ' ' && c != '\r')
+			return -1; /* longer than memcached allows */
+	}
+	r->key_off = off;
+	r->key_len = i;
+	r->hash = km_hash_final(h);
+	return 0;
+}
+
+#define KM_IS2(b, o, s) ((b)[(o)] == (s)[0] && (b)[(o) + 1] == (s)[1])
+#define KM_IS4(b, o, s) (KM_IS2(b, o, s) && KM_IS2(b, (o) + 2, (s) + 2))
+#define KM_IS8(b, o, s) (KM_IS4(b, o, s) && KM_IS4(b, (o) + 4, (s) + 4))
+
+/*
+ * Meta flags after the key: a token starting with 'q' (quiet: a miss or a
+ * success is silent) or 'b' (base64 key: the hash is of the decoded key)
+ * is left to the daemon.  Also rejects a second line break.
+ */
+__attribute__((noinline)) int km_meta_flags_ok(struct km_scratch *sc,
+					       __u32 from, __u32 to)
+{
+	__u32 i, pos;
+	const char *b;
+	char c;
+
+	if (!sc)
+		return -1;
+	b = sc->buf;
+
+	for (i = 0; i < KM_REQ_MAX; i++) {
+		pos = from + i;
+		if (pos >= to)
+			break;
+		c = b[KM_IDX(pos)];
+		if (c == '\r' || c == '\n')
+			return -1;
+		if ((c == 'q' || c == 'b') && b[KM_IDX(pos - 1)] == ' ')
+			return -1;
+	}
+	return 0;
+}
+
+/* get KEY, gets KEY, mg KEY [flags]: one key, one line, nothing after. */
+__attribute__((noinline)) int km_parse_read(struct km_scratch *sc, __u32 n,
+					    struct km_req *r)
+{
+	const char *b;
+	__u32 off, end;
+
+	if (!sc || !r || n < 6 || n > KM_REQ_MAX)
+		return -1;
+	b = sc->buf;
+	if (KM_IS4(b, 0, "get ")) {
+		r->kind = KM_PK_GET;
+		off = 4;
+	} else if (KM_IS4(b, 0, "gets") && b[4] == ' ') {
+		r->kind = KM_PK_GET;
+		off = 5;
+	} else if (KM_IS2(b, 0, "mg") && b[2] == ' ') {
+		r->kind = KM_PK_MG;
+		off = 3;
+	} else {
+		return -1;
+	}
+	if (km_hash_key_at(sc, n, off, r))
+		return -1;
+	if (b[KM_IDX(n - 2)] != '\r' || b[KM_IDX(n - 1)] != '\n')
+		return -1;
+	end = off + r->key_len;
+	if (r->kind == KM_PK_GET)
+		return end + 2 == n ? 0 : -1; /* "get a b": several keys */
+	return km_meta_flags_ok(sc, end, n - 2);
+}
+
+/* Length of the write command at the start of b (with its space), or 0. */
+static __always_inline __u32 km_write_cmd_len(const char *b, int *meta)
+{
+	*meta = 0;
+	switch (b[0]) {
+	case 's':
+		return KM_IS4(b, 0, "set ") ? 4 : 0;
+	case 'a':
+		if (KM_IS4(b, 0, "add "))
+			return 4;
+		return KM_IS4(b, 0, "appe") && KM_IS2(b, 4, "nd") && b[6] == ' '
+			       ? 7
+			       : 0;
+	case 'r':
+		return KM_IS8(b, 0, "replace ") ? 8 : 0;
+	case 'p':
+		return KM_IS8(b, 0, "prepend ") ? 8 : 0;
+	case 'c':
+		return KM_IS4(b, 0, "cas ") ? 4 : 0;
+	case 'd':
+		if (KM_IS4(b, 0, "decr") && b[4] == ' ')
+			return 5;
+		return KM_IS4(b, 0, "dele") && KM_IS2(b, 4, "te") && b[6] == ' '
+			       ? 7
+			       : 0;
+	case 'i':
+		return KM_IS4(b, 0, "incr") && b[4] == ' ' ? 5 : 0;
+	case 't':
+		return KM_IS4(b, 0, "touc") && KM_IS2(b, 4, "h ") ? 6 : 0;
+	case 'm':
+		if (b[2] != ' ' || (b[1] != 's' && b[1] != 'd' && b[1] != 'a'))
+			return 0;
+		*meta = 1;
+		return 3;
+	}
+	return 0;
+}
+
+/*
+ * A write: command, key, rest of the line.  n may be cut short of the
+ * datagram (only its start is copied); the command line must fit in it.
+ */
+__attribute__((noinline)) int km_parse_write(struct km_scratch *sc, __u32 n,
+					     struct km_req *r)
+{
+	__u32 off, end, le = 0, i, pos;
+	const char *b;
+	int meta;
+
+	if (!sc || !r || n < 8 || n > KM_REQ_MAX)
+		return -1;
+	b = sc->buf;
+	off = km_write_cmd_len(b, &meta);
+	if (!off)
+		return -1;
+	if (km_hash_key_at(sc, n, off, r))
+		return -1;
+	end = off + r->key_len;
+	for (i = 0; i < KM_REQ_MAX; i++) {
+		pos = end + i;
+		if (pos + 1 >= n)
+			return -1;
+		if (b[KM_IDX(pos)] == '\r') {
+			if (b[KM_IDX(pos + 1)] != '\n')
+				return -1;
+			le = pos;
+			break;
+		}
+	}
+	if (!le)
+		return -1;
+	r->kind = KM_PK_WRITE;
+	r->noreply = 0;
+	if (meta)
+		return km_meta_flags_ok(sc, end, le);
+	if (le >= end + 8 && b[KM_IDX(le - 8)] == ' ' &&
+	    KM_IS4(b, KM_IDX(le - 7), "nore") &&
+	    KM_IS2(b, KM_IDX(le - 3), "pl") && b[KM_IDX(le - 1)] == 'y')
+		r->noreply = 1;
+	return 0;
+}
+
+/*
+ * Severity of a write reply for KM_WP_WORST: 3 error, 2 refused (not
+ * stored, not found, exists), 1 success.
+ */
+static __always_inline int km_reply_rank(const char *b, __u8 len)
+{
+	if (len == 0xff || len < 2)
+		return 3;
+	if ((b[0] == 'S' && b[1] == 'E') || (b[0] == 'E' && b[1] == 'R') ||
+	    (b[0] == 'C' && b[1] == 'L'))
+		return 3; /* SERVER_ERROR, ERROR, CLIENT_ERROR */
+	if (b[0] == 'N' || (b[0] == 'E' && b[1] == 'X'))
+		return 2; /* NOT_STORED, NOT_FOUND, NS, NF, EXISTS, EX */
+	return 1;
+}
+
+#endif /* KM_MCPROTO_BPF_H */

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Rewriting a parsed XDP frame: header-only NAT with incremental checksum
+ * updates, and whole-payload replacement (fallback request, aggregated
+ * write reply) with the checksums recomputed from scratch.
+ */
+#ifndef KM_NAT_BPF_H
+#define KM_NAT_BPF_H
+
+#include "parse.bpf.h"
+#include "maps.bpf.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* Where a rewritten datagram goes: every header field the proxy owns. */
+struct km_hdrvals {
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__be16 rid;
+	__u32 ifindex; /* egress: XDP_TX when it is the ingress */
+};
+
+/* Next hop towards dst; 0, or -1 when the kernel cannot forward there. */
+static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
+				  __u32 ifindex, struct km_hdrvals *v)
+{
+	struct bpf_fib_lookup f;
+	long rc;
+
+	__builtin_memset(&f, 0, sizeof(f));
+	f.family = AF_INET;
+	f.l4_protocol = IPPROTO_UDP;
+	f.ipv4_src = src;
+	f.ipv4_dst = dst;
+	f.ifindex = ifindex;
+	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	__builtin_memcpy(v->dmac, f.dmac, ETH_ALEN);
+	__builtin_memcpy(v->smac, f.smac, ETH_ALEN);
+	v->ifindex = f.ifindex;
+	v->saddr = src;
+	v->daddr = dst;
+	return 0;
+}
+
+static __always_inline int km_xdp_out(struct xdp_md *ctx, __u32 ifindex)
+{
+	if (ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	/* a constant either way: callers then know the verdict is >= 0 */
+	return bpf_redirect(ifindex, 0) == XDP_REDIRECT ? XDP_REDIRECT
+							: XDP_ABORTED;
+}
+
+/* Header-only rewrite: MACs, addresses, ports, request id. */
+static __always_inline void km_nat(struct km_pkt *p, const struct km_hdrvals *v)
+{
+	struct udphdr *udp = p->udp;
+
+	km_mac_copy(p->eth->h_dest, v->dmac);
+	km_mac_copy(p->eth->h_source, v->smac);
+	km_udp_csum_replace4(udp, p->ip->saddr, v->saddr);
+	km_udp_csum_replace4(udp, p->ip->daddr, v->daddr);
+	km_ip_set_addrs(p->ip, v->saddr, v->daddr);
+	km_udp_csum_replace2(udp, udp->source, v->sport);
+	km_udp_csum_replace2(udp, udp->dest, v->dport);
+	km_udp_csum_replace2(udp, p->frame->rid, v->rid);
+	udp->source = v->sport;
+	udp->dest = v->dport;
+	p->frame->rid = v->rid;
+}
+
+/* Checksum of UDP header + frame header + payload (summed: payload_sum). */
+static __always_inline __u16 km_udp_csum_full(const struct iphdr *ip,
+					      const struct udphdr *udp,
+					      const struct km_udp_frame *f,
+					      __u32 payload_sum)
+{
+	__u64 s = payload_sum;
+	__u16 c;
+
+	s += (ip->saddr & 0xffff) + (ip->saddr >> 16);
+	s += (ip->daddr & 0xffff) + (ip->daddr >> 16);
+	s += bpf_htons(IPPROTO_UDP);
+	s += udp->len; /* pseudo-header */
+	s += udp->source;
+	s += udp->dest;
+	s += udp->len;
+	s += f->rid;
+	s += f->seq;
+	s += f->total;
+	s += f->reserved;
+	c = ~km_csum_fold(s);
+	return c ? c : 0xffff;
+}
+
+/*
+ * Replace the payload after the frame header with len bytes of src (a map
+ * value, zero-padded to a multiple of 4, whose one's complement sum is
+ * sum), as a single datagram with every header set from v.  On failure the
+ * frame may be half-written: the caller drops it.
+ */
+static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
+				       const struct km_hdrvals *v,
+				       const char *src, __u32 len, __u32 sum)
+{
+	__u32 l2 = p->l2_len, ulen;
+	struct km_udp_frame *f;
+	struct udphdr *udp;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	void *data, *end;
+
+	if (len < 1 || len > KM_REQ_MAX)
+		return -1;
+	if (bpf_xdp_adjust_tail(ctx, (int)len - (int)p->payload_len))
+		return -1;
+	if (bpf_xdp_store_bytes(ctx, p->payload_off, (void *)src, len))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip = data + sizeof(*eth);
+	if (l2 != sizeof(*eth))
+		ip = data + sizeof(*eth) + sizeof(struct km_vlan_hdr);
+	udp = (void *)(ip + 1);
+	f = (void *)(udp + 1);
+	if ((void *)(f + 1) > end)
+		return -1;
+	km_mac_copy(eth->h_dest, v->dmac);
+	km_mac_copy(eth->h_source, v->smac);
+	ulen = sizeof(*udp) + sizeof(*f) + len;
+	ip->tot_len = bpf_htons(sizeof(*ip) + ulen);
+	ip->saddr = v->saddr;
+	ip->daddr = v->daddr;
+	ip->check = km_ip_csum(ip);
+	udp->source = v->sport;
+	udp->dest = v->dport;
+	udp->len = bpf_htons(ulen);
+	f->rid = v->rid;
+	f->seq = 0;
+	f->total = bpf_htons(1);
+	f->reserved = 0;
+	udp->check = km_udp_csum_full(ip, udp, f, sum);
+	return 0;
+}
+
+#endif /* KM_NAT_BPF_H */

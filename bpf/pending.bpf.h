@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The pending table: one entry per request in flight, indexed by the
+ * request id the proxy puts in the frame header.  An entry is claimed by a
+ * compare-and-swap of its timestamp (free or stale -> now), so a live entry
+ * is never overwritten; a stale one is reclaimed and counted as a timeout
+ * of the backend(s) that did not answer, which feeds passive health.
+ */
+#ifndef KM_PENDING_BPF_H
+#define KM_PENDING_BPF_H
+
+#include "kmagent.h"
+#include "maps.bpf.h"
+
+/* Random probes before giving up: a table this full is overloaded anyway. */
+#define KM_CLAIM_PROBES 4
+
+static __always_inline void km_event_timeout(__u8 be, __u32 slot,
+					     struct km_stats *st)
+{
+	struct km_be_stats *bst = km_be_stats_get(be);
+	struct km_event *ev;
+
+	if (bst)
+		bst->timeouts++;
+	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
+	if (!ev) {
+		st->events_lost++;
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->type = KM_EV_TIMEOUT;
+	ev->slot = slot;
+	ev->backend = be;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/*
+ * A stale entry we now own: charge its timeout to who did not answer.
+ * Global, so verified once rather than on every path of its callers.
+ */
+__attribute__((noinline)) int km_expire(struct km_pending *e,
+					struct km_stats *st)
+{
+	int j;
+
+	if (!e || !st)
+		return 0;
+
+	st->timeouts++;
+	if (e->kind != KM_PK_WRITE) {
+		km_event_timeout(e->cur_be, e->slot, st);
+		return 0;
+	}
+	for (j = 0; j < KM_MAX_REPLICAS; j++) {
+		if (j >= e->nr_wr)
+			break;
+		if (!e->wr_len[j])
+			km_event_timeout(e->wr_be[j], e->slot, st);
+	}
+	return 0;
+}
+
+static __always_inline struct km_pending *km_claim(const struct km_config *cfg,
+						   struct km_stats *st,
+						   __u64 now, __u32 *idx_out)
+{
+	__u64 timeout = cfg->pending_timeout_ns ?: KM_PENDING_TIMEOUT_NS;
+	struct km_pending *e;
+	__u64 old;
+	__u32 idx;
+	int i;
+
+	for (i = 0; i < KM_CLAIM_PROBES; i++) {
+		idx = bpf_get_prandom_u32() & (KM_PENDING_SLOTS - 1);
+		e = bpf_map_lookup_elem(&km_pending, &idx);
+		if (!e)
+			continue;
+		old = e->ts;
+		if (old && now - old < timeout)
+			continue;
+		if (__sync_val_compare_and_swap(&e->ts, old, now) != old)
+			continue; /* another CPU took it */
+		if (old)
+			km_expire(e, st);
+		*idx_out = idx;
+		return e;
+	}
+	st->pending_full++;
+	return NULL;
+}
+
+/* Free the entry unless someone reclaimed it since we looked at it. */
+static __always_inline void km_release(struct km_pending *e, __u64 ts)
+{
+	__sync_val_compare_and_swap(&e->ts, ts, 0);
+}
+
+static __always_inline int km_tried(const struct km_pending *e, __u8 id)
+{
+	int i;
+
+	for (i = 0; i < KM_MAX_REPLICAS; i++) {
+		if (i >= e->nr_tried)
+			break;
+		if (e->tried[i] == id)
+			return 1;
+	}
+	return 0;
+}
+
+/* Read-repair: the key was found after backends in tried[] missed it. */
+static __always_inline void km_event_hit(const struct km_pending *e,
+					 struct km_stats *st)
+{
+	struct km_event *ev;
+	int i, n = e->nr_tried - 1;
+
+	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
+	if (!ev) {
+		st->events_lost++;
+		return;
+	}
+	ev->type = KM_EV_FALLBACK_HIT;
+	ev->slot = e->slot;
+	ev->backend = e->cur_be;
+	ev->nr_missed = n;
+	for (i = 0; i < KM_MAX_REPLICAS; i++)
+		ev->missed[i] = i < n ? e->tried[i] : 0;
+	ev->key_len = e->key_len;
+	if (bpf_probe_read_kernel(ev->key, sizeof(ev->key),
+				  e->req + (e->key_off & 7)))
+		ev->key_len = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+#endif /* KM_PENDING_BPF_H */

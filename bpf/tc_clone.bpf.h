@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The tc ingress side: a single-datagram write is cloned with
+ * bpf_clone_redirect to every writable replica of its key, each clone
+ * NATed like a read; the original is dropped.  XDP aggregates the replies
+ * (km_xdp_write_reply).  XDP cannot clone, hence tc.
+ */
+#ifndef KM_TC_CLONE_BPF_H
+#define KM_TC_CLONE_BPF_H
+
+#include <linux/pkt_cls.h>
+#include "parse.bpf.h"
+#include "mcproto.bpf.h"
+#include "maps.bpf.h"
+#include "pending.bpf.h"
+#include "nat.bpf.h"
+
+#define KM_L4_CSUM_FLAGS (BPF_F_MARK_MANGLED_0)
+
+/* Where the header fields of the datagram being cloned sit, and their values.
+ */
+struct km_tc_hdr {
+	__u32 ip_off;
+	__u32 udp_off;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__be16 rid;
+};
+
+static __always_inline int km_tc_set4(struct __sk_buff *skb, __u32 off,
+				      __u32 csum_off_l3, __u32 csum_off_l4,
+				      __be32 from, __be32 to)
+{
+	if (from == to)
+		return 0;
+	if (bpf_l4_csum_replace(skb, csum_off_l4, from, to,
+				KM_L4_CSUM_FLAGS | BPF_F_PSEUDO_HDR | 4))
+		return -1;
+	if (bpf_l3_csum_replace(skb, csum_off_l3, from, to, 4))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &to, 4, 0) ? -1 : 0;
+}
+
+static __always_inline int km_tc_set2(struct __sk_buff *skb, __u32 off,
+				      __u32 csum_off_l4, __be16 from, __be16 to)
+{
+	if (from == to)
+		return 0;
+	if (bpf_l4_csum_replace(skb, csum_off_l4, from, to,
+				KM_L4_CSUM_FLAGS | 2))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &to, 2, 0) ? -1 : 0;
+}
+
+/* Rewrite the skb's headers from h's current values to v's. */
+static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
+				     const struct km_hdrvals *v)
+{
+	__u32 l3c = h->ip_off + offsetof(struct iphdr, check);
+	__u32 l4c = h->udp_off + offsetof(struct udphdr, check);
+
+	if (bpf_skb_store_bytes(skb, 0, (void *)v->dmac, ETH_ALEN, 0) ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, (void *)v->smac, ETH_ALEN, 0))
+		return -1;
+	if (km_tc_set4(skb, h->ip_off + offsetof(struct iphdr, saddr), l3c, l4c,
+		       h->saddr, v->saddr) ||
+	    km_tc_set4(skb, h->ip_off + offsetof(struct iphdr, daddr), l3c, l4c,
+		       h->daddr, v->daddr) ||
+	    km_tc_set2(skb, h->udp_off, l4c, h->sport, v->sport) ||
+	    km_tc_set2(skb, h->udp_off + 2, l4c, h->dport, v->dport) ||
+	    km_tc_set2(skb, h->udp_off + sizeof(struct udphdr), l4c, h->rid,
+		       v->rid))
+		return -1;
+	h->saddr = v->saddr;
+	h->daddr = v->daddr;
+	h->sport = v->sport;
+	h->dport = v->dport;
+	h->rid = v->rid;
+	return 0;
+}
+
+/* Returns a tc verdict: TC_ACT_OK leaves the datagram to kmagentd. */
+static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
+				       const struct km_config *cfg,
+				       struct km_stats *st)
+{
+	struct km_hdrvals tv[KM_MAX_REPLICAS];
+	__u8 ids[KM_MAX_REPLICAS];
+	struct km_be_stats *bst;
+	struct km_pending *e = NULL;
+	struct km_backend *be;
+	struct km_req r = {};
+	struct km_scratch *sc;
+	struct km_tc_hdr h;
+	struct km_slot *slot;
+	__u32 n = p->payload_len, idx = 0, k = 0;
+	__be32 proxy;
+	__u64 now = 0;
+	int i;
+
+	if (p->frame->total != bpf_htons(1) || p->frame->seq)
+		return TC_ACT_OK;
+	if (cfg->flags & KM_CF_WRITES_OFF)
+		return TC_ACT_OK;
+	if (n > KM_REQ_MAX)
+		n = KM_REQ_MAX; /* the command line must fit; data may not */
+	if (n < 8)
+		return TC_ACT_OK;
+	sc = km_scratch_get();
+	if (!sc)
+		return TC_ACT_OK;
+	if (bpf_skb_load_bytes(skb, p->payload_off, sc->buf, n))
+		return TC_ACT_OK;
+	if (km_parse_write(sc, n, &r))
+		return TC_ACT_OK;
+	slot = km_ring_get(cfg, km_hash_slot(r.hash));
+	if (!slot)
+		return TC_ACT_OK;
+	proxy = cfg->proxy_addr ?: p->ip->daddr;
+	for (i = 0; i < KM_MAX_REPLICAS; i++) {
+		if (i >= slot->nr)
+			break;
+		be = km_backend_get(slot->be[i]);
+		if (!be || !km_backend_writable(be))
+			continue;
+		if (km_fib(skb, proxy, be->addr, skb->ifindex, &tv[k])) {
+			st->no_route++;
+			return TC_ACT_OK;
+		}
+		tv[k].sport = bpf_htons(km_nat_port);
+		tv[k].dport = be->port;
+		ids[k] = slot->be[i];
+		k++;
+	}
+	if (!k) {
+		st->no_backend++;
+		return TC_ACT_OK;
+	}
+	h.ip_off = p->l2_len;
+	h.udp_off = p->l2_len + sizeof(struct iphdr);
+	h.saddr = p->ip->saddr;
+	h.daddr = p->ip->daddr;
+	h.sport = p->udp->source;
+	h.dport = p->udp->dest;
+	h.rid = p->frame->rid;
+	if (!r.noreply) {
+		now = bpf_ktime_get_ns();
+		e = km_claim(cfg, st, now, &idx);
+		if (!e)
+			return TC_ACT_OK;
+		e->client_addr = h.saddr;
+		e->proxy_addr = proxy;
+		e->client_port = h.sport;
+		e->client_rid = h.rid;
+		km_mac_copy(e->client_mac, p->eth->h_source);
+		km_mac_copy(e->proxy_mac, p->eth->h_dest);
+		e->vlan_tci = p->vlan_tci;
+		e->ifindex = skb->ifindex;
+		e->slot = km_hash_slot(r.hash);
+		e->kind = KM_PK_WRITE;
+		e->cur_be = ids[0];
+		e->nr_tried = 0;
+		e->nr_wr = k;
+		e->policy = cfg->write_policy;
+		e->key_off = r.key_off;
+		e->key_len = r.key_len;
+		e->req_len = 0;
+		e->rx_dgrams = 0;
+		e->wr_got = 0;
+		for (i = 0; i < KM_MAX_REPLICAS; i++) {
+			e->wr_be[i] = i < (int)k ? ids[i] : 0;
+			e->wr_len[i] = 0;
+		}
+	}
+	/* p's packet pointers are dead from here: helpers below change data */
+	for (i = 0; i < KM_MAX_REPLICAS; i++) {
+		if (i >= (int)k)
+			break;
+		tv[i].rid = e ? bpf_htons(idx) : h.rid;
+		if (km_tc_nat(skb, &h, &tv[i]) ||
+		    bpf_clone_redirect(skb, tv[i].ifindex, 0)) {
+			st->helper_errors++;
+			continue; /* that replica times out: counted there */
+		}
+		st->write_clones++;
+		bst = km_be_stats_get(ids[i]);
+		if (bst)
+			bst->writes++;
+	}
+	st->kernel_writes++;
+	if (r.noreply)
+		st->noreply_writes++;
+	return TC_ACT_SHOT;
+}
+
+#endif /* KM_TC_CLONE_BPF_H */

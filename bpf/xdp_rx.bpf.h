@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The XDP side: single-key reads from clients are routed to the key's
+ * first readable replica; backend replies (to the NAT port) go back to the
+ * client, a miss turning into a request to the next replica on the way.
+ * Cloned writes' replies are aggregated here too (tc cannot see them
+ * before XDP does).
+ */
+#ifndef KM_XDP_RX_BPF_H
+#define KM_XDP_RX_BPF_H
+
+#include "parse.bpf.h"
+#include "mcproto.bpf.h"
+#include "maps.bpf.h"
+#include "pending.bpf.h"
+#include "nat.bpf.h"
+
+/* Sum of the request kept in the entry, for the fallback's UDP checksum. */
+static __always_inline int km_req_sum(struct km_scratch *sc, __u32 n,
+				      __u32 *sum)
+{
+	__u32 len = (n + 3) & ~3u;
+	long rc;
+
+	/* csum_diff wants a multiple of 4: pad with zeros, which add nothing */
+	sc->buf[KM_IDX(n)] = 0;
+	sc->buf[KM_IDX(n + 1)] = 0;
+	sc->buf[KM_IDX(n + 2)] = 0;
+	km_barrier_var(len); /* keep the bound check below for the verifier */
+	if (len > KM_REQ_MAX + 4)
+		return -1;
+	rc = bpf_csum_diff(NULL, 0, (void *)sc->buf, len, 0);
+	if (rc < 0)
+		return -1;
+	*sum = rc;
+	return 0;
+}
+
+static __always_inline __u8 km_first_readable(const struct km_slot *slot,
+					      const struct km_pending *tried,
+					      struct km_backend **out)
+{
+	struct km_backend *be;
+	__u8 id;
+	int i;
+
+	for (i = 0; i < KM_MAX_REPLICAS; i++) {
+		if (i >= slot->nr)
+			break;
+		id = slot->be[i];
+		if (tried && km_tried(tried, id))
+			continue;
+		be = km_backend_get(id);
+		if (be && km_backend_readable(be)) {
+			*out = be;
+			return id;
+		}
+	}
+	return KM_BACKEND_NONE;
+}
+
+static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
+					  const struct km_config *cfg,
+					  struct km_stats *st)
+{
+	struct km_backend *be = NULL;
+	struct km_hdrvals v = {};
+	struct km_be_stats *bst;
+	struct km_req r = {};
+	struct km_scratch *sc;
+	struct km_pending *e;
+	struct km_slot *slot;
+	__u32 n = p->payload_len, idx, sum;
+	__be32 proxy;
+	__u8 be_id;
+	__u64 now;
+
+	st->rx_service++;
+	if (!km_client_allowed(p->ip->saddr)) {
+		st->denied++;
+		return XDP_DROP;
+	}
+	if (p->frame->total != bpf_htons(1) || p->frame->seq)
+		return XDP_PASS;
+	if ((cfg->flags & KM_CF_READS_OFF) || n < 6 || n > KM_REQ_MAX)
+		return XDP_PASS;
+	sc = km_scratch_get();
+	if (!sc)
+		return XDP_PASS;
+	if (bpf_xdp_load_bytes(ctx, p->payload_off, sc->buf, n))
+		return XDP_PASS;
+	if (km_parse_read(sc, n, &r))
+		return XDP_PASS; /* writes go on to tc, the rest to kmagentd */
+	slot = km_ring_get(cfg, km_hash_slot(r.hash));
+	if (!slot)
+		return XDP_PASS;
+	be_id = km_first_readable(slot, NULL, &be);
+	if (!be_id || !be) {
+		st->no_backend++;
+		return XDP_PASS;
+	}
+	proxy = cfg->proxy_addr ?: p->ip->daddr;
+	if (km_fib(ctx, proxy, be->addr, ctx->ingress_ifindex, &v)) {
+		st->no_route++;
+		return XDP_PASS;
+	}
+	if (km_req_sum(sc, n, &sum)) {
+		st->helper_errors++;
+		return XDP_PASS;
+	}
+	now = bpf_ktime_get_ns();
+	e = km_claim(cfg, st, now, &idx);
+	if (!e)
+		return XDP_PASS;
+	if (bpf_probe_read_kernel(e->req, n, sc->buf)) {
+		km_release(e, now);
+		st->helper_errors++;
+		return XDP_PASS;
+	}
+	e->client_addr = p->ip->saddr;
+	e->proxy_addr = proxy;
+	e->client_port = p->udp->source;
+	e->client_rid = p->frame->rid;
+	km_mac_copy(e->client_mac, p->eth->h_source);
+	km_mac_copy(e->proxy_mac, p->eth->h_dest);
+	e->vlan_tci = p->vlan_tci;
+	e->ifindex = ctx->ingress_ifindex;
+	e->slot = km_hash_slot(r.hash);
+	e->kind = r.kind;
+	e->cur_be = be_id;
+	e->nr_tried = 1;
+	e->tried[0] = be_id;
+	e->nr_wr = 0;
+	e->key_off = r.key_off;
+	e->key_len = r.key_len;
+	e->req_len = n;
+	e->req_csum = sum;
+	e->rx_dgrams = 0;
+	e->wr_got = 0;
+
+	v.sport = bpf_htons(km_nat_port);
+	v.dport = be->port;
+	v.rid = bpf_htons(idx);
+	km_nat(p, &v);
+	st->kernel_gets++;
+	bst = km_be_stats_get(be_id);
+	if (bst)
+		bst->gets++;
+	return km_xdp_out(ctx, v.ifindex);
+}
+
+/* The entry's client as the destination of a reply. */
+static __always_inline void km_to_client(const struct km_pending *e,
+					 struct km_hdrvals *v)
+{
+	km_mac_copy(v->dmac, e->client_mac);
+	km_mac_copy(v->smac, e->proxy_mac);
+	v->saddr = e->proxy_addr;
+	v->daddr = e->client_addr;
+	v->sport = bpf_htons(km_service_port);
+	v->dport = e->client_port;
+	v->rid = e->client_rid;
+	v->ifindex = e->ifindex;
+}
+
+static __always_inline int km_is_miss(struct km_pkt *p, void *end, __u8 kind)
+{
+	char *b = (void *)(p->frame + 1);
+
+	if (kind == KM_PK_GET) {
+		if (p->payload_len != 5 || (void *)(b + 5) > end)
+			return 0;
+		return b[0] == 'E' && b[1] == 'N' && b[2] == 'D' &&
+		       b[3] == '\r' && b[4] == '\n';
+	}
+	if (p->payload_len != 4 || (void *)(b + 4) > end)
+		return 0;
+	return b[0] == 'E' && b[1] == 'N' && b[2] == '\r' && b[3] == '\n';
+}
+
+/*
+ * Null-fallback: turn this miss into the stored request, sent to the next
+ * untried readable replica.  Returns a verdict, or -1 (nothing changed)
+ * when no replica is left or it cannot be reached from here.
+ */
+static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
+					   struct km_pending *e, __u32 idx,
+					   const struct km_config *cfg,
+					   struct km_stats *st)
+{
+	struct km_backend *nb = NULL;
+	struct km_hdrvals v = {};
+	struct km_be_stats *bst;
+	struct km_slot *slot;
+	__u8 next;
+
+	slot = km_ring_get(cfg, e->slot);
+	if (!slot)
+		return -1;
+	next = km_first_readable(slot, e, &nb);
+	if (!next || !nb)
+		return -1;
+	if (km_fib(ctx, e->proxy_addr, nb->addr, ctx->ingress_ifindex, &v)) {
+		st->no_route++;
+		return -1;
+	}
+	v.sport = bpf_htons(km_nat_port);
+	v.dport = nb->port;
+	v.rid = bpf_htons(idx);
+	if (km_xdp_emit(ctx, p, &v, e->req, e->req_len, e->req_csum)) {
+		st->helper_errors++;
+		return XDP_DROP; /* the client retries; never a bad frame */
+	}
+	if (e->nr_tried < KM_MAX_REPLICAS)
+		e->tried[e->nr_tried] = next;
+	e->nr_tried++;
+	e->cur_be = next;
+	e->rx_dgrams = 0;
+	st->fallbacks++;
+	bst = km_be_stats_get(next);
+	if (bst)
+		bst->gets++;
+	return km_xdp_out(ctx, v.ifindex);
+}
+
+/* Send this (header-rewritten) reply datagram back to the client. */
+static __always_inline int km_reply_to_client(struct xdp_md *ctx,
+					      struct km_pkt *p,
+					      struct km_pending *e, __u64 ts,
+					      int release, struct km_stats *st)
+{
+	struct km_hdrvals v;
+
+	km_to_client(e, &v);
+	km_nat(p, &v);
+	if (release)
+		km_release(e, ts);
+	st->replies++;
+	return km_xdp_out(ctx, v.ifindex);
+}
+
+/* Pick the reply the client gets, per policy, among those received. */
+static __always_inline int km_write_choose(struct km_pending *e,
+					   struct km_stats *st)
+{
+	int j, c = -1, rank, best = 0, divergent = 0;
+	__u64 a, b;
+
+	for (j = 0; j < KM_MAX_REPLICAS; j++) {
+		if (j >= e->nr_wr)
+			break;
+		if (!e->wr_len[j])
+			continue;
+		if (c < 0) {
+			c = j;
+			best = km_reply_rank(e->wr_reply[j], e->wr_len[j]);
+			continue;
+		}
+		__builtin_memcpy(&a, e->wr_reply[j], sizeof(a));
+		__builtin_memcpy(&b, e->wr_reply[c], sizeof(b));
+		if (e->wr_len[j] != e->wr_len[c] || a != b)
+			divergent = 1;
+		if (e->policy != KM_WP_WORST)
+			continue;
+		rank = km_reply_rank(e->wr_reply[j], e->wr_len[j]);
+		if (rank > best) {
+			best = rank;
+			c = j;
+		}
+	}
+	if (divergent)
+		st->write_divergent++;
+	return c;
+}
+
+static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
+					      struct km_pkt *p,
+					      struct km_pending *e, __u64 ts,
+					      struct km_stats *st)
+{
+	struct km_backend *be;
+	struct km_be_stats *bst;
+	struct km_hdrvals v;
+	__u32 n = p->payload_len, got, sum, wl;
+	int j, me = -1, c;
+	char *buf;
+	long rc;
+
+	for (j = 0; j < KM_MAX_REPLICAS; j++) {
+		if (j >= e->nr_wr)
+			break;
+		be = km_backend_get(e->wr_be[j]);
+		if (be && be->addr == p->ip->saddr &&
+		    be->port == p->udp->source) {
+			me = j;
+			break;
+		}
+	}
+	if (me < 0 || p->frame->total != bpf_htons(1)) {
+		st->stray_replies++;
+		return XDP_PASS;
+	}
+	if (e->wr_len[me])
+		return XDP_DROP; /* duplicate */
+	buf = e->wr_reply[me];
+	__builtin_memset(buf, 0, KM_WREPLY_MAX);
+	if (n < 1 || n > KM_WREPLY_MAX ||
+	    bpf_xdp_load_bytes(ctx, p->payload_off, buf, n))
+		e->wr_len[me] =
+			0xff; /* not kept: forwarded only if it is ours */
+	else
+		e->wr_len[me] = n;
+	st->write_replies++;
+	bst = km_be_stats_get(e->wr_be[me]);
+	if (bst)
+		bst->write_replies++;
+	got = __sync_fetch_and_add(&e->wr_got, 1) + 1;
+	if (e->policy == KM_WP_FIRST) {
+		if (got >= e->nr_wr)
+			km_release(e, ts);
+		if (got == 1)
+			return km_reply_to_client(ctx, p, e, ts, 0, st);
+		return XDP_DROP;
+	}
+	if (got < e->nr_wr)
+		return XDP_DROP; /* kept; the last reply answers */
+	c = km_write_choose(e, st);
+	if (c < 0 || c >= KM_MAX_REPLICAS || c == me)
+		return km_reply_to_client(ctx, p, e, ts, 1, st);
+	wl = e->wr_len[c];
+	km_barrier_var(wl);
+	if (wl < 1 || wl > KM_WREPLY_MAX) /* not kept: forward ours instead */
+		return km_reply_to_client(ctx, p, e, ts, 1, st);
+	rc = bpf_csum_diff(NULL, 0, (void *)e->wr_reply[c], KM_WREPLY_MAX, 0);
+	if (rc < 0) {
+		st->helper_errors++;
+		return km_reply_to_client(ctx, p, e, ts, 1, st);
+	}
+	sum = rc;
+	km_to_client(e, &v);
+	if (km_xdp_emit(ctx, p, &v, e->wr_reply[c], wl, sum)) {
+		km_release(e, ts);
+		st->helper_errors++;
+		return XDP_DROP;
+	}
+	km_release(e, ts);
+	st->replies++;
+	return km_xdp_out(ctx, v.ifindex);
+}
+
+static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
+					const struct km_config *cfg,
+					struct km_stats *st)
+{
+	void *end = (void *)(long)ctx->data_end;
+	__u32 idx = bpf_ntohs(p->frame->rid);
+	struct km_be_stats *bst;
+	struct km_pending *e;
+	struct km_backend *be;
+	__u16 total;
+	__u64 ts;
+	int rc;
+
+	e = bpf_map_lookup_elem(&km_pending, &idx);
+	if (!e)
+		return XDP_PASS;
+	ts = e->ts;
+	if (!ts) {
+		st->stray_replies++;
+		return XDP_PASS;
+	}
+	if (e->kind == KM_PK_WRITE)
+		return km_xdp_write_reply(ctx, p, e, ts, st);
+	be = km_backend_get(e->cur_be);
+	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source) {
+		st->stray_replies++;
+		return XDP_PASS;
+	}
+	bst = km_be_stats_get(e->cur_be);
+	total = bpf_ntohs(p->frame->total);
+	if (total == 1 && km_is_miss(p, end, e->kind)) {
+		if (bst)
+			bst->misses++;
+		rc = km_xdp_fallback(ctx, p, e, idx, cfg, st);
+		if (rc >= 0)
+			return rc;
+		st->misses++;
+	} else if (!p->frame->seq) {
+		if (bst)
+			bst->hits++;
+		st->hits++;
+		if (e->nr_tried > 1) {
+			st->fallback_hits++;
+			km_event_hit(e, st);
+		}
+	}
+	/* one more datagram of the reply; the entry goes with the last */
+	if (__sync_fetch_and_add(&e->rx_dgrams, 1) + 1 >= total)
+		return km_reply_to_client(ctx, p, e, ts, 1, st);
+	return km_reply_to_client(ctx, p, e, ts, 0, st);
+}
+
+#endif /* KM_XDP_RX_BPF_H */

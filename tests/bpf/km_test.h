@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Shared by the BPF program tests: a private network namespace with veths
+ * and permanent neighbours (so bpf_fib_lookup answers), the skeleton loaded
+ * under a per-run pin root, crafted frames with correct checksums, and
+ * named checks that print PASS/FAIL.
+ */
+#ifndef KM_TEST_H
+#define KM_TEST_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "kmagent.h"
+#include "kbpf.h"
+#include "ring.h"
+
+static int km_t_failed, km_t_passed;
+
+#define CHECK(cond, ...)                                                       \
+	({                                                                     \
+		int __ok = !!(cond);                                           \
+		if (__ok) {                                                    \
+			km_t_passed++;                                         \
+		} else {                                                       \
+			km_t_failed++;                                         \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
+			printf(__VA_ARGS__);                                   \
+			printf("\n");                                          \
+		}                                                              \
+		__ok;                                                          \
+	})
+
+static inline int km_t_sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	if (rc)
+		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+	return rc;
+}
+
+/* ---- frames ---- */
+
+/*
+ * Header views of a byte buffer.  Header structs written through pointers
+ * into a byte array break strict aliasing: gcc then reorders the writes
+ * past struct copies of the frame.  Hence no-strict-aliasing for the tests.
+ */
+#pragma GCC optimize("no-strict-aliasing")
+typedef struct iphdr km_t_iphdr;
+typedef struct udphdr km_t_udphdr;
+typedef struct ethhdr km_t_ethhdr;
+typedef struct km_udp_frame km_t_mchdr;
+
+struct km_t_ep {
+	__u8 mac[6];
+	const char *ip;
+	__u16 port;
+};
+
+struct km_t_frame {
+	__u8 buf[2048];
+	__u32 len;
+	__u32 l2; /* 14 or 18 */
+};
+
+static inline __u32 km_t_sum(const void *p, size_t len, __u32 sum)
+{
+	const __u8 *b = p;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (b[i] << 8) | b[i + 1];
+	if (len & 1)
+		sum += b[len - 1] << 8;
+	return sum;
+}
+
+static inline __u16 km_t_fold(__u32 sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
+
+static inline km_t_iphdr *km_t_ip(struct km_t_frame *f)
+{
+	return (km_t_iphdr *)(f->buf + f->l2);
+}
+
+static inline km_t_udphdr *km_t_udp(struct km_t_frame *f)
+{
+	return (km_t_udphdr *)(f->buf + f->l2 + sizeof(struct iphdr));
+}
+
+static inline km_t_mchdr *km_t_mc(struct km_t_frame *f)
+{
+	return (km_t_mchdr *)(km_t_udp(f) + 1);
+}
+
+static inline char *km_t_payload(struct km_t_frame *f)
+{
+	return (char *)(km_t_mc(f) + 1);
+}
+
+static inline __u32 km_t_payload_len(struct km_t_frame *f)
+{
+	return ntohs(km_t_udp(f)->len) - 16;
+}
+
+/* Checksum of the UDP datagram as it lies in f, 0 when it is right. */
+static inline __u16 km_t_udp_verify(struct km_t_frame *f)
+{
+	km_t_iphdr *ip = km_t_ip(f);
+	km_t_udphdr *udp = km_t_udp(f);
+	__u16 ulen = ntohs(udp->len);
+	__u32 sum = 0;
+
+	if (!udp->check)
+		return 0xdead; /* we never send "no checksum" here */
+	sum = km_t_sum(&ip->saddr, 8, sum);
+	sum += IPPROTO_UDP + ulen;
+	sum = km_t_sum(udp, ulen, sum);
+	return (__u16)~km_t_fold(sum);
+}
+
+static inline __u16 km_t_ip_verify(struct km_t_frame *f)
+{
+	return (__u16)~km_t_fold(km_t_sum(km_t_ip(f), sizeof(struct iphdr), 0));
+}
+
+static inline void km_t_udp_fix(struct km_t_frame *f)
+{
+	km_t_iphdr *ip = km_t_ip(f);
+	km_t_udphdr *udp = km_t_udp(f);
+	__u16 ulen = ntohs(udp->len), c;
+	__u32 sum = 0;
+
+	udp->check = 0;
+	sum = km_t_sum(&ip->saddr, 8, sum);
+	sum += IPPROTO_UDP + ulen;
+	sum = km_t_sum(udp, ulen, sum);
+	c = ~km_t_fold(sum);
+	udp->check = htons(c ? c : 0xffff);
+	ip->check = 0;
+	ip->check = htons(~km_t_fold(km_t_sum(ip, sizeof(*ip), 0)));
+}
+
+/* A memcached UDP datagram from src to dst; vlan 0 = untagged. */
+static inline void km_t_build(struct km_t_frame *f, const struct km_t_ep *src,
+			      const struct km_t_ep *dst, __u16 rid, __u16 seq,
+			      __u16 total, const char *payload, size_t plen,
+			      __u16 vlan)
+{
+	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
+	km_t_mchdr *mc;
+	km_t_udphdr *udp;
+	km_t_iphdr *ip;
+
+	memset(f, 0, sizeof(*f));
+	memcpy(eth->h_dest, dst->mac, 6);
+	memcpy(eth->h_source, src->mac, 6);
+	f->l2 = 14;
+	if (vlan) {
+		__be16 tag[3] = {htons(ETH_P_8021Q), htons(vlan),
+				 htons(ETH_P_IP)};
+
+		memcpy(f->buf + 12, tag, sizeof(tag));
+		f->l2 = 18;
+	} else {
+		eth->h_proto = htons(ETH_P_IP);
+	}
+	ip = km_t_ip(f);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->id = htons(0x1234);
+	inet_pton(AF_INET, src->ip, &ip->saddr);
+	inet_pton(AF_INET, dst->ip, &ip->daddr);
+	ip->tot_len = htons(20 + 8 + 8 + plen);
+	udp = km_t_udp(f);
+	udp->source = htons(src->port);
+	udp->dest = htons(dst->port);
+	udp->len = htons(8 + 8 + plen);
+	mc = km_t_mc(f);
+	mc->rid = htons(rid);
+	mc->seq = htons(seq);
+	mc->total = htons(total);
+	memcpy(km_t_payload(f), payload, plen);
+	f->len = f->l2 + 20 + 8 + 8 + plen;
+	if (f->len < 60)
+		f->len = 60; /* Ethernet minimum, padded */
+	km_t_udp_fix(f);
+}
+
+static inline __be32 km_t_addr(const char *ip)
+{
+	__be32 a;
+
+	inet_pton(AF_INET, ip, &a);
+	return a;
+}
+
+/* Run the XDP program on f in place; returns the verdict, -1 on error. */
+static inline int km_t_run_xdp(int prog_fd, struct km_t_frame *f, int ifindex)
+{
+	struct xdp_md ctx = {.data_end = f->len, .ingress_ifindex = ifindex};
+	__u8 out[sizeof(f->buf)];
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f->buf,
+		    .data_size_in = f->len, .data_out = out,
+		    .data_size_out = sizeof(out), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx));
+
+	if (bpf_prog_test_run_opts(prog_fd, &o)) {
+		printf("test_run: %s\n", strerror(errno));
+		return -1;
+	}
+	memcpy(f->buf, out, o.data_size_out);
+	f->len = o.data_size_out;
+	return o.retval;
+}
+
+static inline int km_t_run_tc(int prog_fd, struct km_t_frame *f, int ifindex)
+{
+	struct __sk_buff ctx = {.ifindex = ifindex};
+	__u8 out[sizeof(f->buf)];
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f->buf,
+		    .data_size_in = f->len, .data_out = out,
+		    .data_size_out = sizeof(out), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx));
+
+	if (bpf_prog_test_run_opts(prog_fd, &o)) {
+		printf("test_run tc: %s\n", strerror(errno));
+		return -1;
+	}
+	memcpy(f->buf, out, o.data_size_out);
+	f->len = o.data_size_out;
+	return o.retval;
+}
+
+static inline __u64 km_t_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+#endif /* KM_TEST_H */

@@ -1,0 +1,791 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * BPF_PROG_TEST_RUN tests of km_xdp_rx and km_tc_clone on crafted frames,
+ * in a private network namespace (veths with permanent neighbours, so that
+ * bpf_fib_lookup resolves): routing and NAT both ways, checksums checked by
+ * recomputation, pending-table effects, the in-kernel fallback, multi-
+ * datagram replies, write cloning and reply aggregation, pass-through of
+ * everything else, and every truncation of valid frames.
+ */
+#include <poll.h>
+#include <linux/if_packet.h>
+#include <linux/pkt_cls.h>
+#include <sys/socket.h>
+
+#include "km_test.h"
+
+#define SVC_PORT 11210
+#define NAT_PORT 11299
+#define MC_PORT	 11211
+#define NBE	 3
+
+static struct km_bpf *kb;
+static struct km_ring ring;
+static int xdp_fd, tc_fd, pending_fd, if0, if2;
+static char pin_root[64];
+
+static const struct km_t_ep client = {
+	{0x02, 0, 0, 0, 0, 0x64}, "198.18.0.100", 40000};
+static const struct km_t_ep proxy = {
+	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", SVC_PORT};
+static const struct km_t_ep proxy_nat = {
+	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", NAT_PORT};
+static struct km_t_ep be_ep[NBE + 1] = {
+	{},
+	{{0x02, 0, 0, 0, 0, 0x11}, "198.18.0.11", MC_PORT},
+	{{0x02, 0, 0, 0, 0, 0x12}, "198.18.0.12", MC_PORT},
+	{{0x02, 0, 0, 0, 0, 0x13}, "198.18.0.13", MC_PORT},
+};
+
+static void set_backend(__u8 id, const char *ip, __u8 state)
+{
+	struct km_backend b = {
+		.addr = km_t_addr(ip), .port = htons(MC_PORT), .state = state};
+
+	if (km_bpf_set_backend(kb, id, &b))
+		printf("set backend %u failed\n", id);
+}
+
+static int setup(void)
+{
+	static const struct km_ring_member m[NBE] = {
+		{1, "198.18.0.11:11211"},
+		{2, "198.18.0.12:11211"},
+		{3, "198.18.0.13:11211"},
+	};
+	struct km_bpf_opts o = {.service_port = SVC_PORT, .nat_port = NAT_PORT};
+	struct km_config cfg;
+	int i;
+
+	if (unshare(CLONE_NEWNET)) {
+		perror("unshare(CLONE_NEWNET) (needs root)");
+		return -1;
+	}
+	if (km_t_sh("ip link set lo up") ||
+	    km_t_sh("ip link add kv0 address 02:00:00:00:00:01 type veth "
+		    "peer name kv1") ||
+	    km_t_sh("ip link add kv2 address 02:00:00:00:01:01 type veth "
+		    "peer name kv3") ||
+	    km_t_sh("ip addr add 198.18.0.1/24 dev kv0") ||
+	    km_t_sh("ip addr add 198.18.1.1/24 dev kv2") ||
+	    km_t_sh("for i in kv0 kv1 kv2 kv3; do ip link set $i up; done") ||
+	    /* bpf_fib_lookup answers only where forwarding is on (as
+	     * km_bpf_attach sets it) */
+	    km_t_sh("sysctl -qw net.ipv4.conf.kv0.forwarding=1 "
+		    "net.ipv4.conf.kv2.forwarding=1") ||
+	    km_t_sh("ip neigh add 198.18.0.100 lladdr 02:00:00:00:00:64 "
+		    "dev kv0 nud permanent") ||
+	    km_t_sh("ip neigh add 198.18.1.14 lladdr 02:00:00:00:01:14 "
+		    "dev kv2 nud permanent"))
+		return -1;
+	for (i = 1; i <= NBE; i++)
+		if (km_t_sh("ip neigh add %s lladdr 02:00:00:00:00:%02x dev "
+			    "kv0 nud permanent",
+			    be_ep[i].ip, 0x10 + i))
+			return -1;
+	if0 = if_nametoindex("kv0");
+	if2 = if_nametoindex("kv2");
+	snprintf(pin_root, sizeof(pin_root), "/sys/fs/bpf/kmt%d", getpid());
+	o.pin_root = pin_root;
+	if (km_bpf_open(&kb, &o)) {
+		printf("km_bpf_open failed\n");
+		return -1;
+	}
+	xdp_fd = km_bpf_xdp_fd(kb);
+	tc_fd = km_bpf_tc_fd(kb);
+	pending_fd = km_bpf_map_fd(kb, KM_MAP_PENDING);
+	if (km_bpf_get_config(kb, &cfg))
+		return -1;
+	cfg.proxy_addr = km_t_addr(proxy.ip);
+	if (km_bpf_set_config(kb, &cfg) ||
+	    km_bpf_allow_add(kb, km_t_addr("198.18.0.0"), 16))
+		return -1;
+	for (i = 1; i <= NBE; i++)
+		set_backend(i, be_ep[i].ip, KM_BE_UP);
+	if (km_ring_build(&ring, m, NBE, NBE) || km_bpf_set_ring(kb, &ring))
+		return -1;
+	return 0;
+}
+
+static void dump_stats(void);
+
+static struct km_stats stats(void)
+{
+	struct km_stats s = {};
+
+	if (km_bpf_stats(kb, &s))
+		printf("read stats failed\n");
+	return s;
+}
+
+static int get_pending(__u32 idx, struct km_pending *e)
+{
+	return bpf_map_lookup_elem(pending_fd, &idx, e);
+}
+
+static const struct km_slot *slot_of(const char *key)
+{
+	return km_ring_lookup(&ring, key, strlen(key));
+}
+
+/* Checks common to every frame the programs send: checksums, lengths. */
+static void check_sane(struct km_t_frame *f, const char *what)
+{
+	CHECK(km_t_ip_verify(f) == 0, "%s: IP checksum", what);
+	CHECK(km_t_udp_verify(f) == 0, "%s: UDP checksum", what);
+	CHECK(ntohs(km_t_ip(f)->tot_len) == ntohs(km_t_udp(f)->len) + 20,
+	      "%s: IP/UDP lengths agree", what);
+	CHECK(f->len >= f->l2 + ntohs(km_t_ip(f)->tot_len),
+	      "%s: frame holds IP", what);
+}
+
+static void check_to(struct km_t_frame *f, const struct km_t_ep *src,
+		     const struct km_t_ep *dst, const char *what)
+{
+	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
+
+	CHECK(!memcmp(eth->h_dest, dst->mac, 6), "%s: dst MAC", what);
+	CHECK(!memcmp(eth->h_source, src->mac, 6), "%s: src MAC", what);
+	CHECK(km_t_ip(f)->saddr == km_t_addr(src->ip), "%s: src addr", what);
+	CHECK(km_t_ip(f)->daddr == km_t_addr(dst->ip), "%s: dst addr %x", what,
+	      km_t_ip(f)->daddr);
+	CHECK(ntohs(km_t_udp(f)->source) == src->port, "%s: src port", what);
+	CHECK(ntohs(km_t_udp(f)->dest) == dst->port, "%s: dst port", what);
+	check_sane(f, what);
+}
+
+static void check_payload(struct km_t_frame *f, const char *want,
+			  const char *what)
+{
+	size_t n = strlen(want);
+
+	CHECK(km_t_payload_len(f) == n && !memcmp(km_t_payload(f), want, n),
+	      "%s: payload is \"%.*s\"", what, (int)n, want);
+}
+
+/* Send a get for key from the client; returns the pending index or -1. */
+static int send_get(const char *req, __u16 rid, __u8 expect_be,
+		    const char *what)
+{
+	struct km_t_frame f;
+	int v;
+
+	km_t_build(&f, &client, &proxy, rid, 0, 1, req, strlen(req), 0);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	if (!CHECK(v == XDP_TX, "%s: verdict XDP_TX (got %d)", what, v))
+		return -1;
+	check_to(&f, &proxy_nat, &be_ep[expect_be], what);
+	check_payload(&f, req, what);
+	CHECK(ntohs(km_t_mc(&f)->seq) == 0 && ntohs(km_t_mc(&f)->total) == 1,
+	      "%s: frame seq/total kept", what);
+	return ntohs(km_t_mc(&f)->rid);
+}
+
+/* A reply datagram from backend id to the proxy; returns its verdict. */
+static int reply_from(__u8 id, __u16 rid, __u16 seq, __u16 total,
+		      const char *payload, struct km_t_frame *f)
+{
+	km_t_build(f, &be_ep[id], &proxy_nat, rid, seq, total, payload,
+		   strlen(payload), 0);
+	return km_t_run_xdp(xdp_fd, f, if0);
+}
+
+static void test_get_and_hit(void)
+{
+	const char *req = "get foo\r\n",
+		   *val = "VALUE foo 0 3\r\nbar\r\nEND\r\n";
+	const struct km_slot *s = slot_of("foo");
+	struct km_stats s0 = stats(), s1;
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, v;
+
+	printf("get routed to the key's primary, hit returned to the client\n");
+	idx = send_get(req, 77, s->be[0], "get foo");
+	if (idx < 0) {
+		dump_stats();
+		return;
+	}
+	if (CHECK(!get_pending(idx, &e), "pending entry readable")) {
+		CHECK(e.ts != 0, "pending entry claimed");
+		CHECK(e.client_addr == km_t_addr(client.ip) &&
+			      e.client_port == htons(client.port) &&
+			      e.client_rid == htons(77),
+		      "pending entry keeps client addr/port/rid");
+		CHECK(!memcmp(e.client_mac, client.mac, 6),
+		      "pending entry keeps client MAC");
+		CHECK(e.kind == KM_PK_GET && e.cur_be == s->be[0] &&
+			      e.nr_tried == 1,
+		      "pending entry: kind, backend, tried");
+		CHECK(e.req_len == strlen(req) &&
+			      !memcmp(e.req, req, e.req_len),
+		      "pending entry keeps the request line");
+		CHECK(e.key_len == 3 && !memcmp(e.req + e.key_off, "foo", 3),
+		      "pending entry key position");
+	}
+	v = reply_from(s->be[0], idx, 0, 1, val, &f);
+	CHECK(v == XDP_TX, "hit: verdict XDP_TX (got %d)", v);
+	check_to(&f, &proxy, &client, "hit to client");
+	check_payload(&f, val, "hit to client");
+	CHECK(ntohs(km_t_mc(&f)->rid) == 77,
+	      "hit: client's request id restored");
+	CHECK(!get_pending(idx, &e) && e.ts == 0, "pending entry released");
+	s1 = stats();
+	CHECK(s1.kernel_gets == s0.kernel_gets + 1, "kernel_gets counted");
+	CHECK(s1.hits == s0.hits + 1 && s1.replies == s0.replies + 1,
+	      "hits and replies counted");
+	/* the same reply again: the entry is gone, nothing is rewritten */
+	v = reply_from(s->be[0], idx, 0, 1, val, &f);
+	CHECK(v == XDP_PASS, "late duplicate reply passed, not forwarded");
+	CHECK(stats().stray_replies == s1.stray_replies + 1, "stray counted");
+}
+
+static struct km_event last_ev;
+static int nr_ev;
+
+static int on_event(const struct km_event *ev, void *ctx)
+{
+	(void)ctx;
+	last_ev = *ev;
+	nr_ev++;
+	return 0;
+}
+
+static void test_fallback(const char *key, const char *req, const char *miss,
+			  const char *hit)
+{
+	const struct km_slot *s = slot_of(key);
+	struct km_stats s0 = stats(), s1;
+	struct km_pending e;
+	struct km_t_frame f;
+	char what[64];
+	int idx, v;
+
+	printf("%s: miss on the primary -> in-kernel fallback -> hit\n", req);
+	snprintf(what, sizeof(what), "%.*s", (int)strcspn(req, "\r"), req);
+	idx = send_get(req, 9, s->be[0], what);
+	if (idx < 0)
+		return;
+	v = reply_from(s->be[0], idx, 0, 1, miss, &f);
+	CHECK(v == XDP_TX, "miss: turned into a request (got %d)", v);
+	check_to(&f, &proxy_nat, &be_ep[s->be[1]], "fallback request");
+	check_payload(&f, req, "fallback request");
+	CHECK(ntohs(km_t_mc(&f)->rid) == idx && ntohs(km_t_mc(&f)->total) == 1,
+	      "fallback request: proxy's request id");
+	CHECK(!get_pending(idx, &e) && e.ts && e.nr_tried == 2 &&
+		      e.cur_be == s->be[1] && e.tried[0] == s->be[0],
+	      "pending entry: second replica asked");
+	/* the first backend answering again is not the one we wait on */
+	v = reply_from(s->be[0], idx, 0, 1, hit, &f);
+	CHECK(v == XDP_PASS, "reply from the wrong backend not forwarded");
+	nr_ev = 0;
+	v = reply_from(s->be[1], idx, 0, 1, hit, &f);
+	CHECK(v == XDP_TX, "hit after fallback forwarded");
+	check_to(&f, &proxy, &client, "fallback hit to client");
+	check_payload(&f, hit, "fallback hit to client");
+	CHECK(ntohs(km_t_mc(&f)->rid) == 9, "fallback hit: client's rid");
+	s1 = stats();
+	CHECK(s1.fallbacks == s0.fallbacks + 1, "fallback counted");
+	CHECK(s1.fallback_hits == s0.fallback_hits + 1, "fallback hit counted");
+	CHECK(km_bpf_poll(kb, 100) >= 1 && nr_ev == 1, "one event");
+	CHECK(last_ev.type == KM_EV_FALLBACK_HIT &&
+		      last_ev.backend == s->be[1] && last_ev.nr_missed == 1 &&
+		      last_ev.missed[0] == s->be[0],
+	      "event: who answered, who missed");
+	CHECK(last_ev.key_len == strlen(key) &&
+		      !memcmp(last_ev.key, key, strlen(key)),
+	      "event carries the key");
+}
+
+static void test_fallback_exhausted(void)
+{
+	const struct km_slot *s = slot_of("lonely");
+	struct km_stats s0 = stats();
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, v, i;
+
+	printf("miss with no readable replica left is returned as a miss\n");
+	for (i = 1; i < s->nr; i++)
+		set_backend(s->be[i], be_ep[s->be[i]].ip, KM_BE_WARMING);
+	idx = send_get("get lonely\r\n", 5, s->be[0], "get lonely");
+	if (idx >= 0) {
+		v = reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
+		CHECK(v == XDP_TX, "miss forwarded");
+		check_to(&f, &proxy, &client, "miss to client");
+		check_payload(&f, "END\r\n", "miss to client");
+		CHECK(stats().misses == s0.misses + 1, "miss counted");
+		CHECK(!get_pending(idx, &e) && !e.ts, "entry released");
+	}
+	for (i = 1; i < s->nr; i++)
+		set_backend(s->be[i], be_ep[s->be[i]].ip, KM_BE_UP);
+	/* primary down: the get goes to the next replica directly */
+	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_DOWN);
+	idx = send_get("get lonely\r\n", 6, s->be[1], "primary down");
+	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	if (idx >= 0) {
+		reply_from(s->be[1], idx, 0, 1, "END\r\n", &f);
+		/* the primary is untried and UP again: asked as a fallback */
+		check_to(&f, &proxy_nat, &be_ep[s->be[0]],
+			 "fallback to the untried primary");
+		reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
+		reply_from(s->be[2], idx, 0, 1, "END\r\n", &f);
+		check_to(&f, &proxy, &client, "all missed: miss to client");
+	}
+}
+
+static void test_multi_datagram(void)
+{
+	const struct km_slot *s = slot_of("big");
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, v;
+
+	printf("multi-datagram reply: each datagram forwarded with its seq\n");
+	idx = send_get("get big\r\n", 300, s->be[0], "get big");
+	if (idx < 0)
+		return;
+	v = reply_from(s->be[0], idx, 1, 2, "second half\r\nEND\r\n", &f);
+	CHECK(v == XDP_TX, "datagram 1 of 2 forwarded");
+	check_to(&f, &proxy, &client, "datagram 1 of 2");
+	CHECK(ntohs(km_t_mc(&f)->seq) == 1 && ntohs(km_t_mc(&f)->total) == 2 &&
+		      ntohs(km_t_mc(&f)->rid) == 300,
+	      "datagram 1 of 2: seq, total, rid");
+	CHECK(!get_pending(idx, &e) && e.ts, "entry live until the last");
+	v = reply_from(s->be[0], idx, 0, 2, "VALUE big 0 20\r\nfirst half", &f);
+	CHECK(v == XDP_TX, "datagram 0 of 2 forwarded");
+	CHECK(ntohs(km_t_mc(&f)->seq) == 0 && ntohs(km_t_mc(&f)->rid) == 300,
+	      "datagram 0 of 2: seq, rid");
+	CHECK(!get_pending(idx, &e) && !e.ts, "entry released after the last");
+}
+
+static void test_vlan_and_redirect(void)
+{
+	const struct km_slot *s = slot_of("tagged");
+	struct km_t_frame f;
+	__u8 tag[4];
+	int v;
+
+	printf("VLAN-tagged get keeps its tag; other interface -> REDIRECT\n");
+	km_t_build(&f, &client, &proxy, 1, 0, 1, "get tagged\r\n", 12, 42);
+	memcpy(tag, f.buf + 12, 4);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_TX, "tagged get routed");
+	CHECK(!memcmp(f.buf + 12, tag, 4), "VLAN tag kept");
+	check_to(&f, &proxy_nat, &be_ep[s->be[0]], "tagged get");
+
+	set_backend(s->be[0], "198.18.1.14", KM_BE_UP);
+	km_t_build(&f, &client, &proxy, 1, 0, 1, "get tagged\r\n", 12, 0);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_REDIRECT, "backend behind kv2: XDP_REDIRECT (got %d)",
+	      v);
+	CHECK(km_t_ip(&f)->daddr == km_t_addr("198.18.1.14"),
+	      "redirected to the backend's address");
+	check_sane(&f, "redirected get");
+	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+}
+
+/* Frames that must leave the XDP program untouched with XDP_PASS. */
+static void test_passthrough(void)
+{
+	static const char *reqs[] = {
+		"get a b\r\n",	      "gets a b c\r\n", "set k 0 0 1\r\nx\r\n",
+		"stats\r\n",	      "get \r\n",	"get k",
+		"get k\r\nget j\r\n", "mg k v q\r\n",	"mg k b\r\n",
+		"GET k\r\n",	      "get k\n",	"delete k\r\n",
+	};
+	char longkey[300];
+	struct km_t_frame f, orig;
+	struct km_t_ep other = proxy;
+	unsigned int i;
+	int v;
+
+	printf("everything else passes untouched\n");
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		km_t_build(&f, &client, &proxy, 1, 0, 1, reqs[i],
+			   strlen(reqs[i]), 0);
+		orig = f;
+		v = km_t_run_xdp(xdp_fd, &f, if0);
+		CHECK(v == XDP_PASS && f.len == orig.len &&
+			      !memcmp(f.buf, orig.buf, f.len),
+		      "passed untouched: %.*s", (int)strcspn(reqs[i], "\r\n"),
+		      reqs[i]);
+	}
+	memset(longkey, 'k', sizeof(longkey));
+	memcpy(longkey, "get ", 4);
+	memcpy(longkey + 4 + 251, "\r\n", 2);
+	km_t_build(&f, &client, &proxy, 1, 0, 1, longkey, 4 + 251 + 2, 0);
+	orig = f;
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
+		      !memcmp(f.buf, orig.buf, f.len),
+	      "251-byte key passed untouched");
+	/* another port, a multi-datagram request, fragments, options, TCP */
+	other.port = 11212;
+	km_t_build(&f, &client, &other, 1, 0, 1, "get k\r\n", 7, 0);
+	orig = f;
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
+		      !memcmp(f.buf, orig.buf, f.len),
+	      "other port passed untouched");
+	km_t_build(&f, &client, &proxy, 1, 0, 2, "get k\r\n", 7, 0);
+	orig = f;
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
+		      !memcmp(f.buf, orig.buf, f.len),
+	      "multi-datagram request passed untouched");
+	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_ip(&f)->frag_off = htons(0x2000);
+	km_t_udp_fix(&f);
+	orig = f;
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
+		      !memcmp(f.buf, orig.buf, f.len),
+	      "IP fragment passed untouched");
+	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_ip(&f)->protocol = IPPROTO_TCP;
+	orig = f;
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
+		      !memcmp(f.buf, orig.buf, f.len),
+	      "TCP passed untouched");
+	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_ip(&f)->ihl = 6;
+	orig = f;
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_PASS && !memcmp(f.buf, orig.buf, f.len),
+	      "IP options passed untouched (verdict %d)", v);
+	other = proxy;
+	other.ip = "198.18.0.2";
+	km_t_build(&f, &client, &other, 1, 0, 1, "get k\r\n", 7, 0);
+	orig = f;
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
+		      !memcmp(f.buf, orig.buf, f.len),
+	      "another destination address passed untouched");
+}
+
+static void test_denied(void)
+{
+	struct km_t_ep outsider = client;
+	struct km_stats s0 = stats();
+	struct km_t_frame f;
+
+	printf("clients outside km_allow are dropped and counted\n");
+	outsider.ip = "203.0.113.9";
+	km_t_build(&f, &outsider, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_DROP, "outsider dropped");
+	km_t_build(&f, &outsider, &proxy, 1, 0, 1, "set k 0 0 1\r\nx\r\n", 16,
+		   0);
+	CHECK(km_t_run_tc(tc_fd, &f, if0) == TC_ACT_SHOT,
+	      "outsider's write dropped by tc");
+	CHECK(stats().denied == s0.denied + 2, "denied counted");
+}
+
+static void test_truncation(void)
+{
+	const struct km_slot *s = slot_of("truncation-key");
+	const char *req = "get truncation-key\r\n";
+	struct km_t_frame full, f, orig;
+	__u32 len, bad = 0;
+	int v, idx;
+
+	printf("every truncation of a valid get and reply: never rewritten\n");
+	km_t_build(&full, &client, &proxy, 1, 0, 1, req, strlen(req), 0);
+	for (len = ETH_HLEN; len < full.len; len++) {
+		f = full;
+		f.len = len;
+		orig = f;
+		v = km_t_run_xdp(xdp_fd, &f, if0);
+		if (v != XDP_PASS || f.len != len ||
+		    memcmp(f.buf, orig.buf, len)) {
+			printf("  truncated to %u: verdict %d\n", len, v);
+			bad++;
+		}
+		f = orig;
+		/* test_run refuses skbs cut inside the IP header (EINVAL) */
+		if (len < ETH_HLEN + 20)
+			continue;
+		v = km_t_run_tc(tc_fd, &f, if0);
+		if (v != TC_ACT_OK || memcmp(f.buf, orig.buf, len)) {
+			printf("  tc, truncated to %u: verdict %d\n", len, v);
+			bad++;
+		}
+	}
+	CHECK(bad == 0, "truncated requests: %u rewritten", bad);
+	idx = send_get(req, 2, s->be[0], "untruncated get");
+	if (idx < 0)
+		return;
+	reply_from(s->be[0], idx, 0, 1,
+		   "VALUE truncation-key 0 1\r\nx\r\nEND\r\n", &full);
+	/* rebuild the reply (the run above consumed the entry): re-claim */
+	idx = send_get(req, 2, s->be[0], "untruncated get again");
+	km_t_build(&full, &be_ep[s->be[0]], &proxy_nat, idx, 0, 1,
+		   "VALUE truncation-key 0 1\r\nx\r\nEND\r\n", 35, 0);
+	bad = 0;
+	for (len = ETH_HLEN; len < full.len; len++) {
+		f = full;
+		f.len = len;
+		orig = f;
+		v = km_t_run_xdp(xdp_fd, &f, if0);
+		if (v != XDP_PASS || memcmp(f.buf, orig.buf, len))
+			bad++;
+	}
+	CHECK(bad == 0, "truncated replies: %u rewritten", bad);
+	f = full;
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_TX,
+	      "the whole reply still matches its entry");
+}
+
+static int clear_pending(__u64 ts)
+{
+	static struct km_pending e;
+	__u32 i;
+
+	e.ts = ts;
+	for (i = 0; i < KM_PENDING_SLOTS; i++)
+		if (bpf_map_update_elem(pending_fd, &i, &e, BPF_ANY))
+			return -1;
+	return 0;
+}
+
+static void test_pending_full_and_timeout(void)
+{
+	struct km_stats s0 = stats(), s1;
+	struct km_config cfg;
+	struct km_t_frame f;
+	int v;
+
+	printf("full pending table -> passed up; stale entries -> timeouts\n");
+	if (!CHECK(!clear_pending(km_t_now_ns()), "fill pending table"))
+		return;
+	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_PASS, "table full: passed up (got %d)", v);
+	s1 = stats();
+	CHECK(s1.pending_full == s0.pending_full + 1, "pending_full counted");
+	CHECK(s1.kernel_gets == s0.kernel_gets, "not routed");
+	km_bpf_get_config(kb, &cfg);
+	cfg.pending_timeout_ns = 1000; /* every entry is stale now */
+	km_bpf_set_config(kb, &cfg);
+	nr_ev = 0;
+	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_TX, "stale entry reclaimed: routed (got %d)", v);
+	CHECK(stats().timeouts == s1.timeouts + 1, "timeout counted");
+	CHECK(km_bpf_poll(kb, 100) >= 1 && last_ev.type == KM_EV_TIMEOUT,
+	      "timeout event");
+	cfg.pending_timeout_ns = KM_PENDING_TIMEOUT_NS;
+	km_bpf_set_config(kb, &cfg);
+	CHECK(!clear_pending(0), "clear pending table");
+}
+
+/* ---- writes (tc) ---- */
+
+static int pkt_sock(const char *ifname)
+{
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET,
+				  .sll_protocol = htons(ETH_P_ALL),
+				  .sll_ifindex = if_nametoindex(ifname)};
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
+		perror("packet socket");
+		return -1;
+	}
+	return fd;
+}
+
+/* Next UDP frame to MC_PORT seen on the socket, within 1 s. */
+static int recv_clone(int fd, struct km_t_frame *f)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	ssize_t n;
+
+	while (poll(&p, 1, 1000) == 1) {
+		n = recv(fd, f->buf, sizeof(f->buf), 0);
+		if (n < 14 + 20 + 8 + 8)
+			continue;
+		f->len = n;
+		f->l2 = 14;
+		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IP) ||
+		    km_t_ip(f)->protocol != IPPROTO_UDP ||
+		    ntohs(km_t_udp(f)->dest) != MC_PORT)
+			continue;
+		return 0;
+	}
+	return -1;
+}
+
+static int send_write(int sock, const char *key, const char *req, __u16 rid,
+		      int expect_entry, const char *what)
+{
+	const struct km_slot *s = slot_of(key);
+	struct km_t_frame f, c;
+	int v, i, idx = -1, seen[KM_MAX_BACKENDS] = {};
+
+	km_t_build(&f, &client, &proxy, rid, 0, 1, req, strlen(req), 0);
+	v = km_t_run_tc(tc_fd, &f, if0);
+	if (!CHECK(v == TC_ACT_SHOT, "%s: original dropped (got %d)", what, v))
+		return -1;
+	for (i = 0; i < s->nr; i++) {
+		if (!CHECK(!recv_clone(sock, &c), "%s: clone %d received", what,
+			   i))
+			return -1;
+		check_sane(&c, "clone");
+		CHECK(ntohs(km_t_udp(&c)->source) == NAT_PORT &&
+			      km_t_ip(&c)->saddr == km_t_addr(proxy.ip),
+		      "%s: clone from the proxy's NAT port", what);
+		check_payload(&c, req, "clone");
+		for (int b = 1; b <= NBE; b++)
+			if (km_t_ip(&c)->daddr == km_t_addr(be_ep[b].ip) &&
+			    !memcmp(c.buf, be_ep[b].mac, 6))
+				seen[b]++;
+		if (idx < 0)
+			idx = ntohs(km_t_mc(&c)->rid);
+		CHECK(ntohs(km_t_mc(&c)->rid) == idx,
+		      "%s: same request id on every clone", what);
+	}
+	for (i = 0; i < s->nr; i++)
+		CHECK(seen[s->be[i]] == 1, "%s: one clone to replica %u", what,
+		      s->be[i]);
+	if (!expect_entry)
+		CHECK(idx == rid, "%s: noreply keeps the client's rid", what);
+	return idx;
+}
+
+static void test_writes(void)
+{
+	const struct km_slot *s = slot_of("wkey");
+	const char *req = "set wkey 0 0 3\r\nabc\r\n";
+	struct km_stats s0 = stats(), s1;
+	struct km_config cfg;
+	struct km_pending e;
+	struct km_t_frame f;
+	int sock, idx, v;
+
+	printf("writes cloned to every replica, replies aggregated\n");
+	sock = pkt_sock("kv1");
+	if (!CHECK(sock >= 0, "packet socket on kv1"))
+		return;
+	idx = send_write(sock, "wkey", req, 500, 1, "set");
+	if (idx < 0)
+		goto out;
+	CHECK(!get_pending(idx, &e) && e.ts && e.kind == KM_PK_WRITE &&
+		      e.nr_wr == s->nr && e.client_rid == htons(500),
+	      "write entry: kind, replicas, client rid");
+	v = reply_from(s->be[2], idx, 0, 1, "NOT_STORED\r\n", &f);
+	CHECK(v == XDP_DROP, "1st reply kept back (got %d)", v);
+	v = reply_from(s->be[1], idx, 0, 1, "STORED\r\n", &f);
+	CHECK(v == XDP_DROP, "2nd reply kept back");
+	v = reply_from(s->be[0], idx, 0, 1, "STORED\r\n", &f);
+	CHECK(v == XDP_TX, "last reply answers (got %d)", v);
+	check_to(&f, &proxy, &client, "write reply");
+	check_payload(&f, "STORED\r\n", "primary policy: primary's reply");
+	CHECK(ntohs(km_t_mc(&f)->rid) == 500, "write reply: client's rid");
+	CHECK(!get_pending(idx, &e) && !e.ts, "write entry released");
+	s1 = stats();
+	CHECK(s1.kernel_writes == s0.kernel_writes + 1 &&
+		      s1.write_clones == s0.write_clones + s->nr &&
+		      s1.write_replies == s0.write_replies + s->nr,
+	      "write counters");
+	CHECK(s1.write_divergent == s0.write_divergent + 1,
+	      "divergent replies counted");
+
+	/* worst policy: the refusal wins, rewritten into the last reply */
+	km_bpf_get_config(kb, &cfg);
+	cfg.write_policy = KM_WP_WORST;
+	km_bpf_set_config(kb, &cfg);
+	idx = send_write(sock, "wkey", req, 501, 1, "set (worst)");
+	if (idx >= 0) {
+		reply_from(s->be[0], idx, 0, 1, "STORED\r\n", &f);
+		reply_from(s->be[2], idx, 0, 1, "NOT_STORED\r\n", &f);
+		v = reply_from(s->be[1], idx, 0, 1, "STORED\r\n", &f);
+		CHECK(v == XDP_TX, "worst: last reply answers");
+		check_to(&f, &proxy, &client, "worst reply");
+		check_payload(&f, "NOT_STORED\r\n", "worst policy: refusal");
+	}
+	/* first policy: the first reply goes at once, the rest dropped */
+	cfg.write_policy = KM_WP_FIRST;
+	km_bpf_set_config(kb, &cfg);
+	idx = send_write(sock, "wkey", "delete wkey\r\n", 502, 1, "delete");
+	if (idx >= 0) {
+		v = reply_from(s->be[1], idx, 0, 1, "DELETED\r\n", &f);
+		CHECK(v == XDP_TX, "first: first reply forwarded");
+		check_payload(&f, "DELETED\r\n", "first policy");
+		CHECK(reply_from(s->be[0], idx, 0, 1, "DELETED\r\n", &f) ==
+			      XDP_DROP,
+		      "first: later replies dropped");
+		reply_from(s->be[2], idx, 0, 1, "DELETED\r\n", &f);
+		CHECK(!get_pending(idx, &e) && !e.ts, "released after all");
+	}
+	cfg.write_policy = KM_WP_PRIMARY;
+	km_bpf_set_config(kb, &cfg);
+
+	s0 = stats();
+	idx = send_write(sock, "wkey", "set wkey 0 0 1 noreply\r\nx\r\n", 503,
+			 0, "noreply set");
+	s1 = stats();
+	CHECK(s1.noreply_writes == s0.noreply_writes + 1, "noreply counted");
+	CHECK(s1.pending_full == s0.pending_full && idx == 503,
+	      "noreply: no entry");
+	/* a write the kernel does not take goes up untouched */
+	km_t_build(&f, &client, &proxy, 1, 0, 1, "ms wkey 1 q\r\nx\r\n", 16, 0);
+	CHECK(km_t_run_tc(tc_fd, &f, if0) == TC_ACT_OK,
+	      "quiet meta write passed up");
+	CHECK(stats().passed_up == s1.passed_up + 1, "passed_up counted");
+out:
+	close(sock);
+}
+
+/* Every non-zero global counter, for the log. */
+static void dump_stats(void)
+{
+	static const char *const names[] = {
+		"rx_service",	   "passed_up",	     "kernel_gets",
+		"kernel_writes",   "noreply_writes", "write_clones",
+		"replies",	   "hits",	     "misses",
+		"fallbacks",	   "fallback_hits",  "write_replies",
+		"write_divergent", "timeouts",	     "denied",
+		"pending_full",	   "no_backend",     "no_route",
+		"stray_replies",   "helper_errors",  "events_lost",
+	};
+	struct km_stats s = stats();
+	__u64 *v = (__u64 *)&s;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(s) / sizeof(*v) && i < 21; i++)
+		if (v[i])
+			printf("  %s=%llu", names[i], (unsigned long long)v[i]);
+	printf("\n");
+}
+
+int main(void)
+{
+	int rc = 1;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (setup()) {
+		printf("FAIL setup\n");
+		goto out;
+	}
+	if (km_bpf_set_event_handler(kb, on_event, NULL)) {
+		printf("FAIL event handler\n");
+		goto out;
+	}
+	test_get_and_hit();
+	test_fallback("bar", "get bar\r\n", "END\r\n",
+		      "VALUE bar 0 1\r\nx\r\nEND\r\n");
+	test_fallback("baz", "gets baz\r\n", "END\r\n",
+		      "VALUE baz 0 1 7\r\nx\r\nEND\r\n");
+	test_fallback("mkey", "mg mkey v t\r\n", "EN\r\n", "VA 1 t-1\r\nx\r\n");
+	test_fallback_exhausted();
+	test_multi_datagram();
+	test_vlan_and_redirect();
+	test_passthrough();
+	test_denied();
+	test_truncation();
+	test_pending_full_and_timeout();
+	test_writes();
+	dump_stats();
+	rc = km_t_failed ? 1 : 0;
+	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);
+out:
+	km_bpf_close(kb);
+	km_bpf_detach_all(pin_root, NULL);
+	return rc;
+}

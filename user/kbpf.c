@@ -1,0 +1,522 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Loader of the kernel fast path.  Maps are pinned by name under the pin
+ * root, so a restarted daemon's skeleton reuses them (libbpf pin_root_path)
+ * and traffic keeps its state; XDP is attached through a bpf_link pinned
+ * there too, so it stays attached when the daemon exits or crashes, and a
+ * new daemon swaps its freshly loaded program into the same link.  tc has
+ * no link on libbpf 1.1: the filter is installed with a fixed handle and
+ * priority and replaced in place (BPF_TC_F_REPLACE), which is as durable.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "kbpf.h"
+#include "log.h"
+#include "kmagent.skel.h"
+
+#define KM_TC_HANDLE	  0x4b4d /* "KM" */
+#define KM_TC_PRIO	  0x4b4d
+#define KM_BPFFS	  "/sys/fs/bpf"
+
+#define KM_BPF_MAX_IFACES 16
+
+struct km_bpf {
+	struct kmagent_bpf *skel;
+	char pin_root[PATH_MAX];
+	struct ring_buffer *rb;
+	km_bpf_event_fn event_fn;
+	void *event_ctx;
+	struct {
+		int ifindex;
+		int generic;
+	} ifaces[KM_BPF_MAX_IFACES];
+	int nr_ifaces;
+	int ncpus;
+};
+
+static int km_libbpf_verbosity;
+
+static int km_libbpf_print(enum libbpf_print_level level, const char *fmt,
+			   va_list ap)
+{
+	char *msg = NULL;
+
+	if ((level == LIBBPF_DEBUG && km_libbpf_verbosity < 2) ||
+	    (level == LIBBPF_INFO && km_libbpf_verbosity < 1))
+		return 0;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	/* verifier logs come in one piece, too long for one log line */
+	if (strlen(msg) > 400)
+		fputs(msg, stderr);
+	else
+		km_log(level == LIBBPF_WARN ? KM_LOG_WARN : KM_LOG_DEBUG, "%s",
+		       msg);
+	free(msg);
+	return 0;
+}
+
+static int km_is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+static int km_mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t i, len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+/* bpffs at /sys/fs/bpf (as libxdp does) when the pin root lives there. */
+static int km_prepare_pin_root(const char *root)
+{
+	int err;
+
+	if (!strncmp(root, KM_BPFFS "/", strlen(KM_BPFFS) + 1) &&
+	    !km_is_bpffs(KM_BPFFS)) {
+		if (mount("bpf", KM_BPFFS, "bpf", 0, "mode=0700")) {
+			err = -errno;
+			km_err("mount bpffs on %s: %s\n", KM_BPFFS,
+			       strerror(errno));
+			return err;
+		}
+		km_info("mounted bpffs on %s\n", KM_BPFFS);
+	}
+	err = km_mkdir_p(root);
+	if (err)
+		km_err("create pin root %s: %s\n", root, strerror(-err));
+	return err;
+}
+
+int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct km_config cfg;
+	struct km_bpf *kb;
+	int err;
+
+	kb = calloc(1, sizeof(*kb));
+	if (!kb)
+		return -ENOMEM;
+	snprintf(kb->pin_root, sizeof(kb->pin_root), "%s",
+		 opts->pin_root ? opts->pin_root : KM_PIN_ROOT);
+	km_libbpf_verbosity = opts->verbose;
+	libbpf_set_print(km_libbpf_print);
+	kb->ncpus = libbpf_num_possible_cpus();
+	if (kb->ncpus <= 0) {
+		err = kb->ncpus ? kb->ncpus : -EINVAL;
+		goto err_free;
+	}
+	err = km_prepare_pin_root(kb->pin_root);
+	if (err)
+		goto err_free;
+	oo.pin_root_path = kb->pin_root;
+	kb->skel = kmagent_bpf__open_opts(&oo);
+	if (!kb->skel) {
+		err = -errno;
+		km_err("open BPF skeleton: %s\n", strerror(errno));
+		goto err_free;
+	}
+	kb->skel->rodata->km_service_port = opts->service_port;
+	kb->skel->rodata->km_nat_port =
+		opts->nat_port ? opts->nat_port : KM_NAT_PORT_DEFAULT;
+	err = kmagent_bpf__load(kb->skel);
+	if (err) {
+		km_err("load BPF programs (pin root %s): %s\n", kb->pin_root,
+		       strerror(-err));
+		goto err_destroy;
+	}
+	/* a fresh km_config: default timeout, everything else 0 */
+	err = km_bpf_get_config(kb, &cfg);
+	if (err)
+		goto err_destroy;
+	if (!cfg.pending_timeout_ns) {
+		cfg.pending_timeout_ns = KM_PENDING_TIMEOUT_NS;
+		err = km_bpf_set_config(kb, &cfg);
+		if (err)
+			goto err_destroy;
+	}
+	*out = kb;
+	return 0;
+
+err_destroy:
+	kmagent_bpf__destroy(kb->skel);
+err_free:
+	free(kb);
+	return err;
+}
+
+void km_bpf_close(struct km_bpf *kb)
+{
+	if (!kb)
+		return;
+	ring_buffer__free(kb->rb);
+	kmagent_bpf__destroy(kb->skel);
+	free(kb);
+}
+
+static void km_xdp_link_path(const struct km_bpf *kb, int ifindex, char *buf,
+			     size_t len)
+{
+	int n = snprintf(buf, len, "%s/", kb->pin_root);
+
+	if (n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, KM_LINK_XDP_FMT, ifindex);
+}
+
+/* Swap our program into a link a previous daemon pinned, if it still works. */
+static int km_adopt_xdp_link(const char *path, int prog_fd)
+{
+	int fd, err;
+
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	err = bpf_link_update(fd, prog_fd, NULL);
+	close(fd);
+	if (err) {
+		err = -errno;
+		unlink(path); /* defunct (interface gone): make a new one */
+	}
+	return err;
+}
+
+static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
+			 int *generic)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, lo);
+	int prog_fd = bpf_program__fd(kb->skel->progs.km_xdp_rx);
+	char path[PATH_MAX];
+	int fd, err;
+
+	km_xdp_link_path(kb, ifindex, path, sizeof(path));
+	if (!access(path, F_OK) && !km_adopt_xdp_link(path, prog_fd)) {
+		km_info("%s: adopted pinned XDP link %s\n", ifname, path);
+		return 0;
+	}
+	*generic = 0;
+	lo.flags = XDP_FLAGS_DRV_MODE;
+	fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &lo);
+	if (fd < 0) {
+		km_warn("%s: native XDP unavailable (%s), using generic mode: "
+			"slower\n",
+			ifname, strerror(errno));
+		lo.flags = XDP_FLAGS_SKB_MODE;
+		*generic = 1;
+		fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &lo);
+		if (fd < 0) {
+			err = -errno;
+			km_err("%s: attach XDP: %s\n", ifname, strerror(errno));
+			return err;
+		}
+	}
+	err = bpf_obj_pin(fd, path) ? -errno : 0;
+	if (err)
+		km_err("%s: pin XDP link at %s: %s\n", ifname, path,
+		       strerror(-err));
+	close(fd); /* the pin holds the link; without it, detach now */
+	return err;
+}
+
+static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, to, .handle = KM_TC_HANDLE,
+		    .priority = KM_TC_PRIO, .flags = BPF_TC_F_REPLACE);
+	int err;
+
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST) {
+		km_err("%s: create clsact: %s\n", ifname, strerror(-err));
+		return err;
+	}
+	to.prog_fd = bpf_program__fd(kb->skel->progs.km_tc_clone);
+	err = bpf_tc_attach(&hook, &to);
+	if (err)
+		km_err("%s: attach tc ingress: %s\n", ifname, strerror(-err));
+	return err;
+}
+
+int km_bpf_attach(struct km_bpf *kb, const char *ifname)
+{
+	int ifindex = if_nametoindex(ifname), generic = 0, err;
+
+	if (!ifindex) {
+		err = -errno;
+		km_err("interface %s: %s\n", ifname, strerror(errno));
+		return err;
+	}
+	if (kb->nr_ifaces >= KM_BPF_MAX_IFACES)
+		return -E2BIG;
+	err = km_attach_xdp(kb, ifindex, ifname, &generic);
+	if (err)
+		return err;
+	err = km_attach_tc(kb, ifindex, ifname);
+	if (err)
+		return err;
+	kb->ifaces[kb->nr_ifaces].ifindex = ifindex;
+	kb->ifaces[kb->nr_ifaces].generic = generic;
+	kb->nr_ifaces++;
+	return 0;
+}
+
+int km_bpf_is_generic(struct km_bpf *kb, const char *ifname)
+{
+	int ifindex = if_nametoindex(ifname), i;
+
+	for (i = 0; i < kb->nr_ifaces; i++)
+		if (kb->ifaces[i].ifindex == ifindex)
+			return kb->ifaces[i].generic;
+	return 0;
+}
+
+int km_bpf_get_config(struct km_bpf *kb, struct km_config *cfg)
+{
+	__u32 zero = 0;
+
+	if (bpf_map__lookup_elem(kb->skel->maps.km_config, &zero, sizeof(zero),
+				 cfg, sizeof(*cfg), 0))
+		return -errno;
+	return 0;
+}
+
+int km_bpf_set_config(struct km_bpf *kb, const struct km_config *cfg)
+{
+	__u32 zero = 0;
+
+	if (bpf_map__update_elem(kb->skel->maps.km_config, &zero, sizeof(zero),
+				 cfg, sizeof(*cfg), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int km_bpf_set_ring(struct km_bpf *kb, const struct km_ring *ring)
+{
+	int fd = bpf_map__fd(kb->skel->maps.km_ring);
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	struct km_config cfg;
+	__u32 *keys, i, half, count = KM_RING_SLOTS;
+	int err;
+
+	err = km_bpf_get_config(kb, &cfg);
+	if (err)
+		return err;
+	half = !(cfg.ring_active & 1);
+	keys = malloc(sizeof(*keys) * KM_RING_SLOTS);
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < KM_RING_SLOTS; i++)
+		keys[i] = half * KM_RING_SLOTS + i;
+	err = bpf_map_update_batch(fd, keys, ring->slots, &count, &bo);
+	if (err)
+		err = -errno;
+	else if (count != KM_RING_SLOTS)
+		err = -EIO;
+	free(keys);
+	if (err)
+		return err;
+	/* the data path now sees the new half, complete */
+	cfg.ring_active = half;
+	return km_bpf_set_config(kb, &cfg);
+}
+
+int km_bpf_set_backend(struct km_bpf *kb, __u8 id, const struct km_backend *b)
+{
+	__u32 key = id;
+
+	if (id == KM_BACKEND_NONE || id >= KM_MAX_BACKENDS)
+		return -EINVAL;
+	if (bpf_map__update_elem(kb->skel->maps.km_backends, &key, sizeof(key),
+				 b, sizeof(*b), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int km_bpf_allow_add(struct km_bpf *kb, __be32 addr, unsigned int prefix)
+{
+	struct km_lpm_key key = {.prefixlen = prefix, .addr = addr};
+	__u32 one = 1;
+
+	if (prefix > 32)
+		return -EINVAL;
+	if (bpf_map__update_elem(kb->skel->maps.km_allow, &key, sizeof(key),
+				 &one, sizeof(one), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+/* Sum a per-CPU array entry of n u64 counters. */
+static int km_percpu_sum(struct km_bpf *kb, struct bpf_map *map, __u32 key,
+			 __u64 *out, size_t n)
+{
+	size_t vsz = n * sizeof(__u64);
+	__u64 *vals;
+	int c, err = 0;
+	size_t i;
+
+	vals = calloc(kb->ncpus, vsz);
+	if (!vals)
+		return -ENOMEM;
+	if (bpf_map__lookup_elem(map, &key, sizeof(key), vals, vsz * kb->ncpus,
+				 0)) {
+		err = -errno;
+		goto out;
+	}
+	memset(out, 0, vsz);
+	for (c = 0; c < kb->ncpus; c++)
+		for (i = 0; i < n; i++)
+			out[i] += vals[c * n + i];
+out:
+	free(vals);
+	return err;
+}
+
+int km_bpf_stats(struct km_bpf *kb, struct km_stats *out)
+{
+	return km_percpu_sum(kb, kb->skel->maps.km_stats, 0, (__u64 *)out,
+			     sizeof(*out) / sizeof(__u64));
+}
+
+int km_bpf_be_stats(struct km_bpf *kb, __u8 id, struct km_be_stats *out)
+{
+	return km_percpu_sum(kb, kb->skel->maps.km_be_stats, id, (__u64 *)out,
+			     sizeof(*out) / sizeof(__u64));
+}
+
+static int km_on_event(void *ctx, void *data, size_t size)
+{
+	struct km_bpf *kb = ctx;
+
+	if (size < sizeof(struct km_event) || !kb->event_fn)
+		return 0;
+	return kb->event_fn(data, kb->event_ctx);
+}
+
+int km_bpf_set_event_handler(struct km_bpf *kb, km_bpf_event_fn fn, void *ctx)
+{
+	kb->event_fn = fn;
+	kb->event_ctx = ctx;
+	if (kb->rb)
+		return 0;
+	kb->rb = ring_buffer__new(bpf_map__fd(kb->skel->maps.km_events),
+				  km_on_event, kb, NULL);
+	return kb->rb ? 0 : -errno;
+}
+
+int km_bpf_events_fd(struct km_bpf *kb)
+{
+	return kb->rb ? ring_buffer__epoll_fd(kb->rb) : -EINVAL;
+}
+
+int km_bpf_poll(struct km_bpf *kb, int timeout_ms)
+{
+	int n;
+
+	if (!kb->rb)
+		return -EINVAL;
+	n = ring_buffer__poll(kb->rb, timeout_ms);
+	return n == -EINTR ? 0 : n;
+}
+
+int km_bpf_xdp_fd(struct km_bpf *kb)
+{
+	return bpf_program__fd(kb->skel->progs.km_xdp_rx);
+}
+
+int km_bpf_tc_fd(struct km_bpf *kb)
+{
+	return bpf_program__fd(kb->skel->progs.km_tc_clone);
+}
+
+int km_bpf_map_fd(struct km_bpf *kb, const char *name)
+{
+	struct bpf_map *m;
+
+	m = bpf_object__find_map_by_name(kb->skel->obj, name);
+	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+static void km_detach_tc(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, to, .handle = KM_TC_HANDLE,
+		    .priority = KM_TC_PRIO);
+
+	bpf_tc_detach(&hook, &to); /* absent already: fine */
+}
+
+/* A pinned XDP link: detach it from its interface, with tc alongside. */
+static void km_detach_link(const char *path, int ifindex)
+{
+	int fd = bpf_obj_get(path);
+
+	if (fd >= 0) {
+		if (bpf_link_detach(fd))
+			km_warn("detach %s: %s\n", path, strerror(errno));
+		close(fd);
+	}
+	km_detach_tc(ifindex);
+}
+
+int km_bpf_detach_all(const char *pin_root, const char *const *ifnames)
+{
+	const char *root = pin_root ? pin_root : KM_PIN_ROOT;
+	char path[PATH_MAX];
+	struct dirent *de;
+	int ifindex, err = 0;
+	DIR *d;
+
+	for (; ifnames && *ifnames; ifnames++) {
+		ifindex = if_nametoindex(*ifnames);
+		if (ifindex)
+			km_detach_tc(ifindex);
+	}
+	d = opendir(root);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+		if (sscanf(de->d_name, KM_LINK_XDP_FMT, &ifindex) == 1)
+			km_detach_link(path, ifindex);
+		if (unlink(path) && !err)
+			err = -errno;
+	}
+	closedir(d);
+	if (rmdir(root) && !err)
+		err = -errno;
+	return err;
+}
