@@ -6,6 +6,7 @@
 #    script is interrupted; kill/restart by PID gives a fresh, empty server.
 #  - mcdiff.py: memcached against memcached gives no difference, and a
 #    server that answers differently is caught.
+#  - mcreplicas.py: a consistent "replica" passes, a stale one is caught.
 #  - mcload.py: the load on memcached direct sees no wrong value and no
 #    loss; a lost write is caught by verify.
 . "$(dirname "$0")/lib.sh"
@@ -81,6 +82,16 @@ dout=$(lab_in a "$LAB_PY" "$here/../tools/mcdiff.py" 198.18.0.1:11211 \
 lab_eq "mcdiff: a server with -I 256k differs (exit 1)" 1 $?
 lab_ok "mcdiff: the 512000-byte value step is named as differing" \
 	grep -q '^not ok - [0-9]* set 512000-byte value' <<<"$dout"
+
+# ---- mcreplicas.py ----
+# memcached b as the "proxy" and its only replica: must match the reference;
+# with mc-small (which receives nothing) as a second replica: must not
+lab_ok "mcreplicas: one memcached as proxy and replica, consistent" \
+	lab_in a "$LAB_PY" "$here/../tools/mcreplicas.py" 198.18.0.1:11211 \
+	198.18.0.2:11211 198.18.0.2:11211
+lab_not "mcreplicas: a replica that gets no writes is caught" \
+	lab_in a "$LAB_PY" "$here/../tools/mcreplicas.py" 198.18.0.1:11211 \
+	198.18.0.2:11211 198.18.0.2:11211 198.18.0.2:11212
 
 # ---- mcload.py ----
 acked=$LAB_DIR/acked
