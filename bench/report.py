@@ -234,6 +234,7 @@ def main():
     ap.add_argument("--quick", default="0")
     ap.add_argument("--clk-tck", type=int, default=100)
     ap.add_argument("--elapsed", type=int, default=0)
+    ap.add_argument("--poll-idle", default="0")
     a = ap.parse_args()
     w = a.work
 
@@ -268,7 +269,12 @@ def main():
       "over all repetitions.  Sets through kmagent go to both replicas; "
       "direct and nutcracker sets go to one server.  \"vs direct\" compares "
       "with memcached direct over the same protocol (one backend, `-t 1`); "
-      "proxies have two backends behind them.")
+      "proxies have two backends behind them.  %s" % (
+          "Idle vCPUs polled during the run (/dev/cpu_dma_latency = 0): "
+          "otherwise a hop to a halted vCPU costs ~50 us on this VM and "
+          "1x1 latencies are bimodal." if a.poll_idle == "1" else
+          "Idle vCPUs halted (BENCH_POLL_IDLE=0): 1x1 latencies include "
+          "vCPU wake-ups."))
     P("")
     P("![throughput and p99 by target](benchmarks.png)")
     P("")

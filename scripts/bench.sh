@@ -6,7 +6,8 @@
 #   BENCH_QUICK=1 scripts/bench.sh  one short repetition (< 2 min)
 #
 # Knobs (environment): BENCH_REPS, BENCH_SECS, BENCH_KEYS, BENCH_VALUE,
-# KM_THREADS (kmagentd -t), BENCH_OUT (docs/benchmarks.md), BENCH_NOPLOT=1.
+# KM_THREADS (kmagentd -t), BENCH_OUT (docs/benchmarks.md), BENCH_NOPLOT=1,
+# BENCH_POLL_IDLE=0 (keep the idle governor's halt, see main).
 #
 # The lab: one switch namespace holding a bridge, and one namespace per
 # host on it, each with a veth "eth0" (198.18.0.0/24, no default route):
@@ -50,6 +51,7 @@ WORK=$ROOT/build/bench
 PIN_ROOT=/sys/fs/bpf/kmbench$ID
 CLK_TCK=$(getconf CLK_TCK)
 
+POLL_IDLE=0
 declare -A PID=()	# label -> pid
 declare -A CMD=()	# label -> "ns command..." (to restart)
 NSES=()
@@ -355,6 +357,14 @@ avail_one()
 {
 	local t=$1 proto server label kill_ms out=$WORK/avail-$1.log
 	read -r proto server label <<<"${TGT[$t]}"
+	# a fresh userspace proxy: an earlier kill of b must not have
+	# ejected it already (nutcracker keeps a host out 30 s)
+	if [ "$label" != km-k ]; then
+		stop "$label"
+		restart "$label"
+		wait_tcp c "${server%:*}" "${server#*:}" || return 0
+		sleep 0.5
+	fi
 	timeout 30 ip netns exec "${P}c" "$KMBENCH" -s "$server" "--$proto" \
 		-c 16 -w 1 -d 5 -k "$KEYS" -V "$VALUE" --op get --timeout 100 \
 		--interval 10 --json >/dev/null 2>"$out" &
@@ -369,6 +379,26 @@ avail_one()
 	wait_tcp c "${ADDR[b]}" 11211
 	ip netns exec "${P}c" "$KMBENCH" -s "${ADDR[b]}:11211" --preload -d 0 \
 		-k "$KEYS" -V "$VALUE" >>"$WORK/kmbench.log" 2>&1
+}
+
+# ---- BENCH_PERF=1: where kmagentd's CPU goes, TCP get 16x1 --------------
+profile_kmagentd()
+{
+	local pid=${PID[km-p]:-} server
+	[ -n "$pid" ] && [ -n "${TGT[kmagent-tcp]:-}" ] || return 0
+	read -r _ server _ <<<"${TGT[kmagent-tcp]}"
+	ip netns exec "${P}c" "$KMBENCH" -s "$server" -c 16 -w 1 \
+		-d $((SECS + 2)) -k "$KEYS" -V "$VALUE" --op get \
+		>"$WORK/perf-load.txt" 2>&1 &
+	local bpid=$!
+	sleep 1
+	perf record -q -g -p "$pid" -o "$WORK/perf-kmagentd.data" \
+		-- sleep "$SECS" >/dev/null 2>&1
+	wait $bpid
+	perf report -q --stdio --no-children -i "$WORK/perf-kmagentd.data" \
+		--percent-limit 1 -g none 2>/dev/null | head -60 \
+		>"$WORK/perf-kmagentd.txt"
+	log "profile of kmagentd: $WORK/perf-kmagentd.txt"
 }
 
 # ---- resync speed (needs kmagentctl resync, H5) ----------------------------
@@ -433,6 +463,14 @@ main()
 
 	STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
 	sysctl -q -w kernel.bpf_stats_enabled=1
+	# Idle vCPUs poll instead of halting while this script runs (the
+	# request lasts as long as fd 9 is open).  With halt, a hop whose
+	# receiver sits on the idle vCPU waits ~50 us for it to wake, and 1x1
+	# latencies came out bimodal, 7 or 60 us, depending on placement.
+	if [ "${BENCH_POLL_IDLE:-1}" = 1 ] && exec 9>/dev/cpu_dma_latency; then
+		printf 0 >&9
+		POLL_IDLE=1
+	fi
 
 	lab_up || { log "lab setup failed"; exit 1; }
 	start_memcached a || { log "memcached a did not start"; exit 1; }
@@ -464,18 +502,19 @@ main()
 		log "repetition $rep/$REPS done ($(($(date +%s) - T0)) s)"
 	done
 
-	for t in kmagent-tcp kmagent-kernel nutcracker; do
-		[ -n "${TGT[$t]:-}" ] || continue
-		avail_one "$t"
-		# let the proxy see b back up before the next one
-		sleep 2
-	done
-	RESYNC=$(resync_speed)
-
+	# peak RSS now: the availability runs restart the userspace proxies
 	for l in nutcracker km-p km-k; do
 		alive "$l" || continue
 		echo "$l $(awk '/VmHWM/ { print $2 }' "/proc/${PID[$l]}/status")"
 	done >"$WORK/rss.txt"
+	[ "${BENCH_PERF:-0}" = 1 ] && profile_kmagentd
+	# the kernel path first: its daemon is not restarted (pinned state)
+	for t in kmagent-kernel nutcracker kmagent-tcp; do
+		[ -n "${TGT[$t]:-}" ] || continue
+		avail_one "$t"
+	done
+	RESYNC=$(resync_speed)
+
 	for t in "${TARGETS[@]}"; do
 		[ -n "${NA[$t]:-}" ] && printf '%s\t%s\n' "$t" "${NA[$t]}"
 	done >"$WORK/na.txt"
@@ -485,6 +524,7 @@ main()
 	python3 "$ROOT/bench/report.py" --work "$WORK" --out "$OUT_MD" \
 		--reps "$REPS" --secs "$SECS" --keys "$KEYS" --value "$VALUE" \
 		--km-threads "$KM_THREADS" --quick "$QUICK" --clk-tck "$CLK_TCK" \
+		--poll-idle "$POLL_IDLE" \
 		--elapsed $(($(date +%s) - T0)) || exit 1
 	if [ "${BENCH_NOPLOT:-0}" != 1 ]; then
 		# columns of targets not measured are empty: not worth a warning
