@@ -781,7 +781,7 @@ void km_reply_local(struct km_worker *w, struct km_conn *c, const char *s,
 {
 	struct km_req *r;
 
-	if (!c->head && !close_after) {
+	if (!c->head && !close_after && !c->udp) {
 		km_buf_append(&c->out, s, n);
 		km_conn_mark_dirty(w, c);
 		return;

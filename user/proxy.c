@@ -67,6 +67,48 @@ void km_conn_req_ready(struct km_worker *w, struct km_conn *c)
 
 static void km_conn_process(struct km_worker *w, struct km_conn *c);
 
+static void km_udp_unit_end(struct km_conn *c, size_t end)
+{
+	if (c->nunits == c->ucap) {
+		unsigned int cap = c->ucap ? c->ucap * 2 : 8;
+		size_t *p = realloc(c->units, cap * sizeof(*p));
+
+		if (!p)
+			return; /* merged into the next unit: still delivered */
+		c->units = p;
+		c->ucap = cap;
+	}
+	c->units[c->nunits++] = end;
+}
+
+/*
+ * memcached frames each of its response objects as its own datagram
+ * sequence (seq from 0): one a command, but one a key for get-like
+ * commands, with END tagged onto the last key's object if it was a hit.
+ */
+static void km_udp_units(struct km_conn *c, const struct km_req *r)
+{
+	size_t end = km_buf_used(&c->out);
+	size_t start = end - km_buf_used(&r->resp), off = start;
+	struct km_value v;
+	long n;
+
+	if (start == end)
+		return;
+	if (r->type != KM_RT_READ && r->type != KM_RT_GAT) {
+		km_udp_unit_end(c, end);
+		return;
+	}
+	while ((n = km_parse_value(km_buf_data(&c->out) + off, end - off, &v)) >
+	       0) {
+		off += n;
+		km_udp_unit_end(c, off);
+	}
+	if (off > start && r->nkeys && r->keys[r->nkeys - 1].hit_rank >= 0)
+		c->nunits--; /* END joins the last hit */
+	km_udp_unit_end(c, end);
+}
+
 /* Move the answered requests at the head of the queue to the output. */
 static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 {
@@ -81,6 +123,8 @@ static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 		    km_buf_append(&c->out, km_buf_data(&r->resp),
 				  km_buf_used(&r->resp)))
 			c->closing = 1;
+		if (c->udp && !c->dead)
+			km_udp_units(c, r);
 		if (r->close_after)
 			c->closing = 1;
 		r->next = NULL;
@@ -104,6 +148,7 @@ static void km_conn_free(struct km_worker *w, struct km_conn *c)
 	}
 	km_buf_free(&c->in);
 	km_buf_free(&c->out);
+	free(c->units);
 	free(c);
 }
 
@@ -124,17 +169,14 @@ static void km_conn_close(struct km_worker *w, struct km_conn *c)
 }
 
 /* memcached's UDP replies: 8-byte header, then at most 1392 bytes. */
-static void km_udp_send(struct km_conn *c)
+static void km_udp_send_unit(struct km_conn *c, size_t off, size_t end)
 {
-	size_t len = km_buf_used(&c->out), off = 0;
-	size_t chunk = KM_UDP_MAX - KM_UDP_HDR;
-	unsigned int total = (len + chunk - 1) / chunk, seq;
+	const size_t chunk = KM_UDP_MAX - KM_UDP_HDR;
+	unsigned int total = (end - off + chunk - 1) / chunk, seq;
 	char pkt[KM_UDP_MAX];
 
-	if (len == 0)
-		return;
 	for (seq = 0; seq < total; seq++) {
-		size_t n = len - off < chunk ? len - off : chunk;
+		size_t n = end - off < chunk ? end - off : chunk;
 		uint16_t h[4] = {htons(c->rid), htons(seq), htons(total), 0};
 
 		memcpy(pkt, h, KM_UDP_HDR);
@@ -144,7 +186,22 @@ static void km_udp_send(struct km_conn *c)
 			km_debug("udp reply: %s\n", strerror(errno));
 		off += n;
 	}
+}
+
+static void km_udp_send(struct km_conn *c)
+{
+	size_t off = 0, len = km_buf_used(&c->out);
+	unsigned int i;
+
+	for (i = 0; i < c->nunits; i++) {
+		if (c->units[i] > off)
+			km_udp_send_unit(c, off, c->units[i]);
+		off = c->units[i];
+	}
+	if (len > off)
+		km_udp_send_unit(c, off, len);
 	c->out.off = c->out.len = 0;
+	c->nunits = 0;
 }
 
 static int km_conn_flush(struct km_conn *c)
@@ -403,10 +460,7 @@ static void km_udp_read(struct km_worker *w)
 		c->w = w;
 		c->pool_idx = c->rid;
 		if (ntohs(h[1]) != 0 || ntohs(h[2]) != 1) {
-			static const char msg[] = "SERVER_ERROR multi-packet "
-						  "request not supported\r\n";
-
-			km_buf_append(&c->out, msg, sizeof(msg) - 1);
+			/* memcached drops multi-datagram requests silently */
 		} else if (km_buf_append(&c->in, w->udp_buf + KM_UDP_HDR,
 					 n - KM_UDP_HDR) == 0) {
 			km_conn_process(w, c);

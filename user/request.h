@@ -71,6 +71,8 @@ struct km_conn {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	uint16_t rid;
+	size_t *units; /* UDP: end offsets in out of each reply unit */
+	unsigned int nunits, ucap;
 	struct km_buf in, out;
 	struct km_req *head, *tail;
 	unsigned int nreq;
