@@ -30,23 +30,33 @@ title() { printf '\n%s%s%s\n' "$B1" "$*" "$N"; }
 cmd() { printf '  %s$ %s%s\n' "$D" "$*" "$N"; }
 pause() { [ $PAUSE -eq 1 ] && read -r -p "  (Enter)" _ </dev/tty; }
 
-# answer LABEL MAGENT EXPECTED GOT: one line for the article's magent, one
-# for kmagent, marked by whether kmagent gave what this step needs
-answer()
+# article TEXT: what the article's magent setup answered at this step
+article() { printf '  article (magent): %s\n' "$1"; }
+
+# ours WHAT EXPECTED GOT: what kmagent's lab answers, marked by whether it is
+# what this step needs
+ours()
 {
-	local what=$1 magent=$2 want=$3 got=$4
-	printf '  magent (article): %s\n' "$magent"
+	local what=$1 want=$2 got=$3
 	if [ "$got" == "$want" ]; then
-		printf '  kmagent (%s): %s%s%s\n' "$what" "$G" "${got:-(miss)}" "$N"
+		printf '  here (%s): %s%s%s\n' "$what" "$G" "${got:-(miss)}" "$N"
 	else
-		printf '  kmagent (%s): %s%s%s   expected %s\n' "$what" "$R" \
+		printf '  here (%s): %s%s%s   expected %s\n' "$what" "$R" \
 			"${got:-(miss)}" "$N" "${want:-(miss)}"
 		WRONG=$((WRONG + 1))
 	fi
 }
 
-# get [--udp] HOST:PORT KEY: the value, empty on a miss
-get() { lab_mc c --timeout 3 "$@" get "$KEY" 2>/dev/null; }
+# get [--udp] HOST:PORT: the key's value, empty on a miss, "(no reply: ...)"
+# when the server did not answer
+get()
+{
+	local out rc
+	out=$(lab_mc c --timeout 3 "$@" get "$KEY" 2>&1)
+	rc=$?
+	[ $rc -eq 2 ] && out="(no reply: ${out##*: })"
+	printf '%s' "$out"
+}
 
 if [ ! -x "$LAB_KMAGENTD" ]; then
 	echo "demo: $LAB_KMAGENTD is not built: run make" >&2
@@ -86,18 +96,20 @@ run_steps()
 	local proto=$1 udp=${2:-}
 
 	title "Step 1 ($proto): set $KEY \"$VALUE\" through the pool (kmagent on A)"
-	cmd "mc.py $udp $A:11210 set $KEY $VALUE"
+	cmd "mc.py ${udp:+$udp }$A:11210 set $KEY $VALUE"
 	got=$(lab_mc c --timeout 3 $udp $A:11210 set $KEY "$VALUE" 2>&1)
-	answer "$proto" STORED STORED "$got"
+	article STORED
+	ours "kmagent A, $proto" STORED "$got"
 	pause
 
 	title "Step 2 ($proto): get $KEY directly from memcached on A"
-	cmd "mc.py $udp $A:11211 get $KEY"
-	answer "memcached A" "$VALUE" "$VALUE" "$(get $udp $A:11211)"
+	cmd "mc.py ${udp:+$udp }$A:11211 get $KEY"
+	article "$VALUE"
+	ours "memcached A" "$VALUE" "$(get $udp $A:11211)"
 	title "Step 3 ($proto): get $KEY directly from memcached on B"
-	cmd "mc.py $udp $B:11211 get $KEY"
-	answer "memcached B" "$VALUE (written to every backend)" "$VALUE" \
-		"$(get $udp $B:11211)"
+	cmd "mc.py ${udp:+$udp }$B:11211 get $KEY"
+	article "$VALUE (magent wrote it to every backend)"
+	ours "memcached B" "$VALUE" "$(get $udp $B:11211)"
 	pause
 
 	title "Step 4 ($proto): stop memcached on B"
@@ -105,9 +117,10 @@ run_steps()
 	lab_kill mc-b TERM
 	say "  memcached on B is gone"
 	title "Step 5 ($proto): get $KEY through the pool"
-	cmd "mc.py $udp $A:11210 get $KEY; mc.py $udp $B:11210 get $KEY"
-	answer "$proto, via A" "$VALUE" "$VALUE" "$(get $udp $A:11210)"
-	answer "$proto, via B" "$VALUE" "$VALUE" "$(get $udp $B:11210)"
+	cmd "mc.py ${udp:+$udp }$A:11210 get $KEY; mc.py ${udp:+$udp }$B:11210 get $KEY"
+	article "$VALUE"
+	ours "kmagent A, $proto" "$VALUE" "$(get $udp $A:11210)"
+	ours "kmagent B, $proto" "$VALUE" "$(get $udp $B:11210)"
 	pause
 
 	title "Step 6 ($proto): start memcached on B again: it is empty"
@@ -120,9 +133,10 @@ run_steps()
 	title "Step 7 ($proto): get $KEY through the pool"
 	say "  magent hashes the key, asks B, B answers miss, magent passes it on."
 	say "  kmagent asks the next replica on a miss (null-fallback)."
-	cmd "mc.py $udp $A:11210 get $KEY; mc.py $udp $B:11210 get $KEY"
-	answer "$proto, via A" "null" "$VALUE" "$(get $udp $A:11210)"
-	answer "$proto, via B" "null" "$VALUE" "$(get $udp $B:11210)"
+	cmd "mc.py ${udp:+$udp }$A:11210 get $KEY; mc.py ${udp:+$udp }$B:11210 get $KEY"
+	article "null"
+	ours "kmagent A, $proto" "$VALUE" "$(get $udp $A:11210)"
+	ours "kmagent B, $proto" "$VALUE" "$(get $udp $B:11210)"
 
 	title "The article's fix 1: refill the restarted memcached from its replicas"
 	local i got=
@@ -151,6 +165,8 @@ if [ $KERNEL -eq 1 ] && [ -z "${DEMO_NO_UDP:-}" ]; then
 	lab_mc c $A:11211 delete $KEY >/dev/null
 	lab_mc c $B:11211 delete $KEY >/dev/null
 	for h in a b; do
+		# XDP_TX into a veth needs NAPI on the peer: XDP_PASS there
+		lab_xdp_pass $h
 		pins=/sys/fs/bpf/kmdemo$$$h
 		lab_pin_dir "$pins"
 		LAB_LABEL=km-$h lab_kmagentd $h "${KMARGS[@]}" -I eth0 \

@@ -194,6 +194,34 @@ lab_host()
 	LAB_ADDR[$h]=$addr
 }
 
+# lab_xdp_pass HOST: attach a trivial XDP_PASS program to the switch side of
+# HOST's veth.  A frame sent by XDP_TX/XDP_REDIRECT into a veth is only
+# received promptly when the peer has NAPI enabled, which an XDP program
+# does (BRIEF section 4); use it on every host whose eth0 runs the kernel
+# path.  The object is built once per lab with clang; native mode, generic
+# as a fallback (with a warning).
+lab_xdp_pass()
+{
+	local port obj=$LAB_DIR/xdp_pass.o
+	port=$(lab_brport "$1")
+	if [ ! -f "$obj" ]; then
+		printf '%s\n' '#include <linux/bpf.h>' \
+			'__attribute__((section("xdp"), used))' \
+			'int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }' \
+			'char _license[] __attribute__((section("license"), used)) = "GPL";' \
+			>"$LAB_DIR/xdp_pass.c"
+		clang -O2 -target bpf -I"/usr/include/$(uname -m)-linux-gnu" \
+			-c "$LAB_DIR/xdp_pass.c" -o "$obj" ||
+			lab_die "cannot build the XDP_PASS program"
+	fi
+	if ! ip -n "$LAB_SW" link set dev "$port" xdpdrv obj "$obj" sec xdp \
+		2>/dev/null; then
+		lab_log "warning: native XDP on $port failed, using generic mode"
+		ip -n "$LAB_SW" link set dev "$port" xdpgeneric obj "$obj" sec xdp ||
+			lab_die "cannot attach XDP_PASS to $port"
+	fi
+}
+
 # lab_addr HOST: the address given to lab_host
 lab_addr() { printf '%s' "${LAB_ADDR[$1]}"; }
 
