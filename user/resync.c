@@ -1,0 +1,1281 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The resync engine: see resync.h for what it guarantees.  One thread, two
+ * connections to the source (the dump stream and the fetches) and one to
+ * the target.  Every exchange is a whole batch written with one send and
+ * read back in large reads, so the cost per key is parsing, not syscalls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "resync.h"
+
+#define KM_RS_BATCH	2048
+#define KM_RS_TIMEOUT	3000
+#define KM_RS_READ_MIN	(256 * 1024)
+#define KM_RS_POLL_STEP 100 /* ms: how soon a cancel is noticed */
+#define KM_NO_OWNER	0xff
+#define KM_RS_SWEEPS	4 /* dumps of one source at most */
+
+/* memcached reads an exptime above 30 days as an absolute unix time */
+#define KM_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
+
+struct km_buf {
+	char *p;
+	size_t len, cap;
+};
+
+struct km_conn {
+	int fd;
+	struct km_buf in;
+	size_t pos; /* parsed up to here */
+	int timeout_ms;
+	const int *cancel;
+};
+
+/* One key of a batch: offset into the batch's key arena, length. */
+struct km_bkey {
+	__u32 off;
+	__u16 len;
+	__u8 stored; /* the target answered HD to our add */
+	__u64 cas;   /* the CAS of the item we stored */
+};
+
+struct km_batch {
+	struct km_bkey *keys;
+	unsigned int n, cap;
+	struct km_buf arena;
+	unsigned int next; /* mg parsing: first key not yet answered */
+	unsigned int nstore;
+	unsigned int *store; /* indexes of keys sent to the target */
+	unsigned int nparsed;
+	struct km_buf out; /* requests being built */
+	struct km_buf out2;
+	__u64 copied, existed, missing, undone, failed;
+};
+
+/*
+ * The keys already handled, as 64-bit hashes: a key listed again (by a
+ * later dump of the same source, or by the next source after a failure) is
+ * not fetched again.  Open addressing, 0 = empty.
+ */
+struct km_keyset {
+	__u64 *h;
+	size_t n, cap;
+};
+
+struct km_resync {
+	struct km_resync_opts o;
+	struct km_keyset done;
+	__u8 *owner; /* per slot: index into o.sources, or KM_NO_OWNER */
+	bool dead[KM_MAX_BACKENDS];
+	pthread_t thread;
+	bool started, joined;
+	int cancel;
+	pthread_mutex_t lock;
+	struct km_resync_progress p;
+	struct timespec t0, t1; /* start, end */ /* unix time at the start of
+						    the current batch */
+};
+
+const char *km_resync_state_name(enum km_resync_state st)
+{
+	switch (st) {
+	case KM_RS_IDLE:
+		return "idle";
+	case KM_RS_RUNNING:
+		return "running";
+	case KM_RS_DONE:
+		return "done";
+	case KM_RS_FAILED:
+		return "failed";
+	case KM_RS_CANCELLED:
+		return "cancelled";
+	}
+	return "?";
+}
+
+/* ---- buffers ---------------------------------------------------------- */
+
+static int km_buf_reserve(struct km_buf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	char *p;
+
+	if (b->len + more <= b->cap)
+		return 0;
+	while (cap < b->len + more)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int km_buf_add(struct km_buf *b, const void *d, size_t n)
+{
+	if (km_buf_reserve(b, n))
+		return -ENOMEM;
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+	return 0;
+}
+
+static int km_buf_printf(struct km_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (km_buf_reserve(b, 64))
+		return -ENOMEM;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -EINVAL;
+		if ((size_t)n < b->cap - b->len)
+			break;
+		if (km_buf_reserve(b, n + 1))
+			return -ENOMEM;
+	}
+	b->len += n;
+	return 0;
+}
+
+static void km_buf_free(struct km_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- helpers exposed for tests ------------------------------------------ */
+
+static int km_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* metadump URI-encodes keys; returns the decoded length or -EINVAL. */
+int km_uri_decode(const char *in, size_t len, char *out, size_t cap)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= len)
+				return -EINVAL;
+			hi = km_hexval(in[i + 1]);
+			lo = km_hexval(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (n >= cap)
+			return -EINVAL;
+		out[n++] = c;
+	}
+	return (int)n;
+}
+
+/*
+ * The T token for `ms` from mg's remaining TTL: -1 (never expires) is 0;
+ * 0 (expiring within the second) is 1; beyond 30 days memcached wants an
+ * absolute time.
+ */
+long km_resync_ttl_for_ms(long remaining, long now)
+{
+	if (remaining < 0)
+		return 0;
+	if (remaining == 0)
+		return 1;
+	if (remaining > KM_REALTIME_MAXDELTA)
+		return now + remaining;
+	return remaining;
+}
+
+/* ---- the set of keys handled ------------------------------------------- */
+
+static __u64 km_key_hash64(const char *key, size_t len)
+{
+	__u64 h = 14695981039346656037ull;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h ? h : 1;
+}
+
+static bool km_keyset_has(const struct km_keyset *ks, __u64 h)
+{
+	size_t i;
+
+	if (!ks->cap)
+		return false;
+	for (i = h & (ks->cap - 1); ks->h[i]; i = (i + 1) & (ks->cap - 1))
+		if (ks->h[i] == h)
+			return true;
+	return false;
+}
+
+static void km_keyset_put(struct km_keyset *ks, __u64 h)
+{
+	size_t i;
+
+	for (i = h & (ks->cap - 1); ks->h[i]; i = (i + 1) & (ks->cap - 1))
+		if (ks->h[i] == h)
+			return;
+	ks->h[i] = h;
+	ks->n++;
+}
+
+static int km_keyset_add(struct km_keyset *ks, __u64 h)
+{
+	if ((ks->n + 1) * 2 > ks->cap) {
+		struct km_keyset big = {.cap = ks->cap ? ks->cap * 2 : 65536};
+		size_t i;
+
+		big.h = calloc(big.cap, sizeof(*big.h));
+		if (!big.h)
+			return -ENOMEM;
+		for (i = 0; i < ks->cap; i++)
+			if (ks->h[i])
+				km_keyset_put(&big, ks->h[i]);
+		free(ks->h);
+		*ks = big;
+	}
+	km_keyset_put(ks, h);
+	return 0;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static int km_conn_open(struct km_conn *c, const struct sockaddr_in *a,
+			int timeout_ms, const int *cancel)
+{
+	struct pollfd pfd;
+	int one = 1, err = 0, fd;
+	socklen_t sl = sizeof(err);
+
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->timeout_ms = timeout_ms;
+	c->cancel = cancel;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) &&
+	    errno != EINPROGRESS) {
+		err = -errno;
+		goto fail;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	if (poll(&pfd, 1, timeout_ms) != 1) {
+		err = -ETIMEDOUT;
+		goto fail;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) || err) {
+		err = err ? -err : -errno;
+		goto fail;
+	}
+	c->fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return err;
+}
+
+static void km_conn_close(struct km_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	km_buf_free(&c->in);
+	c->pos = 0;
+}
+
+/* Drop what has been parsed, keep room for a large read. */
+static int km_conn_make_room(struct km_conn *c)
+{
+	if (c->pos && c->pos == c->in.len) {
+		c->in.len = c->pos = 0;
+	} else if (c->pos > c->in.cap / 2) {
+		memmove(c->in.p, c->in.p + c->pos, c->in.len - c->pos);
+		c->in.len -= c->pos;
+		c->pos = 0;
+	}
+	return km_buf_reserve(&c->in, KM_RS_READ_MIN);
+}
+
+/*
+ * Wait until fd is ready for `events`, in short steps so that a cancel is
+ * seen; -ETIMEDOUT after timeout_ms of silence.
+ */
+static int km_conn_wait(struct km_conn *c, short events, short *revents)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = events};
+	int waited = 0, n;
+
+	for (;;) {
+		if (__atomic_load_n(c->cancel, __ATOMIC_RELAXED))
+			return -ECANCELED;
+		n = poll(&pfd, 1, KM_RS_POLL_STEP);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0) {
+			*revents = pfd.revents;
+			return 0;
+		}
+		waited += KM_RS_POLL_STEP;
+		if (waited >= c->timeout_ms)
+			return -ETIMEDOUT;
+	}
+}
+
+/* One read of whatever is there; 0 on EOF is an error for us. */
+static int km_conn_read_some(struct km_conn *c)
+{
+	ssize_t n;
+
+	if (km_conn_make_room(c))
+		return -ENOMEM;
+	n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+	c->in.len += n;
+	return 1;
+}
+
+/*
+ * Parser of an exchange: consumes complete records from c->in at c->pos;
+ * returns 1 when the exchange is complete, 0 to wait for more, <0 error.
+ */
+typedef int (*km_parse_fn)(struct km_conn *c, void *ctx);
+
+/*
+ * Send `out` whole while reading the replies, so that neither side blocks
+ * on a full socket buffer however big the batch.
+ */
+static int km_conn_exchange(struct km_conn *c, const struct km_buf *out,
+			    km_parse_fn parse, void *ctx)
+{
+	size_t sent = 0;
+	short rev;
+	int err;
+
+	for (;;) {
+		short ev = POLLIN | (sent < out->len ? POLLOUT : 0);
+
+		err = km_conn_wait(c, ev, &rev);
+		if (err)
+			return err;
+		if (rev & (POLLERR | POLLNVAL))
+			return -ECONNRESET;
+		if (sent < out->len && (rev & POLLOUT)) {
+			ssize_t n = send(c->fd, out->p + sent, out->len - sent,
+					 MSG_NOSIGNAL);
+
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return -errno;
+			if (n > 0)
+				sent += n;
+		}
+		if (rev & (POLLIN | POLLHUP)) {
+			err = km_conn_read_some(c);
+			if (err < 0)
+				return err;
+			err = parse(c, ctx);
+			if (err)
+				return err < 0 ? err
+					       : (sent == out->len ? 0
+								   : -EPROTO);
+		}
+	}
+}
+
+/* A complete line at c->pos, without its "\r\n" (or "\n"), or NULL. */
+static char *km_conn_line(struct km_conn *c, size_t *len, size_t *total)
+{
+	char *s = c->in.p + c->pos, *nl;
+
+	if (c->pos >= c->in.len)
+		return NULL;
+	nl = memchr(s, '\n', c->in.len - c->pos);
+	if (!nl)
+		return NULL;
+	*total = nl - s + 1;
+	*len = nl - s;
+	if (*len && s[*len - 1] == '\r')
+		(*len)--;
+	return s;
+}
+
+static bool km_line_is(const char *s, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+
+	return len >= n && !memcmp(s, word, n) && (len == n || s[n] == ' ');
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+static void km_batch_reset(struct km_batch *b)
+{
+	b->n = b->next = b->nstore = b->nparsed = 0;
+	b->arena.len = b->out.len = b->out2.len = 0;
+}
+
+static int km_batch_add(struct km_batch *b, const char *key, size_t len)
+{
+	if (b->n == b->cap) {
+		unsigned int cap = b->cap ? b->cap * 2 : 1024;
+		struct km_bkey *k = realloc(b->keys, cap * sizeof(*k));
+		unsigned int *s;
+
+		if (!k)
+			return -ENOMEM;
+		b->keys = k;
+		s = realloc(b->store, cap * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		b->store = s;
+		b->cap = cap;
+	}
+	b->keys[b->n].off = b->arena.len;
+	b->keys[b->n].len = len;
+	b->keys[b->n].stored = 0;
+	b->keys[b->n].cas = 0;
+	if (km_buf_add(&b->arena, key, len))
+		return -ENOMEM;
+	b->n++;
+	return 0;
+}
+
+static const char *km_batch_key(const struct km_batch *b, unsigned int i)
+{
+	return b->arena.p + b->keys[i].off;
+}
+
+static void km_batch_free(struct km_batch *b)
+{
+	free(b->keys);
+	free(b->store);
+	km_buf_free(&b->arena);
+	km_buf_free(&b->out);
+	km_buf_free(&b->out2);
+}
+
+/* ---- the mg exchange with the source ------------------------------------ */
+
+struct km_mg_ctx {
+	struct km_batch *b;
+	long now;
+};
+
+/* "VA <len> f<flags> t<ttl> k<key>"; returns 0 or -EPROTO. */
+static int km_parse_va(const char *s, size_t len, size_t *vlen,
+		       unsigned long *flags, long *ttl, const char **key,
+		       size_t *klen)
+{
+	const char *end = s + len, *p = s + 3;
+	char *e;
+
+	*vlen = strtoul(p, &e, 10);
+	if (e == p)
+		return -EPROTO;
+	*key = NULL;
+	*flags = 0;
+	*ttl = -1;
+	p = e;
+	while (p < end) {
+		const char *tok;
+
+		while (p < end && *p == ' ')
+			p++;
+		if (p >= end)
+			break;
+		tok = p;
+		while (p < end && *p != ' ')
+			p++;
+		switch (*tok) {
+		case 'f':
+			*flags = strtoul(tok + 1, NULL, 10);
+			break;
+		case 't':
+			*ttl = strtol(tok + 1, NULL, 10);
+			break;
+		case 'k':
+			*key = tok + 1;
+			*klen = p - tok - 1;
+			break;
+		}
+	}
+	return *key ? 0 : -EPROTO;
+}
+
+/* Find the key among those not yet answered; the skipped ones missed. */
+static int km_batch_match(struct km_batch *b, const char *key, size_t klen)
+{
+	unsigned int i;
+
+	for (i = b->next; i < b->n; i++) {
+		if (b->keys[i].len == klen &&
+		    !memcmp(km_batch_key(b, i), key, klen)) {
+			b->missing += i - b->next;
+			b->next = i + 1;
+			return (int)i;
+		}
+	}
+	return -EPROTO;
+}
+
+static int km_append_ms(struct km_batch *b, const char *key, size_t klen,
+			const char *val, size_t vlen, unsigned long flags,
+			long ttl, long now)
+{
+	if (km_buf_add(&b->out, "ms ", 3) || km_buf_add(&b->out, key, klen) ||
+	    km_buf_printf(&b->out, " %zu F%lu T%ld ME c\r\n", vlen, flags,
+			  km_resync_ttl_for_ms(ttl, now)) ||
+	    km_buf_add(&b->out, val, vlen + 2))
+		return -ENOMEM;
+	return 0;
+}
+
+static int km_parse_mg(struct km_conn *c, void *ctx)
+{
+	struct km_mg_ctx *m = ctx;
+	struct km_batch *b = m->b;
+	size_t len, total, vlen, klen = 0;
+	unsigned long flags;
+	const char *key;
+	char *s;
+	long ttl;
+	int i;
+
+	while ((s = km_conn_line(c, &len, &total))) {
+		if (km_line_is(s, len, "MN")) {
+			c->pos += total;
+			b->missing += b->n - b->next;
+			b->next = b->n;
+			return 1;
+		}
+		if (!km_line_is(s, len, "VA") ||
+		    km_parse_va(s, len, &vlen, &flags, &ttl, &key, &klen))
+			return -EPROTO;
+		if (c->in.len - c->pos < total + vlen + 2)
+			return 0; /* value not all here yet */
+		if (memcmp(s + total + vlen, "\r\n", 2))
+			return -EPROTO;
+		i = km_batch_match(b, key, klen);
+		if (i < 0)
+			return i;
+		b->store[b->nstore++] = i;
+		if (km_append_ms(b, key, klen, s + total, vlen, flags, ttl,
+				 m->now))
+			return -ENOMEM;
+		c->pos += total + vlen + 2;
+	}
+	return 0;
+}
+
+static int km_build_mg(struct km_batch *b)
+{
+	unsigned int i;
+
+	b->out.len = 0;
+	for (i = 0; i < b->n; i++) {
+		if (km_buf_add(&b->out, "mg ", 3) ||
+		    km_buf_add(&b->out, km_batch_key(b, i), b->keys[i].len) ||
+		    km_buf_add(&b->out, " v f t k q\r\n", 12))
+			return -ENOMEM;
+	}
+	return km_buf_add(&b->out, "mn\r\n", 4);
+}
+
+/* ---- the ms exchange with the target ------------------------------------ */
+
+static int km_parse_ms(struct km_conn *c, void *ctx)
+{
+	struct km_batch *b = ctx;
+	size_t len, total;
+	char *s;
+
+	while ((s = km_conn_line(c, &len, &total))) {
+		if (km_line_is(s, len, "MN")) {
+			c->pos += total;
+			return b->nparsed == b->nstore ? 1 : -EPROTO;
+		}
+		if (b->nparsed >= b->nstore)
+			return -EPROTO;
+		if (km_line_is(s, len, "HD")) {
+			struct km_bkey *k = &b->keys[b->store[b->nparsed]];
+			const char *cp = memchr(s, 'c', len);
+
+			k->stored = 1;
+			k->cas = cp ? strtoull(cp + 1, NULL, 10) : 0;
+			b->copied++;
+		} else if (km_line_is(s, len, "NS")) {
+			b->existed++;
+		} else if (km_line_is(s, len, "SERVER_ERROR")) {
+			b->failed++; /* e.g. out of memory: keep going */
+		} else {
+			return -EPROTO;
+		}
+		b->nparsed++;
+		c->pos += total;
+	}
+	return 0;
+}
+
+/* ---- the delete check --------------------------------------------------- */
+
+/* Source replies to plain `mg KEY`: HD = still there, EN = deleted. */
+static int km_parse_exists(struct km_conn *c, void *ctx)
+{
+	struct km_batch *b = ctx;
+	size_t len, total;
+	char *s;
+
+	while ((s = km_conn_line(c, &len, &total))) {
+		struct km_bkey *k;
+
+		if (km_line_is(s, len, "MN")) {
+			c->pos += total;
+			return 1;
+		}
+		/* skip the keys we did not store; they were not asked */
+		while (b->nparsed < b->nstore &&
+		       !b->keys[b->store[b->nparsed]].stored)
+			b->nparsed++;
+		if (b->nparsed >= b->nstore)
+			return -EPROTO;
+		k = &b->keys[b->store[b->nparsed++]];
+		if (km_line_is(s, len, "EN")) {
+			if (km_buf_add(&b->out2, "md ", 3) ||
+			    km_buf_add(&b->out2, b->arena.p + k->off, k->len) ||
+			    km_buf_printf(&b->out2, " C%llu q\r\n",
+					  (unsigned long long)k->cas))
+				return -ENOMEM;
+			b->undone++;
+		} else if (!km_line_is(s, len, "HD")) {
+			return -EPROTO;
+		}
+		c->pos += total;
+	}
+	return 0;
+}
+
+/* Target replies to quiet `md KEY C<cas> q`: only failures are shown. */
+static int km_parse_md(struct km_conn *c, void *ctx)
+{
+	struct km_batch *b = ctx;
+	size_t len, total;
+	char *s;
+
+	while ((s = km_conn_line(c, &len, &total))) {
+		c->pos += total;
+		if (km_line_is(s, len, "MN"))
+			return 1;
+		if (km_line_is(s, len, "EX") || km_line_is(s, len, "NF"))
+			b->undone--; /* a newer write, or already gone */
+		else
+			return -EPROTO;
+	}
+	return 0;
+}
+
+/* ---- one batch ---------------------------------------------------------- */
+
+struct km_pass {
+	struct km_resync *rs;
+	struct km_conn dump, src, dst;
+	struct km_batch b;
+	bool src_failed; /* else the target failed */
+	__u64 found;	 /* keys to copy listed by the current dump */
+};
+
+static int km_batch_verify(struct km_pass *ps)
+{
+	struct km_batch *b = &ps->b;
+	unsigned int i, asked = 0;
+	int err;
+
+	b->out.len = b->out2.len = 0;
+	for (i = 0; i < b->nstore; i++) {
+		const struct km_bkey *k = &b->keys[b->store[i]];
+
+		if (!k->stored)
+			continue;
+		if (km_buf_add(&b->out, "mg ", 3) ||
+		    km_buf_add(&b->out, b->arena.p + k->off, k->len) ||
+		    km_buf_add(&b->out, "\r\n", 2))
+			return -ENOMEM;
+		asked++;
+	}
+	if (!asked)
+		return 0;
+	if (km_buf_add(&b->out, "mn\r\n", 4))
+		return -ENOMEM;
+	b->nparsed = 0;
+	ps->src_failed = true;
+	err = km_conn_exchange(&ps->src, &b->out, km_parse_exists, b);
+	if (err || !b->out2.len)
+		return err;
+	if (km_buf_add(&b->out2, "mn\r\n", 4))
+		return -ENOMEM;
+	ps->src_failed = false;
+	return km_conn_exchange(&ps->dst, &b->out2, km_parse_md, b);
+}
+
+static int km_resync_publish(struct km_resync *rs, struct km_batch *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->n; i++)
+		if (km_keyset_add(&rs->done, km_key_hash64(km_batch_key(b, i),
+							   b->keys[i].len)))
+			return -ENOMEM;
+	pthread_mutex_lock(&rs->lock);
+	rs->p.matched += b->n;
+	rs->p.copied += b->copied;
+	rs->p.existed += b->existed;
+	rs->p.missing += b->missing;
+	rs->p.undone += b->undone;
+	rs->p.failed += b->failed;
+	pthread_mutex_unlock(&rs->lock);
+	b->copied = b->existed = b->missing = b->undone = b->failed = 0;
+	return 0;
+}
+
+static int km_batch_run(struct km_pass *ps)
+{
+	struct km_batch *b = &ps->b;
+	struct km_mg_ctx m = {.b = b, .now = time(NULL)};
+	int err;
+
+	if (!b->n)
+		return 0;
+	b->out.len = 0;
+	if (km_build_mg(b))
+		return -ENOMEM;
+	/* the ms requests are built into b->out while parsing: swap */
+	{
+		struct km_buf mg = b->out;
+
+		b->out = b->out2;
+		b->out.len = 0;
+		ps->src_failed = true;
+		err = km_conn_exchange(&ps->src, &mg, km_parse_mg, &m);
+		b->out2 = mg;
+	}
+	if (err)
+		return err;
+	if (ps->rs->o.on_fetched)
+		ps->rs->o.on_fetched(ps->rs, ps->rs->o.arg);
+	if (b->nstore) {
+		if (km_buf_add(&b->out, "mn\r\n", 4))
+			return -ENOMEM;
+		ps->src_failed = false;
+		b->nparsed = 0;
+		err = km_conn_exchange(&ps->dst, &b->out, km_parse_ms, b);
+		if (err)
+			return err;
+		if (!ps->rs->o.no_verify) {
+			err = km_batch_verify(ps);
+			if (err)
+				return err;
+		}
+	}
+	ps->src_failed = false;
+	if (km_resync_publish(ps->rs, b))
+		return -ENOMEM;
+	if (ps->rs->o.on_batch)
+		ps->rs->o.on_batch(ps->rs, ps->rs->o.arg);
+	km_batch_reset(b);
+	return 0;
+}
+
+/* ---- one pass over one source ------------------------------------------- */
+
+/* "key=<uri-encoded> exp=..." -> decoded key, or <0 */
+static int km_dump_key(const char *s, size_t len, char *key)
+{
+	const char *e;
+
+	if (len < 4 || memcmp(s, "key=", 4))
+		return -EPROTO;
+	e = memchr(s, ' ', len);
+	if (!e)
+		e = s + len;
+	return km_uri_decode(s + 4, e - s - 4, key, KM_KEY_MAX);
+}
+
+static int km_dump_start(struct km_pass *ps)
+{
+	static const struct km_buf req = {
+		.p = "lru_crawler metadump all\r\n",
+		.len = 26,
+	};
+	ssize_t n;
+
+	n = send(ps->dump.fd, req.p, req.len, MSG_NOSIGNAL);
+	return n == (ssize_t)req.len ? 0 : -EIO;
+}
+
+/*
+ * Feed the keys of one dump line batch by batch.  Returns 1 at END, 0 to
+ * read more, <0 on error.
+ */
+static int km_dump_consume(struct km_pass *ps, unsigned int src_idx)
+{
+	struct km_resync *rs = ps->rs;
+	unsigned int batch = rs->o.batch;
+	char key[KM_KEY_MAX + 1];
+	size_t len, total;
+	__u64 scanned = 0;
+	char *s;
+	int err = 0, klen;
+
+	while ((s = km_conn_line(&ps->dump, &len, &total))) {
+		ps->dump.pos += total;
+		if (km_line_is(s, len, "END")) {
+			err = 1;
+			break;
+		}
+		ps->src_failed = true;
+		if (km_line_is(s, len, "BUSY")) {
+			err = -EBUSY;
+			break;
+		}
+		klen = km_dump_key(s, len, key);
+		if (klen <= 0) {
+			err = -EPROTO;
+			break;
+		}
+		scanned++;
+		if (rs->owner[km_ring_slot_of(key, klen)] != src_idx ||
+		    km_keyset_has(&rs->done, km_key_hash64(key, klen)))
+			continue;
+		ps->found++;
+		err = km_batch_add(&ps->b, key, klen);
+		if (!err && ps->b.n >= batch)
+			err = km_batch_run(ps);
+		if (err)
+			break;
+	}
+	pthread_mutex_lock(&rs->lock);
+	rs->p.scanned += scanned;
+	pthread_mutex_unlock(&rs->lock);
+	return err;
+}
+
+static int km_dump_read(struct km_pass *ps)
+{
+	short rev;
+	int err;
+
+	ps->src_failed = true;
+	err = km_conn_wait(&ps->dump, POLLIN, &rev);
+
+	if (err)
+		return err;
+	return km_conn_read_some(&ps->dump) < 0 ? -ECONNRESET : 0;
+}
+
+/* One whole dump, the keys to copy fed into batches. */
+static int km_dump_once(struct km_pass *ps, unsigned int src_idx)
+{
+	int err, tries = 0;
+
+	for (;;) {
+		ps->src_failed = true;
+		ps->dump.pos = ps->dump.in.len = 0;
+		err = km_dump_start(ps);
+		while (!err) {
+			err = km_dump_consume(ps, src_idx);
+			if (!err)
+				err = km_dump_read(ps);
+		}
+		/* another crawl is running on the source: wait for it */
+		if (err != -EBUSY || ++tries > 50)
+			break;
+		usleep(100 * 1000);
+	}
+	return err == 1 ? 0 : err;
+}
+
+/* Returns 0, -ECANCELED, or an error with ps->src_failed telling whose. */
+static int km_pass_run(struct km_pass *ps, unsigned int src_idx)
+{
+	struct km_resync *rs = ps->rs;
+	const struct sockaddr_in *sa = &rs->o.sources[src_idx].addr;
+	int err, sweeps = 0;
+
+	ps->src_failed = true;
+	err = km_conn_open(&ps->dump, sa, rs->o.timeout_ms, &rs->cancel);
+	if (!err)
+		err = km_conn_open(&ps->src, sa, rs->o.timeout_ms, &rs->cancel);
+	if (err)
+		return err;
+	/*
+	 * The crawler can miss items that the LRU maintainer moves between
+	 * the HOT/WARM/COLD queues while it walks them (seen here: 57 of
+	 * 200k keys in one dump).  So dump again and copy what is new, until
+	 * a dump lists nothing new.
+	 */
+	do {
+		ps->found = 0;
+		err = km_dump_once(ps, src_idx);
+		if (!err)
+			err = km_batch_run(ps);
+	} while (!err && ps->found && ++sweeps < KM_RS_SWEEPS);
+	return err;
+}
+
+/* ---- ownership of slots ------------------------------------------------- */
+
+static bool km_slot_has(const struct km_slot *s, __u8 id)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->nr && i < KM_MAX_REPLICAS; i++)
+		if (s->be[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Give each of the target's slots (still to do) to the first live source
+ * that is one of its replicas.  Returns the slots nobody can serve.
+ */
+static __u32 km_assign_owners(struct km_resync *rs, const struct km_ring *r,
+			      bool only_todo)
+{
+	__u32 s, lost = 0;
+	unsigned int i;
+
+	for (s = 0; s < KM_RING_SLOTS; s++) {
+		const struct km_slot *sl = &r->slots[s];
+
+		if (only_todo && rs->owner[s] == KM_NO_OWNER)
+			continue;
+		rs->owner[s] = KM_NO_OWNER;
+		if (!km_slot_has(sl, rs->o.target_id))
+			continue;
+		for (i = 0; i < rs->o.nr_sources; i++) {
+			if (!rs->dead[i] &&
+			    km_slot_has(sl, rs->o.sources[i].id)) {
+				rs->owner[s] = i;
+				break;
+			}
+		}
+		if (rs->owner[s] == KM_NO_OWNER)
+			lost++;
+	}
+	return lost;
+}
+
+static void km_forget_source(struct km_resync *rs, unsigned int idx)
+{
+	__u32 s;
+
+	for (s = 0; s < KM_RING_SLOTS; s++)
+		if (rs->owner[s] == idx)
+			rs->owner[s] = KM_NO_OWNER;
+}
+
+static __u32 km_slots_of(const struct km_resync *rs, unsigned int idx)
+{
+	__u32 s, n = 0;
+
+	for (s = 0; s < KM_RING_SLOTS; s++)
+		n += rs->owner[s] == idx;
+	return n;
+}
+
+/* ---- estimate ----------------------------------------------------------- */
+
+static long km_source_items(struct km_resync *rs, unsigned int idx)
+{
+	static const struct km_buf req = {.p = "stats\r\n", .len = 7};
+	struct km_conn c;
+	long items = -1;
+	char *p;
+
+	if (km_conn_open(&c, &rs->o.sources[idx].addr, rs->o.timeout_ms,
+			 &rs->cancel))
+		return -1;
+	if (send(c.fd, req.p, req.len, MSG_NOSIGNAL) == (ssize_t)req.len) {
+		short rev;
+
+		while (!km_conn_wait(&c, POLLIN, &rev) &&
+		       km_conn_read_some(&c) >= 0) {
+			if (c.in.len >= 5 &&
+			    !memcmp(c.in.p + c.in.len - 5, "END\r\n", 5))
+				break;
+		}
+		if (km_buf_add(&c.in, "", 1) == 0) {
+			p = strstr(c.in.p, "STAT curr_items ");
+			if (p)
+				items = strtol(p + 16, NULL, 10);
+		}
+	}
+	km_conn_close(&c);
+	return items;
+}
+
+static void km_estimate(struct km_resync *rs)
+{
+	unsigned int i;
+	double total = 0;
+
+	for (i = 0; i < rs->o.nr_sources; i++) {
+		__u32 slots = km_slots_of(rs, i), held = 0, s;
+		long items;
+
+		if (!slots)
+			continue;
+		for (s = 0; s < KM_RING_SLOTS; s++)
+			held += km_slot_has(&rs->o.ring->slots[s],
+					    rs->o.sources[i].id);
+		items = km_source_items(rs, i);
+		/* its keys spread evenly over the slots it holds */
+		if (items > 0 && held)
+			total += (double)items * slots / held;
+	}
+	pthread_mutex_lock(&rs->lock);
+	rs->p.total_est = (__u64)total;
+	pthread_mutex_unlock(&rs->lock);
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+static void km_resync_fail(struct km_resync *rs, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&rs->lock);
+	va_start(ap, fmt);
+	vsnprintf(rs->p.error, sizeof(rs->p.error), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&rs->lock);
+}
+
+static void km_set_source(struct km_resync *rs, __u8 id)
+{
+	pthread_mutex_lock(&rs->lock);
+	rs->p.source_id = id;
+	pthread_mutex_unlock(&rs->lock);
+}
+
+static int km_next_source(struct km_resync *rs)
+{
+	unsigned int i;
+
+	for (i = 0; i < rs->o.nr_sources; i++)
+		if (!rs->dead[i] && km_slots_of(rs, i))
+			return (int)i;
+	return -1;
+}
+
+static enum km_resync_state km_resync_loop(struct km_resync *rs,
+					   const struct km_ring *ring)
+{
+	struct km_pass ps = {.rs = rs};
+	enum km_resync_state st = KM_RS_DONE;
+	int idx, err;
+
+	ps.dump.fd = ps.src.fd = ps.dst.fd = -1;
+	err = km_conn_open(&ps.dst, &rs->o.target, rs->o.timeout_ms,
+			   &rs->cancel);
+	if (err) {
+		km_resync_fail(rs, "target: connect: %s", strerror(-err));
+		return KM_RS_FAILED;
+	}
+	while ((idx = km_next_source(rs)) >= 0) {
+		km_set_source(rs, rs->o.sources[idx].id);
+		err = km_pass_run(&ps, idx);
+		km_conn_close(&ps.dump);
+		km_conn_close(&ps.src);
+		km_batch_reset(&ps.b);
+		if (err == -ECANCELED) {
+			st = KM_RS_CANCELLED;
+			break;
+		}
+		if (err && !ps.src_failed) {
+			km_resync_fail(rs, "target: %s", strerror(-err));
+			st = KM_RS_FAILED;
+			break;
+		}
+		if (err) {
+			/* hand its remaining slots to the next replica */
+			rs->dead[idx] = true;
+			pthread_mutex_lock(&rs->lock);
+			rs->p.source_errors++;
+			rs->p.slots_unsourced +=
+				km_assign_owners(rs, ring, true);
+			pthread_mutex_unlock(&rs->lock);
+			km_resync_fail(rs, "source %u: %s",
+				       rs->o.sources[idx].id, strerror(-err));
+			continue;
+		}
+		km_forget_source(rs, idx);
+	}
+	km_set_source(rs, 0);
+	if (st == KM_RS_DONE && rs->p.source_errors && rs->p.slots_unsourced) {
+		km_resync_fail(rs, "no live replica left for %u slots",
+			       rs->p.slots_unsourced);
+		st = KM_RS_FAILED;
+	} else if (st == KM_RS_DONE) {
+		km_resync_fail(rs, "%s", ""); /* a failed source was replaced */
+	}
+	km_conn_close(&ps.dst);
+	km_conn_close(&ps.dump);
+	km_conn_close(&ps.src);
+	km_batch_free(&ps.b);
+	return st;
+}
+
+static void *km_resync_main(void *arg)
+{
+	struct km_resync *rs = arg;
+	enum km_resync_state st;
+
+	km_estimate(rs);
+	st = km_resync_loop(rs, rs->o.ring);
+	pthread_mutex_lock(&rs->lock);
+	clock_gettime(CLOCK_MONOTONIC, &rs->t1);
+	rs->p.state = st;
+	pthread_mutex_unlock(&rs->lock);
+	if (rs->o.on_done)
+		rs->o.on_done(rs, st, rs->o.arg);
+	return NULL;
+}
+
+int km_resync_start(struct km_resync **out, const struct km_resync_opts *o)
+{
+	struct km_resync *rs;
+	struct km_ring *ring;
+	int err;
+
+	if (!o->ring || o->target_id == KM_BACKEND_NONE ||
+	    o->nr_sources > KM_MAX_BACKENDS)
+		return -EINVAL;
+	rs = calloc(1, sizeof(*rs));
+	ring = malloc(sizeof(*ring));
+	if (!rs || !ring) {
+		free(rs);
+		free(ring);
+		return -ENOMEM;
+	}
+	rs->owner = malloc(KM_RING_SLOTS);
+	if (!rs->owner) {
+		free(rs);
+		free(ring);
+		return -ENOMEM;
+	}
+	memcpy(ring, o->ring, sizeof(*ring));
+	rs->o = *o;
+	rs->o.ring = ring;
+	if (!rs->o.batch)
+		rs->o.batch = KM_RS_BATCH;
+	if (!rs->o.timeout_ms)
+		rs->o.timeout_ms = KM_RS_TIMEOUT;
+	pthread_mutex_init(&rs->lock, NULL);
+	rs->p.state = KM_RS_RUNNING;
+	rs->p.target_id = o->target_id;
+	rs->p.slots_unsourced = km_assign_owners(rs, ring, false);
+	clock_gettime(CLOCK_MONOTONIC, &rs->t0);
+	err = pthread_create(&rs->thread, NULL, km_resync_main, rs);
+	if (err) {
+		km_resync_free(rs);
+		return -err;
+	}
+	rs->started = true;
+	*out = rs;
+	return 0;
+}
+
+void km_resync_cancel(struct km_resync *rs)
+{
+	__atomic_store_n(&rs->cancel, 1, __ATOMIC_RELAXED);
+}
+
+enum km_resync_state km_resync_wait(struct km_resync *rs)
+{
+	if (rs->started && !rs->joined) {
+		pthread_join(rs->thread, NULL);
+		rs->joined = true;
+	}
+	return rs->p.state;
+}
+
+void km_resync_get_progress(struct km_resync *rs, struct km_resync_progress *p)
+{
+	struct timespec now;
+	double done;
+
+	pthread_mutex_lock(&rs->lock);
+	*p = rs->p;
+	pthread_mutex_unlock(&rs->lock);
+	if (p->state == KM_RS_RUNNING)
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	else
+		now = rs->t1;
+	p->elapsed = (now.tv_sec - rs->t0.tv_sec) +
+		     (now.tv_nsec - rs->t0.tv_nsec) / 1e9;
+	done = (double)p->matched;
+	p->rate = p->elapsed > 0 ? done / p->elapsed : 0;
+	p->eta = -1;
+	if (p->state != KM_RS_RUNNING)
+		p->eta = 0;
+	else if (p->rate > 0 && p->total_est > done)
+		p->eta = (p->total_est - done) / p->rate;
+	else if (p->rate > 0)
+		p->eta = 0;
+}
+
+void km_resync_free(struct km_resync *rs)
+{
+	if (!rs)
+		return;
+	if (rs->started && !rs->joined) {
+		km_resync_cancel(rs);
+		km_resync_wait(rs);
+	}
+	pthread_mutex_destroy(&rs->lock);
+	free((void *)rs->o.ring);
+	free(rs->owner);
+	free(rs->done.h);
+	free(rs);
+}
