@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* config: magent flags, long options, config file, error messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+static char errbuf[4096];
+
+/* Parse a NULL-terminated argument list; messages land in errbuf. */
+static enum km_config_action parse(struct km_cfg *cfg, const char *const *args)
+{
+	char *argv[64];
+	int argc = 0;
+	FILE *err = fmemopen(errbuf, sizeof(errbuf), "w");
+	enum km_config_action a;
+
+	assert_non_null(err);
+	argv[argc++] = "kmagentd";
+	while (*args)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	memset(errbuf, 0, sizeof(errbuf));
+	a = km_config_parse_args(cfg, argc, argv, err);
+	fclose(err);
+	return a;
+}
+
+static char *write_file(const char *text)
+{
+	static char path[] = "/tmp/km_test_configXXXXXX";
+	int fd;
+
+	strcpy(path, "/tmp/km_test_configXXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (int)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void test_magent_command_line(void **state)
+{
+	const char *args[] = {"-s", "198.18.0.1:11211",
+			      "-b", "198.18.0.2:11212",
+			      "-l", "127.0.0.1",
+			      "-p", "11210",
+			      "-n", "100",
+			      "-i", "4",
+			      "-D", "-k",
+			      "-f", "/tmp/km.sock",
+			      "-v", "-v",
+			      "-u", "nobody",
+			      "-g", "nogroup",
+			      NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.nr_backends, 2);
+	assert_string_equal(cfg.backends[0].name, "198.18.0.1:11211");
+	assert_int_equal(ntohs(cfg.backends[1].addr.sin_port), 11212);
+	assert_int_equal(cfg.backends[1].backup, 1);
+	assert_int_equal(cfg.listen_addr.s_addr, htonl(0x7f000001));
+	assert_int_equal(cfg.port, 11210);
+	assert_int_equal(cfg.max_conns, 100);
+	assert_int_equal(cfg.pool_size, 4);
+	assert_true(cfg.foreground);
+	assert_true(cfg.ketama);
+	assert_string_equal(cfg.unix_path, "/tmp/km.sock");
+	assert_int_equal(cfg.verbose, 2);
+	assert_string_equal(cfg.user, "nobody");
+	assert_string_equal(cfg.group, "nogroup");
+}
+
+static void test_defaults(void **state)
+{
+	const char *args[] = {"-s", "127.0.0.1", NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.port, 11211);
+	assert_int_equal(ntohs(cfg.backends[0].addr.sin_port), 11211);
+	assert_int_equal(cfg.write_policy, KM_WP_PRIMARY);
+	assert_int_equal(cfg.timeout_ms, 1000);
+	assert_int_equal(cfg.probe_interval_ms, 1000);
+	assert_int_equal(cfg.probe_timeout_ms, 500);
+	assert_int_equal(cfg.fall, 2);
+	assert_int_equal(cfg.rise, 2);
+	assert_int_equal(cfg.item_size_max, 1024 * 1024);
+	assert_int_equal(cfg.replicas, 0);
+	assert_string_equal(cfg.ctl_path, "/run/kmagent.sock");
+	assert_false(cfg.foreground);
+}
+
+static void test_long_options(void **state)
+{
+	const char *args[] = {"--backend",
+			      "198.18.0.1:1",
+			      "--backend",
+			      "198.18.0.2:2",
+			      "--replicas",
+			      "2",
+			      "--write-policy",
+			      "worst",
+			      "--timeout",
+			      "250",
+			      "--probe-interval",
+			      "300",
+			      "--probe-timeout",
+			      "100",
+			      "--fall",
+			      "3",
+			      "--rise",
+			      "4",
+			      "--item-size-max",
+			      "2m",
+			      "--pid-file",
+			      "/tmp/k.pid",
+			      "-I",
+			      "eth0",
+			      "--iface",
+			      "eth1",
+			      "--allow",
+			      "198.18.0.0/15",
+			      "--ctl",
+			      "/tmp/ctl.sock",
+			      "--metrics",
+			      "127.0.0.1:9100",
+			      "--pin-root",
+			      "/sys/fs/bpf/x",
+			      "-t",
+			      "3",
+			      NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.nr_backends, 2);
+	assert_int_equal(cfg.replicas, 2);
+	assert_int_equal(cfg.write_policy, KM_WP_WORST);
+	assert_int_equal(cfg.timeout_ms, 250);
+	assert_int_equal(cfg.probe_interval_ms, 300);
+	assert_int_equal(cfg.probe_timeout_ms, 100);
+	assert_int_equal(cfg.fall, 3);
+	assert_int_equal(cfg.rise, 4);
+	assert_int_equal(cfg.item_size_max, 2 * 1024 * 1024);
+	assert_string_equal(cfg.pid_file, "/tmp/k.pid");
+	assert_int_equal(cfg.nr_ifaces, 2);
+	assert_string_equal(cfg.ifaces[1], "eth1");
+	assert_int_equal(cfg.nr_allow, 1);
+	assert_int_equal(cfg.allow[0].prefix, 15);
+	assert_string_equal(cfg.ctl_path, "/tmp/ctl.sock");
+	assert_int_equal(ntohs(cfg.metrics_addr.sin_port), 9100);
+	assert_string_equal(cfg.pin_root, "/sys/fs/bpf/x");
+	assert_int_equal(cfg.threads, 3);
+}
+
+struct bad_case {
+	const char *args[6];
+	const char *msg; /* must appear in the error output */
+};
+
+static const struct bad_case bad_cases[] = {
+	{{"-s", "198.18.0.1:99999", NULL}, "-s: invalid backend address"},
+	{{"-s", "198.18.0.1:x", NULL}, "invalid backend address"},
+	{{"-s", "127.0.0.1:1", "-p", "0", NULL}, "-p: invalid value '0'"},
+	{{"-s", "127.0.0.1:1", "-p", "http", NULL}, "-p: invalid value"},
+	{{"-s", "127.0.0.1:1", "--write-policy", "all", NULL},
+	 "--write-policy: invalid value 'all'"},
+	{{"-s", "127.0.0.1:1", "--replicas", "8", NULL}, "--replicas"},
+	{{"-s", "127.0.0.1:1", "--timeout", "-5", NULL}, "--timeout"},
+	{{"-s", "127.0.0.1:1", "-l", "nowhere", NULL}, "-l: invalid value"},
+	{{"-s", "127.0.0.1:1", "--bogus", NULL}, "--bogus"},
+	{{"-s", "127.0.0.1:1", "-Z", NULL}, "-Z"},
+	{{"-s", "127.0.0.1:1", "-s", "127.0.0.1:1", NULL}, "duplicate backend"},
+	{{"-p", "11211", NULL}, "no backend"},
+	{{"-s", "127.0.0.1:1", "--item-size-max", "1x", NULL},
+	 "--item-size-max"},
+	{{"-s", "127.0.0.1:1", "extra", NULL}, "unexpected argument 'extra'"},
+};
+
+static void test_bad_flags_are_named(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		struct km_cfg cfg;
+
+		if (parse(&cfg, bad_cases[i].args) != KM_CFG_ERROR)
+			fail_msg("case %zu (%s) accepted", i, bad_cases[i].msg);
+		if (!strstr(errbuf, bad_cases[i].msg))
+			fail_msg("case %zu: '%s' not in '%s'", i,
+				 bad_cases[i].msg, errbuf);
+	}
+}
+
+static void test_help(void **state)
+{
+	const char *args[] = {"-h", NULL};
+	const char *args2[] = {"-s", "127.0.0.1:1", "--help", NULL};
+	struct km_cfg cfg;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_HELP);
+	assert_int_equal(parse(&cfg, args2), KM_CFG_HELP);
+	km_config_usage(f);
+	fclose(f);
+	assert_non_null(strstr(text, "EXAMPLES"));
+	assert_non_null(strstr(text, "--write-policy"));
+	free(text);
+}
+
+static void test_config_file(void **state)
+{
+	char *path = write_file("# kmagent\n"
+				"backend 198.18.0.1:11211\n"
+				"  backend 198.18.0.2:11211   # second\n"
+				"\n"
+				"port 11300\n"
+				"write-policy first\n"
+				"foreground\n"
+				"timeout 200\n");
+	const char *args[] = {"-c", path, NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.nr_backends, 2);
+	assert_string_equal(cfg.backends[1].name, "198.18.0.2:11211");
+	assert_int_equal(cfg.port, 11300);
+	assert_int_equal(cfg.write_policy, KM_WP_FIRST);
+	assert_true(cfg.foreground);
+	assert_int_equal(cfg.timeout_ms, 200);
+	unlink(path);
+}
+
+static void test_flags_override_the_file(void **state)
+{
+	char *path = write_file("backend 198.18.0.1:11211\n"
+				"backend 198.18.0.2:11211\n"
+				"port 11300\n");
+	const char *args[] = {"-p", "11400",	    "-c", path,
+			      "-s", "198.18.0.9:1", NULL};
+	const char *args2[] = {"-c", path, "-p", "11500", NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	/* -c anywhere: the file first, then the flags */
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.port, 11400);
+	/* a list on the command line replaces the file's */
+	assert_int_equal(cfg.nr_backends, 1);
+	assert_string_equal(cfg.backends[0].name, "198.18.0.9:1");
+	assert_int_equal(parse(&cfg, args2), KM_CFG_RUN);
+	assert_int_equal(cfg.port, 11500);
+	assert_int_equal(cfg.nr_backends, 2);
+	unlink(path);
+}
+
+static void test_config_errors_name_the_line(void **state)
+{
+	char *path = write_file("backend 198.18.0.1:11211\n"
+				"# fine\n"
+				"foo bar\n");
+	const char *args[] = {"-c", path, NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_ERROR);
+	assert_non_null(strstr(errbuf, "kmagentd: config:3: unknown "
+				       "directive 'foo'"));
+	unlink(path);
+
+	path = write_file("backend 198.18.0.1:11211\nport\n");
+	args[1] = path;
+	assert_int_equal(parse(&cfg, args), KM_CFG_ERROR);
+	assert_non_null(strstr(errbuf, "config:2: 'port' needs a value"));
+	unlink(path);
+
+	path = write_file("timeout soon\n");
+	args[1] = path;
+	assert_int_equal(parse(&cfg, args), KM_CFG_ERROR);
+	assert_non_null(strstr(errbuf, "config:1: invalid value 'soon'"));
+	unlink(path);
+
+	args[1] = "/nonexistent/kmagent.conf";
+	assert_int_equal(parse(&cfg, args), KM_CFG_ERROR);
+	assert_non_null(strstr(errbuf, "cannot open"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_magent_command_line),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_long_options),
+		cmocka_unit_test(test_bad_flags_are_named),
+		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_flags_override_the_file),
+		cmocka_unit_test(test_config_errors_name_the_line),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
