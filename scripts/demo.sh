@@ -47,6 +47,29 @@ ours()
 	fi
 }
 
+# kernel_stats HOST: a few km_stats counters, summed over CPUs, read through
+# the daemon's mount namespace (ip netns exec gives it its own bpffs)
+kernel_stats()
+{
+	local pin=/proc/$(lab_pid km-$1)/root/sys/fs/bpf/kmdemo$$$1/km_stats
+	bpftool -j map dump pinned "$pin" 2>/dev/null | "$LAB_PY" -c '
+import json, sys
+try:
+    entry = json.load(sys.stdin)[0]
+    cpus = entry.get("formatted", entry)["values"]
+    assert isinstance(cpus[0]["value"], dict)
+except Exception:
+    print("(no counters readable)")
+    sys.exit()
+names = ("kernel_gets", "hits", "misses", "fallbacks", "fallback_hits",
+         "kernel_writes", "write_clones", "passed_up")
+tot = {n: sum(c["value"].get(n, 0) for c in cpus) for n in names}
+print(", ".join("%s %d" % (n, tot[n]) for n in names))
+if tot["kernel_gets"] == 0:
+    print("  (no get was served in the kernel: kmagentd'"'"'s UDP socket answered)")
+'
+}
+
 # get [--udp] HOST:PORT: the key's value, empty on a miss, "(no reply: ...)"
 # when the server did not answer
 get()
@@ -174,6 +197,10 @@ if [ $KERNEL -eq 1 ] && [ -z "${DEMO_NO_UDP:-}" ]; then
 	done
 	cmd "kmagentd ${KMARGS[*]} -I eth0"
 	run_steps UDP --udp
+	title "Who answered over UDP: the kernel path's counters (km_stats)"
+	for h in a b; do
+		say "  kmagent ${h^^}: $(kernel_stats $h)"
+	done
 fi
 
 title "Summary"
