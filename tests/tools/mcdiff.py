@@ -227,6 +227,49 @@ def steps():
              b"h" * 2000000 + b"\r\n", wait=10))
     add(Step("get after the refused value", b"get huge k1\r\n"))
     add(Step("cas without cas value", b"cas k1 0 0 1\r\nv\r\n"))
+    add(Step("cas with a non-numeric cas value", b"cas k1 0 0 1 abc\r\nv\r\n"))
+    add(Step("touch with a bad exptime", b"touch k1 abc\r\n"))
+    add(Step("gat with a bad exptime", b"gat abc k1\r\n"))
+    add(Step("gets without keys", b"gets\r\n"))
+    add(Step("set with a bad exptime", b"set k 0 abc 1\r\nv\r\n"))
+    add(Step("set with the largest flags", st(b"set", b"fl", b"v", 4294967295) +
+             b"get fl\r\n"))
+    add(Step("set with flags over 32 bits", b"set fl 4294967296 0 1\r\nv\r\n"))
+    add(Step("set with an absolute exptime in the past", st(b"set", b"past", b"v",
+                                                          0, 2592001) +
+             b"get past\r\n"))
+    add(Step("incr with a negative delta", b"incr n -1\r\n"))
+    add(Step("malformed noreply write", b"set k 0 0 abc noreply\r\nv\r\n"))
+    add(Step("key with a tab inside", st(b"set", b"ta\tb", b"tab") +
+             b"get ta\tb\r\n"))
+    add(Step("UTF-8 key", st(b"set", "键".encode(), b"utf8") +
+             b"get " + "键".encode() + b"\r\n"))
+    add(Step("line ending in CR CR LF", b"get k1\r\r\n"))
+    add(Step("value at the item size limit (1048576 bytes)",
+             st(b"set", b"edge", b"e" * 1048576), wait=10))
+    add(Step("value just under the item size limit (1048400 bytes)",
+             st(b"set", b"edge", b"e" * 1048400) + b"get edge\r\n", wait=10))
+    add(Step("a 2 MB multi-get reply", st(b"set", b"big2", b"b" * 500000) +
+             b"get big2 big2 big2 big2\r\n", wait=10))
+    add(Step("get of 2000 keys (a 16 kB line)",
+             b"get " + b" ".join(b"k1" if i % 100 == 0 else b"y%04d" % i
+                                 for i in range(2000)) + b"\r\n"))
+    add(Step("pipelined 1000 sets of 1000 bytes in one write",
+             b"".join(st(b"set", b"kb%d" % i, b"%04d" % i * 250)
+                      for i in range(1000)) + b"get kb0 kb999\r\n",
+             mode="pipe", wait=10))
+    add(Step("pipelined mg q hits and misses over many keys, then mn",
+             b"".join(b"mg kb%d v q k\r\n" % i if i % 3 else
+                      b"mg nokb%d v q k\r\n" % i for i in range(40)) + b"mn\r\n",
+             mode="pipe"))
+    add(Step("mg with a flag twice", b"mg kb1 v v s s\r\n"))
+    add(Step("ms with a negative TTL", b"ms neg 2 T-1\r\nnn\r\nmg neg v\r\n"))
+    add(Step("ma in incr mode with autovivify", b"ma viv2 N0 J5 MI D2 v\r\n"))
+    add(Step("mg with a bad base64 key", b"mg !!!! b v\r\n"))
+    add(Step("noreply set, then quit, pipelined",
+             st(b"set", b"lastw", b"written", extra=b" noreply") + b"quit\r\n",
+             mode="pipe"))
+    add(Step("the write before quit is there", b"get lastw\r\n"))
     add(Step("touch without time", b"touch k1\r\n"))
     add(Step("flush_all", b"flush_all\r\n"))
     add(Step("get after flush_all", b"get k1 k2 becd0000 m1 cnt\r\n"))
