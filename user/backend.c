@@ -193,6 +193,8 @@ void km_backend_flush(struct km_worker *w, struct km_bconn *bc)
 static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 {
 	for (;;) {
+		size_t space;
+		int short_read;
 		ssize_t n;
 		long len;
 
@@ -200,8 +202,8 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 			km_bconn_fail(w, bc, "out of memory", 0);
 			return;
 		}
-		n = recv(bc->ev.fd, bc->in.p + bc->in.len,
-			 bc->in.cap - bc->in.len, 0);
+		space = bc->in.cap - bc->in.len;
+		n = recv(bc->ev.fd, bc->in.p + bc->in.len, space, 0);
 		if (n == 0) {
 			km_bconn_fail(w, bc, "connection closed", 0);
 			return;
@@ -215,6 +217,7 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 			return;
 		}
 		bc->in.len += n;
+		short_read = (size_t)n < space;
 		while (bc->head && km_buf_used(&bc->in)) {
 			struct km_op *op = bc->head;
 
@@ -241,6 +244,10 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 			return;
 		}
 		if (bc->ev.fd < 0)
+			return;
+		/* a short read emptied the socket; edge-triggered epoll
+		 * reports the next data: no recv just to see EAGAIN */
+		if (short_read)
 			return;
 	}
 }
