@@ -365,6 +365,23 @@ def main():
                                               v["lost"], v["misses"]))
     P("")
     P("Resync of a restarted (empty) backend: %s" % resync)
+    prof = [t for t in TARGETS
+            if os.path.exists(os.path.join(w, "perf-%s.txt" % t))]
+    if prof:
+        P("")
+        P("## Profile (BENCH_PERF=1), TCP get 16x1")
+        P("")
+        P("`perf stat` (system calls, context switches, CPU per request) "
+          "and the top of `perf record -g` of the proxy process, over one "
+          "second of load.")
+        for t in prof:
+            P("")
+            P("%s:" % TITLE[t])
+            P("")
+            P("```")
+            for l in read_lines(os.path.join(w, "perf-%s.txt" % t))[:20]:
+                P(l.rstrip())
+            P("```")
     P("")
     P("## Memory")
     P("")

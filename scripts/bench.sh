@@ -57,6 +57,7 @@ declare -A CMD=()	# label -> "ns command..." (to restart)
 NSES=()
 STATS_OLD=
 T0=$(date +%s)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -381,24 +382,41 @@ avail_one()
 		-k "$KEYS" -V "$VALUE" >>"$WORK/kmbench.log" 2>&1
 }
 
-# ---- BENCH_PERF=1: where kmagentd's CPU goes, TCP get 16x1 --------------
-profile_kmagentd()
+# ---- BENCH_PERF=1: where a proxy's CPU goes, TCP get 16x1 ---------------
+# profile TARGET: perf stat (syscalls, context switches per request) and
+# perf record -g of the target's process under load
+profile()
 {
-	local pid=${PID[km-p]:-} server
-	[ -n "$pid" ] && [ -n "${TGT[kmagent-tcp]:-}" ] || return 0
-	read -r _ server _ <<<"${TGT[kmagent-tcp]}"
-	ip netns exec "${P}c" "$KMBENCH" -s "$server" -c 16 -w 1 \
-		-d $((SECS + 2)) -k "$KEYS" -V "$VALUE" --op get \
-		>"$WORK/perf-load.txt" 2>&1 &
+	local t=$1 proto server label pid ops
+	[ -n "${TGT[$t]:-}" ] || return 0
+	read -r proto server label <<<"${TGT[$t]}"
+	pid=${PID[$label]:-}
+	[ -n "$pid" ] || return 0
+	ip netns exec "${P}c" "$KMBENCH" -s "$server" "--$proto" -c 16 -w 1 \
+		-d $((SECS + 3)) -k "$KEYS" -V "$VALUE" --op get --interval 1000 \
+		>/dev/null 2>"$WORK/perf-$t-load.txt" &
 	local bpid=$!
 	sleep 1
-	perf record -q -g -p "$pid" -o "$WORK/perf-kmagentd.data" \
-		-- sleep "$SECS" >/dev/null 2>&1
+	perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock \
+		-p "$pid" -o "$WORK/perf-$t-stat.txt" -- sleep 1 >/dev/null 2>&1
+	perf record -q -g -p "$pid" -o "$WORK/perf-$t.data" \
+		-- sleep 1 >/dev/null 2>&1
 	wait $bpid
-	perf report -q --stdio --no-children -i "$WORK/perf-kmagentd.data" \
-		--percent-limit 1 -g none 2>/dev/null | head -60 \
-		>"$WORK/perf-kmagentd.txt"
-	log "profile of kmagentd: $WORK/perf-kmagentd.txt"
+	# requests during the perf stat second: the interval line that follows
+	ops=$(awk '/^interval/ { n++; if (n == 2) print $4 }' \
+		"$WORK/perf-$t-load.txt")
+	{
+		echo "requests/s $ops"
+		awk -F, -v ops="$ops" 'ops > 0 && $1 ~ /^[0-9.]+$/ {
+			if ($2 == "msec")
+				printf "CPU us per request %.2f\n", $1 * 1000 / ops
+			else
+				printf "%s per request %.2f\n", $3, $1 / ops }' \
+			"$WORK/perf-$t-stat.txt"
+		perf report -q --stdio --no-children -i "$WORK/perf-$t.data" \
+			--percent-limit 1.5 -g none 2>/dev/null | head -40
+	} >"$WORK/perf-$t.txt"
+	log "profile of $t: $WORK/perf-$t.txt"
 }
 
 # ---- resync speed (needs kmagentctl resync, H5) ----------------------------
@@ -446,6 +464,8 @@ machine_info()
 	echo "compiler	$(gcc --version | head -1); $(clang --version | head -1)"
 	echo "commit	$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- user bpf include 2>/dev/null || echo ' (+ uncommitted changes)')"
 	echo "date	$(date -u '+%Y-%m-%d %H:%M UTC')"
+	# other work on the machine skews every figure: say how busy it was
+	echo "load average	at start $LOAD0; at end $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # ---- main -------------------------------------------------------------------
@@ -507,7 +527,10 @@ main()
 		alive "$l" || continue
 		echo "$l $(awk '/VmHWM/ { print $2 }' "/proc/${PID[$l]}/status")"
 	done >"$WORK/rss.txt"
-	[ "${BENCH_PERF:-0}" = 1 ] && profile_kmagentd
+	if [ "${BENCH_PERF:-0}" = 1 ]; then
+		profile kmagent-tcp
+		profile nutcracker
+	fi
 	# the kernel path first: its daemon is not restarted (pinned state)
 	for t in kmagent-kernel nutcracker kmagent-tcp; do
 		[ -n "${TGT[$t]:-}" ] || continue
