@@ -123,5 +123,17 @@ lab_log "m2 answers again"
 kill -USR2 "$(lab_pid tap-m2)"
 lab_ok "m2 receives writes through kmagentd again within 6 s" \
 	writes_reach m2direct back2
+lab_log "3. every backend down: errors at once, no hang, the connection stays"
+lab_kill mc-m1 TERM
+lab_kill mc-m2 TERM
+sleep $FALL_WAIT
+out=$(printf 'get h2-1\r\nset x 0 0 1\r\nv\r\nmg h2-2 v\r\ndelete h2-3\r\nget h2-1 h2-2\r\nmn\r\n' |
+	lab_mc c --quiet-ms 1500 $P raw | tr -d '\r')
+printf '%s\n' "$out" | sed 's/^/# all down: /'
+lab_eq "all down: 5 requests, 5 SERVER_ERROR lines, then MN (connection kept)" \
+	"5 MN" "$(printf '%s\n' "$out" | grep -c '^SERVER_ERROR ') $(printf '%s\n' "$out" | tail -n 1)"
+lab_restart mc-m1
+lab_ok "m1 back: writes through kmagentd reach it within 6 s" \
+	writes_reach "mc $M1" back3
 lab_ok "kmagentd still running" lab_alive km-p
 lab_done
