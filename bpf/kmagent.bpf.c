@@ -61,11 +61,13 @@ int km_tc_clone(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (!km_service_port || !km_nat_port)
 		return TC_ACT_OK;
-	if (p.udp->dest != bpf_htons(km_service_port))
-		return TC_ACT_OK;
 	st = km_stats_get();
 	cfg = km_config_get();
 	if (!st || !cfg || !km_for_us(cfg, &p))
+		return TC_ACT_OK;
+	if (p.udp->dest == bpf_htons(km_nat_port))
+		return km_tc_fallback(skb, &p, cfg, st);
+	if (p.udp->dest != bpf_htons(km_service_port))
 		return TC_ACT_OK;
 	if (!km_client_allowed(p.ip->saddr)) {
 		st->denied++;

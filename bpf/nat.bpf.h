@@ -101,11 +101,16 @@ static __always_inline __u16 km_udp_csum_full(const struct iphdr *ip,
 	return c ? c : 0xffff;
 }
 
+/* km_xdp_emit's failures: the frame is intact, or it is not. */
+#define KM_EMIT_NOROOM -1 /* no tailroom to grow: nothing changed */
+#define KM_EMIT_BROKEN -2 /* half-written: drop it */
+
 /*
  * Replace the payload after the frame header with len bytes of src (a map
  * value, zero-padded to a multiple of 4, whose one's complement sum is
- * sum), as a single datagram with every header set from v.  On failure the
- * frame may be half-written: the caller drops it.
+ * sum), as a single datagram with every header set from v.  Growing needs
+ * tailroom, which a driver may not give (veth hands small skbs over as
+ * they are): KM_EMIT_NOROOM, and the caller leaves the job to tc.
  */
 static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
 				       const struct km_hdrvals *v,
@@ -119,11 +124,11 @@ static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
 	void *data, *end;
 
 	if (len < 1 || len > KM_REQ_MAX)
-		return -1;
+		return KM_EMIT_NOROOM;
 	if (bpf_xdp_adjust_tail(ctx, (int)len - (int)p->payload_len))
-		return -1;
+		return KM_EMIT_NOROOM;
 	if (bpf_xdp_store_bytes(ctx, p->payload_off, (void *)src, len))
-		return -1;
+		return KM_EMIT_BROKEN;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
@@ -133,7 +138,7 @@ static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
 	udp = (void *)(ip + 1);
 	f = (void *)(udp + 1);
 	if ((void *)(f + 1) > end)
-		return -1;
+		return KM_EMIT_BROKEN;
 	km_mac_copy(eth->h_dest, v->dmac);
 	km_mac_copy(eth->h_source, v->smac);
 	ulen = sizeof(*udp) + sizeof(*f) + len;

@@ -14,6 +14,7 @@
 #include "maps.bpf.h"
 #include "pending.bpf.h"
 #include "nat.bpf.h"
+#include "xdp_rx.bpf.h"
 
 #define KM_L4_CSUM_FLAGS (BPF_F_MARK_MANGLED_0)
 
@@ -193,6 +194,87 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	if (r.noreply)
 		st->noreply_writes++;
 	return TC_ACT_SHOT;
+}
+
+/*
+ * The null-fallback of km_xdp_fallback, for the misses XDP passed on
+ * because it could not grow the frame: bpf_skb_change_tail can.  Returns
+ * TC_ACT_OK (not ours, left alone), TC_ACT_SHOT or TC_ACT_REDIRECT.
+ */
+static __always_inline int km_tc_fallback(struct __sk_buff *skb,
+					  struct km_pkt *p,
+					  const struct km_config *cfg,
+					  struct km_stats *st)
+{
+	void *end = (void *)(long)skb->data_end;
+	__u32 idx = bpf_ntohs(p->frame->rid), len, l2 = p->l2_len;
+	struct km_backend *be, *nb = NULL;
+	struct km_hdrvals v = {};
+	struct km_be_stats *bst;
+	struct km_pending *e;
+	struct km_slot *slot;
+	struct {
+		struct iphdr ip;
+		struct udphdr udp;
+		struct km_udp_frame f;
+	} h;
+	__u8 next;
+
+	e = bpf_map_lookup_elem(&km_pending, &idx);
+	if (!e || !e->ts || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
+		return TC_ACT_OK;
+	be = km_backend_get(e->cur_be);
+	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source)
+		return TC_ACT_OK;
+	if (p->frame->total != bpf_htons(1) || !km_is_miss(p, end, e->kind))
+		return TC_ACT_OK;
+	slot = km_ring_get(cfg, e->slot);
+	if (!slot)
+		return TC_ACT_OK;
+	next = km_first_readable(slot, e, &nb);
+	if (!next || !nb)
+		return TC_ACT_OK;
+	if (km_fib(skb, e->proxy_addr, nb->addr, skb->ifindex, &v)) {
+		st->no_route++;
+		return TC_ACT_OK;
+	}
+	len = e->req_len;
+	km_barrier_var(len);
+	if (len < 1 || len > KM_REQ_MAX || (l2 != 14 && l2 != 18))
+		return TC_ACT_OK;
+	h.ip = *p->ip;
+	h.ip.tot_len = bpf_htons(sizeof(h) + len);
+	h.ip.saddr = e->proxy_addr;
+	h.ip.daddr = nb->addr;
+	h.ip.check = km_ip_csum(&h.ip);
+	h.udp.source = bpf_htons(km_nat_port);
+	h.udp.dest = nb->port;
+	h.udp.len = bpf_htons(sizeof(h) - sizeof(h.ip) + len);
+	h.udp.check = 0;
+	h.f.rid = bpf_htons(idx);
+	h.f.seq = 0;
+	h.f.total = bpf_htons(1);
+	h.f.reserved = 0;
+	h.udp.check = km_udp_csum_full(&h.ip, &h.udp, &h.f, e->req_csum);
+	/* from here on the skb is ours: a failure drops it */
+	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + len, 0) ||
+	    bpf_skb_store_bytes(skb, l2 + sizeof(h), e->req, len, 0) ||
+	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0) ||
+	    bpf_skb_store_bytes(skb, 0, v.dmac, ETH_ALEN, 0) ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, v.smac, ETH_ALEN, 0)) {
+		st->helper_errors++;
+		return TC_ACT_SHOT;
+	}
+	if (e->nr_tried < KM_MAX_REPLICAS)
+		e->tried[e->nr_tried] = next;
+	e->nr_tried++;
+	e->cur_be = next;
+	e->rx_dgrams = 0;
+	st->fallbacks++;
+	bst = km_be_stats_get(next);
+	if (bst)
+		bst->gets++;
+	return bpf_redirect(v.ifindex, 0);
 }
 
 #endif /* KM_TC_CLONE_BPF_H */

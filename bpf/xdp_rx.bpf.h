@@ -193,6 +193,7 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_be_stats *bst;
 	struct km_slot *slot;
 	__u8 next;
+	int rc;
 
 	slot = km_ring_get(cfg, e->slot);
 	if (!slot)
@@ -207,7 +208,10 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	v.sport = bpf_htons(km_nat_port);
 	v.dport = nb->port;
 	v.rid = bpf_htons(idx);
-	if (km_xdp_emit(ctx, p, &v, e->req, e->req_len, e->req_csum)) {
+	rc = km_xdp_emit(ctx, p, &v, e->req, e->req_len, e->req_csum);
+	if (rc == KM_EMIT_NOROOM)
+		return XDP_PASS; /* km_tc_fallback grows the skb instead */
+	if (rc) {
 		st->helper_errors++;
 		return XDP_DROP; /* the client retries; never a bad frame */
 	}
@@ -338,7 +342,16 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 	}
 	sum = rc;
 	km_to_client(e, &v);
-	if (km_xdp_emit(ctx, p, &v, e->wr_reply[c], wl, sum)) {
+	rc = km_xdp_emit(ctx, p, &v, e->wr_reply[c], wl, sum);
+	if (rc == KM_EMIT_NOROOM) {
+		/* no room for the chosen reply: answer with this one */
+		st->helper_errors++;
+		if (km_parse((void *)(long)ctx->data,
+			     (void *)(long)ctx->data_end, p))
+			return XDP_DROP;
+		return km_reply_to_client(ctx, p, e, ts, 1, st);
+	}
+	if (rc) {
 		km_release(e, ts);
 		st->helper_errors++;
 		return XDP_DROP;

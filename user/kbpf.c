@@ -268,6 +268,35 @@ static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname)
 	return err;
 }
 
+/*
+ * bpf_fib_lookup answers only for interfaces with IPv4 forwarding on (it
+ * checks the ingress device as a router would): turn it on for ifname.
+ */
+static int km_enable_forwarding(const char *ifname)
+{
+	char path[128];
+	FILE *f;
+	int err = 0;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding",
+		 ifname);
+	f = fopen(path, "r+");
+	if (!f)
+		return -errno;
+	if (fgetc(f) != '1') {
+		rewind(f);
+		if (fputs("1\n", f) < 0)
+			err = -EIO;
+		else
+			km_info("%s: enabled IPv4 forwarding (needed by "
+				"bpf_fib_lookup)\n",
+				ifname);
+	}
+	if (fclose(f) && !err)
+		err = -errno;
+	return err;
+}
+
 int km_bpf_attach(struct km_bpf *kb, const char *ifname)
 {
 	int ifindex = if_nametoindex(ifname), generic = 0, err;
@@ -279,6 +308,11 @@ int km_bpf_attach(struct km_bpf *kb, const char *ifname)
 	}
 	if (kb->nr_ifaces >= KM_BPF_MAX_IFACES)
 		return -E2BIG;
+	err = km_enable_forwarding(ifname);
+	if (err) {
+		km_err("%s: enable forwarding: %s\n", ifname, strerror(-err));
+		return err;
+	}
 	err = km_attach_xdp(kb, ifindex, ifname, &generic);
 	if (err)
 		return err;

@@ -65,4 +65,15 @@ int km_bpf_map_fd(struct km_bpf *kb, const char *name);
  */
 int km_bpf_detach_all(const char *pin_root, const char *const *ifnames);
 
+/*
+ * kmagentd glue (kbpf_daemon.c): with interfaces configured (-I), load,
+ * configure from cfg and the daemon's tables, attach, follow the daemon's
+ * backend and ring hooks, and poll events on a thread.  0 without -I.
+ * Stopping leaves programs attached and maps pinned (kmagentctl detach
+ * or km_bpf_detach_all removes them).
+ */
+struct km_cfg;
+int km_kbpf_start(const struct km_cfg *cfg);
+void km_kbpf_stop(void);
+
 #endif /* KM_KBPF_H */

@@ -22,6 +22,7 @@
 
 #include "daemon.h"
 #include "health.h"
+#include "kbpf.h"
 #include "log.h"
 #include "proxy.h"
 
@@ -187,6 +188,11 @@ int main(int argc, char **argv)
 	/* kernel path (kbpf), control socket and metrics plug in here */
 	if (km_proxy_start())
 		goto out_proxy;
+	err = km_kbpf_start(&cfg); /* with -I: needs root, before dropping it */
+	if (err) {
+		km_err("kernel path: %s\n", strerror(-err));
+		goto out_proxy;
+	}
 	if (km_drop_privileges(&cfg))
 		goto out_proxy;
 	if (cfg.pid_file[0] && km_write_pid_file(cfg.pid_file))
@@ -209,6 +215,7 @@ int main(int argc, char **argv)
 	ret = 0;
 	km_health_stop();
 out_proxy:
+	km_kbpf_stop();
 	km_proxy_stop();
 	if (cfg.pid_file[0] && ret == 0)
 		unlink(cfg.pid_file);

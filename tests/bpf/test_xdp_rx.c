@@ -297,6 +297,43 @@ static void test_fallback(const char *key, const char *req, const char *miss,
 	      "event carries the key");
 }
 
+/* XDP cannot grow a frame without tailroom: tc does the fallback then. */
+static void test_tc_fallback(void)
+{
+	const char *req = "get tc-fallback-key\r\n";
+	const struct km_slot *s = slot_of("tc-fallback-key");
+	struct km_stats s0 = stats();
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, v;
+
+	printf("tc fallback: a miss XDP passed on becomes the request\n");
+	idx = send_get(req, 11, s->be[0], "get tc-fallback-key");
+	if (idx < 0)
+		return;
+	km_t_build(&f, &be_ep[s->be[0]], &proxy_nat, idx, 0, 1, "END\r\n", 5,
+		   0);
+	v = km_t_run_tc(tc_fd, &f, if0);
+	CHECK(v == TC_ACT_REDIRECT, "tc fallback: redirected (got %d)", v);
+	check_to(&f, &proxy_nat, &be_ep[s->be[1]], "tc fallback request");
+	check_payload(&f, req, "tc fallback request");
+	CHECK(ntohs(km_t_mc(&f)->rid) == idx && ntohs(km_t_mc(&f)->total) == 1,
+	      "tc fallback request: proxy's request id");
+	CHECK(!get_pending(idx, &e) && e.ts && e.nr_tried == 2 &&
+		      e.cur_be == s->be[1],
+	      "tc fallback: entry moved to the second replica");
+	CHECK(stats().fallbacks == s0.fallbacks + 1, "tc fallback counted");
+	/* a hit is not tc's business: left to the stack (XDP forwards it) */
+	km_t_build(&f, &be_ep[s->be[1]], &proxy_nat, idx, 0, 1,
+		   "VALUE tc-fallback-key 0 1\r\nx\r\nEND\r\n", 36, 0);
+	v = km_t_run_tc(tc_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "tc leaves hits alone");
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_TX, "the hit goes back to the client");
+	check_to(&f, &proxy, &client, "hit after tc fallback");
+	km_bpf_poll(kb, 10);
+}
+
 static void test_fallback_exhausted(void)
 {
 	const struct km_slot *s = slot_of("lonely");
@@ -773,6 +810,7 @@ int main(void)
 	test_fallback("baz", "gets baz\r\n", "END\r\n",
 		      "VALUE baz 0 1 7\r\nx\r\nEND\r\n");
 	test_fallback("mkey", "mg mkey v t\r\n", "EN\r\n", "VA 1 t-1\r\nx\r\n");
+	test_tc_fallback();
 	test_fallback_exhausted();
 	test_multi_datagram();
 	test_vlan_and_redirect();

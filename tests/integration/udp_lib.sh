@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# Helpers for the UDP (kernel path) integration tests, on top of lib.sh.
+#
+#   udp_bpffs                  bpffs at $LAB_DIR/bpf, shared with every
+#                              namespace (ip netns exec remounts /sys, so
+#                              /sys/fs/bpf would be private to kmagentd);
+#                              unmounted at exit before lab_cleanup runs
+#   udp_xdp_peer HOST          XDP_PASS on HOST's switch-side veth (NAPI
+#                              for frames the host's XDP sends: BRIEF 4)
+#   kstat PIN FIELD            km_stats FIELD summed over CPUs
+#   kbe_state PIN ID           km_backends[ID].state as the kernel sees it
+#   udp_mc HOST ARGS...        mc.py --udp run in HOST
+
+UDP_TOOLS=$LAB_ROOT/build/tools
+
+udp_bpffs()
+{
+	UDP_BPFFS=$LAB_DIR/bpf
+	mkdir -p "$UDP_BPFFS" && mount -t bpf bpf "$UDP_BPFFS" ||
+		lab_die "cannot mount bpffs at $UDP_BPFFS"
+	# lab_cleanup removes LAB_DIR: the mount must go first
+	trap 'udp_rc=$?; umount -l "$UDP_BPFFS" 2>/dev/null; (exit $udp_rc); lab_cleanup' EXIT
+}
+
+udp_xdp_peer()
+{
+	ip netns exec "$LAB_SW" "$UDP_TOOLS/km_xdp_pass" "$(lab_brport "$1")" ||
+		lab_die "cannot attach XDP_PASS to $(lab_brport "$1")"
+}
+
+kstat()
+{
+	bpftool -j map dump pinned "$1/km_stats" 2>/dev/null | "$LAB_PY" -c '
+import json, sys
+field = sys.argv[1]
+d = json.load(sys.stdin)
+print(sum(v["value"][field] for v in d[0]["formatted"]["values"]))' "$2"
+}
+
+kbe_state()
+{
+	bpftool -j map lookup pinned "$1/km_backends" key "$2" 0 0 0 \
+		2>/dev/null | "$LAB_PY" -c '
+import json, sys
+print(json.load(sys.stdin)["formatted"]["value"]["state"])'
+}
+
+udp_mc() { local h=$1; shift; lab_mc "$h" --udp "$@"; }
+
+# udp_wait WHAT SECONDS CMD...: retry CMD every 0.1 s until it succeeds
+udp_wait()
+{
+	local what=$1 tries=$(($2 * 10)) i
+	shift 2
+	for ((i = 0; i < tries; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	lab_log "timed out waiting for: $what"
+	return 1
+}

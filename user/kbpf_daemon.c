@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * kmagentd's side of the kernel path: with -I IFACE, load and attach the
+ * programs, push the backend table, ring, policy and allow-list into the
+ * maps and keep them in step through the daemon's hooks, and turn kernel
+ * events into health signals (timeouts) and read-repair notes (hits after
+ * a fallback).  Kept apart from kbpf.c, which knows nothing of the daemon.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <pthread.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "daemon.h"
+#include "kbpf.h"
+#include "log.h"
+
+static struct km_bpf *km_kb;
+static pthread_t km_kb_thread;
+static int km_kb_thread_up;
+static volatile int km_kb_stop;
+
+static void km_kbpf_push_backend(const struct km_backend_info *b)
+{
+	struct km_backend none = {};
+	int err;
+
+	err = km_bpf_set_backend(km_kb, b->id ? b->id : 0,
+				 b->id ? &b->kb : &none);
+	if (err)
+		km_warn("kernel path: backend %s: %s\n", b->name,
+			strerror(-err));
+}
+
+/* Called with km_d.lock held after a backend's state or flags changed. */
+static void km_kbpf_on_backend(const struct km_backend_info *b,
+			       enum km_backend_state old, void *ctx)
+{
+	(void)old;
+	(void)ctx;
+	if (b->id)
+		km_kbpf_push_backend(b);
+}
+
+static void km_kbpf_push_all_backends(void)
+{
+	struct km_backend none = {};
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		if (km_d.be[id].id)
+			km_kbpf_push_backend(&km_d.be[id]);
+		else
+			km_bpf_set_backend(km_kb, id, &none);
+	}
+}
+
+/* After a ring swap: backends may have been added or removed too. */
+static void km_kbpf_on_ring(const struct km_ring *ring, void *ctx)
+{
+	int err;
+
+	(void)ctx;
+	km_kbpf_push_all_backends();
+	err = km_bpf_set_ring(km_kb, ring);
+	if (err)
+		km_warn("kernel path: ring update: %s\n", strerror(-err));
+}
+
+static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
+{
+	(void)ctx;
+	switch (ev->type) {
+	case KM_EV_TIMEOUT:
+		km_health_passive_failure(ev->backend, "UDP reply timeout");
+		break;
+	case KM_EV_FALLBACK_HIT:
+		/* the kernel keeps no value: the repair hook fetches it */
+		km_debug("kernel fallback hit: key %.*s on backend %u, %u "
+			 "missed\n",
+			 ev->key_len, ev->key, ev->backend, ev->nr_missed);
+		km_repair_note(ev->key, ev->key_len, NULL, 0, 0, ev->missed,
+			       ev->nr_missed);
+		break;
+	}
+	return 0;
+}
+
+static void *km_kbpf_events(void *arg)
+{
+	int err;
+
+	(void)arg;
+	while (!km_d.stop && !km_kb_stop) {
+		err = km_bpf_poll(km_kb, 250);
+		if (err < 0) {
+			km_warn("kernel path: events: %s\n", strerror(-err));
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* The clients allowed by default: the attached interfaces' subnets, lo. */
+static int km_kbpf_default_allow(const struct km_cfg *cfg)
+{
+	struct ifaddrs *ifa, *i;
+	unsigned int k, prefix;
+	__be32 mask;
+	int err;
+
+	err = km_bpf_allow_add(km_kb, htonl(INADDR_LOOPBACK & 0xff000000), 8);
+	if (err)
+		return err;
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    !i->ifa_netmask)
+			continue;
+		for (k = 0; k < cfg->nr_ifaces; k++)
+			if (!strcmp(cfg->ifaces[k], i->ifa_name))
+				break;
+		if (k == cfg->nr_ifaces)
+			continue;
+		mask = ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
+		prefix = __builtin_popcount(mask);
+		err = km_bpf_allow_add(
+			km_kb,
+			((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr &
+				mask,
+			prefix);
+		if (err)
+			break;
+	}
+	freeifaddrs(ifa);
+	return err;
+}
+
+static int km_kbpf_configure(const struct km_cfg *cfg)
+{
+	struct km_config kc;
+	unsigned int i;
+	int err;
+
+	err = km_bpf_get_config(km_kb, &kc);
+	if (err)
+		return err;
+	kc.proxy_addr = cfg->listen_addr.s_addr;
+	kc.write_policy = cfg->write_policy;
+	if (cfg->timeout_ms > 0)
+		kc.pending_timeout_ns = cfg->timeout_ms * 1000000ull;
+	err = km_bpf_set_config(km_kb, &kc);
+	for (i = 0; !err && i < cfg->nr_allow; i++)
+		err = km_bpf_allow_add(km_kb, cfg->allow[i].addr.s_addr,
+				       cfg->allow[i].prefix);
+	if (!err && !cfg->nr_allow)
+		err = km_kbpf_default_allow(cfg);
+	return err;
+}
+
+int km_kbpf_start(const struct km_cfg *cfg)
+{
+	struct km_bpf_opts o = {.pin_root = cfg->pin_root,
+				.service_port = cfg->port,
+				.verbose = cfg->verbose};
+	unsigned int i;
+	int err;
+
+	if (!cfg->nr_ifaces)
+		return 0;
+	err = km_bpf_open(&km_kb, &o);
+	if (err)
+		return err;
+	err = km_kbpf_configure(cfg);
+	if (err) {
+		km_err("kernel path: configure maps: %s\n", strerror(-err));
+		goto fail;
+	}
+	pthread_mutex_lock(&km_d.lock);
+	km_kbpf_push_all_backends();
+	err = km_bpf_set_ring(km_kb, km_daemon_ring());
+	if (!err)
+		err = km_daemon_add_backend_hook(km_kbpf_on_backend, NULL);
+	if (!err)
+		err = km_daemon_add_ring_hook(km_kbpf_on_ring, NULL);
+	pthread_mutex_unlock(&km_d.lock);
+	if (err) {
+		km_err("kernel path: ring and hooks: %s\n", strerror(-err));
+		goto fail;
+	}
+	for (i = 0; i < cfg->nr_ifaces; i++) {
+		err = km_bpf_attach(km_kb, cfg->ifaces[i]);
+		if (err)
+			goto fail;
+		km_info("kernel path attached to %s (%s XDP), pins in %s\n",
+			cfg->ifaces[i],
+			km_bpf_is_generic(km_kb, cfg->ifaces[i]) ? "generic"
+								 : "native",
+			cfg->pin_root);
+	}
+	err = km_bpf_set_event_handler(km_kb, km_kbpf_on_event, NULL);
+	if (err)
+		goto fail;
+	err = pthread_create(&km_kb_thread, NULL, km_kbpf_events, NULL);
+	if (err) {
+		err = -err;
+		goto fail;
+	}
+	km_kb_thread_up = 1;
+	return 0;
+fail:
+	/* hooks stay registered but see no handle: they are never called
+	 * again, since the daemon exits on this error */
+	return err;
+}
+
+/* Leave everything attached and pinned: traffic flows without us. */
+void km_kbpf_stop(void)
+{
+	km_kb_stop = 1;
+	if (km_kb_thread_up) {
+		pthread_join(km_kb_thread, NULL);
+		km_kb_thread_up = 0;
+	}
+}
