@@ -18,6 +18,7 @@ Usage:
                                                        "ok|FAIL ms line" each, then "requests N",
                                                        "failed N", "max_ms M"; exit 1 if any failed
 
+HOST:PORT may be a unix socket path instead (starting with "/").
 Values are bytes: the command line's UTF-8 encoding is sent unchanged and a
 value read back is written to stdout unchanged (no newline added).
 `raw` reads until the connection closes or the server has been quiet for
@@ -53,11 +54,18 @@ class Client:
     """One memcached connection, TCP or UDP (memcached's 8-byte frame)."""
 
     def __init__(self, hostport, udp=False, timeout=2.0):
-        self.addr = parse_hostport(hostport) if isinstance(hostport, str) else hostport
         self.udp = udp
         self.timeout = timeout
         self.buf = b""
         self.reqid = random.randrange(0, 65536)
+        if isinstance(hostport, str) and hostport.startswith("/"):
+            # a unix socket path (kmagentd -f, memcached -s)
+            self.addr = hostport
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(hostport)
+            return
+        self.addr = parse_hostport(hostport) if isinstance(hostport, str) else hostport
         if udp:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.connect(self.addr)
