@@ -639,14 +639,44 @@ static void km_write_answer(struct km_worker *w, struct km_req *r,
 	}
 	km_req_set_resp(r, km_buf_data(&pick->reply),
 			km_buf_used(&pick->reply));
-	/* meta quiet mode: success says nothing */
+	/* meta quiet mode: success (a miss for mg) says nothing */
 	if (r->quiet && km_buf_used(&r->resp) >= 2 &&
-	    !memcmp(km_buf_data(&r->resp), "HD", 2))
+	    !memcmp(km_buf_data(&r->resp), r->cmd == KM_CMD_MG ? "EN" : "HD",
+		    2))
 		r->resp.off = r->resp.len = 0;
 out:
 	if (r->noreply)
 		r->resp.off = r->resp.len = 0;
 	km_req_answered(w, r);
+}
+
+static int km_wrep_is_miss(const struct km_wrep *wr)
+{
+	return km_buf_used(&wr->reply) >= 2 &&
+	       !memcmp(km_buf_data(&wr->reply), "EN", 2);
+}
+
+/*
+ * mg that touches (T) or vivifies (N) went to every writable replica:
+ * answer the first readable replica's hit, else any hit, else a miss.
+ */
+static const struct km_wrep *km_mg_touch_pick(struct km_req *r,
+					      const struct km_wrep *first_ok)
+{
+	const struct km_wrep *any_hit = NULL;
+	unsigned int i;
+
+	for (i = 0; i < r->nreps; i++) {
+		const struct km_wrep *wr = &r->reps[i];
+
+		if (!km_wrep_usable(wr) || km_wrep_is_miss(wr))
+			continue;
+		if (km_be_readable(wr->be))
+			return wr;
+		if (!any_hit)
+			any_hit = wr;
+	}
+	return any_hit ? any_hit : first_ok;
 }
 
 static void km_write_all_done(struct km_worker *w, struct km_req *r)
@@ -666,13 +696,17 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 			   memcmp(km_buf_data(&wr->reply),
 				  km_buf_data(&first_ok->reply),
 				  km_buf_used(&wr->reply))) {
-			if (r->cmd != KM_CMD_GETS)
+			if (r->cmd != KM_CMD_MG)
 				KM_INC(km_d.c.divergent);
 			break;
 		}
 	}
 	if (r->answered)
 		return;
+	if (r->cmd == KM_CMD_MG) {
+		km_write_answer(w, r, km_mg_touch_pick(r, first_ok));
+		return;
+	}
 	switch (km_d.cfg.write_policy) {
 	case KM_WP_WORST:
 		for (i = 0; i < r->nreps; i++)
@@ -705,21 +739,23 @@ static void km_write_op_done(struct km_worker *w, struct km_op *op,
 			KM_INC(km_d.be[op->be].c.errors);
 	}
 	if (!r->answered && km_d.cfg.write_policy == KM_WP_FIRST &&
-	    km_wrep_usable(wr))
+	    km_wrep_usable(wr) && r->cmd != KM_CMD_MG)
 		km_write_answer(w, r, wr);
 	/* the last op out, once dispatch is over */
 	if (r->pending == 1 && !r->dispatching)
 		km_write_all_done(w, r);
 }
 
-static void km_write_send(struct km_worker *w, struct km_req *r)
+static void km_write_send_range(struct km_worker *w, struct km_req *r,
+				unsigned int from, unsigned int to)
 {
+	enum km_reply_kind kind = KM_RK_LINE;
 	unsigned int i;
 
-	for (i = 0; i < r->nreps; i++) {
-		struct km_op *op = km_op_new(w, r, r->reps[i].be,
-					     r->cmd == KM_CMD_MA ? KM_RK_META
-								 : KM_RK_LINE);
+	if (r->cmd == KM_CMD_MA || r->cmd == KM_CMD_MG)
+		kind = KM_RK_META;
+	for (i = from; i < to; i++) {
+		struct km_op *op = km_op_new(w, r, r->reps[i].be, kind);
 
 		if (!op) {
 			r->reps[i].done = 1;
@@ -731,8 +767,105 @@ static void km_write_send(struct km_worker *w, struct km_req *r)
 				  km_buf_used(&r->line), km_buf_data(&r->data),
 				  km_buf_used(&r->data));
 	}
+}
+
+static void km_write_send(struct km_worker *w, struct km_req *r)
+{
+	km_write_send_range(w, r, 0, r->nreps);
 	if (r->pending == 0)
 		km_write_all_done(w, r);
+}
+
+/* ---- cas: compare on the primary, then copy to the other replicas --- */
+
+/*
+ * A cas unique is one replica's own counter: the same compare on the
+ * other replicas would fail.  The primary (the replica gets read it
+ * from) decides; on success the other replicas get the value as a plain
+ * set (ms without C), so that they hold what the primary holds.
+ */
+static int km_cas_rewrite(struct km_req *r)
+{
+	struct km_buf nl = {0};
+	size_t pos = 0;
+	struct km_tok t;
+	unsigned int i = 0;
+	int ret = 0;
+
+	while (km_next_token(r->line.p, r->line.len - 2, &pos, &t)) {
+		if (r->cmd == KM_CMD_CAS) {
+			if (i == 0) {
+				t.p = "set";
+				t.len = 3;
+			} else if (i == 5) {
+				break; /* the cas unique */
+			}
+		} else if (i >= 3 && t.p[0] == 'C') {
+			i++;
+			continue;
+		}
+		if ((i && km_buf_append(&nl, " ", 1)) ||
+		    km_buf_append(&nl, t.p, t.len))
+			ret = -1;
+		i++;
+	}
+	if (km_buf_append(&nl, "\r\n", 2))
+		ret = -1;
+	if (!ret) {
+		r->line.off = r->line.len = 0;
+		ret = km_buf_append(&r->line, km_buf_data(&nl),
+				    km_buf_used(&nl));
+	}
+	km_buf_free(&nl);
+	return ret;
+}
+
+static void km_cas_op_done(struct km_worker *w, struct km_op *op,
+			   const char *reply, size_t len)
+{
+	struct km_req *r = op->req;
+	struct km_wrep *wr = &r->reps[op->rank];
+
+	wr->done = 1;
+	if (reply) {
+		wr->cls = km_reply_classify(reply, len);
+		km_buf_append(&wr->reply, reply, len);
+	}
+	if (op->rank == 0) {
+		if (km_wrep_usable(wr) && wr->cls == KM_RC_OK && r->nreps > 1 &&
+		    !km_cas_rewrite(r)) {
+			r->cas_phase = 2;
+			km_write_send_range(w, r, 1, r->nreps);
+			return; /* answered when the copies are done */
+		}
+		km_write_answer(w, r, km_wrep_usable(wr) ? wr : NULL);
+		return;
+	}
+	if (reply && wr->cls != KM_RC_OK)
+		KM_INC(km_d.c.divergent);
+	if (r->pending == 1)
+		km_write_answer(w, r, &r->reps[0]);
+}
+
+static void km_cas_send(struct km_worker *w, struct km_req *r)
+{
+	unsigned int i;
+
+	/* the primary: the first readable replica, where gets read */
+	for (i = 0; i < r->nreps && !km_be_readable(r->reps[i].be); i++)
+		;
+	if (i > 0 && i < r->nreps) {
+		__u8 be = r->reps[i].be;
+
+		r->reps[i].be = r->reps[0].be;
+		r->reps[0].be = be;
+	}
+	if (r->nreps == 0) {
+		km_write_answer(w, r, NULL);
+		return;
+	}
+	r->cas_phase = 1;
+	km_write_send_range(w, r, 0, 1);
 }
 
 void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
@@ -753,6 +886,9 @@ void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
 	case KM_RT_WRITE:
 	case KM_RT_BCAST:
 		km_write_op_done(w, op, reply, len);
+		break;
+	case KM_RT_CAS:
+		km_cas_op_done(w, op, reply, len);
 		break;
 	case KM_RT_LOCAL:
 		break;
@@ -920,7 +1056,10 @@ static int km_dispatch_write(struct km_worker *w, struct km_request *pr,
 			return -1;
 	if (r->noreply)
 		km_req_answered(w, r); /* nothing to say, in order */
-	km_write_send(w, r);
+	if (r->type == KM_RT_CAS)
+		km_cas_send(w, r);
+	else
+		km_write_send(w, r);
 	return 0;
 }
 
@@ -986,6 +1125,17 @@ void km_dispatch_too_large(struct km_worker *w, struct km_conn *c,
 		km_dispatch_unlink(w, c, &pr->tok[1]);
 }
 
+/* Has a meta command the flag f (tokens from first on)? */
+static int km_meta_flag(const struct km_request *pr, unsigned int first, char f)
+{
+	unsigned int i;
+
+	for (i = first; i < pr->ntok && i < KM_TOK_MAX; i++)
+		if (pr->tok[i].p[0] == f)
+			return 1;
+	return 0;
+}
+
 void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 		 const char *data, size_t dlen)
 {
@@ -1003,6 +1153,11 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 		type = KM_RT_GAT;
 		break;
 	case KM_CMD_MG:
+		/* a touching or vivifying mg changes every replica */
+		type = km_meta_flag(pr, 2, 'T') || km_meta_flag(pr, 2, 'N')
+			       ? KM_RT_WRITE
+			       : KM_RT_ONE;
+		break;
 	case KM_CMD_ME:
 	case KM_CMD_VERSION:
 		type = KM_RT_ONE;
@@ -1033,6 +1188,9 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 			return;
 		}
 		type = KM_RT_WRITE;
+		if (pr->cmd == KM_CMD_CAS ||
+		    (pr->cmd == KM_CMD_MS && km_meta_flag(pr, 3, 'C')))
+			type = KM_RT_CAS;
 		if (pr->vlen >= 0)
 			KM_INC(km_d.c.cmd_set);
 		else if (pr->cmd == KM_CMD_TOUCH)

@@ -18,6 +18,7 @@ enum km_req_type {
 	KM_RT_ONE,	 /* mg/me/version/stats ARGS: candidates in order */
 	KM_RT_WRITE,	 /* every writable replica, one reply by policy */
 	KM_RT_BCAST,	 /* flush_all/verbosity: every writable backend */
+	KM_RT_CAS,	 /* cas, ms C: the primary, then a set to the others */
 };
 
 struct km_key {
@@ -61,6 +62,7 @@ struct km_req {
 	struct km_wrep *reps;
 	unsigned int nreps, rcap;
 	unsigned int gat_exp_len; /* "gat <exp> ": bytes before the keys */
+	int cas_phase;		  /* KM_RT_CAS: 1 = primary, 2 = the others */
 };
 
 struct km_conn {
