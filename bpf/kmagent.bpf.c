@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * kmagent's kernel fast path: entry points only.  The work is in
- * xdp_rx.bpf.h (reads, replies, fallback) and tc_clone.bpf.h (writes).
+ * xdp_rx.bpf.h (reads, replies, fallback) and tc_clone.bpf.h (writes,
+ * fallbacks XDP cannot do, a local backend's replies).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -77,4 +78,25 @@ int km_tc_clone(struct __sk_buff *skb)
 	if (rc == TC_ACT_OK)
 		st->passed_up++;
 	return rc;
+}
+
+/* Local backends' replies to clients, on their way out (see nat.bpf.h). */
+SEC("tc")
+int km_tc_egress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct km_config *cfg;
+	struct km_stats *st;
+	struct km_pkt p;
+
+	if (km_parse(data, end, &p))
+		return TC_ACT_OK;
+	if (!km_service_port || !km_nat_port)
+		return TC_ACT_OK;
+	st = km_stats_get();
+	cfg = km_config_get();
+	if (!st || !cfg)
+		return TC_ACT_OK;
+	return km_tc_local_reply(skb, &p, cfg, st);
 }

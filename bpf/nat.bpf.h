@@ -26,7 +26,13 @@ struct km_hdrvals {
 	__u32 ifindex; /* egress: XDP_TX when it is the ingress */
 };
 
-/* Next hop towards dst; 0, or -1 when the kernel cannot forward there. */
+/* km_fib: dst is an address of this host (a local backend). */
+#define KM_FIB_LOCAL 1
+
+/*
+ * Next hop towards dst: 0, KM_FIB_LOCAL (v holds only the addresses), or
+ * -1 when the kernel cannot forward there (no route, neighbour unknown).
+ */
 static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
 				  __u32 ifindex, struct km_hdrvals *v)
 {
@@ -40,6 +46,11 @@ static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
 	f.ipv4_dst = dst;
 	f.ifindex = ifindex;
 	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
+	v->saddr = src;
+	v->daddr = dst;
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
+		return KM_FIB_LOCAL; /* a local route (or another non-unicast)
+				      */
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
 	__builtin_memcpy(v->dmac, f.dmac, ETH_ALEN);
@@ -57,6 +68,27 @@ static __always_inline int km_xdp_out(struct xdp_md *ctx, __u32 ifindex)
 	/* a constant either way: callers then know the verdict is >= 0 */
 	return bpf_redirect(ifindex, 0) == XDP_REDIRECT ? XDP_REDIRECT
 							: XDP_ABORTED;
+}
+
+/*
+ * A request to a backend on this host goes up the stack, so it keeps the
+ * client's address and port (a local source address arriving on the NIC
+ * would be a martian); only the destination port and the request id
+ * change.  The backend answers the client directly, and km_tc_egress
+ * catches that answer on its way out.
+ */
+static __always_inline void km_to_local(const struct km_pending *e,
+					const struct km_backend *be, __u32 idx,
+					struct km_hdrvals *v)
+{
+	km_mac_copy(v->dmac, e->proxy_mac);
+	km_mac_copy(v->smac, e->client_mac);
+	v->saddr = e->client_addr;
+	v->daddr = be->addr;
+	v->sport = e->client_port;
+	v->dport = be->port;
+	v->rid = bpf_htons(idx);
+	v->ifindex = 0;
 }
 
 /* Header-only rewrite: MACs, addresses, ports, request id. */

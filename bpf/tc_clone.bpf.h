@@ -55,16 +55,14 @@ static __always_inline int km_tc_set2(struct __sk_buff *skb, __u32 off,
 	return bpf_skb_store_bytes(skb, off, &to, 2, 0) ? -1 : 0;
 }
 
-/* Rewrite the skb's headers from h's current values to v's. */
-static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
-				     const struct km_hdrvals *v)
+/* Rewrite addresses, ports and request id from h's values to v's. */
+static __always_inline int km_tc_nat_l3l4(struct __sk_buff *skb,
+					  struct km_tc_hdr *h,
+					  const struct km_hdrvals *v)
 {
 	__u32 l3c = h->ip_off + offsetof(struct iphdr, check);
 	__u32 l4c = h->udp_off + offsetof(struct udphdr, check);
 
-	if (bpf_skb_store_bytes(skb, 0, (void *)v->dmac, ETH_ALEN, 0) ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, (void *)v->smac, ETH_ALEN, 0))
-		return -1;
 	if (km_tc_set4(skb, h->ip_off + offsetof(struct iphdr, saddr), l3c, l4c,
 		       h->saddr, v->saddr) ||
 	    km_tc_set4(skb, h->ip_off + offsetof(struct iphdr, daddr), l3c, l4c,
@@ -80,6 +78,16 @@ static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
 	h->dport = v->dport;
 	h->rid = v->rid;
 	return 0;
+}
+
+/* Rewrite the skb's headers (MACs too) from h's current values to v's. */
+static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
+				     const struct km_hdrvals *v)
+{
+	if (bpf_skb_store_bytes(skb, 0, (void *)v->dmac, ETH_ALEN, 0) ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, (void *)v->smac, ETH_ALEN, 0))
+		return -1;
+	return km_tc_nat_l3l4(skb, h, v);
 }
 
 /* Returns a tc verdict: TC_ACT_OK leaves the datagram to kmagentd. */
@@ -197,61 +205,63 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 }
 
 /*
- * The null-fallback of km_xdp_fallback, for the misses XDP passed on
- * because it could not grow the frame: bpf_skb_change_tail can.  Returns
- * TC_ACT_OK (not ours, left alone), TC_ACT_SHOT or TC_ACT_REDIRECT.
+ * Turn the miss in skb (entry e, request id idx) into the stored request
+ * to the next untried readable replica: bpf_skb_change_tail can grow what
+ * XDP could not.  A remote replica gets it from the proxy's NAT port; a
+ * local one (from ingress only) gets it up the stack, as in km_to_local.
+ * Returns a tc verdict, or -1 when there is no replica left to ask.
  */
-static __always_inline int km_tc_fallback(struct __sk_buff *skb,
-					  struct km_pkt *p,
-					  const struct km_config *cfg,
-					  struct km_stats *st)
+static __always_inline int km_tc_refetch(struct __sk_buff *skb,
+					 struct km_pkt *p, struct km_pending *e,
+					 __u32 idx, int egress,
+					 const struct km_config *cfg,
+					 struct km_stats *st)
 {
-	void *end = (void *)(long)skb->data_end;
-	__u32 idx = bpf_ntohs(p->frame->rid), len, l2 = p->l2_len;
-	struct km_backend *be, *nb = NULL;
+	__u32 len, l2 = p->l2_len;
+	struct km_backend *nb = NULL;
 	struct km_hdrvals v = {};
 	struct km_be_stats *bst;
-	struct km_pending *e;
 	struct km_slot *slot;
 	struct {
 		struct iphdr ip;
 		struct udphdr udp;
 		struct km_udp_frame f;
 	} h;
+	int local;
 	__u8 next;
 
-	e = bpf_map_lookup_elem(&km_pending, &idx);
-	if (!e || !e->ts || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
-		return TC_ACT_OK;
-	be = km_backend_get(e->cur_be);
-	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source)
-		return TC_ACT_OK;
-	if (p->frame->total != bpf_htons(1) || !km_is_miss(p, end, e->kind))
-		return TC_ACT_OK;
 	slot = km_ring_get(cfg, e->slot);
 	if (!slot)
-		return TC_ACT_OK;
+		return -1;
 	next = km_first_readable(slot, e, &nb);
 	if (!next || !nb)
-		return TC_ACT_OK;
-	if (km_fib(skb, e->proxy_addr, nb->addr, skb->ifindex, &v)) {
+		return -1;
+	local = km_fib(skb, e->proxy_addr, nb->addr, skb->ifindex, &v);
+	if (local < 0 || (local == KM_FIB_LOCAL && egress)) {
 		st->no_route++;
-		return TC_ACT_OK;
+		return -1;
+	}
+	if (local == KM_FIB_LOCAL) {
+		km_to_local(e, nb, idx, &v);
+	} else {
+		v.sport = bpf_htons(km_nat_port);
+		v.dport = nb->port;
+		v.rid = bpf_htons(idx);
 	}
 	len = e->req_len;
 	km_barrier_var(len);
 	if (len < 1 || len > KM_REQ_MAX || (l2 != 14 && l2 != 18))
-		return TC_ACT_OK;
+		return -1;
 	h.ip = *p->ip;
 	h.ip.tot_len = bpf_htons(sizeof(h) + len);
-	h.ip.saddr = e->proxy_addr;
-	h.ip.daddr = nb->addr;
+	h.ip.saddr = v.saddr;
+	h.ip.daddr = v.daddr;
 	h.ip.check = km_ip_csum(&h.ip);
-	h.udp.source = bpf_htons(km_nat_port);
-	h.udp.dest = nb->port;
+	h.udp.source = v.sport;
+	h.udp.dest = v.dport;
 	h.udp.len = bpf_htons(sizeof(h) - sizeof(h.ip) + len);
 	h.udp.check = 0;
-	h.f.rid = bpf_htons(idx);
+	h.f.rid = v.rid;
 	h.f.seq = 0;
 	h.f.total = bpf_htons(1);
 	h.f.reserved = 0;
@@ -270,11 +280,114 @@ static __always_inline int km_tc_fallback(struct __sk_buff *skb,
 	e->nr_tried++;
 	e->cur_be = next;
 	e->rx_dgrams = 0;
+	e->local = local == KM_FIB_LOCAL;
 	st->fallbacks++;
 	bst = km_be_stats_get(next);
 	if (bst)
 		bst->gets++;
-	return bpf_redirect(v.ifindex, 0);
+	if (local == KM_FIB_LOCAL)
+		return TC_ACT_OK; /* on up the stack, to the local memcached */
+	if (egress && v.ifindex == skb->ifindex)
+		return TC_ACT_OK; /* out of this interface, as it was going */
+	/* a constant either way: callers then know the verdict is >= 0 */
+	return bpf_redirect(v.ifindex, 0) == TC_ACT_REDIRECT ? TC_ACT_REDIRECT
+							     : TC_ACT_SHOT;
+}
+
+/*
+ * Ingress, to the NAT port: the misses XDP passed on because it could not
+ * grow the frame.  TC_ACT_OK for anything else (left alone).
+ */
+static __always_inline int km_tc_fallback(struct __sk_buff *skb,
+					  struct km_pkt *p,
+					  const struct km_config *cfg,
+					  struct km_stats *st)
+{
+	void *end = (void *)(long)skb->data_end;
+	__u32 idx = bpf_ntohs(p->frame->rid);
+	struct km_pending *e;
+	struct km_backend *be;
+	int rc;
+
+	e = bpf_map_lookup_elem(&km_pending, &idx);
+	if (!e || !e->ts || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
+		return TC_ACT_OK;
+	be = km_backend_get(e->cur_be);
+	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source)
+		return TC_ACT_OK;
+	if (p->frame->total != bpf_htons(1) || !km_is_miss(p, end, e->kind))
+		return TC_ACT_OK;
+	rc = km_tc_refetch(skb, p, e, idx, 0, cfg, st);
+	return rc < 0 ? TC_ACT_OK : rc;
+}
+
+/*
+ * Egress: a local backend's reply to a client (km_to_local sent it the
+ * client's address).  A miss becomes a request to the next replica; the
+ * rest leaves as the proxy's reply: source = proxy address and service
+ * port, request id = the client's.
+ */
+static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
+					     struct km_pkt *p,
+					     const struct km_config *cfg,
+					     struct km_stats *st)
+{
+	void *end = (void *)(long)skb->data_end;
+	__u32 idx = bpf_ntohs(p->frame->rid);
+	struct km_be_stats *bst;
+	struct km_pending *e;
+	struct km_backend *be;
+	struct km_tc_hdr h;
+	struct km_hdrvals v;
+	__u16 total;
+	__u64 ts;
+	int rc;
+
+	e = bpf_map_lookup_elem(&km_pending, &idx);
+	if (!e)
+		return TC_ACT_OK;
+	ts = e->ts;
+	if (!ts || !e->local || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
+		return TC_ACT_OK;
+	if (p->ip->daddr != e->client_addr || p->udp->dest != e->client_port)
+		return TC_ACT_OK;
+	be = km_backend_get(e->cur_be);
+	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source)
+		return TC_ACT_OK;
+	bst = km_be_stats_get(e->cur_be);
+	total = bpf_ntohs(p->frame->total);
+	if (total == 1 && km_is_miss(p, end, e->kind)) {
+		if (bst)
+			bst->misses++;
+		rc = km_tc_refetch(skb, p, e, idx, 1, cfg, st);
+		if (rc >= 0)
+			return rc;
+		st->misses++;
+	} else if (!p->frame->seq) {
+		if (bst)
+			bst->hits++;
+		st->hits++;
+		if (e->nr_tried > 1) {
+			st->fallback_hits++;
+			km_event_hit(e, st);
+		}
+	}
+	h.ip_off = p->l2_len;
+	h.udp_off = p->l2_len + sizeof(struct iphdr);
+	h.saddr = p->ip->saddr;
+	h.daddr = p->ip->daddr;
+	h.sport = p->udp->source;
+	h.dport = p->udp->dest;
+	h.rid = p->frame->rid;
+	km_to_client(e, &v);
+	if (km_tc_nat_l3l4(skb, &h, &v)) {
+		st->helper_errors++;
+		return TC_ACT_SHOT;
+	}
+	if (__sync_fetch_and_add(&e->rx_dgrams, 1) + 1 >= total)
+		km_release(e, ts);
+	st->replies++;
+	return TC_ACT_OK;
 }
 
 #endif /* KM_TC_CLONE_BPF_H */

@@ -72,6 +72,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_slot *slot;
 	__u32 n = p->payload_len, idx, sum;
 	__be32 proxy;
+	int local;
 	__u8 be_id;
 	__u64 now;
 
@@ -100,7 +101,8 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		return XDP_PASS;
 	}
 	proxy = cfg->proxy_addr ?: p->ip->daddr;
-	if (km_fib(ctx, proxy, be->addr, ctx->ingress_ifindex, &v)) {
+	local = km_fib(ctx, proxy, be->addr, ctx->ingress_ifindex, &v);
+	if (local < 0) {
 		st->no_route++;
 		return XDP_PASS;
 	}
@@ -137,15 +139,21 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	e->req_csum = sum;
 	e->rx_dgrams = 0;
 	e->wr_got = 0;
+	e->local = local == KM_FIB_LOCAL;
 
-	v.sport = bpf_htons(km_nat_port);
-	v.dport = be->port;
-	v.rid = bpf_htons(idx);
-	km_nat(p, &v);
 	st->kernel_gets++;
 	bst = km_be_stats_get(be_id);
 	if (bst)
 		bst->gets++;
+	if (e->local) {
+		km_to_local(e, be, idx, &v);
+		km_nat(p, &v);
+		return XDP_PASS; /* up the stack to the local memcached */
+	}
+	v.sport = bpf_htons(km_nat_port);
+	v.dport = be->port;
+	v.rid = bpf_htons(idx);
+	km_nat(p, &v);
 	return km_xdp_out(ctx, v.ifindex);
 }
 
@@ -192,8 +200,8 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_hdrvals v = {};
 	struct km_be_stats *bst;
 	struct km_slot *slot;
+	int rc, local;
 	__u8 next;
-	int rc;
 
 	slot = km_ring_get(cfg, e->slot);
 	if (!slot)
@@ -201,13 +209,18 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	next = km_first_readable(slot, e, &nb);
 	if (!next || !nb)
 		return -1;
-	if (km_fib(ctx, e->proxy_addr, nb->addr, ctx->ingress_ifindex, &v)) {
+	local = km_fib(ctx, e->proxy_addr, nb->addr, ctx->ingress_ifindex, &v);
+	if (local < 0) {
 		st->no_route++;
 		return -1;
 	}
-	v.sport = bpf_htons(km_nat_port);
-	v.dport = nb->port;
-	v.rid = bpf_htons(idx);
+	if (local == KM_FIB_LOCAL) {
+		km_to_local(e, nb, idx, &v);
+	} else {
+		v.sport = bpf_htons(km_nat_port);
+		v.dport = nb->port;
+		v.rid = bpf_htons(idx);
+	}
 	rc = km_xdp_emit(ctx, p, &v, e->req, e->req_len, e->req_csum);
 	if (rc == KM_EMIT_NOROOM)
 		return XDP_PASS; /* km_tc_fallback grows the skb instead */
@@ -220,10 +233,13 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	e->nr_tried++;
 	e->cur_be = next;
 	e->rx_dgrams = 0;
+	e->local = local == KM_FIB_LOCAL;
 	st->fallbacks++;
 	bst = km_be_stats_get(next);
 	if (bst)
 		bst->gets++;
+	if (local == KM_FIB_LOCAL)
+		return XDP_PASS;
 	return km_xdp_out(ctx, v.ifindex);
 }
 

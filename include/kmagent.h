@@ -164,6 +164,7 @@ struct km_pending {
 	__u8 key_off;		/* reads: the key's offset in req */
 	__u8 key_len;
 	__u8 policy;		/* writes: enum km_write_policy */
+	__u8 local;		/* reads: cur_be is on this host (via the stack) */
 	__u16 req_len;		/* reads: bytes in req */
 	__u32 req_csum;		/* reads: 32-bit one's complement sum of req */
 	__u32 rx_dgrams;	/* reply datagrams forwarded (atomic) */

@@ -248,6 +248,13 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
 	return err;
 }
 
+/*
+ * tc ingress: km_tc_clone (writes, fallbacks XDP could not grow).  tc
+ * egress: km_tc_egress, which catches the replies of a backend on this
+ * host: they reach the client through the host's stack and leave by this
+ * interface, never crossing XDP.  (tc on lo would not see them: the
+ * backend answers the client's address, which is not local.)
+ */
 static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
@@ -263,8 +270,16 @@ static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname)
 	}
 	to.prog_fd = bpf_program__fd(kb->skel->progs.km_tc_clone);
 	err = bpf_tc_attach(&hook, &to);
-	if (err)
+	if (err) {
 		km_err("%s: attach tc ingress: %s\n", ifname, strerror(-err));
+		return err;
+	}
+	hook.attach_point = BPF_TC_EGRESS;
+	to.prog_fd = bpf_program__fd(kb->skel->progs.km_tc_egress);
+	to.prog_id = 0;
+	err = bpf_tc_attach(&hook, &to);
+	if (err)
+		km_err("%s: attach tc egress: %s\n", ifname, strerror(-err));
 	return err;
 }
 
@@ -493,6 +508,14 @@ int km_bpf_tc_fd(struct km_bpf *kb)
 	return bpf_program__fd(kb->skel->progs.km_tc_clone);
 }
 
+int km_bpf_prog_fd(struct km_bpf *kb, const char *name)
+{
+	struct bpf_program *p;
+
+	p = bpf_object__find_program_by_name(kb->skel->obj, name);
+	return p ? bpf_program__fd(p) : -ENOENT;
+}
+
 int km_bpf_map_fd(struct km_bpf *kb, const char *name)
 {
 	struct bpf_map *m;
@@ -509,6 +532,8 @@ static void km_detach_tc(int ifindex)
 		    .priority = KM_TC_PRIO);
 
 	bpf_tc_detach(&hook, &to); /* absent already: fine */
+	hook.attach_point = BPF_TC_EGRESS;
+	bpf_tc_detach(&hook, &to);
 }
 
 /* A pinned XDP link: detach it from its interface, with tc alongside. */

@@ -32,7 +32,7 @@ int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts);
 /* Drop the handle; programs stay attached and maps pinned. */
 void km_bpf_close(struct km_bpf *kb);
 
-/* XDP (native, else generic with a warning) + tc ingress on ifname. */
+/* XDP (native, else generic with a warning), tc ingress and egress. */
 int km_bpf_attach(struct km_bpf *kb, const char *ifname);
 /* 1 when ifname's XDP link ended up in generic (SKB) mode. */
 int km_bpf_is_generic(struct km_bpf *kb, const char *ifname);
@@ -57,6 +57,7 @@ int km_bpf_poll(struct km_bpf *kb, int timeout_ms);
 int km_bpf_xdp_fd(struct km_bpf *kb);
 int km_bpf_tc_fd(struct km_bpf *kb);
 int km_bpf_map_fd(struct km_bpf *kb, const char *name);
+int km_bpf_prog_fd(struct km_bpf *kb, const char *name); /* "km_tc_egress" */
 
 /*
  * Detach from ifnames (NULL-terminated, may be NULL) and remove every pin

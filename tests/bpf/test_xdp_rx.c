@@ -334,6 +334,85 @@ static void test_tc_fallback(void)
 	km_bpf_poll(kb, 10);
 }
 
+/*
+ * The article's shape: a backend on this host.  Requests go up the stack
+ * with the client's address; the backend's replies leave by the client's
+ * interface, where km_tc_egress rewrites them (or turns a miss into a
+ * request to the next replica).
+ */
+static void test_local_backend(void)
+{
+	const char *req = "get local-key\r\n";
+	const char *hit = "VALUE local-key 0 1\r\nL\r\nEND\r\n";
+	const struct km_slot *s = slot_of("local-key");
+	const struct km_t_ep local_be = {
+		{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", MC_PORT};
+	int egress_fd = km_bpf_prog_fd(kb, "km_tc_egress");
+	struct km_stats s0 = stats();
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, v;
+
+	printf("local backend: up the stack, replies caught at tc egress\n");
+	if (!CHECK(egress_fd >= 0, "km_tc_egress loaded"))
+		return;
+	set_backend(s->be[0], local_be.ip, KM_BE_UP);
+	km_t_build(&f, &client, &proxy, 21, 0, 1, req, strlen(req), 0);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_PASS, "local get: passed up the stack (got %d)", v);
+	check_to(&f, &client, &local_be, "local get");
+	check_payload(&f, req, "local get");
+	idx = ntohs(km_t_mc(&f)->rid);
+	CHECK(!get_pending(idx, &e) && e.ts && e.local == 1 &&
+		      e.cur_be == s->be[0],
+	      "local get: entry claimed, marked local");
+	CHECK(stats().kernel_gets == s0.kernel_gets + 1, "counted as kernel");
+
+	/* the local memcached's answer, leaving towards the client */
+	km_t_build(&f, &local_be, &client, idx, 0, 1, hit, strlen(hit), 0);
+	v = km_t_run_tc(egress_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "local hit: let out (got %d)", v);
+	check_to(&f, &proxy, &client, "local hit to client");
+	check_payload(&f, hit, "local hit to client");
+	CHECK(ntohs(km_t_mc(&f)->rid) == 21, "local hit: client's rid");
+	CHECK(!get_pending(idx, &e) && !e.ts, "local hit: entry released");
+
+	/* a local miss: the request goes on to the next (remote) replica */
+	km_t_build(&f, &client, &proxy, 22, 0, 1, req, strlen(req), 0);
+	km_t_run_xdp(xdp_fd, &f, if0);
+	idx = ntohs(km_t_mc(&f)->rid);
+	km_t_build(&f, &local_be, &client, idx, 0, 1, "END\r\n", 5, 0);
+	v = km_t_run_tc(egress_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "local miss: sent on (got %d)", v);
+	check_to(&f, &proxy_nat, &be_ep[s->be[1]], "fallback from local");
+	check_payload(&f, req, "fallback from local");
+	CHECK(!get_pending(idx, &e) && e.ts && !e.local &&
+		      e.cur_be == s->be[1] && e.nr_tried == 2,
+	      "fallback from local: entry on the remote replica");
+	v = reply_from(s->be[1], idx, 0, 1,
+		       "VALUE local-key 0 1\r\nR\r\nEND\r\n", &f);
+	CHECK(v == XDP_TX, "remote hit after local miss forwarded");
+	CHECK(ntohs(km_t_mc(&f)->rid) == 22, "remote hit: client's rid");
+	km_bpf_poll(kb, 10);
+	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+
+	/* a remote miss with a local replica next: up the stack it goes */
+	set_backend(s->be[1], local_be.ip, KM_BE_UP);
+	idx = send_get(req, 23, s->be[0], "remote first");
+	if (idx >= 0) {
+		v = reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
+		CHECK(v == XDP_PASS, "remote miss -> local: passed up (%d)", v);
+		check_to(&f, &client, &local_be, "fallback to local");
+		check_payload(&f, req, "fallback to local");
+		CHECK(ntohs(km_t_mc(&f)->rid) == idx,
+		      "fallback to local: proxy's rid");
+		CHECK(!get_pending(idx, &e) && e.local == 1 &&
+			      e.cur_be == s->be[1],
+		      "fallback to local: entry marked local");
+	}
+	set_backend(s->be[1], be_ep[s->be[1]].ip, KM_BE_UP);
+}
+
 static void test_fallback_exhausted(void)
 {
 	const struct km_slot *s = slot_of("lonely");
@@ -811,6 +890,7 @@ int main(void)
 		      "VALUE baz 0 1 7\r\nx\r\nEND\r\n");
 	test_fallback("mkey", "mg mkey v t\r\n", "EN\r\n", "VA 1 t-1\r\nx\r\n");
 	test_tc_fallback();
+	test_local_backend();
 	test_fallback_exhausted();
 	test_multi_datagram();
 	test_vlan_and_redirect();
