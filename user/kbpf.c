@@ -261,12 +261,18 @@ static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname)
 		    .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, to, .handle = KM_TC_HANDLE,
 		    .priority = KM_TC_PRIO, .flags = BPF_TC_F_REPLACE);
+	struct bpf_tc_opts q = to;
 	int err;
 
-	err = bpf_tc_hook_create(&hook);
-	if (err && err != -EEXIST) {
-		km_err("%s: create clsact: %s\n", ifname, strerror(-err));
-		return err;
+	/* create clsact only when missing (a second create logs an error) */
+	q.flags = 0;
+	if (bpf_tc_query(&hook, &q) == -EINVAL || q.prog_id == 0) {
+		err = bpf_tc_hook_create(&hook);
+		if (err && err != -EEXIST) {
+			km_err("%s: create clsact: %s\n", ifname,
+			       strerror(-err));
+			return err;
+		}
 	}
 	to.prog_fd = bpf_program__fd(kb->skel->progs.km_tc_clone);
 	err = bpf_tc_attach(&hook, &to);
