@@ -1,0 +1,38 @@
+#!/bin/bash
+# Misbehaving clients over TCP (tests/tools/mcabuse.py): 300 connections at
+# once, a set cut short (nothing stored anywhere), clients that hang up or
+# reset with megabytes of replies pending, a reader that reads late, a
+# request in pieces, an idle connection.  kmagentd must answer correctly
+# throughout, survive, and not leak: its open file count after a second
+# round of the same abuse is what it was after the first.
+. "$(dirname "$0")/lib.sh"
+
+lab_init
+lab_host m1 198.18.0.1
+lab_host m2 198.18.0.2
+lab_host p 198.18.0.4
+lab_host c 198.18.0.10
+M1=198.18.0.1:11211 M2=198.18.0.2:11211 P=198.18.0.4:11210
+lab_memcached m1 11211
+lab_memcached m2 11211
+# shellcheck disable=SC2086
+lab_kmagentd p -p 11210 -s $M1 -s $M2 ${KM_EXTRA_ARGS:-}
+
+fds() { ls "/proc/$(lab_pid km-p)/fd" 2>/dev/null | wc -l; }
+abuse() { lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mcabuse.py" $P $M1 $M2; }
+
+lab_log "round 1"
+abuse
+lab_eq "round 1: every case right" 0 $?
+sleep 1
+n1=$(fds)
+lab_log "round 2"
+abuse
+lab_eq "round 2: every case right" 0 $?
+sleep 1
+n2=$(fds)
+lab_ok "no file descriptor leak: $n1 open after round 1, $n2 after round 2" \
+	test "$n2" -le "$((n1 + 2))"
+lab_ok "kmagentd still running" lab_alive km-p
+lab_eq "and answering" STORED "$(lab_mc c $P set after ok)"
+lab_done
