@@ -419,39 +419,73 @@ profile()
 	log "profile of $t: $WORK/perf-$t.txt"
 }
 
-# ---- resync speed (needs kmagentctl resync, H5) ----------------------------
+# ---- resync speed ----------------------------------------------------------
+# kill -9 b and start it empty: kmagentd (TCP instance) must notice, mark it
+# warming, copy its keys from a, and mark it up.  Timed from its log lines
+# ("-> warming", "warming -> up"), keys counted on b afterwards, with a
+# foreground get load running meanwhile (its rate during and after).
 resync_speed()
 {
-	[ -n "${TGT[kmagent-tcp]:-}" ] && [ -x "$KMAGENTCTL" ] ||
-		{ echo "n/a (not built)"; return; }
-	grep -q resync <<<"$("$KMAGENTCTL" --help 2>&1)" ||
-		{ echo "n/a (kmagentctl has no resync)"; return; }
-	local sock=$WORK/km-p.sock t0 t1 n
-	[ -S "$sock" ] || { echo "n/a (no control socket)"; return; }
-	# empty b, then ask for a resync from a and time it
+	local log=$WORK/km-p.log n0 i line t_warm t_up keys server
+	alive km-p || { echo "n/a (kmagentd not running)"; return; }
+	read -r _ server _ <<<"${TGT[kmagent-tcp]}"
+	n0=$(wc -l <"$log")
+	ip netns exec "${P}c" "$KMBENCH" -s "$server" -c 16 -w 1 -d 12 \
+		-k "$KEYS" -V "$VALUE" --op get --interval 50 \
+		>/dev/null 2>"$WORK/resync-load.txt" &
+	local bpid=$!
+	sleep 1
 	stop mc-b
 	restart mc-b
 	wait_tcp c "${ADDR[b]}" 11211
-	sleep 0.5
-	t0=$(date +%s%N)
-	if ! "$KMAGENTCTL" --ctl "$sock" resync "${ADDR[b]}:11211" \
-		>"$WORK/resync.log" 2>&1; then
-		echo "n/a (kmagentctl resync failed, see $WORK/resync.log)"
-		return
-	fi
-	for n in $(seq 600); do
-		"$KMAGENTCTL" --ctl "$sock" backends --json 2>/dev/null |
-			grep -q '"warming"\|"resync' || break
+	for i in $(seq 100); do
+		line=$(tail -n +"$((n0 + 1))" "$log" | grep -m1 'warming -> ')
+		[ -n "$line" ] && break
 		sleep 0.1
 	done
-	t1=$(date +%s%N)
-	n=$(mc_stat "${ADDR[b]}" curr_items)
-	if [ -z "$n" ] || [ "$n" -eq 0 ]; then
-		echo "n/a (b holds no items after the resync)"
+	wait $bpid
+	if [ -z "$line" ]; then
+		echo "n/a (b not back up within 10 s, see $log)"
 		return
 	fi
-	awk -v n="$n" -v ns=$((t1 - t0)) \
-		'BEGIN { printf "%.0f keys/s (%d keys in %.2f s)\n", n / (ns / 1e9), n, ns / 1e9 }'
+	if grep -q 'no resync' <<<"$line"; then
+		echo "n/a (this kmagentd brings a restarted backend up without a resync)"
+		return
+	fi
+	t_warm=$(tail -n +"$((n0 + 1))" "$log" | grep -m1 -- '-> warming' |
+		awk '{ print $1 }')
+	t_up=$(awk '{ print $1 }' <<<"$line")
+	keys=$(mc_stat "${ADDR[b]}" curr_items)
+	python3 - "$t_warm" "$t_up" "${keys:-0}" "$WORK/resync-load.txt" <<'PY'
+import sys
+def secs(t):
+    h, m, s = t.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+import datetime
+t0, t1, keys = secs(sys.argv[1]), secs(sys.argv[2]), int(sys.argv[3])
+d = t1 - t0
+if d <= 0 or keys == 0:
+    print("n/a (could not time it: %s .. %s, %d keys)" % (sys.argv[1], sys.argv[2], keys))
+    sys.exit()
+# foreground load: 50 ms intervals, wall-clock ms; the log is local time
+during, after = [], []
+base = datetime.datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+for l in open(sys.argv[4]):
+    f = l.split()
+    if not f or f[0] != "interval":
+        continue
+    t = int(f[1]) / 1000 - base
+    rate = int(f[3]) * 20
+    if t0 + 0.05 <= t <= t1:
+        during.append(rate)
+    elif t > t1 + 0.1:
+        after.append(rate)
+fg = ""
+if during and after:
+    a, b = sum(during) / len(during), sum(after) / len(after)
+    fg = "; foreground gets %.0f/s during it, %.0f/s after (%.2f x)" % (a, b, a / b)
+print("%.0f keys/s (%d keys in %.2f s)%s" % (keys / d, keys, d, fg))
+PY
 }
 
 machine_info()
