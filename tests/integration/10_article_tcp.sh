@@ -10,12 +10,23 @@
 KEY=becd0000
 VALUE=测试例子 # the article's value, sent as its UTF-8 bytes
 
-lab_init
-lab_host a 198.18.0.1
-lab_host b 198.18.0.2
-lab_host c 198.18.0.10
+# The article's magent hashed the key to B, which is what made step 7 fail:
+# name the hosts so that kmagent's ring also puts B first for the key
+# (tests/integration/kmring.py mirrors user/ring.c), so that step 7 needs
+# the null-fallback.
 A=198.18.0.1 B=198.18.0.2
-BACKENDS=(-s $A:11211 -s $B:11211)
+if [ -f "$LAB_ROOT/tests/integration/kmring.py" ]; then
+	first=$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" $KEY \
+		198.18.0.1:11211 198.18.0.2:11211 | cut -d' ' -f1)
+	[ "$first" == 198.18.0.1:11211 ] && A=198.18.0.2 B=198.18.0.1
+fi
+BACKENDS=(-s 198.18.0.1:11211 -s 198.18.0.2:11211)
+
+lab_init
+lab_host a $A
+lab_host b $B
+lab_host c 198.18.0.10
+lab_log "A=$A, B=$B: kmagent's ring puts B first for $KEY, as magent did"
 
 lab_memcached a 11211
 lab_memcached b 11211
@@ -75,25 +86,9 @@ old=$(lab_pid mc-b)
 lab_restart mc-b
 lab_ne "step 6: memcached B restarted as a new process" "$old" "$(lab_pid mc-b)"
 lab_ok "step 6: memcached B answers again" lab_answers c $B 11211
-# memcached keeps data in memory only; kmagent's resync may already be
-# refilling it, so this is information, not a check of kmagent
-if mc $B:11211 get $KEY >/dev/null; then
-	lab_log "step 6: B already holds $KEY again (resync was quick)"
-else
-	lab_log "step 6: B is empty, as in the article"
-fi
-
-lab_log "step 7: get $KEY through the pool (magent answers null here)"
-[ $HAVE_POOL -eq 1 ] && lab_eq "step 7: get through the pool (libmemcached) returns the value" \
-	"$VALUE" "$(pool_get $KEY)"
-lab_eq "step 7: get via kmagent A returns the value" \
-	"$VALUE" "$(mc $A:11210 get $KEY)"
-lab_eq "step 7: get via kmagent B returns the value" \
-	"$VALUE" "$(mc $B:11210 get $KEY)"
-
-# --- beyond the article: null-fallback whichever replica is asked first ---
-# wait until both kmagents send writes to B again and read from it: a key
-# stored on B only must be found through each of them
+# kmagent reads from B again once B is back UP (after its resync): wait for
+# that, so that step 7 asks B first as magent did.
+# (a key stored on B only is found through a kmagent only when it reads B)
 lab_in c "$LAB_PY" "$LAB_MC" $B:11211 set onlyb "from-b" >/dev/null
 lab_in c "$LAB_PY" "$LAB_MC" $A:11211 delete onlyb >/dev/null
 up=0
@@ -106,6 +101,23 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.1
 done
 lab_eq "B serves reads through both kmagents again within 10 s" 1 $up
+# memcached keeps data in memory only; kmagent's resync may have refilled
+# it: then empty it again, for step 7 to meet the article's state
+if mc $B:11211 get $KEY >/dev/null; then
+	lab_log "step 6: B already holds $KEY again (resync was quick): deleting it on B"
+	mc $B:11211 delete $KEY >/dev/null
+fi
+lab_not "step 6: memcached B does not hold $KEY" mc $B:11211 get $KEY
+
+lab_log "step 7: get $KEY through the pool (magent answers null here)"
+[ $HAVE_POOL -eq 1 ] && lab_eq "step 7: get through the pool (libmemcached) returns the value" \
+	"$VALUE" "$(pool_get $KEY)"
+lab_eq "step 7: get via kmagent A returns the value" \
+	"$VALUE" "$(mc $A:11210 get $KEY)"
+lab_eq "step 7: get via kmagent B returns the value" \
+	"$VALUE" "$(mc $B:11210 get $KEY)"
+
+# --- beyond the article: null-fallback whichever replica is asked first ---
 
 for via in $A $B; do
 	mc $A:11211 set onlya "from-a" >/dev/null
