@@ -75,6 +75,8 @@ int km_tc_clone(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	rc = km_tc_write(skb, &p, cfg, st);
+	if (rc == KM_TC_UP_LOCAL)
+		return TC_ACT_OK; /* to the local replica, not to kmagentd */
 	if (rc == TC_ACT_OK)
 		st->passed_up++;
 	return rc;

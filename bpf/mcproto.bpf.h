@@ -134,6 +134,40 @@ __attribute__((noinline)) int km_parse_read(struct km_scratch *sc, __u32 n,
 	return km_meta_flags_ok(sc, end, n - 2);
 }
 
+/*
+ * 1 when the line ending at le (its '\r') ends with " noreply".  Global:
+ * inlined, the compiler folds it into the caller's loop, whose states the
+ * verifier then multiplies.
+ */
+__attribute__((noinline)) int km_ends_noreply(struct km_scratch *sc, __u32 le)
+{
+	const char *b;
+
+	if (!sc || le < 8 || le > KM_REQ_MAX)
+		return 0;
+	b = sc->buf;
+	return b[KM_IDX(le - 8)] == ' ' && KM_IS4(b, KM_IDX(le - 7), "nore") &&
+	       KM_IS2(b, KM_IDX(le - 3), "pl") && b[KM_IDX(le - 1)] == 'y';
+}
+
+/* Offset of the first "\r\n" at or after from, below n; -1 if none. */
+__attribute__((noinline)) int km_line_end(struct km_scratch *sc, __u32 from,
+					  __u32 n)
+{
+	__u32 i, pos;
+
+	if (!sc)
+		return -1;
+	for (i = 0; i < KM_REQ_MAX; i++) {
+		pos = from + i;
+		if (pos + 1 >= n)
+			return -1;
+		if (sc->buf[KM_IDX(pos)] == '\r')
+			return sc->buf[KM_IDX(pos + 1)] == '\n' ? (int)pos : -1;
+	}
+	return -1;
+}
+
 /* Length of the write command at the start of b (with its space), or 0. */
 static __always_inline __u32 km_write_cmd_len(const char *b, int *meta)
 {
@@ -179,9 +213,9 @@ static __always_inline __u32 km_write_cmd_len(const char *b, int *meta)
 __attribute__((noinline)) int km_parse_write(struct km_scratch *sc, __u32 n,
 					     struct km_req *r)
 {
-	__u32 off, end, le = 0, i, pos;
+	__u32 off, end;
 	const char *b;
-	int meta;
+	int meta, le;
 
 	if (!sc || !r || n < 8 || n > KM_REQ_MAX)
 		return -1;
@@ -192,27 +226,15 @@ __attribute__((noinline)) int km_parse_write(struct km_scratch *sc, __u32 n,
 	if (km_hash_key_at(sc, n, off, r))
 		return -1;
 	end = off + r->key_len;
-	for (i = 0; i < KM_REQ_MAX; i++) {
-		pos = end + i;
-		if (pos + 1 >= n)
-			return -1;
-		if (b[KM_IDX(pos)] == '\r') {
-			if (b[KM_IDX(pos + 1)] != '\n')
-				return -1;
-			le = pos;
-			break;
-		}
-	}
-	if (!le)
+	le = km_line_end(sc, end, n);
+	if (le < 0)
 		return -1;
 	r->kind = KM_PK_WRITE;
 	r->noreply = 0;
 	if (meta)
 		return km_meta_flags_ok(sc, end, le);
-	if (le >= end + 8 && b[KM_IDX(le - 8)] == ' ' &&
-	    KM_IS4(b, KM_IDX(le - 7), "nore") &&
-	    KM_IS2(b, KM_IDX(le - 3), "pl") && b[KM_IDX(le - 1)] == 'y')
-		r->noreply = 1;
+	if ((__u32)le >= end + 8)
+		r->noreply = km_ends_noreply(sc, le) == 1;
 	return 0;
 }
 

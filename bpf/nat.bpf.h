@@ -26,6 +26,26 @@ struct km_hdrvals {
 	__u32 ifindex; /* egress: XDP_TX when it is the ingress */
 };
 
+/* The replicas a write is cloned to: too big for the stack, per CPU. */
+struct km_targets {
+	struct km_hdrvals tv[KM_MAX_REPLICAS];
+	__u8 ids[KM_MAX_REPLICAS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct km_targets);
+} km_targets SEC(".maps");
+
+static __always_inline struct km_targets *km_targets_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&km_targets, &zero);
+}
+
 /* km_fib: dst is an address of this host (a local backend). */
 #define KM_FIB_LOCAL 1
 

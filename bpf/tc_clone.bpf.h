@@ -18,6 +18,9 @@
 
 #define KM_L4_CSUM_FLAGS (BPF_F_MARK_MANGLED_0)
 
+/* km_tc_write: the datagram goes up the stack to a local replica. */
+#define KM_TC_UP_LOCAL 100
+
 /* Where the header fields of the datagram being cloned sit, and their values.
  */
 struct km_tc_hdr {
@@ -90,24 +93,59 @@ static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
 	return km_tc_nat_l3l4(skb, h, v);
 }
 
+/*
+ * Fill tg with the writable replicas of slot and their next hops.  Returns
+ * their number, plus 256 * (1 + the index of the one on this host) when
+ * one is local, or -1 when one cannot be reached from here (or two are
+ * local).  Global: verified once, not once per path of km_tc_write.
+ */
+__attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
+					    struct km_slot *slot, __be32 proxy,
+					    struct km_targets *tg)
+{
+	int i, rc, k = 0, local = -1;
+	struct km_backend *be;
+
+	if (!skb || !slot || !tg)
+		return -1;
+	for (i = 0; i < KM_MAX_REPLICAS; i++) {
+		if (i >= slot->nr)
+			break;
+		be = km_backend_get(slot->be[i]);
+		if (!be || !km_backend_writable(be))
+			continue;
+		rc = km_fib(skb, proxy, be->addr, skb->ifindex, &tg->tv[k & 7]);
+		if (rc < 0 || (rc == KM_FIB_LOCAL && local >= 0))
+			return -1;
+		if (rc == KM_FIB_LOCAL)
+			local = k;
+		tg->tv[k & 7].sport = bpf_htons(km_nat_port);
+		tg->tv[k & 7].dport = be->port;
+		tg->ids[k & 7] = slot->be[i];
+		k++;
+	}
+	return k + 256 * (local + 1);
+}
+
 /* Returns a tc verdict: TC_ACT_OK leaves the datagram to kmagentd. */
 static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 				       const struct km_config *cfg,
 				       struct km_stats *st)
 {
-	struct km_hdrvals tv[KM_MAX_REPLICAS];
-	__u8 ids[KM_MAX_REPLICAS];
+	struct km_hdrvals *tv, lv = {};
+	struct km_targets *tg;
+	__u8 *ids;
 	struct km_be_stats *bst;
 	struct km_pending *e = NULL;
-	struct km_backend *be;
 	struct km_req r = {};
 	struct km_scratch *sc;
 	struct km_tc_hdr h;
 	struct km_slot *slot;
 	__u32 n = p->payload_len, idx = 0, k = 0;
+	int i, rc, local = -1; /* the local replica's index in tv/ids */
+	struct km_backend *local_be = NULL;
 	__be32 proxy;
 	__u64 now = 0;
-	int i;
 
 	if (p->frame->total != bpf_htons(1) || p->frame->seq)
 		return TC_ACT_OK;
@@ -125,27 +163,27 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	if (km_parse_write(sc, n, &r))
 		return TC_ACT_OK;
 	slot = km_ring_get(cfg, km_hash_slot(r.hash));
-	if (!slot)
+	tg = km_targets_get();
+	if (!slot || !tg)
 		return TC_ACT_OK;
+	tv = tg->tv;
+	ids = tg->ids;
 	proxy = cfg->proxy_addr ?: p->ip->daddr;
-	for (i = 0; i < KM_MAX_REPLICAS; i++) {
-		if (i >= slot->nr)
-			break;
-		be = km_backend_get(slot->be[i]);
-		if (!be || !km_backend_writable(be))
-			continue;
-		if (km_fib(skb, proxy, be->addr, skb->ifindex, &tv[k])) {
-			st->no_route++;
-			return TC_ACT_OK;
-		}
-		tv[k].sport = bpf_htons(km_nat_port);
-		tv[k].dport = be->port;
-		ids[k] = slot->be[i];
-		k++;
+	rc = km_tc_targets(skb, slot, proxy, tg);
+	if (rc < 0) {
+		st->no_route++; /* unreachable, or a second local one */
+		return TC_ACT_OK;
 	}
-	if (!k) {
+	k = rc & 0xff;
+	if (!k || k > KM_MAX_REPLICAS) {
 		st->no_backend++;
 		return TC_ACT_OK;
+	}
+	local = (rc >> 8) - 1;
+	if (local >= 0) {
+		local_be = km_backend_get(ids[local & 7]);
+		if (!local_be)
+			return TC_ACT_OK;
 	}
 	h.ip_off = p->l2_len;
 	h.udp_off = p->l2_len + sizeof(struct iphdr);
@@ -183,10 +221,22 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 			e->wr_len[i] = 0;
 		}
 	}
+	/* the datagram itself goes to the local replica, after the clones */
+	if (local_be) {
+		km_mac_copy(lv.dmac, p->eth->h_dest);
+		km_mac_copy(lv.smac, p->eth->h_source);
+		lv.saddr = h.saddr; /* the client's: see km_to_local */
+		lv.daddr = local_be->addr;
+		lv.sport = h.sport;
+		lv.dport = local_be->port;
+		lv.rid = e ? bpf_htons(idx) : h.rid;
+	}
 	/* p's packet pointers are dead from here: helpers below change data */
 	for (i = 0; i < KM_MAX_REPLICAS; i++) {
 		if (i >= (int)k)
 			break;
+		if (i == local)
+			continue;
 		tv[i].rid = e ? bpf_htons(idx) : h.rid;
 		if (km_tc_nat(skb, &h, &tv[i]) ||
 		    bpf_clone_redirect(skb, tv[i].ifindex, 0)) {
@@ -201,7 +251,17 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	st->kernel_writes++;
 	if (r.noreply)
 		st->noreply_writes++;
-	return TC_ACT_SHOT;
+	if (!local_be)
+		return TC_ACT_SHOT;
+	if (km_tc_nat(skb, &h, &lv)) {
+		st->helper_errors++;
+		return TC_ACT_SHOT;
+	}
+	st->write_clones++;
+	bst = km_be_stats_get(ids[local & 7]);
+	if (bst)
+		bst->writes++;
+	return KM_TC_UP_LOCAL;
 }
 
 /*
@@ -322,6 +382,117 @@ static __always_inline int km_tc_fallback(struct __sk_buff *skb,
 }
 
 /*
+ * Egress: the local replica's reply to a cloned write, addressed to the
+ * client.  Kept, dropped or sent on as the aggregate, as km_xdp_write_reply
+ * does for the remote replicas' replies.
+ */
+static __always_inline int
+km_tc_local_write_reply(struct __sk_buff *skb, struct km_pkt *p,
+			struct km_pending *e, __u64 ts, struct km_stats *st)
+{
+	__u32 n = p->payload_len, got, wl, l2 = p->l2_len;
+	struct km_be_stats *bst;
+	struct km_backend *be;
+	struct km_hdrvals v;
+	struct km_tc_hdr th;
+	struct {
+		struct iphdr ip;
+		struct udphdr udp;
+		struct km_udp_frame f;
+	} h;
+	int j, me = -1, c;
+	char *buf;
+	long sum;
+
+	for (j = 0; j < KM_MAX_REPLICAS; j++) {
+		if (j >= e->nr_wr)
+			break;
+		be = km_backend_get(e->wr_be[j]);
+		if (be && be->addr == p->ip->saddr &&
+		    be->port == p->udp->source) {
+			me = j;
+			break;
+		}
+	}
+	if (me < 0 || p->frame->total != bpf_htons(1))
+		return TC_ACT_OK;
+	if (e->wr_len[me])
+		return TC_ACT_SHOT; /* duplicate */
+	buf = e->wr_reply[me];
+	__builtin_memset(buf, 0, KM_WREPLY_MAX);
+	if (n < 1 || n > KM_WREPLY_MAX ||
+	    bpf_skb_load_bytes(skb, p->payload_off, buf, n))
+		e->wr_len[me] = 0xff;
+	else
+		e->wr_len[me] = n;
+	st->write_replies++;
+	bst = km_be_stats_get(e->wr_be[me]);
+	if (bst)
+		bst->write_replies++;
+	th.ip_off = l2;
+	th.udp_off = l2 + sizeof(struct iphdr);
+	th.saddr = p->ip->saddr;
+	th.daddr = p->ip->daddr;
+	th.sport = p->udp->source;
+	th.dport = p->udp->dest;
+	th.rid = p->frame->rid;
+	km_to_client(e, &v);
+	got = __sync_fetch_and_add(&e->wr_got, 1) + 1;
+	if (e->policy == KM_WP_FIRST) {
+		if (got >= e->nr_wr)
+			km_release(e, ts);
+		if (got != 1)
+			return TC_ACT_SHOT;
+		goto forward;
+	}
+	if (got < e->nr_wr)
+		return TC_ACT_SHOT; /* kept; the last reply answers */
+	c = km_write_choose(e, st);
+	if (c < 0 || c >= KM_MAX_REPLICAS || c == me)
+		goto forward_release;
+	wl = e->wr_len[c];
+	km_barrier_var(wl);
+	if (wl < 1 || wl > KM_WREPLY_MAX || (l2 != 14 && l2 != 18))
+		goto forward_release;
+	sum = bpf_csum_diff(NULL, 0, (void *)e->wr_reply[c], KM_WREPLY_MAX, 0);
+	if (sum < 0)
+		goto forward_release;
+	h.ip = *p->ip;
+	h.ip.tot_len = bpf_htons(sizeof(h) + wl);
+	h.ip.saddr = v.saddr;
+	h.ip.daddr = v.daddr;
+	h.ip.check = km_ip_csum(&h.ip);
+	h.udp.source = v.sport;
+	h.udp.dest = v.dport;
+	h.udp.len = bpf_htons(sizeof(h) - sizeof(h.ip) + wl);
+	h.udp.check = 0;
+	h.f.rid = v.rid;
+	h.f.seq = 0;
+	h.f.total = bpf_htons(1);
+	h.f.reserved = 0;
+	h.udp.check = km_udp_csum_full(&h.ip, &h.udp, &h.f, sum);
+	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + wl, 0) ||
+	    bpf_skb_store_bytes(skb, l2 + sizeof(h), e->wr_reply[c], wl, 0) ||
+	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0)) {
+		km_release(e, ts);
+		st->helper_errors++;
+		return TC_ACT_SHOT;
+	}
+	km_release(e, ts);
+	st->replies++;
+	return TC_ACT_OK;
+forward_release:
+	km_release(e, ts);
+forward:
+	if (km_tc_nat_l3l4(skb, &th, &v)) {
+		st->helper_errors++;
+		return TC_ACT_SHOT;
+	}
+	st->replies++;
+	return TC_ACT_OK;
+}
+
+/*
  * Egress: a local backend's reply to a client (km_to_local sent it the
  * client's address).  A miss becomes a request to the next replica; the
  * rest leaves as the proxy's reply: source = proxy address and service
@@ -347,9 +518,12 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 	if (!e)
 		return TC_ACT_OK;
 	ts = e->ts;
-	if (!ts || !e->local || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
+	if (!ts || p->ip->daddr != e->client_addr ||
+	    p->udp->dest != e->client_port)
 		return TC_ACT_OK;
-	if (p->ip->daddr != e->client_addr || p->udp->dest != e->client_port)
+	if (e->kind == KM_PK_WRITE)
+		return km_tc_local_write_reply(skb, p, e, ts, st);
+	if (!e->local || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
 		return TC_ACT_OK;
 	be = km_backend_get(e->cur_be);
 	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source)

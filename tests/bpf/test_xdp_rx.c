@@ -870,6 +870,67 @@ static void dump_stats(void)
 	printf("\n");
 }
 
+/* A write with a local replica: the datagram itself goes up the stack. */
+static void test_local_write(void)
+{
+	const struct km_slot *s = slot_of("lwkey");
+	const struct km_t_ep local_be = {
+		{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", MC_PORT};
+	const char *req = "set lwkey 0 0 1\r\nx\r\n";
+	int egress_fd = km_bpf_prog_fd(kb, "km_tc_egress");
+	struct km_t_frame f, c;
+	struct km_pending e;
+	int sock, v, idx, n;
+
+	printf("write with a local replica: clones + the datagram up the "
+	       "stack\n");
+	sock = pkt_sock("kv1");
+	if (!CHECK(sock >= 0, "packet socket on kv1"))
+		return;
+	set_backend(s->be[0], local_be.ip, KM_BE_UP);
+	km_t_build(&f, &client, &proxy, 600, 0, 1, req, strlen(req), 0);
+	v = km_t_run_tc(tc_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "local write: the datagram goes on (got %d)", v);
+	check_to(&f, &client, &local_be, "write to the local replica");
+	check_payload(&f, req, "write to the local replica");
+	idx = ntohs(km_t_mc(&f)->rid);
+	for (n = 0; n < 3 && !recv_clone(sock, &c); n++)
+		CHECK(ntohs(km_t_mc(&c)->rid) == idx &&
+			      km_t_ip(&c)->daddr != km_t_addr(local_be.ip),
+		      "clone %d: to a remote replica, same rid", n);
+	CHECK(n == s->nr - 1, "one clone per remote replica (%d)", n);
+	CHECK(!get_pending(idx, &e) && e.ts && e.nr_wr == s->nr,
+	      "entry waits for every replica");
+	/* the local replica answers first and differently: it is the primary */
+	km_t_build(&f, &local_be, &client, idx, 0, 1, "NOT_STORED\r\n", 12, 0);
+	v = km_t_run_tc(egress_fd, &f, if0);
+	CHECK(v == TC_ACT_SHOT, "local reply kept back (got %d)", v);
+	v = reply_from(s->be[1], idx, 0, 1, "STORED\r\n", &f);
+	CHECK(v == XDP_DROP, "remote reply kept back");
+	v = reply_from(s->be[2], idx, 0, 1, "STORED\r\n", &f);
+	CHECK(v == XDP_TX, "last remote reply answers (got %d)", v);
+	check_to(&f, &proxy, &client, "aggregate");
+	check_payload(&f, "NOT_STORED\r\n", "aggregate is the primary's");
+	CHECK(ntohs(km_t_mc(&f)->rid) == 600, "aggregate: client's rid");
+	/* and the other way round: the local reply comes last */
+	km_t_build(&f, &client, &proxy, 601, 0, 1, req, strlen(req), 0);
+	km_t_run_tc(tc_fd, &f, if0);
+	idx = ntohs(km_t_mc(&f)->rid);
+	while (!recv_clone(sock, &c))
+		;
+	reply_from(s->be[1], idx, 0, 1, "NOT_STORED\r\n", &f);
+	reply_from(s->be[2], idx, 0, 1, "NOT_STORED\r\n", &f);
+	km_t_build(&f, &local_be, &client, idx, 0, 1, "STORED\r\n", 8, 0);
+	v = km_t_run_tc(egress_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "local reply last: sent (got %d)", v);
+	check_to(&f, &proxy, &client, "local last");
+	check_payload(&f, "STORED\r\n", "local last: the primary's own");
+	CHECK(ntohs(km_t_mc(&f)->rid) == 601, "local last: client's rid");
+	CHECK(!get_pending(idx, &e) && !e.ts, "entry released");
+	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	close(sock);
+}
+
 int main(void)
 {
 	int rc = 1;
@@ -899,6 +960,7 @@ int main(void)
 	test_truncation();
 	test_pending_full_and_timeout();
 	test_writes();
+	test_local_write();
 	dump_stats();
 	rc = km_t_failed ? 1 : 0;
 	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);

@@ -49,7 +49,12 @@ mc() { udp_mc c --timeout 1 "$@"; }
 b_state_is() { [ "$(kbe_state "$1" "$BID")" == "$2" ]; }
 
 lab_log "step 1: set $KEY over UDP through kmagent A"
+PA=$UDP_BPFFS/a PB=$UDP_BPFFS/b
+w0=$(kstat "$PA" kernel_writes) u0=$(kstat "$PA" passed_up)
 lab_eq "step 1: set answers STORED" STORED "$(mc $A:11210 set $KEY "$VALUE")"
+lab_eq "step 1: cloned in A's kernel (B remote, A local)" $((w0 + 1)) \
+	"$(kstat "$PA" kernel_writes)"
+lab_eq "step 1: nothing went up to kmagentd A" "$u0" "$(kstat "$PA" passed_up)"
 lab_eq "step 2: memcached A holds the value" "$VALUE" "$(mc $A:11211 get $KEY)"
 lab_eq "step 3: memcached B holds the value" "$VALUE" "$(mc $B:11211 get $KEY)"
 
