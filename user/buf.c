@@ -36,6 +36,8 @@ int km_buf_reserve(struct km_buf *b, size_t n)
 
 int km_buf_append(struct km_buf *b, const void *d, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (km_buf_reserve(b, n))
 		return -1;
 	memcpy(b->p + b->len, d, n);
