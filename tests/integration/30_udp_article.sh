@@ -33,7 +33,7 @@ udp_xdp_peer p
 lab_memcached a 11211
 lab_memcached b 11211
 lab_kmagentd p -l $P -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211 \
-	-I eth0 --pin-root "$PIN" --probe-interval 200 --probe-timeout 200
+	-I eth0 --pin-root "$PIN" --probe-interval 200 --probe-timeout 200 -v
 # the kernel routes once the next hop is known (bpf_fib_lookup needs a
 # resolved neighbour; before that, gets go up to kmagentd): kmagentd's
 # health probes resolve the backends' addresses
@@ -93,6 +93,9 @@ lab_eq "step 7: B's miss turned into a get to A in the kernel" $((f0 + 1)) \
 lab_eq "step 7: counted as a hit after fallback" $((h0 + 1)) \
 	"$(kstat "$PIN" fallback_hits)"
 lab_eq "step 7: nothing went up to kmagentd" "$u0" "$(kstat "$PIN" passed_up)"
+lab_ok "step 7: kmagentd got the read-repair event (key, missed replica)" \
+	udp_wait "event" 5 grep -q "kernel fallback hit: key $KEY on backend" \
+	"${LAB_LOG[km-p]}"
 
 lab_log "more keys held by A only: every one found, in the kernel"
 n=20 ok=0
