@@ -63,6 +63,32 @@ kill -TERM "${bgpid:-0}" 2>/dev/null
 for ((i = 0; i < 50; i++)); do kill -0 "${bgpid:-0}" 2>/dev/null || break; sleep 0.1; done
 lab_not "SIGTERM stops it" kill -0 "${bgpid:-0}"
 
+lab_log "-n: at most N client connections, as magent and memcached"
+LAB_LABEL=km-n lab_kmagentd p -p 11217 -s $M1 -s $M2 -n 5
+nconns() {
+	lab_in c "$LAB_PY" - "$@" <<-'PY'
+	import sys
+	sys.path.insert(0, sys.argv[1])
+	from mc import Client
+	cs, out = [], []
+	for i in range(int(sys.argv[2])):
+	    try:
+	        c = Client("198.18.0.4:11217", timeout=2)
+	        cs.append(c)
+	        out.append(c.simple(b"version").split()[0].decode())
+	    except Exception as e:
+	        out.append("error")
+	print(" ".join(out))
+	PY
+}
+got=$(nconns "$LAB_ROOT/tests/tools" 7)
+lab_eq "-n 5: five connections served, the 6th and 7th refused with SERVER_ERROR" \
+	"VERSION VERSION VERSION VERSION VERSION SERVER_ERROR SERVER_ERROR" "$got"
+sleep 0.3
+got=$(nconns "$LAB_ROOT/tests/tools" 5)
+lab_eq "-n 5: once they are closed, five new connections are served" \
+	"VERSION VERSION VERSION VERSION VERSION" "$got"
+
 lab_log "bad input: a message naming it, exit status 2"
 # bad ARGS... MUST-MENTION: run kmagentd, expect status 2 and the text
 bad()
