@@ -1,6 +1,6 @@
 #!/bin/bash
 # magent's command line works unchanged (issue 3): every magent 0.6 flag
-# keeps its meaning (-s, -b as one more replica, -l, -p, -n, -i, -u, -k,
+# keeps its meaning (-s, -b as one more replica, -l, -p, -n, -i, -u, -g, -k,
 # -D, -f unix socket, -v), kmagent's own (-c config file, -t, long options)
 # add to them; without -D the daemon goes to the background; a bad flag,
 # address or config line gets a message naming it and exit status 2.
@@ -27,6 +27,15 @@ lab_eq "-f: the unix socket serves the same data" one \
 	"$(lab_mc p --timeout 3 "$sock" get cli1)"
 lab_not "-l 198.18.0.4: not listening on other addresses (127.0.0.1)" \
 	lab_mc p --timeout 1 127.0.0.1:11210 version
+
+lab_log "-u/-g: the daemon drops to that user and group"
+LAB_LABEL=km-u lab_kmagentd p -p 11218 -s $M1 -s $M2 -u nobody -g nogroup
+want="$(id -u nobody) $(getent group nogroup | cut -d: -f3)"
+got=$(awk '/^Uid:/ { u = $2 " " $3 " " $4 } /^Gid:/ { g = $2 " " $3 " " $4 }
+	END { print u "/" g }' "/proc/$(lab_pid km-u)/status")
+lab_eq "-u nobody -g nogroup: real, effective, saved ids" \
+	"$(echo $want | awk '{ print $1 " " $1 " " $1 "/" $2 " " $2 " " $2 }')" "$got"
+lab_eq "and it serves" STORED "$(mc 198.18.0.4:11218 set cli5 five)"
 
 lab_log "long options"
 LAB_LABEL=km-long lab_kmagentd p --port 11211 --backend $M1 --backup $M2 \
