@@ -130,11 +130,24 @@ static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 		r->next = NULL;
 		km_req_detach(w, r);
 	}
-	if (c->paused && c->nreq < KM_MAX_PIPELINE / 2 && !c->closing &&
-	    !c->dead) {
-		c->paused = 0;
-		km_conn_process(w, c);
-	}
+}
+
+static void km_conn_read(struct km_worker *w, struct km_conn *c);
+
+/*
+ * Input was left unparsed (too many requests queued, or too much output
+ * waiting): once the client caught up, parse it, then read the socket,
+ * which edge-triggered epoll will not report again.
+ */
+static void km_conn_resume(struct km_worker *w, struct km_conn *c)
+{
+	if (!c->paused || c->nreq >= KM_MAX_PIPELINE / 2 ||
+	    km_buf_used(&c->out) > KM_OUT_HIGH / 2 || c->closing || c->dead)
+		return;
+	c->paused = 0;
+	km_conn_process(w, c);
+	if (!c->paused && !c->dead && !c->closing)
+		km_conn_read(w, c);
 }
 
 static void km_conn_free(struct km_worker *w, struct km_conn *c)
@@ -253,6 +266,8 @@ static void km_worker_flush(struct km_worker *w)
 			}
 			if (c->closing && !km_buf_used(&c->out))
 				km_conn_close(w, c);
+			else
+				km_conn_resume(w, c);
 		}
 		while ((bc = w->dirty_b)) {
 			w->dirty_b = bc->dirty_next;
