@@ -81,6 +81,55 @@ static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
 	return 0;
 }
 
+/*
+ * A per-CPU cache of km_fib's answer for each backend, valid for
+ * KM_NH_TTL_NS: a FIB and neighbour lookup per get costs more than all
+ * the rest of the routing.  A changed route or neighbour is seen at most
+ * that late.
+ */
+#define KM_NH_TTL_NS (50ull * 1000 * 1000)
+
+struct km_nexthop {
+	__u64 ts; /* 0 = empty */
+	__be32 src;
+	__be32 dst;
+	__u32 in_ifindex;
+	int rc; /* km_fib's return */
+	struct km_hdrvals v;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KM_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct km_nexthop);
+} km_nexthop SEC(".maps");
+
+static __always_inline int km_fib_cached(void *ctx, __be32 src, __u32 id,
+					 const struct km_backend *be,
+					 __u32 ifindex, __u64 now,
+					 struct km_hdrvals *v)
+{
+	struct km_nexthop *nh = bpf_map_lookup_elem(&km_nexthop, &id);
+	int rc;
+
+	if (nh && nh->ts && now - nh->ts < KM_NH_TTL_NS && nh->src == src &&
+	    nh->dst == be->addr && nh->in_ifindex == ifindex) {
+		*v = nh->v;
+		return nh->rc;
+	}
+	rc = km_fib(ctx, src, be->addr, ifindex, v);
+	if (nh && rc >= 0) {
+		nh->v = *v;
+		nh->rc = rc;
+		nh->src = src;
+		nh->dst = be->addr;
+		nh->in_ifindex = ifindex;
+		nh->ts = now;
+	}
+	return rc;
+}
+
 static __always_inline int km_xdp_out(struct xdp_md *ctx, __u32 ifindex)
 {
 	if (ifindex == ctx->ingress_ifindex)

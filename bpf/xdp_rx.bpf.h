@@ -101,7 +101,9 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		return XDP_PASS;
 	}
 	proxy = cfg->proxy_addr ?: p->ip->daddr;
-	local = km_fib(ctx, proxy, be->addr, ctx->ingress_ifindex, &v);
+	now = bpf_ktime_get_ns();
+	local = km_fib_cached(ctx, proxy, be_id, be, ctx->ingress_ifindex, now,
+			      &v);
 	if (local < 0) {
 		st->no_route++;
 		return XDP_PASS;
@@ -110,11 +112,10 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		st->helper_errors++;
 		return XDP_PASS;
 	}
-	now = bpf_ktime_get_ns();
 	e = km_claim(cfg, st, now, &idx);
 	if (!e)
 		return XDP_PASS;
-	if (bpf_probe_read_kernel(e->req, n, sc->buf)) {
+	if (bpf_xdp_load_bytes(ctx, p->payload_off, e->req, n)) {
 		km_release(e, now);
 		st->helper_errors++;
 		return XDP_PASS;
