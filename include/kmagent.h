@@ -82,15 +82,15 @@ enum km_write_policy {
 };
 
 /* Pin root and map names (each fits BPF_OBJ_NAME_LEN). */
-#define KM_PIN_ROOT "/sys/fs/bpf/kmagent"
-#define KM_MAP_RING "km_ring"
+#define KM_PIN_ROOT	"/sys/fs/bpf/kmagent"
+#define KM_MAP_RING	"km_ring"
 #define KM_MAP_BACKENDS "km_backends"
-#define KM_MAP_CONFIG "km_config"
-#define KM_MAP_PENDING "km_pending"
-#define KM_MAP_STATS "km_stats"
+#define KM_MAP_CONFIG	"km_config"
+#define KM_MAP_PENDING	"km_pending"
+#define KM_MAP_STATS	"km_stats"
 #define KM_MAP_BE_STATS "km_be_stats"
-#define KM_MAP_ALLOW "km_allow"
-#define KM_MAP_EVENTS "km_events"
+#define KM_MAP_ALLOW	"km_allow"
+#define KM_MAP_EVENTS	"km_events"
 /* Pinned links (bpffs file names under the pin root). */
 #define KM_LINK_XDP_FMT "link_xdp_%d" /* ifindex */
 
@@ -119,11 +119,11 @@ enum km_write_policy {
 
 /* The only entry (key 0) of km_config: what the daemon changes at runtime. */
 struct km_config {
-	__u32 ring_active;	   /* 0 or 1: the half of km_ring in use */
-	__u32 write_policy;	   /* enum km_write_policy */
-	__u64 pending_timeout_ns;  /* 0 = KM_PENDING_TIMEOUT_NS */
-	__be32 proxy_addr;	   /* 0 = the address each client used */
-	__u32 flags;		   /* enum km_config_flags */
+	__u32 ring_active;	  /* 0 or 1: the half of km_ring in use */
+	__u32 write_policy;	  /* enum km_write_policy */
+	__u64 pending_timeout_ns; /* 0 = KM_PENDING_TIMEOUT_NS */
+	__be32 proxy_addr;	  /* 0 = the address each client used */
+	__u32 flags;		  /* enum km_config_flags */
 };
 
 enum km_config_flags {
@@ -144,33 +144,34 @@ enum km_pending_kind {
  * overwritten; the rest is filled by the claimer before the request leaves.
  */
 struct km_pending {
-	__u64 ts;		/* claim time (bpf_ktime_get_ns), 0 = free */
+	__u64 ts; /* claim time (bpf_ktime_get_ns), 0 = free */
 	__be32 client_addr;
-	__be32 proxy_addr;	/* the address the client sent to */
+	__be32 proxy_addr; /* the address the client sent to */
 	__be16 client_port;
-	__be16 client_rid;	/* the client's request id, restored on reply */
-	__u8 client_mac[6];	/* source MAC of the request (next hop back) */
-	__u8 proxy_mac[6];	/* destination MAC of the request (ours) */
-	__u16 vlan_tci;		/* 0 = untagged, else the client's tag (net order) */
-	__u32 ifindex;		/* where the request came in */
-	__u32 slot;		/* ring slot of the key */
-	__u8 kind;		/* enum km_pending_kind */
-	__u8 cur_be;		/* reads: the backend asked now */
-	__u8 nr_tried;		/* reads: backends asked so far */
+	__be16 client_rid;  /* the client's request id, restored on reply */
+	__u8 client_mac[6]; /* source MAC of the request (next hop back) */
+	__u8 proxy_mac[6];  /* destination MAC of the request (ours) */
+	__u16 vlan_tci; /* 0 = untagged, else the client's tag (net order) */
+	__u32 ifindex;	/* where the request came in */
+	__u32 slot;	/* ring slot of the key */
+	__u8 kind;	/* enum km_pending_kind */
+	__u8 cur_be;	/* reads: the backend asked now */
+	__u8 nr_tried;	/* reads: backends asked so far */
 	__u8 tried[KM_MAX_REPLICAS]; /* reads: in order, last = cur_be */
-	__u8 nr_wr;		/* writes: replicas the write was cloned to */
-	__u8 wr_be[KM_MAX_REPLICAS]; /* writes: their ids, in key order */
+	__u8 nr_wr; /* writes: replicas the write was cloned to */
+	__u8 wr_be[KM_MAX_REPLICAS];  /* writes: their ids, in key order */
 	__u8 wr_len[KM_MAX_REPLICAS]; /* writes: reply length, 0 = none yet */
-	__u8 key_off;		/* reads: the key's offset in req */
+	__u8 key_off;		      /* reads: the key's offset in req */
 	__u8 key_len;
-	__u8 policy;		/* writes: enum km_write_policy */
-	__u8 local;		/* reads: cur_be is on this host (via the stack) */
-	__u16 req_len;		/* reads: bytes in req */
-	__u32 req_csum;		/* reads: 32-bit one's complement sum of req */
-	__u32 rx_dgrams;	/* reply datagrams forwarded (atomic) */
-	__u32 wr_got;		/* writes: replies received (atomic) */
+	__u8 policy;	 /* writes: enum km_write_policy */
+	__u8 local;	 /* reads: cur_be is on this host (via the stack) */
+	__u16 req_len;	 /* reads: bytes in req */
+	__u32 req_csum;	 /* reads: 32-bit one's complement sum of req */
+	__u32 rx_dgrams; /* reply datagrams forwarded (atomic) */
+	__u32 wr_got;	 /* writes: replies received (atomic) */
 	union {
-		char req[KM_REQ_MAX]; /* reads: the request line, for fallback */
+		char req[KM_REQ_MAX]; /* reads: the request line, for fallback
+				       */
 		char wr_reply[KM_MAX_REPLICAS][KM_WREPLY_MAX];
 	};
 };
@@ -185,37 +186,37 @@ struct km_udp_frame {
 
 /* Global counters: km_stats, per CPU, key 0.  Sum over CPUs to read. */
 struct km_stats {
-	__u64 rx_service;	/* datagrams to the service port */
-	__u64 passed_up;	/* ... left to kmagentd's UDP socket */
-	__u64 kernel_gets;	/* single-key gets routed in the kernel */
-	__u64 kernel_writes;	/* writes cloned in the kernel (tc) */
-	__u64 noreply_writes;	/* ... of which noreply */
-	__u64 write_clones;	/* clones sent (one per replica) */
-	__u64 replies;		/* backend datagrams sent back to clients */
+	__u64 rx_service;     /* datagrams to the service port */
+	__u64 passed_up;      /* ... left to kmagentd's UDP socket */
+	__u64 kernel_gets;    /* single-key gets routed in the kernel */
+	__u64 kernel_writes;  /* writes cloned in the kernel (tc) */
+	__u64 noreply_writes; /* ... of which noreply */
+	__u64 write_clones;   /* clones sent (one per replica) */
+	__u64 replies;	      /* backend datagrams sent back to clients */
 	__u64 hits;
-	__u64 misses;		/* misses returned to the client */
-	__u64 fallbacks;	/* misses turned into a get to the next replica */
-	__u64 fallback_hits;	/* hits after at least one fallback */
-	__u64 write_replies;	/* backend replies to cloned writes */
-	__u64 write_divergent;	/* writes whose replicas answered differently */
-	__u64 timeouts;		/* pending entries reclaimed after timeout */
-	__u64 denied;		/* clients outside km_allow, dropped */
-	__u64 pending_full;	/* no free pending entry: passed up */
-	__u64 no_backend;	/* no readable/writable replica: passed up */
-	__u64 no_route;		/* bpf_fib_lookup failed: passed up */
-	__u64 stray_replies;	/* to the NAT port, no matching entry: dropped */
-	__u64 helper_errors;	/* a helper failed mid-rewrite */
-	__u64 events_lost;	/* ring buffer full */
+	__u64 misses;	     /* misses returned to the client */
+	__u64 fallbacks;     /* misses turned into a get to the next replica */
+	__u64 fallback_hits; /* hits after at least one fallback */
+	__u64 write_replies; /* backend replies to cloned writes */
+	__u64 write_divergent; /* writes whose replicas answered differently */
+	__u64 timeouts;	       /* pending entries reclaimed after timeout */
+	__u64 denied;	       /* clients outside km_allow, dropped */
+	__u64 pending_full;    /* no free pending entry: passed up */
+	__u64 no_backend;      /* no readable/writable replica: passed up */
+	__u64 no_route;	       /* bpf_fib_lookup failed: passed up */
+	__u64 stray_replies;   /* to the NAT port, no matching entry: dropped */
+	__u64 helper_errors;   /* a helper failed mid-rewrite */
+	__u64 events_lost;     /* ring buffer full */
 };
 
 /* Per-backend counters: km_be_stats, per CPU, indexed by backend id. */
 struct km_be_stats {
-	__u64 gets;	  /* gets sent (first try or fallback) */
+	__u64 gets; /* gets sent (first try or fallback) */
 	__u64 hits;
 	__u64 misses;
-	__u64 writes;	  /* write clones sent */
+	__u64 writes; /* write clones sent */
 	__u64 write_replies;
-	__u64 timeouts;	  /* pending entries that expired waiting on it */
+	__u64 timeouts; /* pending entries that expired waiting on it */
 };
 
 /* km_allow: LPM trie of client networks allowed to use the UDP service. */
