@@ -49,6 +49,7 @@ static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
 	r->cmd = cmd;
 	r->type = type;
 	r->noreply = r->quiet = r->answered = r->close_after = 0;
+	r->stats = 0;
 	r->pending = 0;
 	r->dispatching = 1;
 	r->pool_idx = c ? c->pool_idx : 0;
@@ -1165,7 +1166,14 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 	case KM_CMD_STATS:
 		if (pr->ntok == 1 || (pr->ntok == 2 && pr->tok[1].len == 5 &&
 				      !memcmp(pr->tok[1].p, "reset", 5))) {
-			km_stats_reply(w, c, pr->ntok == 2);
+			/* figures as of its turn: after the requests before */
+			r = km_req_new(w, c, KM_CMD_STATS, KM_RT_LOCAL);
+			if (!r)
+				return;
+			r->stats = pr->ntok == 2 ? 2 : 1;
+			r->dispatching = 0;
+			km_req_enqueue(c, r);
+			km_req_answered(w, r);
 			return;
 		}
 		type = KM_RT_ONE;

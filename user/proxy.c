@@ -127,6 +127,11 @@ static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 			km_udp_units(c, r);
 		if (r->close_after)
 			c->closing = 1;
+		if (r->stats && !c->dead) {
+			km_stats_build(&c->out, r->stats == 2);
+			if (c->udp)
+				km_udp_unit_end(c, km_buf_used(&c->out));
+		}
 		r->next = NULL;
 		km_req_detach(w, r);
 	}
@@ -744,10 +749,10 @@ static void km_stat(struct km_buf *b, const char *name, const char *fmt, ...)
 	km_buf_append(b, line, n);
 }
 
-void km_stats_reply(struct km_worker *w, struct km_conn *c, int reset)
+void km_stats_build(struct km_buf *out, int reset)
 {
 	struct km_counters *k = &km_d.c;
-	struct km_buf b = {0};
+	struct km_buf *b = out;
 	struct rusage ru;
 	struct timeval tv;
 	unsigned int id;
@@ -757,48 +762,48 @@ void km_stats_reply(struct km_worker *w, struct km_conn *c, int reset)
 
 		memset(k, 0, sizeof(*k));
 		k->curr_connections = curr;
-		km_reply_local(w, c, "RESET\r\n", 7, 0);
+		km_buf_append(out, "RESET\r\n", 7);
 		return;
 	}
 	gettimeofday(&tv, NULL);
 	getrusage(RUSAGE_SELF, &ru);
-	km_stat(&b, "pid", "%d", (int)km_d.pid);
-	km_stat(&b, "uptime", "%ld", (long)(time(NULL) - km_d.started));
-	km_stat(&b, "time", "%ld", (long)tv.tv_sec);
-	km_stat(&b, "version", "%s", KM_VERSION);
-	km_stat(&b, "pointer_size", "%d", (int)(8 * sizeof(void *)));
-	km_stat(&b, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec,
+	km_stat(b, "pid", "%d", (int)km_d.pid);
+	km_stat(b, "uptime", "%ld", (long)(time(NULL) - km_d.started));
+	km_stat(b, "time", "%ld", (long)tv.tv_sec);
+	km_stat(b, "version", "%s", KM_VERSION);
+	km_stat(b, "pointer_size", "%d", (int)(8 * sizeof(void *)));
+	km_stat(b, "rusage_user", "%ld.%06ld", (long)ru.ru_utime.tv_sec,
 		(long)ru.ru_utime.tv_usec);
-	km_stat(&b, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
+	km_stat(b, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
 		(long)ru.ru_stime.tv_usec);
-	km_stat(&b, "curr_connections", "%lu",
+	km_stat(b, "curr_connections", "%lu",
 		(unsigned long)KM_LOAD(k->curr_connections));
-	km_stat(&b, "total_connections", "%lu",
+	km_stat(b, "total_connections", "%lu",
 		(unsigned long)KM_LOAD(k->total_connections));
-	km_stat(&b, "rejected_connections", "%lu",
+	km_stat(b, "rejected_connections", "%lu",
 		(unsigned long)KM_LOAD(k->rejected_connections));
-	km_stat(&b, "cmd_get", "%lu", (unsigned long)KM_LOAD(k->cmd_get));
-	km_stat(&b, "cmd_set", "%lu", (unsigned long)KM_LOAD(k->cmd_set));
-	km_stat(&b, "cmd_flush", "%lu", (unsigned long)KM_LOAD(k->cmd_flush));
-	km_stat(&b, "cmd_touch", "%lu", (unsigned long)KM_LOAD(k->cmd_touch));
-	km_stat(&b, "get_hits", "%lu", (unsigned long)KM_LOAD(k->get_hits));
-	km_stat(&b, "get_misses", "%lu", (unsigned long)KM_LOAD(k->get_misses));
-	km_stat(&b, "threads", "%u", km_nworkers);
-	km_stat(&b, "kmagent_fallbacks", "%lu",
+	km_stat(b, "cmd_get", "%lu", (unsigned long)KM_LOAD(k->cmd_get));
+	km_stat(b, "cmd_set", "%lu", (unsigned long)KM_LOAD(k->cmd_set));
+	km_stat(b, "cmd_flush", "%lu", (unsigned long)KM_LOAD(k->cmd_flush));
+	km_stat(b, "cmd_touch", "%lu", (unsigned long)KM_LOAD(k->cmd_touch));
+	km_stat(b, "get_hits", "%lu", (unsigned long)KM_LOAD(k->get_hits));
+	km_stat(b, "get_misses", "%lu", (unsigned long)KM_LOAD(k->get_misses));
+	km_stat(b, "threads", "%u", km_nworkers);
+	km_stat(b, "kmagent_fallbacks", "%lu",
 		(unsigned long)KM_LOAD(k->fallbacks));
-	km_stat(&b, "kmagent_fallback_hits", "%lu",
+	km_stat(b, "kmagent_fallback_hits", "%lu",
 		(unsigned long)KM_LOAD(k->fallback_hits));
-	km_stat(&b, "kmagent_divergent_writes", "%lu",
+	km_stat(b, "kmagent_divergent_writes", "%lu",
 		(unsigned long)KM_LOAD(k->divergent));
-	km_stat(&b, "kmagent_failed_writes", "%lu",
+	km_stat(b, "kmagent_failed_writes", "%lu",
 		(unsigned long)KM_LOAD(k->write_failures));
-	km_stat(&b, "kmagent_backend_timeouts", "%lu",
+	km_stat(b, "kmagent_backend_timeouts", "%lu",
 		(unsigned long)KM_LOAD(k->backend_timeouts));
-	km_stat(&b, "kmagent_udp_requests", "%lu",
+	km_stat(b, "kmagent_udp_requests", "%lu",
 		(unsigned long)KM_LOAD(k->udp_requests));
-	km_stat(&b, "kmagent_protocol_errors", "%lu",
+	km_stat(b, "kmagent_protocol_errors", "%lu",
 		(unsigned long)KM_LOAD(k->protocol_errors));
-	km_stat(&b, "kmagent_write_policy", "%s",
+	km_stat(b, "kmagent_write_policy", "%s",
 		km_write_policy_name(km_d.cfg.write_policy));
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		const struct km_backend_info *be = &km_d.be[id];
@@ -807,7 +812,7 @@ void km_stats_reply(struct km_worker *w, struct km_conn *c, int reset)
 		if (!be->id)
 			continue;
 		snprintf(name, sizeof(name), "kmagent_backend_%u", id);
-		km_stat(&b, name,
+		km_stat(b, name,
 			"%s %s requests=%lu errors=%lu timeouts=%lu "
 			"conn_errors=%lu",
 			be->name,
@@ -818,8 +823,5 @@ void km_stats_reply(struct km_worker *w, struct km_conn *c, int reset)
 			(unsigned long)KM_LOAD(be->c.timeouts),
 			(unsigned long)KM_LOAD(be->c.conn_errors));
 	}
-	km_buf_append(&b, "END\r\n", 5);
-	if (km_buf_used(&b))
-		km_reply_local(w, c, km_buf_data(&b), km_buf_used(&b), 0);
-	km_buf_free(&b);
+	km_buf_append(b, "END\r\n", 5);
 }

@@ -62,6 +62,7 @@ struct km_req {
 	struct km_wrep *reps;
 	unsigned int nreps, rcap;
 	unsigned int gat_exp_len; /* "gat <exp> ": bytes before the keys */
+	int stats;		  /* 1: stats, 2: stats reset, when at head */
 	int cas_phase;		  /* KM_RT_CAS: 1 = primary, 2 = the others */
 };
 
