@@ -22,6 +22,7 @@
 
 #include "daemon.h"
 #include "health.h"
+#include "ctl.h"
 #include "kbpf.h"
 #include "log.h"
 #include "proxy.h"
@@ -193,6 +194,9 @@ int main(int argc, char **argv)
 		km_err("kernel path: %s\n", strerror(-err));
 		goto out_proxy;
 	}
+	/* control socket (in /run), resync, read-repair, metrics */
+	if (km_ops_start(&cfg, argc, argv))
+		goto out_proxy;
 	if (km_drop_privileges(&cfg))
 		goto out_proxy;
 	if (cfg.pid_file[0] && km_write_pid_file(cfg.pid_file))
@@ -206,7 +210,7 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig))
 			continue;
 		if (sig == SIGHUP) {
-			km_info("SIGHUP: reload is done by kmagentctl\n");
+			km_reload_log();
 			continue;
 		}
 		km_info("signal %d: exiting\n", sig);
@@ -215,6 +219,7 @@ int main(int argc, char **argv)
 	ret = 0;
 	km_health_stop();
 out_proxy:
+	km_ops_stop();
 	km_kbpf_stop();
 	km_proxy_stop();
 	if (cfg.pid_file[0] && ret == 0)

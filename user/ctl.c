@@ -1,0 +1,862 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * kmagentd's control socket: one request line in, one JSON line out (see
+ * ctl.h), served by one thread; plus the start/stop of the ops threads
+ * and the reload.  Lock order: the ops locks (resync, repair) are never
+ * taken while km_d.lock is held here, so every handler first copies what
+ * it needs out of the daemon's table, then asks the others.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <stdarg.h>
+
+#include "ctl.h"
+#include "daemon.h"
+#include "km_hash.h"
+#include "log.h"
+#include "metrics.h"
+#include "pinned.h"
+#include "repair.h"
+#include "resync.h"
+
+#define KM_CTL_LINE_MAX 1024
+#define KM_CTL_IO_MS	2000
+
+static struct {
+	int fd;
+	char path[KM_PATH_MAX];
+	pthread_t thread;
+	bool up;
+	volatile int stop;
+	int argc;
+	char **argv;
+	pthread_mutex_t reload_lock;
+} km_ctl = {
+	.fd = -1,
+	.reload_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* ---- JSON --------------------------------------------------------------- */
+
+void km_json_str(FILE *out, const char *s, size_t len)
+{
+	size_t i;
+
+	fputc('"', out);
+	for (i = 0; i < len; i++) {
+		unsigned char c = s[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+static void km_json_cstr(FILE *out, const char *s)
+{
+	km_json_str(out, s, strlen(s));
+}
+
+static void km_json_error(FILE *out, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fputs("{\"ok\":false,\"error\":", out);
+	km_json_cstr(out, msg);
+	fputc('}', out);
+}
+
+#define KM_COUNTERS_FIELDS(X)                                                  \
+	X(curr_connections)                                                    \
+	X(total_connections)                                                   \
+	X(rejected_connections)                                                \
+	X(cmd_get) X(cmd_set) X(cmd_touch) X(cmd_flush) X(get_hits)            \
+		X(get_misses) X(fallbacks) X(fallback_hits) X(divergent)       \
+			X(write_failures) X(backend_timeouts) X(udp_requests)  \
+				X(protocol_errors)
+#define KM_BE_COUNTERS_FIELDS(X)                                               \
+	X(requests)                                                            \
+	X(errors)                                                              \
+	X(timeouts) X(conn_errors) X(fallbacks) X(probes_ok) X(probes_failed)
+
+#define KM_ONE(f) +1
+_Static_assert((0 KM_COUNTERS_FIELDS(KM_ONE)) * sizeof(uint64_t) ==
+		       sizeof(struct km_counters),
+	       "KM_COUNTERS_FIELDS out of date");
+_Static_assert((0 KM_BE_COUNTERS_FIELDS(KM_ONE)) * sizeof(uint64_t) ==
+		       sizeof(struct km_be_counters),
+	       "KM_BE_COUNTERS_FIELDS out of date");
+
+/* ---- backends ----------------------------------------------------------- */
+
+int km_be_snapshot(struct km_be_view *v)
+{
+	unsigned int id;
+	int n = 0;
+
+	pthread_mutex_lock(&km_d.lock);
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id)
+			continue;
+		v[n].id = id;
+		memcpy(v[n].name, b->name, sizeof(v[n].name));
+		v[n].addr = b->addr;
+		v[n].kb = b->kb;
+		v[n].since = b->since;
+		memcpy(v[n].reason, b->reason, sizeof(v[n].reason));
+		v[n].pid = b->pid;
+		v[n].uptime = b->uptime;
+		v[n].c = b->c;
+		n++;
+	}
+	pthread_mutex_unlock(&km_d.lock);
+	return n;
+}
+
+/* An id, or a "host:port" name; 0 when unknown. */
+static __u8 km_be_lookup(const char *arg)
+{
+	struct km_backend_info *b;
+	char *end;
+	long id = strtol(arg, &end, 10);
+	__u8 ret = 0;
+
+	if (*arg && !*end)
+		return id > 0 && id < KM_MAX_BACKENDS && km_d.be[id].id ? id
+									: 0;
+	pthread_mutex_lock(&km_d.lock);
+	b = km_backend_by_name(arg);
+	if (b)
+		ret = b->id;
+	pthread_mutex_unlock(&km_d.lock);
+	return ret;
+}
+
+/* One `mn` round trip: the backend's latency as seen from here. */
+static long km_be_latency_us(const struct sockaddr_in *sa)
+{
+	struct timespec t0, t1;
+	struct pollfd pfd;
+	char buf[16];
+	long us = -1;
+	int fd, one = 1;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)))
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (send(fd, "mn\r\n", 4, MSG_NOSIGNAL) != 4)
+		goto out;
+	if (poll(&pfd, 1, 200) == 1 && recv(fd, buf, sizeof(buf), 0) > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		us = (t1.tv_sec - t0.tv_sec) * 1000000L +
+		     (t1.tv_nsec - t0.tv_nsec) / 1000;
+	}
+out:
+	close(fd);
+	return us;
+}
+
+static void km_json_resync(FILE *out, __u8 id)
+{
+	struct km_resync_progress p;
+
+	if (km_resyncd_progress(id, &p)) {
+		fputs("null", out);
+		return;
+	}
+	fprintf(out,
+		"{\"state\":\"%s\",\"source\":%u,\"matched\":%llu,"
+		"\"copied\":%llu,\"existed\":%llu,\"missing\":%llu,"
+		"\"undone\":%llu,\"failed\":%llu,\"total_est\":%llu,"
+		"\"source_errors\":%llu,\"elapsed\":%.3f,\"rate\":%.0f,"
+		"\"eta\":%.1f,\"error\":",
+		km_resync_state_name(p.state), p.source_id,
+		(unsigned long long)p.matched, (unsigned long long)p.copied,
+		(unsigned long long)p.existed, (unsigned long long)p.missing,
+		(unsigned long long)p.undone, (unsigned long long)p.failed,
+		(unsigned long long)p.total_est,
+		(unsigned long long)p.source_errors, p.elapsed, p.rate, p.eta);
+	km_json_cstr(out, p.error);
+	fputc('}', out);
+}
+
+static void km_json_be_row(FILE *out, const struct km_be_view *v, bool latency)
+{
+	fprintf(out, "{\"id\":%u,\"name\":", v->id);
+	km_json_cstr(out, v->name);
+	fprintf(out,
+		",\"state\":\"%s\",\"no_reads\":%s,\"no_writes\":%s,"
+		"\"since\":%lld,\"reason\":",
+		km_backend_state_name(v->kb.state),
+		v->kb.flags & KM_BE_F_NO_READS ? "true" : "false",
+		v->kb.flags & KM_BE_F_NO_WRITES ? "true" : "false",
+		(long long)v->since);
+	km_json_cstr(out, v->reason);
+	fprintf(out, ",\"pid\":%ld,\"uptime\":%ld", v->pid, v->uptime);
+	if (latency)
+		fprintf(out, ",\"latency_us\":%ld", km_be_latency_us(&v->addr));
+#define X(f) fprintf(out, ",\"" #f "\":%llu", (unsigned long long)v->c.f);
+	KM_BE_COUNTERS_FIELDS(X)
+#undef X
+	fputs(",\"resync\":", out);
+	km_json_resync(out, v->id);
+	fputc('}', out);
+}
+
+static void km_cmd_backends(FILE *out)
+{
+	struct km_be_view v[KM_MAX_BACKENDS];
+	int n = km_be_snapshot(v), i;
+
+	fputs("{\"ok\":true,\"source\":\"daemon\",\"backends\":[", out);
+	for (i = 0; i < n; i++) {
+		if (i)
+			fputc(',', out);
+		km_json_be_row(out, &v[i], true);
+	}
+	fputs("]}", out);
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+static bool km_kernel_path(struct km_pinned *p)
+{
+	return km_d.cfg.nr_ifaces && !km_pinned_open(p, km_d.cfg.pin_root);
+}
+
+static void km_cmd_status(FILE *out)
+{
+	struct km_be_view v[KM_MAX_BACKENDS];
+	int n = km_be_snapshot(v), i, st[3] = {0}, rs = 0;
+	struct km_resync_progress p;
+	struct km_pinned pin;
+	bool kernel = km_kernel_path(&pin);
+
+	if (kernel)
+		km_pinned_close(&pin);
+	for (i = 0; i < n; i++) {
+		if (v[i].kb.state < 3)
+			st[v[i].kb.state]++;
+		if (!km_resyncd_progress(v[i].id, &p) &&
+		    p.state == KM_RS_RUNNING)
+			rs++;
+	}
+	fprintf(out,
+		"{\"ok\":true,\"source\":\"daemon\",\"version\":\"%s\","
+		"\"pid\":%d,\"uptime\":%lld,\"port\":%d,\"replicas\":%u,"
+		"\"write_policy\":\"%s\",\"backends\":%d,\"up\":%d,"
+		"\"warming\":%d,\"down\":%d,\"resyncs_running\":%d,"
+		"\"kernel_path\":%s,\"pin_root\":",
+		KM_VERSION, (int)km_d.pid,
+		(long long)(time(NULL) - km_d.started), km_d.cfg.port,
+		km_d.cfg.replicas, km_write_policy_name(km_d.cfg.write_policy),
+		n, st[KM_BE_UP], st[KM_BE_WARMING], st[KM_BE_DOWN], rs,
+		kernel ? "true" : "false");
+	km_json_cstr(out,
+		     km_d.cfg.pin_root[0] ? km_d.cfg.pin_root : KM_PIN_ROOT);
+	fputs(",\"config_file\":", out);
+	km_json_cstr(out, km_d.cfg.config_file);
+	fputs("}", out);
+}
+
+/* ---- stats -------------------------------------------------------------- */
+
+static void km_json_kernel_stats(FILE *out, const struct km_pinned *p)
+{
+	const char *sep = "";
+	struct km_stats s;
+
+	if (!p || km_pinned_stats(p, &s)) {
+		fputs("null", out);
+		return;
+	}
+	fputc('{', out);
+#define X(f)                                                                   \
+	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
+	sep = ",";
+	KM_STATS_FIELDS(X)
+#undef X
+	fputc('}', out);
+}
+
+static void km_json_kernel_be(FILE *out, const struct km_pinned *p, __u8 id)
+{
+	const char *sep = "";
+	struct km_be_stats s;
+
+	if (!p || km_pinned_be_stats(p, id, &s)) {
+		fputs("null", out);
+		return;
+	}
+	fputc('{', out);
+#define X(f)                                                                   \
+	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
+	sep = ",";
+	KM_BE_STATS_FIELDS(X)
+#undef X
+	fputc('}', out);
+}
+
+static void km_json_progs(FILE *out, const struct km_pinned *p)
+{
+	struct km_prog_stats ps[16];
+	int n = p ? km_pinned_progs(p, ps, 16) : 0, i;
+
+	fputc('[', out);
+	for (i = 0; i < n; i++)
+		fprintf(out,
+			"%s{\"id\":%u,\"name\":\"%s\",\"run_cnt\":%llu,"
+			"\"run_time_ns\":%llu}",
+			i ? "," : "", ps[i].id, ps[i].name,
+			(unsigned long long)ps[i].run_cnt,
+			(unsigned long long)ps[i].run_time_ns);
+	fputc(']', out);
+}
+
+static void km_cmd_stats(FILE *out)
+{
+	struct km_be_view v[KM_MAX_BACKENDS];
+	int n = km_be_snapshot(v), i;
+	struct km_repair_stats rp;
+	struct km_pinned pin;
+	bool kernel = km_kernel_path(&pin);
+	struct timespec now;
+	const char *sep = "";
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	fprintf(out,
+		"{\"ok\":true,\"source\":\"daemon\",\"time\":%.3f,"
+		"\"uptime\":%lld,\"user\":{",
+		now.tv_sec + now.tv_nsec / 1e9,
+		(long long)(time(NULL) - km_d.started));
+#define X(f)                                                                   \
+	fprintf(out, "%s\"" #f "\":%llu", sep,                                 \
+		(unsigned long long)KM_LOAD(km_d.c.f));                        \
+	sep = ",";
+	KM_COUNTERS_FIELDS(X)
+#undef X
+	fputs("},\"repair\":{", out);
+	km_repair_get_stats(&rp);
+#define X(f) fprintf(out, "\"" #f "\":%llu,", (unsigned long long)rp.f);
+	KM_REPAIR_FIELDS(X)
+#undef X
+	fprintf(out, "\"rate_limit\":%u},\"kernel\":", km_repair_get_rate());
+	km_json_kernel_stats(out, kernel ? &pin : NULL);
+	fputs(",\"programs\":", out);
+	km_json_progs(out, kernel ? &pin : NULL);
+	fputs(",\"backends\":[", out);
+	for (i = 0; i < n; i++) {
+		fprintf(out, "%s{\"id\":%u,\"name\":", i ? "," : "", v[i].id);
+		km_json_cstr(out, v[i].name);
+		fprintf(out, ",\"state\":\"%s\",\"user\":{",
+			km_backend_state_name(v[i].kb.state));
+		sep = "";
+#define X(f)                                                                   \
+	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)v[i].c.f);  \
+	sep = ",";
+		KM_BE_COUNTERS_FIELDS(X)
+#undef X
+		fputs("},\"kernel\":", out);
+		km_json_kernel_be(out, kernel ? &pin : NULL, v[i].id);
+		fputs(",\"resync\":", out);
+		km_json_resync(out, v[i].id);
+		fputc('}', out);
+	}
+	fputs("]}", out);
+	if (kernel)
+		km_pinned_close(&pin);
+}
+
+/* ---- ring --------------------------------------------------------------- */
+
+static void km_cmd_ring(FILE *out, const char *key)
+{
+	const struct km_ring *ring = km_daemon_ring();
+	size_t len = strlen(key);
+	__u32 hash = km_hash_key(key, len), slot = km_hash_slot(hash);
+	const struct km_slot *s = &ring->slots[slot];
+	struct km_slot ks;
+	struct km_pinned pin;
+	bool kernel = km_kernel_path(&pin);
+	int read_from = 0;
+	unsigned int i;
+
+	if (!len || len > KM_KEY_MAX) {
+		km_json_error(out, "a key is 1 to %d bytes", KM_KEY_MAX);
+		goto out;
+	}
+	fputs("{\"ok\":true,\"key\":", out);
+	km_json_cstr(out, key);
+	fprintf(out, ",\"hash\":%u,\"slot\":%u,\"replicas\":[", hash, slot);
+	for (i = 0; i < s->nr; i++) {
+		__u8 id = s->be[i];
+		char name[KM_NAME_MAX];
+		int readable = km_be_readable(id);
+
+		pthread_mutex_lock(&km_d.lock);
+		snprintf(name, sizeof(name), "%s", km_d.be[id].name);
+		pthread_mutex_unlock(&km_d.lock);
+		if (readable && !read_from)
+			read_from = id;
+		fprintf(out, "%s{\"id\":%u,\"name\":", i ? "," : "", id);
+		km_json_cstr(out, name);
+		fprintf(out, ",\"state\":\"%s\",\"readable\":%s}",
+			km_backend_state_name(km_d.be[id].kb.state),
+			readable ? "true" : "false");
+	}
+	fprintf(out, "],\"read_from\":%d,\"kernel\":", read_from);
+	if (kernel && !km_pinned_slot(&pin, slot, &ks)) {
+		fputc('[', out);
+		for (i = 0; i < ks.nr && i < KM_MAX_REPLICAS; i++)
+			fprintf(out, "%s%u", i ? "," : "", ks.be[i]);
+		fprintf(out, "],\"kernel_agrees\":%s",
+			ks.nr == s->nr && !memcmp(ks.be, s->be, s->nr)
+				? "true"
+				: "false");
+	} else {
+		fputs("null", out);
+	}
+	fputc('}', out);
+out:
+	if (kernel)
+		km_pinned_close(&pin);
+}
+
+/* ---- drain, undrain, resync ------------------------------------------- */
+
+static void km_cmd_drain(FILE *out, const char *arg, const char *mode,
+			 bool drain)
+{
+	__u8 id = arg ? km_be_lookup(arg) : 0, flags;
+	char why[64];
+
+	if (!id) {
+		km_json_error(out, "no such backend: %s", arg ? arg : "");
+		return;
+	}
+	if (mode && strcmp(mode, "writes")) {
+		km_json_error(out, "drain: unknown mode '%s'", mode);
+		return;
+	}
+	flags = drain ? KM_BE_F_NO_READS : 0;
+	if (drain && mode)
+		flags |= KM_BE_F_NO_WRITES;
+	snprintf(why, sizeof(why), "kmagentctl %s%s",
+		 drain ? "drain" : "undrain", mode ? " --writes" : "");
+	km_backend_set_flags(id, flags, why);
+	fprintf(out, "{\"ok\":true,\"id\":%u,\"no_reads\":%s,\"no_writes\":%s}",
+		id, flags & KM_BE_F_NO_READS ? "true" : "false",
+		flags & KM_BE_F_NO_WRITES ? "true" : "false");
+}
+
+static void km_cmd_resync(FILE *out, const char *arg)
+{
+	__u8 id = arg ? km_be_lookup(arg) : 0;
+
+	if (!id) {
+		km_json_error(out, "no such backend: %s", arg ? arg : "");
+		return;
+	}
+	if (km_resyncd_request(id)) {
+		km_json_error(out, "resync of %s refused", arg);
+		return;
+	}
+	fprintf(out, "{\"ok\":true,\"id\":%u,\"resync\":\"requested\"}", id);
+}
+
+static void km_cmd_repair_rate(FILE *out, const char *arg)
+{
+	char *end;
+	long rate = arg ? strtol(arg, &end, 10) : -1;
+
+	if (!arg || *end || rate < 0 || rate > 10000000) {
+		km_json_error(out, "repair-rate: a number of repairs a second");
+		return;
+	}
+	km_repair_set_rate(rate);
+	fprintf(out, "{\"ok\":true,\"rate_limit\":%ld}", rate);
+}
+
+void km_ctl_handle(const char *line, FILE *out)
+{
+	char buf[KM_CTL_LINE_MAX], *argv[4] = {0}, *save = NULL;
+	int argc = 0;
+
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (char *t = strtok_r(buf, " \t\r\n", &save); t && argc < 4;
+	     t = strtok_r(NULL, " \t\r\n", &save))
+		argv[argc++] = t;
+	if (!argc)
+		km_json_error(out, "empty request");
+	else if (!strcmp(argv[0], "status"))
+		km_cmd_status(out);
+	else if (!strcmp(argv[0], "backends"))
+		km_cmd_backends(out);
+	else if (!strcmp(argv[0], "stats"))
+		km_cmd_stats(out);
+	else if (!strcmp(argv[0], "ring") && argc == 2)
+		km_cmd_ring(out, argv[1]);
+	else if (!strcmp(argv[0], "drain"))
+		km_cmd_drain(out, argv[1], argc > 2 ? argv[2] : NULL, true);
+	else if (!strcmp(argv[0], "undrain"))
+		km_cmd_drain(out, argv[1], NULL, false);
+	else if (!strcmp(argv[0], "resync"))
+		km_cmd_resync(out, argv[1]);
+	else if (!strcmp(argv[0], "reload"))
+		km_reload(out);
+	else if (!strcmp(argv[0], "repair-rate"))
+		km_cmd_repair_rate(out, argv[1]);
+	else
+		km_json_error(out, "unknown request '%s'", argv[0]);
+}
+
+/* ---- reload ------------------------------------------------------------- */
+
+static bool km_cfg_has_backend(const struct km_cfg *c, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nr_backends; i++)
+		if (!strcmp(c->backends[i].name, name))
+			return true;
+	return false;
+}
+
+/* What a reload cannot change in a running daemon. */
+static void km_reload_restart_only(FILE *out, const struct km_cfg *o,
+				   const struct km_cfg *n)
+{
+	bool first = true;
+
+#define KM_DIFF(cond, name)                                                    \
+	do {                                                                   \
+		if (cond) {                                                    \
+			fprintf(out, "%s\"%s\"", first ? "" : ",", name);      \
+			first = false;                                         \
+		}                                                              \
+	} while (0)
+	KM_DIFF(o->port != n->port, "port");
+	KM_DIFF(strcmp(o->listen, n->listen), "listen");
+	KM_DIFF(o->threads != n->threads, "threads");
+	KM_DIFF(o->pool_size != n->pool_size, "pool");
+	KM_DIFF(strcmp(o->unix_path, n->unix_path), "unix-socket");
+	KM_DIFF(strcmp(o->ctl_path, n->ctl_path), "ctl");
+	KM_DIFF(strcmp(o->metrics, n->metrics), "metrics");
+	KM_DIFF(strcmp(o->pin_root, n->pin_root), "pin-root");
+	KM_DIFF(o->nr_ifaces != n->nr_ifaces ||
+			memcmp(o->ifaces, n->ifaces, sizeof(o->ifaces)),
+		"iface");
+	KM_DIFF(o->nr_allow != n->nr_allow ||
+			memcmp(o->allow, n->allow, sizeof(o->allow)),
+		"allow");
+#undef KM_DIFF
+}
+
+/* Settings the data path and health thread read live from km_d.cfg. */
+static void km_reload_live(const struct km_cfg *n, bool *replicas_changed)
+{
+	pthread_mutex_lock(&km_d.lock);
+	*replicas_changed = km_d.cfg.replicas != n->replicas;
+	km_d.cfg.write_policy = n->write_policy;
+	km_d.cfg.timeout_ms = n->timeout_ms;
+	km_d.cfg.probe_interval_ms = n->probe_interval_ms;
+	km_d.cfg.probe_timeout_ms = n->probe_timeout_ms;
+	km_d.cfg.fall = n->fall;
+	km_d.cfg.rise = n->rise;
+	km_d.cfg.item_size_max = n->item_size_max;
+	km_d.cfg.max_conns = n->max_conns;
+	km_d.cfg.verbose = n->verbose;
+	km_d.cfg.replicas = n->replicas;
+	if (*replicas_changed)
+		km_daemon_rebuild_ring_locked();
+	pthread_mutex_unlock(&km_d.lock);
+}
+
+/*
+ * Backends: new ones first (so that no key ever has fewer replicas than
+ * before), each made WARMING at once so that it serves no read before its
+ * resync; then the removed ones.
+ */
+static void km_reload_backends(FILE *out, const struct km_cfg *n)
+{
+	struct km_be_view v[KM_MAX_BACKENDS];
+	int nv = km_be_snapshot(v), i, id;
+	unsigned int k;
+	bool first = true;
+
+	fputs(",\"added\":[", out);
+	for (k = 0; k < n->nr_backends; k++) {
+		const char *name = n->backends[k].name;
+
+		for (i = 0; i < nv && strcmp(v[i].name, name); i++)
+			;
+		if (i < nv)
+			continue;
+		id = km_backend_add(name);
+		if (id < 0) {
+			km_warn("reload: add %s: %s\n", name, strerror(-id));
+			continue;
+		}
+		km_backend_set_state(id, KM_BE_WARMING, "added by reload");
+		fprintf(out, "%s", first ? "" : ",");
+		km_json_cstr(out, name);
+		first = false;
+	}
+	fputs("],\"removed\":[", out);
+	first = true;
+	for (i = 0; i < nv; i++) {
+		if (km_cfg_has_backend(n, v[i].name))
+			continue;
+		if (km_backend_remove(v[i].id))
+			continue;
+		fprintf(out, "%s", first ? "" : ",");
+		km_json_cstr(out, v[i].name);
+		first = false;
+	}
+	fputc(']', out);
+}
+
+int km_reload(FILE *out)
+{
+	struct km_cfg *n = malloc(sizeof(*n)), old;
+	char *msg = NULL;
+	size_t msglen = 0;
+	FILE *err;
+	bool repl;
+	int ret = -1;
+
+	err = open_memstream(&msg, &msglen);
+	if (!n || !err) {
+		km_json_error(out, "reload: out of memory");
+		goto out;
+	}
+	pthread_mutex_lock(&km_ctl.reload_lock);
+	if (km_config_parse_args(n, km_ctl.argc, km_ctl.argv, err) !=
+	    KM_CFG_RUN) {
+		fclose(err);
+		err = NULL;
+		while (msglen && msg[msglen - 1] == '\n')
+			msg[--msglen] = '\0';
+		km_warn("reload refused, configuration kept: %s\n", msg);
+		km_json_error(out, "%s", msglen ? msg : "invalid config");
+		goto unlock;
+	}
+	pthread_mutex_lock(&km_d.lock);
+	old = km_d.cfg;
+	pthread_mutex_unlock(&km_d.lock);
+	fputs("{\"ok\":true", out);
+	km_reload_backends(out, n);
+	km_reload_live(n, &repl);
+	fprintf(out, ",\"replicas_changed\":%s,\"restart_needed\":[",
+		repl ? "true" : "false");
+	km_reload_restart_only(out, &old, n);
+	fputs("]}", out);
+	km_info("configuration reloaded\n");
+	ret = 0;
+unlock:
+	pthread_mutex_unlock(&km_ctl.reload_lock);
+out:
+	if (err)
+		fclose(err);
+	free(msg);
+	free(n);
+	return ret;
+}
+
+void km_reload_log(void)
+{
+	char *msg = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&msg, &len);
+	int err;
+
+	if (!out)
+		return;
+	err = km_reload(out);
+	fclose(out);
+	if (err)
+		km_err("SIGHUP: reload refused: %s\n", msg);
+	else
+		km_info("SIGHUP: reload: %s\n", msg);
+	free(msg);
+}
+
+/* ---- the socket --------------------------------------------------------- */
+
+static int km_ctl_read_line(int fd, char *buf, size_t cap)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	size_t len = 0;
+
+	while (len + 1 < cap) {
+		ssize_t r;
+
+		if (poll(&pfd, 1, KM_CTL_IO_MS) != 1)
+			return -ETIMEDOUT;
+		r = recv(fd, buf + len, cap - len - 1, 0);
+		if (r <= 0)
+			break;
+		len += r;
+		if (memchr(buf, '\n', len))
+			break;
+	}
+	buf[len] = '\0';
+	return len ? 0 : -EIO;
+}
+
+static void km_ctl_serve(int fd)
+{
+	char line[KM_CTL_LINE_MAX], *reply = NULL;
+	size_t len = 0, off = 0;
+	FILE *out;
+
+	if (km_ctl_read_line(fd, line, sizeof(line)))
+		return;
+	out = open_memstream(&reply, &len);
+	if (!out)
+		return;
+	km_ctl_handle(line, out);
+	fputc('\n', out);
+	fclose(out);
+	while (off < len) {
+		ssize_t w = send(fd, reply + off, len - off, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			break;
+		off += w;
+	}
+	free(reply);
+}
+
+static void *km_ctl_main(void *arg)
+{
+	struct pollfd pfd = {.fd = km_ctl.fd, .events = POLLIN};
+
+	(void)arg;
+	while (!km_ctl.stop && !km_d.stop) {
+		int fd;
+
+		if (poll(&pfd, 1, 250) != 1)
+			continue;
+		fd = accept4(km_ctl.fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		km_ctl_serve(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Refuse to steal the socket of a running daemon; remove a stale one. */
+static int km_ctl_listen(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	mode_t old;
+	int fd, err;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	old = umask(0177); /* 0600: root-only by default */
+	err = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
+	umask(old);
+	if (!err && listen(fd, 16))
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int km_ops_start(const struct km_cfg *cfg, int argc, char **argv)
+{
+	const char *path = cfg->ctl_path[0] ? cfg->ctl_path : KM_DEFAULT_CTL;
+	int err;
+
+	km_ctl.argc = argc;
+	km_ctl.argv = argv;
+	err = km_resyncd_start();
+	if (!err)
+		err = km_repair_start(KM_REPAIR_RATE);
+	if (err) {
+		km_err("ops threads: %s\n", strerror(-err));
+		return err;
+	}
+	if (cfg->metrics[0]) {
+		err = km_metrics_start(&cfg->metrics_addr);
+		if (err) {
+			km_err("metrics on %s: %s\n", cfg->metrics,
+			       strerror(-err));
+			return err;
+		}
+	}
+	km_ctl.fd = km_ctl_listen(path);
+	if (km_ctl.fd < 0) {
+		/* serving clients matters more than being controllable */
+		km_warn("control socket %s: %s; running without it\n", path,
+			strerror(-km_ctl.fd));
+		km_ctl.fd = -1;
+		return 0;
+	}
+	snprintf(km_ctl.path, sizeof(km_ctl.path), "%s", path);
+	err = pthread_create(&km_ctl.thread, NULL, km_ctl_main, NULL);
+	if (err)
+		return -err;
+	km_ctl.up = true;
+	return 0;
+}
+
+void km_ops_stop(void)
+{
+	km_ctl.stop = 1;
+	if (km_ctl.up)
+		pthread_join(km_ctl.thread, NULL);
+	km_ctl.up = false;
+	if (km_ctl.fd >= 0) {
+		close(km_ctl.fd);
+		unlink(km_ctl.path);
+		km_ctl.fd = -1;
+	}
+	km_metrics_stop();
+	km_repair_stop();
+	km_resyncd_stop();
+}

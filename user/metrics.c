@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Prometheus text format (version 0.0.4) over a minimal HTTP/1.0 server:
+ * one thread, one request per connection, GET /metrics only.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "metrics.h"
+#include "pinned.h"
+#include "repair.h"
+#include "resync.h"
+
+static struct {
+	int fd;
+	pthread_t thread;
+	bool up;
+	volatile int stop;
+} km_met = {.fd = -1};
+
+static void km_help(FILE *out, const char *name, const char *type,
+		    const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+#define KM_COUNTER(out, name, help, val)                                       \
+	do {                                                                   \
+		km_help(out, name, "counter", help);                           \
+		fprintf(out, "%s %llu\n", name, (unsigned long long)(val));    \
+	} while (0)
+
+static void km_metrics_user(FILE *out)
+{
+	fprintf(out, "# HELP kmagent_user_total Userspace path counters "
+		     "(TCP and UDP slow path), by counter.\n"
+		     "# TYPE kmagent_user_total counter\n");
+#define X(f)                                                                   \
+	fprintf(out, "kmagent_user_total{counter=\"" #f "\"} %llu\n",          \
+		(unsigned long long)KM_LOAD(km_d.c.f));
+	X(total_connections)
+	X(rejected_connections)
+	X(cmd_get)
+	X(cmd_set) X(cmd_touch) X(cmd_flush) X(get_hits) X(get_misses)
+		X(fallbacks) X(fallback_hits) X(divergent) X(write_failures)
+			X(backend_timeouts) X(udp_requests) X(protocol_errors)
+#undef X
+				km_help(out, "kmagent_curr_connections",
+					"gauge",
+					"Client connections open now.");
+	fprintf(out, "kmagent_curr_connections %llu\n",
+		(unsigned long long)KM_LOAD(km_d.c.curr_connections));
+}
+
+static void km_metrics_kernel(FILE *out, const struct km_pinned *p)
+{
+	struct km_stats s;
+
+	if (!p || km_pinned_stats(p, &s))
+		return;
+	fprintf(out, "# HELP kmagent_kernel_total Kernel path counters "
+		     "(km_stats, summed over CPUs), by counter.\n"
+		     "# TYPE kmagent_kernel_total counter\n");
+#define X(f)                                                                   \
+	fprintf(out, "kmagent_kernel_total{counter=\"" #f "\"} %llu\n",        \
+		(unsigned long long)s.f);
+	KM_STATS_FIELDS(X)
+#undef X
+}
+
+static void km_metrics_progs(FILE *out, const struct km_pinned *p)
+{
+	struct km_prog_stats ps[16];
+	int n = p ? km_pinned_progs(p, ps, 16) : 0, i;
+
+	if (n <= 0)
+		return;
+	km_help(out, "kmagent_bpf_prog_run_count_total", "counter",
+		"BPF program runs (needs sysctl kernel.bpf_stats_enabled=1).");
+	for (i = 0; i < n; i++)
+		fprintf(out,
+			"kmagent_bpf_prog_run_count_total{prog=\"%s\","
+			"id=\"%u\"} %llu\n",
+			ps[i].name, ps[i].id,
+			(unsigned long long)ps[i].run_cnt);
+	km_help(out, "kmagent_bpf_prog_run_seconds_total", "counter",
+		"BPF program run time.");
+	for (i = 0; i < n; i++)
+		fprintf(out,
+			"kmagent_bpf_prog_run_seconds_total{prog=\"%s\","
+			"id=\"%u\"} %.9f\n",
+			ps[i].name, ps[i].id, ps[i].run_time_ns / 1e9);
+}
+
+static void km_metrics_backend_states(FILE *out, const struct km_be_view *v,
+				      int n)
+{
+	static const enum km_backend_state sts[] = {KM_BE_UP, KM_BE_WARMING,
+						    KM_BE_DOWN};
+	unsigned int k;
+	int i;
+
+	km_help(out, "kmagent_backend_state", "gauge",
+		"1 for the backend's current health state.");
+	for (i = 0; i < n; i++)
+		for (k = 0; k < 3; k++)
+			fprintf(out,
+				"kmagent_backend_state{backend=\"%s\","
+				"id=\"%u\",state=\"%s\"} %d\n",
+				v[i].name, v[i].id,
+				km_backend_state_name(sts[k]),
+				v[i].kb.state == sts[k]);
+	km_help(out, "kmagent_backend_drained", "gauge",
+		"Operator drain: reads, writes.");
+	for (i = 0; i < n; i++)
+		fprintf(out,
+			"kmagent_backend_drained{backend=\"%s\",what=\"reads\"}"
+			" %d\nkmagent_backend_drained{backend=\"%s\","
+			"what=\"writes\"} %d\n",
+			v[i].name, !!(v[i].kb.flags & KM_BE_F_NO_READS),
+			v[i].name, !!(v[i].kb.flags & KM_BE_F_NO_WRITES));
+}
+
+/* One family per counter, labelled by backend and path. */
+static void km_metrics_backend_counters(FILE *out, const struct km_be_view *v,
+					int n, const struct km_pinned *p)
+{
+	struct km_be_stats ks[KM_MAX_BACKENDS];
+	bool have[KM_MAX_BACKENDS];
+	int i;
+
+	for (i = 0; i < n; i++)
+		have[i] = p && !km_pinned_be_stats(p, v[i].id, &ks[i]);
+#define KM_FAMILY(fam, help, user_expr, kernel_expr)                           \
+	do {                                                                   \
+		km_help(out, "kmagent_backend_" fam "_total", "counter",       \
+			help);                                                 \
+		for (i = 0; i < n; i++) {                                      \
+			long long u = (user_expr), k = (kernel_expr);          \
+			if (u >= 0)                                            \
+				fprintf(out,                                   \
+					"kmagent_backend_" fam                 \
+					"_total{backend=\"%s\",path=\"user\"}" \
+					" %lld\n",                             \
+					v[i].name, u);                         \
+			if (have[i] && k >= 0)                                 \
+				fprintf(out,                                   \
+					"kmagent_backend_" fam                 \
+					"_total{backend=\"%s\","               \
+					"path=\"kernel\"} %lld\n",             \
+					v[i].name, k);                         \
+		}                                                              \
+	} while (0)
+	KM_FAMILY("requests", "Requests sent to the backend.",
+		  (long long)v[i].c.requests,
+		  (long long)(ks[i].gets + ks[i].writes));
+	KM_FAMILY("hits", "Read hits served by the backend.", -1LL,
+		  (long long)ks[i].hits);
+	KM_FAMILY("misses", "Read misses from the backend.", -1LL,
+		  (long long)ks[i].misses);
+	KM_FAMILY("fallbacks", "Reads that moved on from the backend.",
+		  (long long)v[i].c.fallbacks, -1LL);
+	KM_FAMILY("errors", "Error replies and connection errors.",
+		  (long long)(v[i].c.errors + v[i].c.conn_errors), -1LL);
+	KM_FAMILY("timeouts", "Requests the backend did not answer in time.",
+		  (long long)v[i].c.timeouts, (long long)ks[i].timeouts);
+#undef KM_FAMILY
+}
+
+static void km_metrics_resync(FILE *out, const struct km_be_view *v, int n)
+{
+	struct km_resync_progress p;
+	int i;
+
+	km_help(out, "kmagent_resync_running", "gauge",
+		"1 while the backend is being resynced.");
+	for (i = 0; i < n; i++) {
+		bool have = !km_resyncd_progress(v[i].id, &p);
+
+		fprintf(out, "kmagent_resync_running{backend=\"%s\"} %d\n",
+			v[i].name, have && p.state == KM_RS_RUNNING);
+	}
+#define KM_RS(fam, type, help, expr)                                           \
+	do {                                                                   \
+		km_help(out, "kmagent_resync_" fam, type, help);               \
+		for (i = 0; i < n; i++)                                        \
+			if (!km_resyncd_progress(v[i].id, &p))                 \
+				fprintf(out,                                   \
+					"kmagent_resync_" fam                  \
+					"{backend=\"%s\"} %.0f\n",             \
+					v[i].name, (double)(expr));            \
+	} while (0)
+	KM_RS("keys_done", "gauge", "Keys handled by the current/last resync.",
+	      p.matched);
+	KM_RS("keys_copied", "gauge",
+	      "Keys written by the current/last resync.", p.copied);
+	KM_RS("keys_estimate", "gauge", "Estimated keys of the resync.",
+	      p.total_est);
+	KM_RS("rate", "gauge", "Keys per second.", p.rate);
+	KM_RS("eta_seconds", "gauge", "Seconds left, -1 unknown.", p.eta);
+#undef KM_RS
+}
+
+static void km_metrics_repair(FILE *out)
+{
+	struct km_repair_stats r;
+
+	km_repair_get_stats(&r);
+	km_help(out, "kmagent_repairs_total", "counter",
+		"Read-repairs by result.");
+#define X(f)                                                                   \
+	fprintf(out, "kmagent_repairs_total{result=\"" #f "\"} %llu\n",        \
+		(unsigned long long)r.f);
+	KM_REPAIR_FIELDS(X)
+#undef X
+}
+
+void km_metrics_render(FILE *out)
+{
+	struct km_be_view v[KM_MAX_BACKENDS];
+	int n = km_be_snapshot(v);
+	struct km_pinned pin;
+	bool kernel =
+		km_d.cfg.nr_ifaces && !km_pinned_open(&pin, km_d.cfg.pin_root);
+
+	km_help(out, "kmagent_uptime_seconds", "gauge",
+		"Seconds since kmagentd started.");
+	fprintf(out, "kmagent_uptime_seconds %lld\n",
+		(long long)(time(NULL) - km_d.started));
+	km_metrics_user(out);
+	km_metrics_kernel(out, kernel ? &pin : NULL);
+	km_metrics_progs(out, kernel ? &pin : NULL);
+	km_metrics_backend_states(out, v, n);
+	km_metrics_backend_counters(out, v, n, kernel ? &pin : NULL);
+	km_metrics_resync(out, v, n);
+	km_metrics_repair(out);
+	if (kernel)
+		km_pinned_close(&pin);
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static void km_http_reply(int fd, const char *status, const char *type,
+			  const char *body, size_t len)
+{
+	char hdr[256];
+	int n = snprintf(hdr, sizeof(hdr),
+			 "HTTP/1.0 %s\r\nContent-Type: %s\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 status, type, len);
+
+	if (send(fd, hdr, n, MSG_NOSIGNAL) == n)
+		while (len) {
+			ssize_t w = send(fd, body, len, MSG_NOSIGNAL);
+
+			if (w <= 0)
+				break;
+			body += w;
+			len -= w;
+		}
+}
+
+static void km_http_serve(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	char req[2048], *body = NULL;
+	size_t len = 0, blen = 0;
+	FILE *out;
+
+	while (len + 1 < sizeof(req) && poll(&pfd, 1, 1000) == 1) {
+		ssize_t r = recv(fd, req + len, sizeof(req) - len - 1, 0);
+
+		if (r <= 0)
+			break;
+		len += r;
+		req[len] = '\0';
+		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+			break;
+	}
+	req[len] = '\0';
+	if (strncmp(req, "GET /metrics ", 13) && strncmp(req, "GET / ", 6)) {
+		km_http_reply(fd, "404 Not Found", "text/plain",
+			      "try /metrics\n", 13);
+		return;
+	}
+	out = open_memstream(&body, &blen);
+	if (!out)
+		return;
+	km_metrics_render(out);
+	fclose(out);
+	km_http_reply(fd, "200 OK", "text/plain; version=0.0.4", body, blen);
+	free(body);
+}
+
+static void *km_metrics_main(void *arg)
+{
+	struct pollfd pfd = {.fd = km_met.fd, .events = POLLIN};
+
+	(void)arg;
+	while (!km_met.stop && !km_d.stop) {
+		int fd;
+
+		if (poll(&pfd, 1, 250) != 1)
+			continue;
+		fd = accept4(km_met.fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		km_http_serve(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int km_metrics_start(const struct sockaddr_in *addr)
+{
+	int one = 1, err;
+
+	km_met.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (km_met.fd < 0)
+		return -errno;
+	setsockopt(km_met.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(km_met.fd, (const struct sockaddr *)addr, sizeof(*addr)) ||
+	    listen(km_met.fd, 16)) {
+		err = -errno;
+		close(km_met.fd);
+		km_met.fd = -1;
+		return err;
+	}
+	err = pthread_create(&km_met.thread, NULL, km_metrics_main, NULL);
+	if (err)
+		return -err;
+	km_met.up = true;
+	return 0;
+}
+
+void km_metrics_stop(void)
+{
+	km_met.stop = 1;
+	if (km_met.up)
+		pthread_join(km_met.thread, NULL);
+	km_met.up = false;
+	if (km_met.fd >= 0)
+		close(km_met.fd);
+	km_met.fd = -1;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Prometheus text exposition over HTTP (--metrics ADDR:PORT, GET
+ * /metrics): the userspace and kernel counters, per backend and path,
+ * BPF program run counts, resync progress, read-repair, backend states.
+ */
+#ifndef KM_METRICS_H
+#define KM_METRICS_H
+
+#include <stdio.h>
+#include <time.h>
+#include <netinet/in.h>
+#include "daemon.h"
+
+/* A copy of one backend's row, taken under km_d.lock (ctl.c). */
+struct km_be_view {
+	__u8 id;
+	char name[KM_NAME_MAX];
+	struct sockaddr_in addr;
+	struct km_backend kb;
+	time_t since;
+	char reason[96];
+	long pid, uptime;
+	struct km_be_counters c;
+};
+
+/* Fills v[] (KM_MAX_BACKENDS rows), returns how many. */
+int km_be_snapshot(struct km_be_view *v);
+
+int km_metrics_start(const struct sockaddr_in *addr);
+void km_metrics_stop(void);
+/* The whole exposition, as served. */
+void km_metrics_render(FILE *out);
+
+#endif /* KM_METRICS_H */
