@@ -3,6 +3,12 @@
  * kmagent's kernel fast path: entry points only.  The work is in
  * xdp_rx.bpf.h (reads, replies, fallback) and tc_clone.bpf.h (writes,
  * fallbacks XDP cannot do, a local backend's replies).
+ *
+ * Oldest kernel: 5.18, for bpf_xdp_load_bytes/bpf_xdp_store_bytes.  Also
+ * needed, and older: BPF atomics with fetch and compare-and-swap (5.12),
+ * the ring buffer (5.8), growing frames with bpf_xdp_adjust_tail (5.8),
+ * XDP bpf_links (5.9), bounded loops (5.3), global functions taking
+ * map-value pointers (5.12).  Built and tested on 6.18 only.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>

@@ -11,6 +11,7 @@
 #include <ifaddrs.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <netinet/in.h>
 
 #include "daemon.h"
@@ -69,12 +70,35 @@ static void km_kbpf_on_ring(const struct km_ring *ring, void *ctx)
 		km_warn("kernel path: ring update: %s\n", strerror(-err));
 }
 
+/*
+ * A lost datagram is a timeout too: pass at most one a second per backend
+ * on to health, so that a few UDP losses between two probes do not take a
+ * healthy backend down (a dead one keeps timing out, second after second).
+ */
+static int km_kbpf_timeout_due(__u8 id)
+{
+	static long long last_ms[KM_MAX_BACKENDS];
+	struct timespec ts;
+	long long now;
+
+	if (!id || id >= KM_MAX_BACKENDS)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+	if (last_ms[id] && now - last_ms[id] < 1000)
+		return 0;
+	last_ms[id] = now;
+	return 1;
+}
+
 static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 {
 	(void)ctx;
 	switch (ev->type) {
 	case KM_EV_TIMEOUT:
-		km_health_passive_failure(ev->backend, "UDP reply timeout");
+		if (km_kbpf_timeout_due(ev->backend))
+			km_health_passive_failure(ev->backend,
+						  "UDP reply timeout");
 		break;
 	case KM_EV_FALLBACK_HIT:
 		/* the kernel keeps no value: the repair hook fetches it */
