@@ -61,6 +61,13 @@ static int km_libbpf_print(enum libbpf_print_level level, const char *fmt,
 		return 0;
 	if (vasprintf(&msg, fmt, ap) < 0)
 		return 0;
+	/* the answers of a tc query on a device without our filter yet */
+	if (km_libbpf_verbosity < 2 &&
+	    (strstr(msg, "Parent Qdisc doesn't exist") ||
+	     strstr(msg, "Cannot find specified filter chain"))) {
+		free(msg);
+		return 0;
+	}
 	/* verifier logs come in one piece, too long for one log line */
 	if (strlen(msg) > 400)
 		fputs(msg, stderr);

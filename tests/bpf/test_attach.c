@@ -118,6 +118,21 @@ int main(void)
 		      tc_prog_id(ifindex, BPF_TC_EGRESS) == 0,
 	      "no tc filter left");
 	CHECK(access(root, F_OK) != 0, "pin root removed");
+
+	printf("a device without native XDP (bridge): generic mode\n");
+	if (!km_t_sh("ip link add kd0 type bridge && ip link set kd0 up") &&
+	    CHECK(!km_bpf_open(&kb, &o), "open for kd0")) {
+		CHECK(!km_bpf_attach(kb, "kd0"), "attach to a bridge device");
+		CHECK(km_bpf_is_generic(kb, "kd0"), "fell back to generic XDP");
+		CHECK(xdp_prog_id(if_nametoindex("kd0")) ==
+			      prog_id(km_bpf_xdp_fd(kb)),
+		      "generic XDP program attached");
+		km_bpf_close(kb);
+		kb = NULL;
+		CHECK(!km_bpf_detach_all(root, NULL) &&
+			      xdp_prog_id(if_nametoindex("kd0")) == 0,
+		      "detached from kd0");
+	}
 out:
 	km_bpf_close(kb);
 	km_bpf_detach_all(root, NULL);
