@@ -21,6 +21,11 @@
 # there.  Addresses come from 198.18.0.0/15 (one /24 LAN per lab), there is no
 # default route.
 #
+# Knobs (environment): LAB_KMAGENTD=path (default build/kmagentd; e.g.
+# build-san/kmagentd for a sanitizer run), LAB_KEEP_LOGS=DIR (copy every
+# process's output there at cleanup), LAB_ID (name prefix, default $$);
+# the TCP tests pass KM_EXTRA_ARGS to kmagentd (e.g. "--write-policy first").
+#
 # Processes are started by label ("mc-a", "km-a", or one given by the caller),
 # their PID and command line remembered, so lab_kill/lab_restart act on that
 # exact PID.  lab_cleanup (run once at EXIT, idempotent) kills every recorded
@@ -427,6 +432,16 @@ lab_cleanup()
 		wait "$pid" 2>/dev/null
 		LAB_PID[$label]=
 	done
+	# LAB_KEEP_LOGS=DIR: keep every process's output (exit-time reports of
+	# sanitizers included: the processes are gone by now)
+	if [ -n "${LAB_KEEP_LOGS:-}" ] && [ -n "$LAB_DIR" ]; then
+		mkdir -p "$LAB_KEEP_LOGS" &&
+			for label in "${LAB_LABELS[@]}"; do
+				[ -f "$LAB_DIR/$label.log" ] &&
+					cp "$LAB_DIR/$label.log" \
+						"$LAB_KEEP_LOGS/$(basename "$0" .sh).$label.log"
+			done
+	fi
 	# hosts first, the switch last; deleting a namespace deletes its veths
 	for ((i = ${#LAB_NSES[@]} - 1; i >= 0; i--)); do
 		ns=${LAB_NSES[i]}
