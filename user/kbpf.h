@@ -76,5 +76,7 @@ int km_bpf_detach_all(const char *pin_root, const char *const *ifnames);
 struct km_cfg;
 int km_kbpf_start(const struct km_cfg *cfg);
 void km_kbpf_stop(void);
+/* The daemon's handle (counters for stats/metrics), NULL without -I. */
+struct km_bpf *km_kbpf_handle(void);
 
 #endif /* KM_KBPF_H */

@@ -250,3 +250,8 @@ void km_kbpf_stop(void)
 		km_kb_thread_up = 0;
 	}
 }
+
+struct km_bpf *km_kbpf_handle(void)
+{
+	return km_kb_thread_up ? km_kb : NULL;
+}
