@@ -96,6 +96,11 @@ lab_eq "h2-8 on m1" two-8 "$(mc $M1 get h2-8)"
 lab_eq "h2-8 on m2" two-8 "$(m2direct get h2-8)"
 
 lab_log "2. m2 hangs (its tap stops answering, keeps logging)"
+# keys written before the hang and overwritten during it: m2 keeps the old
+# values in memory (its memcached never restarts), so whatever kmagent does
+# when m2 comes back must not let those old values be read again
+seq_run "before the hang" < <(for i in $(seq 1 20); do echo "set part-$i old-$i"; done)
+lab_eq "20 keys written before the hang" "20 0" "$(seq_stat requests) $(seq_stat failed)"
 kill -USR1 "$(lab_pid tap-m2)"
 seq_run "reads while m2 hangs, before the fall" < <(for i in 1 2 3 4; do
 	echo "get h2-$i two-$i"
@@ -118,11 +123,29 @@ lab_eq "m2 down: none of these requests reached m2 (tap log lines)" 0 "$leaked"
 	head -n 5 | sed 's/^/# reached m2: /'
 lab_log "tap log lines while m2 was down (probes): $(($(wc -l <"$taplog") - mark))"
 lab_eq "writes while m2 is down land on m1" a20 "$(mc $M1 get after-20)"
+seq_run "overwrites while m2 is down" < <(for i in $(seq 1 20); do echo "set part-$i new-$i"; done)
+lab_eq "20 keys overwritten while m2 is down" "20 0" "$(seq_stat requests) $(seq_stat failed)"
 
 lab_log "m2 answers again"
 kill -USR2 "$(lab_pid tap-m2)"
 lab_ok "m2 receives writes through kmagentd again within 6 s" \
 	writes_reach m2direct back2
+# reads from m2 again: a key stored on m2 only is found through kmagentd
+m2direct set only-m2 here >/dev/null
+readable=0
+for ((i = 0; i < 50; i++)); do
+	[ "$(mc $P get only-m2)" == here ] && readable=1 && break
+	sleep 0.2
+done
+lab_eq "kmagentd reads from m2 again within 10 s" 1 $readable
+seq_run "reads after m2 is back" < <(for i in $(seq 1 20); do echo "get part-$i new-$i"; done)
+lab_eq "no value overwritten during the hang is read in its old version" \
+	"20 0" "$(seq_stat requests) $(seq_stat failed)"
+stale=0
+for i in $(seq 1 20); do
+	[ "$(m2direct get part-$i)" == "new-$i" ] || stale=$((stale + 1))
+done
+lab_eq "m2 holds the new values too (replicas equal again)" 0 $stale
 lab_log "3. every backend down: errors at once, no hang, the connection stays"
 lab_kill mc-m1 TERM
 lab_kill mc-m2 TERM
