@@ -99,8 +99,9 @@ lab_log "2. m2 hangs (its tap stops answering, keeps logging)"
 # keys written before the hang and overwritten during it: m2 keeps the old
 # values in memory (its memcached never restarts), so whatever kmagent does
 # when m2 comes back must not let those old values be read again
-seq_run "before the hang" < <(for i in $(seq 1 20); do echo "set part-$i old-$i"; done)
-lab_eq "20 keys written before the hang" "20 0" "$(seq_stat requests) $(seq_stat failed)"
+seq_run "before the hang" < <(for i in $(seq 1 20); do
+	echo "set part-$i old-$i"; echo "set gone-$i g$i"; done)
+lab_eq "40 keys written before the hang" "40 0" "$(seq_stat requests) $(seq_stat failed)"
 kill -USR1 "$(lab_pid tap-m2)"
 seq_run "reads while m2 hangs, before the fall" < <(for i in 1 2 3 4; do
 	echo "get h2-$i two-$i"
@@ -125,6 +126,7 @@ lab_log "tap log lines while m2 was down (probes): $(($(wc -l <"$taplog") - mark
 lab_eq "writes while m2 is down land on m1" a20 "$(mc $M1 get after-20)"
 seq_run "overwrites while m2 is down" < <(for i in $(seq 1 20); do echo "set part-$i new-$i"; done)
 lab_eq "20 keys overwritten while m2 is down" "20 0" "$(seq_stat requests) $(seq_stat failed)"
+for i in $(seq 1 20); do mc $P delete gone-$i >/dev/null; done
 
 lab_log "m2 answers again"
 kill -USR2 "$(lab_pid tap-m2)"
@@ -141,11 +143,17 @@ lab_eq "kmagentd reads from m2 again within 10 s" 1 $readable
 seq_run "reads after m2 is back" < <(for i in $(seq 1 20); do echo "get part-$i new-$i"; done)
 lab_eq "no value overwritten during the hang is read in its old version" \
 	"20 0" "$(seq_stat requests) $(seq_stat failed)"
+seq_run "deleted keys after m2 is back" < <(for i in $(seq 1 20); do echo "miss gone-$i"; done)
+lab_eq "no key deleted during the hang is read again" \
+	"20 0" "$(seq_stat requests) $(seq_stat failed)"
 stale=0
 for i in $(seq 1 20); do
 	[ "$(m2direct get part-$i)" == "new-$i" ] || stale=$((stale + 1))
 done
-lab_eq "m2 holds the new values too (replicas equal again)" 0 $stale
+for i in $(seq 1 20); do
+	m2direct get gone-$i >/dev/null && stale=$((stale + 1))
+done
+lab_eq "m2 holds the new values and not the deleted keys (replicas equal again)" 0 $stale
 lab_log "3. every backend down: errors at once, no hang, the connection stays"
 lab_kill mc-m1 TERM
 lab_kill mc-m2 TERM
