@@ -18,12 +18,15 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <net/if.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "config.h"
 #include "json.h"
+#include "kbpf.h"
 #include "kmagent.h"
 #include "pinned.h"
 
@@ -39,6 +42,8 @@ struct km_opts {
 	int verbose;
 	bool writes;	 /* drain --writes */
 	double interval; /* stats -i */
+	const char *ifaces[KM_MAX_IFACES + 1];
+	int nr_ifaces;
 };
 
 static const char *km_usage_text =
@@ -61,6 +66,9 @@ static const char *km_usage_text =
 	"  stats                  counters of both paths with rates\n"
 	"  reload                 re-read the configuration (like SIGHUP)\n"
 	"  repair-rate N          read-repairs allowed a second\n"
+	"  detach                 with kmagentd stopped: detach the kernel "
+	"path from\n"
+	"                         its interfaces and remove its pins\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH      control socket (default " KM_DEFAULT_CTL ")\n"
@@ -68,6 +76,7 @@ static const char *km_usage_text =
 	"                         (default " KM_PIN_ROOT ")\n"
 	"  -j, --json             print the JSON reply (for scripts)\n"
 	"  -w, --writes           drain: stop writes too\n"
+	"  -I, --iface IFACE      detach: also this interface's tc hook\n"
 	"  -i, --interval SECS    stats: rates over SECS seconds (default 1, "
 	"0: none)\n"
 	"  -v, --verbose          more detail (stats: zero counters too)\n"
@@ -710,8 +719,47 @@ out:
 	return rc;
 }
 
-static int km_run(const struct km_opts *o, const char *cmd, int argc,
-		  char **argv)
+/*
+ * Remove what kmagentd attached and pinned: the XDP links pinned as
+ * link_xdp_<ifindex> name the interfaces whose tc hooks go too.
+ */
+static int km_run_detach(struct km_opts *o)
+{
+	const char *root = o->pin_root ? o->pin_root : KM_PIN_ROOT;
+	static char names[KM_MAX_IFACES][IF_NAMESIZE];
+	char *reply = NULL;
+	struct dirent *de;
+	int err, ifindex, n = 0;
+	DIR *d;
+
+	if (!km_request(o->socket, "status", &reply)) {
+		free(reply);
+		fprintf(stderr,
+			"kmagentctl: kmagentd is running (%s): stop it "
+			"first\n",
+			o->socket);
+		return KM_EXIT_FAIL;
+	}
+	d = opendir(root);
+	while (d && (de = readdir(d)) && o->nr_ifaces < KM_MAX_IFACES) {
+		if (sscanf(de->d_name, KM_LINK_XDP_FMT, &ifindex) == 1 &&
+		    if_indextoname(ifindex, names[n]))
+			o->ifaces[o->nr_ifaces++] = names[n++];
+	}
+	if (d)
+		closedir(d);
+	o->ifaces[o->nr_ifaces] = NULL;
+	err = km_bpf_detach_all(root, o->ifaces);
+	if (err) {
+		fprintf(stderr, "kmagentctl: detach %s: %s\n", root,
+			strerror(-err));
+		return KM_EXIT_FAIL;
+	}
+	printf("kernel path detached, %s removed\n", root);
+	return KM_EXIT_OK;
+}
+
+static int km_run(struct km_opts *o, const char *cmd, int argc, char **argv)
 {
 	char line[512], *raw = NULL;
 	struct km_json *j = NULL;
@@ -720,6 +768,9 @@ static int km_run(const struct km_opts *o, const char *cmd, int argc,
 
 	if (!strcmp(cmd, "stats"))
 		return km_run_stats(o);
+	if (!strcmp(cmd, "detach"))
+		return argc ? km_usage_error("detach takes no argument")
+			    : km_run_detach(o);
 	if (!strcmp(cmd, "ring")) {
 		if (argc == 2 && !strcmp(argv[0], "lookup"))
 			arg = argv[1];
@@ -774,7 +825,7 @@ int main(int argc, char **argv)
 	/* options may come before or after the command */
 	opterr = 0;
 	while (optind < argc) {
-		c = getopt_long(argc, argv, "+s:ji:wvVh", km_long_opts, NULL);
+		c = getopt_long(argc, argv, "+s:ji:wI:vVh", km_long_opts, NULL);
 		if (c == -1) {
 			if (!cmd)
 				cmd = argv[optind];
@@ -797,6 +848,11 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			o.writes = true;
+			break;
+		case 'I':
+			if (o.nr_ifaces == KM_MAX_IFACES)
+				return km_usage_error("too many -I");
+			o.ifaces[o.nr_ifaces++] = optarg;
 			break;
 		case 'i':
 			o.interval = atof(optarg);
