@@ -5,7 +5,9 @@
 # wrong value (tests/tools/mcload.py: each key is written once, with a value
 # only that key can have).  Also: no read of an acknowledged key missed
 # (null-fallback covers the dead replica), no client connection dropped,
-# no request left hanging.
+# no request left hanging.  Phase 2: m1 starts again empty and must be
+# refilled with every acknowledged write; then m2 is killed -9 under a new
+# load, and every write acknowledged in either phase must be on m1.
 #
 #   MCLOAD_SELF=1 ...   checks the script itself: load on memcached direct
 . "$(dirname "$0")/lib.sh"
@@ -76,6 +78,43 @@ if [ -z "${MCLOAD_SELF:-}" ]; then
 	printf '%s\n' "$pout" | sed 's/^/# via kmagentd: /'
 	lab_eq "every acknowledged write readable through kmagentd" 0 \
 		"$(printf '%s\n' "$pout" | awk '$1 == "missing" || $1 == "wrong" { s += $2 } END { print s + 0 }')"
+	lab_ok "kmagentd still running" lab_alive km-p
+
+	lab_log "phase 2: m1 starts again (empty) and is refilled; then m2 is killed -9 under load"
+	lab_restart mc-m1
+	t0=$(date +%s)
+	until load verify 198.18.0.1:11211 --acked "$acked" >/dev/null 2>&1; do
+		[ $(($(date +%s) - t0)) -ge 15 ] && break
+		sleep 0.5
+	done
+	vout=$(load verify 198.18.0.1:11211 --acked "$acked" 2>&1)
+	printf '%s\n' "$vout" | sed 's/^/# m1 refilled: /'
+	lab_eq "within 15 s the restarted m1 holds every acknowledged write" "0 0" \
+		"$(vstat missing) $(vstat wrong)"
+	acked2=$LAB_DIR/acked2.keys
+	rm -f "$LAB_DIR/killed"
+	load run "$target" --seconds 3 --prefix lb --acked "$acked2" \
+		--mark-file "$LAB_DIR/killed" >"$out" 2>&1 &
+	loadpid=$!
+	sleep 1
+	lab_kill mc-m2 9
+	touch "$LAB_DIR/killed"
+	lab_log "killed memcached m2 (kill -9)"
+	wait $loadpid
+	rc=$?
+	sed 's/^/# load 2: /' "$out"
+	lab_eq "phase 2: no wrong value, miss, unexpected reply, drop or timeout" \
+		"0 0 0 0 0 0" "$rc $(stat wrong) $(stat misses) $(stat other) $(stat conn_drops) $(stat timeouts)"
+	lab_ok "phase 2: writes acknowledged after the kill ($(stat acked_after_mark))" \
+		test "$(stat acked_after_mark)" -gt 0
+	cat "$acked2" >>"$acked"
+	vout=$(load verify 198.18.0.1:11211 --acked "$acked" 2>&1)
+	printf '%s\n' "$vout" | sed 's/^/# m1 at the end: /'
+	lab_eq "every write acknowledged in both phases is on m1, the survivor" \
+		"0 0" "$(vstat missing) $(vstat wrong)"
+	pout=$(load verify "$target" --acked "$acked" 2>&1)
+	lab_eq "and readable through kmagentd" "0 0" \
+		"$(printf '%s\n' "$pout" | awk '$1 == "missing" || $1 == "wrong" { printf "%s ", $2 }' | sed 's/ $//')"
 	lab_ok "kmagentd still running" lab_alive km-p
 fi
 lab_done

@@ -58,7 +58,7 @@ class Stats:
 
 
 def worker(addr, conn_id, depth, pause, mark, stop_at, stats, acked_out, lock,
-           seed):
+           seed, prefix):
     rnd = random.Random(seed)
     st = Stats()
     acked = []
@@ -78,7 +78,7 @@ def worker(addr, conn_id, depth, pause, mark, stop_at, stats, acked_out, lock,
         batch = []
         for _ in range(depth):
             if len(acked) < 10 or rnd.random() < 0.5:
-                key = b"ld%d-%d" % (conn_id, n)
+                key = b"%s%d-%d" % (prefix, conn_id, n)
                 n += 1
                 batch.append(("set", [key]))
             elif rnd.random() < 0.8:
@@ -182,7 +182,7 @@ def run(a):
         ts = [threading.Thread(target=worker,
                                args=(a.server, i, a.depth, a.pause_ms / 1000.0,
                                      a.mark_file, stop_at, stats, out,
-                                     lock, a.seed + i))
+                                     lock, a.seed + i, a.prefix.encode()))
               for i in range(a.conns)]
         for t in ts:
             t.start()
@@ -231,6 +231,7 @@ def main():
     ap.add_argument("--conns", type=int, default=4)
     ap.add_argument("--depth", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--prefix", default="ld", help="key prefix (run)")
     ap.add_argument("--mark-file",
                     help="count acks and hits of batches sent once it exists")
     ap.add_argument("--pause-ms", type=float, default=5,
