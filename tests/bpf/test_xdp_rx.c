@@ -623,6 +623,21 @@ static void test_truncation(void)
 		}
 	}
 	CHECK(bad == 0, "truncated requests: %u rewritten", bad);
+	bad = 0;
+	km_t_build(&full, &client, &proxy, 1, 0, 1,
+		   "set truncation-key 0 0 5\r\nvalue\r\n", 33, 0);
+	for (len = ETH_HLEN + 20; len < full.len; len++) {
+		f = full;
+		f.len = len;
+		orig = f;
+		v = km_t_run_tc(tc_fd, &f, if0);
+		if (v != TC_ACT_OK || memcmp(f.buf, orig.buf, len)) {
+			printf("  tc write, truncated to %u: verdict %d\n", len,
+			       v);
+			bad++;
+		}
+	}
+	CHECK(bad == 0, "truncated writes: %u cloned or changed", bad);
 	idx = send_get(req, 2, s->be[0], "untruncated get");
 	if (idx < 0)
 		return;
