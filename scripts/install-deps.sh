@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
 	build-essential clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 	pkg-config libcmocka-dev valgrind clang-format
-	memcached nutcracker libmemcached-tools
+	memcached nutcracker libmemcached-tools python3-pymemcache python3-pylibmc
 	iproute2 ethtool procps psmisc python3 gnuplot-nox groff-base
 )
 

@@ -136,4 +136,13 @@ lab_not "a key held by no replica is a miss (exit 1 from get)" \
 out=$(printf 'get never-set-key\r\n' | mc $A:11210 raw)
 lab_eq "the miss is memcached's own reply" "END" "$(printf '%s' "$out" | tr -d '\r')"
 
+# --- the article's note: clients need no change ---
+# real client libraries (Debian's python3-pymemcache, python3-pylibmc),
+# given the two kmagents as their pool, get what they get from one memcached
+lab_memcached c 11211
+lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mclibs.py" 198.18.0.10:11211 \
+	$A:11210 $B:11210 | grep -v '^ok'
+lab_eq "client libraries through the kmagent pool: same results as one memcached" \
+	0 "${PIPESTATUS[0]}"
+
 lab_done
