@@ -7,7 +7,8 @@
 #
 # Knobs (environment): BENCH_REPS, BENCH_SECS, BENCH_KEYS, BENCH_VALUE,
 # KM_THREADS (kmagentd -t), BENCH_OUT (docs/benchmarks.md), BENCH_NOPLOT=1,
-# BENCH_POLL_IDLE=0 (keep the idle governor's halt, see main).
+# BENCH_POLL_IDLE=0 (keep the idle governor's halt, see main), BENCH_PERF=1
+# (perf profile of the userspace proxies), BENCH_TARGETS (a subset).
 #
 # The lab: one switch namespace holding a bridge, and one namespace per
 # host on it, each with a veth "eth0" (198.18.0.0/24, no default route):
@@ -229,6 +230,10 @@ km_extra_flags()
 # name -> "proto addr:port process-label"; n/a targets get a reason instead
 declare -A TGT=() NA=()
 TARGETS=(direct-tcp direct-udp nutcracker kmagent-tcp kmagent-udp kmagent-kernel)
+# BENCH_TARGETS="direct-udp kmagent-kernel": measure only those (development)
+if [ -n "${BENCH_TARGETS:-}" ]; then
+	read -r -a TARGETS <<<"$BENCH_TARGETS"
+fi
 
 setup_targets()
 {
@@ -276,8 +281,14 @@ setup_targets()
 	start km-k k "$KMAGENTD" -D -l "${ADDR[k]}" -p 11211 \
 		-s "${ADDR[a]}:11211" -s "${ADDR[b]}:11211" -t "$KM_THREADS" \
 		-I eth0 $(km_extra_flags k)
-	if wait_tcp c "${ADDR[k]}" 11211 && alive km-k &&
-		[ -n "$(bpf_prog_ids)" ]; then
+	wait_tcp c "${ADDR[k]}" 11211
+	# the listener comes up before the programs are attached
+	for _ in $(seq 100); do
+		alive km-k || break
+		[ -n "$(bpf_prog_ids)" ] && break
+		sleep 0.1
+	done
+	if alive km-k && [ -n "$(bpf_prog_ids)" ]; then
 		TGT[kmagent-kernel]="udp ${ADDR[k]}:11211 km-k"
 	else
 		NA[kmagent-kernel]="n/a (kmagentd -I failed, see $WORK/km-k.log)"
@@ -429,6 +440,8 @@ resync_speed()
 	local log=$WORK/km-p.log n0 i line t_warm t_up keys server
 	alive km-p || { echo "n/a (kmagentd not running)"; return; }
 	read -r _ server _ <<<"${TGT[kmagent-tcp]}"
+	# the kernel path's daemon would resync b too, at the same time
+	stop km-k
 	n0=$(wc -l <"$log")
 	ip netns exec "${P}c" "$KMBENCH" -s "$server" -c 16 -w 1 -d 12 \
 		-k "$KEYS" -V "$VALUE" --op get --interval 50 \
@@ -452,8 +465,11 @@ resync_speed()
 		echo "n/a (this kmagentd brings a restarted backend up without a resync)"
 		return
 	fi
-	t_warm=$(tail -n +"$((n0 + 1))" "$log" | grep -m1 -- '-> warming' |
+	# from the start of the copy (else from "-> warming") to "-> up"
+	t_warm=$(tail -n +"$((n0 + 1))" "$log" | grep -m1 'resync .*start' |
 		awk '{ print $1 }')
+	[ -n "$t_warm" ] || t_warm=$(tail -n +"$((n0 + 1))" "$log" |
+		grep -m1 -- '-> warming' | awk '{ print $1 }')
 	t_up=$(awk '{ print $1 }' <<<"$line")
 	keys=$(mc_stat "${ADDR[b]}" curr_items)
 	python3 - "$t_warm" "$t_up" "${keys:-0}" "$WORK/resync-load.txt" <<'PY'
@@ -568,6 +584,7 @@ main()
 	# the kernel path first: its daemon is not restarted (pinned state)
 	for t in kmagent-kernel nutcracker kmagent-tcp; do
 		[ -n "${TGT[$t]:-}" ] || continue
+		[[ " ${TARGETS[*]} " == *" $t "* ]] || continue
 		avail_one "$t"
 	done
 	RESYNC=$(resync_speed)
