@@ -88,10 +88,10 @@ static void km_json_error(FILE *out, const char *fmt, ...)
 	X(curr_connections)                                                    \
 	X(total_connections)                                                   \
 	X(rejected_connections)                                                \
-	X(cmd_get) X(cmd_set) X(cmd_touch) X(cmd_flush) X(get_hits)            \
-		X(get_misses) X(fallbacks) X(fallback_hits) X(divergent)       \
-			X(write_failures) X(backend_timeouts) X(udp_requests)  \
-				X(protocol_errors)
+	X(cmd_get)                                                             \
+	X(cmd_set) X(cmd_touch) X(cmd_flush) X(get_hits) X(get_misses)         \
+		X(fallbacks) X(fallback_hits) X(divergent) X(write_failures)   \
+			X(backend_timeouts) X(udp_requests) X(protocol_errors)
 #define KM_BE_COUNTERS_FIELDS(X)                                               \
 	X(requests)                                                            \
 	X(errors)                                                              \
@@ -454,7 +454,7 @@ static void km_cmd_drain(FILE *out, const char *arg, const char *mode,
 			 bool drain)
 {
 	__u8 id = arg ? km_be_lookup(arg) : 0, flags;
-	char why[64];
+	char why[64], name[KM_NAME_MAX];
 
 	if (!id) {
 		km_json_error(out, "no such backend: %s", arg ? arg : "");
@@ -470,8 +470,13 @@ static void km_cmd_drain(FILE *out, const char *arg, const char *mode,
 	snprintf(why, sizeof(why), "kmagentctl %s%s",
 		 drain ? "drain" : "undrain", mode ? " --writes" : "");
 	km_backend_set_flags(id, flags, why);
-	fprintf(out, "{\"ok\":true,\"id\":%u,\"no_reads\":%s,\"no_writes\":%s}",
-		id, flags & KM_BE_F_NO_READS ? "true" : "false",
+	pthread_mutex_lock(&km_d.lock);
+	snprintf(name, sizeof(name), "%s", km_d.be[id].name);
+	pthread_mutex_unlock(&km_d.lock);
+	fprintf(out, "{\"ok\":true,\"id\":%u,\"name\":", id);
+	km_json_cstr(out, name);
+	fprintf(out, ",\"no_reads\":%s,\"no_writes\":%s}",
+		flags & KM_BE_F_NO_READS ? "true" : "false",
 		flags & KM_BE_F_NO_WRITES ? "true" : "false");
 }
 

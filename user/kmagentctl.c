@@ -659,7 +659,7 @@ static void km_show_ack(const char *cmd, const struct km_json *j,
 {
 	if (!strcmp(cmd, "drain") || !strcmp(cmd, "undrain"))
 		printf("backend %.0f (%s): reads %s, writes %s\n",
-		       km_json_num(j, "id", 0), arg,
+		       km_json_num(j, "id", 0), km_json_string(j, "name", arg),
 		       km_json_bool(j, "no_reads") ? "drained" : "on",
 		       km_json_bool(j, "no_writes") ? "drained" : "on");
 	else if (!strcmp(cmd, "resync"))
