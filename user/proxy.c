@@ -164,6 +164,13 @@ static void km_conn_free(struct km_worker *w, struct km_conn *c)
 		r->next = NULL;
 		km_req_detach(w, r);
 	}
+	if (c->udp && w->nfree_udp < 256 && c->in.cap <= 65536 &&
+	    c->out.cap <= 65536) {
+		c->dirty_next = w->free_udp;
+		w->free_udp = c;
+		w->nfree_udp++;
+		return;
+	}
 	km_buf_free(&c->in);
 	km_buf_free(&c->out);
 	free(c->units);
@@ -417,7 +424,7 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 		if (KM_LOAD(km_d.c.curr_connections) >=
 		    (uint64_t)km_d.cfg.max_conns) {
 			static const char msg[] =
-				"SERVER_ERROR Too many open connections\r\n";
+				"ERROR Too many open connections\r\n";
 
 			KM_INC(km_d.c.rejected_connections);
 			if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) < 0)
@@ -449,6 +456,32 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 	}
 }
 
+/* A pseudo-connection for one datagram, from the free list if any. */
+static struct km_conn *km_udp_conn_get(struct km_worker *w)
+{
+	struct km_conn *c = w->free_udp;
+	struct km_buf in, out;
+	size_t *units;
+	unsigned int ucap;
+
+	if (!c)
+		return calloc(1, sizeof(*c));
+	w->free_udp = c->dirty_next;
+	w->nfree_udp--;
+	in = c->in;
+	out = c->out;
+	units = c->units;
+	ucap = c->ucap;
+	memset(c, 0, sizeof(*c));
+	c->in = in;
+	c->in.off = c->in.len = 0;
+	c->out = out;
+	c->out.off = c->out.len = 0;
+	c->units = units;
+	c->ucap = ucap;
+	return c;
+}
+
 static void km_udp_read(struct km_worker *w)
 {
 	int i;
@@ -468,7 +501,7 @@ static void km_udp_read(struct km_worker *w)
 			continue;
 		KM_INC(km_d.c.udp_requests);
 		memcpy(h, w->udp_buf, KM_UDP_HDR);
-		c = calloc(1, sizeof(*c));
+		c = km_udp_conn_get(w);
 		if (!c)
 			continue;
 		c->ev.fd = -1;
@@ -720,6 +753,15 @@ void km_proxy_stop(void)
 			w->free_ops = op->next;
 			free(op->keys);
 			free(op);
+		}
+		while (w->free_udp) {
+			struct km_conn *c = w->free_udp;
+
+			w->free_udp = c->dirty_next;
+			km_buf_free(&c->in);
+			km_buf_free(&c->out);
+			free(c->units);
+			free(c);
 		}
 		free(w->udp_buf);
 	}

@@ -95,6 +95,8 @@ struct km_worker {
 	struct km_req *free_reqs;
 	struct km_op *free_ops;
 	unsigned int nfree_reqs, nfree_ops;
+	struct km_conn *free_udp; /* UDP pseudo-connections, buffers kept */
+	unsigned int nfree_udp;
 	char *udp_buf;
 };
 
