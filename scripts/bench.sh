@@ -408,10 +408,17 @@ profile()
 		>/dev/null 2>"$WORK/perf-$t-load.txt" &
 	local bpid=$!
 	sleep 1
-	perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock \
-		-p "$pid" -o "$WORK/perf-$t-stat.txt" -- sleep 1 >/dev/null 2>&1
-	perf record -q -g -p "$pid" -o "$WORK/perf-$t.data" \
-		-- sleep 1 >/dev/null 2>&1
+	if [ "$t" = kmagent-kernel ]; then
+		# softirq work belongs to no process: the whole machine
+		: >"$WORK/perf-$t-stat.txt"
+		perf record -q -a -g -o "$WORK/perf-$t.data" \
+			-- sleep 1 >/dev/null 2>&1
+	else
+		perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock \
+			-p "$pid" -o "$WORK/perf-$t-stat.txt" -- sleep 1 >/dev/null 2>&1
+		perf record -q -g -p "$pid" -o "$WORK/perf-$t.data" \
+			-- sleep 1 >/dev/null 2>&1
+	fi
 	wait $bpid
 	# requests during the perf stat second: the interval line that follows
 	ops=$(awk '/^interval/ { n++; if (n == 2) print $4 }' \
@@ -424,6 +431,13 @@ profile()
 			else
 				printf "%s per request %.2f\n", $3, $1 / ops }' \
 			"$WORK/perf-$t-stat.txt"
+		if [ "$t" = kmagent-kernel ]; then
+			echo "machine-wide samples by command (softirq work is"
+			echo "charged to whatever command was interrupted):"
+			perf report -q --stdio --no-children --sort comm -g none \
+				-i "$WORK/perf-$t.data" --percent-limit 2 2>/dev/null
+			echo "top symbols:"
+		fi
 		perf report -q --stdio --no-children -i "$WORK/perf-$t.data" \
 			--percent-limit 1.5 -g none 2>/dev/null | head -40
 	} >"$WORK/perf-$t.txt"
@@ -580,6 +594,7 @@ main()
 	if [ "${BENCH_PERF:-0}" = 1 ]; then
 		profile kmagent-tcp
 		profile nutcracker
+		profile kmagent-kernel
 	fi
 	# the kernel path first: its daemon is not restarted (pinned state)
 	for t in kmagent-kernel nutcracker kmagent-tcp; do
