@@ -95,8 +95,16 @@ km_try_claim(__u32 idx, __u64 now, __u64 timeout, struct km_stats *st)
 		return NULL;
 	if (__sync_val_compare_and_swap(&e->ts, old, now) != old)
 		return NULL; /* another CPU took it */
-	if (old)
+	if (old && e->kind != KM_PK_FREE) {
+		/*
+		 * A request that timed out: charge it, then keep the entry
+		 * unused for one more timeout (kind FREE, fresh ts), so that
+		 * a late reply to it finds no request to be taken for.
+		 */
 		km_expire(e, st);
+		e->kind = KM_PK_FREE;
+		return NULL;
+	}
 	return e;
 }
 

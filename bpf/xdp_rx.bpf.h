@@ -401,6 +401,10 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 	}
 	if (e->kind == KM_PK_WRITE)
 		return km_xdp_write_reply(ctx, p, e, ts, st);
+	if (e->kind != KM_PK_GET && e->kind != KM_PK_MG) {
+		st->stray_replies++; /* quarantined after a timeout */
+		return XDP_PASS;
+	}
 	be = km_backend_get(e->cur_be);
 	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source) {
 		st->stray_replies++;

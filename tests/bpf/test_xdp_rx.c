@@ -668,6 +668,8 @@ static int clear_pending(__u64 ts)
 	__u32 i;
 
 	e.ts = ts;
+	e.kind = ts ? KM_PK_GET : KM_PK_FREE; /* live requests, or free */
+	e.cur_be = 1;
 	for (i = 0; i < KM_PENDING_SLOTS; i++)
 		if (bpf_map_update_elem(pending_fd, &i, &e, BPF_ANY))
 			return -1;
@@ -679,7 +681,7 @@ static void test_pending_full_and_timeout(void)
 	struct km_stats s0 = stats(), s1;
 	struct km_config cfg;
 	struct km_t_frame f;
-	int v;
+	int v, i;
 
 	printf("full pending table -> passed up; stale entries -> timeouts\n");
 	if (!CHECK(!clear_pending(km_t_now_ns()), "fill pending table"))
@@ -695,14 +697,62 @@ static void test_pending_full_and_timeout(void)
 	km_bpf_set_config(kb, &cfg);
 	nr_ev = 0;
 	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
-	v = km_t_run_xdp(xdp_fd, &f, if0);
-	CHECK(v == XDP_TX, "stale entry reclaimed: routed (got %d)", v);
-	CHECK(stats().timeouts == s1.timeouts + 1, "timeout counted");
+	km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(stats().timeouts > s1.timeouts,
+	      "stale entries: timeouts counted");
 	CHECK(km_bpf_poll(kb, 100) >= 1 && last_ev.type == KM_EV_TIMEOUT,
 	      "timeout event");
+	/* each get charges a few timed-out entries and quarantines them for
+	 * one more timeout; once the window comes round, they are reused */
+	for (i = 0, v = -1; i < 300 && v != XDP_TX; i++) {
+		usleep(10);
+		km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+		v = km_t_run_xdp(xdp_fd, &f, if0);
+	}
+	CHECK(v == XDP_TX, "reclaimed entries reused after %d gets", i);
 	cfg.pending_timeout_ns = KM_PENDING_TIMEOUT_NS;
 	km_bpf_set_config(kb, &cfg);
 	CHECK(!clear_pending(0), "clear pending table");
+}
+
+/*
+ * A reply that comes after its request timed out must not be taken for
+ * the next request that reuses the entry.  Claims on one CPU walk a
+ * window of 512 entries in order, so 512 gets later the first entry is
+ * probed again.
+ */
+static void test_late_reply(void)
+{
+	const struct km_slot *s = slot_of("late");
+	struct km_config cfg;
+	struct km_stats s0;
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, i, v;
+
+	printf("a late reply after a timeout is not forwarded\n");
+	idx = send_get("get late\r\n", 70, s->be[0], "get late");
+	if (idx < 0)
+		return;
+	km_bpf_get_config(kb, &cfg);
+	cfg.pending_timeout_ns = 1000000; /* 1 ms */
+	km_bpf_set_config(kb, &cfg);
+	usleep(2000);
+	for (i = 0; i < 512; i++) {
+		km_t_build(&f, &client, &proxy, 71, 0, 1, "get late\r\n", 10,
+			   0);
+		km_t_run_xdp(xdp_fd, &f, if0);
+	}
+	CHECK(!get_pending(idx, &e) && e.kind == KM_PK_FREE,
+	      "the timed-out entry is quarantined");
+	s0 = stats();
+	v = reply_from(s->be[0], idx, 0, 1, "VALUE late 0 1\r\nx\r\nEND\r\n",
+		       &f);
+	CHECK(v == XDP_PASS, "late reply not forwarded (got %d)", v);
+	CHECK(stats().stray_replies == s0.stray_replies + 1, "counted stray");
+	cfg.pending_timeout_ns = KM_PENDING_TIMEOUT_NS;
+	km_bpf_set_config(kb, &cfg);
+	clear_pending(0);
 }
 
 /* ---- writes (tc) ---- */
@@ -950,7 +1000,13 @@ int main(void)
 {
 	int rc = 1;
 
+	cpu_set_t one;
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* one CPU: pending entries are then claimed in a known order */
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	sched_setaffinity(0, sizeof(one), &one);
 	if (setup()) {
 		printf("FAIL setup\n");
 		goto out;
@@ -974,6 +1030,7 @@ int main(void)
 	test_denied();
 	test_truncation();
 	test_pending_full_and_timeout();
+	test_late_reply();
 	test_writes();
 	test_local_write();
 	dump_stats();
