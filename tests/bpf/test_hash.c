@@ -52,7 +52,7 @@ static int setup(struct km_bpf **kb, const char *pin_root)
 	if (km_bpf_get_config(*kb, &cfg))
 		return -1;
 	cfg.proxy_addr = km_t_addr(proxy.ip);
-	cfg.pending_timeout_ns = 1; /* no replies come: reuse entries */
+	cfg.pending_timeout_ns = KM_PENDING_TIMEOUT_NS;
 	if (km_bpf_set_config(*kb, &cfg) ||
 	    km_bpf_allow_add(*kb, km_t_addr("198.18.0.0"), 16))
 		return -1;
@@ -87,8 +87,10 @@ int main(void)
 	struct km_t_frame f;
 	__be32 daddr;
 	size_t len, j;
+	static struct km_pending free_entry;
+	int rc = 1, v, pending_fd;
+	__u32 idx;
 	__u8 want;
-	int rc = 1, v;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	snprintf(pin_root, sizeof(pin_root), "/sys/fs/bpf/kmh%d", getpid());
@@ -96,6 +98,7 @@ int main(void)
 		printf("FAIL setup\n");
 		goto out;
 	}
+	pending_fd = km_bpf_map_fd(kb, KM_MAP_PENDING);
 	srandom(12345);
 	for (i = 0; i < NKEYS; i++) {
 		len = 1 + random() % KM_KEY_MAX;
@@ -110,6 +113,10 @@ int main(void)
 		if (v != XDP_TX)
 			continue;
 		routed++;
+		/* free the entry, as the reply would */
+		idx = ntohs(km_t_mc(&f)->rid);
+		if (bpf_map_update_elem(pending_fd, &idx, &free_entry, BPF_ANY))
+			printf("cannot free pending entry %u\n", idx);
 		want = expected_backend(key, len);
 		daddr = km_t_ip(&f)->daddr;
 		if (daddr == htonl(0xc6120000 | (10 + want)))
