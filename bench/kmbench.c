@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1013,7 +1014,18 @@ struct kmb_result {
 	struct kmb_counts c;
 	struct kmb_hist *hist;
 	double secs;
+	double cpu_s; /* this process's user + system time in the phase */
 };
+
+static double cpu_secs(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static void counts_add(struct kmb_counts *dst, const struct kmb_counts *a,
 		       const struct kmb_counts *b)
@@ -1097,6 +1109,7 @@ static int phase_run(enum kmb_mode mode, bool udp, unsigned int conns,
 		}
 	}
 	seq_next = 0;
+	res->cpu_s = cpu_secs();
 	t_start = now_ns();
 	t_warm = t_start + (uint64_t)(warmup * 1e9);
 	t_end = t_warm + (uint64_t)(secs * 1e9);
@@ -1117,6 +1130,7 @@ join:
 		stop_now = 1;
 	for (i = 0; i < started; i++)
 		pthread_join(ws[i].th, NULL);
+	res->cpu_s = cpu_secs() - res->cpu_s;
 	res->secs = (double)(now_ns() - t_warm) / 1e9;
 	if (mode == MODE_TIMED)
 		res->secs = secs;
@@ -1167,7 +1181,7 @@ static void print_result(const struct kmb_result *r)
 		       "\"wrong\":%llu,\"lost\":%llu,\"late\":%llu,"
 		       "\"conn_errors\":%llu,\"mean_us\":%.2f,"
 		       "\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,"
-		       "\"max_us\":%.2f}\n",
+		       "\"max_us\":%.2f,\"client_cpu_us_per_op\":%.2f}\n",
 		       opt.label ? opt.label : "", opt.server,
 		       opt.udp ? "udp" : "tcp", opt.conns, opt.window,
 		       opt.threads, r->secs, tput, (unsigned long long)c->ops,
@@ -1181,7 +1195,8 @@ static void print_result(const struct kmb_result *r)
 		       (unsigned long long)c->conn_errors, mean / 1000.0,
 		       us(kmb_hist_quantile(h, 0.5)),
 		       us(kmb_hist_quantile(h, 0.99)),
-		       us(kmb_hist_quantile(h, 0.999)), us(h->max));
+		       us(kmb_hist_quantile(h, 0.999)), us(h->max),
+		       c->ops ? r->cpu_s * 1e6 / (double)c->ops : 0);
 		return;
 	}
 	printf("kmbench: %s %s, %u conns x %u in flight, %u threads, %.1f s\n",

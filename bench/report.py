@@ -77,6 +77,8 @@ def summarise(runs):
             "p999": median(r["p999_us"] for r in ok),
             "cpu_us": median(r["cpu_s"] / r["ops"] * 1e6
                              for r in ok if r.get("ops")),
+            "client_us": median(r.get("client_cpu_us_per_op")
+                                for r in ok),
             "errors": sum(r.get("errors", 0) for r in ok),
             "wrong": sum(r.get("wrong", 0) for r in ok),
             "lost": sum(r.get("lost", 0) for r in ok),
@@ -276,6 +278,17 @@ def main():
           "Idle vCPUs halted (BENCH_POLL_IDLE=0): 1x1 latencies include "
           "vCPU wake-ups."))
     P("")
+    load = [v for k, v in machine if k == "load average"]
+    try:
+        busy = float(load[0].split()[2]) > 1.0
+    except (IndexError, ValueError):
+        busy = False
+    if busy:
+        P("**Other work was running on this 2-core machine during the run "
+          "(load average: %s): every figure is pessimistic and noisier "
+          "than on an idle machine; ratios from the same run stay "
+          "comparable.**" % load[0])
+        P("")
     P("![throughput and p99 by target](benchmarks.png)")
     P("")
     P("## Targets (issue #6)")
@@ -322,6 +335,13 @@ def main():
       "the requests it served (= CPU seconds per million requests); for "
       "the direct rows, memcached's own.  The kernel path runs in softirq "
       "context, not in any process: see the BPF figures.")
+    cl = [(t, summ.get((t, "16x1", "get"))) for t in TARGETS]
+    cl = [(t, s["client_us"]) for t, s in cl if s and s["client_us"]]
+    if cl:
+        P("")
+        P("The client's own CPU per request (kmbench, 16x1 get): " +
+          ", ".join("%s %.1f us" % (TITLE[t], v) for t, v in cl) +
+          ".  It shares the 2 cores with the proxies and the backends.")
     P("")
     P("## BPF time (kernel.bpf_stats_enabled)")
     P("")
@@ -388,8 +408,11 @@ def main():
     if rss:
         P("| process | peak RSS (VmHWM) |")
         P("|---|---:|")
+        names = {"nutcracker": "nutcracker",
+                 "km-p": "kmagentd, TCP path (and UDP in userspace)",
+                 "km-k": "kmagentd -I eth0, kernel path"}
         for k, v in rss.items():
-            P("| %s | %s kB |" % (k, v))
+            P("| %s | %s kB |" % (names.get(k, k), v))
     else:
         P("n/a")
     if na:
