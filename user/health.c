@@ -184,12 +184,64 @@ void km_health_passive_failure(__u8 id, const char *what)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
+static int km_restarted(const struct km_backend_info *b, long pid, long uptime)
+{
+	return b->pid && pid && (pid != b->pid || uptime < b->uptime);
+}
+
+/* Lock held: will this good probe bring the backend back (WARMING)? */
+static int km_health_comes_back_locked(const struct km_backend_info *b,
+				       long pid, long uptime)
+{
+	if (b->kb.state == KM_BE_DOWN)
+		return b->oks + 1 >= km_d.cfg.rise;
+	return b->kb.state == KM_BE_UP && km_restarted(b, pid, uptime);
+}
+
+/*
+ * A backend that comes back missed every write and delete made while it
+ * was down (or since it restarted): what it still holds may be stale, and
+ * a stale value or a deleted key must never be read again.  Empty it
+ * before it takes writes; resync then refills it from its replicas.
+ */
+static int km_probe_flush(__u8 id)
+{
+	static const char req[] = "flush_all\r\n";
+	struct timespec deadline;
+	char buf[64];
+	size_t len = 0;
+	int fd = km_probe_fd[id];
+
+	if (fd < 0)
+		return -ENOTCONN;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 1 + km_d.cfg.probe_timeout_ms / 1000;
+	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(req) - 1)
+		goto fail;
+	while (len < 4) {
+		ssize_t n;
+
+		if (km_wait(fd, POLLIN, &deadline))
+			goto fail;
+		n = recv(fd, buf + len, sizeof(buf) - len, 0);
+		if (n <= 0)
+			goto fail;
+		len += n;
+	}
+	if (len == 4 && !memcmp(buf, "OK\r\n", 4))
+		return 0;
+fail:
+	close(fd);
+	km_probe_fd[id] = -1;
+	return -EIO;
+}
+
 static void km_health_ok_locked(struct km_backend_info *b, long pid,
 				long uptime)
 {
 	char reason[96];
-	int restarted = b->pid && pid && (pid != b->pid || uptime < b->uptime);
-
+	int restarted = km_restarted(b, pid, uptime);
 	if (restarted)
 		snprintf(reason, sizeof(reason),
 			 "restarted (pid %ld -> %ld, uptime %ld -> %ld)",
@@ -244,6 +296,24 @@ static void km_health_round(void)
 					 km_d.be[id].name, what,
 					 strerror(-err));
 				km_health_fail_locked(&km_d.be[id], what);
+			} else if (km_health_comes_back_locked(&km_d.be[id],
+							       pid, uptime)) {
+				pthread_mutex_unlock(&km_d.lock);
+				err = km_probe_flush(id);
+				pthread_mutex_lock(&km_d.lock);
+				if (!km_d.be[id].id || km_d.be[id].gen != gen) {
+					/* removed meanwhile */
+				} else if (err) {
+					km_health_fail_locked(&km_d.be[id],
+							      "flush_all");
+				} else {
+					KM_INC(km_d.be[id].c.probes_ok);
+					km_info("backend %s: flushed before "
+						"taking writes again\n",
+						km_d.be[id].name);
+					km_health_ok_locked(&km_d.be[id], pid,
+							    uptime);
+				}
 			} else {
 				KM_INC(km_d.be[id].c.probes_ok);
 				km_health_ok_locked(&km_d.be[id], pid, uptime);
