@@ -88,11 +88,12 @@ lab_ne "step 6: memcached B restarted as a new process" "$old" "$(lab_pid mc-b)"
 lab_ok "step 6: memcached B answers again" lab_answers c $B 11211
 # kmagent reads from B again once B is back UP (after its resync): wait for
 # that, so that step 7 asks B first as magent did.
-# (a key stored on B only is found through a kmagent only when it reads B)
-lab_in c "$LAB_PY" "$LAB_MC" $B:11211 set onlyb "from-b" >/dev/null
+# (a key stored on B only is found through a kmagent only when it reads B;
+# stored again each round: kmagent empties B before B takes writes again)
 lab_in c "$LAB_PY" "$LAB_MC" $A:11211 delete onlyb >/dev/null
 up=0
 for ((i = 0; i < 100; i++)); do
+	lab_in c "$LAB_PY" "$LAB_MC" $B:11211 set onlyb "from-b" >/dev/null
 	if [ "$(mc $A:11210 get onlyb)" == from-b ] &&
 		[ "$(mc $B:11210 get onlyb)" == from-b ]; then
 		up=1
