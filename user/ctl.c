@@ -84,19 +84,6 @@ static void km_json_error(FILE *out, const char *fmt, ...)
 	fputc('}', out);
 }
 
-#define KM_COUNTERS_FIELDS(X)                                                  \
-	X(curr_connections)                                                    \
-	X(total_connections)                                                   \
-	X(rejected_connections)                                                \
-	X(cmd_get)                                                             \
-	X(cmd_set) X(cmd_touch) X(cmd_flush) X(get_hits) X(get_misses)         \
-		X(fallbacks) X(fallback_hits) X(divergent) X(write_failures)   \
-			X(backend_timeouts) X(udp_requests) X(protocol_errors)
-#define KM_BE_COUNTERS_FIELDS(X)                                               \
-	X(requests)                                                            \
-	X(errors)                                                              \
-	X(timeouts) X(conn_errors) X(fallbacks) X(probes_ok) X(probes_failed)
-
 #define KM_ONE(f) +1
 _Static_assert((0 KM_COUNTERS_FIELDS(KM_ONE)) * sizeof(uint64_t) ==
 		       sizeof(struct km_counters),

@@ -45,16 +45,10 @@ static void km_metrics_user(FILE *out)
 #define X(f)                                                                   \
 	fprintf(out, "kmagent_user_total{counter=\"" #f "\"} %llu\n",          \
 		(unsigned long long)KM_LOAD(km_d.c.f));
-	X(total_connections)
-	X(rejected_connections)
-	X(cmd_get)
-	X(cmd_set) X(cmd_touch) X(cmd_flush) X(get_hits) X(get_misses)
-		X(fallbacks) X(fallback_hits) X(divergent) X(write_failures)
-			X(backend_timeouts) X(udp_requests) X(protocol_errors)
+	KM_COUNTERS_FIELDS(X)
 #undef X
-				km_help(out, "kmagent_curr_connections",
-					"gauge",
-					"Client connections open now.");
+	km_help(out, "kmagent_curr_connections", "gauge",
+		"Client connections open now.");
 	fprintf(out, "kmagent_curr_connections %llu\n",
 		(unsigned long long)KM_LOAD(km_d.c.curr_connections));
 }

@@ -12,6 +12,23 @@
 #include <netinet/in.h>
 #include "daemon.h"
 
+/* The fields of daemon.h's counters, for JSON and metrics. */
+/* clang-format off */
+#define KM_COUNTERS_FIELDS(X)                                                  \
+	X(curr_connections)                                                    \
+	X(total_connections)                                                   \
+	X(rejected_connections)                                                \
+	X(cmd_get)                                                             \
+	X(cmd_set)                                                             \
+	X(cmd_touch) X(cmd_flush) X(get_hits) X(get_misses) X(fallbacks)       \
+		X(fallback_hits) X(divergent) X(write_failures)                \
+			X(backend_timeouts) X(udp_requests) X(protocol_errors)
+/* clang-format on */
+#define KM_BE_COUNTERS_FIELDS(X)                                               \
+	X(requests)                                                            \
+	X(errors)                                                              \
+	X(timeouts) X(conn_errors) X(fallbacks) X(probes_ok) X(probes_failed)
+
 /* A copy of one backend's row, taken under km_d.lock (ctl.c). */
 struct km_be_view {
 	__u8 id;

@@ -15,16 +15,18 @@ struct km_pinned {
 	int ncpus;
 };
 
+/* clang-format off */
 #define KM_STATS_FIELDS(X)                                                     \
 	X(rx_service)                                                          \
 	X(passed_up)                                                           \
-	X(kernel_gets) X(kernel_writes) X(noreply_writes) X(write_clones)      \
-		X(replies) X(hits) X(misses) X(fallbacks) X(fallback_hits)     \
-			X(write_replies) X(write_divergent) X(timeouts)        \
-				X(denied) X(pending_full) X(no_backend)        \
-					X(no_route) X(stray_replies)           \
-						X(helper_errors)               \
-							X(events_lost)
+	X(kernel_gets)                                                         \
+	X(kernel_writes) X(noreply_writes) X(write_clones) X(replies) X(hits)  \
+		X(misses) X(fallbacks) X(fallback_hits) X(write_replies)       \
+			X(write_divergent) X(timeouts) X(denied)               \
+				X(pending_full) X(no_backend) X(no_route)      \
+					X(stray_replies) X(helper_errors)      \
+						X(events_lost)
+/* clang-format on */
 
 #define KM_BE_STATS_FIELDS(X)                                                  \
 	X(gets) X(hits) X(misses) X(writes) X(write_replies) X(timeouts)

@@ -28,9 +28,11 @@ struct km_repair_stats {
 	uint64_t errors;       /* connection or protocol errors */
 };
 
+/* clang-format off */
 #define KM_REPAIR_FIELDS(X)                                                    \
 	X(queued)                                                              \
 	X(repaired) X(existed) X(gone) X(rate_limited) X(queue_full) X(errors)
+/* clang-format on */
 
 /* Register the daemon's repair hook and start the thread. */
 int km_repair_start(unsigned int rate_per_sec);
