@@ -97,7 +97,10 @@ for h in a b; do
 		"$(kstat "$pin" fallback_hits)"
 	lab_eq "step 7 ($addr): nothing went up to kmagentd" "$u0" \
 		"$(kstat "$pin" passed_up)"
-	mc $B:11211 delete $KEY >/dev/null # read-repair may have refilled B
+	# read-repair refills B in the background: let it finish, then
+	# empty B again for the other kmagent
+	udp_wait "read-repair of B" 3 mc $B:11211 get $KEY
+	mc $B:11211 delete $KEY >/dev/null
 done
 
 for h in a b; do
