@@ -1,0 +1,61 @@
+#!/bin/bash
+# Read-repair from the kernel path: keys held by A only are read over UDP
+# through kmagent's XDP program.  For the keys whose first replica is B,
+# B's miss is turned into a get to A inside the kernel, A hits, and the
+# kernel reports the fallback hit through km_events; kmagentd must then
+# fetch the value from A and write it to B.  km_stats shows the reads
+# never went up to kmagentd; B ends up holding exactly those keys.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/udp_lib.sh"
+
+N=60
+lab_init
+udp_bpffs
+PIN=$UDP_BPFFS/p
+lab_pin_dir "$PIN"
+. "$(dirname "$0")/ops_lib.sh"
+lab_host p 198.18.0.1
+lab_host a 198.18.0.2
+lab_host b 198.18.0.3
+lab_host c 198.18.0.10
+udp_xdp_peer p
+A=198.18.0.2:11211 B=198.18.0.3:11211 P=198.18.0.1:11210
+lab_memcached a 11211
+lab_memcached b 11211
+lab_kmagentd p -l 198.18.0.1 -p 11210 -s $A -s $B -I eth0 --pin-root "$PIN" \
+	--probe-interval 200 --probe-timeout 200
+lab_ok "P knows A's and B's MAC" udp_wait "neighbours" 10 \
+	sh -c "ip -n $(lab_ns p) neigh show 198.18.0.2 | grep -q lladdr &&
+	       ip -n $(lab_ns p) neigh show 198.18.0.3 | grep -q lladdr"
+
+lab_eq "$N keys written to A only (flags 5, TTL 1500 s)" "stored $N" \
+	"$(ops_py c fill $A $N u 5 1500)"
+b_first=0
+for ((i = 0; i < N; i++)); do
+	first=$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" u$i $A $B | cut -d' ' -f1)
+	[ "$first" == "$B" ] && b_first=$((b_first + 1))
+done
+lab_log "$b_first of $N keys hash to B first"
+lab_ok "both kinds of keys are there" test $b_first -gt 5 -a $b_first -lt $((N - 5))
+
+f0=$(kstat "$PIN" fallback_hits) u0=$(kstat "$PIN" passed_up)
+ok=0
+for ((i = 0; i < N; i++)); do
+	[ "$(udp_mc c --timeout 1 $P get u$i)" == "u$i" ] && ok=$((ok + 1))
+done
+lab_eq "every UDP get through the kernel path returns the value" $N $ok
+lab_eq "the kernel fell back to A once per key that B missed" \
+	$((f0 + b_first)) "$(kstat "$PIN" fallback_hits)"
+lab_eq "no get went up to kmagentd" "$u0" "$(kstat "$PIN" passed_up)"
+lab_ok "kmagentd repaired them all" udp_wait "repairs" 10 \
+	sh -c "test \"\$('$LAB_ROOT/build/kmagentctl' -s '${LAB_CTL[km-p]}' -j stats -i 0 |
+		'$LAB_PY' -c 'import json,sys; print(json.load(sys.stdin)[\"repair\"][\"repaired\"])')\" -ge $b_first"
+lab_eq "B now holds exactly the keys it missed" $b_first "$(ops_py c count $B $N u)"
+key=$(for ((i = 0; i < N; i++)); do
+	[ "$(ops_py c mg $B u$i)" != EN ] && echo u$i && break; done)
+line=$(ops_py c mg $B "$key")
+lab_log "B: $key: $line"
+lab_ok "the repaired $key kept flags 5 and its TTL" \
+	awk -v l="$line" 'BEGIN { split(l, f, " "); t = substr(f[4], 2);
+		exit !(f[3] == "f5" && t > 1400 && t <= 1500) }'
+lab_done
