@@ -161,9 +161,11 @@ run_steps()
 	say "  kmagent sees B come back: writes first (warming), a copy of B's keys"
 	say "  from A (the article's fix 1: resync), then reads again."
 	local i up=0
-	lab_mc c $B:11211 set probe-b on-b >/dev/null
 	lab_mc c $A:11211 delete probe-b >/dev/null
 	for ((i = 0; i < 100; i++)); do
+		# a key on B only is found through a kmagent once it reads B;
+		# stored each round: kmagent empties B before B takes writes
+		lab_mc c $B:11211 set probe-b on-b >/dev/null
 		[ "$(lab_mc c $udp $A:11210 get probe-b 2>/dev/null)" == on-b ] &&
 			[ "$(lab_mc c $udp $B:11210 get probe-b 2>/dev/null)" == on-b ] &&
 			up=1 && break
