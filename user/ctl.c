@@ -632,6 +632,14 @@ static void km_reload_backends(FILE *out, const struct km_cfg *n)
 		first = false;
 	}
 	fputc(']', out);
+	/*
+	 * A removal hands the removed backend's slots to others that never
+	 * held those keys: copy them over (add mode, state unchanged).
+	 * Null-fallback and read-repair cover the time it takes.
+	 */
+	for (i = 0; !first && i < nv; i++)
+		if (km_cfg_has_backend(n, v[i].name))
+			km_resyncd_request(v[i].id);
 }
 
 int km_reload(FILE *out)

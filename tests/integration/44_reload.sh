@@ -92,6 +92,8 @@ printf '%s\n' "$out" | sed 's/^/# | /'
 lab_eq "reload exits 0" 0 $rc
 lab_ok "reload reports A removed" grep -q "^removed: $A" <<<"$out"
 lab_eq "2 backends left" 2 "$(jget "$(ctl -j status)" 'd["backends"]')"
+lab_ok "the backends left are resynced: they gained A's slots" \
+	ops_wait_log "$log" "resync of $X done" 2 15
 
 lab_log "SIGHUP: the probe timeout changes"
 echo "probe-timeout 300" >>"$CONF"
