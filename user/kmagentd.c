@@ -201,6 +201,9 @@ int main(int argc, char **argv)
 		goto out_proxy;
 	if (cfg.pid_file[0] && km_write_pid_file(cfg.pid_file))
 		goto out_proxy;
+	/* serve only now: a client never meets the daemon still root */
+	if (km_proxy_run())
+		goto out_proxy;
 	if (km_health_start()) {
 		km_err("health thread: %s\n", strerror(errno));
 		goto out_proxy;

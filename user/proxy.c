@@ -705,11 +705,22 @@ int km_proxy_start(void)
 		if (err)
 			return err;
 	}
+	return 0;
+}
+
+int km_proxy_run(void)
+{
+	const struct km_cfg *cfg = &km_d.cfg;
+	unsigned int i;
+	int err;
+
 	for (i = 0; i < km_nworkers; i++) {
 		err = pthread_create(&km_workers[i].thread, NULL,
 				     km_worker_main, &km_workers[i]);
-		if (err)
+		if (err) {
+			km_err("worker thread: %s\n", strerror(err));
 			return -err;
+		}
 	}
 	km_info("listening on %s:%d (tcp, udp), %u workers, %u backends\n",
 		cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,

@@ -100,7 +100,9 @@ struct km_worker {
 	char *udp_buf;
 };
 
+/* Sockets and workers set up (as root); km_proxy_run starts serving. */
 int km_proxy_start(void);
+int km_proxy_run(void);
 void km_proxy_stop(void);
 
 /* backend.c */
