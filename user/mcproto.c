@@ -385,6 +385,9 @@ enum km_parse_res km_parse_request(const char *buf, size_t len,
 		return km_check_meta(r);
 	if (n >= 1 && buf[0] == 'm' && n >= 2 && (n == 2 || buf[2] == ' '))
 		return km_reply(r, "ERROR"); /* unknown meta command */
+	/* what memcached without -A says: backends are not ours to stop */
+	if (km_tok_is(&r->tok[0], "shutdown"))
+		return km_reply(r, "ERROR: shutdown not enabled");
 	for (i = 0; i < sizeof(km_text_cmds) / sizeof(km_text_cmds[0]); i++) {
 		if (km_tok_is(&r->tok[0], km_text_cmds[i].name)) {
 			r->cmd = km_text_cmds[i].cmd;
