@@ -118,6 +118,8 @@ static const struct req_case req_cases[] = {
 	{"me", "me k\r\n", KM_P_OK, KM_CMD_ME, -1, 0, 0, NULL},
 	{"unknown meta", "mx k\r\n", KM_P_REPLY, KM_CMD_NONE, -1, 0, 0,
 	 "ERROR"},
+	{"shutdown", "shutdown graceful\r\n", KM_P_REPLY, KM_CMD_NONE, -1, 0, 0,
+	 "ERROR: shutdown not enabled"},
 };
 
 static void check_case(const struct req_case *c)
