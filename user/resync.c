@@ -59,8 +59,7 @@ struct km_batch {
 	unsigned int nstore;
 	unsigned int *store; /* indexes of keys sent to the target */
 	unsigned int nparsed;
-	struct km_buf out; /* requests being built */
-	struct km_buf out2;
+	struct km_buf out; /* the request to the target, being built */
 	__u64 copied, existed, missing, undone, failed;
 };
 
@@ -452,7 +451,7 @@ static bool km_line_is(const char *s, size_t len, const char *word)
 static void km_batch_reset(struct km_batch *b)
 {
 	b->n = b->next = b->nstore = b->nparsed = 0;
-	b->arena.len = b->out.len = b->out2.len = 0;
+	b->arena.len = b->out.len = 0;
 }
 
 static int km_batch_add(struct km_batch *b, const char *key, size_t len)
@@ -492,13 +491,22 @@ static void km_batch_free(struct km_batch *b)
 	free(b->store);
 	km_buf_free(&b->arena);
 	km_buf_free(&b->out);
-	km_buf_free(&b->out2);
 }
 
-/* ---- the mg exchange with the source ------------------------------------ */
+/* ---- a batch's two exchanges -------------------------------------------- */
 
-struct km_mg_ctx {
-	struct km_batch *b;
+/*
+ * One request to the source a batch: a plain `mg KEY` for each key the
+ * previous batch stored (still there?  the delete check, see resync.h),
+ * then `mg KEY v f t k q` for each key of this batch, then `mn`.  Its
+ * replies build, in b->out, the request to the target: a quiet `md KEY
+ * C<cas>` for each key of the previous batch that the source lost, then
+ * an `ms` for each hit of this batch.  Two round trips a batch.
+ */
+struct km_step {
+	struct km_batch *b, *prev;
+	unsigned int vnext; /* prev->store index of the next key to check */
+	unsigned int vleft; /* check replies still expected */
 	long now;
 };
 
@@ -571,10 +579,70 @@ static int km_append_ms(struct km_batch *b, const char *key, size_t klen,
 	return 0;
 }
 
-static int km_parse_mg(struct km_conn *c, void *ctx)
+static int km_add_key_line(struct km_buf *out, const char *pre, const char *key,
+			   size_t klen, const char *post)
 {
-	struct km_mg_ctx *m = ctx;
-	struct km_batch *b = m->b;
+	if (km_buf_add(out, pre, strlen(pre)) || km_buf_add(out, key, klen) ||
+	    km_buf_add(out, post, strlen(post)))
+		return -ENOMEM;
+	return 0;
+}
+
+static int km_build_src(struct km_buf *req, struct km_step *st, bool verify)
+{
+	const struct km_batch *b = st->b, *prev = st->prev;
+	unsigned int i;
+
+	req->len = 0;
+	for (i = 0; verify && prev && i < prev->nstore; i++) {
+		const struct km_bkey *k = &prev->keys[prev->store[i]];
+
+		if (!k->stored)
+			continue;
+		if (km_add_key_line(req, "mg ", prev->arena.p + k->off, k->len,
+				    "\r\n"))
+			return -ENOMEM;
+		st->vleft++;
+	}
+	for (i = 0; i < b->n; i++)
+		if (km_add_key_line(req, "mg ", km_batch_key(b, i),
+				    b->keys[i].len, " v f t k q\r\n"))
+			return -ENOMEM;
+	if (!req->len)
+		return 0;
+	return km_buf_add(req, "mn\r\n", 4);
+}
+
+/* A reply to the delete check: HD = still there, EN = lost meanwhile. */
+static int km_parse_check(struct km_step *st, const char *s, size_t len)
+{
+	struct km_batch *prev = st->prev;
+	const struct km_bkey *k;
+
+	while (st->vnext < prev->nstore &&
+	       !prev->keys[prev->store[st->vnext]].stored)
+		st->vnext++;
+	if (st->vnext >= prev->nstore)
+		return -EPROTO;
+	k = &prev->keys[prev->store[st->vnext++]];
+	st->vleft--;
+	if (km_line_is(s, len, "HD"))
+		return 0;
+	if (!km_line_is(s, len, "EN"))
+		return -EPROTO;
+	prev->undone++;
+	if (km_add_key_line(&st->b->out, "md ", prev->arena.p + k->off, k->len,
+			    "") ||
+	    km_buf_printf(&st->b->out, " C%llu q\r\n",
+			  (unsigned long long)k->cas))
+		return -ENOMEM;
+	return 0;
+}
+
+static int km_parse_src(struct km_conn *c, void *ctx)
+{
+	struct km_step *st = ctx;
+	struct km_batch *b = st->b;
 	size_t len, total, vlen, klen = 0;
 	unsigned long flags;
 	const char *key;
@@ -583,6 +651,13 @@ static int km_parse_mg(struct km_conn *c, void *ctx)
 	int i;
 
 	while ((s = km_conn_line(c, &len, &total))) {
+		if (st->vleft) {
+			i = km_parse_check(st, s, len);
+			if (i)
+				return i;
+			c->pos += total;
+			continue;
+		}
 		if (km_line_is(s, len, "MN")) {
 			c->pos += total;
 			b->missing += b->n - b->next;
@@ -601,32 +676,22 @@ static int km_parse_mg(struct km_conn *c, void *ctx)
 			return i;
 		b->store[b->nstore++] = i;
 		if (km_append_ms(b, key, klen, s + total, vlen, flags, ttl,
-				 m->now))
+				 st->now))
 			return -ENOMEM;
 		c->pos += total + vlen + 2;
 	}
 	return 0;
 }
 
-static int km_build_mg(struct km_batch *b)
+/*
+ * The target's replies: EX or NF for a quiet md that did not delete (a
+ * newer write, or gone already), then HD c<cas> / NS / SERVER_ERROR for
+ * each ms in order.
+ */
+static int km_parse_dst(struct km_conn *c, void *ctx)
 {
-	unsigned int i;
-
-	b->out.len = 0;
-	for (i = 0; i < b->n; i++) {
-		if (km_buf_add(&b->out, "mg ", 3) ||
-		    km_buf_add(&b->out, km_batch_key(b, i), b->keys[i].len) ||
-		    km_buf_add(&b->out, " v f t k q\r\n", 12))
-			return -ENOMEM;
-	}
-	return km_buf_add(&b->out, "mn\r\n", 4);
-}
-
-/* ---- the ms exchange with the target ------------------------------------ */
-
-static int km_parse_ms(struct km_conn *c, void *ctx)
-{
-	struct km_batch *b = ctx;
+	struct km_step *st = ctx;
+	struct km_batch *b = st->b;
 	size_t len, total;
 	char *s;
 
@@ -634,6 +699,13 @@ static int km_parse_ms(struct km_conn *c, void *ctx)
 		if (km_line_is(s, len, "MN")) {
 			c->pos += total;
 			return b->nparsed == b->nstore ? 1 : -EPROTO;
+		}
+		if (km_line_is(s, len, "EX") || km_line_is(s, len, "NF")) {
+			if (!st->prev)
+				return -EPROTO;
+			st->prev->undone--;
+			c->pos += total;
+			continue;
 		}
 		if (b->nparsed >= b->nstore)
 			return -EPROTO;
@@ -657,116 +729,40 @@ static int km_parse_ms(struct km_conn *c, void *ctx)
 	return 0;
 }
 
-/* ---- the delete check --------------------------------------------------- */
-
-/* Source replies to plain `mg KEY`: HD = still there, EN = deleted. */
-static int km_parse_exists(struct km_conn *c, void *ctx)
-{
-	struct km_batch *b = ctx;
-	size_t len, total;
-	char *s;
-
-	while ((s = km_conn_line(c, &len, &total))) {
-		struct km_bkey *k;
-
-		if (km_line_is(s, len, "MN")) {
-			c->pos += total;
-			return 1;
-		}
-		/* skip the keys we did not store; they were not asked */
-		while (b->nparsed < b->nstore &&
-		       !b->keys[b->store[b->nparsed]].stored)
-			b->nparsed++;
-		if (b->nparsed >= b->nstore)
-			return -EPROTO;
-		k = &b->keys[b->store[b->nparsed++]];
-		if (km_line_is(s, len, "EN")) {
-			if (km_buf_add(&b->out2, "md ", 3) ||
-			    km_buf_add(&b->out2, b->arena.p + k->off, k->len) ||
-			    km_buf_printf(&b->out2, " C%llu q\r\n",
-					  (unsigned long long)k->cas))
-				return -ENOMEM;
-			b->undone++;
-		} else if (!km_line_is(s, len, "HD")) {
-			return -EPROTO;
-		}
-		c->pos += total;
-	}
-	return 0;
-}
-
-/* Target replies to quiet `md KEY C<cas> q`: only failures are shown. */
-static int km_parse_md(struct km_conn *c, void *ctx)
-{
-	struct km_batch *b = ctx;
-	size_t len, total;
-	char *s;
-
-	while ((s = km_conn_line(c, &len, &total))) {
-		c->pos += total;
-		if (km_line_is(s, len, "MN"))
-			return 1;
-		if (km_line_is(s, len, "EX") || km_line_is(s, len, "NF"))
-			b->undone--; /* a newer write, or already gone */
-		else
-			return -EPROTO;
-	}
-	return 0;
-}
-
 /* ---- one batch ---------------------------------------------------------- */
 
 struct km_pass {
 	struct km_resync *rs;
 	struct km_conn dump, src, dst;
-	struct km_batch b;
-	bool src_failed; /* else the target failed */
-	__u64 found;	 /* keys to copy listed by the current dump */
+	struct km_batch bt[2];
+	struct km_batch *cur;  /* being filled */
+	struct km_batch *prev; /* written, its delete check still to do */
+	struct km_buf req;     /* the request to the source */
+	bool src_failed;       /* else the target failed */
+	__u64 found;	       /* keys to copy listed by the current dump */
 };
 
-static int km_batch_verify(struct km_pass *ps)
+static void km_pass_reset(struct km_pass *ps)
 {
-	struct km_batch *b = &ps->b;
-	unsigned int i, asked = 0;
-	int err;
-
-	b->out.len = b->out2.len = 0;
-	for (i = 0; i < b->nstore; i++) {
-		const struct km_bkey *k = &b->keys[b->store[i]];
-
-		if (!k->stored)
-			continue;
-		if (km_buf_add(&b->out, "mg ", 3) ||
-		    km_buf_add(&b->out, b->arena.p + k->off, k->len) ||
-		    km_buf_add(&b->out, "\r\n", 2))
-			return -ENOMEM;
-		asked++;
-	}
-	if (!asked)
-		return 0;
-	if (km_buf_add(&b->out, "mn\r\n", 4))
-		return -ENOMEM;
-	b->nparsed = 0;
-	ps->src_failed = true;
-	err = km_conn_exchange(&ps->src, &b->out, km_parse_exists, b);
-	if (err || !b->out2.len)
-		return err;
-	if (km_buf_add(&b->out2, "mn\r\n", 4))
-		return -ENOMEM;
-	ps->src_failed = false;
-	return km_conn_exchange(&ps->dst, &b->out2, km_parse_md, b);
+	km_batch_reset(&ps->bt[0]);
+	km_batch_reset(&ps->bt[1]);
+	ps->cur = &ps->bt[0];
+	ps->prev = NULL;
 }
 
-static int km_resync_publish(struct km_resync *rs, struct km_batch *b)
+/* Counters to the progress; with keys, the batch's keys are done. */
+static int km_resync_publish(struct km_resync *rs, struct km_batch *b,
+			     bool keys)
 {
 	unsigned int i;
 
-	for (i = 0; i < b->n; i++)
+	for (i = 0; keys && i < b->n; i++)
 		if (km_keyset_add(&rs->done, km_key_hash64(km_batch_key(b, i),
 							   b->keys[i].len)))
 			return -ENOMEM;
 	pthread_mutex_lock(&rs->lock);
-	rs->p.matched += b->n;
+	if (keys)
+		rs->p.matched += b->n;
 	rs->p.copied += b->copied;
 	rs->p.existed += b->existed;
 	rs->p.missing += b->missing;
@@ -777,52 +773,75 @@ static int km_resync_publish(struct km_resync *rs, struct km_batch *b)
 	return 0;
 }
 
-static int km_batch_run(struct km_pass *ps)
+/* The two exchanges of one step (see struct km_step). */
+static int km_step_exchange(struct km_pass *ps, struct km_step *st)
 {
-	struct km_batch *b = &ps->b;
-	struct km_mg_ctx m = {.b = b, .now = time(NULL)};
+	struct km_resync *rs = ps->rs;
 	int err;
 
-	if (!b->n)
-		return 0;
-	b->out.len = 0;
-	if (km_build_mg(b))
+	if (km_build_src(&ps->req, st, !rs->o.no_verify))
 		return -ENOMEM;
-	/* the ms requests are built into b->out while parsing: swap */
-	{
-		struct km_buf mg = b->out;
-
-		b->out = b->out2;
-		b->out.len = 0;
-		ps->src_failed = true;
-		err = km_conn_exchange(&ps->src, &mg, km_parse_mg, &m);
-		b->out2 = mg;
-	}
+	if (!ps->req.len)
+		return 0;
+	ps->src_failed = true;
+	err = km_conn_exchange(&ps->src, &ps->req, km_parse_src, st);
 	if (err)
 		return err;
-	if (ps->rs->o.on_fetched)
-		ps->rs->o.on_fetched(ps->rs, ps->rs->o.arg);
-	if (b->nstore) {
-		if (km_buf_add(&b->out, "mn\r\n", 4))
-			return -ENOMEM;
-		ps->src_failed = false;
-		b->nparsed = 0;
-		err = km_conn_exchange(&ps->dst, &b->out, km_parse_ms, b);
-		if (err)
-			return err;
-		if (!ps->rs->o.no_verify) {
-			err = km_batch_verify(ps);
-			if (err)
-				return err;
-		}
-	}
-	ps->src_failed = false;
-	if (km_resync_publish(ps->rs, b))
+	if (st->b->n && rs->o.on_fetched)
+		rs->o.on_fetched(rs, rs->o.arg);
+	if (!st->b->out.len)
+		return 0;
+	if (km_buf_add(&st->b->out, "mn\r\n", 4))
 		return -ENOMEM;
-	if (ps->rs->o.on_batch)
-		ps->rs->o.on_batch(ps->rs, ps->rs->o.arg);
-	km_batch_reset(b);
+	ps->src_failed = false;
+	return km_conn_exchange(&ps->dst, &st->b->out, km_parse_dst, st);
+}
+
+/*
+ * Copy the batch being filled and check the previous one; the batch just
+ * written becomes the previous one.
+ */
+static int km_batch_run(struct km_pass *ps)
+{
+	struct km_resync *rs = ps->rs;
+	struct km_step st = {.b = ps->cur, .prev = ps->prev, .now = time(NULL)};
+	struct km_batch *b = ps->cur;
+	int err;
+
+	b->out.len = 0;
+	b->nstore = b->nparsed = b->next = 0;
+	err = km_step_exchange(ps, &st);
+	if (err)
+		return err;
+	ps->src_failed = false;
+	if (ps->prev && km_resync_publish(rs, ps->prev, false))
+		return -ENOMEM;
+	if (b->n) {
+		if (km_resync_publish(rs, b, true))
+			return -ENOMEM;
+		if (rs->o.on_batch)
+			rs->o.on_batch(rs, rs->o.arg);
+	}
+	if (ps->prev)
+		km_batch_reset(ps->prev);
+	if (b->n && !rs->o.no_verify) {
+		ps->prev = b;
+		ps->cur = b == &ps->bt[0] ? &ps->bt[1] : &ps->bt[0];
+	} else {
+		ps->prev = NULL;
+		km_batch_reset(b);
+	}
 	return 0;
+}
+
+/* The last keys of a dump, then the last delete check. */
+static int km_batch_flush(struct km_pass *ps)
+{
+	int err = km_batch_run(ps);
+
+	if (!err && ps->prev)
+		err = km_batch_run(ps);
+	return err;
 }
 
 /* ---- one pass over one source ------------------------------------------- */
@@ -887,8 +906,8 @@ static int km_dump_consume(struct km_pass *ps, unsigned int src_idx)
 		    km_keyset_has(&rs->done, km_key_hash64(key, klen)))
 			continue;
 		ps->found++;
-		err = km_batch_add(&ps->b, key, klen);
-		if (!err && ps->b.n >= batch)
+		err = km_batch_add(ps->cur, key, klen);
+		if (!err && ps->cur->n >= batch)
 			err = km_batch_run(ps);
 		if (err)
 			break;
@@ -957,7 +976,7 @@ static int km_pass_run(struct km_pass *ps, unsigned int src_idx)
 		ps->found = 0;
 		err = km_dump_once(ps, src_idx);
 		if (!err)
-			err = km_batch_run(ps);
+			err = km_batch_flush(ps);
 	} while (!err && ps->found && ++sweeps < KM_RS_SWEEPS);
 	return err;
 }
@@ -1116,6 +1135,7 @@ static enum km_resync_state km_resync_loop(struct km_resync *rs,
 	int idx, err;
 
 	ps.dump.fd = ps.src.fd = ps.dst.fd = -1;
+	km_pass_reset(&ps);
 	err = km_conn_open(&ps.dst, &rs->o.target, rs->o.timeout_ms,
 			   &rs->cancel);
 	if (err) {
@@ -1127,7 +1147,7 @@ static enum km_resync_state km_resync_loop(struct km_resync *rs,
 		err = km_pass_run(&ps, idx);
 		km_conn_close(&ps.dump);
 		km_conn_close(&ps.src);
-		km_batch_reset(&ps.b);
+		km_pass_reset(&ps);
 		if (err == -ECANCELED) {
 			st = KM_RS_CANCELLED;
 			break;
@@ -1162,7 +1182,9 @@ static enum km_resync_state km_resync_loop(struct km_resync *rs,
 	km_conn_close(&ps.dst);
 	km_conn_close(&ps.dump);
 	km_conn_close(&ps.src);
-	km_batch_free(&ps.b);
+	km_batch_free(&ps.bt[0]);
+	km_batch_free(&ps.bt[1]);
+	km_buf_free(&ps.req);
 	return st;
 }
 
