@@ -142,6 +142,7 @@ static __u8 km_be_lookup(const char *arg)
 /* One `mn` round trip: the backend's latency as seen from here. */
 static long km_be_latency_us(const struct sockaddr_in *sa)
 {
+	struct timeval tv = { 0, 200 * 1000 };
 	struct timespec t0, t1;
 	struct pollfd pfd;
 	char buf[16];
@@ -152,6 +153,8 @@ static long km_be_latency_us(const struct sockaddr_in *sa)
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* bounds connect() too: a dead host must not stall the socket */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)))
