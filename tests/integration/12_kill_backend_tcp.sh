@@ -12,8 +12,8 @@
 #   MCLOAD_SELF=1 ...   checks the script itself: load on memcached direct
 . "$(dirname "$0")/lib.sh"
 
-SECONDS_LOAD=${SECONDS_LOAD:-4}
-KILL_AFTER=${KILL_AFTER:-1.5}
+SECONDS_LOAD=${SECONDS_LOAD:-3}
+KILL_AFTER=${KILL_AFTER:-1}
 
 lab_init
 lab_host m1 198.18.0.1

@@ -90,7 +90,7 @@ lab_ok "mcreplicas: one memcached as proxy and replica, consistent" \
 	lab_in a "$LAB_PY" "$here/../tools/mcreplicas.py" 198.18.0.1:11211 \
 	198.18.0.2:11211 198.18.0.2:11211
 lab_not "mcreplicas: a replica that gets no writes is caught" \
-	lab_in a "$LAB_PY" "$here/../tools/mcreplicas.py" 198.18.0.1:11211 \
+	lab_in a "$LAB_PY" "$here/../tools/mcreplicas.py" --no-ttl 198.18.0.1:11211 \
 	198.18.0.2:11211 198.18.0.2:11211 198.18.0.2:11212
 
 # ---- mcload.py ----
