@@ -35,6 +35,7 @@
 
 #define KM_MAX_PIPELINE 1024	  /* queued requests per connection */
 #define KM_OUT_HIGH	(4 << 20) /* stop reading above this much output */
+#define KM_GET_LINE_MAX (8 << 20) /* memcached: unbounded */
 #define KM_UDP_MAX	1400	  /* memcached's UDP_MAX_PAYLOAD_SIZE */
 #define KM_UDP_HDR	8
 #define KM_UDP_BUF	65536
@@ -316,8 +317,12 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 			break;
 		}
 		res = km_parse_request(p, avail, &r);
-		if (res == KM_P_MORE)
+		if (res == KM_P_MORE) {
+			/* an unterminated multiget may be long, not endless */
+			if (avail > KM_GET_LINE_MAX)
+				km_conn_close(w, c);
 			break;
+		}
 		if (res == KM_P_CLOSE) {
 			km_conn_close(w, c);
 			return;
