@@ -19,9 +19,13 @@
 static __always_inline int km_req_sum(struct km_scratch *sc, __u32 n,
 				      __u32 *sum)
 {
-	__u32 len = (n + 3) & ~3u;
+	__u32 len;
 	long rc;
 
+	km_barrier_var(n); /* the verifier must see the bound, not clang */
+	if (n > KM_REQ_MAX)
+		return -1;
+	len = (n + 3) & ~3u;
 	/* csum_diff wants a multiple of 4: pad with zeros, which add nothing */
 	sc->buf[KM_IDX(n)] = 0;
 	sc->buf[KM_IDX(n + 1)] = 0;
@@ -36,14 +40,21 @@ static __always_inline int km_req_sum(struct km_scratch *sc, __u32 n,
 	return 0;
 }
 
-static __always_inline __u8 km_first_readable(const struct km_slot *slot,
-					      const struct km_pending *tried,
-					      struct km_backend **out)
+/*
+ * The first replica in slot's order that is readable and not in tried's
+ * list (tried may be NULL); KM_BACKEND_NONE if none.  Global functions,
+ * this one and km_write_choose: verified once instead of on every path of
+ * their callers, which keeps the programs well under the verifier's limit.
+ */
+__attribute__((noinline)) int km_next_readable(struct km_slot *slot,
+					       struct km_pending *tried)
 {
 	struct km_backend *be;
 	__u8 id;
 	int i;
 
+	if (!slot)
+		return KM_BACKEND_NONE;
 	for (i = 0; i < KM_MAX_REPLICAS; i++) {
 		if (i >= slot->nr)
 			break;
@@ -51,12 +62,21 @@ static __always_inline __u8 km_first_readable(const struct km_slot *slot,
 		if (tried && km_tried(tried, id))
 			continue;
 		be = km_backend_get(id);
-		if (be && km_backend_readable(be)) {
-			*out = be;
+		if (be && km_backend_readable(be))
 			return id;
-		}
 	}
 	return KM_BACKEND_NONE;
+}
+
+/* km_next_readable, with the backend's entry. */
+static __always_inline __u8 km_first_readable(struct km_slot *slot,
+					      struct km_pending *tried,
+					      struct km_backend **out)
+{
+	__u8 id = km_next_readable(slot, tried);
+
+	*out = km_backend_get(id);
+	return *out ? id : KM_BACKEND_NONE;
 }
 
 static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
@@ -261,12 +281,14 @@ static __always_inline int km_reply_to_client(struct xdp_md *ctx,
 }
 
 /* Pick the reply the client gets, per policy, among those received. */
-static __always_inline int km_write_choose(struct km_pending *e,
-					   struct km_stats *st)
+__attribute__((noinline)) int km_write_choose(struct km_pending *e,
+					      struct km_stats *st)
 {
 	int j, c = -1, rank, best = 0, divergent = 0;
 	__u64 a, b;
 
+	if (!e || !st)
+		return -1;
 	for (j = 0; j < KM_MAX_REPLICAS; j++) {
 		if (j >= e->nr_wr)
 			break;
