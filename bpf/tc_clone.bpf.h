@@ -439,8 +439,10 @@ km_tc_local_write_reply(struct __sk_buff *skb, struct km_pkt *p,
 	km_to_client(e, &v);
 	got = __sync_fetch_and_add(&e->wr_got, 1) + 1;
 	if (e->policy == KM_WP_FIRST) {
-		if (got >= e->nr_wr)
+		if (got >= e->nr_wr) {
+			km_write_choose(e, st); /* counts divergent replies */
 			km_release(e, ts);
+		}
 		if (got != 1)
 			return TC_ACT_SHOT;
 		goto forward;

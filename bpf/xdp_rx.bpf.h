@@ -359,8 +359,10 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 		bst->write_replies++;
 	got = __sync_fetch_and_add(&e->wr_got, 1) + 1;
 	if (e->policy == KM_WP_FIRST) {
-		if (got >= e->nr_wr)
+		if (got >= e->nr_wr) {
+			km_write_choose(e, st); /* counts divergent replies */
 			km_release(e, ts);
+		}
 		if (got == 1)
 			return km_reply_to_client(ctx, p, e, ts, 0, st);
 		return XDP_DROP;

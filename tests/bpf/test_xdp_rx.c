@@ -891,8 +891,11 @@ static void test_writes(void)
 		CHECK(reply_from(s->be[0], idx, 0, 1, "DELETED\r\n", &f) ==
 			      XDP_DROP,
 		      "first: later replies dropped");
-		reply_from(s->be[2], idx, 0, 1, "DELETED\r\n", &f);
+		s0 = stats();
+		reply_from(s->be[2], idx, 0, 1, "NOT_FOUND\r\n", &f);
 		CHECK(!get_pending(idx, &e) && !e.ts, "released after all");
+		CHECK(stats().write_divergent == s0.write_divergent + 1,
+		      "first: divergence counted when all replied");
 	}
 	cfg.write_policy = KM_WP_PRIMARY;
 	km_bpf_set_config(kb, &cfg);
