@@ -6,7 +6,10 @@
 #  1. memcached m1 stopped (connections refused), then started again (empty)
 #  2. m2 hangs: tests/tools/mctap.py in front of its memcached stops
 #     answering (SIGUSR1) while it keeps reading and logging, so the log
-#     shows whether any request still reached m2; then it answers again.
+#     shows whether any request still reached m2; then it answers again,
+#     with values that went stale meanwhile, which must not be read.
+#  3. every backend down: SERVER_ERROR at once; m1 back: writes reach it.
+#  4. both memcacheds hang (SIGSTOP), m1 comes back first: no key lost.
 . "$(dirname "$0")/lib.sh"
 
 # probes every 200 ms, 2 failures -> down, 2 successes -> up
@@ -166,5 +169,31 @@ lab_eq "all down: 5 requests, 5 SERVER_ERROR lines, then MN (connection kept)" \
 lab_restart mc-m1
 lab_ok "m1 back: writes through kmagentd reach it within 6 s" \
 	writes_reach "mc $M1" back3
+lab_log "4. both memcacheds hang (SIGSTOP); m1 answers again first"
+lab_restart mc-m2
+lab_ok "m2 receives writes through kmagentd again within 6 s" \
+	writes_reach m2direct back4
+seq_run "before both hang" < <(for i in $(seq 1 20); do echo "set hold-$i h$i"; done)
+lab_eq "20 keys written while both are up" "20 0" "$(seq_stat requests) $(seq_stat failed)"
+lab_eq "hold-20 on m1 and m2" "h20 h20" "$(mc $M1 get hold-20) $(m2direct get hold-20)"
+kill -STOP "$(lab_pid mc-m1)" "$(lab_pid mc-m2)"
+sleep $FALL_WAIT
+kill -CONT "$(lab_pid mc-m1)"
+# m1 kept its memory: once kmagentd serves again, every key must be there,
+# m1 being the only replica that can answer
+back=0
+for ((i = 0; i < 30; i++)); do
+	[ "$(mc $P get hold-1)" == h1 ] && back=1 && break
+	sleep 0.2
+done
+lab_eq "kmagentd serves hold-1 again within 6 s of m1 answering" 1 $back
+seq_run "m1 alone again" < <(for i in $(seq 1 20); do echo "get hold-$i h$i"; done)
+lab_eq "no key lost when the only reachable replica comes back" "20 0" \
+	"$(seq_stat requests) $(seq_stat failed)"
+kill -CONT "$(lab_pid mc-m2)"
+lab_ok "m2 receives writes through kmagentd again within 6 s" \
+	writes_reach m2direct back5
+seq_run "both back" < <(for i in $(seq 1 20); do echo "get hold-$i h$i"; done)
+lab_eq "and none lost once both are back" "20 0" "$(seq_stat requests) $(seq_stat failed)"
 lab_ok "kmagentd still running" lab_alive km-p
 lab_done
