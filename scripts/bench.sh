@@ -71,6 +71,12 @@ cleanup()
 	for l in "${!PID[@]}"; do
 		wait "${PID[$l]}" 2>/dev/null
 	done
+	# anything else still running in the lab was started by this script
+	for ns in "${NSES[@]}"; do
+		for l in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -9 "$l" 2>/dev/null
+		done
+	done
 	for ns in "${NSES[@]}"; do
 		ip netns del "$ns" 2>/dev/null
 	done
@@ -451,13 +457,20 @@ profile()
 # foreground get load running meanwhile (its rate during and after).
 resync_speed()
 {
-	local log=$WORK/km-p.log n0 i line t_warm t_up keys server
+	local log=$WORK/km-p.log b=${ADDR[b]}:11211 n0 i line t_warm t_up
+	local keys server
 	alive km-p || { echo "n/a (kmagentd not running)"; return; }
 	read -r _ server _ <<<"${TGT[kmagent-tcp]}"
 	# the kernel path's daemon would resync b too, at the same time
 	stop km-k
+	# let kmagentd finish with b's previous restart (availability run)
+	for i in $(seq 200); do
+		line=$(grep -E "backend $b: [a-z]+ -> [a-z]+" "$log" | tail -n 1)
+		[ -z "$line" ] || [[ "$line" == *"-> up"* ]] && break
+		sleep 0.1
+	done
 	n0=$(wc -l <"$log")
-	ip netns exec "${P}c" "$KMBENCH" -s "$server" -c 16 -w 1 -d 12 \
+	ip netns exec "${P}c" "$KMBENCH" -s "$server" -c 16 -w 1 -d 15 \
 		-k "$KEYS" -V "$VALUE" --op get --interval 50 \
 		>/dev/null 2>"$WORK/resync-load.txt" &
 	local bpid=$!
@@ -465,26 +478,28 @@ resync_speed()
 	stop mc-b
 	restart mc-b
 	wait_tcp c "${ADDR[b]}" 11211
-	for i in $(seq 100); do
-		line=$(tail -n +"$((n0 + 1))" "$log" | grep -m1 'warming -> ')
+	line=
+	for i in $(seq 130); do
+		line=$(tail -n +"$((n0 + 1))" "$log" |
+			grep -m1 "backend $b: warming -> up")
 		[ -n "$line" ] && break
 		sleep 0.1
 	done
 	wait $bpid
 	if [ -z "$line" ]; then
-		echo "n/a (b not back up within 10 s, see $log)"
+		echo "n/a (b not back up within 13 s, see $log)"
 		return
 	fi
 	if grep -q 'no resync' <<<"$line"; then
 		echo "n/a (this kmagentd brings a restarted backend up without a resync)"
 		return
 	fi
-	# from the start of the copy (else from "-> warming") to "-> up"
-	t_warm=$(tail -n +"$((n0 + 1))" "$log" | grep -m1 'resync .*start' |
-		awk '{ print $1 }')
-	[ -n "$t_warm" ] || t_warm=$(tail -n +"$((n0 + 1))" "$log" |
-		grep -m1 -- '-> warming' | awk '{ print $1 }')
 	t_up=$(awk '{ print $1 }' <<<"$line")
+	# from the start of the copy that finished (else "-> warming") to "-> up"
+	t_warm=$(tail -n +"$((n0 + 1))" "$log" | sed "/$t_up/q" |
+		grep 'resync .*start' | tail -n 1 | awk '{ print $1 }')
+	[ -n "$t_warm" ] || t_warm=$(tail -n +"$((n0 + 1))" "$log" |
+		grep -m1 -- "$b: .* -> warming" | awk '{ print $1 }')
 	keys=$(mc_stat "${ADDR[b]}" curr_items)
 	python3 - "$t_warm" "$t_up" "${keys:-0}" "$WORK/resync-load.txt" <<'PY'
 import sys
@@ -602,13 +617,13 @@ main()
 		[[ " ${TARGETS[*]} " == *" $t "* ]] || continue
 		avail_one "$t"
 	done
-	RESYNC=$(resync_speed)
+	# not in $(...): a subshell's restarted memcached would escape cleanup
+	resync_speed >"$WORK/resync.txt"
 
 	for t in "${TARGETS[@]}"; do
 		[ -n "${NA[$t]:-}" ] && printf '%s\t%s\n' "$t" "${NA[$t]}"
 	done >"$WORK/na.txt"
 	machine_info >"$WORK/machine.txt"
-	echo "$RESYNC" >"$WORK/resync.txt"
 
 	python3 "$ROOT/bench/report.py" --work "$WORK" --out "$OUT_MD" \
 		--reps "$REPS" --secs "$SECS" --keys "$KEYS" --value "$VALUE" \
