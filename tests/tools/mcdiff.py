@@ -254,6 +254,9 @@ def steps():
     add(Step("get of 2000 keys (a 16 kB line)",
              b"get " + b" ".join(b"k1" if i % 100 == 0 else b"y%04d" % i
                                  for i in range(2000)) + b"\r\n"))
+    add(Step("a 9 MiB get line (37599 keys of 250 bytes, all misses)",
+             b"get " + b" ".join(b"%0250d" % i for i in range(37599)) + b"\r\n",
+             mode="pipe", wait=20))
     add(Step("pipelined 1000 sets of 1000 bytes in one write",
              b"".join(st(b"set", b"kb%d" % i, b"%04d" % i * 250)
                       for i in range(1000)) + b"get kb0 kb999\r\n",
