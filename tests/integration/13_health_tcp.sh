@@ -13,10 +13,10 @@
 . "$(dirname "$0")/lib.sh"
 
 # probes every 200 ms, 2 failures -> down, 2 successes -> up
-TIMEOUT_MS=400
+TIMEOUT_MS=800
 HEALTH=(--timeout $TIMEOUT_MS --probe-interval 200 --probe-timeout 200
 	--fall 2 --rise 2)
-FALL_WAIT=1.5	# > fall x (interval + probe timeout) + a request timeout
+FALL_WAIT=2	# > fall x (interval + probe timeout) + a request timeout
 
 lab_init
 lab_host m1 198.18.0.1
