@@ -98,6 +98,11 @@ lab_up()
 	NSES+=("$sw")
 	ip -n "$sw" link add br0 type bridge stp_state 0 || return 1
 	ip -n "$sw" link set br0 up
+	# a switch does not run iptables: keep br_netfilter (when some other
+	# software loaded it) off this bridge, it costs every hop
+	ip netns exec "$sw" sysctl -q -w net.bridge.bridge-nf-call-iptables=0 \
+		net.bridge.bridge-nf-call-ip6tables=0 \
+		net.bridge.bridge-nf-call-arptables=0 2>/dev/null
 	for h in "${HOSTS[@]}"; do
 		ip netns add "$P$h" || return 1
 		NSES+=("$P$h")
@@ -410,7 +415,7 @@ profile()
 	pid=${PID[$label]:-}
 	[ -n "$pid" ] || return 0
 	ip netns exec "${P}c" "$KMBENCH" -s "$server" "--$proto" -c 16 -w 1 \
-		-d $((SECS + 3)) -k "$KEYS" -V "$VALUE" --op get --interval 1000 \
+		-d $((SECS + 6)) -k "$KEYS" -V "$VALUE" --op get --interval 1000 \
 		>/dev/null 2>"$WORK/perf-$t-load.txt" &
 	local bpid=$!
 	sleep 1
@@ -419,6 +424,7 @@ profile()
 		: >"$WORK/perf-$t-stat.txt"
 		perf record -q -a -g -o "$WORK/perf-$t.data" \
 			-- sleep 1 >/dev/null 2>&1
+
 	else
 		perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock \
 			-p "$pid" -o "$WORK/perf-$t-stat.txt" -- sleep 1 >/dev/null 2>&1
@@ -442,6 +448,11 @@ profile()
 			echo "charged to whatever command was interrupted):"
 			perf report -q --stdio --no-children --sort comm -g none \
 				-i "$WORK/perf-$t.data" --percent-limit 2 2>/dev/null
+			# (Debian's bpftool lacks "prog profile")
+			echo "BPF programs and what they call, veth and bridge:"
+			perf report -q --stdio --no-children --sort sym -g none \
+				-i "$WORK/perf-$t.data" 2>/dev/null |
+				grep -E 'bpf_|htab|fib|veth|br_' | head -16
 			echo "top symbols:"
 		fi
 		perf report -q --stdio --no-children -i "$WORK/perf-$t.data" \
