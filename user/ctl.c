@@ -142,7 +142,7 @@ static __u8 km_be_lookup(const char *arg)
 /* One `mn` round trip: the backend's latency as seen from here. */
 static long km_be_latency_us(const struct sockaddr_in *sa)
 {
-	struct timeval tv = { 0, 200 * 1000 };
+	struct timeval tv = {0, 200 * 1000};
 	struct timespec t0, t1;
 	struct pollfd pfd;
 	char buf[16];
@@ -652,7 +652,7 @@ int km_reload(FILE *out)
 	size_t msglen = 0;
 	FILE *err;
 	bool repl;
-	int ret = -1;
+	int ret = -1, i;
 
 	err = open_memstream(&msg, &msglen);
 	if (!n || !err) {
@@ -676,6 +676,10 @@ int km_reload(FILE *out)
 	fputs("{\"ok\":true", out);
 	km_reload_backends(out, n);
 	km_reload_live(n, &repl);
+	/* more replicas a key: backends gained slots they never held */
+	for (i = 1; repl && i < KM_MAX_BACKENDS; i++)
+		if (km_d.be[i].id)
+			km_resyncd_request(i);
 	fprintf(out, ",\"replicas_changed\":%s,\"restart_needed\":[",
 		repl ? "true" : "false");
 	km_reload_restart_only(out, &old, n);
