@@ -155,6 +155,22 @@ def availability(work, timeout_ms=100):
     return res
 
 
+def cpu_budget(summ):
+    """Where the 2 cores go per get at 16x1, for the userspace proxies."""
+    rows = []
+    for t in ("nutcracker", "kmagent-tcp", "kmagent-udp"):
+        s = summ.get((t, "16x1", "get"))
+        d = summ.get((direct_of(t), "16x1", "get"))
+        if not s or not d or None in (s["client_us"], s["cpu_us"],
+                                      d["cpu_us"], d["tput"], s["tput"]):
+            continue
+        c, m, p = s["client_us"], d["cpu_us"], s["cpu_us"]
+        need = 2e6 / (0.8 * d["tput"]) - c - m
+        rows.append((TITLE[t], c, m, p, 2e6 / (c + m + p), s["tput"],
+                     "%.1f" % need if need > 0 else "none left"))
+    return rows
+
+
 def targets_check(summ, per_req, resync):
     """The targets of issue #6, each with its measured figure."""
     def get(t, shape, op, k):
@@ -342,6 +358,22 @@ def main():
         P("The client's own CPU per request (kmbench, 16x1 get): " +
           ", ".join("%s %.1f us" % (TITLE[t], v) for t, v in cl) +
           ".  It shares the 2 cores with the proxies and the backends.")
+    budget = cpu_budget(summ)
+    if budget:
+        P("")
+        P("### CPU budget, get 16x1")
+        P("")
+        P("Client, backends and proxy share 2 cores, so a request can go no "
+          "faster than 2 CPU-seconds / (client + memcached + proxy CPU per "
+          "request).  memcached's cost per get is taken from the direct run "
+          "of the same protocol.  The last column is the proxy CPU per "
+          "request that would leave room for 0.8 x direct, all else equal.")
+        P("")
+        P("| target | client us | memcached us | proxy us | ceiling ops/s "
+          "| measured ops/s | proxy us for 0.8 x direct |")
+        P("|---|---:|---:|---:|---:|---:|---:|")
+        for row in budget:
+            P("| %s | %.1f | %.1f | %.1f | %.0f | %.0f | %s |" % row)
     P("")
     P("## BPF time (kernel.bpf_stats_enabled)")
     P("")
