@@ -147,16 +147,25 @@ def main():
         print("not ok - setup: set big")
         return 1
     c.close()
-    case_many(server)
-    case_half(server, backends)
-    report(pending_close(server, False),
-           "hangup: 20 clients close with 15 MB of replies pending; get works after")
-    report(pending_close(server, True),
-           "reset: 20 clients reset with replies pending; get works after")
+    cases = [
+        ("many", lambda: case_many(server)),
+        ("half", lambda: case_half(server, backends)),
+        ("hangup", lambda: report(pending_close(server, False),
+                                  "hangup: 20 clients close with 15 MB of "
+                                  "replies pending; get works after")),
+        ("reset", lambda: report(pending_close(server, True),
+                                 "reset: 20 clients reset with replies "
+                                 "pending; get works after")),
+    ]
     if not quick:
-        case_slow(server)
-        case_partial(server)
-        case_idle(server)
+        cases += [("slow", lambda: case_slow(server)),
+                  ("partial", lambda: case_partial(server)),
+                  ("idle", lambda: case_idle(server))]
+    for name, run in cases:
+        try:
+            run()
+        except Exception as e:  # a case's own failure, named, not a traceback
+            report(False, "%s: %s: %s" % (name, type(e).__name__, e))
     return 1 if failures else 0
 
 
