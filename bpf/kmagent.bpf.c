@@ -45,10 +45,12 @@ int km_xdp_rx(struct xdp_md *ctx)
 		return XDP_PASS;
 	st = km_stats_get();
 	cfg = km_config_get();
-	if (!st || !cfg || !km_for_us(cfg, &p))
+	if (!st || !cfg)
 		return XDP_PASS;
-	if (p.udp->dest == bpf_htons(km_service_port))
+	if (p.udp->dest == bpf_htons(km_service_port) && km_for_us(cfg, &p))
 		return km_xdp_request(ctx, &p, cfg, st);
+	/* replies come to the source used towards their backend, which may
+	 * be another address of ours: request id + backend identify them */
 	if (p.udp->dest == bpf_htons(km_nat_port))
 		return km_xdp_reply(ctx, &p, cfg, st);
 	return XDP_PASS;
@@ -70,11 +72,11 @@ int km_tc_clone(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	st = km_stats_get();
 	cfg = km_config_get();
-	if (!st || !cfg || !km_for_us(cfg, &p))
+	if (!st || !cfg)
 		return TC_ACT_OK;
 	if (p.udp->dest == bpf_htons(km_nat_port))
 		return km_tc_fallback(skb, &p, cfg, st);
-	if (p.udp->dest != bpf_htons(km_service_port))
+	if (p.udp->dest != bpf_htons(km_service_port) || !km_for_us(cfg, &p))
 		return TC_ACT_OK;
 	if (!km_client_allowed(p.ip->saddr)) {
 		st->denied++;

@@ -37,6 +37,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } km_backends SEC(".maps");
 
+/*
+ * The source address to use towards each backend (the daemon asks the
+ * routing table: a backend behind another interface must be able to
+ * answer it); 0 = the address the client used.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KM_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, __be32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_be_src SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -140,6 +153,14 @@ static __always_inline struct km_slot *km_ring_get(const struct km_config *cfg,
 	__u32 key = (cfg->ring_active & 1) * KM_RING_SLOTS + slot;
 
 	return bpf_map_lookup_elem(&km_ring, &key);
+}
+
+/* The proxy's source address towards backend id. */
+static __always_inline __be32 km_nat_src(__u32 id, __be32 proxy)
+{
+	__be32 *src = bpf_map_lookup_elem(&km_be_src, &id);
+
+	return src && *src ? *src : proxy;
 }
 
 static __always_inline int km_client_allowed(__be32 addr)

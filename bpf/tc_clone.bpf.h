@@ -114,7 +114,8 @@ __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 		be = km_backend_get(slot->be[i]);
 		if (!be || !km_backend_writable(be))
 			continue;
-		rc = km_fib(skb, proxy, be->addr, skb->ifindex, &tg->tv[k & 7]);
+		rc = km_fib(skb, km_nat_src(slot->be[i], proxy), be->addr,
+			    skb->ifindex, &tg->tv[k & 7]);
 		if (rc < 0 || (rc == KM_FIB_LOCAL && local >= 0))
 			return -1;
 		if (rc == KM_FIB_LOCAL)
@@ -296,7 +297,8 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 	next = km_first_readable(slot, e, &nb);
 	if (!next || !nb)
 		return -1;
-	local = km_fib(skb, e->proxy_addr, nb->addr, skb->ifindex, &v);
+	local = km_fib(skb, km_nat_src(next, e->proxy_addr), nb->addr,
+		       skb->ifindex, &v);
 	if (local < 0 || (local == KM_FIB_LOCAL && egress)) {
 		st->no_route++;
 		return -1;

@@ -122,8 +122,8 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	}
 	proxy = cfg->proxy_addr ?: p->ip->daddr;
 	now = bpf_ktime_get_ns();
-	local = km_fib_cached(ctx, proxy, be_id, be, ctx->ingress_ifindex, now,
-			      &v);
+	local = km_fib_cached(ctx, km_nat_src(be_id, proxy), be_id, be,
+			      ctx->ingress_ifindex, now, &v);
 	if (local < 0) {
 		st->no_route++;
 		return XDP_PASS;
@@ -230,7 +230,8 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	next = km_first_readable(slot, e, &nb);
 	if (!next || !nb)
 		return -1;
-	local = km_fib(ctx, e->proxy_addr, nb->addr, ctx->ingress_ifindex, &v);
+	local = km_fib(ctx, km_nat_src(next, e->proxy_addr), nb->addr,
+		       ctx->ingress_ifindex, &v);
 	if (local < 0) {
 		st->no_route++;
 		return -1;

@@ -91,6 +91,7 @@ enum km_write_policy {
 #define KM_MAP_BE_STATS "km_be_stats"
 #define KM_MAP_ALLOW	"km_allow"
 #define KM_MAP_EVENTS	"km_events"
+#define KM_MAP_BE_SRC	"km_be_src" /* __be32 by backend id, 0 = proxy's */
 /* Pinned links (bpffs file names under the pin root). */
 #define KM_LINK_XDP_FMT "link_xdp_%d" /* ifindex */
 

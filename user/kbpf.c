@@ -425,6 +425,18 @@ int km_bpf_set_backend(struct km_bpf *kb, __u8 id, const struct km_backend *b)
 	return 0;
 }
 
+int km_bpf_set_backend_src(struct km_bpf *kb, __u8 id, __be32 src)
+{
+	__u32 key = id;
+
+	if (id == KM_BACKEND_NONE || id >= KM_MAX_BACKENDS)
+		return -EINVAL;
+	if (bpf_map__update_elem(kb->skel->maps.km_be_src, &key, sizeof(key),
+				 &src, sizeof(src), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int km_bpf_allow_add(struct km_bpf *kb, __be32 addr, unsigned int prefix)
 {
 	struct km_lpm_key key = {.prefixlen = prefix, .addr = addr};

@@ -40,6 +40,8 @@ int km_bpf_is_generic(struct km_bpf *kb, const char *ifname);
 /* Fill the inactive half of km_ring, then make it the active one. */
 int km_bpf_set_ring(struct km_bpf *kb, const struct km_ring *ring);
 int km_bpf_set_backend(struct km_bpf *kb, __u8 id, const struct km_backend *b);
+/* Source address towards backend id (network order), 0 = the client's. */
+int km_bpf_set_backend_src(struct km_bpf *kb, __u8 id, __be32 src);
 int km_bpf_get_config(struct km_bpf *kb, struct km_config *cfg);
 int km_bpf_set_config(struct km_bpf *kb, const struct km_config *cfg);
 int km_bpf_allow_add(struct km_bpf *kb, __be32 addr, unsigned int prefix);

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <netinet/in.h>
 
 #include "daemon.h"
@@ -23,13 +24,36 @@ static pthread_t km_kb_thread;
 static int km_kb_thread_up;
 static volatile int km_kb_stop;
 
+/*
+ * The address the routing table picks as source towards addr (a UDP
+ * connect sends nothing): a backend behind another interface than the
+ * clients' answers that one.  0 when unknown.
+ */
+static __be32 km_kbpf_src_towards(const struct sockaddr_in *addr)
+{
+	struct sockaddr_in me;
+	socklen_t len = sizeof(me);
+	__be32 src = 0;
+	int fd;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (!connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) &&
+	    !getsockname(fd, (struct sockaddr *)&me, &len))
+		src = me.sin_addr.s_addr;
+	close(fd);
+	return src;
+}
+
 static void km_kbpf_push_backend(const struct km_backend_info *b)
 {
-	struct km_backend none = {};
 	int err;
 
-	err = km_bpf_set_backend(km_kb, b->id ? b->id : 0,
-				 b->id ? &b->kb : &none);
+	err = km_bpf_set_backend(km_kb, b->id, &b->kb);
+	if (!err)
+		err = km_bpf_set_backend_src(km_kb, b->id,
+					     km_kbpf_src_towards(&b->addr));
 	if (err)
 		km_warn("kernel path: backend %s: %s\n", b->name,
 			strerror(-err));

@@ -491,13 +491,34 @@ static void test_vlan_and_redirect(void)
 	check_to(&f, &proxy_nat, &be_ep[s->be[0]], "tagged get");
 
 	set_backend(s->be[0], "198.18.1.14", KM_BE_UP);
+	/* the daemon's choice of source address towards that backend */
+	if (km_bpf_set_backend_src(kb, s->be[0], km_t_addr("198.18.1.1")))
+		printf("set backend source failed\n");
 	km_t_build(&f, &client, &proxy, 1, 0, 1, "get tagged\r\n", 12, 0);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_REDIRECT, "backend behind kv2: XDP_REDIRECT (got %d)",
 	      v);
 	CHECK(km_t_ip(&f)->daddr == km_t_addr("198.18.1.14"),
 	      "redirected to the backend's address");
+	CHECK(km_t_ip(&f)->saddr == km_t_addr("198.18.1.1"),
+	      "from the proxy's address on that side");
 	check_sane(&f, "redirected get");
+	{
+		struct km_t_ep far_be = {
+			{0x02, 0, 0, 0, 0x01, 0x14}, "198.18.1.14", MC_PORT};
+		struct km_t_ep near = {
+			{0x02, 0, 0, 0, 0x01, 0x01}, "198.18.1.1", NAT_PORT};
+		int idx = ntohs(km_t_mc(&f)->rid);
+
+		const char *hit = "VALUE tagged 0 1\r\nx\r\nEND\r\n";
+
+		km_t_build(&f, &far_be, &near, idx, 0, 1, hit, strlen(hit), 0);
+		v = km_t_run_xdp(xdp_fd, &f, if2);
+		CHECK(v == XDP_REDIRECT, "its reply, on kv2, redirected (%d)",
+		      v);
+		check_to(&f, &proxy, &client, "reply from behind kv2");
+	}
+	km_bpf_set_backend_src(kb, s->be[0], 0);
 	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
 }
 
