@@ -224,6 +224,7 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
 	LIBBPF_OPTS(bpf_link_create_opts, lo);
 	int prog_fd = bpf_program__fd(kb->skel->progs.km_xdp_rx);
 	char path[PATH_MAX];
+	const char *mode;
 	int fd, err;
 
 	km_xdp_link_path(kb, ifindex, path, sizeof(path));
@@ -233,7 +234,14 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
 	}
 	*generic = 0;
 	lo.flags = XDP_FLAGS_DRV_MODE;
-	fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &lo);
+	/* KMAGENT_XDP_MODE=skb: generic mode on purpose (tests, diagnosis) */
+	mode = getenv("KMAGENT_XDP_MODE");
+	if (mode && !strcmp(mode, "skb")) {
+		fd = -1;
+		errno = EOPNOTSUPP;
+	} else {
+		fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &lo);
+	}
 	if (fd < 0) {
 		km_warn("%s: native XDP unavailable (%s), using generic mode: "
 			"slower\n",

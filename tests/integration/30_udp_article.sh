@@ -46,6 +46,13 @@ lab_ok "kernel path loaded: km_stats pinned under $PIN" \
 lab_ok "XDP attached to P's eth0" udp_wait "XDP on eth0" 10 \
 	sh -c "ip -n $(lab_ns p) link show eth0 | grep -q prog/xdp"
 
+if [ "${KMAGENT_XDP_MODE:-}" == skb ]; then # 37_udp_generic_xdp.sh
+	lab_ok "XDP in generic mode, as asked" sh -c \
+		"ip -n $(lab_ns p) link show eth0 | grep -q xdpgeneric"
+	lab_ok "kmagentd warned about generic mode" \
+		grep -q "using generic mode" "${LAB_LOG[km-p]}"
+fi
+
 mc() { udp_mc c --timeout 1 "$@"; }
 
 lab_log "step 1: set $KEY over UDP through kmagent (tc clones it to A and B)"
