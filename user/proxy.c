@@ -33,10 +33,11 @@
 #include "log.h"
 #include "proxy.h"
 
-#define KM_MAX_PIPELINE 1024	  /* queued requests per connection */
-#define KM_OUT_HIGH	(4 << 20) /* stop reading above this much output */
-#define KM_GET_LINE_MAX (8 << 20) /* memcached: unbounded */
-#define KM_UDP_MAX	1400	  /* memcached's UDP_MAX_PAYLOAD_SIZE */
+#define KM_MAX_PIPELINE 1024	   /* queued requests per connection */
+#define KM_OUT_HIGH	(4 << 20)  /* stop reading above this much output */
+#define KM_IDLE_BUF	(64 << 10) /* larger buffers are freed once empty */
+#define KM_GET_LINE_MAX (8 << 20)  /* memcached: unbounded */
+#define KM_UDP_MAX	1400	   /* memcached's UDP_MAX_PAYLOAD_SIZE */
 #define KM_UDP_HDR	8
 #define KM_UDP_BUF	65536
 
@@ -245,6 +246,9 @@ static int km_conn_flush(struct km_conn *c)
 		}
 		km_buf_consume(&c->out, n);
 	}
+	/* a big reply grew it: do not keep it for an idle client */
+	if (c->out.cap > KM_IDLE_BUF)
+		km_buf_free(&c->out);
 	return 0;
 }
 
@@ -403,10 +407,12 @@ static void km_conn_read(struct km_worker *w, struct km_conn *c)
 		km_conn_process(w, c);
 		if (c->dead || c->closing)
 			return;
+		if (!km_buf_used(&c->in) && c->in.cap > KM_IDLE_BUF)
+			km_buf_free(&c->in);
 		if ((size_t)n < 16384 && !c->paused)
 			return;
 		if (c->paused)
-			return; /* resumed by km_conn_collect */
+			return; /* resumed by km_conn_resume */
 	}
 }
 
