@@ -82,6 +82,7 @@ static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
 	while ((op = bc->head)) {
 		bc->head = op->next;
 		bc->nops--;
+		KM_DEC(km_d.be[bc->be].c.inflight);
 		op->next = NULL;
 		km_op_complete(w, op, NULL, 0);
 	}
@@ -159,6 +160,7 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 		bc->head = op;
 	bc->tail = op;
 	bc->nops++;
+	KM_INC(km_d.be[op->be].c.inflight);
 	KM_INC(km_d.be[op->be].c.requests);
 	km_bconn_mark_dirty(w, bc);
 	return 0;
@@ -234,6 +236,7 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 			if (!bc->head)
 				bc->tail = NULL;
 			bc->nops--;
+			KM_DEC(km_d.be[bc->be].c.inflight);
 			op->next = NULL;
 			km_op_complete(w, op, km_buf_data(&bc->in), len);
 			km_buf_consume(&bc->in, len);

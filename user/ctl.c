@@ -88,7 +88,8 @@ static void km_json_error(FILE *out, const char *fmt, ...)
 _Static_assert((0 KM_COUNTERS_FIELDS(KM_ONE)) * sizeof(uint64_t) ==
 		       sizeof(struct km_counters),
 	       "KM_COUNTERS_FIELDS out of date");
-_Static_assert((0 KM_BE_COUNTERS_FIELDS(KM_ONE)) * sizeof(uint64_t) ==
+/* + the inflight gauge, shown on its own */
+_Static_assert((1 KM_BE_COUNTERS_FIELDS(KM_ONE)) * sizeof(uint64_t) ==
 		       sizeof(struct km_be_counters),
 	       "KM_BE_COUNTERS_FIELDS out of date");
 
@@ -211,6 +212,10 @@ static void km_json_be_row(FILE *out, const struct km_be_view *v, bool latency)
 	fprintf(out, ",\"pid\":%ld,\"uptime\":%ld", v->pid, v->uptime);
 	if (latency)
 		fprintf(out, ",\"latency_us\":%ld", km_be_latency_us(&v->addr));
+	/* a gauge: a request failed after its backend id was reused can
+	 * take it below 0 for a moment */
+	fprintf(out, ",\"inflight\":%lld",
+		v->c.inflight > 0 ? (long long)v->c.inflight : 0LL);
 #define X(f) fprintf(out, ",\"" #f "\":%llu", (unsigned long long)v->c.f);
 	KM_BE_COUNTERS_FIELDS(X)
 #undef X

@@ -32,6 +32,7 @@ struct km_be_counters {
 	uint64_t fallbacks;   /* reads that moved on from this backend */
 	uint64_t probes_ok;
 	uint64_t probes_failed;
+	int64_t inflight; /* gauge: requests sent, not answered or failed */
 };
 
 struct km_backend_info {

@@ -407,12 +407,13 @@ static void km_show_backends(const struct km_json *j)
 	const struct km_json *arr = km_json_get(j, "backends"), *b;
 	time_t now = time(NULL);
 
-	printf("%-3s %-22s %-8s %-6s %-8s %-8s %-9s %-7s %-8s %-30s %s\n", "ID",
-	       "NAME", "STATE", "DRAIN", "SINCE", "LATENCY", "REQUESTS",
-	       "ERRORS", "TIMEOUTS", "RESYNC", "REASON");
+	printf("%-3s %-22s %-8s %-6s %-8s %-8s %-8s %-9s %-7s %-8s %-30s "
+	       "%s\n",
+	       "ID", "NAME", "STATE", "DRAIN", "SINCE", "LATENCY", "INFLIGHT",
+	       "REQUESTS", "ERRORS", "TIMEOUTS", "RESYNC", "REASON");
 	for (b = arr ? arr->child : NULL; b; b = b->next) {
 		char since[32] = "-", lat[32] = "-", rs[64], req[32] = "-",
-		     errs[32] = "-", tmo[32] = "-";
+		     errs[32] = "-", tmo[32] = "-", inflight[32] = "-";
 		const char *drain = "-";
 		const struct km_json *kernel = km_json_get(b, "kernel");
 
@@ -441,12 +442,16 @@ static void km_show_backends(const struct km_json *j)
 			snprintf(tmo, sizeof(tmo), "%.0f",
 				 km_json_num(kernel, "timeouts", 0));
 		}
+		if (km_json_get(b, "inflight"))
+			snprintf(inflight, sizeof(inflight), "%.0f",
+				 km_json_num(b, "inflight", 0));
 		km_resync_cell(rs, sizeof(rs), km_json_get(b, "resync"));
-		printf("%-3.0f %-22s %-8s %-6s %-8s %-8s %-9s %-7s %-8s %-30s "
-		       "%s\n",
+		printf("%-3.0f %-22s %-8s %-6s %-8s %-8s %-8s %-9s %-7s %-8s "
+		       "%-30s %s\n",
 		       km_json_num(b, "id", 0), km_json_string(b, "name", "?"),
-		       km_json_string(b, "state", "?"), drain, since, lat, req,
-		       errs, tmo, rs, km_json_string(b, "reason", "-"));
+		       km_json_string(b, "state", "?"), drain, since, lat,
+		       inflight, req, errs, tmo, rs,
+		       km_json_string(b, "reason", "-"));
 	}
 }
 

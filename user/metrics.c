@@ -168,6 +168,19 @@ static void km_metrics_backend_counters(FILE *out, const struct km_be_view *v,
 #undef KM_FAMILY
 }
 
+static void km_metrics_inflight(FILE *out, const struct km_be_view *v, int n)
+{
+	int i;
+
+	km_help(out, "kmagent_backend_inflight", "gauge",
+		"Requests sent to the backend and not answered yet (user "
+		"path).");
+	for (i = 0; i < n; i++)
+		fprintf(out, "kmagent_backend_inflight{backend=\"%s\"} %lld\n",
+			v[i].name,
+			v[i].c.inflight > 0 ? (long long)v[i].c.inflight : 0LL);
+}
+
 static void km_metrics_resync(FILE *out, const struct km_be_view *v, int n)
 {
 	struct km_resync_progress p;
@@ -233,6 +246,7 @@ void km_metrics_render(FILE *out)
 	km_metrics_progs(out, kernel ? &pin : NULL);
 	km_metrics_backend_states(out, v, n);
 	km_metrics_backend_counters(out, v, n, kernel ? &pin : NULL);
+	km_metrics_inflight(out, v, n);
 	km_metrics_resync(out, v, n);
 	km_metrics_repair(out);
 	if (kernel)

@@ -38,11 +38,13 @@ lab_ok "status counts 2 backends up" grep -q "backends: 2 (2 up, 0 warming, 0 do
 lab_ok "status sees the kernel path" grep -q "kernel path: attached" <<<"$out"
 out=$(ctl backends)
 printf '%s\n' "$out" | sed 's/^/# | /'
-lab_ok "backends table has its header" grep -q "^ID  *NAME  *STATE  *DRAIN  *SINCE  *LATENCY" <<<"$out"
+lab_ok "backends table has its header" grep -q "^ID  *NAME  *STATE  *DRAIN  *SINCE  *LATENCY  *INFLIGHT" <<<"$out"
 lab_eq "backends table: one row a backend, both up" 2 \
 	"$(grep -cE "^[12] +198\.18\.0\.[23]:11211 +up " <<<"$out")"
 j=$(ctl -j backends)
 lab_eq "backends --json: names" "['$A', '$B']" "$(jget "$j" '[b["name"] for b in d["backends"]]')"
+lab_eq "backends --json: nothing in flight when idle" 0 \
+	"$(jget "$j" 'sum(b["inflight"] for b in d["backends"])')"
 lab_ok "backends --json: a latency was measured" \
 	test "$(jget "$j" 'min(b["latency_us"] for b in d["backends"])')" -ge 0
 out=$(ctl ring lookup becd0000)
@@ -63,6 +65,21 @@ j=$(ctl -j stats -i 0.2)
 lab_ok "stats --json: rates and interval" test "$(jget "$j" '"rates" in d and d["interval"] > 0')" == True
 lab_ok "stats --json: per-backend kernel counters" \
 	test "$(jget "$j" 'sum(b["kernel"]["gets"] for b in d["backends"])')" -ge 10
+# a request stuck on a frozen B shows in B's in-flight gauge
+for i in $(seq 0 50); do
+	[ "$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" t$i $A $B | cut -d' ' -f1)" == "$B" ] && break
+done
+kill -STOP "$(lab_pid mc-b)"
+lab_mc c --timeout 3 $P get t$i >/dev/null 2>&1 &
+getpid=$!
+sleep 0.3
+j=$(ctl -j backends)
+kill -CONT "$(lab_pid mc-b)"
+wait $getpid
+lab_eq "a TCP get of t$i stuck on frozen B: B's inflight is 1" 1 \
+	"$(jget "$j" '[b["inflight"] for b in d["backends"] if b["name"] == "'$B'"][0]')"
+sleep 1
+lab_ok "B is up again after the freeze" ops_wait_state $B up . 15
 ctl drain $B --writes >/dev/null
 j=$(ctl -j backends)
 lab_eq "drain --writes: B drained both ways" "True True" \
