@@ -59,6 +59,9 @@ static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
 	struct bpf_fib_lookup f;
 	long rc;
 
+	/* 127/8 arriving on a NIC is a martian: leave it to kmagentd */
+	if ((bpf_ntohl(dst) >> 24) == 127)
+		return -1;
 	__builtin_memset(&f, 0, sizeof(f));
 	f.family = AF_INET;
 	f.l4_protocol = IPPROTO_UDP;

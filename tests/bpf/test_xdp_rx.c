@@ -396,6 +396,16 @@ static void test_local_backend(void)
 	km_bpf_poll(kb, 10);
 	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
 
+	/* a loopback backend cannot be reached from the NIC: passed up */
+	set_backend(s->be[0], "127.0.0.1", KM_BE_UP);
+	s0 = stats();
+	km_t_build(&f, &client, &proxy, 24, 0, 1, req, strlen(req), 0);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_PASS && stats().no_route == s0.no_route + 1 &&
+		      ntohs(km_t_udp(&f)->dest) == SVC_PORT,
+	      "loopback backend: get passed up untouched (%d)", v);
+	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+
 	/* a remote miss with a local replica next: up the stack it goes */
 	set_backend(s->be[1], local_be.ip, KM_BE_UP);
 	idx = send_get(req, 23, s->be[0], "remote first");
