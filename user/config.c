@@ -48,6 +48,7 @@ enum km_opt_id {
 	O_ALLOW,
 	O_CTL,
 	O_METRICS,
+	O_REPAIRRATE,
 };
 
 static const struct option km_long_opts[] = {
@@ -80,6 +81,7 @@ static const struct option km_long_opts[] = {
 	{"allow", required_argument, NULL, O_ALLOW},
 	{"ctl", required_argument, NULL, O_CTL},
 	{"metrics", required_argument, NULL, O_METRICS},
+	{"repair-rate", required_argument, NULL, O_REPAIRRATE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -93,6 +95,7 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->pool_size = 1;
 	cfg->write_policy = KM_WP_PRIMARY;
 	cfg->timeout_ms = 1000;
+	cfg->repair_rate = 1000;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -395,6 +398,11 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 		    km_parse_hostport(arg, 0, &cfg->metrics_addr))
 			goto bad;
 		return 0;
+	case O_REPAIRRATE:
+		if (km_parse_int(arg, 0, 10000000, &v))
+			goto bad;
+		cfg->repair_rate = v;
+		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
@@ -610,6 +618,7 @@ void km_config_usage(FILE *out)
 	      "      --allow CIDR          UDP clients allowed (repeatable)\n"
 	      "      --ctl PATH            control socket (/run/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"
+	      "      --repair-rate N       read-repairs a second (1000)\n"
 	      "\n"
 	      "Write policy: every write goes to every live replica; the "
 	      "client\n"

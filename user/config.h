@@ -67,6 +67,7 @@ struct km_cfg {
 	char ctl_path[KM_PATH_MAX];
 	char metrics[KM_NAME_MAX]; /* "addr:port", "" = off */
 	struct sockaddr_in metrics_addr;
+	unsigned int repair_rate; /* read-repairs a second (ops) */
 };
 
 /* What km_config_parse_args asks the caller to do. */

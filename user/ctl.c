@@ -593,6 +593,8 @@ static void km_reload_live(const struct km_cfg *n, bool *replicas_changed)
 	km_d.cfg.max_conns = n->max_conns;
 	km_d.cfg.verbose = n->verbose;
 	km_d.cfg.replicas = n->replicas;
+	km_d.cfg.repair_rate = n->repair_rate;
+	km_repair_set_rate(n->repair_rate);
 	if (*replicas_changed)
 		km_daemon_rebuild_ring_locked();
 	pthread_mutex_unlock(&km_d.lock);
@@ -828,7 +830,7 @@ int km_ops_start(const struct km_cfg *cfg, int argc, char **argv)
 	km_ctl.argv = argv;
 	err = km_resyncd_start();
 	if (!err)
-		err = km_repair_start(KM_REPAIR_RATE);
+		err = km_repair_start(cfg->repair_rate);
 	if (err) {
 		km_err("ops threads: %s\n", strerror(-err));
 		return err;

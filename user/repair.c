@@ -331,8 +331,8 @@ void km_repair_set_rate(unsigned int rate)
 {
 	pthread_mutex_lock(&km_rp.lock);
 	km_rp.bucket.rate = rate;
-	km_rp.bucket.burst =
-		rate < KM_REPAIR_BURST ? (rate ? rate : 1) : KM_REPAIR_BURST;
+	/* rate 0: no token ever, read-repair off */
+	km_rp.bucket.burst = rate < KM_REPAIR_BURST ? rate : KM_REPAIR_BURST;
 	if (km_rp.bucket.tokens > km_rp.bucket.burst)
 		km_rp.bucket.tokens = km_rp.bucket.burst;
 	pthread_mutex_unlock(&km_rp.lock);

@@ -54,4 +54,16 @@ lab_eq "reading everything again needs no fallback" "hits $N misses 0 wrong 0" \
 s4=$(ctl -j stats -i 0)
 lab_eq "user.fallbacks did not move" "$(jget "$s3" 'd["user"]["fallbacks"]')" \
 	"$(jget "$s4" 'd["user"]["fallbacks"]')"
+
+lab_log "repair-rate 0: read-repair off, the hits after a fallback are counted as rate-limited"
+lab_eq "kmagentctl repair-rate 0" "read-repair limited to 0 a second" "$(ctl repair-rate 0)"
+ops_py c fill $A 100 z >/dev/null
+s5=$(ctl -j stats -i 0)
+lab_eq "the new keys read through kmagentd" "hits 100 misses 0 wrong 0" "$(ops_py c getall $P 100 z)"
+sleep 0.5
+s6=$(ctl -j stats -i 0)
+fb=$(($(jget "$s6" 'd["user"]["fallback_hits"]') - $(jget "$s5" 'd["user"]["fallback_hits"]')))
+lab_eq "every fallback hit was rate-limited ($fb)" "$fb" \
+	$(($(jget "$s6" 'd["repair"]["rate_limited"]') - $(jget "$s5" 'd["repair"]["rate_limited"]')))
+lab_eq "and none repaired: B holds none of them" 0 "$(ops_py c count $B 100 z)"
 lab_done
