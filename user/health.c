@@ -237,6 +237,22 @@ fail:
 	return -EIO;
 }
 
+/*
+ * Lock held: is another backend taking writes?  Then the returning one
+ * missed them and is emptied.  When every other backend is down too, what
+ * it holds is the best copy left (both replicas hung, this one is back
+ * first): keep it.
+ */
+static int km_others_took_writes_locked(__u8 id)
+{
+	unsigned int i;
+
+	for (i = 1; i < KM_MAX_BACKENDS; i++)
+		if (i != id && km_d.be[i].id && km_be_writable(i))
+			return 1;
+	return 0;
+}
+
 static void km_health_ok_locked(struct km_backend_info *b, long pid,
 				long uptime)
 {
@@ -297,7 +313,8 @@ static void km_health_round(void)
 					 strerror(-err));
 				km_health_fail_locked(&km_d.be[id], what);
 			} else if (km_health_comes_back_locked(&km_d.be[id],
-							       pid, uptime)) {
+							       pid, uptime) &&
+				   km_others_took_writes_locked(id)) {
 				pthread_mutex_unlock(&km_d.lock);
 				err = km_probe_flush(id);
 				pthread_mutex_lock(&km_d.lock);
