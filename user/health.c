@@ -10,6 +10,10 @@
  * uptime in the reply reveal a restart that no probe saw fail (a quick
  * restart between two probes): the backend is empty again, so it goes
  * to WARMING as well.
+ *
+ * Before a backend comes back it is emptied (flush_all) when another
+ * backend took writes meanwhile: it missed those writes and deletes, and
+ * an old value must never be read again.  Resync refills it.
  */
 #include <errno.h>
 #include <fcntl.h>
