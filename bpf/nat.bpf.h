@@ -163,6 +163,24 @@ static __always_inline void km_to_local(const struct km_pending *e,
 	v->ifindex = 0;
 }
 
+/*
+ * The client's request as it first came (client to proxy's service port,
+ * client's request id): what kmagentd's UDP socket must see when the
+ * kernel hands a request up halfway.
+ */
+static __always_inline void km_to_service(const struct km_pending *e,
+					  struct km_hdrvals *v)
+{
+	km_mac_copy(v->dmac, e->proxy_mac);
+	km_mac_copy(v->smac, e->client_mac);
+	v->saddr = e->client_addr;
+	v->daddr = e->proxy_addr;
+	v->sport = e->client_port;
+	v->dport = bpf_htons(km_service_port);
+	v->rid = e->client_rid;
+	v->ifindex = e->ifindex;
+}
+
 /* Header-only rewrite: MACs, addresses, ports, request id. */
 static __always_inline void km_nat(struct km_pkt *p, const struct km_hdrvals *v)
 {

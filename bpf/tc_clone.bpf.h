@@ -288,7 +288,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 		struct udphdr udp;
 		struct km_udp_frame f;
 	} h;
-	int local;
+	int local, up = 0;
 	__u8 next;
 
 	slot = km_ring_get(cfg, e->slot);
@@ -300,10 +300,12 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 	local = km_fib(skb, km_nat_src(next, e->proxy_addr), nb->addr,
 		       skb->ifindex, &v);
 	if (local < 0 || (local == KM_FIB_LOCAL && egress)) {
+		/* a replica is left that the kernel cannot reach from here:
+		 * the original request goes up to kmagentd */
 		st->no_route++;
-		return -1;
-	}
-	if (local == KM_FIB_LOCAL) {
+		up = 1;
+		km_to_service(e, &v);
+	} else if (local == KM_FIB_LOCAL) {
 		km_to_local(e, nb, idx, &v);
 	} else {
 		v.sport = bpf_htons(km_nat_port);
@@ -336,6 +338,17 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 	    bpf_skb_store_bytes(skb, ETH_ALEN, v.smac, ETH_ALEN, 0)) {
 		st->helper_errors++;
 		return TC_ACT_SHOT;
+	}
+	if (up) {
+		km_release(e, e->ts);
+		if (!egress) {
+			st->passed_up++;
+			return TC_ACT_OK; /* on up the stack, to kmagentd */
+		}
+		/* from egress: back in by the interface it came from */
+		return bpf_redirect(v.ifindex, BPF_F_INGRESS) == TC_ACT_REDIRECT
+			       ? TC_ACT_REDIRECT
+			       : TC_ACT_SHOT;
 	}
 	if (e->nr_tried < KM_MAX_REPLICAS)
 		e->tried[e->nr_tried] = next;

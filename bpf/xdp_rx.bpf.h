@@ -233,8 +233,22 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	local = km_fib(ctx, km_nat_src(next, e->proxy_addr), nb->addr,
 		       ctx->ingress_ifindex, &v);
 	if (local < 0) {
+		/*
+		 * A replica is left but the kernel cannot reach it (next hop
+		 * unknown, loopback): the original request goes up to
+		 * kmagentd, which asks every replica itself.
+		 */
 		st->no_route++;
-		return -1;
+		km_to_service(e, &v);
+		rc = km_xdp_emit(ctx, p, &v, e->req, e->req_len, e->req_csum);
+		if (rc == KM_EMIT_NOROOM)
+			return XDP_PASS; /* km_tc_fallback does it */
+		if (rc) {
+			st->helper_errors++;
+			return XDP_DROP;
+		}
+		km_release(e, e->ts);
+		return XDP_PASS;
 	}
 	if (local == KM_FIB_LOCAL) {
 		km_to_local(e, nb, idx, &v);

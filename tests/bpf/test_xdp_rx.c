@@ -423,6 +423,56 @@ static void test_local_backend(void)
 	set_backend(s->be[1], be_ep[s->be[1]].ip, KM_BE_UP);
 }
 
+/*
+ * A miss whose next replica the kernel cannot reach (its MAC unknown):
+ * the original request goes up to kmagentd instead, as the client sent it.
+ */
+static void test_fallback_unreachable(void)
+{
+	const char *req = "get unreach\r\n";
+	const struct km_slot *s = slot_of("unreach");
+	const struct km_t_ep local_be = {
+		{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", MC_PORT};
+	int egress_fd = km_bpf_prog_fd(kb, "km_tc_egress");
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, v, i;
+	const char *how[3] = {"XDP", "tc ingress", "tc egress"};
+
+	printf("fallback to an unreachable replica: request passed up\n");
+	set_backend(s->be[1], "198.18.0.99", KM_BE_UP); /* no neighbour */
+	for (i = 0; i < 3; i++) {
+		if (i == 2)
+			set_backend(s->be[0], local_be.ip, KM_BE_UP);
+		km_t_build(&f, &client, &proxy, 90 + i, 0, 1, req, strlen(req),
+			   0);
+		v = km_t_run_xdp(xdp_fd, &f, if0);
+		idx = ntohs(km_t_mc(&f)->rid);
+		if (i < 2)
+			km_t_build(&f, &be_ep[s->be[0]], &proxy_nat, idx, 0, 1,
+				   "END\r\n", 5, 0);
+		else
+			km_t_build(&f, &local_be, &client, idx, 0, 1, "END\r\n",
+				   5, 0);
+		if (i == 0)
+			v = km_t_run_xdp(xdp_fd, &f, if0);
+		else
+			v = km_t_run_tc(i == 1 ? tc_fd : egress_fd, &f, if0);
+		CHECK(v == (i == 0   ? XDP_PASS
+			    : i == 1 ? TC_ACT_OK
+				     : TC_ACT_REDIRECT),
+		      "%s: verdict %d", how[i], v);
+		check_to(&f, &client, &proxy, how[i]);
+		check_payload(&f, req, how[i]);
+		CHECK(ntohs(km_t_mc(&f)->rid) == 90 + i,
+		      "%s: the client's request id", how[i]);
+		CHECK(!get_pending(idx, &e) && !e.ts, "%s: entry released",
+		      how[i]);
+	}
+	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	set_backend(s->be[1], be_ep[s->be[1]].ip, KM_BE_UP);
+}
+
 static void test_fallback_exhausted(void)
 {
 	const struct km_slot *s = slot_of("lonely");
@@ -1057,6 +1107,7 @@ int main(void)
 	test_fallback("mkey", "mg mkey v t\r\n", "EN\r\n", "VA 1 t-1\r\nx\r\n");
 	test_tc_fallback();
 	test_local_backend();
+	test_fallback_unreachable();
 	test_fallback_exhausted();
 	test_multi_datagram();
 	test_vlan_and_redirect();
