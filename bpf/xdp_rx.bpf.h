@@ -192,10 +192,20 @@ static __always_inline void km_to_client(const struct km_pending *e,
 	v->ifindex = e->ifindex;
 }
 
+/*
+ * A reply worth asking the next replica for: a miss ("END\r\n" for
+ * get/gets, "EN\r\n" for mg) or a server error (out of memory, ...), as
+ * the userspace path does.  The last replica's answer goes to the client.
+ */
 static __always_inline int km_is_miss(struct km_pkt *p, void *end, __u8 kind)
 {
 	char *b = (void *)(p->frame + 1);
 
+	if (p->payload_len >= 14 && (void *)(b + 13) <= end && b[0] == 'S' &&
+	    b[1] == 'E' && b[2] == 'R' && b[3] == 'V' && b[4] == 'E' &&
+	    b[5] == 'R' && b[6] == '_' && b[7] == 'E' && b[8] == 'R' &&
+	    b[9] == 'R' && b[10] == 'O' && b[11] == 'R' && b[12] == ' ')
+		return 1;
 	if (kind == KM_PK_GET) {
 		if (p->payload_len != 5 || (void *)(b + 5) > end)
 			return 0;

@@ -1105,6 +1105,9 @@ int main(void)
 	test_fallback("baz", "gets baz\r\n", "END\r\n",
 		      "VALUE baz 0 1 7\r\nx\r\nEND\r\n");
 	test_fallback("mkey", "mg mkey v t\r\n", "EN\r\n", "VA 1 t-1\r\nx\r\n");
+	test_fallback("errkey", "get errkey\r\n",
+		      "SERVER_ERROR out of memory\r\n",
+		      "VALUE errkey 0 1\r\ne\r\nEND\r\n");
 	test_tc_fallback();
 	test_local_backend();
 	test_fallback_unreachable();
