@@ -10,6 +10,8 @@
 #     with values that went stale meanwhile, which must not be read.
 #  3. every backend down: SERVER_ERROR at once; m1 back: writes reach it.
 #  4. both memcacheds hang (SIGSTOP), m1 comes back first: no key lost.
+#  5. m2 hangs, writes go on to m1, then m1 hangs; m2 (stale) answers
+#     first, then m1: the writes only m1 took must not be lost.
 . "$(dirname "$0")/lib.sh"
 
 # probes every 200 ms, 2 failures -> down, 2 successes -> up
@@ -195,5 +197,36 @@ lab_ok "m2 receives writes through kmagentd again within 6 s" \
 	writes_reach m2direct back5
 seq_run "both back" < <(for i in $(seq 1 20); do echo "get hold-$i h$i"; done)
 lab_eq "and none lost once both are back" "20 0" "$(seq_stat requests) $(seq_stat failed)"
+lab_log "5. m2 hangs, writes go on to m1, m1 hangs too, m2 answers first, then m1"
+seq_run "before" < <(for i in $(seq 1 20); do echo "set seq-$i old-$i"; done)
+lab_eq "20 keys written while both are up" "20 0" "$(seq_stat requests) $(seq_stat failed)"
+kill -STOP "$(lab_pid mc-m2)"
+sleep $FALL_WAIT
+seq_run "m2 hung" < <(for i in $(seq 1 20); do echo "set seq-$i new-$i"; done)
+lab_eq "20 keys overwritten while m2 hangs (m1 only)" "20 0" \
+	"$(seq_stat requests) $(seq_stat failed)"
+kill -STOP "$(lab_pid mc-m1)"
+sleep $FALL_WAIT
+kill -CONT "$(lab_pid mc-m2)"
+sleep $FALL_WAIT
+# m2 alone holds only the old values: what it serves meanwhile is
+# information; what matters is that m1's newer values survive m1's return
+seq_run "m2 alone (information)" < <(for i in $(seq 1 20); do echo "get seq-$i new-$i"; done)
+lab_log "with only m2 (stale) back: $(seq_stat failed) of 20 reads not the newest value"
+kill -CONT "$(lab_pid mc-m1)"
+newest=0
+for ((i = 0; i < 40; i++)); do
+	seq_run "both back" < <(for j in $(seq 1 20); do echo "get seq-$j new-$j"; done) >/dev/null
+	[ "$(seq_stat failed)" == 0 ] && newest=1 && break
+	sleep 0.25
+done
+lab_eq "within 10 s of m1's return every read gives the newest value (no acknowledged write lost)" \
+	1 $newest
+stale=0
+for i in $(seq 1 20); do
+	[ "$(mc $M1 get seq-$i) $(m2direct get seq-$i)" == "new-$i new-$i" ] ||
+		stale=$((stale + 1))
+done
+lab_eq "m1 and m2 both hold the newest values" 0 $stale
 lab_ok "kmagentd still running" lab_alive km-p
 lab_done
