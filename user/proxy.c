@@ -36,7 +36,7 @@
 #define KM_MAX_PIPELINE 1024	   /* queued requests per connection */
 #define KM_OUT_HIGH	(4 << 20)  /* stop reading above this much output */
 #define KM_IDLE_BUF	(64 << 10) /* larger buffers are freed once empty */
-#define KM_GET_LINE_MAX (8 << 20)  /* memcached: unbounded */
+#define KM_GET_LINE_MAX (64 << 20) /* memcached: unbounded */
 #define KM_UDP_MAX	1400	   /* memcached's UDP_MAX_PAYLOAD_SIZE */
 #define KM_UDP_HDR	8
 #define KM_UDP_BUF	65536
@@ -320,7 +320,18 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 			c->paused = 1;
 			break;
 		}
+		/* a long multiget arrives in many reads: look for its end
+		 * in the new bytes only, not from the start every time */
+		if (c->scanned && avail > c->scanned &&
+		    !memchr(p + c->scanned, '\n', avail - c->scanned)) {
+			c->scanned = avail;
+			if (avail > KM_GET_LINE_MAX)
+				km_conn_close(w, c);
+			break;
+		}
 		res = km_parse_request(p, avail, &r);
+		c->scanned =
+			res == KM_P_MORE && avail > KM_LINE_MAX ? avail : 0;
 		if (res == KM_P_MORE) {
 			/* an unterminated multiget may be long, not endless */
 			if (avail > KM_GET_LINE_MAX)

@@ -80,6 +80,7 @@ struct km_conn {
 	struct km_req *head, *tail;
 	unsigned int nreq;
 	size_t swallow; /* data bytes of a refused item still to skip */
+	size_t scanned; /* bytes of a long line known to hold no newline */
 	int closing;	/* close once out is flushed */
 	int dead;
 	int paused; /* too many requests queued: input left unparsed */
