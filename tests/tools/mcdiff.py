@@ -290,8 +290,11 @@ def steps():
     add(Step("get of 400 keys (a 4000-byte line)",
              b"get " + b" ".join(b"k1" if i % 50 == 0 else b"zz%d" % i
                                  for i in range(400)) + b"\r\n"))
-    add(Step("a 4000-byte line without newline (sentinel swallowed)",
-             b"x" * 4000, mode="pipe", wait=1))
+    # 2000 bytes: memcached closes a connection whose buffer holds more than
+    # 2048 bytes without a newline (unless it starts with "get "), so a
+    # longer line would be closed or not depending on how TCP split it
+    add(Step("a 2000-byte line without newline (sentinel swallowed)",
+             b"x" * 2000, mode="pipe", wait=1))
     add(Step("after the long line", b"get k1\r\n"))
     return s
 
