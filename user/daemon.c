@@ -197,6 +197,15 @@ void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
 		return;
 	__atomic_store_n(&b->kb.state, st, __ATOMIC_RELEASE);
 	b->since = time(NULL);
+	if (st == KM_BE_DOWN) {
+		unsigned int i;
+
+		b->down_epoch = ++km_d.epoch;
+		for (i = 1; i < KM_MAX_BACKENDS; i++)
+			b->writes_seen_at_down[i] =
+				KM_LOAD(km_d.be[i].writes_ok);
+	} else if (old == KM_BE_DOWN)
+		b->writable_epoch = ++km_d.epoch;
 	snprintf(b->reason, sizeof(b->reason), "%s", reason);
 	km_info("backend %s: %s -> %s (%s)\n", b->name,
 		km_backend_state_name(old), km_backend_state_name(st), reason);

@@ -44,11 +44,19 @@ struct km_backend_info {
 	unsigned int gen; /* bumped when the slot is reused: reconnect */
 
 	/* health (health.c), under km_daemon.lock */
-	int fails;	 /* consecutive failures (probes + passive) */
-	int oks;	 /* consecutive successful probes */
-	long pid;	 /* from the last `stats`, 0 = unknown */
-	long uptime;	 /* idem */
-	time_t since;	 /* time of the last state change */
+	int fails;    /* consecutive failures (probes + passive) */
+	int oks;      /* consecutive successful probes */
+	long pid;     /* from the last `stats`, 0 = unknown */
+	long uptime;  /* idem */
+	time_t since; /* time of the last state change */
+	/* km_d.epoch when it last went DOWN / became writable again: which
+	 * backends kept taking writes while another was down */
+	uint64_t down_epoch;
+	uint64_t writable_epoch;
+	uint64_t writes_ok; /* writes it answered (atomic adds) */
+	/* writes_ok of every backend when this one went DOWN, and its own:
+	 * did another take writes this one missed before they failed? */
+	uint64_t writes_seen_at_down[KM_MAX_BACKENDS];
 	char reason[96]; /* reason of the last state change */
 
 	struct km_be_counters c; /* atomic adds (__atomic_fetch_add) */
@@ -106,6 +114,7 @@ struct km_daemon {
 	pid_t pid;
 	volatile int stop;    /* set by signals: workers exit */
 	struct km_counters c; /* atomic adds */
+	uint64_t epoch;	      /* counts state changes, under lock */
 
 	struct {
 		km_backend_hook fn;

@@ -738,6 +738,8 @@ static void km_write_op_done(struct km_worker *w, struct km_op *op,
 		km_buf_append(&wr->reply, reply, len);
 		if (wr->cls == KM_RC_SERVER)
 			KM_INC(km_d.be[op->be].c.errors);
+		else
+			KM_INC(km_d.be[op->be].writes_ok);
 	}
 	if (!r->answered && km_d.cfg.write_policy == KM_WP_FIRST &&
 	    km_wrep_usable(wr) && r->cmd != KM_CMD_MG)
@@ -831,6 +833,8 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 	if (reply) {
 		wr->cls = km_reply_classify(reply, len);
 		km_buf_append(&wr->reply, reply, len);
+		if (wr->cls < KM_RC_SERVER)
+			KM_INC(km_d.be[op->be].writes_ok);
 	}
 	if (op->rank == 0) {
 		if (km_wrep_usable(wr) && wr->cls == KM_RC_OK && r->nreps > 1 &&

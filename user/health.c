@@ -242,19 +242,74 @@ fail:
 }
 
 /*
- * Lock held: is another backend taking writes?  Then the returning one
- * missed them and is emptied.  When every other backend is down too, what
- * it holds is the best copy left (both replicas hung, this one is back
- * first): keep it.
+ * Lock held; backend id is coming back.  Must it be emptied first?
+ *
+ * Yes if another writable backend held everything it held: one that was
+ * taking writes when it went down (writable since before, or down only
+ * after it).  Then it missed writes and deletes, and resync refills it.
+ *
+ * If every writable backend was itself down when this one went down, and
+ * this one took writes after they went down (counted), it holds the best
+ * copy: it is kept, and those others, stale, are taken down; they come
+ * back emptied and are refilled from it.  (Writes that only such a stale
+ * backend took in between are lost: without versions there is no merge.)
+ * With no other writable backend it is simply kept.
  */
-static int km_others_took_writes_locked(__u8 id)
+/* Did r take writes after o went down, before r went down itself? */
+static int km_took_writes_alone(const struct km_backend_info *r,
+				const struct km_backend_info *o)
 {
+	return o->down_epoch < r->down_epoch &&
+	       r->writes_seen_at_down[r->id] > o->writes_seen_at_down[r->id];
+}
+
+static int km_returning_is_stale_locked(__u8 id)
+{
+	const struct km_backend_info *r = &km_d.be[id];
 	unsigned int i;
 
-	for (i = 1; i < KM_MAX_BACKENDS; i++)
-		if (i != id && km_d.be[i].id && km_be_writable(i))
+	for (i = 1; i < KM_MAX_BACKENDS; i++) {
+		const struct km_backend_info *o = &km_d.be[i];
+
+		if (i == id || !o->id || !km_be_writable(i))
+			continue;
+		if (r->kb.state != KM_BE_DOWN) /* restarted: it is empty */
 			return 1;
+		if (o->writable_epoch < r->down_epoch ||
+		    o->down_epoch > r->down_epoch ||
+		    !km_took_writes_alone(r, o))
+			return 1;
+	}
 	return 0;
+}
+
+/*
+ * Lock held; backend id just came back without being emptied: take down
+ * the writable backends that were themselves down when it went down (see
+ * above).  After its own transition, so that they see it as having been
+ * writable since before they went down, and get emptied when they return.
+ */
+static void km_demote_stale_locked(__u8 id)
+{
+	const struct km_backend_info *r = &km_d.be[id];
+	unsigned int i;
+
+	for (i = 1; i < KM_MAX_BACKENDS; i++) {
+		struct km_backend_info *o = &km_d.be[i];
+		char reason[96];
+
+		if (i == id || !o->id || !km_be_writable(i) ||
+		    !(o->down_epoch < r->down_epoch &&
+		      r->down_epoch < o->writable_epoch) ||
+		    !km_took_writes_alone(r, o))
+			continue;
+		snprintf(reason, sizeof(reason),
+			 "stale: was down when %s took its last writes",
+			 r->name);
+		km_backend_set_state_locked(i, KM_BE_DOWN, reason);
+		/* it answers probes: back (emptied) at the next good one */
+		o->oks = km_d.cfg.rise - 1;
+	}
 }
 
 static void km_health_ok_locked(struct km_backend_info *b, long pid,
@@ -318,7 +373,7 @@ static void km_health_round(void)
 				km_health_fail_locked(&km_d.be[id], what);
 			} else if (km_health_comes_back_locked(&km_d.be[id],
 							       pid, uptime) &&
-				   km_others_took_writes_locked(id)) {
+				   km_returning_is_stale_locked(id)) {
 				pthread_mutex_unlock(&km_d.lock);
 				err = km_probe_flush(id);
 				pthread_mutex_lock(&km_d.lock);
@@ -336,8 +391,14 @@ static void km_health_round(void)
 							    uptime);
 				}
 			} else {
+				int was_down =
+					km_d.be[id].kb.state == KM_BE_DOWN;
+
 				KM_INC(km_d.be[id].c.probes_ok);
 				km_health_ok_locked(&km_d.be[id], pid, uptime);
+				if (was_down &&
+				    km_d.be[id].kb.state != KM_BE_DOWN)
+					km_demote_stale_locked(id);
 			}
 		}
 		pthread_mutex_unlock(&km_d.lock);
