@@ -222,11 +222,16 @@ for ((i = 0; i < 40; i++)); do
 done
 lab_eq "within 10 s of m1's return every read gives the newest value (no acknowledged write lost)" \
 	1 $newest
-stale=0
-for i in $(seq 1 20); do
-	[ "$(mc $M1 get seq-$i) $(m2direct get seq-$i)" == "new-$i new-$i" ] ||
-		stale=$((stale + 1))
+# the stale one is refilled after m1 serves again: give it a few seconds
+for ((t = 0; t < 25; t++)); do
+	stale=0
+	for i in $(seq 1 20); do
+		[ "$(mc $M1 get seq-$i) $(m2direct get seq-$i)" == "new-$i new-$i" ] ||
+			stale=$((stale + 1))
+	done
+	[ $stale -eq 0 ] && break
+	sleep 0.2
 done
-lab_eq "m1 and m2 both hold the newest values" 0 $stale
+lab_eq "m1 and m2 both hold the newest values (within 5 s)" 0 $stale
 lab_ok "kmagentd still running" lab_alive km-p
 lab_done
