@@ -37,6 +37,9 @@ for t in "${tests[@]}"; do
 		failed=$((failed + 1))
 		failures+=("$t")
 		printf 'FAIL %-50s %4ds (exit %d)\n' "$t" "$secs" "$rc"
+		# the failed checks first, then the end of the log for context
+		grep -E '^(not ok|FAIL|\[  FAILED|ASSERT)' "$log" | head -n 20 |
+			sed 's/^/    ! /'
 		sed 's/^/    | /' "$log" | tail -n 40
 	fi
 done
