@@ -37,7 +37,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 BPF_TESTS  := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf_%,$(wildcard tests/bpf/test_*.c))
 TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c)) \
 	      $(patsubst bench/%.c,$(BUILD)/tools/%,$(wildcard bench/*.c))
-HEADERS    := $(wildcard include/*.h user/*.h bpf/*.h)
+HEADERS    := $(wildcard include/*.h user/*.h bpf/*.h bench/*.h)
 
 .PHONY: all deps test unit demo bench format check-format clean
 all: $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
