@@ -282,58 +282,6 @@ static void km_cmd_status(FILE *out)
 
 /* ---- stats -------------------------------------------------------------- */
 
-static void km_json_kernel_stats(FILE *out, const struct km_pinned *p)
-{
-	const char *sep = "";
-	struct km_stats s;
-
-	if (!p || km_pinned_stats(p, &s)) {
-		fputs("null", out);
-		return;
-	}
-	fputc('{', out);
-#define X(f)                                                                   \
-	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
-	sep = ",";
-	KM_STATS_FIELDS(X)
-#undef X
-	fputc('}', out);
-}
-
-static void km_json_kernel_be(FILE *out, const struct km_pinned *p, __u8 id)
-{
-	const char *sep = "";
-	struct km_be_stats s;
-
-	if (!p || km_pinned_be_stats(p, id, &s)) {
-		fputs("null", out);
-		return;
-	}
-	fputc('{', out);
-#define X(f)                                                                   \
-	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
-	sep = ",";
-	KM_BE_STATS_FIELDS(X)
-#undef X
-	fputc('}', out);
-}
-
-static void km_json_progs(FILE *out, const struct km_pinned *p)
-{
-	struct km_prog_stats ps[16];
-	int n = p ? km_pinned_progs(p, ps, 16) : 0, i;
-
-	fputc('[', out);
-	for (i = 0; i < n; i++)
-		fprintf(out,
-			"%s{\"id\":%u,\"name\":\"%s\",\"run_cnt\":%llu,"
-			"\"run_time_ns\":%llu}",
-			i ? "," : "", ps[i].id, ps[i].name,
-			(unsigned long long)ps[i].run_cnt,
-			(unsigned long long)ps[i].run_time_ns);
-	fputc(']', out);
-}
-
 static void km_cmd_stats(FILE *out)
 {
 	struct km_be_view v[KM_MAX_BACKENDS];
@@ -362,9 +310,9 @@ static void km_cmd_stats(FILE *out)
 	KM_REPAIR_FIELDS(X)
 #undef X
 	fprintf(out, "\"rate_limit\":%u},\"kernel\":", km_repair_get_rate());
-	km_json_kernel_stats(out, kernel ? &pin : NULL);
+	km_pinned_json_stats(out, kernel ? &pin : NULL);
 	fputs(",\"programs\":", out);
-	km_json_progs(out, kernel ? &pin : NULL);
+	km_pinned_json_progs(out, kernel ? &pin : NULL);
 	fputs(",\"backends\":[", out);
 	for (i = 0; i < n; i++) {
 		fprintf(out, "%s{\"id\":%u,\"name\":", i ? "," : "", v[i].id);
@@ -378,7 +326,7 @@ static void km_cmd_stats(FILE *out)
 		KM_BE_COUNTERS_FIELDS(X)
 #undef X
 		fputs("},\"kernel\":", out);
-		km_json_kernel_be(out, kernel ? &pin : NULL, v[i].id);
+		km_pinned_json_be_stats(out, kernel ? &pin : NULL, v[i].id);
 		fputs(",\"resync\":", out);
 		km_json_resync(out, v[i].id);
 		fputc('}', out);

@@ -201,24 +201,6 @@ static const char *km_state_name(__u8 st)
 	return "?";
 }
 
-static void km_pin_kernel_be(FILE *out, const struct km_pinned *p, __u8 id)
-{
-	struct km_be_stats s;
-	const char *sep = "";
-
-	if (km_pinned_be_stats(p, id, &s)) {
-		fputs("null", out);
-		return;
-	}
-	fputc('{', out);
-#define X(f)                                                                   \
-	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
-	sep = ",";
-	KM_BE_STATS_FIELDS(X)
-#undef X
-	fputc('}', out);
-}
-
 static void km_pin_backends(FILE *out, const struct km_pinned *p, bool counters,
 			    int *st)
 {
@@ -243,7 +225,7 @@ static void km_pin_backends(FILE *out, const struct km_pinned *p, bool counters,
 			b.flags & KM_BE_F_NO_WRITES ? "true" : "false");
 		if (counters) {
 			fputs(",\"user\":null,\"kernel\":", out);
-			km_pin_kernel_be(out, p, id);
+			km_pinned_json_be_stats(out, p, id);
 		}
 		fputc('}', out);
 		first = false;
@@ -253,36 +235,16 @@ static void km_pin_backends(FILE *out, const struct km_pinned *p, bool counters,
 
 static void km_pin_stats(FILE *out, const struct km_pinned *p)
 {
-	struct km_prog_stats ps[16];
-	struct km_stats s;
 	struct timespec now;
-	const char *sep = "";
-	int n, i, st[3] = {0};
+	int st[3] = {0};
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	fprintf(out, ",\"time\":%.3f,\"user\":null,\"kernel\":",
 		now.tv_sec + now.tv_nsec / 1e9);
-	if (km_pinned_stats(p, &s)) {
-		fputs("null", out);
-	} else {
-		fputc('{', out);
-#define X(f)                                                                   \
-	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
-	sep = ",";
-		KM_STATS_FIELDS(X)
-#undef X
-		fputc('}', out);
-	}
-	n = km_pinned_progs(p, ps, 16);
-	fputs(",\"programs\":[", out);
-	for (i = 0; i < n; i++)
-		fprintf(out,
-			"%s{\"id\":%u,\"name\":\"%s\",\"run_cnt\":%llu,"
-			"\"run_time_ns\":%llu}",
-			i ? "," : "", ps[i].id, ps[i].name,
-			(unsigned long long)ps[i].run_cnt,
-			(unsigned long long)ps[i].run_time_ns);
-	fputs("],\"backends\":", out);
+	km_pinned_json_stats(out, p);
+	fputs(",\"programs\":", out);
+	km_pinned_json_progs(out, p);
+	fputs(",\"backends\":", out);
 	km_pin_backends(out, p, true, st);
 }
 

@@ -178,3 +178,55 @@ int km_pinned_progs(const struct km_pinned *p, struct km_prog_stats *out,
 	}
 	return n;
 }
+
+void km_pinned_json_stats(FILE *out, const struct km_pinned *p)
+{
+	const char *sep = "";
+	struct km_stats s;
+
+	if (!p || km_pinned_stats(p, &s)) {
+		fputs("null", out);
+		return;
+	}
+	fputc('{', out);
+#define X(f)                                                                   \
+	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
+	sep = ",";
+	KM_STATS_FIELDS(X)
+#undef X
+	fputc('}', out);
+}
+
+void km_pinned_json_be_stats(FILE *out, const struct km_pinned *p, __u8 id)
+{
+	const char *sep = "";
+	struct km_be_stats s;
+
+	if (!p || km_pinned_be_stats(p, id, &s)) {
+		fputs("null", out);
+		return;
+	}
+	fputc('{', out);
+#define X(f)                                                                   \
+	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
+	sep = ",";
+	KM_BE_STATS_FIELDS(X)
+#undef X
+	fputc('}', out);
+}
+
+void km_pinned_json_progs(FILE *out, const struct km_pinned *p)
+{
+	struct km_prog_stats ps[16];
+	int n = p ? km_pinned_progs(p, ps, 16) : 0, i;
+
+	fputc('[', out);
+	for (i = 0; i < n; i++)
+		fprintf(out,
+			"%s{\"id\":%u,\"name\":\"%s\",\"run_cnt\":%llu,"
+			"\"run_time_ns\":%llu}",
+			i ? "," : "", ps[i].id, ps[i].name,
+			(unsigned long long)ps[i].run_cnt,
+			(unsigned long long)ps[i].run_time_ns);
+	fputc(']', out);
+}

@@ -8,6 +8,7 @@
 #ifndef KM_PINNED_H
 #define KM_PINNED_H
 
+#include <stdio.h>
 #include "kmagent.h"
 
 struct km_pinned {
@@ -51,5 +52,14 @@ int km_pinned_slot(const struct km_pinned *p, __u32 slot, struct km_slot *out);
 /* The km_* programs using these maps: up to max, returns how many. */
 int km_pinned_progs(const struct km_pinned *p, struct km_prog_stats *out,
 		    int max);
+
+/*
+ * The same as JSON, for kmagentd's control socket and kmagentctl alike:
+ * an object of every counter (null when p is NULL or the map unreadable),
+ * an array of the programs.
+ */
+void km_pinned_json_stats(FILE *out, const struct km_pinned *p);
+void km_pinned_json_be_stats(FILE *out, const struct km_pinned *p, __u8 id);
+void km_pinned_json_progs(FILE *out, const struct km_pinned *p);
 
 #endif /* KM_PINNED_H */
