@@ -163,6 +163,15 @@ static __always_inline void km_to_local(const struct km_pending *e,
 	v->ifindex = 0;
 }
 
+/* A request to a remote backend leaves from the proxy's NAT port. */
+static __always_inline void km_to_remote(const struct km_backend *be, __u32 idx,
+					 struct km_hdrvals *v)
+{
+	v->sport = bpf_htons(km_nat_port);
+	v->dport = be->port;
+	v->rid = bpf_htons(idx);
+}
+
 /*
  * The client's request as it first came (client to proxy's service port,
  * client's request id): what kmagentd's UDP socket must see when the

@@ -33,6 +33,19 @@ struct km_tc_hdr {
 	__be16 rid;
 };
 
+/* p's header fields, as km_tc_nat starts from them. */
+static __always_inline void km_tc_hdr_of(const struct km_pkt *p,
+					 struct km_tc_hdr *h)
+{
+	h->ip_off = p->l2_len;
+	h->udp_off = p->l2_len + sizeof(struct iphdr);
+	h->saddr = p->ip->saddr;
+	h->daddr = p->ip->daddr;
+	h->sport = p->udp->source;
+	h->dport = p->udp->dest;
+	h->rid = p->frame->rid;
+}
+
 static __always_inline int km_tc_set4(struct __sk_buff *skb, __u32 off,
 				      __u32 csum_off_l3, __u32 csum_off_l4,
 				      __be32 from, __be32 to)
@@ -80,6 +93,45 @@ static __always_inline int km_tc_nat_l3l4(struct __sk_buff *skb,
 	h->sport = v->sport;
 	h->dport = v->dport;
 	h->rid = v->rid;
+	return 0;
+}
+
+/*
+ * Make skb a single datagram of len bytes of src (a map value whose one's
+ * complement sum is sum), with p's IP header and v's addresses, ports and
+ * request id; MACs untouched.  len and l2 (p's) are checked by the caller.
+ * The checksums are computed from scratch, as km_xdp_emit does.
+ */
+static __always_inline int km_tc_set_payload(struct __sk_buff *skb,
+					     const struct km_pkt *p, __u32 l2,
+					     const struct km_hdrvals *v,
+					     const char *src, __u32 len,
+					     __u32 sum)
+{
+	struct {
+		struct iphdr ip;
+		struct udphdr udp;
+		struct km_udp_frame f;
+	} h;
+
+	h.ip = *p->ip;
+	h.ip.tot_len = bpf_htons(sizeof(h) + len);
+	h.ip.saddr = v->saddr;
+	h.ip.daddr = v->daddr;
+	h.ip.check = km_ip_csum(&h.ip);
+	h.udp.source = v->sport;
+	h.udp.dest = v->dport;
+	h.udp.len = bpf_htons(sizeof(h) - sizeof(h.ip) + len);
+	h.udp.check = 0;
+	h.f.rid = v->rid;
+	h.f.seq = 0;
+	h.f.total = bpf_htons(1);
+	h.f.reserved = 0;
+	h.udp.check = km_udp_csum_full(&h.ip, &h.udp, &h.f, sum);
+	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + len, 0) ||
+	    bpf_skb_store_bytes(skb, l2 + sizeof(h), src, len, 0) ||
+	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0))
+		return -1;
 	return 0;
 }
 
@@ -186,13 +238,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		if (!local_be)
 			return TC_ACT_OK;
 	}
-	h.ip_off = p->l2_len;
-	h.udp_off = p->l2_len + sizeof(struct iphdr);
-	h.saddr = p->ip->saddr;
-	h.daddr = p->ip->daddr;
-	h.sport = p->udp->source;
-	h.dport = p->udp->dest;
-	h.rid = p->frame->rid;
+	km_tc_hdr_of(p, &h);
 	if (!r.noreply) {
 		now = bpf_ktime_get_ns();
 		e = km_claim(cfg, st, now, &idx);
@@ -281,13 +327,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 	__u32 len, l2 = p->l2_len;
 	struct km_backend *nb = NULL;
 	struct km_hdrvals v = {};
-	struct km_be_stats *bst;
 	struct km_slot *slot;
-	struct {
-		struct iphdr ip;
-		struct udphdr udp;
-		struct km_udp_frame f;
-	} h;
 	int local, up = 0;
 	__u8 next;
 
@@ -308,32 +348,14 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 	} else if (local == KM_FIB_LOCAL) {
 		km_to_local(e, nb, idx, &v);
 	} else {
-		v.sport = bpf_htons(km_nat_port);
-		v.dport = nb->port;
-		v.rid = bpf_htons(idx);
+		km_to_remote(nb, idx, &v);
 	}
 	len = e->req_len;
 	km_barrier_var(len);
 	if (len < 1 || len > KM_REQ_MAX || (l2 != 14 && l2 != 18))
 		return -1;
-	h.ip = *p->ip;
-	h.ip.tot_len = bpf_htons(sizeof(h) + len);
-	h.ip.saddr = v.saddr;
-	h.ip.daddr = v.daddr;
-	h.ip.check = km_ip_csum(&h.ip);
-	h.udp.source = v.sport;
-	h.udp.dest = v.dport;
-	h.udp.len = bpf_htons(sizeof(h) - sizeof(h.ip) + len);
-	h.udp.check = 0;
-	h.f.rid = v.rid;
-	h.f.seq = 0;
-	h.f.total = bpf_htons(1);
-	h.f.reserved = 0;
-	h.udp.check = km_udp_csum_full(&h.ip, &h.udp, &h.f, e->req_csum);
 	/* from here on the skb is ours: a failure drops it */
-	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + len, 0) ||
-	    bpf_skb_store_bytes(skb, l2 + sizeof(h), e->req, len, 0) ||
-	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0) ||
+	if (km_tc_set_payload(skb, p, l2, &v, e->req, len, e->req_csum) ||
 	    bpf_skb_store_bytes(skb, 0, v.dmac, ETH_ALEN, 0) ||
 	    bpf_skb_store_bytes(skb, ETH_ALEN, v.smac, ETH_ALEN, 0)) {
 		st->helper_errors++;
@@ -350,16 +372,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 			       ? TC_ACT_REDIRECT
 			       : TC_ACT_SHOT;
 	}
-	if (e->nr_tried < KM_MAX_REPLICAS)
-		e->tried[e->nr_tried] = next;
-	e->nr_tried++;
-	e->cur_be = next;
-	e->rx_dgrams = 0;
-	e->local = local == KM_FIB_LOCAL;
-	st->fallbacks++;
-	bst = km_be_stats_get(next);
-	if (bst)
-		bst->gets++;
+	km_note_fallback(e, next, local, st);
 	if (local == KM_FIB_LOCAL)
 		return TC_ACT_OK; /* on up the stack, to the local memcached */
 	if (egress && v.ifindex == skb->ifindex)
@@ -381,14 +394,12 @@ static __always_inline int km_tc_fallback(struct __sk_buff *skb,
 	void *end = (void *)(long)skb->data_end;
 	__u32 idx = bpf_ntohs(p->frame->rid);
 	struct km_pending *e;
-	struct km_backend *be;
 	int rc;
 
 	e = bpf_map_lookup_elem(&km_pending, &idx);
 	if (!e || !e->ts || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
 		return TC_ACT_OK;
-	be = km_backend_get(e->cur_be);
-	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source)
+	if (!km_from_backend(e->cur_be, p))
 		return TC_ACT_OK;
 	if (p->frame->total != bpf_htons(1) || !km_is_miss(p, end, e->kind))
 		return TC_ACT_OK;
@@ -407,28 +418,13 @@ km_tc_local_write_reply(struct __sk_buff *skb, struct km_pkt *p,
 {
 	__u32 n = p->payload_len, got, wl, l2 = p->l2_len;
 	struct km_be_stats *bst;
-	struct km_backend *be;
 	struct km_hdrvals v;
 	struct km_tc_hdr th;
-	struct {
-		struct iphdr ip;
-		struct udphdr udp;
-		struct km_udp_frame f;
-	} h;
-	int j, me = -1, c;
+	int me, c;
 	char *buf;
 	long sum;
 
-	for (j = 0; j < KM_MAX_REPLICAS; j++) {
-		if (j >= e->nr_wr)
-			break;
-		be = km_backend_get(e->wr_be[j]);
-		if (be && be->addr == p->ip->saddr &&
-		    be->port == p->udp->source) {
-			me = j;
-			break;
-		}
-	}
+	me = km_write_replica(e, p);
 	if (me < 0 || p->frame->total != bpf_htons(1))
 		return TC_ACT_OK;
 	if (e->wr_len[me])
@@ -444,13 +440,7 @@ km_tc_local_write_reply(struct __sk_buff *skb, struct km_pkt *p,
 	bst = km_be_stats_get(e->wr_be[me]);
 	if (bst)
 		bst->write_replies++;
-	th.ip_off = l2;
-	th.udp_off = l2 + sizeof(struct iphdr);
-	th.saddr = p->ip->saddr;
-	th.daddr = p->ip->daddr;
-	th.sport = p->udp->source;
-	th.dport = p->udp->dest;
-	th.rid = p->frame->rid;
+	km_tc_hdr_of(p, &th);
 	km_to_client(e, &v);
 	got = __sync_fetch_and_add(&e->wr_got, 1) + 1;
 	if (e->policy == KM_WP_FIRST) {
@@ -474,23 +464,7 @@ km_tc_local_write_reply(struct __sk_buff *skb, struct km_pkt *p,
 	sum = bpf_csum_diff(NULL, 0, (void *)e->wr_reply[c], KM_WREPLY_MAX, 0);
 	if (sum < 0)
 		goto forward_release;
-	h.ip = *p->ip;
-	h.ip.tot_len = bpf_htons(sizeof(h) + wl);
-	h.ip.saddr = v.saddr;
-	h.ip.daddr = v.daddr;
-	h.ip.check = km_ip_csum(&h.ip);
-	h.udp.source = v.sport;
-	h.udp.dest = v.dport;
-	h.udp.len = bpf_htons(sizeof(h) - sizeof(h.ip) + wl);
-	h.udp.check = 0;
-	h.f.rid = v.rid;
-	h.f.seq = 0;
-	h.f.total = bpf_htons(1);
-	h.f.reserved = 0;
-	h.udp.check = km_udp_csum_full(&h.ip, &h.udp, &h.f, sum);
-	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + wl, 0) ||
-	    bpf_skb_store_bytes(skb, l2 + sizeof(h), e->wr_reply[c], wl, 0) ||
-	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0)) {
+	if (km_tc_set_payload(skb, p, l2, &v, e->wr_reply[c], wl, sum)) {
 		km_release(e, ts);
 		st->helper_errors++;
 		return TC_ACT_SHOT;
@@ -524,7 +498,6 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 	__u32 idx = bpf_ntohs(p->frame->rid);
 	struct km_be_stats *bst;
 	struct km_pending *e;
-	struct km_backend *be;
 	struct km_tc_hdr h;
 	struct km_hdrvals v;
 	__u16 total;
@@ -542,8 +515,7 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 		return km_tc_local_write_reply(skb, p, e, ts, st);
 	if (!e->local || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
 		return TC_ACT_OK;
-	be = km_backend_get(e->cur_be);
-	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source)
+	if (!km_from_backend(e->cur_be, p))
 		return TC_ACT_OK;
 	bst = km_be_stats_get(e->cur_be);
 	total = bpf_ntohs(p->frame->total);
@@ -555,21 +527,9 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 			return rc;
 		st->misses++;
 	} else if (!p->frame->seq) {
-		if (bst)
-			bst->hits++;
-		st->hits++;
-		if (e->nr_tried > 1) {
-			st->fallback_hits++;
-			km_event_hit(e, st);
-		}
+		km_count_hit(e, bst, st);
 	}
-	h.ip_off = p->l2_len;
-	h.udp_off = p->l2_len + sizeof(struct iphdr);
-	h.saddr = p->ip->saddr;
-	h.daddr = p->ip->daddr;
-	h.sport = p->udp->source;
-	h.dport = p->udp->dest;
-	h.rid = p->frame->rid;
+	km_tc_hdr_of(p, &h);
 	km_to_client(e, &v);
 	if (km_tc_nat_l3l4(skb, &h, &v)) {
 		st->helper_errors++;

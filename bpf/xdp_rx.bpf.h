@@ -68,6 +68,29 @@ __attribute__((noinline)) int km_next_readable(struct km_slot *slot,
 	return KM_BACKEND_NONE;
 }
 
+/* Did p come from backend id's address and port? */
+static __always_inline int km_from_backend(__u8 id, const struct km_pkt *p)
+{
+	struct km_backend *be = km_backend_get(id);
+
+	return be && be->addr == p->ip->saddr && be->port == p->udp->source;
+}
+
+/* The index of the write replica p came from in e's list, or -1. */
+static __always_inline int km_write_replica(const struct km_pending *e,
+					    const struct km_pkt *p)
+{
+	int j;
+
+	for (j = 0; j < KM_MAX_REPLICAS; j++) {
+		if (j >= e->nr_wr)
+			break;
+		if (km_from_backend(e->wr_be[j], p))
+			return j;
+	}
+	return -1;
+}
+
 /* km_next_readable, with the backend's entry. */
 static __always_inline __u8 km_first_readable(struct km_slot *slot,
 					      struct km_pending *tried,
@@ -171,9 +194,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		km_nat(p, &v);
 		return XDP_PASS; /* up the stack to the local memcached */
 	}
-	v.sport = bpf_htons(km_nat_port);
-	v.dport = be->port;
-	v.rid = bpf_htons(idx);
+	km_to_remote(be, idx, &v);
 	km_nat(p, &v);
 	return km_xdp_out(ctx, v.ifindex);
 }
@@ -217,6 +238,24 @@ static __always_inline int km_is_miss(struct km_pkt *p, void *end, __u8 kind)
 	return b[0] == 'E' && b[1] == 'N' && b[2] == '\r' && b[3] == '\n';
 }
 
+/* The request of e now went to replica next (km_fib's answer: local). */
+static __always_inline void km_note_fallback(struct km_pending *e, __u8 next,
+					     int local, struct km_stats *st)
+{
+	struct km_be_stats *bst;
+
+	if (e->nr_tried < KM_MAX_REPLICAS)
+		e->tried[e->nr_tried] = next;
+	e->nr_tried++;
+	e->cur_be = next;
+	e->rx_dgrams = 0;
+	e->local = local == KM_FIB_LOCAL;
+	st->fallbacks++;
+	bst = km_be_stats_get(next);
+	if (bst)
+		bst->gets++;
+}
+
 /*
  * Null-fallback: turn this miss into the stored request, sent to the next
  * untried readable replica.  Returns a verdict, or -1 (nothing changed)
@@ -229,7 +268,6 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 {
 	struct km_backend *nb = NULL;
 	struct km_hdrvals v = {};
-	struct km_be_stats *bst;
 	struct km_slot *slot;
 	int rc, local;
 	__u8 next;
@@ -260,13 +298,10 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 		km_release(e, e->ts);
 		return XDP_PASS;
 	}
-	if (local == KM_FIB_LOCAL) {
+	if (local == KM_FIB_LOCAL)
 		km_to_local(e, nb, idx, &v);
-	} else {
-		v.sport = bpf_htons(km_nat_port);
-		v.dport = nb->port;
-		v.rid = bpf_htons(idx);
-	}
+	else
+		km_to_remote(nb, idx, &v);
 	rc = km_xdp_emit(ctx, p, &v, e->req, e->req_len, e->req_csum);
 	if (rc == KM_EMIT_NOROOM)
 		return XDP_PASS; /* km_tc_fallback grows the skb instead */
@@ -274,16 +309,7 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 		st->helper_errors++;
 		return XDP_DROP; /* the client retries; never a bad frame */
 	}
-	if (e->nr_tried < KM_MAX_REPLICAS)
-		e->tried[e->nr_tried] = next;
-	e->nr_tried++;
-	e->cur_be = next;
-	e->rx_dgrams = 0;
-	e->local = local == KM_FIB_LOCAL;
-	st->fallbacks++;
-	bst = km_be_stats_get(next);
-	if (bst)
-		bst->gets++;
+	km_note_fallback(e, next, local, st);
 	if (local == KM_FIB_LOCAL)
 		return XDP_PASS;
 	return km_xdp_out(ctx, v.ifindex);
@@ -346,24 +372,14 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 					      struct km_pending *e, __u64 ts,
 					      struct km_stats *st)
 {
-	struct km_backend *be;
 	struct km_be_stats *bst;
 	struct km_hdrvals v;
 	__u32 n = p->payload_len, got, sum, wl;
-	int j, me = -1, c;
+	int me, c;
 	char *buf;
 	long rc;
 
-	for (j = 0; j < KM_MAX_REPLICAS; j++) {
-		if (j >= e->nr_wr)
-			break;
-		be = km_backend_get(e->wr_be[j]);
-		if (be && be->addr == p->ip->saddr &&
-		    be->port == p->udp->source) {
-			me = j;
-			break;
-		}
-	}
+	me = km_write_replica(e, p);
 	if (me < 0 || p->frame->total != bpf_htons(1)) {
 		st->stray_replies++;
 		return XDP_PASS;
@@ -427,6 +443,19 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 	return km_xdp_out(ctx, v.ifindex);
 }
 
+/* The first datagram of a reply that is no miss. */
+static __always_inline void
+km_count_hit(struct km_pending *e, struct km_be_stats *bst, struct km_stats *st)
+{
+	if (bst)
+		bst->hits++;
+	st->hits++;
+	if (e->nr_tried > 1) {
+		st->fallback_hits++;
+		km_event_hit(e, st);
+	}
+}
+
 static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 					const struct km_config *cfg,
 					struct km_stats *st)
@@ -435,7 +464,6 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 	__u32 idx = bpf_ntohs(p->frame->rid);
 	struct km_be_stats *bst;
 	struct km_pending *e;
-	struct km_backend *be;
 	__u16 total;
 	__u64 ts;
 	int rc;
@@ -454,8 +482,7 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 		st->stray_replies++; /* quarantined after a timeout */
 		return XDP_PASS;
 	}
-	be = km_backend_get(e->cur_be);
-	if (!be || be->addr != p->ip->saddr || be->port != p->udp->source) {
+	if (!km_from_backend(e->cur_be, p)) {
 		st->stray_replies++;
 		return XDP_PASS;
 	}
@@ -469,13 +496,7 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 			return rc;
 		st->misses++;
 	} else if (!p->frame->seq) {
-		if (bst)
-			bst->hits++;
-		st->hits++;
-		if (e->nr_tried > 1) {
-			st->fallback_hits++;
-			km_event_hit(e, st);
-		}
+		km_count_hit(e, bst, st);
 	}
 	/* one more datagram of the reply; the entry goes with the last */
 	if (__sync_fetch_and_add(&e->rx_dgrams, 1) + 1 >= total)
