@@ -30,22 +30,32 @@ static __always_inline int km_for_us(const struct km_config *cfg,
 	return !cfg->proxy_addr || p->ip->daddr == cfg->proxy_addr;
 }
 
+/*
+ * What every program does first: parse the datagram, find the maps.  -1
+ * when it is none of ours (not UDP, no ports configured, no maps).
+ */
+static __always_inline int km_begin(void *data, void *end, struct km_pkt *p,
+				    struct km_config **cfg,
+				    struct km_stats **st)
+{
+	if (km_parse(data, end, p))
+		return -1;
+	if (!km_service_port || !km_nat_port)
+		return -1;
+	*st = km_stats_get();
+	*cfg = km_config_get();
+	return *st && *cfg ? 0 : -1;
+}
+
 SEC("xdp")
 int km_xdp_rx(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
 	struct km_config *cfg;
 	struct km_stats *st;
 	struct km_pkt p;
 
-	if (km_parse(data, end, &p))
-		return XDP_PASS;
-	if (!km_service_port || !km_nat_port)
-		return XDP_PASS;
-	st = km_stats_get();
-	cfg = km_config_get();
-	if (!st || !cfg)
+	if (km_begin((void *)(long)ctx->data, (void *)(long)ctx->data_end, &p,
+		     &cfg, &st))
 		return XDP_PASS;
 	if (p.udp->dest == bpf_htons(km_service_port) && km_for_us(cfg, &p))
 		return km_xdp_request(ctx, &p, cfg, st);
@@ -59,20 +69,13 @@ int km_xdp_rx(struct xdp_md *ctx)
 SEC("tc")
 int km_tc_clone(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct km_config *cfg;
 	struct km_stats *st;
 	struct km_pkt p;
 	int rc;
 
-	if (km_parse(data, end, &p))
-		return TC_ACT_OK;
-	if (!km_service_port || !km_nat_port)
-		return TC_ACT_OK;
-	st = km_stats_get();
-	cfg = km_config_get();
-	if (!st || !cfg)
+	if (km_begin((void *)(long)skb->data, (void *)(long)skb->data_end, &p,
+		     &cfg, &st))
 		return TC_ACT_OK;
 	if (p.udp->dest == bpf_htons(km_nat_port))
 		return km_tc_fallback(skb, &p, cfg, st);
@@ -94,19 +97,12 @@ int km_tc_clone(struct __sk_buff *skb)
 SEC("tc")
 int km_tc_egress(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct km_config *cfg;
 	struct km_stats *st;
 	struct km_pkt p;
 
-	if (km_parse(data, end, &p))
-		return TC_ACT_OK;
-	if (!km_service_port || !km_nat_port)
-		return TC_ACT_OK;
-	st = km_stats_get();
-	cfg = km_config_get();
-	if (!st || !cfg)
+	if (km_begin((void *)(long)skb->data, (void *)(long)skb->data_end, &p,
+		     &cfg, &st))
 		return TC_ACT_OK;
 	return km_tc_local_reply(skb, &p, cfg, st);
 }
