@@ -244,25 +244,13 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		e = km_claim(cfg, st, now, &idx);
 		if (!e)
 			return TC_ACT_OK;
-		e->client_addr = h.saddr;
-		e->proxy_addr = proxy;
-		e->client_port = h.sport;
-		e->client_rid = h.rid;
-		km_mac_copy(e->client_mac, p->eth->h_source);
-		km_mac_copy(e->proxy_mac, p->eth->h_dest);
-		e->vlan_tci = p->vlan_tci;
-		e->ifindex = skb->ifindex;
-		e->slot = km_hash_slot(r.hash);
+		km_pending_open(e, p, proxy, skb->ifindex, &r);
 		e->kind = KM_PK_WRITE;
 		e->cur_be = ids[0];
 		e->nr_tried = 0;
 		e->nr_wr = k;
 		e->policy = cfg->write_policy;
-		e->key_off = r.key_off;
-		e->key_len = r.key_len;
 		e->req_len = 0;
-		e->rx_dgrams = 0;
-		e->wr_got = 0;
 		for (i = 0; i < KM_MAX_REPLICAS; i++) {
 			e->wr_be[i] = i < (int)k ? ids[i] : 0;
 			e->wr_len[i] = 0;

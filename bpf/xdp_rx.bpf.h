@@ -102,6 +102,27 @@ static __always_inline __u8 km_first_readable(struct km_slot *slot,
 	return *out ? id : KM_BACKEND_NONE;
 }
 
+/* A claimed entry for p's request r: who gets the reply, about what key. */
+static __always_inline void km_pending_open(struct km_pending *e,
+					    const struct km_pkt *p,
+					    __be32 proxy, __u32 ifindex,
+					    const struct km_req *r)
+{
+	e->client_addr = p->ip->saddr;
+	e->proxy_addr = proxy;
+	e->client_port = p->udp->source;
+	e->client_rid = p->frame->rid;
+	km_mac_copy(e->client_mac, p->eth->h_source);
+	km_mac_copy(e->proxy_mac, p->eth->h_dest);
+	e->vlan_tci = p->vlan_tci;
+	e->ifindex = ifindex;
+	e->slot = km_hash_slot(r->hash);
+	e->key_off = r->key_off;
+	e->key_len = r->key_len;
+	e->rx_dgrams = 0;
+	e->wr_got = 0;
+}
+
 static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 					  const struct km_config *cfg,
 					  struct km_stats *st)
@@ -163,26 +184,14 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		st->helper_errors++;
 		return XDP_PASS;
 	}
-	e->client_addr = p->ip->saddr;
-	e->proxy_addr = proxy;
-	e->client_port = p->udp->source;
-	e->client_rid = p->frame->rid;
-	km_mac_copy(e->client_mac, p->eth->h_source);
-	km_mac_copy(e->proxy_mac, p->eth->h_dest);
-	e->vlan_tci = p->vlan_tci;
-	e->ifindex = ctx->ingress_ifindex;
-	e->slot = km_hash_slot(r.hash);
+	km_pending_open(e, p, proxy, ctx->ingress_ifindex, &r);
 	e->kind = r.kind;
 	e->cur_be = be_id;
 	e->nr_tried = 1;
 	e->tried[0] = be_id;
 	e->nr_wr = 0;
-	e->key_off = r.key_off;
-	e->key_len = r.key_len;
 	e->req_len = n;
 	e->req_csum = sum;
-	e->rx_dgrams = 0;
-	e->wr_got = 0;
 	e->local = local == KM_FIB_LOCAL;
 
 	st->kernel_gets++;
