@@ -73,16 +73,9 @@ int km_tok_u64(const struct km_tok *t, uint64_t *out)
 
 int km_tok_u32(const struct km_tok *t, uint32_t *out)
 {
-	unsigned long v;
-	char buf[64], *end;
+	uint64_t v;
 
-	if (!km_tok_cstr(t, buf, sizeof(buf)))
-		return 0;
-	errno = 0;
-	v = strtoul(buf, &end, 10);
-	if (errno == ERANGE || end == buf || *end)
-		return 0;
-	if ((long)v < 0 && strchr(buf, '-'))
+	if (!km_tok_u64(t, &v))
 		return 0;
 	*out = (uint32_t)v; /* memcached truncates the same way */
 	return 1;
