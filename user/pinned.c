@@ -179,6 +179,11 @@ int km_pinned_progs(const struct km_pinned *p, struct km_prog_stats *out,
 	return n;
 }
 
+/* X-macro: one "field":value member of the object, from struct s. */
+#define KM_JSON_MEMBER(f)                                                      \
+	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
+	sep = ",";
+
 void km_pinned_json_stats(FILE *out, const struct km_pinned *p)
 {
 	const char *sep = "";
@@ -189,11 +194,7 @@ void km_pinned_json_stats(FILE *out, const struct km_pinned *p)
 		return;
 	}
 	fputc('{', out);
-#define X(f)                                                                   \
-	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
-	sep = ",";
-	KM_STATS_FIELDS(X)
-#undef X
+	KM_STATS_FIELDS(KM_JSON_MEMBER)
 	fputc('}', out);
 }
 
@@ -207,11 +208,7 @@ void km_pinned_json_be_stats(FILE *out, const struct km_pinned *p, __u8 id)
 		return;
 	}
 	fputc('{', out);
-#define X(f)                                                                   \
-	fprintf(out, "%s\"" #f "\":%llu", sep, (unsigned long long)s.f);       \
-	sep = ",";
-	KM_BE_STATS_FIELDS(X)
-#undef X
+	KM_BE_STATS_FIELDS(KM_JSON_MEMBER)
 	fputc('}', out);
 }
 
