@@ -39,9 +39,8 @@ static void km_help(FILE *out, const char *name, const char *type,
 
 static void km_metrics_user(FILE *out)
 {
-	fprintf(out, "# HELP kmagent_user_total Userspace path counters "
-		     "(TCP and UDP slow path), by counter.\n"
-		     "# TYPE kmagent_user_total counter\n");
+	km_help(out, "kmagent_user_total", "counter",
+		"Userspace path counters (TCP and UDP slow path), by counter.");
 #define X(f)                                                                   \
 	fprintf(out, "kmagent_user_total{counter=\"" #f "\"} %llu\n",          \
 		(unsigned long long)KM_LOAD(km_d.c.f));
@@ -59,9 +58,9 @@ static void km_metrics_kernel(FILE *out, const struct km_pinned *p)
 
 	if (!p || km_pinned_stats(p, &s))
 		return;
-	fprintf(out, "# HELP kmagent_kernel_total Kernel path counters "
-		     "(km_stats, summed over CPUs), by counter.\n"
-		     "# TYPE kmagent_kernel_total counter\n");
+	km_help(out, "kmagent_kernel_total", "counter",
+		"Kernel path counters (km_stats, summed over CPUs), by "
+		"counter.");
 #define X(f)                                                                   \
 	fprintf(out, "kmagent_kernel_total{counter=\"" #f "\"} %llu\n",        \
 		(unsigned long long)s.f);
