@@ -6,24 +6,10 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
 
-lab_init
-udp_bpffs
-PIN=$UDP_BPFFS/p
-lab_pin_dir "$PIN"
-lab_host p 198.18.0.1
-lab_host a 198.18.0.2
-lab_host b 198.18.0.3
-lab_host c 198.18.0.10
-udp_xdp_peer p
-lab_memcached a 11211
-lab_memcached b 11211
+udp_lab_pab
 lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 \
 	-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN"
-xdp_on() { ip -n "$(lab_ns p)" link show eth0 | grep -q prog/xdp; }
-lab_ok "XDP attached on P" udp_wait "XDP on P" 10 xdp_on
-lab_ok "P knows both backends' MACs" udp_wait "neighbours" 10 \
-	sh -c "ip -n $(lab_ns p) neigh show 198.18.0.2 | grep -q lladdr &&
-	       ip -n $(lab_ns p) neigh show 198.18.0.3 | grep -q lladdr"
+udp_kernel_ready 198.18.0.2 198.18.0.3
 
 mc() { udp_mc c --timeout 1 "$@"; }
 lab_eq "set through kmagent" STORED "$(mc 198.18.0.1:11210 set rk v1)"
@@ -32,7 +18,7 @@ lab_eq "get through kmagent" v1 "$(mc 198.18.0.1:11210 get rk)"
 lab_log "kill -9 kmagentd: the kernel path keeps serving"
 lab_kill km-p KILL
 lab_not "kmagentd is gone (TCP port closed)" lab_answers c 198.18.0.1 11210
-lab_ok "XDP still attached" xdp_on
+lab_ok "XDP still attached" udp_xdp_on
 g0=$(kstat "$PIN" kernel_gets)
 lab_eq "UDP get answered without kmagentd" v1 "$(mc 198.18.0.1:11210 get rk)"
 lab_eq "... by the kernel" $((g0 + 1)) "$(kstat "$PIN" kernel_gets)"
@@ -48,7 +34,7 @@ g1=$(kstat "$PIN" kernel_gets)
 lab_restart km-p
 lab_ok "the new kmagentd adopted the pinned XDP link" \
 	udp_wait "adoption" 10 grep -q "adopted pinned XDP link" "${LAB_LOG[km-p]}"
-lab_ok "XDP attached" udp_wait "XDP on P" 10 xdp_on
+lab_ok "XDP attached" udp_wait "XDP on P" 10 udp_xdp_on
 lab_eq "counters kept across the restart" "$g1" "$(kstat "$PIN" kernel_gets)"
 lab_eq "get through the new kmagentd" v1 "$(mc 198.18.0.1:11210 get rk)"
 lab_eq "... in the kernel" $((g1 + 1)) "$(kstat "$PIN" kernel_gets)"

@@ -9,30 +9,16 @@
 CTL=$LAB_ROOT/build/kmagentctl
 KEY=drainkey
 
-lab_init
-udp_bpffs
-PIN=$UDP_BPFFS/p
-lab_pin_dir "$PIN"
+udp_lab_pab
 first=$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" $KEY \
 	198.18.0.2:11211 198.18.0.3:11211 | cut -d' ' -f1)
 FIRST=${first%:*}
 OTHER=198.18.0.2
 [ "$FIRST" == 198.18.0.2 ] && OTHER=198.18.0.3
 lab_log "$KEY hashes to $FIRST first"
-lab_host p 198.18.0.1
-lab_host a 198.18.0.2
-lab_host b 198.18.0.3
-lab_host c 198.18.0.10
-udp_xdp_peer p
-lab_memcached a 11211
-lab_memcached b 11211
 lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 \
 	-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN"
-xdp_on() { ip -n "$(lab_ns p)" link show eth0 | grep -q prog/xdp; }
-lab_ok "XDP attached on P" udp_wait "XDP on P" 10 xdp_on
-lab_ok "P knows both backends' MACs" udp_wait "neighbours" 10 \
-	sh -c "ip -n $(lab_ns p) neigh show 198.18.0.2 | grep -q lladdr &&
-	       ip -n $(lab_ns p) neigh show 198.18.0.3 | grep -q lladdr"
+udp_kernel_ready 198.18.0.2 198.18.0.3
 ctl() { "$CTL" -s "${LAB_CTL[km-p]}" "$@"; }
 mc() { udp_mc c --timeout 1 "$@"; }
 
@@ -59,10 +45,10 @@ lab_eq "... and misses: fallback" $((f0 + 1)) "$(kstat "$PIN" fallbacks)"
 
 lab_log "stop kmagentd, then kmagentctl detach"
 lab_kill km-p TERM
-lab_ok "programs stay attached after kmagentd exits" xdp_on
+lab_ok "programs stay attached after kmagentd exits" udp_xdp_on
 lab_ok "kmagentctl detach --pin-root $PIN -I eth0" \
 	lab_in p "$CTL" -s "${LAB_CTL[km-p]}" detach --pin-root "$PIN" -I eth0
-lab_not "no XDP program left on eth0" xdp_on
+lab_not "no XDP program left on eth0" udp_xdp_on
 lab_not "no tc filter left on eth0" sh -c \
 	"tc -n $(lab_ns p) filter show dev eth0 ingress | grep -q bpf"
 lab_not "pin root removed" test -e "$PIN"

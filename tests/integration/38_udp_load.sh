@@ -6,24 +6,10 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
 
-lab_init
-udp_bpffs
-PIN=$UDP_BPFFS/p
-lab_pin_dir "$PIN"
-lab_host p 198.18.0.1
-lab_host a 198.18.0.2
-lab_host b 198.18.0.3
-lab_host c 198.18.0.10
-udp_xdp_peer p
-lab_memcached a 11211
-lab_memcached b 11211
+udp_lab_pab
 lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 \
 	-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN"
-lab_ok "XDP attached on P" udp_wait "XDP on P" 10 \
-	sh -c "ip -n $(lab_ns p) link show eth0 | grep -q prog/xdp"
-lab_ok "P knows both backends' MACs" udp_wait "neighbours" 10 \
-	sh -c "ip -n $(lab_ns p) neigh show 198.18.0.2 | grep -q lladdr &&
-	       ip -n $(lab_ns p) neigh show 198.18.0.3 | grep -q lladdr"
+udp_kernel_ready 198.18.0.2 198.18.0.3
 
 out=$(lab_in c "$LAB_ROOT/build/tools/kmbench" -s 198.18.0.1:11210 --udp \
 	--ratio 1:1 -k 2000 -c 16 -w 4 -d 3 --key-prefix ld: 2>&1)

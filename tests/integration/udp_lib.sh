@@ -10,6 +10,11 @@
 #   kstat PIN FIELD            km_stats FIELD summed over CPUs
 #   kbe_state PIN ID           km_backends[ID].state as the kernel sees it
 #   udp_mc HOST ARGS...        mc.py --udp run in HOST
+#   udp_lab_pab                the usual lab: proxy host p (198.18.0.1, pin
+#                              root $PIN), memcached on a (.2) and b (.3),
+#                              client c (.10)
+#   udp_kernel_ready ADDR...   assert XDP is on p's eth0 and p has resolved
+#                              the MAC of each backend ADDR
 
 UDP_TOOLS=$LAB_ROOT/build/tools
 
@@ -58,4 +63,41 @@ udp_wait()
 	done
 	lab_log "timed out waiting for: $what"
 	return 1
+}
+
+udp_lab_pab()
+{
+	lab_init
+	udp_bpffs
+	PIN=$UDP_BPFFS/p
+	lab_pin_dir "$PIN"
+	lab_host p 198.18.0.1
+	lab_host a 198.18.0.2
+	lab_host b 198.18.0.3
+	lab_host c 198.18.0.10
+	udp_xdp_peer p
+	lab_memcached a 11211
+	lab_memcached b 11211
+}
+
+# bpf_fib_lookup routes only once the next hop is resolved: until then
+# the kernel path passes gets up, and a test would not see it at work.
+udp_neigh_known()
+{
+	local addr
+	for addr in "$@"; do
+		ip -n "$(lab_ns p)" neigh show "$addr" | grep -q lladdr || return 1
+	done
+}
+
+udp_xdp_on()
+{
+	ip -n "$(lab_ns p)" link show eth0 | grep -q prog/xdp
+}
+
+udp_kernel_ready()
+{
+	lab_ok "XDP attached on P" udp_wait "XDP on P" 10 udp_xdp_on
+	lab_ok "P knows the backends' MACs" udp_wait "neighbours" 10 \
+		udp_neigh_known "$@"
 }
