@@ -9,22 +9,11 @@
 # checks the driver itself: memcached against memcached, must always pass.
 . "$(dirname "$0")/lib.sh"
 
-lab_init
-lab_host r 198.18.0.1	# the reference: one memcached, direct
-lab_host m1 198.18.0.2	# kmagentd's backends
-lab_host m2 198.18.0.3
-lab_host p 198.18.0.4	# kmagentd
-lab_host c 198.18.0.10	# the client running the driver
-
-lab_memcached r 11211
-lab_memcached m1 11211
-lab_memcached m2 11211
+lab_judge_lab
 if [ -n "${MCDIFF_SELF:-}" ]; then
 	LAB_LABEL=mc-p lab_memcached p 11210
 else
-	# shellcheck disable=SC2086
-	lab_kmagentd p -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211 \
-		${KM_EXTRA_ARGS:-}
+	lab_judge_kmagentd
 fi
 
 # real replicas never share cas counters: push m2's ahead of m1's

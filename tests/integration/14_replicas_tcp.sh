@@ -6,18 +6,8 @@
 # A replica left behind would serve a stale value after a failover.
 . "$(dirname "$0")/lib.sh"
 
-lab_init
-lab_host r 198.18.0.1	# the reference: one memcached, direct
-lab_host m1 198.18.0.2
-lab_host m2 198.18.0.3
-lab_host p 198.18.0.4
-lab_host c 198.18.0.10
-lab_memcached r 11211
-lab_memcached m1 11211
-lab_memcached m2 11211
-# shellcheck disable=SC2086
-lab_kmagentd p -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211 \
-	${KM_EXTRA_ARGS:-}
+lab_judge_lab
+lab_judge_kmagentd
 
 lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mcreplicas.py" 198.18.0.1:11211 \
 	198.18.0.4:11210 198.18.0.2:11211 198.18.0.3:11211

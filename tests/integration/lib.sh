@@ -13,6 +13,11 @@
 #   lab_kill mc-a 9; lab_restart mc-a
 #   lab_done                          # summary; exit 1 if any check failed
 #
+# The judge lab of the TCP protocol tests, in one call: lab_judge_lab makes
+# r (198.18.0.1, the reference memcached), m1 and m2 (.2, .3, kmagentd's
+# backends), p (.4, for kmagentd on 11210) and c (.10, the driver), and starts
+# the three memcacheds; lab_judge_kmagentd starts kmagentd on p.
+#
 # Everything the lab makes is named after the test's PID (LAB_ID), so two runs
 # never collide: namespaces "km<id>sw" (the switch, holding bridge "br0") and
 # "km<id><host>"; inside a host its end of the veth pair is "eth0", the
@@ -459,4 +464,24 @@ lab_cleanup()
 	LAB_PINS=()
 	[ -n "$LAB_DIR" ] && rm -rf -- "$LAB_DIR"
 	exit $rc
+}
+
+lab_judge_lab()
+{
+	lab_init
+	lab_host r 198.18.0.1
+	lab_host m1 198.18.0.2
+	lab_host m2 198.18.0.3
+	lab_host p 198.18.0.4
+	lab_host c 198.18.0.10
+	lab_memcached r 11211
+	lab_memcached m1 11211
+	lab_memcached m2 11211
+}
+
+lab_judge_kmagentd()
+{
+	# shellcheck disable=SC2086
+	lab_kmagentd p -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211 \
+		${KM_EXTRA_ARGS:-}
 }
