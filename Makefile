@@ -71,6 +71,9 @@ $(BUILD)/user/%.o: user/%.c $(HEADERS) | $(SKELS) $(BUILD)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# the skeleton embeds the BPF object: a changed program rebuilds its loader
+$(BUILD)/user/kbpf.o: $(SKELS)
+
 $(BUILD)/libkm.a: $(LIB_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 

@@ -147,6 +147,42 @@ static __always_inline void km_release(struct km_pending *e, __u64 ts)
 	__sync_val_compare_and_swap(&e->ts, ts, 0);
 }
 
+/*
+ * Zero the bytes after a request of n stored in e, up to the next multiple
+ * of 4: bpf_csum_diff sums whole words, and zeros add nothing.
+ */
+static __always_inline void km_req_pad(struct km_pending *e, __u32 n)
+{
+	__u32 i, j, end = (n + 3) & ~3u;
+
+	for (i = 0; i < 3; i++) {
+		j = n + i;
+		km_barrier_var(j); /* the verifier must see the bound */
+		if (j < end && j < KM_REQ_MAX)
+			e->req[j] = 0;
+	}
+}
+
+/*
+ * The one's complement sum of e's request, for the checksum of a fallback
+ * datagram that carries it: computed only then, the common case (a hit)
+ * never pays for it.
+ */
+static __always_inline int km_req_sum(const struct km_pending *e, __u32 *sum)
+{
+	__u32 len = (e->req_len + 3) & ~3u;
+	long rc;
+
+	km_barrier_var(len);
+	if (len < 4 || len > KM_REQ_MAX)
+		return -1;
+	rc = bpf_csum_diff(NULL, 0, (void *)e->req, len, 0);
+	if (rc < 0)
+		return -1;
+	*sum = rc;
+	return 0;
+}
+
 static __always_inline int km_tried(const struct km_pending *e, __u8 id)
 {
 	int i;

@@ -312,7 +312,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 					 const struct km_config *cfg,
 					 struct km_stats *st)
 {
-	__u32 len, l2 = p->l2_len;
+	__u32 len, sum, l2 = p->l2_len;
 	struct km_backend *nb = NULL;
 	struct km_hdrvals v = {};
 	struct km_slot *slot;
@@ -323,7 +323,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 	if (!slot)
 		return -1;
 	next = km_first_readable(slot, e, &nb);
-	if (!next || !nb)
+	if (!next || !nb || km_req_sum(e, &sum))
 		return -1;
 	local = km_fib(skb, km_nat_src(next, e->proxy_addr), nb->addr,
 		       skb->ifindex, &v);
@@ -343,7 +343,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 	if (len < 1 || len > KM_REQ_MAX || (l2 != 14 && l2 != 18))
 		return -1;
 	/* from here on the skb is ours: a failure drops it */
-	if (km_tc_set_payload(skb, p, l2, &v, e->req, len, e->req_csum) ||
+	if (km_tc_set_payload(skb, p, l2, &v, e->req, len, sum) ||
 	    bpf_skb_store_bytes(skb, 0, v.dmac, ETH_ALEN, 0) ||
 	    bpf_skb_store_bytes(skb, ETH_ALEN, v.smac, ETH_ALEN, 0)) {
 		st->helper_errors++;

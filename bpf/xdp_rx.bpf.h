@@ -15,31 +15,6 @@
 #include "pending.bpf.h"
 #include "nat.bpf.h"
 
-/* Sum of the request kept in the entry, for the fallback's UDP checksum. */
-static __always_inline int km_req_sum(struct km_scratch *sc, __u32 n,
-				      __u32 *sum)
-{
-	__u32 len;
-	long rc;
-
-	km_barrier_var(n); /* the verifier must see the bound, not clang */
-	if (n > KM_REQ_MAX)
-		return -1;
-	len = (n + 3) & ~3u;
-	/* csum_diff wants a multiple of 4: pad with zeros, which add nothing */
-	sc->buf[KM_IDX(n)] = 0;
-	sc->buf[KM_IDX(n + 1)] = 0;
-	sc->buf[KM_IDX(n + 2)] = 0;
-	km_barrier_var(len); /* keep the bound check below for the verifier */
-	if (len > KM_REQ_MAX + 4)
-		return -1;
-	rc = bpf_csum_diff(NULL, 0, (void *)sc->buf, len, 0);
-	if (rc < 0)
-		return -1;
-	*sum = rc;
-	return 0;
-}
-
 /*
  * The first replica in slot's order that is readable and not in tried's
  * list (tried may be NULL); KM_BACKEND_NONE if none.  Global functions,
@@ -134,7 +109,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_scratch *sc;
 	struct km_pending *e;
 	struct km_slot *slot;
-	__u32 n = p->payload_len, idx, sum;
+	__u32 n = p->payload_len, idx;
 	__be32 proxy;
 	int local;
 	__u8 be_id;
@@ -172,10 +147,6 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		st->no_route++;
 		return XDP_PASS;
 	}
-	if (km_req_sum(sc, n, &sum)) {
-		st->helper_errors++;
-		return XDP_PASS;
-	}
 	e = km_claim(cfg, st, now, &idx);
 	if (!e)
 		return XDP_PASS;
@@ -191,7 +162,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	e->tried[0] = be_id;
 	e->nr_wr = 0;
 	e->req_len = n;
-	e->req_csum = sum;
+	km_req_pad(e, n);
 	e->local = local == KM_FIB_LOCAL;
 
 	st->kernel_gets++;
@@ -279,6 +250,7 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_hdrvals v = {};
 	struct km_slot *slot;
 	int rc, local;
+	__u32 sum;
 	__u8 next;
 
 	slot = km_ring_get(cfg, e->slot);
@@ -287,6 +259,10 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	next = km_first_readable(slot, e, &nb);
 	if (!next || !nb)
 		return -1;
+	if (km_req_sum(e, &sum)) {
+		st->helper_errors++;
+		return -1;
+	}
 	local = km_fib(ctx, km_nat_src(next, e->proxy_addr), nb->addr,
 		       ctx->ingress_ifindex, &v);
 	if (local < 0) {
@@ -297,7 +273,7 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 		 */
 		st->no_route++;
 		km_to_service(e, &v);
-		rc = km_xdp_emit(ctx, p, &v, e->req, e->req_len, e->req_csum);
+		rc = km_xdp_emit(ctx, p, &v, e->req, e->req_len, sum);
 		if (rc == KM_EMIT_NOROOM)
 			return XDP_PASS; /* km_tc_fallback does it */
 		if (rc) {
@@ -311,7 +287,7 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 		km_to_local(e, nb, idx, &v);
 	else
 		km_to_remote(nb, idx, &v);
-	rc = km_xdp_emit(ctx, p, &v, e->req, e->req_len, e->req_csum);
+	rc = km_xdp_emit(ctx, p, &v, e->req, e->req_len, sum);
 	if (rc == KM_EMIT_NOROOM)
 		return XDP_PASS; /* km_tc_fallback grows the skb instead */
 	if (rc) {

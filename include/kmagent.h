@@ -167,7 +167,6 @@ struct km_pending {
 	__u8 policy;	 /* writes: enum km_write_policy */
 	__u8 local;	 /* reads: cur_be is on this host (via the stack) */
 	__u16 req_len;	 /* reads: bytes in req */
-	__u32 req_csum;	 /* reads: 32-bit one's complement sum of req */
 	__u32 rx_dgrams; /* reply datagrams forwarded (atomic) */
 	__u32 wr_got;	 /* writes: replies received (atomic) */
 	union {

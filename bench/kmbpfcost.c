@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * What the kernel path's programs cost per packet, free of the lab's
+ * noise: km_xdp_rx and km_tc_clone run through BPF_PROG_TEST_RUN on
+ * crafted frames in a private network namespace (the BPF tests' setup),
+ * one run per measurement, medians over many.  Shapes: a get request
+ * routed to its primary, the hit reply going back to the client, a miss
+ * turned into the request to the next replica, and a set cloned to every
+ * replica (the clones leave on a veth and are dropped by its peer).
+ *
+ *   kmbpfcost [-n ROUNDS] [--json]
+ */
+#include <getopt.h>
+#include <linux/if_packet.h>
+#include <linux/pkt_cls.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "../tests/bpf/km_test.h"
+
+#define SVC_PORT 11210
+#define NAT_PORT 11299
+#define MC_PORT	 11211
+#define NBE	 2
+
+enum { S_GET, S_HIT, S_MISS, S_SET, S_WREPLY, S_NR };
+static const char *const shape_name[S_NR] = {"get request", "hit reply",
+					     "miss -> next replica",
+					     "set clone x2", "write reply"};
+static const char *const shape_prog[S_NR] = {
+	"km_xdp_rx", "km_xdp_rx", "km_xdp_rx", "km_tc_clone", "km_xdp_rx"};
+
+static struct km_bpf *kb;
+static struct km_ring ring;
+static int xdp_fd, tc_fd, if0, clone_fd = -1;
+
+static const struct km_t_ep client = {
+	{0x02, 0, 0, 0, 0, 0x64}, "198.18.0.100", 40000};
+static const struct km_t_ep proxy = {
+	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", SVC_PORT};
+static const struct km_t_ep proxy_nat = {
+	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", NAT_PORT};
+static const struct km_t_ep be_ep[NBE + 1] = {
+	{},
+	{{0x02, 0, 0, 0, 0, 0x11}, "198.18.0.11", MC_PORT},
+	{{0x02, 0, 0, 0, 0, 0x12}, "198.18.0.12", MC_PORT},
+};
+
+static int setup(char *pin_root, size_t n)
+{
+	static const struct km_ring_member m[NBE] = {
+		{1, "198.18.0.11:11211"},
+		{2, "198.18.0.12:11211"},
+	};
+	struct km_bpf_opts o = {.service_port = SVC_PORT, .nat_port = NAT_PORT};
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET,
+				  .sll_protocol = htons(ETH_P_IP)};
+	struct timeval tmo = {.tv_sec = 1};
+	struct km_config cfg;
+	int i;
+
+	if (unshare(CLONE_NEWNET)) {
+		perror("unshare(CLONE_NEWNET) (needs root)");
+		return -1;
+	}
+	if (km_t_sh("ip link set lo up") ||
+	    km_t_sh("ip link add kv0 address 02:00:00:00:00:01 type veth "
+		    "peer name kv1") ||
+	    km_t_sh("ip addr add 198.18.0.1/24 dev kv0") ||
+	    km_t_sh("ip link set kv0 up && ip link set kv1 up") ||
+	    km_t_sh("sysctl -qw net.ipv4.conf.kv0.forwarding=1") ||
+	    km_t_sh("ip neigh add 198.18.0.100 lladdr 02:00:00:00:00:64 "
+		    "dev kv0 nud permanent"))
+		return -1;
+	for (i = 1; i <= NBE; i++)
+		if (km_t_sh("ip neigh add %s lladdr 02:00:00:00:00:%02x dev "
+			    "kv0 nud permanent",
+			    be_ep[i].ip, 0x10 + i))
+			return -1;
+	if0 = if_nametoindex("kv0");
+	sll.sll_ifindex = if_nametoindex("kv1");
+	/* the clones arrive on the peer, blocking: they are sent in-line */
+	clone_fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IP));
+	if (clone_fd < 0 ||
+	    bind(clone_fd, (struct sockaddr *)&sll, sizeof(sll)) ||
+	    setsockopt(clone_fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo))) {
+		perror("packet socket on kv1");
+		return -1;
+	}
+	snprintf(pin_root, n, "/sys/fs/bpf/kmcost%d", getpid());
+	o.pin_root = pin_root;
+	if (km_bpf_open(&kb, &o)) {
+		fprintf(stderr, "km_bpf_open failed\n");
+		return -1;
+	}
+	xdp_fd = km_bpf_xdp_fd(kb);
+	tc_fd = km_bpf_tc_fd(kb);
+	if (km_bpf_get_config(kb, &cfg))
+		return -1;
+	cfg.proxy_addr = km_t_addr(proxy.ip);
+	if (km_bpf_set_config(kb, &cfg) ||
+	    km_bpf_allow_add(kb, km_t_addr("198.18.0.0"), 16))
+		return -1;
+	for (i = 1; i <= NBE; i++) {
+		struct km_backend b = {.addr = km_t_addr(be_ep[i].ip),
+				       .port = htons(MC_PORT),
+				       .state = KM_BE_UP};
+
+		if (km_bpf_set_backend(kb, i, &b))
+			return -1;
+	}
+	if (km_ring_build(&ring, m, NBE, NBE) || km_bpf_set_ring(kb, &ring))
+		return -1;
+	return 0;
+}
+
+/* One run of prog on f (rewritten in place); its duration in ns. */
+static long run_once(int prog_fd, int tc, struct km_t_frame *f, int *verdict)
+{
+	struct xdp_md xctx = {.data_end = f->len, .ingress_ifindex = if0};
+	struct __sk_buff sctx = {.ifindex = if0};
+	__u8 out[sizeof(f->buf)];
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f->buf,
+		    .data_size_in = f->len, .data_out = out,
+		    .data_size_out = sizeof(out));
+
+	o.ctx_in = tc ? (void *)&sctx : (void *)&xctx;
+	o.ctx_size_in = tc ? sizeof(sctx) : sizeof(xctx);
+	if (bpf_prog_test_run_opts(prog_fd, &o)) {
+		fprintf(stderr, "test_run: %s\n", strerror(errno));
+		return -1;
+	}
+	memcpy(f->buf, out, o.data_size_out);
+	f->len = o.data_size_out;
+	*verdict = o.retval;
+	return o.duration;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The first replica of key's slot. */
+static __u8 primary_of(const char *key)
+{
+	return km_ring_lookup(&ring, key, strlen(key))->be[0];
+}
+
+/*
+ * One round: a get and its reply (a hit, or a miss then the hit from the
+ * next replica), then a set and both of its replies.  Fills t[S_*]; -1
+ * when a verdict is not the one the shape measures.
+ */
+static int round_once(unsigned int i, long t[S_NR], int miss)
+{
+	static const char hit[] = "VALUE key:00001234 0 10\r\n0123456789\r\n"
+				  "END\r\n";
+	char key[32], req[64], set[96];
+	struct km_t_frame f;
+	__u8 pri, sec;
+	int v, rid;
+
+	snprintf(key, sizeof(key), "key:%08u", i % 100000);
+	snprintf(req, sizeof(req), "get %s\r\n", key);
+	pri = primary_of(key);
+	sec = pri == 1 ? 2 : 1;
+	km_t_build(&f, &client, &proxy, i & 0xffff, 0, 1, req, strlen(req), 0);
+	t[S_GET] = run_once(xdp_fd, 0, &f, &v);
+	if (v != XDP_TX)
+		return -1;
+	rid = ntohs(km_t_mc(&f)->rid);
+	if (miss) {
+		km_t_build(&f, &be_ep[pri], &proxy_nat, rid, 0, 1, "END\r\n", 5,
+			   0);
+		t[S_MISS] = run_once(xdp_fd, 0, &f, &v);
+		if (v != XDP_TX)
+			return -1;
+		km_t_build(&f, &be_ep[sec], &proxy_nat, rid, 0, 1, hit,
+			   sizeof(hit) - 1, 0);
+	} else {
+		km_t_build(&f, &be_ep[pri], &proxy_nat, rid, 0, 1, hit,
+			   sizeof(hit) - 1, 0);
+	}
+	t[S_HIT] = run_once(xdp_fd, 0, &f, &v);
+	if (v != XDP_TX)
+		return -1;
+
+	snprintf(set, sizeof(set), "set %s 0 0 10\r\n0123456789\r\n", key);
+	km_t_build(&f, &client, &proxy, i & 0xffff, 0, 1, set, strlen(set), 0);
+	t[S_SET] = run_once(tc_fd, 1, &f, &v);
+	if (v != TC_ACT_SHOT)
+		return -1;
+	/* both clones carry the entry's index as their request id */
+	rid = -1;
+	for (int b = 1; b <= NBE; b++) {
+		ssize_t n = recv(clone_fd, f.buf, sizeof(f.buf), 0);
+
+		if (n < 14 + 20 + 8 + 8)
+			return -1;
+		f.l2 = 14;
+		rid = ntohs(km_t_mc(&f)->rid);
+	}
+	for (int b = 1; b <= NBE; b++) {
+		km_t_build(&f, &be_ep[b], &proxy_nat, rid, 0, 1, "STORED\r\n",
+			   8, 0);
+		t[S_WREPLY] = run_once(xdp_fd, 0, &f, &v);
+		if (v != (b == NBE ? XDP_TX : XDP_DROP))
+			return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+					   {NULL, 0, NULL, 0}};
+	unsigned int rounds = 20000, i, s, nr[S_NR] = {0};
+	char pin_root[64] = "";
+	long *t[S_NR], one[S_NR];
+	int c, json = 0, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
+		if (c == 'n' && atoi(optarg) > 0) {
+			rounds = atoi(optarg);
+		} else if (c == 'j') {
+			json = 1;
+		} else {
+			fprintf(stderr, "usage: kmbpfcost [-n ROUNDS] "
+					"[--json]\n");
+			return 2;
+		}
+	}
+	for (s = 0; s < S_NR; s++) {
+		t[s] = calloc(rounds, sizeof(long));
+		if (!t[s]) {
+			fprintf(stderr, "kmbpfcost: out of memory\n");
+			return 1;
+		}
+	}
+	if (setup(pin_root, sizeof(pin_root)))
+		goto out;
+	for (i = 0; i < rounds; i++) {
+		memset(one, -1, sizeof(one));
+		if (round_once(i, one, i & 1)) {
+			fprintf(stderr,
+				"kmbpfcost: round %u: unexpected "
+				"verdict\n",
+				i);
+			goto out;
+		}
+		for (s = 0; s < S_NR; s++)
+			if (one[s] >= 0)
+				t[s][nr[s]++] = one[s];
+	}
+	for (s = 0; s < S_NR; s++)
+		qsort(t[s], nr[s], sizeof(long), cmp_long);
+	if (json)
+		printf("{");
+	for (s = 0; s < S_NR; s++) {
+		long med = nr[s] ? t[s][nr[s] / 2] : -1;
+
+		if (json)
+			printf("%s\"%s\": {\"prog\": \"%s\", \"ns\": %ld, "
+			       "\"runs\": %u}",
+			       s ? ", " : "", shape_name[s], shape_prog[s], med,
+			       nr[s]);
+		else
+			printf("%-22s %-12s %6ld ns (median of %u)\n",
+			       shape_name[s], shape_prog[s], med, nr[s]);
+	}
+	if (json)
+		printf("}\n");
+	rc = 0;
+out:
+	if (clone_fd >= 0)
+		close(clone_fd);
+	if (kb)
+		km_bpf_close(kb);
+	if (pin_root[0])
+		km_bpf_detach_all(pin_root, NULL);
+	for (s = 0; s < S_NR; s++)
+		free(t[s]);
+	return rc;
+}
