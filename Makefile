@@ -40,7 +40,7 @@ TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools
 HEADERS    := $(wildcard include/*.h user/*.h bpf/*.h bench/*.h)
 
 .PHONY: all deps test unit demo bench format check-format clean
-all: $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
+all: $(BPF_OBJS) $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
 
 deps:
 	@scripts/install-deps.sh

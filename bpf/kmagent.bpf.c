@@ -19,6 +19,7 @@
 #include "maps.bpf.h"
 #include "parse.bpf.h"
 #include "xdp_rx.bpf.h"
+#include "icmp.bpf.h"
 #include "tc_clone.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -50,13 +51,16 @@ static __always_inline int km_begin(void *data, void *end, struct km_pkt *p,
 SEC("xdp")
 int km_xdp_rx(struct xdp_md *ctx)
 {
+	/* read once: clang would otherwise reuse one load as a plain
+	 * integer, which the verifier no longer sees as the packet's end */
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
 	struct km_config *cfg;
 	struct km_stats *st;
 	struct km_pkt p;
 
-	if (km_begin((void *)(long)ctx->data, (void *)(long)ctx->data_end, &p,
-		     &cfg, &st))
-		return XDP_PASS;
+	if (km_begin(data, end, &p, &cfg, &st))
+		return km_xdp_icmp(ctx, data, end);
 	if (p.udp->dest == bpf_htons(km_service_port) && km_for_us(cfg, &p))
 		return km_xdp_request(ctx, &p, cfg, st);
 	/* replies come to the source used towards their backend, which may

@@ -42,43 +42,55 @@ struct km_pkt {
 };
 
 /*
+ * The IPv4 header after Ethernet (+ one VLAN tag), bounds-checked, with
+ * the L2 length and the tag; NULL for anything else.
+ */
+static __always_inline struct iphdr *km_parse_l2(void *data, void *end,
+						 __u32 *l2_len, __be16 *tci)
+{
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	__be16 proto;
+
+	if ((void *)(eth + 1) > end)
+		return NULL;
+	proto = eth->h_proto;
+	ip = (void *)(eth + 1);
+	*l2_len = sizeof(*eth);
+	*tci = 0;
+	if (proto == bpf_htons(ETH_P_8021Q) ||
+	    proto == bpf_htons(ETH_P_8021AD)) {
+		struct km_vlan_hdr *vh = (void *)(eth + 1);
+
+		if ((void *)(vh + 1) > end)
+			return NULL;
+		*tci = vh->tci;
+		proto = vh->proto;
+		ip = (void *)(vh + 1);
+		*l2_len += sizeof(*vh);
+	}
+	if (proto != bpf_htons(ETH_P_IP) || (void *)(ip + 1) > end)
+		return NULL;
+	if (ip->version != 4 || ip->ihl != 5 ||
+	    (ip->frag_off & bpf_htons(KM_IP_MF | KM_IP_OFFSET)))
+		return NULL;
+	return ip;
+}
+
+/*
  * Fill p for an Ethernet (+ one VLAN tag) / IPv4 without options or
  * fragmentation / UDP datagram carrying at least a memcached frame header.
  * Returns 0, or -1 for anything else.
  */
 static __always_inline int km_parse(void *data, void *end, struct km_pkt *p)
 {
-	struct ethhdr *eth = data;
-	struct iphdr *ip;
-	struct udphdr *udp;
 	struct km_udp_frame *frame;
+	struct udphdr *udp;
+	struct iphdr *ip;
 	__u16 tot, ulen;
-	__be16 proto;
 
-	if ((void *)(eth + 1) > end)
-		return -1;
-	proto = eth->h_proto;
-	ip = (void *)(eth + 1);
-	p->l2_len = sizeof(*eth);
-	p->vlan_tci = 0;
-	if (proto == bpf_htons(ETH_P_8021Q) ||
-	    proto == bpf_htons(ETH_P_8021AD)) {
-		struct km_vlan_hdr *vh = (void *)(eth + 1);
-
-		if ((void *)(vh + 1) > end)
-			return -1;
-		p->vlan_tci = vh->tci;
-		proto = vh->proto;
-		ip = (void *)(vh + 1);
-		p->l2_len += sizeof(*vh);
-	}
-	if (proto != bpf_htons(ETH_P_IP))
-		return -1;
-	if ((void *)(ip + 1) > end)
-		return -1;
-	if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_UDP)
-		return -1;
-	if (ip->frag_off & bpf_htons(KM_IP_MF | KM_IP_OFFSET))
+	ip = km_parse_l2(data, end, &p->l2_len, &p->vlan_tci);
+	if (!ip || ip->protocol != IPPROTO_UDP)
 		return -1;
 	udp = (void *)(ip + 1);
 	frame = (void *)(udp + 1);
@@ -92,7 +104,7 @@ static __always_inline int km_parse(void *data, void *end, struct km_pkt *p)
 	 */
 	if ((long)tot > (long)(end - (void *)ip))
 		return -1;
-	p->eth = eth;
+	p->eth = data;
 	p->ip = ip;
 	p->udp = udp;
 	p->frame = frame;

@@ -15,24 +15,32 @@
 /* Random probes before giving up: a table this full is overloaded anyway. */
 #define KM_CLAIM_PROBES 4
 
-static __always_inline void km_event_timeout(__u8 be, __u32 slot,
-					     struct km_stats *st)
+/* Tell the daemon that backend be failed a request (key in ring slot). */
+static __always_inline void km_event_failed(__u32 type, __u8 be, __u32 slot,
+					    struct km_stats *st)
 {
-	struct km_be_stats *bst = km_be_stats_get(be);
 	struct km_event *ev;
 
-	if (bst)
-		bst->timeouts++;
 	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
 	if (!ev) {
 		st->events_lost++;
 		return;
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->type = KM_EV_TIMEOUT;
+	ev->type = type;
 	ev->slot = slot;
 	ev->backend = be;
 	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void km_event_timeout(__u8 be, __u32 slot,
+					     struct km_stats *st)
+{
+	struct km_be_stats *bst = km_be_stats_get(be);
+
+	if (bst)
+		bst->timeouts++;
+	km_event_failed(KM_EV_TIMEOUT, be, slot, st);
 }
 
 /*

@@ -46,6 +46,13 @@ enum km_backend_state {
 enum km_backend_flags {
 	KM_BE_F_NO_READS = 1 << 0,
 	KM_BE_F_NO_WRITES = 1 << 1,
+	/*
+	 * Set by the kernel path, not the daemon: the backend's host answered
+	 * a request with ICMP port unreachable (memcached is gone).  Cleared
+	 * by the daemon's next write of the entry, when it has taken the
+	 * backend down or seen it back.
+	 */
+	KM_BE_F_REFUSED = 1 << 2,
 };
 
 /* One entry of the km_backends array map, indexed by backend id. */
@@ -59,13 +66,13 @@ struct km_backend {
 static inline int km_backend_readable(const struct km_backend *b)
 {
 	return b->addr && b->state == KM_BE_UP &&
-	       !(b->flags & KM_BE_F_NO_READS);
+	       !(b->flags & (KM_BE_F_NO_READS | KM_BE_F_REFUSED));
 }
 
 static inline int km_backend_writable(const struct km_backend *b)
 {
 	return b->addr && (b->state == KM_BE_UP || b->state == KM_BE_WARMING) &&
-	       !(b->flags & KM_BE_F_NO_WRITES);
+	       !(b->flags & (KM_BE_F_NO_WRITES | KM_BE_F_REFUSED));
 }
 
 /*
@@ -207,6 +214,7 @@ struct km_stats {
 	__u64 stray_replies;   /* to the NAT port, no matching entry: dropped */
 	__u64 helper_errors;   /* a helper failed mid-rewrite */
 	__u64 events_lost;     /* ring buffer full */
+	__u64 refused;	       /* ICMP port unreachable from a backend */
 };
 
 /* Per-backend counters: km_be_stats, per CPU, indexed by backend id. */
@@ -229,13 +237,14 @@ struct km_lpm_key {
 enum km_event_type {
 	KM_EV_FALLBACK_HIT = 1, /* read-repair: missed[] lack key */
 	KM_EV_TIMEOUT = 2,	/* backend did not answer in time */
+	KM_EV_REFUSED = 3,	/* backend's host: ICMP port unreachable */
 };
 
 /* Sent to the daemon through km_events (ring buffer). */
 struct km_event {
 	__u32 type;   /* enum km_event_type */
 	__u32 slot;   /* ring slot of the key */
-	__u8 backend; /* HIT: who answered; TIMEOUT: who did not */
+	__u8 backend; /* HIT: who answered; else: who failed */
 	__u8 nr_missed;
 	__u8 missed[KM_MAX_REPLICAS]; /* HIT: backends that missed, in order */
 	__u8 key_len;

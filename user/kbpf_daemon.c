@@ -124,6 +124,16 @@ static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 			km_health_passive_failure(ev->backend,
 						  "UDP reply timeout");
 		break;
+	case KM_EV_REFUSED:
+		/* hosts send these at about one a second: no flood to fear */
+		if (ev->backend < KM_MAX_BACKENDS)
+			km_info("kernel path: backend %s: ICMP port "
+				"unreachable: skipped until its state "
+				"changes\n",
+				km_d.be[ev->backend].name);
+		km_health_passive_failure(ev->backend,
+					  "ICMP port unreachable (UDP)");
+		break;
 	case KM_EV_FALLBACK_HIT:
 		/* the kernel keeps no value: the repair hook fetches it */
 		km_debug("kernel fallback hit: key %.*s on backend %u, %u "

@@ -297,6 +297,108 @@ static void test_fallback(const char *key, const char *req, const char *miss,
 	      "event carries the key");
 }
 
+/*
+ * ICMP port unreachable from src's host, quoting the datagram in q (as it
+ * left the proxy), to the proxy.
+ */
+static void build_unreach(struct km_t_frame *f, const struct km_t_ep *src,
+			  struct km_t_frame *q)
+{
+	__u32 qlen = ntohs(km_t_ip(q)->tot_len);
+	km_t_iphdr *ip;
+	__u8 *icmp;
+	__u16 c;
+
+	memset(f, 0, sizeof(*f));
+	memcpy(f->buf, proxy.mac, 6);
+	memcpy(f->buf + 6, src->mac, 6);
+	f->buf[12] = 0x08; /* IPv4 */
+	f->l2 = 14;
+	ip = km_t_ip(f);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_ICMP;
+	inet_pton(AF_INET, src->ip, &ip->saddr);
+	inet_pton(AF_INET, proxy.ip, &ip->daddr);
+	ip->tot_len = htons(20 + 8 + qlen);
+	ip->check = htons(~km_t_fold(km_t_sum(ip, 20, 0)));
+	icmp = f->buf + 14 + 20;
+	icmp[0] = 3; /* destination unreachable */
+	icmp[1] = 3; /* port unreachable */
+	memcpy(icmp + 8, q->buf + q->l2, qlen);
+	c = ~km_t_fold(km_t_sum(icmp, 8 + qlen, 0));
+	icmp[2] = c >> 8;
+	icmp[3] = c & 0xff;
+	f->len = 14 + 20 + 8 + qlen;
+}
+
+static int backend_flags(__u8 id)
+{
+	int fd = km_bpf_map_fd(kb, KM_MAP_BACKENDS);
+	struct km_backend b;
+	__u32 key = id;
+
+	return bpf_map_lookup_elem(fd, &key, &b) ? -1 : b.flags;
+}
+
+static void test_refused(void)
+{
+	const char *req = "get foo\r\n",
+		   *val = "VALUE foo 0 3\r\nbar\r\nEND\r\n";
+	const struct km_slot *s = slot_of("foo");
+	struct km_stats s0 = stats(), s1;
+	struct km_t_frame sent, f;
+	int idx, v;
+
+	printf("ICMP port unreachable: backend avoided, read asked again\n");
+	km_t_build(&sent, &client, &proxy, 41, 0, 1, req, strlen(req), 0);
+	if (!CHECK(km_t_run_xdp(xdp_fd, &sent, if0) == XDP_TX, "get routed"))
+		return;
+	idx = ntohs(km_t_mc(&sent)->rid);
+
+	/* not believed: from another host, or about no request in flight */
+	build_unreach(&f, &be_ep[s->be[1]], &sent);
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS,
+	      "error from a host that is not the request's backend passed");
+	km_t_mc(&sent)->rid = htons(idx ^ 0x5555);
+	km_t_udp_fix(&sent);
+	build_unreach(&f, &be_ep[s->be[0]], &sent);
+	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS,
+	      "error quoting no live request passed");
+	km_t_mc(&sent)->rid = htons(idx);
+	km_t_udp_fix(&sent);
+	CHECK(stats().refused == s0.refused && backend_flags(s->be[0]) == 0,
+	      "neither counted nor believed");
+
+	km_bpf_poll(kb, 10); /* earlier tests' events */
+	nr_ev = 0;
+	build_unreach(&f, &be_ep[s->be[0]], &sent);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_TX, "error turned into the request (got %d)", v);
+	check_sane(&f, "request after the error");
+	check_to(&f, &proxy_nat, &be_ep[s->be[1]], "request after the error");
+	check_payload(&f, req, "request after the error");
+	CHECK(ntohs(km_t_mc(&f)->rid) == idx, "same pending entry");
+	CHECK(backend_flags(s->be[0]) == KM_BE_F_REFUSED,
+	      "backend marked refused");
+	s1 = stats();
+	CHECK(s1.refused == s0.refused + 1 && s1.fallbacks == s0.fallbacks + 1,
+	      "refused and fallback counted");
+	CHECK(km_bpf_poll(kb, 100) >= 1 && nr_ev == 1 &&
+		      last_ev.type == KM_EV_REFUSED &&
+		      last_ev.backend == s->be[0],
+	      "daemon told which backend refused");
+	v = reply_from(s->be[1], idx, 0, 1, val, &f);
+	CHECK(v == XDP_TX, "the second replica's hit goes to the client");
+	check_to(&f, &proxy, &client, "hit after the error");
+
+	/* from now on the refusing backend is skipped up front */
+	send_get(req, 42, s->be[1], "next get skips the refused backend");
+	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	CHECK(backend_flags(s->be[0]) == 0, "daemon's write clears the flag");
+}
+
 /* XDP cannot grow a frame without tailroom: tc does the fallback then. */
 static void test_tc_fallback(void)
 {
@@ -1008,12 +1110,15 @@ static void dump_stats(void)
 		"write_divergent", "timeouts",	     "denied",
 		"pending_full",	   "no_backend",     "no_route",
 		"stray_replies",   "helper_errors",  "events_lost",
+		"refused",
 	};
 	struct km_stats s = stats();
 	__u64 *v = (__u64 *)&s;
 	unsigned int i;
 
-	for (i = 0; i < sizeof(s) / sizeof(*v) && i < 21; i++)
+	_Static_assert(sizeof(names) / sizeof(*names) == sizeof(s) / sizeof(*v),
+		       "a name for every counter");
+	for (i = 0; i < sizeof(s) / sizeof(*v); i++)
 		if (v[i])
 			printf("  %s=%llu", names[i], (unsigned long long)v[i]);
 	printf("\n");
@@ -1121,6 +1226,7 @@ int main(void)
 	test_late_reply();
 	test_writes();
 	test_local_write();
+	test_refused();
 	dump_stats();
 	rc = km_t_failed ? 1 : 0;
 	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);

@@ -42,13 +42,16 @@ d = json.load(sys.stdin)
 print(sum(v["value"][field] for v in d[0]["formatted"]["values"]))' "$2"
 }
 
-kbe_state()
+# kbe_field PIN ID FIELD: km_backends[ID].FIELD, as the kernel sees it
+kbe_field()
 {
 	bpftool -j map lookup pinned "$1/km_backends" key "$2" 0 0 0 \
 		2>/dev/null | "$LAB_PY" -c '
 import json, sys
-print(json.load(sys.stdin)["formatted"]["value"]["state"])'
+print(json.load(sys.stdin)["formatted"]["value"][sys.argv[1]])' "$3"
 }
+
+kbe_state() { kbe_field "$1" "$2" state; }
 
 udp_mc() { local h=$1; shift; lab_mc "$h" --udp "$@"; }
 
