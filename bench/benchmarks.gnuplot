@@ -1,6 +1,6 @@
 # Throughput and p99 latency by target, one cluster per load cell.
-# Input: the plot.dat that bench/report.py writes (cell, 6 throughputs in
-# kops/s, 6 p99s in us; "-" = not measured).  Called by scripts/bench.sh:
+# Input: the plot.dat that bench/report.py writes (cell, 8 throughputs in
+# kops/s, 8 p99s in us; "-" = not measured).  Called by scripts/bench.sh:
 #   gnuplot -e "datafile='build/bench/plot.dat'; outfile='docs/benchmarks.png'" bench/benchmarks.gnuplot
 if (!exists("datafile")) datafile = 'build/bench/plot.dat'
 if (!exists("outfile")) outfile = 'docs/benchmarks.png'
@@ -20,12 +20,12 @@ set multiplot layout 2,1 title "kmagent vs memcached direct vs nutcracker (media
 set title "throughput"
 set ylabel "kops/s"
 set yrange [0:*]
-plot for [i=2:7] datafile using i:xtic(1) title columnheader(i)
+plot for [i=2:9] datafile using i:xtic(1) title columnheader(i)
 
 set title "p99 latency"
 set ylabel "us (log)"
 set logscale y
 set yrange [*:*]
-plot for [i=8:13] datafile using i:xtic(1) title columnheader(i-6)
+plot for [i=10:17] datafile using i:xtic(1) title columnheader(i-8)
 
 unset multiplot

@@ -15,11 +15,13 @@ import os
 import statistics
 import sys
 
-TARGETS = ["direct-tcp", "direct-udp", "nutcracker", "kmagent-tcp",
-           "kmagent-udp", "kmagent-kernel"]
+TARGETS = ["direct-tcp", "direct-udp", "hop-tcp", "hop-udp", "nutcracker",
+           "kmagent-tcp", "kmagent-udp", "kmagent-kernel"]
 TITLE = {
     "direct-tcp": "memcached direct, TCP",
     "direct-udp": "memcached direct, UDP",
+    "hop-tcp": "memcached via a router, TCP",
+    "hop-udp": "memcached via a router, UDP",
     "nutcracker": "nutcracker (TCP)",
     "kmagent-tcp": "kmagent TCP path",
     "kmagent-udp": "kmagent UDP, userspace",
@@ -30,7 +32,7 @@ SHAPE_TITLE = {"16x1": "16 connections x 1 in flight",
                "2x16": "2 connections x 16 in flight (pipelined)",
                "1x1": "1 connection x 1 in flight (latency)"}
 OPS = ["get", "set"]
-UDP = {"direct-udp", "kmagent-udp", "kmagent-kernel"}
+UDP = {"direct-udp", "hop-udp", "kmagent-udp", "kmagent-kernel"}
 PROXIES = {"nutcracker", "kmagent-tcp", "kmagent-udp", "kmagent-kernel"}
 
 
@@ -239,6 +241,22 @@ def targets_check(summ, per_req, resync):
     row("TCP path: added median latency", "<= 20 us",
         fmt(v, "{:+.1f} us", None) if v is not None else None,
         v is not None and v <= 20, "1x1 p50 minus direct TCP 1x1 p50")
+    # what the lab's extra hop costs by itself: the same targets against
+    # memcached a reached through a plain IP router on the proxy's side
+    for what, t, op, hop in (
+            ("UDP get, kernel path vs direct through a router", "kmagent-kernel",
+             "get", "hop-udp"),
+            ("UDP set x2, kernel path vs direct single set through a router",
+             "kmagent-kernel", "set", "hop-udp"),
+            ("TCP get, TCP path vs direct through a router", "kmagent-tcp",
+             "get", "hop-tcp"),
+            ("router hop alone: UDP get via router vs direct", "hop-udp",
+             "get", "direct-udp"),
+            ("router hop alone: TCP get via router vs direct", "hop-tcp",
+             "get", "direct-tcp")):
+        r = ratio(get(t, "16x1", op, "tput"), get(hop, "16x1", op, "tput"))
+        row(what + " (reference)", "-",
+            fmt(r, "{:.3f} x", None) if r else None, True, "16x1 throughput")
     v = None
     if resync and resync.split()[0].isdigit():
         v = int(resync.split()[0])
@@ -256,7 +274,7 @@ def main():
     ap.add_argument("--secs", type=float, default=1)
     ap.add_argument("--keys", type=int, default=0)
     ap.add_argument("--value", type=int, default=100)
-    ap.add_argument("--km-threads", type=int, default=2)
+    ap.add_argument("--km-threads", type=int, default=1)
     ap.add_argument("--quick", default="0")
     ap.add_argument("--clk-tck", type=int, default=100)
     ap.add_argument("--elapsed", type=int, default=0)
@@ -477,7 +495,10 @@ def main():
       "per host (client 198.18.0.10, memcached a .1 and b .2 with "
       "`-t 1 -U 11211`, proxy host .3 with kmagentd "
       "(`-t %d`, port 11210) and nutcracker (ketama, port 22121), proxy "
-      "host .4 with `kmagentd -I eth0` (port 11211)).  The client has its "
+      "host .4 with `kmagentd -I eth0` (port 11211), and a plain IP "
+      "router .5 through which the client also reaches memcached a at "
+      "198.18.1.1 (the \"via a router\" rows: the extra hop a proxy host "
+      "adds, with no proxy in it).  The client has its "
       "own namespace so that XDP sees its requests as real ingress.  "
       "Raw results, logs and per-interval counts stay in `build/bench/`.  "
       "A single cell by hand:" % a.km_threads)
