@@ -116,8 +116,9 @@ static __always_inline int km_fib_cached(void *ctx, __be32 src, __u32 id,
 	struct km_nexthop *nh = bpf_map_lookup_elem(&km_nexthop, &id);
 	int rc;
 
-	if (nh && nh->ts && now - nh->ts < KM_NH_TTL_NS && nh->src == src &&
-	    nh->dst == be->addr && nh->in_ifindex == ifindex) {
+	if (nh && nh->ts && (__s64)(now - nh->ts) < (__s64)KM_NH_TTL_NS &&
+	    nh->src == src && nh->dst == be->addr &&
+	    nh->in_ifindex == ifindex) {
 		*v = nh->v;
 		return nh->rc;
 	}

@@ -99,7 +99,8 @@ km_try_claim(__u32 idx, __u64 now, __u64 timeout, struct km_stats *st)
 	if (!e)
 		return NULL;
 	old = e->ts;
-	if (old && now - old < timeout)
+	/* signed: a stamp from a finer clock may be a tick ahead of ours */
+	if (old && (__s64)(now - old) < (__s64)timeout)
 		return NULL;
 	if (__sync_val_compare_and_swap(&e->ts, old, now) != old)
 		return NULL; /* another CPU took it */

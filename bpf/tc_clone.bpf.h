@@ -240,7 +240,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	}
 	km_tc_hdr_of(p, &h);
 	if (!r.noreply) {
-		now = bpf_ktime_get_ns();
+		now = bpf_ktime_get_coarse_ns();
 		e = km_claim(cfg, st, now, &idx);
 		if (!e)
 			return TC_ACT_OK;

@@ -140,7 +140,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		return XDP_PASS;
 	}
 	proxy = cfg->proxy_addr ?: p->ip->daddr;
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 	local = km_fib_cached(ctx, km_nat_src(be_id, proxy), be_id, be,
 			      ctx->ingress_ifindex, now, &v);
 	if (local < 0) {

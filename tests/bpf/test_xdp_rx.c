@@ -888,7 +888,7 @@ static void test_pending_full_and_timeout(void)
 	/* each get charges a few timed-out entries and quarantines them for
 	 * one more timeout; once the window comes round, they are reused */
 	for (i = 0, v = -1; i < 300 && v != XDP_TX; i++) {
-		usleep(10);
+		usleep(100); /* the clock moves a tick at a time */
 		km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
 		v = km_t_run_xdp(xdp_fd, &f, if0);
 	}
@@ -920,7 +920,8 @@ static void test_late_reply(void)
 	km_bpf_get_config(kb, &cfg);
 	cfg.pending_timeout_ns = 1000000; /* 1 ms */
 	km_bpf_set_config(kb, &cfg);
-	usleep(2000);
+	usleep(20000); /* the programs' clock moves a tick (<= 10 ms) at a time
+			*/
 	for (i = 0; i < 512; i++) {
 		km_t_build(&f, &client, &proxy, 71, 0, 1, "get late\r\n", 10,
 			   0);
