@@ -51,4 +51,11 @@ lab_eq "A holds the new value" new "$(mc 198.18.0.2:11211 get "${keys[2]}")"
 lab_eq "the kernel never went up to the daemon" 0 "$(kstat "$PIN" passed_up)"
 lab_ok "the daemon heard of it" grep -q "ICMP port unreachable" \
 	"${LAB_LOG[km-p]}"
+
+lab_log "kmagentd killed: kmagentctl shows the kernel's view"
+lab_kill km-p KILL
+j=$("$LAB_ROOT/build/kmagentctl" --pin-root "$PIN" -j backends 2>/dev/null)
+lab_eq "B is refused in the kernel's view" True "$("$LAB_PY" -c '
+import json, sys
+print([b["refused"] for b in json.loads(sys.argv[1])["backends"] if b["id"] == 2][0])' "$j")"
 lab_done
