@@ -18,9 +18,9 @@
 
 #include "../tests/bpf/km_test.h"
 
-#define SVC_PORT 11210
-#define NAT_PORT 11299
-#define MC_PORT	 11211
+#define SVC_PORT KM_T_SVC_PORT
+#define NAT_PORT KM_T_NAT_PORT
+#define MC_PORT	 KM_T_MC_PORT
 #define NBE	 2
 
 enum { S_GET, S_HIT, S_MISS, S_SET, S_WREPLY, S_NR };
@@ -48,36 +48,15 @@ static const struct km_t_ep be_ep[NBE + 1] = {
 
 static int setup(char *pin_root, size_t n)
 {
-	static const struct km_ring_member m[NBE] = {
-		{1, "198.18.0.11:11211"},
-		{2, "198.18.0.12:11211"},
-	};
-	struct km_bpf_opts o = {.service_port = SVC_PORT, .nat_port = NAT_PORT};
 	struct sockaddr_ll sll = {.sll_family = AF_PACKET,
 				  .sll_protocol = htons(ETH_P_IP)};
 	struct timeval tmo = {.tv_sec = 1};
-	struct km_config cfg;
-	int i;
 
-	if (unshare(CLONE_NEWNET)) {
-		perror("unshare(CLONE_NEWNET) (needs root)");
+	if (km_t_world(&kb, &ring, NBE, "kmcost", pin_root, n))
 		return -1;
-	}
-	if (km_t_sh("ip link set lo up") ||
-	    km_t_sh("ip link add kv0 address 02:00:00:00:00:01 type veth "
-		    "peer name kv1") ||
-	    km_t_sh("ip addr add 198.18.0.1/24 dev kv0") ||
-	    km_t_sh("ip link set kv0 up && ip link set kv1 up") ||
-	    km_t_sh("sysctl -qw net.ipv4.conf.kv0.forwarding=1") ||
-	    km_t_sh("ip neigh add 198.18.0.100 lladdr 02:00:00:00:00:64 "
-		    "dev kv0 nud permanent"))
-		return -1;
-	for (i = 1; i <= NBE; i++)
-		if (km_t_sh("ip neigh add %s lladdr 02:00:00:00:00:%02x dev "
-			    "kv0 nud permanent",
-			    be_ep[i].ip, 0x10 + i))
-			return -1;
 	if0 = if_nametoindex("kv0");
+	xdp_fd = km_bpf_xdp_fd(kb);
+	tc_fd = km_bpf_tc_fd(kb);
 	sll.sll_ifindex = if_nametoindex("kv1");
 	/* the clones arrive on the peer, blocking: they are sent in-line */
 	clone_fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IP));
@@ -87,30 +66,6 @@ static int setup(char *pin_root, size_t n)
 		perror("packet socket on kv1");
 		return -1;
 	}
-	snprintf(pin_root, n, "/sys/fs/bpf/kmcost%d", getpid());
-	o.pin_root = pin_root;
-	if (km_bpf_open(&kb, &o)) {
-		fprintf(stderr, "km_bpf_open failed\n");
-		return -1;
-	}
-	xdp_fd = km_bpf_xdp_fd(kb);
-	tc_fd = km_bpf_tc_fd(kb);
-	if (km_bpf_get_config(kb, &cfg))
-		return -1;
-	cfg.proxy_addr = km_t_addr(proxy.ip);
-	if (km_bpf_set_config(kb, &cfg) ||
-	    km_bpf_allow_add(kb, km_t_addr("198.18.0.0"), 16))
-		return -1;
-	for (i = 1; i <= NBE; i++) {
-		struct km_backend b = {.addr = km_t_addr(be_ep[i].ip),
-				       .port = htons(MC_PORT),
-				       .state = KM_BE_UP};
-
-		if (km_bpf_set_backend(kb, i, &b))
-			return -1;
-	}
-	if (km_ring_build(&ring, m, NBE, NBE) || km_bpf_set_ring(kb, &ring))
-		return -1;
 	return 0;
 }
 

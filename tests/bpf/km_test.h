@@ -269,4 +269,83 @@ static inline __u64 km_t_now_ns(void)
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+/* ---- the programs' world ---- */
+
+#define KM_T_SVC_PORT 11210
+#define KM_T_NAT_PORT 11299
+#define KM_T_MC_PORT  11211
+
+/*
+ * A private network namespace where bpf_fib_lookup answers: veth kv0 (the
+ * proxy's NIC, 198.18.0.1/24, forwarding on) and its peer kv1, permanent
+ * neighbours for the client (198.18.0.100, 02:00:00:00:00:64) and for
+ * backends 1..nbe (198.18.0.1<i>, 02:00:00:00:00:1<i>); the skeleton
+ * loaded under a pin root named after tag and the pid, the proxy's address
+ * set, 198.18/16 allowed, the backends up and ring built with them all as
+ * replicas.  The caller removes pin_root (km_bpf_detach_all).
+ */
+static inline int km_t_world(struct km_bpf **kb, struct km_ring *ring, int nbe,
+			     const char *tag, char *pin_root, size_t n)
+{
+	struct km_bpf_opts o = {.service_port = KM_T_SVC_PORT,
+				.nat_port = KM_T_NAT_PORT};
+	struct km_ring_member m[KM_MAX_REPLICAS];
+	char names[KM_MAX_REPLICAS][32];
+	struct km_config cfg;
+	int i;
+
+	if (nbe < 1 || nbe > KM_MAX_REPLICAS)
+		return -1;
+	if (unshare(CLONE_NEWNET)) {
+		perror("unshare(CLONE_NEWNET) (needs root)");
+		return -1;
+	}
+	if (km_t_sh("ip link set lo up") ||
+	    km_t_sh("ip link add kv0 address 02:00:00:00:00:01 type veth "
+		    "peer name kv1") ||
+	    km_t_sh("ip addr add 198.18.0.1/24 dev kv0") ||
+	    km_t_sh("ip link set kv0 up && ip link set kv1 up") ||
+	    /* bpf_fib_lookup answers only where forwarding is on (as
+	     * km_bpf_attach sets it) */
+	    km_t_sh("sysctl -qw net.ipv4.conf.kv0.forwarding=1") ||
+	    km_t_sh("ip neigh add 198.18.0.100 lladdr 02:00:00:00:00:64 "
+		    "dev kv0 nud permanent"))
+		return -1;
+	for (i = 1; i <= nbe; i++) {
+		if (km_t_sh("ip neigh add 198.18.0.1%d lladdr "
+			    "02:00:00:00:00:1%d dev kv0 nud permanent",
+			    i, i))
+			return -1;
+		snprintf(names[i - 1], sizeof(names[i - 1]), "198.18.0.1%d:%d",
+			 i, KM_T_MC_PORT);
+		m[i - 1].id = i;
+		m[i - 1].name = names[i - 1];
+	}
+	snprintf(pin_root, n, "/sys/fs/bpf/%s%d", tag, getpid());
+	o.pin_root = pin_root;
+	if (km_bpf_open(kb, &o)) {
+		fprintf(stderr, "km_bpf_open failed\n");
+		return -1;
+	}
+	if (km_bpf_get_config(*kb, &cfg))
+		return -1;
+	cfg.proxy_addr = km_t_addr("198.18.0.1");
+	if (km_bpf_set_config(*kb, &cfg) ||
+	    km_bpf_allow_add(*kb, km_t_addr("198.18.0.0"), 16))
+		return -1;
+	for (i = 1; i <= nbe; i++) {
+		char ip[16];
+		struct km_backend b = {.port = htons(KM_T_MC_PORT),
+				       .state = KM_BE_UP};
+
+		snprintf(ip, sizeof(ip), "198.18.0.1%d", i);
+		b.addr = km_t_addr(ip);
+		if (km_bpf_set_backend(*kb, i, &b))
+			return -1;
+	}
+	if (km_ring_build(ring, m, nbe, nbe) || km_bpf_set_ring(*kb, ring))
+		return -1;
+	return 0;
+}
+
 #endif /* KM_TEST_H */

@@ -14,9 +14,9 @@
 
 #include "km_test.h"
 
-#define SVC_PORT 11210
-#define NAT_PORT 11299
-#define MC_PORT	 11211
+#define SVC_PORT KM_T_SVC_PORT
+#define NAT_PORT KM_T_NAT_PORT
+#define MC_PORT	 KM_T_MC_PORT
 #define NBE	 3
 
 static struct km_bpf *kb;
@@ -48,62 +48,27 @@ static void set_backend(__u8 id, const char *ip, __u8 state)
 
 static int setup(void)
 {
-	static const struct km_ring_member m[NBE] = {
-		{1, "198.18.0.11:11211"},
-		{2, "198.18.0.12:11211"},
-		{3, "198.18.0.13:11211"},
-	};
-	struct km_bpf_opts o = {.service_port = SVC_PORT, .nat_port = NAT_PORT};
-	struct km_config cfg;
 	int i;
 
-	if (unshare(CLONE_NEWNET)) {
-		perror("unshare(CLONE_NEWNET) (needs root)");
+	if (km_t_world(&kb, &ring, NBE, "kmt", pin_root, sizeof(pin_root)))
 		return -1;
-	}
-	if (km_t_sh("ip link set lo up") ||
-	    km_t_sh("ip link add kv0 address 02:00:00:00:00:01 type veth "
-		    "peer name kv1") ||
-	    km_t_sh("ip link add kv2 address 02:00:00:00:01:01 type veth "
+	/* a second NIC, for the redirect tests */
+	if (km_t_sh("ip link add kv2 address 02:00:00:00:01:01 type veth "
 		    "peer name kv3") ||
-	    km_t_sh("ip addr add 198.18.0.1/24 dev kv0") ||
 	    km_t_sh("ip addr add 198.18.1.1/24 dev kv2") ||
-	    km_t_sh("for i in kv0 kv1 kv2 kv3; do ip link set $i up; done") ||
-	    /* bpf_fib_lookup answers only where forwarding is on (as
-	     * km_bpf_attach sets it) */
-	    km_t_sh("sysctl -qw net.ipv4.conf.kv0.forwarding=1 "
-		    "net.ipv4.conf.kv2.forwarding=1") ||
-	    km_t_sh("ip neigh add 198.18.0.100 lladdr 02:00:00:00:00:64 "
-		    "dev kv0 nud permanent") ||
+	    km_t_sh("ip link set kv2 up && ip link set kv3 up") ||
+	    km_t_sh("sysctl -qw net.ipv4.conf.kv2.forwarding=1") ||
 	    km_t_sh("ip neigh add 198.18.1.14 lladdr 02:00:00:00:01:14 "
 		    "dev kv2 nud permanent"))
 		return -1;
-	for (i = 1; i <= NBE; i++)
-		if (km_t_sh("ip neigh add %s lladdr 02:00:00:00:00:%02x dev "
-			    "kv0 nud permanent",
-			    be_ep[i].ip, 0x10 + i))
-			return -1;
 	if0 = if_nametoindex("kv0");
 	if2 = if_nametoindex("kv2");
-	snprintf(pin_root, sizeof(pin_root), "/sys/fs/bpf/kmt%d", getpid());
-	o.pin_root = pin_root;
-	if (km_bpf_open(&kb, &o)) {
-		printf("km_bpf_open failed\n");
-		return -1;
-	}
 	xdp_fd = km_bpf_xdp_fd(kb);
 	tc_fd = km_bpf_tc_fd(kb);
 	pending_fd = km_bpf_map_fd(kb, KM_MAP_PENDING);
-	if (km_bpf_get_config(kb, &cfg))
-		return -1;
-	cfg.proxy_addr = km_t_addr(proxy.ip);
-	if (km_bpf_set_config(kb, &cfg) ||
-	    km_bpf_allow_add(kb, km_t_addr("198.18.0.0"), 16))
-		return -1;
 	for (i = 1; i <= NBE; i++)
-		set_backend(i, be_ep[i].ip, KM_BE_UP);
-	if (km_ring_build(&ring, m, NBE, NBE) || km_bpf_set_ring(kb, &ring))
-		return -1;
+		if (be_ep[i].mac[5] != 0x10 + i)
+			return -1; /* km_t_world's neighbours */
 	return 0;
 }
 
