@@ -34,18 +34,6 @@ static struct km_bpf *kb;
 static struct km_ring ring;
 static int xdp_fd, tc_fd, if0, clone_fd = -1;
 
-static const struct km_t_ep client = {
-	{0x02, 0, 0, 0, 0, 0x64}, "198.18.0.100", 40000};
-static const struct km_t_ep proxy = {
-	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", SVC_PORT};
-static const struct km_t_ep proxy_nat = {
-	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", NAT_PORT};
-static const struct km_t_ep be_ep[NBE + 1] = {
-	{},
-	{{0x02, 0, 0, 0, 0, 0x11}, "198.18.0.11", MC_PORT},
-	{{0x02, 0, 0, 0, 0, 0x12}, "198.18.0.12", MC_PORT},
-};
-
 static int setup(char *pin_root, size_t n)
 {
 	struct sockaddr_ll sll = {.sll_family = AF_PACKET,
@@ -123,21 +111,22 @@ static int round_once(unsigned int i, long t[S_NR], int miss)
 	snprintf(req, sizeof(req), "get %s\r\n", key);
 	pri = primary_of(key);
 	sec = pri == 1 ? 2 : 1;
-	km_t_build(&f, &client, &proxy, i & 0xffff, 0, 1, req, strlen(req), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, i & 0xffff, 0, 1, req,
+		   strlen(req), 0);
 	t[S_GET] = run_once(xdp_fd, 0, &f, &v);
 	if (v != XDP_TX)
 		return -1;
 	rid = ntohs(km_t_mc(&f)->rid);
 	if (miss) {
-		km_t_build(&f, &be_ep[pri], &proxy_nat, rid, 0, 1, "END\r\n", 5,
-			   0);
+		km_t_build(&f, &km_t_be[pri], &km_t_proxy_nat, rid, 0, 1,
+			   "END\r\n", 5, 0);
 		t[S_MISS] = run_once(xdp_fd, 0, &f, &v);
 		if (v != XDP_TX)
 			return -1;
-		km_t_build(&f, &be_ep[sec], &proxy_nat, rid, 0, 1, hit,
+		km_t_build(&f, &km_t_be[sec], &km_t_proxy_nat, rid, 0, 1, hit,
 			   sizeof(hit) - 1, 0);
 	} else {
-		km_t_build(&f, &be_ep[pri], &proxy_nat, rid, 0, 1, hit,
+		km_t_build(&f, &km_t_be[pri], &km_t_proxy_nat, rid, 0, 1, hit,
 			   sizeof(hit) - 1, 0);
 	}
 	/* a hit after a fallback also reports to read-repair: not a hit's
@@ -149,7 +138,8 @@ static int round_once(unsigned int i, long t[S_NR], int miss)
 		return -1;
 
 	snprintf(set, sizeof(set), "set %s 0 0 10\r\n0123456789\r\n", key);
-	km_t_build(&f, &client, &proxy, i & 0xffff, 0, 1, set, strlen(set), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, i & 0xffff, 0, 1, set,
+		   strlen(set), 0);
 	t[S_SET] = run_once(tc_fd, 1, &f, &v);
 	if (v != TC_ACT_SHOT)
 		return -1;
@@ -164,8 +154,8 @@ static int round_once(unsigned int i, long t[S_NR], int miss)
 		rid = ntohs(km_t_mc(&f)->rid);
 	}
 	for (int b = 1; b <= NBE; b++) {
-		km_t_build(&f, &be_ep[b], &proxy_nat, rid, 0, 1, "STORED\r\n",
-			   8, 0);
+		km_t_build(&f, &km_t_be[b], &km_t_proxy_nat, rid, 0, 1,
+			   "STORED\r\n", 8, 0);
 		t[S_WREPLY] = run_once(xdp_fd, 0, &f, &v);
 		if (v != (b == NBE ? XDP_TX : XDP_DROP))
 			return -1;

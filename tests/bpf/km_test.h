@@ -275,11 +275,24 @@ static inline __u64 km_t_now_ns(void)
 #define KM_T_NAT_PORT 11299
 #define KM_T_MC_PORT  11211
 
+/* The hosts km_t_world sets up: client, proxy (both ports), backends 1..3. */
+static const struct km_t_ep km_t_client __attribute__((unused)) = {
+	{0x02, 0, 0, 0, 0, 0x64}, "198.18.0.100", 40000};
+static const struct km_t_ep km_t_proxy __attribute__((unused)) = {
+	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", KM_T_SVC_PORT};
+static const struct km_t_ep km_t_proxy_nat __attribute__((unused)) = {
+	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", KM_T_NAT_PORT};
+static const struct km_t_ep km_t_be[] __attribute__((unused)) = {
+	{},
+	{{0x02, 0, 0, 0, 0, 0x11}, "198.18.0.11", KM_T_MC_PORT},
+	{{0x02, 0, 0, 0, 0, 0x12}, "198.18.0.12", KM_T_MC_PORT},
+	{{0x02, 0, 0, 0, 0, 0x13}, "198.18.0.13", KM_T_MC_PORT},
+};
+
 /*
  * A private network namespace where bpf_fib_lookup answers: veth kv0 (the
  * proxy's NIC, 198.18.0.1/24, forwarding on) and its peer kv1, permanent
- * neighbours for the client (198.18.0.100, 02:00:00:00:00:64) and for
- * backends 1..nbe (198.18.0.1<i>, 02:00:00:00:00:1<i>); the skeleton
+ * neighbours for km_t_client and backends km_t_be[1..nbe]; the skeleton
  * loaded under a pin root named after tag and the pid, the proxy's address
  * set, 198.18/16 allowed, the backends up and ring built with them all as
  * replicas.  The caller removes pin_root (km_bpf_detach_all).
@@ -294,7 +307,7 @@ static inline int km_t_world(struct km_bpf **kb, struct km_ring *ring, int nbe,
 	struct km_config cfg;
 	int i;
 
-	if (nbe < 1 || nbe > KM_MAX_REPLICAS)
+	if (nbe < 1 || nbe >= (int)(sizeof(km_t_be) / sizeof(*km_t_be)))
 		return -1;
 	if (unshare(CLONE_NEWNET)) {
 		perror("unshare(CLONE_NEWNET) (needs root)");
@@ -312,12 +325,12 @@ static inline int km_t_world(struct km_bpf **kb, struct km_ring *ring, int nbe,
 		    "dev kv0 nud permanent"))
 		return -1;
 	for (i = 1; i <= nbe; i++) {
-		if (km_t_sh("ip neigh add 198.18.0.1%d lladdr "
-			    "02:00:00:00:00:1%d dev kv0 nud permanent",
-			    i, i))
+		if (km_t_sh("ip neigh add %s lladdr 02:00:00:00:00:%02x dev "
+			    "kv0 nud permanent",
+			    km_t_be[i].ip, km_t_be[i].mac[5]))
 			return -1;
-		snprintf(names[i - 1], sizeof(names[i - 1]), "198.18.0.1%d:%d",
-			 i, KM_T_MC_PORT);
+		snprintf(names[i - 1], sizeof(names[i - 1]), "%s:%d",
+			 km_t_be[i].ip, km_t_be[i].port);
 		m[i - 1].id = i;
 		m[i - 1].name = names[i - 1];
 	}
@@ -329,17 +342,15 @@ static inline int km_t_world(struct km_bpf **kb, struct km_ring *ring, int nbe,
 	}
 	if (km_bpf_get_config(*kb, &cfg))
 		return -1;
-	cfg.proxy_addr = km_t_addr("198.18.0.1");
+	cfg.proxy_addr = km_t_addr(km_t_proxy.ip);
 	if (km_bpf_set_config(*kb, &cfg) ||
 	    km_bpf_allow_add(*kb, km_t_addr("198.18.0.0"), 16))
 		return -1;
 	for (i = 1; i <= nbe; i++) {
-		char ip[16];
-		struct km_backend b = {.port = htons(KM_T_MC_PORT),
+		struct km_backend b = {.addr = km_t_addr(km_t_be[i].ip),
+				       .port = htons(km_t_be[i].port),
 				       .state = KM_BE_UP};
 
-		snprintf(ip, sizeof(ip), "198.18.0.1%d", i);
-		b.addr = km_t_addr(ip);
 		if (km_bpf_set_backend(*kb, i, &b))
 			return -1;
 	}

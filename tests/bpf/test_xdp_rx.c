@@ -24,19 +24,6 @@ static struct km_ring ring;
 static int xdp_fd, tc_fd, pending_fd, if0, if2;
 static char pin_root[64];
 
-static const struct km_t_ep client = {
-	{0x02, 0, 0, 0, 0, 0x64}, "198.18.0.100", 40000};
-static const struct km_t_ep proxy = {
-	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", SVC_PORT};
-static const struct km_t_ep proxy_nat = {
-	{0x02, 0, 0, 0, 0, 0x01}, "198.18.0.1", NAT_PORT};
-static struct km_t_ep be_ep[NBE + 1] = {
-	{},
-	{{0x02, 0, 0, 0, 0, 0x11}, "198.18.0.11", MC_PORT},
-	{{0x02, 0, 0, 0, 0, 0x12}, "198.18.0.12", MC_PORT},
-	{{0x02, 0, 0, 0, 0, 0x13}, "198.18.0.13", MC_PORT},
-};
-
 static void set_backend(__u8 id, const char *ip, __u8 state)
 {
 	struct km_backend b = {
@@ -48,8 +35,6 @@ static void set_backend(__u8 id, const char *ip, __u8 state)
 
 static int setup(void)
 {
-	int i;
-
 	if (km_t_world(&kb, &ring, NBE, "kmt", pin_root, sizeof(pin_root)))
 		return -1;
 	/* a second NIC, for the redirect tests */
@@ -66,9 +51,6 @@ static int setup(void)
 	xdp_fd = km_bpf_xdp_fd(kb);
 	tc_fd = km_bpf_tc_fd(kb);
 	pending_fd = km_bpf_map_fd(kb, KM_MAP_PENDING);
-	for (i = 1; i <= NBE; i++)
-		if (be_ep[i].mac[5] != 0x10 + i)
-			return -1; /* km_t_world's neighbours */
 	return 0;
 }
 
@@ -135,11 +117,12 @@ static int send_get(const char *req, __u16 rid, __u8 expect_be,
 	struct km_t_frame f;
 	int v;
 
-	km_t_build(&f, &client, &proxy, rid, 0, 1, req, strlen(req), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, rid, 0, 1, req, strlen(req),
+		   0);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	if (!CHECK(v == XDP_TX, "%s: verdict XDP_TX (got %d)", what, v))
 		return -1;
-	check_to(&f, &proxy_nat, &be_ep[expect_be], what);
+	check_to(&f, &km_t_proxy_nat, &km_t_be[expect_be], what);
 	check_payload(&f, req, what);
 	CHECK(ntohs(km_t_mc(&f)->seq) == 0 && ntohs(km_t_mc(&f)->total) == 1,
 	      "%s: frame seq/total kept", what);
@@ -150,7 +133,7 @@ static int send_get(const char *req, __u16 rid, __u8 expect_be,
 static int reply_from(__u8 id, __u16 rid, __u16 seq, __u16 total,
 		      const char *payload, struct km_t_frame *f)
 {
-	km_t_build(f, &be_ep[id], &proxy_nat, rid, seq, total, payload,
+	km_t_build(f, &km_t_be[id], &km_t_proxy_nat, rid, seq, total, payload,
 		   strlen(payload), 0);
 	return km_t_run_xdp(xdp_fd, f, if0);
 }
@@ -173,11 +156,11 @@ static void test_get_and_hit(void)
 	}
 	if (CHECK(!get_pending(idx, &e), "pending entry readable")) {
 		CHECK(e.ts != 0, "pending entry claimed");
-		CHECK(e.client_addr == km_t_addr(client.ip) &&
-			      e.client_port == htons(client.port) &&
+		CHECK(e.client_addr == km_t_addr(km_t_client.ip) &&
+			      e.client_port == htons(km_t_client.port) &&
 			      e.client_rid == htons(77),
 		      "pending entry keeps client addr/port/rid");
-		CHECK(!memcmp(e.client_mac, client.mac, 6),
+		CHECK(!memcmp(e.client_mac, km_t_client.mac, 6),
 		      "pending entry keeps client MAC");
 		CHECK(e.kind == KM_PK_GET && e.cur_be == s->be[0] &&
 			      e.nr_tried == 1,
@@ -190,7 +173,7 @@ static void test_get_and_hit(void)
 	}
 	v = reply_from(s->be[0], idx, 0, 1, val, &f);
 	CHECK(v == XDP_TX, "hit: verdict XDP_TX (got %d)", v);
-	check_to(&f, &proxy, &client, "hit to client");
+	check_to(&f, &km_t_proxy, &km_t_client, "hit to client");
 	check_payload(&f, val, "hit to client");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 77,
 	      "hit: client's request id restored");
@@ -233,7 +216,7 @@ static void test_fallback(const char *key, const char *req, const char *miss,
 		return;
 	v = reply_from(s->be[0], idx, 0, 1, miss, &f);
 	CHECK(v == XDP_TX, "miss: turned into a request (got %d)", v);
-	check_to(&f, &proxy_nat, &be_ep[s->be[1]], "fallback request");
+	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]], "fallback request");
 	check_payload(&f, req, "fallback request");
 	CHECK(ntohs(km_t_mc(&f)->rid) == idx && ntohs(km_t_mc(&f)->total) == 1,
 	      "fallback request: proxy's request id");
@@ -246,7 +229,7 @@ static void test_fallback(const char *key, const char *req, const char *miss,
 	nr_ev = 0;
 	v = reply_from(s->be[1], idx, 0, 1, hit, &f);
 	CHECK(v == XDP_TX, "hit after fallback forwarded");
-	check_to(&f, &proxy, &client, "fallback hit to client");
+	check_to(&f, &km_t_proxy, &km_t_client, "fallback hit to client");
 	check_payload(&f, hit, "fallback hit to client");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 9, "fallback hit: client's rid");
 	s1 = stats();
@@ -275,7 +258,7 @@ static void build_unreach(struct km_t_frame *f, const struct km_t_ep *src,
 	__u16 c;
 
 	memset(f, 0, sizeof(*f));
-	memcpy(f->buf, proxy.mac, 6);
+	memcpy(f->buf, km_t_proxy.mac, 6);
 	memcpy(f->buf + 6, src->mac, 6);
 	f->buf[12] = 0x08; /* IPv4 */
 	f->l2 = 14;
@@ -285,7 +268,7 @@ static void build_unreach(struct km_t_frame *f, const struct km_t_ep *src,
 	ip->ttl = 64;
 	ip->protocol = IPPROTO_ICMP;
 	inet_pton(AF_INET, src->ip, &ip->saddr);
-	inet_pton(AF_INET, proxy.ip, &ip->daddr);
+	inet_pton(AF_INET, km_t_proxy.ip, &ip->daddr);
 	ip->tot_len = htons(20 + 8 + qlen);
 	ip->check = htons(~km_t_fold(km_t_sum(ip, 20, 0)));
 	icmp = f->buf + 14 + 20;
@@ -317,18 +300,19 @@ static void test_refused(void)
 	int idx, v;
 
 	printf("ICMP port unreachable: backend avoided, read asked again\n");
-	km_t_build(&sent, &client, &proxy, 41, 0, 1, req, strlen(req), 0);
+	km_t_build(&sent, &km_t_client, &km_t_proxy, 41, 0, 1, req, strlen(req),
+		   0);
 	if (!CHECK(km_t_run_xdp(xdp_fd, &sent, if0) == XDP_TX, "get routed"))
 		return;
 	idx = ntohs(km_t_mc(&sent)->rid);
 
 	/* not believed: from another host, or about no request in flight */
-	build_unreach(&f, &be_ep[s->be[1]], &sent);
+	build_unreach(&f, &km_t_be[s->be[1]], &sent);
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS,
 	      "error from a host that is not the request's backend passed");
 	km_t_mc(&sent)->rid = htons(idx ^ 0x5555);
 	km_t_udp_fix(&sent);
-	build_unreach(&f, &be_ep[s->be[0]], &sent);
+	build_unreach(&f, &km_t_be[s->be[0]], &sent);
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS,
 	      "error quoting no live request passed");
 	km_t_mc(&sent)->rid = htons(idx);
@@ -338,11 +322,12 @@ static void test_refused(void)
 
 	km_bpf_poll(kb, 10); /* earlier tests' events */
 	nr_ev = 0;
-	build_unreach(&f, &be_ep[s->be[0]], &sent);
+	build_unreach(&f, &km_t_be[s->be[0]], &sent);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_TX, "error turned into the request (got %d)", v);
 	check_sane(&f, "request after the error");
-	check_to(&f, &proxy_nat, &be_ep[s->be[1]], "request after the error");
+	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
+		 "request after the error");
 	check_payload(&f, req, "request after the error");
 	CHECK(ntohs(km_t_mc(&f)->rid) == idx, "same pending entry");
 	CHECK(backend_flags(s->be[0]) == KM_BE_F_REFUSED,
@@ -356,11 +341,11 @@ static void test_refused(void)
 	      "daemon told which backend refused");
 	v = reply_from(s->be[1], idx, 0, 1, val, &f);
 	CHECK(v == XDP_TX, "the second replica's hit goes to the client");
-	check_to(&f, &proxy, &client, "hit after the error");
+	check_to(&f, &km_t_proxy, &km_t_client, "hit after the error");
 
 	/* from now on the refusing backend is skipped up front */
 	send_get(req, 42, s->be[1], "next get skips the refused backend");
-	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
 	CHECK(backend_flags(s->be[0]) == 0, "daemon's write clears the flag");
 }
 
@@ -378,11 +363,12 @@ static void test_tc_fallback(void)
 	idx = send_get(req, 11, s->be[0], "get tc-fallback-key");
 	if (idx < 0)
 		return;
-	km_t_build(&f, &be_ep[s->be[0]], &proxy_nat, idx, 0, 1, "END\r\n", 5,
-		   0);
+	km_t_build(&f, &km_t_be[s->be[0]], &km_t_proxy_nat, idx, 0, 1,
+		   "END\r\n", 5, 0);
 	v = km_t_run_tc(tc_fd, &f, if0);
 	CHECK(v == TC_ACT_REDIRECT, "tc fallback: redirected (got %d)", v);
-	check_to(&f, &proxy_nat, &be_ep[s->be[1]], "tc fallback request");
+	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
+		 "tc fallback request");
 	check_payload(&f, req, "tc fallback request");
 	CHECK(ntohs(km_t_mc(&f)->rid) == idx && ntohs(km_t_mc(&f)->total) == 1,
 	      "tc fallback request: proxy's request id");
@@ -391,13 +377,13 @@ static void test_tc_fallback(void)
 	      "tc fallback: entry moved to the second replica");
 	CHECK(stats().fallbacks == s0.fallbacks + 1, "tc fallback counted");
 	/* a hit is not tc's business: left to the stack (XDP forwards it) */
-	km_t_build(&f, &be_ep[s->be[1]], &proxy_nat, idx, 0, 1,
+	km_t_build(&f, &km_t_be[s->be[1]], &km_t_proxy_nat, idx, 0, 1,
 		   "VALUE tc-fallback-key 0 1\r\nx\r\nEND\r\n", 36, 0);
 	v = km_t_run_tc(tc_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "tc leaves hits alone");
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_TX, "the hit goes back to the client");
-	check_to(&f, &proxy, &client, "hit after tc fallback");
+	check_to(&f, &km_t_proxy, &km_t_client, "hit after tc fallback");
 	km_bpf_poll(kb, 10);
 }
 
@@ -424,10 +410,11 @@ static void test_local_backend(void)
 	if (!CHECK(egress_fd >= 0, "km_tc_egress loaded"))
 		return;
 	set_backend(s->be[0], local_be.ip, KM_BE_UP);
-	km_t_build(&f, &client, &proxy, 21, 0, 1, req, strlen(req), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 21, 0, 1, req, strlen(req),
+		   0);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_PASS, "local get: passed up the stack (got %d)", v);
-	check_to(&f, &client, &local_be, "local get");
+	check_to(&f, &km_t_client, &local_be, "local get");
 	check_payload(&f, req, "local get");
 	idx = ntohs(km_t_mc(&f)->rid);
 	CHECK(!get_pending(idx, &e) && e.ts && e.local == 1 &&
@@ -436,22 +423,24 @@ static void test_local_backend(void)
 	CHECK(stats().kernel_gets == s0.kernel_gets + 1, "counted as kernel");
 
 	/* the local memcached's answer, leaving towards the client */
-	km_t_build(&f, &local_be, &client, idx, 0, 1, hit, strlen(hit), 0);
+	km_t_build(&f, &local_be, &km_t_client, idx, 0, 1, hit, strlen(hit), 0);
 	v = km_t_run_tc(egress_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "local hit: let out (got %d)", v);
-	check_to(&f, &proxy, &client, "local hit to client");
+	check_to(&f, &km_t_proxy, &km_t_client, "local hit to client");
 	check_payload(&f, hit, "local hit to client");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 21, "local hit: client's rid");
 	CHECK(!get_pending(idx, &e) && !e.ts, "local hit: entry released");
 
 	/* a local miss: the request goes on to the next (remote) replica */
-	km_t_build(&f, &client, &proxy, 22, 0, 1, req, strlen(req), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 22, 0, 1, req, strlen(req),
+		   0);
 	km_t_run_xdp(xdp_fd, &f, if0);
 	idx = ntohs(km_t_mc(&f)->rid);
-	km_t_build(&f, &local_be, &client, idx, 0, 1, "END\r\n", 5, 0);
+	km_t_build(&f, &local_be, &km_t_client, idx, 0, 1, "END\r\n", 5, 0);
 	v = km_t_run_tc(egress_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "local miss: sent on (got %d)", v);
-	check_to(&f, &proxy_nat, &be_ep[s->be[1]], "fallback from local");
+	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
+		 "fallback from local");
 	check_payload(&f, req, "fallback from local");
 	CHECK(!get_pending(idx, &e) && e.ts && !e.local &&
 		      e.cur_be == s->be[1] && e.nr_tried == 2,
@@ -461,17 +450,18 @@ static void test_local_backend(void)
 	CHECK(v == XDP_TX, "remote hit after local miss forwarded");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 22, "remote hit: client's rid");
 	km_bpf_poll(kb, 10);
-	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
 
 	/* a loopback backend cannot be reached from the NIC: passed up */
 	set_backend(s->be[0], "127.0.0.1", KM_BE_UP);
 	s0 = stats();
-	km_t_build(&f, &client, &proxy, 24, 0, 1, req, strlen(req), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 24, 0, 1, req, strlen(req),
+		   0);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_PASS && stats().no_route == s0.no_route + 1 &&
 		      ntohs(km_t_udp(&f)->dest) == SVC_PORT,
 	      "loopback backend: get passed up untouched (%d)", v);
-	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
 
 	/* a remote miss with a local replica next: up the stack it goes */
 	set_backend(s->be[1], local_be.ip, KM_BE_UP);
@@ -479,7 +469,7 @@ static void test_local_backend(void)
 	if (idx >= 0) {
 		v = reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
 		CHECK(v == XDP_PASS, "remote miss -> local: passed up (%d)", v);
-		check_to(&f, &client, &local_be, "fallback to local");
+		check_to(&f, &km_t_client, &local_be, "fallback to local");
 		check_payload(&f, req, "fallback to local");
 		CHECK(ntohs(km_t_mc(&f)->rid) == idx,
 		      "fallback to local: proxy's rid");
@@ -487,7 +477,7 @@ static void test_local_backend(void)
 			      e.cur_be == s->be[1],
 		      "fallback to local: entry marked local");
 	}
-	set_backend(s->be[1], be_ep[s->be[1]].ip, KM_BE_UP);
+	set_backend(s->be[1], km_t_be[s->be[1]].ip, KM_BE_UP);
 }
 
 /*
@@ -511,16 +501,16 @@ static void test_fallback_unreachable(void)
 	for (i = 0; i < 3; i++) {
 		if (i == 2)
 			set_backend(s->be[0], local_be.ip, KM_BE_UP);
-		km_t_build(&f, &client, &proxy, 90 + i, 0, 1, req, strlen(req),
-			   0);
+		km_t_build(&f, &km_t_client, &km_t_proxy, 90 + i, 0, 1, req,
+			   strlen(req), 0);
 		v = km_t_run_xdp(xdp_fd, &f, if0);
 		idx = ntohs(km_t_mc(&f)->rid);
 		if (i < 2)
-			km_t_build(&f, &be_ep[s->be[0]], &proxy_nat, idx, 0, 1,
-				   "END\r\n", 5, 0);
+			km_t_build(&f, &km_t_be[s->be[0]], &km_t_proxy_nat, idx,
+				   0, 1, "END\r\n", 5, 0);
 		else
-			km_t_build(&f, &local_be, &client, idx, 0, 1, "END\r\n",
-				   5, 0);
+			km_t_build(&f, &local_be, &km_t_client, idx, 0, 1,
+				   "END\r\n", 5, 0);
 		if (i == 0)
 			v = km_t_run_xdp(xdp_fd, &f, if0);
 		else
@@ -529,15 +519,15 @@ static void test_fallback_unreachable(void)
 			    : i == 1 ? TC_ACT_OK
 				     : TC_ACT_REDIRECT),
 		      "%s: verdict %d", how[i], v);
-		check_to(&f, &client, &proxy, how[i]);
+		check_to(&f, &km_t_client, &km_t_proxy, how[i]);
 		check_payload(&f, req, how[i]);
 		CHECK(ntohs(km_t_mc(&f)->rid) == 90 + i,
 		      "%s: the client's request id", how[i]);
 		CHECK(!get_pending(idx, &e) && !e.ts, "%s: entry released",
 		      how[i]);
 	}
-	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
-	set_backend(s->be[1], be_ep[s->be[1]].ip, KM_BE_UP);
+	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
+	set_backend(s->be[1], km_t_be[s->be[1]].ip, KM_BE_UP);
 }
 
 static void test_fallback_exhausted(void)
@@ -550,30 +540,31 @@ static void test_fallback_exhausted(void)
 
 	printf("miss with no readable replica left is returned as a miss\n");
 	for (i = 1; i < s->nr; i++)
-		set_backend(s->be[i], be_ep[s->be[i]].ip, KM_BE_WARMING);
+		set_backend(s->be[i], km_t_be[s->be[i]].ip, KM_BE_WARMING);
 	idx = send_get("get lonely\r\n", 5, s->be[0], "get lonely");
 	if (idx >= 0) {
 		v = reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
 		CHECK(v == XDP_TX, "miss forwarded");
-		check_to(&f, &proxy, &client, "miss to client");
+		check_to(&f, &km_t_proxy, &km_t_client, "miss to client");
 		check_payload(&f, "END\r\n", "miss to client");
 		CHECK(stats().misses == s0.misses + 1, "miss counted");
 		CHECK(!get_pending(idx, &e) && !e.ts, "entry released");
 	}
 	for (i = 1; i < s->nr; i++)
-		set_backend(s->be[i], be_ep[s->be[i]].ip, KM_BE_UP);
+		set_backend(s->be[i], km_t_be[s->be[i]].ip, KM_BE_UP);
 	/* primary down: the get goes to the next replica directly */
-	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_DOWN);
+	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_DOWN);
 	idx = send_get("get lonely\r\n", 6, s->be[1], "primary down");
-	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
 	if (idx >= 0) {
 		reply_from(s->be[1], idx, 0, 1, "END\r\n", &f);
 		/* the primary is untried and UP again: asked as a fallback */
-		check_to(&f, &proxy_nat, &be_ep[s->be[0]],
+		check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[0]],
 			 "fallback to the untried primary");
 		reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
 		reply_from(s->be[2], idx, 0, 1, "END\r\n", &f);
-		check_to(&f, &proxy, &client, "all missed: miss to client");
+		check_to(&f, &km_t_proxy, &km_t_client,
+			 "all missed: miss to client");
 	}
 }
 
@@ -590,7 +581,7 @@ static void test_multi_datagram(void)
 		return;
 	v = reply_from(s->be[0], idx, 1, 2, "second half\r\nEND\r\n", &f);
 	CHECK(v == XDP_TX, "datagram 1 of 2 forwarded");
-	check_to(&f, &proxy, &client, "datagram 1 of 2");
+	check_to(&f, &km_t_proxy, &km_t_client, "datagram 1 of 2");
 	CHECK(ntohs(km_t_mc(&f)->seq) == 1 && ntohs(km_t_mc(&f)->total) == 2 &&
 		      ntohs(km_t_mc(&f)->rid) == 300,
 	      "datagram 1 of 2: seq, total, rid");
@@ -610,18 +601,20 @@ static void test_vlan_and_redirect(void)
 	int v;
 
 	printf("VLAN-tagged get keeps its tag; other interface -> REDIRECT\n");
-	km_t_build(&f, &client, &proxy, 1, 0, 1, "get tagged\r\n", 12, 42);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get tagged\r\n", 12,
+		   42);
 	memcpy(tag, f.buf + 12, 4);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_TX, "tagged get routed");
 	CHECK(!memcmp(f.buf + 12, tag, 4), "VLAN tag kept");
-	check_to(&f, &proxy_nat, &be_ep[s->be[0]], "tagged get");
+	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[0]], "tagged get");
 
 	set_backend(s->be[0], "198.18.1.14", KM_BE_UP);
 	/* the daemon's choice of source address towards that backend */
 	if (km_bpf_set_backend_src(kb, s->be[0], km_t_addr("198.18.1.1")))
 		printf("set backend source failed\n");
-	km_t_build(&f, &client, &proxy, 1, 0, 1, "get tagged\r\n", 12, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get tagged\r\n", 12,
+		   0);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_REDIRECT, "backend behind kv2: XDP_REDIRECT (got %d)",
 	      v);
@@ -643,10 +636,11 @@ static void test_vlan_and_redirect(void)
 		v = km_t_run_xdp(xdp_fd, &f, if2);
 		CHECK(v == XDP_REDIRECT, "its reply, on kv2, redirected (%d)",
 		      v);
-		check_to(&f, &proxy, &client, "reply from behind kv2");
+		check_to(&f, &km_t_proxy, &km_t_client,
+			 "reply from behind kv2");
 	}
 	km_bpf_set_backend_src(kb, s->be[0], 0);
-	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
 }
 
 /* Frames that must leave the XDP program untouched with XDP_PASS. */
@@ -660,13 +654,13 @@ static void test_passthrough(void)
 	};
 	char longkey[300];
 	struct km_t_frame f, orig;
-	struct km_t_ep other = proxy;
+	struct km_t_ep other = km_t_proxy;
 	unsigned int i;
 	int v;
 
 	printf("everything else passes untouched\n");
 	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
-		km_t_build(&f, &client, &proxy, 1, 0, 1, reqs[i],
+		km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, reqs[i],
 			   strlen(reqs[i]), 0);
 		orig = f;
 		v = km_t_run_xdp(xdp_fd, &f, if0);
@@ -678,45 +672,46 @@ static void test_passthrough(void)
 	memset(longkey, 'k', sizeof(longkey));
 	memcpy(longkey, "get ", 4);
 	memcpy(longkey + 4 + 251, "\r\n", 2);
-	km_t_build(&f, &client, &proxy, 1, 0, 1, longkey, 4 + 251 + 2, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, longkey, 4 + 251 + 2,
+		   0);
 	orig = f;
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
 		      !memcmp(f.buf, orig.buf, f.len),
 	      "251-byte key passed untouched");
 	/* another port, a multi-datagram request, fragments, options, TCP */
 	other.port = 11212;
-	km_t_build(&f, &client, &other, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_build(&f, &km_t_client, &other, 1, 0, 1, "get k\r\n", 7, 0);
 	orig = f;
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
 		      !memcmp(f.buf, orig.buf, f.len),
 	      "other port passed untouched");
-	km_t_build(&f, &client, &proxy, 1, 0, 2, "get k\r\n", 7, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 2, "get k\r\n", 7, 0);
 	orig = f;
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
 		      !memcmp(f.buf, orig.buf, f.len),
 	      "multi-datagram request passed untouched");
-	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get k\r\n", 7, 0);
 	km_t_ip(&f)->frag_off = htons(0x2000);
 	km_t_udp_fix(&f);
 	orig = f;
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
 		      !memcmp(f.buf, orig.buf, f.len),
 	      "IP fragment passed untouched");
-	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get k\r\n", 7, 0);
 	km_t_ip(&f)->protocol = IPPROTO_TCP;
 	orig = f;
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
 		      !memcmp(f.buf, orig.buf, f.len),
 	      "TCP passed untouched");
-	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get k\r\n", 7, 0);
 	km_t_ip(&f)->ihl = 6;
 	orig = f;
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_PASS && !memcmp(f.buf, orig.buf, f.len),
 	      "IP options passed untouched (verdict %d)", v);
-	other = proxy;
+	other = km_t_proxy;
 	other.ip = "198.18.0.2";
-	km_t_build(&f, &client, &other, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_build(&f, &km_t_client, &other, 1, 0, 1, "get k\r\n", 7, 0);
 	orig = f;
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_PASS &&
 		      !memcmp(f.buf, orig.buf, f.len),
@@ -725,16 +720,16 @@ static void test_passthrough(void)
 
 static void test_denied(void)
 {
-	struct km_t_ep outsider = client;
+	struct km_t_ep outsider = km_t_client;
 	struct km_stats s0 = stats();
 	struct km_t_frame f;
 
 	printf("clients outside km_allow are dropped and counted\n");
 	outsider.ip = "203.0.113.9";
-	km_t_build(&f, &outsider, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_build(&f, &outsider, &km_t_proxy, 1, 0, 1, "get k\r\n", 7, 0);
 	CHECK(km_t_run_xdp(xdp_fd, &f, if0) == XDP_DROP, "outsider dropped");
-	km_t_build(&f, &outsider, &proxy, 1, 0, 1, "set k 0 0 1\r\nx\r\n", 16,
-		   0);
+	km_t_build(&f, &outsider, &km_t_proxy, 1, 0, 1, "set k 0 0 1\r\nx\r\n",
+		   16, 0);
 	CHECK(km_t_run_tc(tc_fd, &f, if0) == TC_ACT_SHOT,
 	      "outsider's write dropped by tc");
 	CHECK(stats().denied == s0.denied + 2, "denied counted");
@@ -749,7 +744,8 @@ static void test_truncation(void)
 	int v, idx;
 
 	printf("every truncation of a valid get and reply: never rewritten\n");
-	km_t_build(&full, &client, &proxy, 1, 0, 1, req, strlen(req), 0);
+	km_t_build(&full, &km_t_client, &km_t_proxy, 1, 0, 1, req, strlen(req),
+		   0);
 	for (len = ETH_HLEN; len < full.len; len++) {
 		f = full;
 		f.len = len;
@@ -772,7 +768,7 @@ static void test_truncation(void)
 	}
 	CHECK(bad == 0, "truncated requests: %u rewritten", bad);
 	bad = 0;
-	km_t_build(&full, &client, &proxy, 1, 0, 1,
+	km_t_build(&full, &km_t_client, &km_t_proxy, 1, 0, 1,
 		   "set truncation-key 0 0 5\r\nvalue\r\n", 33, 0);
 	for (len = ETH_HLEN + 20; len < full.len; len++) {
 		f = full;
@@ -793,7 +789,7 @@ static void test_truncation(void)
 		   "VALUE truncation-key 0 1\r\nx\r\nEND\r\n", &full);
 	/* rebuild the reply (the run above consumed the entry): re-claim */
 	idx = send_get(req, 2, s->be[0], "untruncated get again");
-	km_t_build(&full, &be_ep[s->be[0]], &proxy_nat, idx, 0, 1,
+	km_t_build(&full, &km_t_be[s->be[0]], &km_t_proxy_nat, idx, 0, 1,
 		   "VALUE truncation-key 0 1\r\nx\r\nEND\r\n", 35, 0);
 	bad = 0;
 	for (len = ETH_HLEN; len < full.len; len++) {
@@ -834,7 +830,7 @@ static void test_pending_full_and_timeout(void)
 	printf("full pending table -> passed up; stale entries -> timeouts\n");
 	if (!CHECK(!clear_pending(km_t_now_ns()), "fill pending table"))
 		return;
-	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get k\r\n", 7, 0);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_PASS, "table full: passed up (got %d)", v);
 	s1 = stats();
@@ -844,7 +840,7 @@ static void test_pending_full_and_timeout(void)
 	cfg.pending_timeout_ns = 1000; /* every entry is stale now */
 	km_bpf_set_config(kb, &cfg);
 	nr_ev = 0;
-	km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get k\r\n", 7, 0);
 	km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(stats().timeouts > s1.timeouts,
 	      "stale entries: timeouts counted");
@@ -854,7 +850,8 @@ static void test_pending_full_and_timeout(void)
 	 * one more timeout; once the window comes round, they are reused */
 	for (i = 0, v = -1; i < 300 && v != XDP_TX; i++) {
 		usleep(100); /* the clock moves a tick at a time */
-		km_t_build(&f, &client, &proxy, 1, 0, 1, "get k\r\n", 7, 0);
+		km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get k\r\n",
+			   7, 0);
 		v = km_t_run_xdp(xdp_fd, &f, if0);
 	}
 	CHECK(v == XDP_TX, "reclaimed entries reused after %d gets", i);
@@ -888,8 +885,8 @@ static void test_late_reply(void)
 	usleep(20000); /* the programs' clock moves a tick (<= 10 ms) at a time
 			*/
 	for (i = 0; i < 512; i++) {
-		km_t_build(&f, &client, &proxy, 71, 0, 1, "get late\r\n", 10,
-			   0);
+		km_t_build(&f, &km_t_client, &km_t_proxy, 71, 0, 1,
+			   "get late\r\n", 10, 0);
 		km_t_run_xdp(xdp_fd, &f, if0);
 	}
 	CHECK(!get_pending(idx, &e) && e.kind == KM_PK_FREE,
@@ -948,7 +945,8 @@ static int send_write(int sock, const char *key, const char *req, __u16 rid,
 	struct km_t_frame f, c;
 	int v, i, idx = -1, seen[KM_MAX_BACKENDS] = {};
 
-	km_t_build(&f, &client, &proxy, rid, 0, 1, req, strlen(req), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, rid, 0, 1, req, strlen(req),
+		   0);
 	v = km_t_run_tc(tc_fd, &f, if0);
 	if (!CHECK(v == TC_ACT_SHOT, "%s: original dropped (got %d)", what, v))
 		return -1;
@@ -958,12 +956,12 @@ static int send_write(int sock, const char *key, const char *req, __u16 rid,
 			return -1;
 		check_sane(&c, "clone");
 		CHECK(ntohs(km_t_udp(&c)->source) == NAT_PORT &&
-			      km_t_ip(&c)->saddr == km_t_addr(proxy.ip),
+			      km_t_ip(&c)->saddr == km_t_addr(km_t_proxy.ip),
 		      "%s: clone from the proxy's NAT port", what);
 		check_payload(&c, req, "clone");
 		for (int b = 1; b <= NBE; b++)
-			if (km_t_ip(&c)->daddr == km_t_addr(be_ep[b].ip) &&
-			    !memcmp(c.buf, be_ep[b].mac, 6))
+			if (km_t_ip(&c)->daddr == km_t_addr(km_t_be[b].ip) &&
+			    !memcmp(c.buf, km_t_be[b].mac, 6))
 				seen[b]++;
 		if (idx < 0)
 			idx = ntohs(km_t_mc(&c)->rid);
@@ -1004,7 +1002,7 @@ static void test_writes(void)
 	CHECK(v == XDP_DROP, "2nd reply kept back");
 	v = reply_from(s->be[0], idx, 0, 1, "STORED\r\n", &f);
 	CHECK(v == XDP_TX, "last reply answers (got %d)", v);
-	check_to(&f, &proxy, &client, "write reply");
+	check_to(&f, &km_t_proxy, &km_t_client, "write reply");
 	check_payload(&f, "STORED\r\n", "primary policy: primary's reply");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 500, "write reply: client's rid");
 	CHECK(!get_pending(idx, &e) && !e.ts, "write entry released");
@@ -1026,7 +1024,7 @@ static void test_writes(void)
 		reply_from(s->be[2], idx, 0, 1, "NOT_STORED\r\n", &f);
 		v = reply_from(s->be[1], idx, 0, 1, "STORED\r\n", &f);
 		CHECK(v == XDP_TX, "worst: last reply answers");
-		check_to(&f, &proxy, &client, "worst reply");
+		check_to(&f, &km_t_proxy, &km_t_client, "worst reply");
 		check_payload(&f, "NOT_STORED\r\n", "worst policy: refusal");
 	}
 	/* first policy: the first reply goes at once, the rest dropped */
@@ -1057,7 +1055,8 @@ static void test_writes(void)
 	CHECK(s1.pending_full == s0.pending_full && idx == 503,
 	      "noreply: no entry");
 	/* a write the kernel does not take goes up untouched */
-	km_t_build(&f, &client, &proxy, 1, 0, 1, "ms wkey 1 q\r\nx\r\n", 16, 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1,
+		   "ms wkey 1 q\r\nx\r\n", 16, 0);
 	CHECK(km_t_run_tc(tc_fd, &f, if0) == TC_ACT_OK,
 	      "quiet meta write passed up");
 	CHECK(stats().passed_up == s1.passed_up + 1, "passed_up counted");
@@ -1108,10 +1107,11 @@ static void test_local_write(void)
 	if (!CHECK(sock >= 0, "packet socket on kv1"))
 		return;
 	set_backend(s->be[0], local_be.ip, KM_BE_UP);
-	km_t_build(&f, &client, &proxy, 600, 0, 1, req, strlen(req), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 600, 0, 1, req, strlen(req),
+		   0);
 	v = km_t_run_tc(tc_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "local write: the datagram goes on (got %d)", v);
-	check_to(&f, &client, &local_be, "write to the local replica");
+	check_to(&f, &km_t_client, &local_be, "write to the local replica");
 	check_payload(&f, req, "write to the local replica");
 	idx = ntohs(km_t_mc(&f)->rid);
 	for (n = 0; n < 3 && !recv_clone(sock, &c); n++)
@@ -1122,32 +1122,34 @@ static void test_local_write(void)
 	CHECK(!get_pending(idx, &e) && e.ts && e.nr_wr == s->nr,
 	      "entry waits for every replica");
 	/* the local replica answers first and differently: it is the primary */
-	km_t_build(&f, &local_be, &client, idx, 0, 1, "NOT_STORED\r\n", 12, 0);
+	km_t_build(&f, &local_be, &km_t_client, idx, 0, 1, "NOT_STORED\r\n", 12,
+		   0);
 	v = km_t_run_tc(egress_fd, &f, if0);
 	CHECK(v == TC_ACT_SHOT, "local reply kept back (got %d)", v);
 	v = reply_from(s->be[1], idx, 0, 1, "STORED\r\n", &f);
 	CHECK(v == XDP_DROP, "remote reply kept back");
 	v = reply_from(s->be[2], idx, 0, 1, "STORED\r\n", &f);
 	CHECK(v == XDP_TX, "last remote reply answers (got %d)", v);
-	check_to(&f, &proxy, &client, "aggregate");
+	check_to(&f, &km_t_proxy, &km_t_client, "aggregate");
 	check_payload(&f, "NOT_STORED\r\n", "aggregate is the primary's");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 600, "aggregate: client's rid");
 	/* and the other way round: the local reply comes last */
-	km_t_build(&f, &client, &proxy, 601, 0, 1, req, strlen(req), 0);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 601, 0, 1, req, strlen(req),
+		   0);
 	km_t_run_tc(tc_fd, &f, if0);
 	idx = ntohs(km_t_mc(&f)->rid);
 	while (!recv_clone(sock, &c))
 		;
 	reply_from(s->be[1], idx, 0, 1, "NOT_STORED\r\n", &f);
 	reply_from(s->be[2], idx, 0, 1, "NOT_STORED\r\n", &f);
-	km_t_build(&f, &local_be, &client, idx, 0, 1, "STORED\r\n", 8, 0);
+	km_t_build(&f, &local_be, &km_t_client, idx, 0, 1, "STORED\r\n", 8, 0);
 	v = km_t_run_tc(egress_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "local reply last: sent (got %d)", v);
-	check_to(&f, &proxy, &client, "local last");
+	check_to(&f, &km_t_proxy, &km_t_client, "local last");
 	check_payload(&f, "STORED\r\n", "local last: the primary's own");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 601, "local last: client's rid");
 	CHECK(!get_pending(idx, &e) && !e.ts, "entry released");
-	set_backend(s->be[0], be_ep[s->be[0]].ip, KM_BE_UP);
+	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
 	close(sock);
 }
 
