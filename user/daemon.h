@@ -44,11 +44,12 @@ struct km_backend_info {
 	unsigned int gen; /* bumped when the slot is reused: reconnect */
 
 	/* health (health.c), under km_daemon.lock */
-	int fails;    /* consecutive failures (probes + passive) */
-	int oks;      /* consecutive successful probes */
-	long pid;     /* from the last `stats`, 0 = unknown */
-	long uptime;  /* idem */
-	time_t since; /* time of the last state change */
+	int fails;     /* consecutive failures (probes + passive) */
+	int oks;       /* consecutive successful probes */
+	long pid;      /* from the last `stats`, 0 = unknown */
+	long uptime;   /* idem */
+	int restarted; /* a new memcached process seen while DOWN */
+	time_t since;  /* time of the last state change */
 	/* km_d.epoch when it last went DOWN / became writable again: which
 	 * backends kept taking writes while another was down */
 	uint64_t down_epoch;

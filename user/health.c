@@ -11,9 +11,12 @@
  * restart between two probes): the backend is empty again, so it goes
  * to WARMING as well.
  *
- * Before a backend comes back it is emptied (flush_all) when another
- * backend took writes meanwhile: it missed those writes and deletes, and
- * an old value must never be read again.  Resync refills it.
+ * Before a backend that kept its data (same memcached process) comes
+ * back, it is emptied (flush_all) when another backend took writes
+ * meanwhile: it missed those writes and deletes, and an old value must
+ * never be read again.  A backend that restarted is empty already: it is
+ * never flushed (it may have taken writes since) and never preferred
+ * over a replica that holds acknowledged writes.  Resync refills both.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -188,9 +191,16 @@ void km_health_passive_failure(__u8 id, const char *what)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
-static int km_restarted(const struct km_backend_info *b, long pid, long uptime)
+static int km_pid_changed(const struct km_backend_info *b, long pid,
+			  long uptime)
 {
 	return b->pid && pid && (pid != b->pid || uptime < b->uptime);
+}
+
+/* Its memcached restarted since it last took writes: it holds nothing. */
+static int km_restarted(const struct km_backend_info *b, long pid, long uptime)
+{
+	return b->restarted || km_pid_changed(b, pid, uptime);
 }
 
 /* Lock held: will this good probe bring the backend back (WARMING)? */
@@ -273,8 +283,6 @@ static int km_returning_is_stale_locked(__u8 id)
 
 		if (i == id || !o->id || !km_be_writable(i))
 			continue;
-		if (r->kb.state != KM_BE_DOWN) /* restarted: it is empty */
-			return 1;
 		if (o->writable_epoch < r->down_epoch ||
 		    o->down_epoch > r->down_epoch ||
 		    !km_took_writes_alone(r, o))
@@ -316,11 +324,14 @@ static void km_health_ok_locked(struct km_backend_info *b, long pid,
 				long uptime)
 {
 	char reason[96];
-	int restarted = km_restarted(b, pid, uptime);
+	int restarted = km_pid_changed(b, pid, uptime);
+
 	if (restarted)
 		snprintf(reason, sizeof(reason),
 			 "restarted (pid %ld -> %ld, uptime %ld -> %ld)",
 			 b->pid, pid, b->uptime, uptime);
+	/* remembered until it comes back: rise may take several probes */
+	b->restarted |= restarted;
 	b->pid = pid;
 	b->uptime = uptime;
 	b->fails = 0;
@@ -330,6 +341,7 @@ static void km_health_ok_locked(struct km_backend_info *b, long pid,
 			snprintf(reason, sizeof(reason), "%d probes ok",
 				 b->oks);
 			km_backend_set_state_locked(b->id, KM_BE_UP, reason);
+			b->restarted = 0;
 		}
 	} else if (restarted && b->kb.state == KM_BE_UP) {
 		km_backend_set_state_locked(b->id, KM_BE_WARMING, reason);
@@ -373,6 +385,7 @@ static void km_health_round(void)
 				km_health_fail_locked(&km_d.be[id], what);
 			} else if (km_health_comes_back_locked(&km_d.be[id],
 							       pid, uptime) &&
+				   !km_restarted(&km_d.be[id], pid, uptime) &&
 				   km_returning_is_stale_locked(id)) {
 				pthread_mutex_unlock(&km_d.lock);
 				err = km_probe_flush(id);
@@ -393,10 +406,12 @@ static void km_health_round(void)
 			} else {
 				int was_down =
 					km_d.be[id].kb.state == KM_BE_DOWN;
+				int restarted =
+					km_restarted(&km_d.be[id], pid, uptime);
 
 				KM_INC(km_d.be[id].c.probes_ok);
 				km_health_ok_locked(&km_d.be[id], pid, uptime);
-				if (was_down &&
+				if (was_down && !restarted &&
 				    km_d.be[id].kb.state != KM_BE_DOWN)
 					km_demote_stale_locked(id);
 			}
