@@ -12,6 +12,8 @@
 
 /* memcached's own limit on key length (KEY_MAX_LENGTH). */
 #define KM_KEY_MAX 250
+/* Keys kmagentd stores on backends for itself (fences): never copied. */
+#define KM_INTERNAL_PREFIX "kmagent:"
 
 /*
  * The ring is a flat lookup table: key hash % KM_RING_SLOTS picks a slot,
@@ -53,6 +55,8 @@ enum km_backend_flags {
 	 * backend down or seen it back.
 	 */
 	KM_BE_F_REFUSED = 1 << 2,
+	/* Another kmagentd knows it missed writes (user/fence.h): no reads. */
+	KM_BE_F_FENCED = 1 << 3,
 };
 
 /* One entry of the km_backends array map, indexed by backend id. */
@@ -66,7 +70,8 @@ struct km_backend {
 static inline int km_backend_readable(const struct km_backend *b)
 {
 	return b->addr && b->state == KM_BE_UP &&
-	       !(b->flags & (KM_BE_F_NO_READS | KM_BE_F_REFUSED));
+	       !(b->flags &
+		 (KM_BE_F_NO_READS | KM_BE_F_REFUSED | KM_BE_F_FENCED));
 }
 
 static inline int km_backend_writable(const struct km_backend *b)

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "journal.h"
 
 enum km_opt_id {
 	O_BACKEND = 's',
@@ -49,6 +50,8 @@ enum km_opt_id {
 	O_CTL,
 	O_METRICS,
 	O_REPAIRRATE,
+	O_JOURNALMAX,
+	O_NAME,
 };
 
 static const struct option km_long_opts[] = {
@@ -82,6 +85,8 @@ static const struct option km_long_opts[] = {
 	{"ctl", required_argument, NULL, O_CTL},
 	{"metrics", required_argument, NULL, O_METRICS},
 	{"repair-rate", required_argument, NULL, O_REPAIRRATE},
+	{"journal-max", required_argument, NULL, O_JOURNALMAX},
+	{"name", required_argument, NULL, O_NAME},
 	{NULL, 0, NULL, 0},
 };
 
@@ -96,6 +101,7 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->write_policy = KM_WP_PRIMARY;
 	cfg->timeout_ms = 1000;
 	cfg->repair_rate = 1000;
+	cfg->journal_max = KM_JOURNAL_MAX;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -403,6 +409,17 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			goto bad;
 		cfg->repair_rate = v;
 		return 0;
+	case O_JOURNALMAX:
+		if (km_parse_int(arg, 1, 100000000, &v))
+			goto bad;
+		cfg->journal_max = v;
+		return 0;
+	case O_NAME:
+		/* a word of the fences' space-separated lists */
+		if (!*arg || strpbrk(arg, " \t\r\n") ||
+		    km_copy(cfg->name, sizeof(cfg->name), arg))
+			goto bad;
+		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
@@ -619,6 +636,12 @@ void km_config_usage(FILE *out)
 	      "      --ctl PATH            control socket (/run/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"
 	      "      --repair-rate N       read-repairs a second (1000)\n"
+	      "      --journal-max N       missed writes remembered per "
+	      "backend (1000000)\n"
+	      "      --name NAME           this kmagentd in fences shared with "
+	      "others\n"
+	      "                            (default: LISTEN-ADDR:PORT or "
+	      "HOSTNAME:PORT)\n"
 	      "\n"
 	      "Write policy: every write goes to every live replica; the "
 	      "client\n"

@@ -68,6 +68,8 @@ struct km_cfg {
 	char metrics[KM_NAME_MAX]; /* "addr:port", "" = off */
 	struct sockaddr_in metrics_addr;
 	unsigned int repair_rate; /* read-repairs a second (ops) */
+	unsigned int journal_max; /* missed-write keys per backend */
+	char name[KM_NAME_MAX];	  /* --name: ours in fences (fence.h) */
 };
 
 /* What km_config_parse_args asks the caller to do. */

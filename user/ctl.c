@@ -22,6 +22,8 @@
 
 #include "ctl.h"
 #include "daemon.h"
+#include "fence.h"
+#include "journal.h"
 #include "km_hash.h"
 #include "log.h"
 #include "metrics.h"
@@ -197,6 +199,21 @@ static void km_json_resync(FILE *out, __u8 id)
 	fputc('}', out);
 }
 
+/* What the backend missed and must get back (journal.h). */
+static void km_json_journal(FILE *out, __u8 id)
+{
+	struct km_journal_info j;
+
+	km_journal_get_info(id, &j);
+	fprintf(out,
+		",\"journal\":{\"keys\":%zu,\"lost\":%s,\"flush\":%s,"
+		"\"noted\":%llu,\"why\":",
+		j.keys, j.lost ? "true" : "false", j.flush ? "true" : "false",
+		j.noted);
+	km_json_cstr(out, j.why);
+	fputc('}', out);
+}
+
 static void km_json_be_row(FILE *out, const struct km_be_view *v, bool latency)
 {
 	fprintf(out, "{\"id\":%u,\"name\":", v->id);
@@ -219,8 +236,12 @@ static void km_json_be_row(FILE *out, const struct km_be_view *v, bool latency)
 #define X(f) fprintf(out, ",\"" #f "\":%llu", (unsigned long long)v->c.f);
 	KM_BE_COUNTERS_FIELDS(X)
 #undef X
+	fprintf(out, ",\"fenced\":%s,\"fence_held\":%s",
+		v->kb.flags & KM_BE_F_FENCED ? "true" : "false",
+		km_fence_holds(v->id) ? "true" : "false");
 	fputs(",\"resync\":", out);
 	km_json_resync(out, v->id);
+	km_json_journal(out, v->id);
 	fputc('}', out);
 }
 
@@ -412,7 +433,19 @@ static void km_cmd_drain(FILE *out, const char *arg, const char *mode,
 		flags |= KM_BE_F_NO_WRITES;
 	snprintf(why, sizeof(why), "kmagentctl %s%s",
 		 drain ? "drain" : "undrain", mode ? " --writes" : "");
-	km_backend_set_flags(id, flags, why);
+	if (!drain && !km_journal_empty(id)) {
+		/* it missed writes while drained: no reads before a replay */
+		pthread_mutex_lock(&km_d.lock);
+		if (km_d.be[id].kb.state == KM_BE_UP) {
+			km_d.be[id].refill = KM_REFILL_REPLAY;
+			km_backend_set_state_locked(
+				id, KM_BE_WARMING,
+				"undrain: replaying the writes it missed");
+		}
+		pthread_mutex_unlock(&km_d.lock);
+	}
+	km_backend_set_flags(id, KM_BE_F_NO_READS | KM_BE_F_NO_WRITES, flags,
+			     why);
 	pthread_mutex_lock(&km_d.lock);
 	snprintf(name, sizeof(name), "%s", km_d.be[id].name);
 	pthread_mutex_unlock(&km_d.lock);
@@ -543,6 +576,8 @@ static void km_reload_live(const struct km_cfg *n, bool *replicas_changed)
 	km_d.cfg.replicas = n->replicas;
 	km_d.cfg.repair_rate = n->repair_rate;
 	km_repair_set_rate(n->repair_rate);
+	km_d.cfg.journal_max = n->journal_max;
+	km_journal_set_max(n->journal_max);
 	if (*replicas_changed)
 		km_daemon_rebuild_ring_locked();
 	pthread_mutex_unlock(&km_d.lock);
@@ -776,6 +811,7 @@ int km_ops_start(const struct km_cfg *cfg, int argc, char **argv)
 
 	km_ctl.argc = argc;
 	km_ctl.argv = argv;
+	km_journal_set_max(cfg->journal_max);
 	err = km_resyncd_start();
 	if (!err)
 		err = km_repair_start(cfg->repair_rate);

@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 
 #include "daemon.h"
+#include "fence.h"
+#include "journal.h"
 #include "log.h"
 
 struct km_daemon km_d = {
@@ -81,6 +83,28 @@ int km_daemon_rebuild_ring_locked(void)
 	return 0;
 }
 
+/*
+ * Our name in fences (fence.h): --name, else where clients reach us,
+ * which tells two kmagentd apart even on one host.
+ */
+static void km_daemon_name_fences(const struct km_cfg *cfg)
+{
+	char host[256] = "kmagentd", name[KM_NAME_MAX];
+
+	if (cfg->name[0]) {
+		km_fence_set_name(cfg->name);
+		return;
+	}
+	if (cfg->listen[0])
+		snprintf(host, sizeof(host), "%s", cfg->listen);
+	else if (gethostname(host, sizeof(host)))
+		snprintf(host, sizeof(host), "kmagentd");
+	host[sizeof(host) - 1] = 0;
+	/* host names are at most 64 bytes: ours fits KM_NAME_MAX */
+	snprintf(name, sizeof(name), "%.50s:%d", host, cfg->port);
+	km_fence_set_name(name);
+}
+
 int km_daemon_init(const struct km_cfg *cfg)
 {
 	unsigned int i;
@@ -95,6 +119,7 @@ int km_daemon_init(const struct km_cfg *cfg)
 				&cfg->backends[i].addr);
 	err = km_daemon_rebuild_ring_locked();
 	pthread_mutex_unlock(&km_d.lock);
+	km_daemon_name_fences(cfg);
 	return err;
 }
 
@@ -161,6 +186,7 @@ int km_backend_remove(__u8 id)
 		goto out;
 	}
 	km_backend_set_state_locked(id, KM_BE_DOWN, "removed");
+	km_journal_clear(id);
 	km_d.be[id].id = 0;
 	km_d.be[id].kb.addr = 0;
 	km_d.be[id].gen++;
@@ -197,15 +223,9 @@ void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
 		return;
 	__atomic_store_n(&b->kb.state, st, __ATOMIC_RELEASE);
 	b->since = time(NULL);
-	if (st == KM_BE_DOWN) {
-		unsigned int i;
-
-		b->down_epoch = ++km_d.epoch;
-		for (i = 1; i < KM_MAX_BACKENDS; i++)
-			b->writes_seen_at_down[i] =
-				KM_LOAD(km_d.be[i].writes_ok);
-	} else if (old == KM_BE_DOWN)
-		b->writable_epoch = ++km_d.epoch;
+	if (st == KM_BE_UP || st == KM_BE_WARMING)
+		__atomic_store_n(&b->suspect_until, b->since + KM_SUSPECT_SECS,
+				 __ATOMIC_RELAXED);
 	snprintf(b->reason, sizeof(b->reason), "%s", reason);
 	km_info("backend %s: %s -> %s (%s)\n", b->name,
 		km_backend_state_name(old), km_backend_state_name(st), reason);
@@ -223,6 +243,17 @@ void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
 	}
 }
 
+int km_backend_incomplete(__u8 id)
+{
+	const struct km_backend_info *b = &km_d.be[id];
+
+	if (!id || id >= KM_MAX_BACKENDS)
+		return 0;
+	return b->kb.state == KM_BE_WARMING || !km_journal_empty(id) ||
+	       time(NULL) <
+		       __atomic_load_n(&b->suspect_until, __ATOMIC_RELAXED);
+}
+
 void km_backend_set_state(__u8 id, enum km_backend_state st, const char *reason)
 {
 	pthread_mutex_lock(&km_d.lock);
@@ -230,17 +261,18 @@ void km_backend_set_state(__u8 id, enum km_backend_state st, const char *reason)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
-void km_backend_set_flags(__u8 id, __u8 flags, const char *reason)
+void km_backend_set_flags(__u8 id, __u8 mask, __u8 flags, const char *reason)
 {
 	struct km_backend_info *b = &km_d.be[id];
+	__u8 nf;
 
 	if (!id || id >= KM_MAX_BACKENDS)
 		return;
 	pthread_mutex_lock(&km_d.lock);
-	if (b->id && b->kb.flags != flags) {
-		__atomic_store_n(&b->kb.flags, flags, __ATOMIC_RELEASE);
-		km_info("backend %s: flags 0x%x (%s)\n", b->name, flags,
-			reason);
+	nf = (b->kb.flags & ~mask) | (flags & mask);
+	if (b->id && b->kb.flags != nf) {
+		__atomic_store_n(&b->kb.flags, nf, __ATOMIC_RELEASE);
+		km_info("backend %s: flags 0x%x (%s)\n", b->name, nf, reason);
 		km_run_backend_hooks(b, b->kb.state);
 	}
 	pthread_mutex_unlock(&km_d.lock);

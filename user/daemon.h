@@ -35,6 +35,13 @@ struct km_be_counters {
 	int64_t inflight; /* gauge: requests sent, not answered or failed */
 };
 
+/* How a WARMING backend is refilled (health.c decides, resync_daemon.c
+ * does it). */
+enum km_refill {
+	KM_REFILL_ALL = 0, /* every key of its slots (new, or restarted) */
+	KM_REFILL_REPLAY,  /* the keys in its journal (journal.h) */
+};
+
 struct km_backend_info {
 	__u8 id; /* index in km_daemon.be[], 0 = slot unused */
 	char name[KM_NAME_MAX];
@@ -44,20 +51,16 @@ struct km_backend_info {
 	unsigned int gen; /* bumped when the slot is reused: reconnect */
 
 	/* health (health.c), under km_daemon.lock */
-	int fails;     /* consecutive failures (probes + passive) */
-	int oks;       /* consecutive successful probes */
-	long pid;      /* from the last `stats`, 0 = unknown */
-	long uptime;   /* idem */
-	int restarted; /* a new memcached process seen while DOWN */
-	time_t since;  /* time of the last state change */
-	/* km_d.epoch when it last went DOWN / became writable again: which
-	 * backends kept taking writes while another was down */
-	uint64_t down_epoch;
-	uint64_t writable_epoch;
-	uint64_t writes_ok; /* writes it answered (atomic adds) */
-	/* writes_ok of every backend when this one went DOWN, and its own:
-	 * did another take writes this one missed before they failed? */
-	uint64_t writes_seen_at_down[KM_MAX_BACKENDS];
+	int fails;	       /* consecutive failures (probes + passive) */
+	int oks;	       /* consecutive successful probes */
+	long pid;	       /* from the last `stats`, 0 = unknown */
+	long uptime;	       /* idem */
+	int restarted;	       /* a new memcached process seen while DOWN */
+	time_t since;	       /* time of the last state change */
+	int unknown_past;      /* came back never seen up before */
+	enum km_refill refill; /* how WARMING refills it (resync daemon) */
+	/* until then it may lack keys a resync missed: read-repair it */
+	time_t suspect_until;
 	char reason[96]; /* reason of the last state change */
 
 	struct km_be_counters c; /* atomic adds (__atomic_fetch_add) */
@@ -115,7 +118,6 @@ struct km_daemon {
 	pid_t pid;
 	volatile int stop;    /* set by signals: workers exit */
 	struct km_counters c; /* atomic adds */
-	uint64_t epoch;	      /* counts state changes, under lock */
 
 	struct {
 		km_backend_hook fn;
@@ -164,7 +166,8 @@ void km_backend_set_state(__u8 id, enum km_backend_state st,
 			  const char *reason);
 void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
 				 const char *reason);
-void km_backend_set_flags(__u8 id, __u8 flags, const char *reason);
+/* Set the flags in mask to those of flags; the others stay. */
+void km_backend_set_flags(__u8 id, __u8 mask, __u8 flags, const char *reason);
 const char *km_backend_state_name(enum km_backend_state st);
 
 /* Data path helpers (lock-free). */
@@ -177,6 +180,14 @@ static inline int km_be_writable(__u8 id)
 {
 	return id && km_backend_writable(&km_d.be[id].kb);
 }
+
+/*
+ * May backend id lack keys that its replicas hold?  While it warms up,
+ * while this kmagentd journals writes it missed, and for
+ * KM_SUSPECT_SECS after it came back (resync can miss a few keys).
+ */
+#define KM_SUSPECT_SECS 600
+int km_backend_incomplete(__u8 id);
 
 /* Hook registration (call before workers start, or under the lock). */
 int km_daemon_add_backend_hook(km_backend_hook fn, void *ctx);

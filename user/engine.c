@@ -26,6 +26,7 @@
 #include "proxy.h"
 #include "request.h"
 #include "engine.h"
+#include "journal.h"
 
 #define KM_ERR_UNAVAILABLE "SERVER_ERROR backend unavailable\r\n"
 
@@ -618,6 +619,11 @@ static int km_wrep_usable(const struct km_wrep *wr)
 	return wr->done && wr->cls < KM_RC_SERVER;
 }
 
+static int km_wrep_usable_of(const struct km_wrep *wr)
+{
+	return wr && km_wrep_usable(wr);
+}
+
 static void km_write_answer(struct km_worker *w, struct km_req *r,
 			    const struct km_wrep *pick)
 {
@@ -680,11 +686,132 @@ static const struct km_wrep *km_mg_touch_pick(struct km_req *r,
 	return any_hit ? any_hit : first_ok;
 }
 
+/* ---- the missed-write journal (journal.h) ---------------------------- */
+
+/* ms in append or prepend mode (MA, MP) leaves older bytes in place. */
+static int km_ms_appends(const struct km_req *r)
+{
+	size_t pos = 0;
+	struct km_tok t;
+	unsigned int i = 0;
+
+	while (km_next_token(r->line.p, r->line.len - 2, &pos, &t))
+		if (i++ >= 3 && t.len == 2 && t.p[0] == 'M' &&
+		    strchr("AaPp", t.p[1]))
+			return 1;
+	return 0;
+}
+
+/* Did this reply leave the backend with the key's latest state? */
+static int km_wrep_overwrote(const struct km_req *r, const struct km_wrep *wr)
+{
+	switch (r->cmd) {
+	case KM_CMD_SET:
+	case KM_CMD_ADD:
+	case KM_CMD_REPLACE:
+	case KM_CMD_CAS:
+		return wr->cls == KM_RC_OK;
+	case KM_CMD_MS:
+		return wr->cls == KM_RC_OK && !km_ms_appends(r);
+	case KM_CMD_DELETE:
+	case KM_CMD_MD:
+		/* deleted, or not there: absent either way */
+		return wr->cls == KM_RC_OK ||
+		       (km_buf_used(&wr->reply) >= 2 &&
+			(!memcmp(km_buf_data(&wr->reply), "NF", 2) ||
+			 !memcmp(km_buf_data(&wr->reply), "NOT_FOUND", 2)));
+	default:
+		return 0;
+	}
+}
+
+static const struct km_wrep *km_req_rep_of(const struct km_req *r, __u8 be)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nreps; i++)
+		if (r->reps[i].be == be)
+			return &r->reps[i];
+	return NULL;
+}
+
+/* A replay names keys in the text protocol: no space, no control byte. */
+static int km_key_is_text(const char *key, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)key[i] <= ' ' || key[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Could the write have changed a replica?  Not when all refused it. */
+static int km_write_may_have_changed(const struct km_req *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nreps; i++)
+		if (r->reps[i].cls == KM_RC_OK ||
+		    r->reps[i].cls >= KM_RC_SERVER)
+			return 1;
+	return 0;
+}
+
+/*
+ * The write is over on every replica: the replicas of its key that did
+ * not take it (not writable, failed, timed out) are journaled; those that
+ * overwrote it are up to date for it again.
+ */
+static void km_write_journal(const struct km_req *r)
+{
+	const struct km_key *k = &r->keys[0];
+	char dec[KM_KEY_MAX];
+	const char *key;
+	size_t pos = 0, len;
+	struct km_tok t;
+	unsigned int i;
+	int n;
+
+	if (!r->nkeys || !km_write_may_have_changed(r))
+		return;
+	if (r->cmd == KM_CMD_FLUSH_ALL) {
+		for (i = 0; i < k->nr; i++)
+			if (!km_wrep_usable_of(km_req_rep_of(r, k->be[i])))
+				km_journal_note_flush(k->be[i]);
+		return;
+	}
+	if (r->type == KM_RT_BCAST ||
+	    !km_next_token(r->line.p, r->line.len - 2, &pos, &t) ||
+	    !km_next_token(r->line.p, r->line.len - 2, &pos, &t))
+		return;
+	key = t.p;
+	len = t.len;
+	if (r->base64) {
+		n = km_base64_decode(t.p, t.len, dec, sizeof(dec));
+		if (n <= 0)
+			return;
+		key = dec;
+		len = n;
+	}
+	for (i = 0; i < k->nr; i++) {
+		const struct km_wrep *wr = km_req_rep_of(r, k->be[i]);
+
+		if (!km_wrep_usable_of(wr) && !km_key_is_text(key, len))
+			km_journal_set_lost(k->be[i], "missed a binary key");
+		else if (!km_wrep_usable_of(wr))
+			km_journal_note(k->be[i], key, len);
+		else if (km_wrep_overwrote(r, wr))
+			km_journal_forget(k->be[i], key, len);
+	}
+}
+
 static void km_write_all_done(struct km_worker *w, struct km_req *r)
 {
 	const struct km_wrep *pick = NULL, *first_ok = NULL;
 	unsigned int i;
 
+	km_write_journal(r);
 	for (i = 0; i < r->nreps; i++) {
 		const struct km_wrep *wr = &r->reps[i];
 
@@ -738,8 +865,6 @@ static void km_write_op_done(struct km_worker *w, struct km_op *op,
 		km_buf_append(&wr->reply, reply, len);
 		if (wr->cls == KM_RC_SERVER)
 			KM_INC(km_d.be[op->be].c.errors);
-		else
-			KM_INC(km_d.be[op->be].writes_ok);
 	}
 	if (!r->answered && km_d.cfg.write_policy == KM_WP_FIRST &&
 	    km_wrep_usable(wr) && r->cmd != KM_CMD_MG)
@@ -833,8 +958,6 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 	if (reply) {
 		wr->cls = km_reply_classify(reply, len);
 		km_buf_append(&wr->reply, reply, len);
-		if (wr->cls < KM_RC_SERVER)
-			KM_INC(km_d.be[op->be].writes_ok);
 	}
 	if (op->rank == 0) {
 		if (km_wrep_usable(wr) && wr->cls == KM_RC_OK && r->nreps > 1 &&
@@ -843,13 +966,18 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 			km_write_send_range(w, r, 1, r->nreps);
 			return; /* answered when the copies are done */
 		}
+		/* refused (EXISTS, NOT_FOUND): nothing changed anywhere */
+		if (!km_wrep_usable(wr) || wr->cls == KM_RC_OK)
+			km_write_journal(r);
 		km_write_answer(w, r, km_wrep_usable(wr) ? wr : NULL);
 		return;
 	}
 	if (reply && wr->cls != KM_RC_OK)
 		KM_INC(km_d.c.divergent);
-	if (r->pending == 1)
+	if (r->pending == 1) {
+		km_write_journal(r);
 		km_write_answer(w, r, &r->reps[0]);
+	}
 }
 
 static void km_cas_send(struct km_worker *w, struct km_req *r)
@@ -1048,6 +1176,7 @@ static int km_dispatch_write(struct km_worker *w, struct km_request *pr,
 	if (km_req_copy_line(r, pr) ||
 	    (dlen && km_buf_append(&r->data, data, dlen)))
 		return -1;
+	r->base64 = pr->base64;
 	k = km_req_add_key(r, 0, 0);
 	if (!k)
 		return -1;

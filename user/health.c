@@ -11,12 +11,8 @@
  * restart between two probes): the backend is empty again, so it goes
  * to WARMING as well.
  *
- * Before a backend that kept its data (same memcached process) comes
- * back, it is emptied (flush_all) when another backend took writes
- * meanwhile: it missed those writes and deletes, and an old value must
- * never be read again.  A backend that restarted is empty already: it is
- * never flushed (it may have taken writes since) and never preferred
- * over a replica that holds acknowledged writes.  Resync refills both.
+ * How a backend that comes back is refilled (km_health_set_refill_locked)
+ * depends on whether its memcached restarted: see resync.h and journal.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,13 +25,26 @@
 #include <sys/socket.h>
 
 #include "daemon.h"
+#include "fence.h"
 #include "health.h"
+#include "journal.h"
 #include "log.h"
 
 static pthread_t km_health_thread;
 static int km_health_running;
 static int km_probe_fd[KM_MAX_BACKENDS] = {[0 ... KM_MAX_BACKENDS - 1] = -1};
 static unsigned int km_probe_gen[KM_MAX_BACKENDS];
+
+void km_deadline_in(struct timespec *deadline, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, deadline);
+	deadline->tv_sec += ms / 1000;
+	deadline->tv_nsec += (ms % 1000) * 1000000L;
+	if (deadline->tv_nsec >= 1000000000L) {
+		deadline->tv_sec++;
+		deadline->tv_nsec -= 1000000000L;
+	}
+}
 
 static long km_ms_left(const struct timespec *deadline)
 {
@@ -46,7 +55,7 @@ static long km_ms_left(const struct timespec *deadline)
 	       (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
-static int km_wait(int fd, short events, const struct timespec *deadline)
+int km_health_wait(int fd, short events, const struct timespec *deadline)
 {
 	struct pollfd p = {.fd = fd, .events = events};
 	long left = km_ms_left(deadline);
@@ -60,8 +69,8 @@ static int km_wait(int fd, short events, const struct timespec *deadline)
 	return n == 0 ? -ETIMEDOUT : 0;
 }
 
-static int km_probe_connect(const struct sockaddr_in *sa,
-			    const struct timespec *deadline)
+int km_health_connect(const struct sockaddr_in *sa,
+		      const struct timespec *deadline)
 {
 	int fd, err = 0, one = 1;
 	socklen_t sl = sizeof(err);
@@ -75,7 +84,7 @@ static int km_probe_connect(const struct sockaddr_in *sa,
 		err = -errno;
 		goto fail;
 	}
-	err = km_wait(fd, POLLOUT, deadline);
+	err = km_health_wait(fd, POLLOUT, deadline);
 	if (err)
 		goto fail;
 	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
@@ -116,16 +125,10 @@ static int km_probe(__u8 id, const struct sockaddr_in *sa, long *pid,
 	size_t len = 0;
 	int fd = km_probe_fd[id], err;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += km_d.cfg.probe_timeout_ms / 1000;
-	deadline.tv_nsec += (km_d.cfg.probe_timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
 	if (fd < 0) {
 		*what = "probe connect";
-		fd = km_probe_connect(sa, &deadline);
+		fd = km_health_connect(sa, &deadline);
 		if (fd < 0)
 			return fd;
 	}
@@ -139,7 +142,7 @@ static int km_probe(__u8 id, const struct sockaddr_in *sa, long *pid,
 	for (;;) {
 		ssize_t n;
 
-		err = km_wait(fd, POLLIN, &deadline);
+		err = km_health_wait(fd, POLLIN, &deadline);
 		if (err)
 			goto fail;
 		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
@@ -197,127 +200,26 @@ static int km_pid_changed(const struct km_backend_info *b, long pid,
 	return b->pid && pid && (pid != b->pid || uptime < b->uptime);
 }
 
-/* Its memcached restarted since it last took writes: it holds nothing. */
-static int km_restarted(const struct km_backend_info *b, long pid, long uptime)
-{
-	return b->restarted || km_pid_changed(b, pid, uptime);
-}
-
-/* Lock held: will this good probe bring the backend back (WARMING)? */
-static int km_health_comes_back_locked(const struct km_backend_info *b,
-				       long pid, long uptime)
-{
-	if (b->kb.state == KM_BE_DOWN)
-		return b->oks + 1 >= km_d.cfg.rise;
-	return b->kb.state == KM_BE_UP && km_restarted(b, pid, uptime);
-}
-
 /*
- * A backend that comes back missed every write and delete made while it
- * was down (or since it restarted): what it still holds may be stale, and
- * a stale value or a deleted key must never be read again.  Empty it
- * before it takes writes; resync then refills it from its replicas.
+ * Lock held: how must a backend that comes back be refilled?  One whose
+ * memcached restarted holds nothing: every key of its slots is copied
+ * (never a flush: it may already hold writes taken since).  One that kept
+ * its memcached missed the writes in its journal: those keys are
+ * replayed; the journal is lost when kmagentd never saw it up before, as
+ * it cannot know what it missed then.
  */
-static int km_probe_flush(__u8 id)
+static void km_health_set_refill_locked(struct km_backend_info *b)
 {
-	static const char req[] = "flush_all\r\n";
-	struct timespec deadline;
-	char buf[64];
-	size_t len = 0;
-	int fd = km_probe_fd[id];
-
-	if (fd < 0)
-		return -ENOTCONN;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += 1 + km_d.cfg.probe_timeout_ms / 1000;
-	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) !=
-	    (ssize_t)sizeof(req) - 1)
-		goto fail;
-	while (len < 4) {
-		ssize_t n;
-
-		if (km_wait(fd, POLLIN, &deadline))
-			goto fail;
-		n = recv(fd, buf + len, sizeof(buf) - len, 0);
-		if (n <= 0)
-			goto fail;
-		len += n;
+	if (b->restarted) {
+		b->refill = KM_REFILL_ALL;
+		km_journal_clear(b->id);
+	} else {
+		b->refill = KM_REFILL_REPLAY;
+		if (b->unknown_past)
+			km_journal_set_lost(b->id, "down since kmagentd "
+						   "started");
 	}
-	if (len == 4 && !memcmp(buf, "OK\r\n", 4))
-		return 0;
-fail:
-	close(fd);
-	km_probe_fd[id] = -1;
-	return -EIO;
-}
-
-/*
- * Lock held; backend id is coming back.  Must it be emptied first?
- *
- * Yes if another writable backend held everything it held: one that was
- * taking writes when it went down (writable since before, or down only
- * after it).  Then it missed writes and deletes, and resync refills it.
- *
- * If every writable backend was itself down when this one went down, and
- * this one took writes after they went down (counted), it holds the best
- * copy: it is kept, and those others, stale, are taken down; they come
- * back emptied and are refilled from it.  (Writes that only such a stale
- * backend took in between are lost: without versions there is no merge.)
- * With no other writable backend it is simply kept.
- */
-/* Did r take writes after o went down, before r went down itself? */
-static int km_took_writes_alone(const struct km_backend_info *r,
-				const struct km_backend_info *o)
-{
-	return o->down_epoch < r->down_epoch &&
-	       r->writes_seen_at_down[r->id] > o->writes_seen_at_down[r->id];
-}
-
-static int km_returning_is_stale_locked(__u8 id)
-{
-	const struct km_backend_info *r = &km_d.be[id];
-	unsigned int i;
-
-	for (i = 1; i < KM_MAX_BACKENDS; i++) {
-		const struct km_backend_info *o = &km_d.be[i];
-
-		if (i == id || !o->id || !km_be_writable(i))
-			continue;
-		if (o->writable_epoch < r->down_epoch ||
-		    o->down_epoch > r->down_epoch ||
-		    !km_took_writes_alone(r, o))
-			return 1;
-	}
-	return 0;
-}
-
-/*
- * Lock held; backend id just came back without being emptied: take down
- * the writable backends that were themselves down when it went down (see
- * above).  After its own transition, so that they see it as having been
- * writable since before they went down, and get emptied when they return.
- */
-static void km_demote_stale_locked(__u8 id)
-{
-	const struct km_backend_info *r = &km_d.be[id];
-	unsigned int i;
-
-	for (i = 1; i < KM_MAX_BACKENDS; i++) {
-		struct km_backend_info *o = &km_d.be[i];
-		char reason[96];
-
-		if (i == id || !o->id || !km_be_writable(i) ||
-		    !(o->down_epoch < r->down_epoch &&
-		      r->down_epoch < o->writable_epoch) ||
-		    !km_took_writes_alone(r, o))
-			continue;
-		snprintf(reason, sizeof(reason),
-			 "stale: was down when %s took its last writes",
-			 r->name);
-		km_backend_set_state_locked(i, KM_BE_DOWN, reason);
-		/* it answers probes: back (emptied) at the next good one */
-		o->oks = km_d.cfg.rise - 1;
-	}
+	b->restarted = b->unknown_past = 0;
 }
 
 static void km_health_ok_locked(struct km_backend_info *b, long pid,
@@ -332,6 +234,8 @@ static void km_health_ok_locked(struct km_backend_info *b, long pid,
 			 b->pid, pid, b->uptime, uptime);
 	/* remembered until it comes back: rise may take several probes */
 	b->restarted |= restarted;
+	if (b->kb.state == KM_BE_DOWN && !b->pid)
+		b->unknown_past = 1;
 	b->pid = pid;
 	b->uptime = uptime;
 	b->fails = 0;
@@ -340,10 +244,11 @@ static void km_health_ok_locked(struct km_backend_info *b, long pid,
 		if (b->oks >= km_d.cfg.rise) {
 			snprintf(reason, sizeof(reason), "%d probes ok",
 				 b->oks);
+			km_health_set_refill_locked(b);
 			km_backend_set_state_locked(b->id, KM_BE_UP, reason);
-			b->restarted = 0;
 		}
 	} else if (restarted && b->kb.state == KM_BE_UP) {
+		km_health_set_refill_locked(b);
 		km_backend_set_state_locked(b->id, KM_BE_WARMING, reason);
 	}
 }
@@ -383,37 +288,9 @@ static void km_health_round(void)
 					 km_d.be[id].name, what,
 					 strerror(-err));
 				km_health_fail_locked(&km_d.be[id], what);
-			} else if (km_health_comes_back_locked(&km_d.be[id],
-							       pid, uptime) &&
-				   !km_restarted(&km_d.be[id], pid, uptime) &&
-				   km_returning_is_stale_locked(id)) {
-				pthread_mutex_unlock(&km_d.lock);
-				err = km_probe_flush(id);
-				pthread_mutex_lock(&km_d.lock);
-				if (!km_d.be[id].id || km_d.be[id].gen != gen) {
-					/* removed meanwhile */
-				} else if (err) {
-					km_health_fail_locked(&km_d.be[id],
-							      "flush_all");
-				} else {
-					KM_INC(km_d.be[id].c.probes_ok);
-					km_info("backend %s: flushed before "
-						"taking writes again\n",
-						km_d.be[id].name);
-					km_health_ok_locked(&km_d.be[id], pid,
-							    uptime);
-				}
 			} else {
-				int was_down =
-					km_d.be[id].kb.state == KM_BE_DOWN;
-				int restarted =
-					km_restarted(&km_d.be[id], pid, uptime);
-
 				KM_INC(km_d.be[id].c.probes_ok);
 				km_health_ok_locked(&km_d.be[id], pid, uptime);
-				if (was_down && !restarted &&
-				    km_d.be[id].kb.state != KM_BE_DOWN)
-					km_demote_stale_locked(id);
 			}
 		}
 		pthread_mutex_unlock(&km_d.lock);
@@ -426,15 +303,9 @@ static void *km_health_main(void *arg)
 	while (!km_d.stop) {
 		struct timespec deadline;
 
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += km_d.cfg.probe_interval_ms / 1000;
-		deadline.tv_nsec +=
-			(km_d.cfg.probe_interval_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
+		km_deadline_in(&deadline, km_d.cfg.probe_interval_ms);
 		km_health_round();
+		km_fence_round();
 		while (!km_d.stop) {
 			long left = km_ms_left(&deadline);
 			struct timespec ts = {0, 20 * 1000000L};
@@ -466,7 +337,11 @@ void km_health_stop(void)
 	km_d.stop = 1;
 	if (km_health_running)
 		pthread_join(km_health_thread, NULL);
+	/* lift the fences no longer owed: a restart then finds none */
+	if (km_health_running)
+		km_fence_round();
 	km_health_running = 0;
+	km_fence_stop();
 	for (id = 0; id < KM_MAX_BACKENDS; id++) {
 		if (km_probe_fd[id] >= 0)
 			close(km_probe_fd[id]);

@@ -13,6 +13,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "journal.h"
 #include "metrics.h"
 #include "pinned.h"
 #include "repair.h"
@@ -180,6 +181,29 @@ static void km_metrics_inflight(FILE *out, const struct km_be_view *v, int n)
 			v[i].c.inflight > 0 ? (long long)v[i].c.inflight : 0LL);
 }
 
+static void km_metrics_journal(FILE *out, const struct km_be_view *v, int n)
+{
+	struct km_journal_info j[KM_MAX_BACKENDS];
+	int i;
+
+	for (i = 0; i < n; i++)
+		km_journal_get_info(v[i].id, &j[i]);
+	km_help(out, "kmagent_backend_journal_keys", "gauge",
+		"Keys of writes the backend missed, to replay when it is "
+		"back.");
+	for (i = 0; i < n; i++)
+		fprintf(out,
+			"kmagent_backend_journal_keys{backend=\"%s\"} %zu\n",
+			v[i].name, j[i].keys);
+	km_help(out, "kmagent_backend_journal_lost", "gauge",
+		"1 when the journal cannot say what the backend missed: it "
+		"will be flushed and resynced in full.");
+	for (i = 0; i < n; i++)
+		fprintf(out,
+			"kmagent_backend_journal_lost{backend=\"%s\"} %d\n",
+			v[i].name, j[i].lost);
+}
+
 static void km_metrics_resync(FILE *out, const struct km_be_view *v, int n)
 {
 	struct km_resync_progress p;
@@ -246,6 +270,7 @@ void km_metrics_render(FILE *out)
 	km_metrics_backend_states(out, v, n);
 	km_metrics_backend_counters(out, v, n, kernel ? &pin : NULL);
 	km_metrics_inflight(out, v, n);
+	km_metrics_journal(out, v, n);
 	km_metrics_resync(out, v, n);
 	km_metrics_repair(out);
 	if (kernel)

@@ -73,6 +73,8 @@ static void km_repair_hook_fn(const char *key, size_t nkey, const char *value,
 			      unsigned int nmissed, void *ctx)
 {
 	struct km_repair_job *j;
+	__u8 todo[KM_MAX_REPLICAS];
+	unsigned int i, ntodo = 0;
 
 	(void)value;
 	(void)nvalue;
@@ -80,8 +82,24 @@ static void km_repair_hook_fn(const char *key, size_t nkey, const char *value,
 	(void)ctx;
 	if (!nkey || nkey > KM_KEY_MAX || !nmissed)
 		return;
+	if (nmissed > KM_MAX_REPLICAS)
+		nmissed = KM_MAX_REPLICAS;
+	/*
+	 * Only a replica we know may lack keys is repaired: a miss on one
+	 * we think complete may be a delete that the replica which answered
+	 * missed (another kmagentd's view of the network), and writing the
+	 * value back would undo the delete.
+	 */
+	for (i = 0; i < nmissed; i++)
+		if (km_backend_incomplete(missed[i]))
+			todo[ntodo++] = missed[i];
 	pthread_mutex_lock(&km_rp.lock);
 	km_rp.st.queued++;
+	if (!ntodo) {
+		km_rp.st.complete++;
+		pthread_mutex_unlock(&km_rp.lock);
+		return;
+	}
 	if (!km_bucket_take(&km_rp.bucket, km_now())) {
 		km_rp.st.rate_limited++;
 	} else if (km_rp.len == KM_REPAIR_QUEUE) {
@@ -90,10 +108,8 @@ static void km_repair_hook_fn(const char *key, size_t nkey, const char *value,
 		j = &km_rp.q[(km_rp.head + km_rp.len++) % KM_REPAIR_QUEUE];
 		j->klen = nkey;
 		memcpy(j->key, key, nkey);
-		if (nmissed > KM_MAX_REPLICAS)
-			nmissed = KM_MAX_REPLICAS;
-		j->nmissed = nmissed;
-		memcpy(j->missed, missed, nmissed);
+		j->nmissed = ntodo;
+		memcpy(j->missed, todo, ntodo);
 		pthread_cond_signal(&km_rp.cond);
 	}
 	pthread_mutex_unlock(&km_rp.lock);

@@ -26,12 +26,14 @@ struct km_repair_stats {
 	uint64_t rate_limited; /* dropped by the token bucket */
 	uint64_t queue_full;   /* dropped: queue full */
 	uint64_t errors;       /* connection or protocol errors */
+	uint64_t complete;     /* missed on replicas we think complete: kept */
 };
 
 /* clang-format off */
 #define KM_REPAIR_FIELDS(X)                                                    \
 	X(queued)                                                              \
-	X(repaired) X(existed) X(gone) X(rate_limited) X(queue_full) X(errors)
+	X(repaired) X(existed) X(gone) X(rate_limited) X(queue_full) X(errors) \
+	X(complete)
 /* clang-format on */
 
 /* Register the daemon's repair hook and start the thread. */

@@ -64,6 +64,7 @@ struct km_req {
 	unsigned int gat_exp_len; /* "gat <exp> ": bytes before the keys */
 	int stats;		  /* 1: stats, 2: stats reset, when at head */
 	int cas_phase;		  /* KM_RT_CAS: 1 = primary, 2 = the others */
+	int base64;		  /* writes: the key is base64 (meta b) */
 };
 
 struct km_conn {

@@ -26,6 +26,9 @@
 #define KM_RS_POLL_STEP 100 /* ms: how soon a cancel is noticed */
 #define KM_NO_OWNER	0xff
 #define KM_RS_SWEEPS	4 /* dumps of one source at most */
+/* flush_all once across kmagentd: see km_flush_once */
+#define KM_FLUSH_LOCK	   KM_INTERNAL_PREFIX "flushed"
+#define KM_FLUSH_LOCK_SECS 60
 
 /* memcached reads an exptime above 30 days as an absolute unix time */
 #define KM_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
@@ -902,6 +905,11 @@ static int km_dump_consume(struct km_pass *ps, unsigned int src_idx)
 			break;
 		}
 		scanned++;
+		/* kmagentd's own keys (fences) belong to their backend */
+		if (klen >= (int)sizeof(KM_INTERNAL_PREFIX) - 1 &&
+		    !memcmp(key, KM_INTERNAL_PREFIX,
+			    sizeof(KM_INTERNAL_PREFIX) - 1))
+			continue;
 		if (rs->owner[km_ring_slot_of(key, klen)] != src_idx ||
 		    km_keyset_has(&rs->done, km_key_hash64(key, klen)))
 			continue;
@@ -953,6 +961,143 @@ static int km_dump_once(struct km_pass *ps, unsigned int src_idx)
 	return err == 1 ? 0 : err;
 }
 
+/* ---- replay: a list of keys instead of a dump ------------------------- */
+
+/* The replay keys this source holds (their slot is its), in batches. */
+static int km_replay_feed(struct km_pass *ps, unsigned int src_idx)
+{
+	struct km_resync *rs = ps->rs;
+	size_t i;
+	int err = 0;
+
+	for (i = 0; i < rs->o.nr_keys && !err; i++) {
+		const struct km_jkey *k = &rs->o.keys[i];
+
+		if (rs->owner[km_ring_slot_of(k->key, k->len)] != src_idx ||
+		    km_keyset_has(&rs->done, km_key_hash64(k->key, k->len)))
+			continue;
+		err = km_batch_add(ps->cur, k->key, k->len);
+		if (!err && ps->cur->n >= rs->o.batch)
+			err = km_batch_run(ps);
+	}
+	return err ? err : km_batch_flush(ps);
+}
+
+/* Replies to quiet deletes or a flush_all, up to the closing MN. */
+static int km_parse_quiet(struct km_conn *c, void *ctx)
+{
+	size_t len, total;
+	char *s;
+
+	(void)ctx;
+	while ((s = km_conn_line(c, &len, &total))) {
+		c->pos += total;
+		if (km_line_is(s, len, "MN"))
+			return 1;
+		if (!km_line_is(s, len, "NF") && !km_line_is(s, len, "HD") &&
+		    !km_line_is(s, len, "OK"))
+			return -EPROTO;
+	}
+	return 0;
+}
+
+/* STORED or NOT_STORED, into *(int *)ctx */
+static int km_parse_stored(struct km_conn *c, void *ctx)
+{
+	size_t len, total;
+	char *s = km_conn_line(c, &len, &total);
+
+	if (!s)
+		return 0;
+	c->pos += total;
+	if (km_line_is(s, len, "STORED"))
+		*(int *)ctx = 1;
+	else if (!km_line_is(s, len, "NOT_STORED"))
+		return -EPROTO;
+	return 1;
+}
+
+/*
+ * flush_all the target, unless another kmagentd did within
+ * KM_FLUSH_LOCK_SECS: the first to `add` the lock key on the target
+ * flushes it and sets the key again right after (flush_all removed it),
+ * the others only copy.  N kmagentd that lost their journals of one
+ * backend flush it once, short of two adds landing within the few
+ * microseconds between the flush and the new lock.
+ */
+static int km_flush_once(struct km_resync *rs, struct km_conn *dst)
+{
+	const char *owner = rs->o.lock_owner ? rs->o.lock_owner : "kmagentd";
+	struct km_buf out = {0};
+	int stored = 0, err;
+
+	err = km_buf_printf(&out, "add %s 0 %d %zu\r\n%s\r\n", KM_FLUSH_LOCK,
+			    KM_FLUSH_LOCK_SECS, strlen(owner), owner);
+	if (!err)
+		err = km_conn_exchange(dst, &out, km_parse_stored, &stored);
+	if (!err && !stored) {
+		pthread_mutex_lock(&rs->lock);
+		rs->p.flush_skipped = true;
+		pthread_mutex_unlock(&rs->lock);
+	}
+	if (!err && stored) {
+		out.len = 0;
+		err = km_buf_printf(&out,
+				    "flush_all\r\nset %s 0 %d %zu noreply\r\n"
+				    "%s\r\nmn\r\n",
+				    KM_FLUSH_LOCK, KM_FLUSH_LOCK_SECS,
+				    strlen(owner), owner);
+		if (!err)
+			err = km_conn_exchange(dst, &out, km_parse_quiet, NULL);
+	}
+	km_buf_free(&out);
+	return err;
+}
+
+/*
+ * Before any copy: flush the target if asked, and delete every replay key
+ * from it, so that a stale copy cannot survive (a copy is an add).  A
+ * client write that lands meanwhile is newer than anything we copy: the
+ * add then leaves it alone.
+ */
+static int km_replay_prepare(struct km_resync *rs, struct km_conn *dst)
+{
+	struct km_buf out = {0};
+	size_t i = 0;
+	int err = 0;
+
+	if (rs->o.flush_first)
+		err = km_flush_once(rs, dst);
+	while (!err && i < rs->o.nr_keys) {
+		out.len = 0;
+		for (; i < rs->o.nr_keys && out.len < 64 * 1024 && !err; i++)
+			err = km_add_key_line(&out, "md ", rs->o.keys[i].key,
+					      rs->o.keys[i].len, " q\r\n");
+		if (!err)
+			err = km_buf_add(&out, "mn\r\n", 4);
+		if (!err)
+			err = km_conn_exchange(dst, &out, km_parse_quiet, NULL);
+	}
+	km_buf_free(&out);
+	return err;
+}
+
+/* Replay keys whose slot no live source holds: they stay deleted. */
+static void km_replay_count_dropped(struct km_resync *rs)
+{
+	size_t i;
+	__u64 n = 0;
+
+	for (i = 0; i < rs->o.nr_keys; i++)
+		n += rs->owner[km_ring_slot_of(rs->o.keys[i].key,
+					       rs->o.keys[i].len)] ==
+		     KM_NO_OWNER;
+	pthread_mutex_lock(&rs->lock);
+	rs->p.dropped = n;
+	rs->p.total_est = rs->o.nr_keys;
+	pthread_mutex_unlock(&rs->lock);
+}
+
 /* Returns 0, -ECANCELED, or an error with ps->src_failed telling whose. */
 static int km_pass_run(struct km_pass *ps, unsigned int src_idx)
 {
@@ -967,6 +1112,8 @@ static int km_pass_run(struct km_pass *ps, unsigned int src_idx)
 		err = km_conn_open(&ps->src, sa, rs->o.timeout_ms, &rs->cancel);
 	if (err)
 		return err;
+	if (rs->o.replay)
+		return km_replay_feed(ps, src_idx);
 	/*
 	 * The crawler can miss items that the LRU maintainer moves between
 	 * the HOT/WARM/COLD queues while it walks them (seen here: 57 of
@@ -1146,9 +1293,12 @@ static enum km_resync_state km_resync_loop(struct km_resync *rs,
 	km_pass_reset(&ps);
 	err = km_conn_open(&ps.dst, &rs->o.target, rs->o.timeout_ms,
 			   &rs->cancel);
+	if (!err && (rs->o.flush_first || rs->o.nr_keys))
+		err = km_replay_prepare(rs, &ps.dst);
 	if (err) {
-		km_resync_fail(rs, "target: connect: %s", strerror(-err));
-		return KM_RS_FAILED;
+		km_resync_fail(rs, "target: %s", strerror(-err));
+		km_conn_close(&ps.dst);
+		return err == -ECANCELED ? KM_RS_CANCELLED : KM_RS_FAILED;
 	}
 	while ((idx = km_next_source(rs)) >= 0) {
 		km_set_source(rs, rs->o.sources[idx].id);
@@ -1201,7 +1351,10 @@ static void *km_resync_main(void *arg)
 	struct km_resync *rs = arg;
 	enum km_resync_state st;
 
-	km_estimate(rs);
+	if (rs->o.replay)
+		km_replay_count_dropped(rs);
+	else
+		km_estimate(rs);
 	st = km_resync_loop(rs, rs->o.ring);
 	pthread_mutex_lock(&rs->lock);
 	clock_gettime(CLOCK_MONOTONIC, &rs->t1);

@@ -21,6 +21,9 @@
  * dropped, its remaining slots move to the next source holding them, and
  * the copy goes on; keys already copied answer NS and cost a fetch.
  *
+ * Replay mode copies a given list of keys instead (the target's journal
+ * of missed writes), deleting each from the target before the copy.
+ *
  * Runs in a thread of its own; progress is readable at any time.
  */
 #ifndef KM_RESYNC_H
@@ -31,6 +34,7 @@
 
 #include "kmagent.h"
 #include "ring.h"
+#include "journal.h"
 
 enum km_resync_state {
 	KM_RS_IDLE = 0,
@@ -56,6 +60,19 @@ struct km_resync_opts {
 	unsigned int batch;	 /* keys per pipelined batch; 0 = 2048 */
 	unsigned int timeout_ms; /* longest silence of a peer; 0 = 3000 */
 	bool no_verify;		 /* skip the delete check (faster) */
+	/*
+	 * Replay (journal.h): copy only these keys instead of dumping the
+	 * sources.  Each is deleted from the target first (its copy may be
+	 * stale), then copied as above; a key that no live replica holds
+	 * stays deleted.  Borrowed: they must outlive the resync.
+	 */
+	bool replay;
+	const struct km_jkey *keys;
+	size_t nr_keys;
+	/* flush_all the target before anything else, unless another
+	 * kmagentd (lock_owner: our name) just did */
+	bool flush_first;
+	const char *lock_owner;
 	/* after a batch's values are fetched, before they are written */
 	void (*on_fetched)(struct km_resync *rs, void *arg);
 	/* after each batch, from the resync thread (progress, tests) */
@@ -77,6 +94,8 @@ struct km_resync_progress {
 	__u64 missing;	       /* gone from the source before the fetch */
 	__u64 undone;	       /* deleted again: the source lost it meanwhile */
 	__u64 failed;	       /* the target refused to store */
+	__u64 dropped;	       /* replay: keys no live replica holds */
+	bool flush_skipped;    /* another kmagentd had just flushed it */
 	__u64 total_est;       /* estimate of matched at the end */
 	__u64 source_errors;   /* sources that failed midway */
 	__u32 slots_unsourced; /* target slots no live source holds */

@@ -14,10 +14,14 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "fence.h"
+#include "journal.h"
 #include "resync.h"
 
 #define KM_RSD_TICK_US	  (100 * 1000)
 #define KM_RSD_RETRY_SECS 1
+/* between replays of what an UP backend still misses (source was down) */
+#define KM_RSD_BG_SECS 1
 
 struct km_rsd_slot {
 	struct km_resync *rs;
@@ -28,6 +32,10 @@ struct km_rsd_slot {
 	time_t last_fail;
 	bool have_last;
 	struct km_resync_progress last;
+	bool replay;		     /* rs replays snap's keys */
+	struct km_journal_snap snap; /* the journal, while it is replayed */
+	bool src[KM_MAX_BACKENDS];   /* the replay's sources, by id */
+	time_t last_bg;		     /* end of the last replay while UP */
 };
 
 static struct km_rsd_slot km_rsd[KM_MAX_BACKENDS];
@@ -47,6 +55,8 @@ struct km_rsd_view {
 	bool exists;
 	unsigned int gen;
 	enum km_backend_state state;
+	enum km_refill refill;
+	bool writable;
 	char name[KM_NAME_MAX];
 };
 
@@ -58,6 +68,8 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 	v->exists = b->id != 0;
 	v->gen = b->gen;
 	v->state = b->kb.state;
+	v->refill = b->refill;
+	v->writable = km_backend_writable(&b->kb);
 	snprintf(v->name, sizeof(v->name), "%s", b->name);
 	pthread_mutex_unlock(&km_d.lock);
 }
@@ -81,17 +93,52 @@ static void km_rsd_sources(struct km_resync_opts *o, __u8 target)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
+/*
+ * What to copy: a restarted or new backend gets every key of its slots; one
+ * that kept its memcached gets the keys of its journal, or, when the
+ * journal is lost, a flush and every key.
+ */
+static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
+			const struct km_rsd_view *v, bool journal,
+			struct km_resync_opts *o)
+{
+	if (!journal)
+		return;
+	if (km_journal_take(id, &s->snap))
+		return; /* no memory: copy every key, in add mode */
+	if (s->snap.lost) {
+		km_info("backend %s: %s: flushed and resynced in full\n",
+			v->name, s->snap.why);
+		o->flush_first = true;
+		o->lock_owner = km_fence_name();
+		km_journal_snap_free(&s->snap);
+		return;
+	}
+	s->replay = true;
+	o->replay = true;
+	o->keys = s->snap.keys;
+	o->nr_keys = s->snap.n;
+	o->flush_first = s->snap.flush;
+	o->lock_owner = km_fence_name();
+}
+
+/* manual: the state is left alone; journal: replay it (km_rsd_plan) */
 static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
-			     const struct km_rsd_view *v, bool manual)
+			     const struct km_rsd_view *v, bool manual,
+			     bool journal)
 {
 	struct km_resync_opts o;
+	unsigned int i;
 	int err;
 
 	memset(&o, 0, sizeof(o));
 	o.ring = km_daemon_ring();
 	o.target_id = id;
 	km_rsd_sources(&o, id);
-	if (!o.nr_sources) {
+	if (manual && journal && !o.nr_sources)
+		return; /* nothing to copy its missed keys from yet */
+	km_rsd_plan(id, s, v, journal, &o);
+	if (!o.nr_sources && !o.replay && !o.flush_first) {
 		/* nobody holds its keys: serving it empty is all we can do */
 		if (!manual)
 			km_backend_set_state(id, KM_BE_UP,
@@ -102,13 +149,62 @@ static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 	if (err) {
 		km_warn("resync of %s: %s\n", v->name, strerror(-err));
 		s->last_fail = time(NULL);
+		if (s->replay)
+			km_journal_put_back(id, &s->snap);
+		s->replay = false;
 		return;
 	}
 	s->gen = v->gen;
 	s->ring = o.ring;
 	s->manual = manual;
-	km_info("resync of %s started from %u replica%s\n", v->name,
-		o.nr_sources, o.nr_sources > 1 ? "s" : "");
+	memset(s->src, 0, sizeof(s->src));
+	for (i = 0; i < o.nr_sources; i++)
+		s->src[o.sources[i].id] = true;
+	if (o.replay)
+		km_info("resync of %s: replaying %zu missed keys%s from %u "
+			"replica%s\n",
+			v->name, o.nr_keys,
+			o.flush_first ? " after a flush" : "", o.nr_sources,
+			o.nr_sources == 1 ? "" : "s");
+	else
+		km_info("resync of %s started from %u replica%s\n", v->name,
+			o.nr_sources, o.nr_sources > 1 ? "s" : "");
+}
+
+/* Did the replay have a source for this key? */
+static bool km_rsd_sourced(const struct km_rsd_slot *s, const struct km_jkey *k)
+{
+	const struct km_slot *sl =
+		km_ring_lookup(km_daemon_ring(), k->key, k->len);
+	unsigned int i;
+
+	for (i = 0; i < sl->nr && i < KM_MAX_REPLICAS; i++)
+		if (s->src[sl->be[i]])
+			return true;
+	return false;
+}
+
+/*
+ * A replay that did not finish gives its keys back to the journal.  One
+ * that did deleted the keys that no live replica held: they stay in the
+ * journal, to be copied once a replica holding them is up again.
+ */
+static void km_rsd_end_replay(__u8 id, struct km_rsd_slot *s, bool done)
+{
+	size_t i;
+
+	if (!s->replay)
+		return;
+	if (done) {
+		for (i = 0; i < s->snap.n; i++)
+			if (!km_rsd_sourced(s, &s->snap.keys[i]))
+				km_journal_note(id, s->snap.keys[i].key,
+						s->snap.keys[i].len);
+		km_journal_snap_free(&s->snap);
+	} else {
+		km_journal_put_back(id, &s->snap);
+	}
+	s->replay = false;
 }
 
 static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
@@ -116,18 +212,29 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 {
 	enum km_resync_state st = km_resync_wait(s->rs);
 	struct km_resync_progress p;
-	char why[96];
+	char why[128];
+	bool replay, missed;
 
 	km_resync_get_progress(s->rs, &p);
 	km_resync_free(s->rs);
 	s->rs = NULL;
 	s->last = p;
 	s->have_last = true;
+	replay = s->replay;
+	if (replay && s->manual)
+		s->last_bg = time(NULL);
+	/* before the keys no replica could give go back in */
+	missed = !km_journal_empty(id);
+	km_rsd_end_replay(id, s, st == KM_RS_DONE);
 	km_info("resync of %s %s: %llu copied, %llu kept, %llu gone, %.1f s, "
 		"%.0f keys/s%s%s\n",
 		v->name, km_resync_state_name(st), (unsigned long long)p.copied,
 		(unsigned long long)p.existed, (unsigned long long)p.missing,
 		p.elapsed, p.rate, p.error[0] ? ": " : "", p.error);
+	if (p.flush_skipped)
+		km_info("resync of %s: another kmagentd flushed it less than a "
+			"minute ago: not flushed again\n",
+			v->name);
 	if (st != KM_RS_DONE) {
 		s->last_fail = time(NULL);
 		/* no replica holds some of its keys any more: nothing to wait
@@ -145,9 +252,26 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 		km_info("resync of %s: the ring changed, again\n", v->name);
 		return; /* the next tick starts a new one */
 	}
-	snprintf(why, sizeof(why), "resync done, %llu keys copied",
-		 (unsigned long long)p.copied);
-	km_backend_set_state(id, KM_BE_UP, why);
+	pthread_mutex_lock(&km_d.lock);
+	if (missed) {
+		/* writes it missed while warming: replay them first */
+		km_d.be[id].refill = KM_REFILL_REPLAY;
+		pthread_mutex_unlock(&km_d.lock);
+		return;
+	}
+	if (replay)
+		snprintf(
+			why, sizeof(why),
+			"resync done, replayed %llu missed keys: %llu copied, "
+			"%llu deleted",
+			(unsigned long long)(p.matched + p.dropped),
+			(unsigned long long)p.copied,
+			(unsigned long long)(p.missing + p.dropped + p.undone));
+	else
+		snprintf(why, sizeof(why), "resync done, %llu keys copied",
+			 (unsigned long long)p.copied);
+	km_backend_set_state_locked(id, KM_BE_UP, why);
+	pthread_mutex_unlock(&km_d.lock);
 }
 
 static void km_rsd_tick(__u8 id)
@@ -175,9 +299,13 @@ static void km_rsd_tick(__u8 id)
 	if (time(NULL) - s->last_fail < KM_RSD_RETRY_SECS)
 		return;
 	if (v.state == KM_BE_WARMING)
-		km_rsd_start_one(id, s, &v, false);
+		km_rsd_start_one(id, s, &v, false,
+				 v.refill == KM_REFILL_REPLAY);
 	else if (s->requested)
-		km_rsd_start_one(id, s, &v, true);
+		km_rsd_start_one(id, s, &v, true, false);
+	else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
+		 time(NULL) - s->last_bg >= KM_RSD_BG_SECS)
+		km_rsd_start_one(id, s, &v, true, true);
 	s->requested = false;
 }
 
@@ -198,6 +326,7 @@ static void *km_rsd_main(void *arg)
 		if (km_rsd[id].rs) {
 			km_resync_free(km_rsd[id].rs); /* cancels */
 			km_rsd[id].rs = NULL;
+			km_rsd_end_replay(id, &km_rsd[id], false);
 		}
 	}
 	pthread_mutex_unlock(&km_rsd_lock);

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Read-repair: keys that only A holds (written to A directly, as if B had
-# lost them) are read through kmagentd.  Those whose first replica is B
+# Read-repair: keys that only A holds (written to A directly after B
+# restarted and was resynced, as if the resync had missed them) are read through kmagentd.  Those whose first replica is B
 # miss there, fall back to A and hit: kmagentd must then write them back
 # to B with their flags and TTL (add mode).  Keys read from A first need
 # no repair and must not appear on B.  The repair counters must match.
@@ -17,6 +17,11 @@ A=198.18.0.1:11211 B=198.18.0.2:11211 P=198.18.0.4:11210
 lab_memcached a 11211
 lab_memcached b 11211
 lab_kmagentd p -p 11210 -s $A -s $B --probe-interval 200 -v
+# read-repair writes only to a replica kmagentd has reason to think
+# incomplete: B restarts (empty) and is resynced, then the keys below are
+# written to A alone, as if the resync had missed them
+lab_restart mc-b
+lab_ok "B restarted and resynced" ops_wait_state $B up "resync done" 15
 
 lab_eq "$N keys written to A only (flags 9, TTL 2000 s)" "stored $N" \
 	"$(ops_py c fill $A $N r 9 2000)"

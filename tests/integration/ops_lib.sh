@@ -5,6 +5,9 @@
 #     count HOST:PORT N PREFIX             keys present on a server
 #     stat HOST:PORT NAME                  a memcached stats figure
 #     mg HOST:PORT KEY                     "VA len fF tT" line or EN
+#     setv HOST:PORT PREFIX LO HI VPFX     set PREFIX<i> to VPFX<i>, LO <= i < HI
+#     del HOST:PORT PREFIX LO HI           delete them: "failed N"
+#     getv HOST:PORT PREFIX LO HI VPFX     "hits H misses M wrong W"
 #   ctl ARGS...              build/kmagentctl on km-p's control socket
 #   jget JSON PATH           a value out of JSON (python path expression)
 OPS_PY=$LAB_DIR/ops_client.py
@@ -67,12 +70,47 @@ def mg(hp, key):
     s.sendall(b"mg %s v f t\r\n" % key.encode())
     print(f.readline().decode().strip())
 
+def setv(hp, pfx, lo, hi, vpfx):
+    s, f = conn(hp)
+    bad = 0
+    for k in range(lo, hi):
+        v = ("%s%d" % (vpfx, k)).encode()
+        s.sendall(b"set %s%d 0 0 %d\r\n%s\r\n" % (pfx.encode(), k, len(v), v))
+        bad += f.readline() != b"STORED\r\n"
+    print("failed %d" % bad)
+
+def delete(hp, pfx, lo, hi):
+    s, f = conn(hp)
+    bad = 0
+    for k in range(lo, hi):
+        s.sendall(b"delete %s%d\r\n" % (pfx.encode(), k))
+        bad += f.readline() not in (b"DELETED\r\n", b"NOT_FOUND\r\n")
+    print("failed %d" % bad)
+
+def getv(hp, pfx, lo, hi, vpfx):
+    """"hits H misses M wrong W": a hit holds vpfx<i>"""
+    s, f = conn(hp)
+    hits = misses = wrong = 0
+    for k in range(lo, hi):
+        s.sendall(b"get %s%d\r\n" % (pfx.encode(), k))
+        line = f.readline()
+        if line == b"END\r\n":
+            misses += 1; continue
+        data = f.read(int(line.split()[3]) + 2)[:-2]
+        f.readline()
+        if data == ("%s%d" % (vpfx, k)).encode(): hits += 1
+        else: wrong += 1
+    print("hits %d misses %d wrong %d" % (hits, misses, wrong))
+
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "fill": fill(args[0], int(args[1]), args[2], *map(int, args[3:]))
 elif cmd == "getall": getall(args[0], int(args[1]), args[2])
 elif cmd == "count": count(args[0], int(args[1]), args[2])
 elif cmd == "stat": stat(args[0], args[1])
 elif cmd == "mg": mg(args[0], args[1])
+elif cmd == "setv": setv(args[0], args[1], int(args[2]), int(args[3]), args[4])
+elif cmd == "del": delete(args[0], args[1], int(args[2]), int(args[3]))
+elif cmd == "getv": getv(args[0], args[1], int(args[2]), int(args[3]), args[4])
 PYEOF
 
 ops_py() { local h=$1; shift; lab_in "$h" "$LAB_PY" "$OPS_PY" "$@"; }

@@ -1,0 +1,125 @@
+#!/bin/bash
+# Two kmagentd in front of the same two memcacheds (the article's shape:
+# the client pool lists both proxies).  Proxy PA loses its route to
+# memcached MB only; PB still reaches both.
+#   1. keys deleted and overwritten through PA while partitioned: PA
+#      journals them for MB and fences MB (a fence key on MA); PB sees the
+#      fence and stops reading MB, so it serves no deleted or old value;
+#      no read-repair writes a deleted key back.
+#   2. the partition heals: PA replays what MB missed, the fence is lifted,
+#      every read through either proxy is right, MB was never flushed.
+#   3. PA partitioned again, writes, then killed -9 and started again while
+#      MB is reachable: it finds its own name in MB's fence, so the keys MB
+#      missed are unknown: MB is flushed (once) and resynced in full.
+. "$(dirname "$0")/lib.sh"
+
+N=40
+lab_init
+. "$(dirname "$0")/ops_lib.sh"
+lab_host ma 198.18.0.1
+lab_host mb 198.18.0.2
+lab_host pa 198.18.0.4
+lab_host pb 198.18.0.5
+lab_host c 198.18.0.10
+MA=198.18.0.1:11211 MB=198.18.0.2:11211
+PA=198.18.0.4:11210 PB=198.18.0.5:11210
+lab_memcached ma 11211
+lab_memcached mb 11211
+HEALTH=(--probe-interval 200 --probe-timeout 200 --fall 2 --rise 2
+	--timeout 300 -v)
+LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB "${HEALTH[@]}"
+LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -s $MA -s $MB "${HEALTH[@]}"
+ctla() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
+ctlb() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pb]}" "$@"; }
+ctl() { ctla "$@"; } # ops_wait_state: PA's view
+# be_field CTL NAME FIELD: a field of backend NAME in CTL -j backends
+be_field()
+{
+	jget "$($1 -j backends)" \
+		'[b for b in d["backends"] if b["name"] == "'"$2"'"][0]'"$3"
+}
+fenced_on_pb() { [ "$(be_field ctlb $MB '["fenced"]')" == True ]; }
+mb_down_for_pa() { [ "$(be_field ctla $MB '["state"]')" == down ]; }
+partition() { ip -n "$(lab_ns pa)" route add blackhole 198.18.0.2/32; }
+heal() { ip -n "$(lab_ns pa)" route del blackhole 198.18.0.2/32; }
+wait_for() { # WHAT SECS CMD...
+	local what=$1 n=$(($2 * 10)) i
+	shift 2
+	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+	lab_log "timed out: $what"
+	return 1
+}
+
+lab_eq "$N keys written through PA" "failed 0" \
+	"$(ops_py c setv $PA k 0 $N old-)"
+lab_eq "MB holds them" "hits $N misses 0 wrong 0" \
+	"$(ops_py c getv $MB k 0 $N old-)"
+lab_eq "no fence while all is well" False "$(be_field ctlb $MB '["fenced"]')"
+
+lab_log "1. PA loses its route to MB"
+partition
+lab_ok "PA marks MB down" wait_for "MB down for PA" 10 mb_down_for_pa
+t0=$(date +%s%N)
+lab_ok "PB sees MB fenced" wait_for "fence on PB" 10 fenced_on_pb
+lab_log "MB fenced on PB $((($(date +%s%N) - t0) / 1000000)) ms after PA saw it down (probe interval 200 ms)"
+lab_eq "PB still sees MB up (only PA is cut off)" up \
+	"$(be_field ctlb $MB '["state"]')"
+lab_eq "PA holds the fence" True "$(be_field ctla $MB '["fence_held"]')"
+lab_eq "20 keys deleted through PA" "failed 0" "$(ops_py c del $PA k 0 20)"
+lab_eq "20 keys overwritten through PA" "failed 0" \
+	"$(ops_py c setv $PA k 20 $N new-)"
+lab_eq "MB still has the old values (it missed the writes)" \
+	"hits 20 misses 0 wrong 0" "$(ops_py c getv $MB k 0 20 old-)"
+s0=$(ctlb -j stats -i 0)
+lab_eq "through PB: the deleted keys are gone (MB not read)" \
+	"hits 0 misses 20 wrong 0" "$(ops_py c getv $PB k 0 20 old-)"
+lab_eq "through PB: the new values, never the old" \
+	"hits 20 misses 0 wrong 0" "$(ops_py c getv $PB k 20 $N new-)"
+lab_eq "MA still lacks the deleted keys (no read-repair brought them back)" \
+	"hits 0 misses 20 wrong 0" "$(ops_py c getv $MA k 0 20 old-)"
+s1=$(ctlb -j stats -i 0)
+lab_eq "PB did not repair from MB" 0 \
+	$(($(jget "$s1" 'd["repair"]["repaired"]') - $(jget "$s0" 'd["repair"]["repaired"]')))
+
+lab_log "2. the partition heals"
+heal
+lab_ok "PA replays what MB missed" \
+	ops_wait_state $MB up "replayed $N missed keys" 10
+lab_ok "the fence is lifted on PB" wait_for "no fence" 10 \
+	sh -c '! "$0" -s "$1" -j backends | grep -q "\"fenced\":true"' \
+	"$LAB_ROOT/build/kmagentctl" "${LAB_CTL[km-pb]}"
+lab_eq "MB lost the deleted keys" "hits 0 misses 20 wrong 0" \
+	"$(ops_py c getv $MB k 0 20 old-)"
+lab_eq "MB holds the new values" "hits 20 misses 0 wrong 0" \
+	"$(ops_py c getv $MB k 20 $N new-)"
+lab_eq "MB was never flushed" 0 "$(ops_py c stat $MB cmd_flush)"
+for p in PA PB; do
+	lab_eq "through $p: deleted keys stay deleted" "hits 0 misses 20 wrong 0" \
+		"$(ops_py c getv "${!p}" k 0 20 old-)"
+	lab_eq "through $p: the new values" "hits 20 misses 0 wrong 0" \
+		"$(ops_py c getv "${!p}" k 20 $N new-)"
+done
+
+lab_log "3. PA partitioned again, writes, kill -9, restart with MB reachable"
+partition
+lab_ok "PA marks MB down" wait_for "MB down for PA" 10 mb_down_for_pa
+lab_eq "10 keys overwritten through PA" "failed 0" \
+	"$(ops_py c setv $PA k 20 30 newest-)"
+lab_ok "PB sees MB fenced" wait_for "fence on PB" 10 fenced_on_pb
+lab_kill km-pa KILL
+heal
+lab_ok "PB keeps MB fenced while PA is away" fenced_on_pb
+LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB "${HEALTH[@]}"
+lab_ok "the new PA resyncs MB in full" \
+	ops_wait_state $MB up "resync done, [0-9]+ keys copied" 10
+lab_ok "it says why" grep -q "fenced by this kmagentd ($PA) before it restarted" \
+	"${LAB_LOG[km-pa]}"
+lab_eq "MB was flushed once" 1 "$(ops_py c stat $MB cmd_flush)"
+lab_eq "MB holds the newest values" "hits 10 misses 0 wrong 0" \
+	"$(ops_py c getv $MB k 20 30 newest-)"
+lab_eq "MB holds the others again" "hits 10 misses 0 wrong 0" \
+	"$(ops_py c getv $MB k 30 $N new-)"
+lab_ok "the fence is lifted on PB" wait_for "no fence" 10 \
+	sh -c '! "$0" -s "$1" -j backends | grep -q "\"fenced\":true"' \
+	"$LAB_ROOT/build/kmagentctl" "${LAB_CTL[km-pb]}"
+lab_done

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Unit tests of the missed-write journal (user/journal.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "journal.h"
+
+static void note(__u8 be, const char *key)
+{
+	km_journal_note(be, key, strlen(key));
+}
+
+static bool snap_has(const struct km_journal_snap *s, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->keys[i].len == strlen(key) &&
+		    !memcmp(s->keys[i].key, key, s->keys[i].len))
+			return true;
+	return false;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	km_journal_fini();
+	km_journal_set_max(0);
+	return 0;
+}
+
+static void test_note_forget_take(void **state)
+{
+	struct km_journal_snap s;
+
+	(void)state;
+	assert_true(km_journal_empty(1));
+	note(1, "a");
+	note(1, "b");
+	note(1, "a"); /* once */
+	note(2, "c");
+	km_journal_forget(1, "b", 1);
+	km_journal_forget(1, "zz", 2); /* not there: nothing */
+	assert_false(km_journal_empty(1));
+	assert_int_equal(km_journal_take(1, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_true(snap_has(&s, "a"));
+	assert_false(s.lost);
+	assert_false(s.flush);
+	assert_true(km_journal_empty(1));
+	assert_false(km_journal_empty(2)); /* journals are per backend */
+	km_journal_snap_free(&s);
+}
+
+static void test_growth(void **state)
+{
+	struct km_journal_snap s;
+	char key[32];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		note(3, key);
+	}
+	for (i = 0; i < 5000; i += 2) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		km_journal_forget(3, key, strlen(key));
+	}
+	assert_int_equal(km_journal_take(3, &s), 0);
+	assert_int_equal(s.n, 2500);
+	assert_true(snap_has(&s, "key-4999"));
+	assert_false(snap_has(&s, "key-4998"));
+	km_journal_snap_free(&s);
+}
+
+static void test_overflow_is_lost(void **state)
+{
+	struct km_journal_info info;
+	struct km_journal_snap s;
+
+	(void)state;
+	km_journal_set_max(2);
+	note(1, "a");
+	note(1, "b");
+	note(1, "c");
+	km_journal_get_info(1, &info);
+	assert_true(info.lost);
+	assert_string_equal(info.why, "journal full");
+	assert_int_equal(info.keys, 0);
+	note(1, "d"); /* ignored: a full resync comes anyway */
+	assert_int_equal(km_journal_take(1, &s), 0);
+	assert_true(s.lost);
+	assert_int_equal(s.n, 0);
+	km_journal_snap_free(&s);
+	km_journal_get_info(1, &info);
+	assert_false(info.lost); /* taken */
+}
+
+static void test_flush_drops_older_keys(void **state)
+{
+	struct km_journal_snap s;
+
+	(void)state;
+	note(1, "before");
+	km_journal_note_flush(1);
+	note(1, "after");
+	assert_int_equal(km_journal_take(1, &s), 0);
+	assert_true(s.flush);
+	assert_int_equal(s.n, 1);
+	assert_true(snap_has(&s, "after"));
+	km_journal_snap_free(&s);
+}
+
+static void test_put_back_merges(void **state)
+{
+	struct km_journal_snap s, t;
+
+	(void)state;
+	note(1, "x");
+	km_journal_note_flush(1);
+	note(1, "y");
+	assert_int_equal(km_journal_take(1, &s), 0);
+	note(1, "z"); /* missed while the replay ran */
+	km_journal_put_back(1, &s);
+	assert_int_equal(km_journal_take(1, &t), 0);
+	assert_int_equal(t.n, 2);
+	assert_true(snap_has(&t, "y"));
+	assert_true(snap_has(&t, "z"));
+	assert_true(t.flush); /* the flush is still owed */
+	km_journal_snap_free(&t);
+}
+
+static void test_clear_and_bad_ids(void **state)
+{
+	struct km_journal_snap s;
+
+	(void)state;
+	note(1, "a");
+	km_journal_set_lost(1, "test");
+	km_journal_clear(1);
+	assert_true(km_journal_empty(1));
+	assert_int_equal(km_journal_take(1, &s), 0);
+	assert_false(s.lost);
+	km_journal_snap_free(&s);
+	note(0, "ignored"); /* backend id 0 is "none" */
+	assert_true(km_journal_empty(0));
+	assert_int_equal(km_journal_take(0, &s), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_note_forget_take, teardown),
+		cmocka_unit_test_teardown(test_growth, teardown),
+		cmocka_unit_test_teardown(test_overflow_is_lost, teardown),
+		cmocka_unit_test_teardown(test_flush_drops_older_keys,
+					  teardown),
+		cmocka_unit_test_teardown(test_put_back_merges, teardown),
+		cmocka_unit_test_teardown(test_clear_and_bad_ids, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Fences between kmagentd (fence.h).  Runs in the health thread only: its
+ * state needs no lock of its own; the backend table is read under
+ * km_d.lock.  One connection per backend, kept open, with the probe
+ * timeout as the deadline of each exchange.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "daemon.h"
+#include "fence.h"
+#include "health.h"
+#include "journal.h"
+#include "log.h"
+
+#define KM_FENCE_NAMES_MAX 512 /* bytes of names in one fence */
+
+struct km_fence_entry {
+	bool present;
+	unsigned long long cas;
+	char names[KM_FENCE_NAMES_MAX + 1];
+};
+
+struct km_fence_view {
+	__u8 id;
+	char name[KM_NAME_MAX];
+	struct sockaddr_in addr;
+	unsigned int gen;
+	bool reachable; /* a peer to read and write fences on */
+	bool owes;	/* we hold a debt to it: our name in its fences */
+};
+
+static char km_fence_me[KM_NAME_MAX] = "kmagentd";
+static int km_fence_fd[KM_MAX_BACKENDS] = {[0 ... KM_MAX_BACKENDS - 1] = -1};
+static unsigned int km_fence_gen[KM_MAX_BACKENDS];
+/* [peer][x]: our name is in x's fence on peer (as last read or written) */
+static bool km_fence_on[KM_MAX_BACKENDS][KM_MAX_BACKENDS];
+/* peer read since we started: debts of an earlier life looked up */
+static bool km_fence_checked[KM_MAX_BACKENDS];
+
+void km_fence_set_name(const char *name)
+{
+	snprintf(km_fence_me, sizeof(km_fence_me), "%s", name);
+}
+
+const char *km_fence_name(void)
+{
+	return km_fence_me;
+}
+
+bool km_fence_holds(__u8 id)
+{
+	unsigned int p;
+
+	for (p = 1; p < KM_MAX_BACKENDS; p++)
+		if (km_fence_on[p][id])
+			return true;
+	return false;
+}
+
+static void km_fence_close(__u8 peer)
+{
+	if (km_fence_fd[peer] >= 0)
+		close(km_fence_fd[peer]);
+	km_fence_fd[peer] = -1;
+}
+
+/*
+ * Send req, read the reply until done() says it is complete.  Returns its
+ * length, or -errno (the connection is then closed).
+ */
+static int km_fence_io(__u8 peer, const char *req, size_t len, char *buf,
+		       size_t cap, int (*done)(const char *, size_t))
+{
+	struct timespec deadline;
+	size_t got = 0;
+	int err;
+
+	km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
+	if (send(km_fence_fd[peer], req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		err = -EIO;
+		goto fail;
+	}
+	while (!done(buf, got)) {
+		ssize_t n;
+
+		err = km_health_wait(km_fence_fd[peer], POLLIN, &deadline);
+		if (err)
+			goto fail;
+		n = recv(km_fence_fd[peer], buf + got, cap - 1 - got, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			err = n ? -errno : -ECONNRESET;
+			goto fail;
+		}
+		if (n > 0)
+			got += n;
+		if (got >= cap - 1) {
+			err = -EMSGSIZE;
+			goto fail;
+		}
+	}
+	buf[got] = 0;
+	return (int)got;
+fail:
+	km_fence_close(peer);
+	return err;
+}
+
+static int km_fence_line_done(const char *buf, size_t len)
+{
+	return len >= 2 && !memcmp(buf + len - 2, "\r\n", 2);
+}
+
+static int km_fence_end_done(const char *buf, size_t len)
+{
+	return len >= 5 && !memcmp(buf + len - 5, "END\r\n", 5);
+}
+
+/* Is name a space-separated word of names? */
+static bool km_fence_has(const char *names, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = names;
+
+	while ((p = strstr(p, name))) {
+		if ((p == names || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* Does names hold a name other than ours? */
+static bool km_fence_has_other(const char *names)
+{
+	char copy[KM_FENCE_NAMES_MAX + 1], *save, *w;
+
+	snprintf(copy, sizeof(copy), "%s", names);
+	for (w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		if (strcmp(w, km_fence_me))
+			return true;
+	return false;
+}
+
+/* names without ours, into out */
+static void km_fence_without_me(const char *names, char *out, size_t cap)
+{
+	char copy[KM_FENCE_NAMES_MAX + 1], *save, *w;
+	size_t len = 0;
+
+	snprintf(copy, sizeof(copy), "%s", names);
+	out[0] = 0;
+	for (w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		if (strcmp(w, km_fence_me) && len + strlen(w) + 2 < cap)
+			len += snprintf(out + len, cap - len, "%s%s",
+					len ? " " : "", w);
+}
+
+/*
+ * Parse "VALUE kmagent:fence:<name> 0 <bytes> <cas>\r\n<names>\r\n"...
+ * "END\r\n" into e[], by backend id.
+ */
+static int km_fence_parse(char *buf, const struct km_fence_view *v,
+			  unsigned int nv, struct km_fence_entry *e)
+{
+	char *p = buf;
+
+	while (strncmp(p, "END\r\n", 5)) {
+		char key[300];
+		unsigned long long cas;
+		unsigned int flags, i;
+		size_t bytes;
+		int used = 0;
+
+		if (sscanf(p, "VALUE %299s %u %zu %llu\r\n%n", key, &flags,
+			   &bytes, &cas, &used) != 4 ||
+		    !used || bytes > KM_FENCE_NAMES_MAX ||
+		    strlen(p + used) < bytes + 2)
+			return -EPROTO;
+		for (i = 0; i < nv; i++) {
+			if (strcmp(key + strlen(KM_FENCE_PREFIX), v[i].name))
+				continue;
+			e[v[i].id].present = true;
+			e[v[i].id].cas = cas;
+			memcpy(e[v[i].id].names, p + used, bytes);
+			e[v[i].id].names[bytes] = 0;
+		}
+		p += used + bytes + 2;
+	}
+	return 0;
+}
+
+/* Write names as x's fence on peer: add, cas, or (empty) a cas'd md. */
+static int km_fence_write(__u8 peer, const struct km_fence_view *x,
+			  const struct km_fence_entry *e, const char *names)
+{
+	char req[1024], rep[64];
+	int n;
+
+	if (!names[0])
+		n = snprintf(req, sizeof(req), "md %s%s C%llu\r\n",
+			     KM_FENCE_PREFIX, x->name, e->cas);
+	else if (!e->present)
+		n = snprintf(req, sizeof(req), "add %s%s 0 0 %zu\r\n%s\r\n",
+			     KM_FENCE_PREFIX, x->name, strlen(names), names);
+	else
+		n = snprintf(req, sizeof(req),
+			     "cas %s%s 0 0 %zu %llu\r\n%s\r\n", KM_FENCE_PREFIX,
+			     x->name, strlen(names), e->cas, names);
+	if (n <= 0 || (size_t)n >= sizeof(req))
+		return -EMSGSIZE;
+	n = km_fence_io(peer, req, n, rep, sizeof(rep), km_fence_line_done);
+	if (n < 0)
+		return n;
+	/* raced with another kmagentd: the next round tries again */
+	return !strncmp(rep, "STORED", 6) || !strncmp(rep, "HD", 2) ? 0
+								    : -EAGAIN;
+}
+
+/* Bring our name in x's fence on peer in line with what we owe it. */
+static void km_fence_update(__u8 peer, const struct km_fence_view *x,
+			    const struct km_fence_entry *e)
+{
+	bool mine = e->present && km_fence_has(e->names, km_fence_me);
+	char names[KM_FENCE_NAMES_MAX + KM_NAME_MAX + 2];
+
+	km_fence_on[peer][x->id] = mine;
+	if (x->owes == mine)
+		return;
+	if (x->owes) {
+		if (strlen(e->names) + strlen(km_fence_me) + 1 >
+		    KM_FENCE_NAMES_MAX)
+			return; /* too many names: the others fence it */
+		snprintf(names, sizeof(names), "%s%s%s",
+			 e->present ? e->names : "",
+			 e->present && e->names[0] ? " " : "", km_fence_me);
+	} else {
+		km_fence_without_me(e->names, names, sizeof(names));
+	}
+	if (!km_fence_write(peer, x, e, names))
+		km_fence_on[peer][x->id] = x->owes;
+}
+
+/*
+ * Our name in a fence we did not write in this life: we restarted owing x
+ * writes whose keys are gone with our memory.  Flush and resync it in
+ * full before it serves reads again.
+ */
+static void km_fence_owed_before(__u8 id, const char *name)
+{
+	km_warn("backend %s: fenced by this kmagentd (%s) before it "
+		"restarted: its missed writes are unknown\n",
+		name, km_fence_me);
+	km_journal_set_lost(id, "fenced before kmagentd restarted");
+	pthread_mutex_lock(&km_d.lock);
+	if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP) {
+		km_d.be[id].refill = KM_REFILL_REPLAY;
+		km_backend_set_state_locked(id, KM_BE_WARMING,
+					    "owed writes before a restart");
+	}
+	pthread_mutex_unlock(&km_d.lock);
+}
+
+/* Read every fence on peer, fix ours, note who is fenced by others. */
+static void km_fence_sync(const struct km_fence_view *peer,
+			  struct km_fence_view *v, unsigned int nv,
+			  bool *fenced)
+{
+	static struct km_fence_entry e[KM_MAX_BACKENDS];
+	char req[2048], rep[8192];
+	struct timespec deadline;
+	size_t len;
+	unsigned int i;
+	int fd;
+
+	if (km_fence_gen[peer->id] != peer->gen)
+		km_fence_close(peer->id);
+	km_fence_gen[peer->id] = peer->gen;
+	if (km_fence_fd[peer->id] < 0) {
+		km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
+		fd = km_health_connect(&peer->addr, &deadline);
+		if (fd < 0)
+			return;
+		km_fence_fd[peer->id] = fd;
+	}
+	len = snprintf(req, sizeof(req), "gets");
+	for (i = 0; i < nv; i++)
+		if (v[i].id != peer->id)
+			len += snprintf(req + len, sizeof(req) - len, " %s%s",
+					KM_FENCE_PREFIX, v[i].name);
+	len += snprintf(req + len, sizeof(req) - len, "\r\n");
+	if (len >= sizeof(req) ||
+	    km_fence_io(peer->id, req, len, rep, sizeof(rep),
+			km_fence_end_done) < 0)
+		return;
+	memset(e, 0, sizeof(e));
+	if (km_fence_parse(rep, v, nv, e)) {
+		km_fence_close(peer->id);
+		return;
+	}
+	for (i = 0; i < nv; i++) {
+		struct km_fence_entry *x = &e[v[i].id];
+
+		if (v[i].id == peer->id)
+			continue;
+		/* the first read of this peer: nothing of ours is there yet */
+		if (!km_fence_checked[peer->id] && x->present &&
+		    km_fence_has(x->names, km_fence_me)) {
+			km_fence_owed_before(v[i].id, v[i].name);
+			v[i].owes = true;
+		}
+		if (x->present && km_fence_has_other(x->names))
+			fenced[v[i].id] = true;
+		km_fence_update(peer->id, &v[i], x);
+	}
+	km_fence_checked[peer->id] = true;
+}
+
+/* Do we owe backend b writes?  Lock held. */
+static bool km_fence_owes_locked(const struct km_backend_info *b)
+{
+	struct km_journal_info j;
+
+	if (b->kb.state != KM_BE_UP || (b->kb.flags & KM_BE_F_NO_WRITES) ||
+	    !km_journal_empty(b->id))
+		return true;
+	km_journal_get_info(b->id, &j);
+	return j.lost || j.flush;
+}
+
+void km_fence_round(void)
+{
+	struct km_fence_view v[KM_MAX_BACKENDS];
+	bool fenced[KM_MAX_BACKENDS] = {0};
+	unsigned int id, nv = 0, i;
+
+	pthread_mutex_lock(&km_d.lock);
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id)
+			continue;
+		v[nv].id = id;
+		snprintf(v[nv].name, sizeof(v[nv].name), "%s", b->name);
+		v[nv].addr = b->addr;
+		v[nv].gen = b->gen;
+		v[nv].reachable = b->kb.state != KM_BE_DOWN;
+		v[nv].owes = km_fence_owes_locked(b);
+		nv++;
+	}
+	pthread_mutex_unlock(&km_d.lock);
+	if (nv < 2)
+		return; /* no peer to hold a fence */
+	for (i = 0; i < nv; i++)
+		if (v[i].reachable)
+			km_fence_sync(&v[i], v, nv, fenced);
+	for (i = 0; i < nv; i++)
+		km_backend_set_flags(v[i].id, KM_BE_F_FENCED,
+				     fenced[v[i].id] ? KM_BE_F_FENCED : 0,
+				     fenced[v[i].id]
+					     ? "fenced: another kmagentd "
+					       "knows it missed writes"
+					     : "fence lifted");
+}
+
+void km_fence_stop(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < KM_MAX_BACKENDS; i++)
+		km_fence_close(i);
+}

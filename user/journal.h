@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The missed-write journal: per backend, the keys of the writes it did
+ * not take (it was down or drained for writes, or its reply failed or
+ * timed out) while another replica may have.  When the backend comes
+ * back, only those keys are replayed from a replica that took the writes
+ * (resync.h, replay mode), instead of emptying the whole backend: the
+ * rest of what it holds is still right.
+ *
+ * A successful overwrite (set, delete, ...) of a key on the backend
+ * removes the key: the backend holds the latest value again.  A journal
+ * that would outgrow --journal-max keys, or that cannot know what was
+ * missed (a write it could not name, a restart of kmagentd while the
+ * backend was away), is "lost": the backend is then flushed and resynced
+ * in full.  A flush_all the backend missed is remembered too: it is
+ * flushed first, then the keys written since are replayed.
+ *
+ * Thread-safe: the data path notes keys from every worker; one lock per
+ * backend, taken only when a write misses a replica or the journal of
+ * that backend is not empty.
+ */
+#ifndef KM_JOURNAL_H
+#define KM_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "kmagent.h"
+
+#define KM_JOURNAL_MAX 1000000 /* keys per backend, default */
+
+struct km_jkey {
+	unsigned int len;
+	char *key; /* not NUL-terminated */
+};
+
+/* What km_journal_take hands over: the caller owns keys[]. */
+struct km_journal_snap {
+	struct km_jkey *keys;
+	size_t n;
+	bool lost;  /* the keys do not say everything it missed */
+	bool flush; /* it missed a flush_all */
+	char why[96];
+};
+
+struct km_journal_info {
+	size_t keys;
+	bool lost, flush;
+	char why[96];
+	unsigned long long noted; /* keys noted in all, since the start */
+};
+
+void km_journal_set_max(size_t max_keys);
+/* The backend missed a write of key (raw bytes, as memcached stores it). */
+void km_journal_note(__u8 be, const char *key, size_t len);
+/* It took an overwrite of key: it is up to date for it. */
+void km_journal_forget(__u8 be, const char *key, size_t len);
+void km_journal_note_flush(__u8 be);
+void km_journal_set_lost(__u8 be, const char *why);
+/* Keys noted and not forgotten: lock-free, for the data path. */
+bool km_journal_empty(__u8 be);
+/* Hand over and clear the journal (replay starts). */
+int km_journal_take(__u8 be, struct km_journal_snap *s);
+/* A replay did not finish: its keys (and flags) go back in. */
+void km_journal_put_back(__u8 be, struct km_journal_snap *s);
+void km_journal_snap_free(struct km_journal_snap *s);
+/* Forget everything: it restarted empty, or was removed. */
+void km_journal_clear(__u8 be);
+void km_journal_get_info(__u8 be, struct km_journal_info *info);
+void km_journal_fini(void);
+
+#endif /* KM_JOURNAL_H */
