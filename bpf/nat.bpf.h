@@ -30,6 +30,8 @@ struct km_hdrvals {
 struct km_targets {
 	struct km_hdrvals tv[KM_MAX_REPLICAS];
 	__u8 ids[KM_MAX_REPLICAS];
+	__u8 nr_skipped; /* replicas of the slot not writable now */
+	__u8 skipped[KM_MAX_REPLICAS];
 };
 
 struct {

@@ -160,12 +160,18 @@ __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 
 	if (!skb || !slot || !tg)
 		return -1;
+	tg->nr_skipped = 0;
 	for (i = 0; i < KM_MAX_REPLICAS; i++) {
 		if (i >= slot->nr)
 			break;
 		be = km_backend_get(slot->be[i]);
-		if (!be || !km_backend_writable(be))
+		if (!be || !be->addr)
 			continue;
+		if (!km_backend_writable(be)) {
+			/* it misses this write: kmagentd journals it */
+			tg->skipped[tg->nr_skipped++ & 7] = slot->be[i];
+			continue;
+		}
 		rc = km_fib(skb, km_nat_src(slot->be[i], proxy), be->addr,
 			    skb->ifindex, &tg->tv[k & 7]);
 		if (rc < 0 || (rc == KM_FIB_LOCAL && local >= 0))
@@ -178,6 +184,37 @@ __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 		k++;
 	}
 	return k + 256 * (local + 1);
+}
+
+/*
+ * Tell kmagentd which replicas a write skipped, and its key: they are
+ * missing it, and the key is replayed onto them when they are back.
+ */
+static __always_inline void km_event_write_missed(struct km_scratch *sc,
+						  const struct km_req *r,
+						  const struct km_targets *tg,
+						  struct km_stats *st)
+{
+	struct km_event *ev;
+	int i;
+
+	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
+	if (!ev) {
+		st->events_lost++;
+		return;
+	}
+	ev->type = KM_EV_WRITE_MISSED;
+	ev->slot = km_hash_slot(r->hash);
+	ev->backend = 0;
+	ev->nr_missed = tg->nr_skipped;
+	for (i = 0; i < KM_MAX_REPLICAS; i++)
+		ev->missed[i] = i < tg->nr_skipped ? tg->skipped[i] : 0;
+	ev->key_len = r->key_len;
+	/* key_off is the verb's length plus one: under 16 */
+	if (bpf_probe_read_kernel(ev->key, sizeof(ev->key),
+				  sc->buf + (r->key_off & 15)))
+		ev->key_len = 0;
+	bpf_ringbuf_submit(ev, 0);
 }
 
 /* Returns a tc verdict: TC_ACT_OK leaves the datagram to kmagentd. */
@@ -286,6 +323,8 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	st->kernel_writes++;
 	if (r.noreply)
 		st->noreply_writes++;
+	if (tg->nr_skipped)
+		km_event_write_missed(sc, &r, tg, st);
 	if (!local_be)
 		return TC_ACT_SHOT;
 	if (km_tc_nat(skb, &h, &lv)) {

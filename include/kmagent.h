@@ -243,6 +243,7 @@ enum km_event_type {
 	KM_EV_FALLBACK_HIT = 1, /* read-repair: missed[] lack key */
 	KM_EV_TIMEOUT = 2,	/* backend did not answer in time */
 	KM_EV_REFUSED = 3,	/* backend's host: ICMP port unreachable */
+	KM_EV_WRITE_MISSED = 4, /* a write skipped missed[] (not writable) */
 };
 
 /* Sent to the daemon through km_events (ring buffer). */

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include "daemon.h"
+#include "journal.h"
 #include "kbpf.h"
 #include "log.h"
 
@@ -115,6 +116,45 @@ static int km_kbpf_timeout_due(__u8 id)
 	return 1;
 }
 
+/* A write the kernel cloned around replicas that were not writable. */
+static void km_kbpf_write_missed(const struct km_event *ev)
+{
+	unsigned int i;
+
+	for (i = 0; i < ev->nr_missed && i < KM_MAX_REPLICAS; i++) {
+		if (ev->key_len && ev->key_len <= KM_KEY_MAX)
+			km_journal_note(ev->missed[i], ev->key, ev->key_len);
+		else
+			km_journal_set_lost(ev->missed[i],
+					    "kernel write without its key");
+	}
+}
+
+/*
+ * Events the ring buffer had no room for (kmagentd away or slow): a
+ * skipped write among them is not journaled, so the journals of the
+ * backends the kernel may skip now say nothing reliable any more.
+ */
+static void km_kbpf_check_lost_events(void)
+{
+	static __u64 seen;
+	static bool have_seen;
+	struct km_stats st;
+	unsigned int id;
+
+	if (km_bpf_stats(km_kb, &st))
+		return;
+	if (have_seen && st.events_lost > seen) {
+		pthread_mutex_lock(&km_d.lock);
+		for (id = 1; id < KM_MAX_BACKENDS; id++)
+			if (km_d.be[id].id && !km_be_writable(id))
+				km_journal_set_lost(id, "kernel events lost");
+		pthread_mutex_unlock(&km_d.lock);
+	}
+	seen = st.events_lost;
+	have_seen = true;
+}
+
 static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 {
 	(void)ctx;
@@ -133,6 +173,9 @@ static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 				km_d.be[ev->backend].name);
 		km_health_passive_failure(ev->backend,
 					  "ICMP port unreachable (UDP)");
+		break;
+	case KM_EV_WRITE_MISSED:
+		km_kbpf_write_missed(ev);
 		break;
 	case KM_EV_FALLBACK_HIT:
 		/* the kernel keeps no value: the repair hook fetches it */
@@ -157,6 +200,7 @@ static void *km_kbpf_events(void *arg)
 			km_warn("kernel path: events: %s\n", strerror(-err));
 			break;
 		}
+		km_kbpf_check_lost_events();
 	}
 	return NULL;
 }
