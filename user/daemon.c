@@ -223,6 +223,8 @@ void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
 		return;
 	__atomic_store_n(&b->kb.state, st, __ATOMIC_RELEASE);
 	b->since = time(NULL);
+	if (st == KM_BE_DOWN)
+		__atomic_store_n(&km_d.fence_kick, 1, __ATOMIC_RELAXED);
 	if (st == KM_BE_UP || st == KM_BE_WARMING)
 		__atomic_store_n(&b->suspect_until, b->since + KM_SUSPECT_SECS,
 				 __ATOMIC_RELAXED);

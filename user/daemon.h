@@ -117,6 +117,7 @@ struct km_daemon {
 	time_t started;
 	pid_t pid;
 	volatile int stop;    /* set by signals: workers exit */
+	int fence_kick;	      /* a backend went down: fence round now */
 	struct km_counters c; /* atomic adds */
 
 	struct {

@@ -746,6 +746,14 @@ static int km_key_is_text(const char *key, size_t len)
 	return 1;
 }
 
+/* The first key it misses makes it owe writes: fence it now (fence.h). */
+static void km_write_missed(__u8 be, const char *key, size_t len)
+{
+	if (km_journal_empty(be))
+		__atomic_store_n(&km_d.fence_kick, 1, __ATOMIC_RELAXED);
+	km_journal_note(be, key, len);
+}
+
 /* Could the write have changed a replica?  Not when all refused it. */
 static int km_write_may_have_changed(const struct km_req *r)
 {
@@ -800,7 +808,7 @@ static void km_write_journal(const struct km_req *r)
 		if (!km_wrep_usable_of(wr) && !km_key_is_text(key, len))
 			km_journal_set_lost(k->be[i], "missed a binary key");
 		else if (!km_wrep_usable_of(wr))
-			km_journal_note(k->be[i], key, len);
+			km_write_missed(k->be[i], key, len);
 		else if (km_wrep_overwrote(r, wr))
 			km_journal_forget(k->be[i], key, len);
 	}

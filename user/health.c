@@ -312,6 +312,11 @@ static void *km_health_main(void *arg)
 
 			if (left <= 0)
 				break;
+			/* a backend went down here: fence it now, not in
+			 * a probe interval (fence.h) */
+			if (__atomic_exchange_n(&km_d.fence_kick, 0,
+						__ATOMIC_RELAXED))
+				km_fence_round();
 			if (left < 20)
 				ts.tv_nsec = left * 1000000L;
 			nanosleep(&ts, NULL);
