@@ -40,6 +40,7 @@ struct km_be_counters {
 enum km_refill {
 	KM_REFILL_ALL = 0, /* every key of its slots (new, or restarted) */
 	KM_REFILL_REPLAY,  /* the keys in its journal (journal.h) */
+	KM_REFILL_FLUSH,   /* its journal was lost: flush, every key */
 };
 
 struct km_backend_info {

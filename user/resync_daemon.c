@@ -104,14 +104,25 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 {
 	if (!journal)
 		return;
+	o->lock_owner = km_fence_name();
+	if (v->refill == KM_REFILL_FLUSH) {
+		/* again after a failed try: what it missed is still unknown */
+		km_journal_clear(id);
+		o->flush_first = true;
+		return;
+	}
 	if (km_journal_take(id, &s->snap))
 		return; /* no memory: copy every key, in add mode */
 	if (s->snap.lost) {
 		km_info("backend %s: %s: flushed and resynced in full\n",
 			v->name, s->snap.why);
 		o->flush_first = true;
-		o->lock_owner = km_fence_name();
 		km_journal_snap_free(&s->snap);
+		/* until it is done, whatever becomes of this try */
+		pthread_mutex_lock(&km_d.lock);
+		if (km_d.be[id].gen == v->gen)
+			km_d.be[id].refill = KM_REFILL_FLUSH;
+		pthread_mutex_unlock(&km_d.lock);
 		return;
 	}
 	s->replay = true;
@@ -119,7 +130,6 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 	o->keys = s->snap.keys;
 	o->nr_keys = s->snap.n;
 	o->flush_first = s->snap.flush;
-	o->lock_owner = km_fence_name();
 }
 
 /* manual: the state is left alone; journal: replay it (km_rsd_plan) */
@@ -299,8 +309,7 @@ static void km_rsd_tick(__u8 id)
 	if (time(NULL) - s->last_fail < KM_RSD_RETRY_SECS)
 		return;
 	if (v.state == KM_BE_WARMING)
-		km_rsd_start_one(id, s, &v, false,
-				 v.refill == KM_REFILL_REPLAY);
+		km_rsd_start_one(id, s, &v, false, v.refill != KM_REFILL_ALL);
 	else if (s->requested)
 		km_rsd_start_one(id, s, &v, true, false);
 	else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
