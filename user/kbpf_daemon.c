@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <net/if.h>
 
 #include "daemon.h"
 #include "kbpf.h"
@@ -229,6 +230,15 @@ int km_kbpf_start(const struct km_cfg *cfg)
 
 	if (!cfg->nr_ifaces)
 		return 0;
+	/* a missing interface fails the start before anything is attached */
+	for (i = 0; i < cfg->nr_ifaces; i++) {
+		if (!if_nametoindex(cfg->ifaces[i])) {
+			err = -errno;
+			km_err("interface %s: %s\n", cfg->ifaces[i],
+			       strerror(errno));
+			return err;
+		}
+	}
 	err = km_bpf_open(&km_kb, &o);
 	if (err)
 		return err;
@@ -270,8 +280,9 @@ int km_kbpf_start(const struct km_cfg *cfg)
 	km_kb_thread_up = 1;
 	return 0;
 fail:
-	/* hooks stay registered but see no handle: they are never called
-	 * again, since the daemon exits on this error */
+	/* hooks stay registered: the daemon exits on this error, and
+	 * km_kbpf_abort leaves them a handle that is not attached */
+	km_bpf_undo(km_kb);
 	return err;
 }
 
@@ -283,6 +294,18 @@ void km_kbpf_stop(void)
 		pthread_join(km_kb_thread, NULL);
 		km_kb_thread_up = 0;
 	}
+}
+
+/*
+ * The start failed after the kernel path was attached (control socket or
+ * metrics port in use...): leave the host as it was before this start.
+ * What was adopted from a previous run stays: it served before us.
+ */
+void km_kbpf_abort(void)
+{
+	km_kbpf_stop();
+	if (km_kb)
+		km_bpf_undo(km_kb);
 }
 
 struct km_bpf *km_kbpf_handle(void)

@@ -223,7 +223,10 @@ int main(int argc, char **argv)
 	km_health_stop();
 out_proxy:
 	km_ops_stop();
-	km_kbpf_stop();
+	if (ret)
+		km_kbpf_abort(); /* a failed start leaves nothing attached */
+	else
+		km_kbpf_stop();
 	km_proxy_stop();
 	if (cfg.pid_file[0] && ret == 0)
 		unlink(cfg.pid_file);
