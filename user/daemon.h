@@ -22,8 +22,6 @@
 #include "ring.h"
 #include "config.h"
 
-#define KM_VERSION "0.1.0"
-
 struct km_be_counters {
 	uint64_t requests;    /* requests sent to this backend */
 	uint64_t errors;      /* ERROR/SERVER_ERROR/garbage replies */

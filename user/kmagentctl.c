@@ -832,7 +832,7 @@ int main(int argc, char **argv)
 			o.verbose++;
 			break;
 		case 'V':
-			printf("kmagentctl %s\n", "0.1.0");
+			printf("kmagentctl %s\n", KM_VERSION);
 			return KM_EXIT_OK;
 		case 'h':
 			fputs(km_usage_text, stdout);
