@@ -18,7 +18,7 @@
 #define KM_MAX_ALLOW	 64
 #define KM_PATH_MAX	 256
 #define KM_DEFAULT_PORT	 11211
-#define KM_DEFAULT_CTL	 "/run/kmagent.sock"
+#define KM_DEFAULT_CTL	 "/run/kmagent/kmagent.sock"
 #define KM_ITEM_SIZE_MAX (1024 * 1024)
 
 struct km_cfg_backend {

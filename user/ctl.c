@@ -735,6 +735,25 @@ static void *km_ctl_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The socket's directory (/run/kmagent): systemd makes it for the unit
+ * (RuntimeDirectory), a daemon started by hand makes it itself.
+ */
+static void km_ctl_mkdir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		km_warn("control socket directory %s: %s\n", dir,
+			strerror(errno));
+}
+
 /* Refuse to steal the socket of a running daemon; remove a stale one. */
 static int km_ctl_listen(const char *path)
 {
@@ -745,6 +764,7 @@ static int km_ctl_listen(const char *path)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
+	km_ctl_mkdir(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

@@ -67,7 +67,8 @@ static int km_libbpf_print(enum libbpf_print_level level, const char *fmt,
 	/* the answers of a tc query on a device without our filter yet */
 	if (km_libbpf_verbosity < 2 &&
 	    (strstr(msg, "Parent Qdisc doesn't exist") ||
-	     strstr(msg, "Cannot find specified filter chain"))) {
+	     strstr(msg, "Cannot find specified filter chain") ||
+	     strstr(msg, "Exclusivity flag on"))) {
 		free(msg);
 		return 0;
 	}

@@ -97,7 +97,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.rise, 2);
 	assert_int_equal(cfg.item_size_max, 1024 * 1024);
 	assert_int_equal(cfg.replicas, 0);
-	assert_string_equal(cfg.ctl_path, "/run/kmagent.sock");
+	assert_string_equal(cfg.ctl_path, "/run/kmagent/kmagent.sock");
 	assert_false(cfg.foreground);
 }
 
