@@ -77,6 +77,8 @@ struct km_counters {
 	uint64_t backend_timeouts;
 	uint64_t udp_requests;
 	uint64_t protocol_errors; /* ERROR/CLIENT_ERROR sent to clients */
+	uint64_t bytes_read;	  /* from clients, TCP and UDP */
+	uint64_t bytes_written;	  /* to clients */
 };
 
 /* Called after a backend's state or flags changed, lock held. */
