@@ -23,6 +23,7 @@
 #include "ctl.h"
 #include "daemon.h"
 #include "km_hash.h"
+#include "kbpf.h"
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
@@ -209,7 +210,9 @@ static void km_json_be_row(FILE *out, const struct km_be_view *v, bool latency)
 		v->kb.flags & KM_BE_F_NO_WRITES ? "true" : "false",
 		(long long)v->since);
 	km_json_cstr(out, v->reason);
-	fprintf(out, ",\"pid\":%ld,\"uptime\":%ld", v->pid, v->uptime);
+	fprintf(out, ",\"pid\":%ld,\"uptime\":%ld,\"kernel_noreply\":%s",
+		v->pid, v->uptime,
+		km_kbpf_backend_noreply(v->id) ? "true" : "false");
 	if (latency)
 		fprintf(out, ",\"latency_us\":%ld", km_be_latency_us(&v->addr));
 	/* a gauge: a request failed after its backend id was reused can
@@ -267,12 +270,13 @@ static void km_cmd_status(FILE *out)
 		"\"pid\":%d,\"uptime\":%lld,\"port\":%d,\"replicas\":%u,"
 		"\"write_policy\":\"%s\",\"backends\":%d,\"up\":%d,"
 		"\"warming\":%d,\"down\":%d,\"resyncs_running\":%d,"
-		"\"kernel_path\":%s,\"pin_root\":",
+		"\"kernel_path\":%s,\"kernel_bypassed\":%s,\"pin_root\":",
 		KM_VERSION, (int)km_d.pid,
 		(long long)(time(NULL) - km_d.started), km_d.cfg.port,
 		km_d.cfg.replicas, km_write_policy_name(km_d.cfg.write_policy),
 		n, st[KM_BE_UP], st[KM_BE_WARMING], st[KM_BE_DOWN], rs,
-		kernel ? "true" : "false");
+		kernel ? "true" : "false",
+		km_kbpf_bypassed() ? "true" : "false");
 	km_json_cstr(out,
 		     km_d.cfg.pin_root[0] ? km_d.cfg.pin_root : KM_PIN_ROOT);
 	fputs(",\"config_file\":", out);

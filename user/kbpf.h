@@ -102,6 +102,13 @@ int km_kbpf_start(const struct km_cfg *cfg);
 void km_kbpf_stop(void);
 /* A failed start: stop, then km_bpf_undo. */
 void km_kbpf_abort(void);
+/*
+ * 1 when the kernel path sends to backend id and no reply comes back
+ * (replies through an interface without it), and when the kernel path
+ * then passes every UDP request up to kmagentd (km_kbpf_bypassed).
+ */
+int km_kbpf_backend_noreply(__u8 id);
+int km_kbpf_bypassed(void);
 /* The daemon's handle (counters for stats/metrics), NULL without -I. */
 struct km_bpf *km_kbpf_handle(void);
 

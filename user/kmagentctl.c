@@ -364,6 +364,10 @@ static void km_show_status(const struct km_json *j)
 		       km_json_num(j, "resyncs_running", 0));
 	printf("\nkernel path: %s\n",
 	       km_json_bool(j, "kernel_path") ? "attached" : "off");
+	if (km_json_bool(j, "kernel_bypassed"))
+		printf("warning: kernel path bypassed: a backend's kernel "
+		       "replies were lost, every UDP request goes to kmagentd "
+		       "(kmagentctl backends)\n");
 }
 
 static void km_show_backends(const struct km_json *j)
@@ -411,11 +415,14 @@ static void km_show_backends(const struct km_json *j)
 				 km_json_num(b, "inflight", 0));
 		km_resync_cell(rs, sizeof(rs), km_json_get(b, "resync"));
 		printf("%-3.0f %-22s %-8s %-6s %-8s %-8s %-8s %-9s %-7s %-8s "
-		       "%-30s %s\n",
+		       "%-30s %s%s\n",
 		       km_json_num(b, "id", 0), km_json_string(b, "name", "?"),
 		       km_json_string(b, "state", "?"), drain, since, lat,
 		       inflight, req, errs, tmo, rs,
-		       km_json_string(b, "reason", "-"));
+		       km_json_string(b, "reason", "-"),
+		       km_json_bool(b, "kernel_noreply")
+			       ? " [kernel path: no replies]"
+			       : "");
 	}
 }
 
