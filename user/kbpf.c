@@ -719,10 +719,12 @@ static int km_unpin_all(const char *root, struct km_bpf_detached *out)
 		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
 		if (sscanf(de->d_name, KM_LINK_XDP_FMT, &ifindex) == 1)
 			km_detach_link(path, ifindex, out);
-		if (unlink(path) && !err)
+		if (!unlink(path)) {
+			if (out)
+				out->pins++;
+		} else if (!err) {
 			err = -errno;
-		else if (out)
-			out->pins++;
+		}
 	}
 	closedir(d);
 	if (rmdir(root) && !err)
