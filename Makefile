@@ -5,6 +5,8 @@
 #   make demo       the article's scenario in a namespace lab, narrated
 #   make bench      benchmarks against memcached direct and nutcracker
 #   make SAN=1 ...  the same with ASan/UBSan, into build-san/
+#   make install    kmagentd, kmagentctl, man pages, unit, sample config
+#                   (PREFIX=/usr/local, DESTDIR= for staging)
 
 CC      ?= gcc
 CLANG   ?= clang
@@ -39,8 +41,32 @@ TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools
 	      $(patsubst bench/%.c,$(BUILD)/tools/%,$(wildcard bench/*.c))
 HEADERS    := $(wildcard include/*.h user/*.h bpf/*.h bench/*.h)
 
-.PHONY: all deps test unit demo bench format check-format clean
+.PHONY: all progs deps test unit demo bench format check-format clean \
+	install
 all: $(BPF_OBJS) $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
+
+# what `make install` and the Debian package need, nothing more
+progs: $(PROGS)
+
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+# /etc for a system install (PREFIX /usr), else beside the rest
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+
+# An existing kmagent.conf is kept: it is the operator's.
+install: $(PROGS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)
+	install -m 755 $(PROGS) $(DESTDIR)$(SBINDIR)/
+	install -m 644 docs/man/kmagentd.8 docs/man/kmagentctl.8 \
+		$(DESTDIR)$(MANDIR)/man8/
+	sed 's|@SBINDIR@|$(SBINDIR)|g' packaging/kmagentd.service.in \
+		>$(DESTDIR)$(UNITDIR)/kmagentd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/kmagentd.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/kmagent.conf ] || \
+		install -m 644 packaging/kmagent.conf $(DESTDIR)$(SYSCONFDIR)/
 
 deps:
 	@scripts/install-deps.sh
@@ -69,7 +95,7 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 
 $(BUILD)/user/%.o: user/%.c $(HEADERS) | $(SKELS) $(BUILD)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 # the skeleton embeds the BPF object: a changed program rebuilds its loader
 $(BUILD)/user/kbpf.o: $(SKELS)

@@ -8,6 +8,9 @@ pkgs=(
 	pkg-config libcmocka-dev valgrind clang-format
 	memcached nutcracker libmemcached-tools python3-pymemcache python3-pylibmc
 	iproute2 ethtool procps psmisc python3 gnuplot-nox groff-base
+	# the Debian package (dpkg-buildpackage, lintian), the unit check
+	# (systemd-analyze), promtool for the alert rules (only in prometheus)
+	debhelper dpkg-dev lintian systemd util-linux prometheus
 )
 
 missing=()
@@ -27,6 +30,9 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # memcached's Debian package starts a system instance on 11211; the lab
 # runs its own, so keep the system one out of the way.
-if command -v systemctl >/dev/null && systemctl is-active -q memcached 2>/dev/null; then
-	systemctl stop memcached || true
-fi
+# prometheus is installed for promtool only: no server either.
+for svc in memcached prometheus; do
+	if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+		systemctl stop "$svc" || true
+	fi
+done

@@ -9,12 +9,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include "config.h"
 #include "journal.h"
@@ -36,6 +39,7 @@ enum km_opt_id {
 	O_CONFIG = 'c',
 	O_THREADS = 't',
 	O_IFACE = 'I',
+	O_VERSION = 'V',
 	O_REPLICAS = 256,
 	O_WPOLICY,
 	O_TIMEOUT,
@@ -52,6 +56,7 @@ enum km_opt_id {
 	O_REPAIRRATE,
 	O_JOURNALMAX,
 	O_NAME,
+	O_CHECK,
 };
 
 static const struct option km_long_opts[] = {
@@ -87,10 +92,12 @@ static const struct option km_long_opts[] = {
 	{"repair-rate", required_argument, NULL, O_REPAIRRATE},
 	{"journal-max", required_argument, NULL, O_JOURNALMAX},
 	{"name", required_argument, NULL, O_NAME},
+	{"version", no_argument, NULL, O_VERSION},
+	{"check-config", no_argument, NULL, O_CHECK},
 	{NULL, 0, NULL, 0},
 };
 
-static const char km_short_opts[] = "s:b:l:p:n:i:u:g:Dkf:vhc:t:I:";
+static const char km_short_opts[] = "s:b:l:p:n:i:u:g:Dkf:vhc:t:I:V";
 
 void km_config_defaults(struct km_cfg *cfg)
 {
@@ -420,6 +427,9 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 		    km_copy(cfg->name, sizeof(cfg->name), arg))
 			goto bad;
 		return 0;
+	case O_CHECK:
+		cfg->check_only = 1;
+		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
@@ -482,7 +492,8 @@ int km_config_load_file(struct km_cfg *cfg, const char *path, FILE *err)
 			*s++ = '\0';
 		arg = km_trim(s);
 		o = km_opt_by_name(name);
-		if (!o || o->val == O_CONFIG || o->val == O_HELP) {
+		if (!o || o->val == O_CONFIG || o->val == O_HELP ||
+		    o->val == O_VERSION || o->val == O_CHECK) {
 			fprintf(err, "kmagentd: %s: unknown directive '%s'\n",
 				where, name);
 			ret = -1;
@@ -548,6 +559,8 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 				NULL)) != -1) {
 		if (c == O_HELP)
 			return KM_CFG_HELP;
+		if (c == O_VERSION)
+			return KM_CFG_VERSION;
 		if (c == O_CONFIG) {
 			if (km_config_apply(cfg, c, optarg, err, "-c", NULL) ||
 			    km_config_load_file(cfg, optarg, err))
@@ -589,6 +602,33 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 	return KM_CFG_RUN;
 }
 
+int km_config_check(const struct km_cfg *cfg, FILE *err)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < cfg->nr_ifaces; i++) {
+		if (!if_nametoindex(cfg->ifaces[i])) {
+			fprintf(err, "kmagentd: iface %s: no such interface\n",
+				cfg->ifaces[i]);
+			ret = -1;
+		}
+	}
+	/* as km_drop_privileges resolves them: a name, else a number */
+	if (cfg->user[0] && !getpwnam(cfg->user) &&
+	    !isdigit((unsigned char)cfg->user[0])) {
+		fprintf(err, "kmagentd: user: unknown user '%s'\n", cfg->user);
+		ret = -1;
+	}
+	if (cfg->group[0] && !getgrnam(cfg->group) &&
+	    !isdigit((unsigned char)cfg->group[0])) {
+		fprintf(err, "kmagentd: group: unknown group '%s'\n",
+			cfg->group);
+		ret = -1;
+	}
+	return ret;
+}
+
 void km_config_usage(FILE *out)
 {
 	fputs("Usage: kmagentd [options] -s HOST:PORT [-s HOST:PORT ...]\n"
@@ -610,6 +650,7 @@ void km_config_usage(FILE *out)
 	      "  -f, --unix-socket PATH    also listen on a unix socket\n"
 	      "  -v, --verbose             more logging (repeat for more)\n"
 	      "  -h, --help                this help\n"
+	      "  -V, --version             print the version\n"
 	      "\n"
 	      "kmagent options:\n"
 	      "  -c, --config FILE         config file: 'name value' lines, "
@@ -633,7 +674,8 @@ void km_config_usage(FILE *out)
 	      "(repeatable)\n"
 	      "      --pin-root DIR        BPF pin root (/sys/fs/bpf/kmagent)\n"
 	      "      --allow CIDR          UDP clients allowed (repeatable)\n"
-	      "      --ctl PATH            control socket (/run/kmagent.sock)\n"
+	      "      --ctl PATH            control socket\n"
+	      "                            (/run/kmagent/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"
 	      "      --repair-rate N       read-repairs a second (1000)\n"
 	      "      --journal-max N       missed writes remembered per "
@@ -642,6 +684,13 @@ void km_config_usage(FILE *out)
 	      "others\n"
 	      "                            (default: LISTEN-ADDR:PORT or "
 	      "HOSTNAME:PORT)\n"
+	      "      --check-config        check the options and config file "
+	      "(backends\n"
+	      "                            resolved, interfaces and user "
+	      "exist), print\n"
+	      "                            'config ok' or the error, exit 0 / "
+	      "2; starts\n"
+	      "                            nothing\n"
 	      "\n"
 	      "Write policy: every write goes to every live replica; the "
 	      "client\n"
@@ -656,6 +705,8 @@ void km_config_usage(FILE *out)
 	      "11210\n"
 	      "  kmagentd -D -c /etc/kmagent.conf -v\n"
 	      "      in the foreground, backends from the config file\n"
+	      "  kmagentd --check-config -c /etc/kmagent.conf\n"
+	      "      check a changed file before a reload\n"
 	      "  kmagentd -s a:11211 -s b:11211 -s c:11211 --replicas 2 -I "
 	      "eth0\n"
 	      "      two replicas of each key, kernel fast path on eth0\n",

@@ -12,12 +12,13 @@
 #include <net/if.h>
 #include "kmagent.h"
 
-#define KM_NAME_MAX	 64 /* "host:port" of a backend */
+#define KM_VERSION	 "0.1.0" /* kmagentd, kmagentctl, debian/changelog */
+#define KM_NAME_MAX	 64	 /* "host:port" of a backend */
 #define KM_MAX_IFACES	 16
 #define KM_MAX_ALLOW	 64
 #define KM_PATH_MAX	 256
 #define KM_DEFAULT_PORT	 11211
-#define KM_DEFAULT_CTL	 "/run/kmagent.sock"
+#define KM_DEFAULT_CTL	 "/run/kmagent/kmagent.sock"
 #define KM_ITEM_SIZE_MAX (1024 * 1024)
 
 struct km_cfg_backend {
@@ -57,6 +58,7 @@ struct km_cfg {
 	unsigned int item_size_max;
 	char pid_file[KM_PATH_MAX];
 	char config_file[KM_PATH_MAX]; /* -c */
+	int check_only; /* --check-config: check, touch nothing */
 
 	/* for the kernel path (H2) and ops (H5): stored, used by them */
 	char ifaces[KM_MAX_IFACES][IF_NAMESIZE];
@@ -77,7 +79,11 @@ enum km_config_action {
 	KM_CFG_RUN = 0,
 	KM_CFG_HELP = 1,
 	KM_CFG_ERROR = 2, /* message printed; exit status 2 */
+	KM_CFG_VERSION = 3,
 };
+
+/* Exit status of a configuration error (systemd: RestartPreventExitStatus) */
+#define KM_EXIT_CONFIG 2
 
 void km_config_defaults(struct km_cfg *cfg);
 /* argv as main() gets it; messages go to err. */
@@ -90,6 +96,12 @@ int km_parse_hostport(const char *s, int default_port, struct sockaddr_in *out);
 int km_config_add_backend(struct km_cfg *cfg, const char *hostport, int backup,
 			  FILE *err, const char *where);
 const char *km_write_policy_name(enum km_write_policy p);
+/*
+ * --check-config: what parsing cannot see but the start needs (interfaces,
+ * user, group), without binding, attaching or writing anything.  0, or -1
+ * with messages on err.
+ */
+int km_config_check(const struct km_cfg *cfg, FILE *err);
 void km_config_usage(FILE *out);
 
 #endif /* KM_CONFIG_H */

@@ -25,6 +25,7 @@
 #include "fence.h"
 #include "journal.h"
 #include "km_hash.h"
+#include "kbpf.h"
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
@@ -226,7 +227,9 @@ static void km_json_be_row(FILE *out, const struct km_be_view *v, bool latency)
 		v->kb.flags & KM_BE_F_NO_WRITES ? "true" : "false",
 		(long long)v->since);
 	km_json_cstr(out, v->reason);
-	fprintf(out, ",\"pid\":%ld,\"uptime\":%ld", v->pid, v->uptime);
+	fprintf(out, ",\"pid\":%ld,\"uptime\":%ld,\"kernel_noreply\":%s",
+		v->pid, v->uptime,
+		km_kbpf_backend_noreply(v->id) ? "true" : "false");
 	if (latency)
 		fprintf(out, ",\"latency_us\":%ld", km_be_latency_us(&v->addr));
 	/* a gauge: a request failed after its backend id was reused can
@@ -288,12 +291,13 @@ static void km_cmd_status(FILE *out)
 		"\"pid\":%d,\"uptime\":%lld,\"port\":%d,\"replicas\":%u,"
 		"\"write_policy\":\"%s\",\"backends\":%d,\"up\":%d,"
 		"\"warming\":%d,\"down\":%d,\"resyncs_running\":%d,"
-		"\"kernel_path\":%s,\"pin_root\":",
+		"\"kernel_path\":%s,\"kernel_bypassed\":%s,\"pin_root\":",
 		KM_VERSION, (int)km_d.pid,
 		(long long)(time(NULL) - km_d.started), km_d.cfg.port,
 		km_d.cfg.replicas, km_write_policy_name(km_d.cfg.write_policy),
 		n, st[KM_BE_UP], st[KM_BE_WARMING], st[KM_BE_DOWN], rs,
-		kernel ? "true" : "false");
+		kernel ? "true" : "false",
+		km_kbpf_bypassed() ? "true" : "false");
 	km_json_cstr(out,
 		     km_d.cfg.pin_root[0] ? km_d.cfg.pin_root : KM_PIN_ROOT);
 	fputs(",\"config_file\":", out);
@@ -770,6 +774,25 @@ static void *km_ctl_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The socket's directory (/run/kmagent): systemd makes it for the unit
+ * (RuntimeDirectory), a daemon started by hand makes it itself.
+ */
+static void km_ctl_mkdir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		km_warn("control socket directory %s: %s\n", dir,
+			strerror(errno));
+}
+
 /* Refuse to steal the socket of a running daemon; remove a stale one. */
 static int km_ctl_listen(const char *path)
 {
@@ -780,6 +803,7 @@ static int km_ctl_listen(const char *path)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
+	km_ctl_mkdir(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

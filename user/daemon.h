@@ -22,8 +22,6 @@
 #include "ring.h"
 #include "config.h"
 
-#define KM_VERSION "0.1.0"
-
 struct km_be_counters {
 	uint64_t requests;    /* requests sent to this backend */
 	uint64_t errors;      /* ERROR/SERVER_ERROR/garbage replies */
@@ -84,6 +82,8 @@ struct km_counters {
 	uint64_t backend_timeouts;
 	uint64_t udp_requests;
 	uint64_t protocol_errors; /* ERROR/CLIENT_ERROR sent to clients */
+	uint64_t bytes_read;	  /* from clients, TCP and UDP */
+	uint64_t bytes_written;	  /* to clients */
 };
 
 /* Called after a backend's state or flags changed, lock held. */

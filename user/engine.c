@@ -27,6 +27,7 @@
 #include "request.h"
 #include "engine.h"
 #include "journal.h"
+#include "stats.h"
 
 #define KM_ERR_UNAVAILABLE "SERVER_ERROR backend unavailable\r\n"
 
@@ -1009,6 +1010,73 @@ static void km_cas_send(struct km_worker *w, struct km_req *r)
 	km_write_send_range(w, r, 0, 1);
 }
 
+/* ---- stats: every up backend, for the figures only memcached has ---- */
+
+/*
+ * The aggregate goes to r->res; kmagentd's own figures are added when the
+ * reply leaves (proxy.c km_stats_build), as of its turn in the queue.
+ */
+static void km_stats_finish(struct km_worker *w, struct km_req *r)
+{
+	struct km_agg agg = {0};
+	unsigned int i, nr = 0;
+
+	for (i = 1; i < KM_MAX_BACKENDS; i++)
+		nr += km_d.be[i].id != 0;
+	for (i = 0; i < r->nreps; i++)
+		if (r->reps[i].done) /* km_agg_add takes stats replies only */
+			km_agg_add(&agg, km_buf_data(&r->reps[i].reply),
+				   km_buf_used(&r->reps[i].reply));
+	r->res.off = r->res.len = 0;
+	if (km_agg_emit(&agg, nr, km_d.cfg.replicas, &r->res))
+		r->res.off = r->res.len = 0;
+	km_req_answered(w, r);
+}
+
+static void km_stats_op_done(struct km_worker *w, struct km_op *op,
+			     const char *reply, size_t len)
+{
+	struct km_req *r = op->req;
+	struct km_wrep *wr = &r->reps[op->rank];
+
+	wr->done = 1;
+	if (reply) {
+		wr->cls = km_reply_classify(reply, len);
+		km_buf_append(&wr->reply, reply, len);
+	}
+	if (r->pending == 1 && !r->dispatching)
+		km_stats_finish(w, r);
+}
+
+/* Ask every up backend (a drained one holds its data all the same). */
+static int km_stats_send(struct km_worker *w, struct km_req *r)
+{
+	static const char line[] = "stats\r\n";
+	unsigned int id, i;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		if (km_d.be[id].id &&
+		    __atomic_load_n(&km_d.be[id].kb.state, __ATOMIC_RELAXED) ==
+			    KM_BE_UP &&
+		    !km_req_add_rep(r, id))
+			return -1;
+	for (i = 0; i < r->nreps; i++) {
+		struct km_op *op = km_op_new(w, r, r->reps[i].be, KM_RK_STATS);
+
+		if (!op) {
+			r->reps[i].done = 1;
+			continue;
+		}
+		op->rank = i;
+		r->pending++;
+		km_backend_submit(w, op, r->pool_idx, line, sizeof(line) - 1,
+				  NULL, 0);
+	}
+	if (r->pending == 0)
+		km_stats_finish(w, r);
+	return 0;
+}
+
 void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
 		    size_t len)
 {
@@ -1030,6 +1098,9 @@ void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
 		break;
 	case KM_RT_CAS:
 		km_cas_op_done(w, op, reply, len);
+		break;
+	case KM_RT_STATS:
+		km_stats_op_done(w, op, reply, len);
 		break;
 	case KM_RT_LOCAL:
 		break;
@@ -1305,13 +1376,17 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 		type = KM_RT_ONE;
 		break;
 	case KM_CMD_STATS:
-		if (pr->ntok == 1 || (pr->ntok == 2 && pr->tok[1].len == 5 &&
-				      !memcmp(pr->tok[1].p, "reset", 5))) {
+		if (pr->ntok == 1) {
+			type = KM_RT_STATS;
+			break;
+		}
+		if (pr->ntok == 2 && pr->tok[1].len == 5 &&
+		    !memcmp(pr->tok[1].p, "reset", 5)) {
 			/* figures as of its turn: after the requests before */
 			r = km_req_new(w, c, KM_CMD_STATS, KM_RT_LOCAL);
 			if (!r)
 				return;
-			r->stats = pr->ntok == 2 ? 2 : 1;
+			r->stats = 2;
 			r->dispatching = 0;
 			km_req_enqueue(c, r);
 			km_req_answered(w, r);
@@ -1370,6 +1445,10 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 		break;
 	case KM_RT_ONE:
 		err = km_dispatch_one(w, pr, r);
+		break;
+	case KM_RT_STATS:
+		r->stats = 1;
+		err = km_stats_send(w, r);
 		break;
 	default:
 		err = km_dispatch_write(w, pr, r, data, dlen);

@@ -18,6 +18,7 @@ void km_req_detach(struct km_worker *w, struct km_req *r);
 /* proxy.c */
 void km_conn_req_ready(struct km_worker *w, struct km_conn *c);
 void km_conn_mark_dirty(struct km_worker *w, struct km_conn *c);
-void km_stats_build(struct km_buf *b, int reset);
+/* extra: the backends' lines (stats.c), before END; NULL for none */
+void km_stats_build(struct km_buf *b, int reset, const struct km_buf *extra);
 
 #endif /* KM_ENGINE_H */

@@ -44,9 +44,12 @@ struct km_bpf {
 	struct {
 		int ifindex;
 		int generic;
+		/* attached by this handle, not adopted: km_bpf_undo's part */
+		int xdp_fresh, tc_fresh;
 	} ifaces[KM_BPF_MAX_IFACES];
 	int nr_ifaces;
 	int ncpus;
+	int fresh_root; /* no maps were pinned before this open */
 };
 
 static int km_libbpf_verbosity;
@@ -64,7 +67,8 @@ static int km_libbpf_print(enum libbpf_print_level level, const char *fmt,
 	/* the answers of a tc query on a device without our filter yet */
 	if (km_libbpf_verbosity < 2 &&
 	    (strstr(msg, "Parent Qdisc doesn't exist") ||
-	     strstr(msg, "Cannot find specified filter chain"))) {
+	     strstr(msg, "Cannot find specified filter chain") ||
+	     strstr(msg, "Exclusivity flag on"))) {
 		free(msg);
 		return 0;
 	}
@@ -125,6 +129,15 @@ static int km_prepare_pin_root(const char *root)
 	return err;
 }
 
+/* No map of ours pinned under root yet: this open creates the pins. */
+static int km_pins_absent(const char *root)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", root, KM_MAP_RING);
+	return access(path, F_OK) != 0;
+}
+
 int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
@@ -144,6 +157,7 @@ int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts)
 		err = kb->ncpus ? kb->ncpus : -EINVAL;
 		goto err_free;
 	}
+	kb->fresh_root = km_pins_absent(kb->pin_root);
 	err = km_prepare_pin_root(kb->pin_root);
 	if (err)
 		goto err_free;
@@ -219,7 +233,7 @@ static int km_adopt_xdp_link(const char *path, int prog_fd)
 }
 
 static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
-			 int *generic)
+			 int *generic, int *fresh)
 {
 	LIBBPF_OPTS(bpf_link_create_opts, lo);
 	int prog_fd = bpf_program__fd(kb->skel->progs.km_xdp_rx);
@@ -233,6 +247,7 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
 		return 0;
 	}
 	*generic = 0;
+	*fresh = 1;
 	lo.flags = XDP_FLAGS_DRV_MODE;
 	/* KMAGENT_XDP_MODE=skb: generic mode on purpose (tests, diagnosis) */
 	mode = getenv("KMAGENT_XDP_MODE");
@@ -256,9 +271,11 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
 		}
 	}
 	err = bpf_obj_pin(fd, path) ? -errno : 0;
-	if (err)
+	if (err) {
 		km_err("%s: pin XDP link at %s: %s\n", ifname, path,
 		       strerror(-err));
+		*fresh = 0; /* closing the fd below detaches it */
+	}
 	close(fd); /* the pin holds the link; without it, detach now */
 	return err;
 }
@@ -270,7 +287,8 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
  * interface, never crossing XDP.  (tc on lo would not see them: the
  * backend answers the client's address, which is not local.)
  */
-static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname)
+static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname,
+			int *fresh)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
 		    .attach_point = BPF_TC_INGRESS);
@@ -282,6 +300,7 @@ static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname)
 	/* create clsact only when missing (a second create logs an error) */
 	q.flags = 0;
 	if (bpf_tc_query(&hook, &q) == -EINVAL || q.prog_id == 0) {
+		*fresh = 1; /* no filter of a previous run to replace */
 		err = bpf_tc_hook_create(&hook);
 		if (err && err != -EEXIST) {
 			km_err("%s: create clsact: %s\n", ifname,
@@ -335,7 +354,8 @@ static int km_enable_forwarding(const char *ifname)
 
 int km_bpf_attach(struct km_bpf *kb, const char *ifname)
 {
-	int ifindex = if_nametoindex(ifname), generic = 0, err;
+	int ifindex = if_nametoindex(ifname), err;
+	typeof(kb->ifaces[0]) *ifc;
 
 	if (!ifindex) {
 		err = -errno;
@@ -349,16 +369,15 @@ int km_bpf_attach(struct km_bpf *kb, const char *ifname)
 		km_err("%s: enable forwarding: %s\n", ifname, strerror(-err));
 		return err;
 	}
-	err = km_attach_xdp(kb, ifindex, ifname, &generic);
+	/* recorded first: a half-done attach is undone like a whole one */
+	ifc = &kb->ifaces[kb->nr_ifaces++];
+	memset(ifc, 0, sizeof(*ifc));
+	ifc->ifindex = ifindex;
+	err = km_attach_xdp(kb, ifindex, ifname, &ifc->generic,
+			    &ifc->xdp_fresh);
 	if (err)
 		return err;
-	err = km_attach_tc(kb, ifindex, ifname);
-	if (err)
-		return err;
-	kb->ifaces[kb->nr_ifaces].ifindex = ifindex;
-	kb->ifaces[kb->nr_ifaces].generic = generic;
-	kb->nr_ifaces++;
-	return 0;
+	return km_attach_tc(kb, ifindex, ifname, &ifc->tc_fresh);
 }
 
 int km_bpf_is_generic(struct km_bpf *kb, const char *ifname)
@@ -557,44 +576,140 @@ int km_bpf_map_fd(struct km_bpf *kb, const char *name)
 	return m ? bpf_map__fd(m) : -ENOENT;
 }
 
-static void km_detach_tc(int ifindex)
+/* Is program id one of ours (by name)?  The program may be gone. */
+static int km_prog_is(__u32 id, const char *name)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
-		    .attach_point = BPF_TC_INGRESS);
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd, ret = 0;
+
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return 0;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+		ret = !strncmp(info.name, name, sizeof(info.name));
+	close(fd);
+	return ret;
+}
+
+/* Our filter (handle, priority, program name) on one tc hook: 1 removed. */
+static int km_detach_tc_one(int ifindex, enum bpf_tc_attach_point ap,
+			    const char *prog)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
 	LIBBPF_OPTS(bpf_tc_opts, to, .handle = KM_TC_HANDLE,
 		    .priority = KM_TC_PRIO);
+	int err;
 
-	bpf_tc_detach(&hook, &to); /* absent already: fine */
-	hook.attach_point = BPF_TC_EGRESS;
-	bpf_tc_detach(&hook, &to);
+	/* no clsact (-EINVAL) or no such filter (-ENOENT): nothing to do */
+	if (bpf_tc_query(&hook, &to) || !km_prog_is(to.prog_id, prog))
+		return 0;
+	to.prog_id = 0;
+	to.prog_fd = 0;
+	to.flags = 0;
+	err = bpf_tc_detach(&hook, &to);
+	if (err) {
+		km_warn("ifindex %d: detach tc filter %s: %s\n", ifindex, prog,
+			strerror(-err));
+		return err;
+	}
+	return 1;
+}
+
+/*
+ * tc has no link to pin: the filters stay attached when every pin is gone
+ * (pin root removed, bpffs unmounted), so they are found by handle.  The
+ * clsact qdisc stays: other tools may have filters on it.
+ */
+static int km_detach_tc(int ifindex)
+{
+	int n = 0, r;
+
+	r = km_detach_tc_one(ifindex, BPF_TC_INGRESS, "km_tc_clone");
+	n += r > 0;
+	r = km_detach_tc_one(ifindex, BPF_TC_EGRESS, "km_tc_egress");
+	n += r > 0;
+	return n;
+}
+
+/* The bpf_link holding prog_id on ifindex, detached: 0, or -errno. */
+static int km_detach_xdp_link_of(int ifindex, __u32 prog_id)
+{
+	struct bpf_link_info info;
+	__u32 id = 0, len;
+	int fd, err = -ENOENT;
+
+	while (err == -ENOENT && !bpf_link_get_next_id(id, &id)) {
+		fd = bpf_link_get_fd_by_id(id);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+		    info.type == BPF_LINK_TYPE_XDP && info.prog_id == prog_id &&
+		    (int)info.xdp.ifindex == ifindex)
+			err = bpf_link_detach(fd) ? -errno : 0;
+		close(fd);
+	}
+	return err;
+}
+
+/* km_xdp_rx on ifindex (native or generic), however attached: 1 removed. */
+static int km_detach_xdp(int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	__u32 ids[2];
+	int i, n = 0, err;
+
+	if (bpf_xdp_query(ifindex, 0, &q))
+		return 0;
+	ids[0] = q.drv_prog_id;
+	ids[1] = q.skb_prog_id;
+	for (i = 0; i < 2; i++) {
+		if (!ids[i] || !km_prog_is(ids[i], "km_xdp_rx"))
+			continue;
+		err = km_detach_xdp_link_of(ifindex, ids[i]);
+		if (err == -ENOENT) /* attached without a link */
+			err = bpf_xdp_detach(ifindex,
+					     i ? XDP_FLAGS_SKB_MODE
+					       : XDP_FLAGS_DRV_MODE,
+					     NULL);
+		if (err)
+			km_warn("ifindex %d: detach XDP: %s\n", ifindex,
+				strerror(-err));
+		else
+			n++;
+	}
+	return n;
 }
 
 /* A pinned XDP link: detach it from its interface, with tc alongside. */
-static void km_detach_link(const char *path, int ifindex)
+static void km_detach_link(const char *path, int ifindex,
+			   struct km_bpf_detached *out)
 {
 	int fd = bpf_obj_get(path);
 
 	if (fd >= 0) {
 		if (bpf_link_detach(fd))
 			km_warn("detach %s: %s\n", path, strerror(errno));
+		else if (out)
+			out->xdp++;
 		close(fd);
 	}
-	km_detach_tc(ifindex);
+	if (out)
+		out->tc += km_detach_tc(ifindex);
+	else
+		km_detach_tc(ifindex);
 }
 
-int km_bpf_detach_all(const char *pin_root, const char *const *ifnames)
+/* Every pin under root (detaching pinned XDP links), then root itself. */
+static int km_unpin_all(const char *root, struct km_bpf_detached *out)
 {
-	const char *root = pin_root ? pin_root : KM_PIN_ROOT;
 	char path[PATH_MAX];
 	struct dirent *de;
 	int ifindex, err = 0;
 	DIR *d;
 
-	for (; ifnames && *ifnames; ifnames++) {
-		ifindex = if_nametoindex(*ifnames);
-		if (ifindex)
-			km_detach_tc(ifindex);
-	}
 	d = opendir(root);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
@@ -603,12 +718,83 @@ int km_bpf_detach_all(const char *pin_root, const char *const *ifnames)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
 		if (sscanf(de->d_name, KM_LINK_XDP_FMT, &ifindex) == 1)
-			km_detach_link(path, ifindex);
-		if (unlink(path) && !err)
+			km_detach_link(path, ifindex, out);
+		if (!unlink(path)) {
+			if (out)
+				out->pins++;
+		} else if (!err) {
 			err = -errno;
+		}
 	}
 	closedir(d);
 	if (rmdir(root) && !err)
 		err = -errno;
 	return err;
+}
+
+int km_bpf_detach_all(const char *pin_root, const char *const *ifnames)
+{
+	int ifindex;
+
+	for (; ifnames && *ifnames; ifnames++) {
+		ifindex = if_nametoindex(*ifnames);
+		if (ifindex)
+			km_detach_tc(ifindex);
+	}
+	return km_unpin_all(pin_root ? pin_root : KM_PIN_ROOT, NULL);
+}
+
+int km_bpf_detach_netns(const char *pin_root, const char *const *ifnames,
+			struct km_bpf_detached *out)
+{
+	struct if_nameindex *ifs, *i;
+	const char *const *n;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	for (n = ifnames; n && *n; n++) {
+		if (!if_nametoindex(*n)) {
+			out->bad_iface = *n;
+			return -ENODEV;
+		}
+	}
+	libbpf_set_print(km_libbpf_print);
+	err = km_unpin_all(pin_root ? pin_root : KM_PIN_ROOT, out);
+	/* what no pin names: a lost pin root, a crash before pinning */
+	ifs = if_nameindex();
+	if (!ifs)
+		return err ? err : -errno;
+	for (i = ifs; i->if_index; i++) {
+		out->xdp += km_detach_xdp(i->if_index);
+		out->tc += km_detach_tc(i->if_index);
+	}
+	if_freenameindex(ifs);
+	return err;
+}
+
+void km_bpf_undo(struct km_bpf *kb)
+{
+	char path[PATH_MAX];
+	int i, fd;
+
+	for (i = kb->nr_ifaces - 1; i >= 0; i--) {
+		int ifindex = kb->ifaces[i].ifindex;
+
+		if (kb->ifaces[i].tc_fresh)
+			km_detach_tc(ifindex);
+		if (!kb->ifaces[i].xdp_fresh)
+			continue;
+		km_xdp_link_path(kb, ifindex, path, sizeof(path));
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			if (bpf_link_detach(fd))
+				km_warn("undo: detach %s: %s\n", path,
+					strerror(errno));
+			close(fd);
+		}
+		unlink(path);
+	}
+	kb->nr_ifaces = 0;
+	if (kb->fresh_root)
+		km_unpin_all(kb->pin_root, NULL);
 }

@@ -68,6 +68,28 @@ int km_bpf_prog_fd(struct km_bpf *kb, const char *name); /* "km_tc_egress" */
  */
 int km_bpf_detach_all(const char *pin_root, const char *const *ifnames);
 
+/* What km_bpf_detach_netns removed. */
+struct km_bpf_detached {
+	int xdp;	       /* XDP programs */
+	int tc;		       /* tc filters */
+	int pins;	       /* files under the pin root */
+	const char *bad_iface; /* -ENODEV: this name is no interface */
+};
+
+/*
+ * kmagentctl detach: km_bpf_detach_all, and our programs on every
+ * interface of the network namespace, pinned or not (tc filters outlive
+ * their pins).  Every ifname must exist (-ENODEV, out->bad_iface).
+ */
+int km_bpf_detach_netns(const char *pin_root, const char *const *ifnames,
+			struct km_bpf_detached *out);
+
+/*
+ * A failed start: detach what this handle attached (not what it adopted)
+ * and remove the pins when this open created them.
+ */
+void km_bpf_undo(struct km_bpf *kb);
+
 /*
  * kmagentd glue (kbpf_daemon.c): with interfaces configured (-I), load,
  * configure from cfg and the daemon's tables, attach, follow the daemon's
@@ -78,6 +100,15 @@ int km_bpf_detach_all(const char *pin_root, const char *const *ifnames);
 struct km_cfg;
 int km_kbpf_start(const struct km_cfg *cfg);
 void km_kbpf_stop(void);
+/* A failed start: stop, then km_bpf_undo. */
+void km_kbpf_abort(void);
+/*
+ * 1 when the kernel path sends to backend id and no reply comes back
+ * (replies through an interface without it), and when the kernel path
+ * then passes every UDP request up to kmagentd (km_kbpf_bypassed).
+ */
+int km_kbpf_backend_noreply(__u8 id);
+int km_kbpf_bypassed(void);
 /* The daemon's handle (counters for stats/metrics), NULL without -I. */
 struct km_bpf *km_kbpf_handle(void);
 

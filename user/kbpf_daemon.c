@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <net/if.h>
 
 #include "daemon.h"
 #include "journal.h"
@@ -24,6 +25,30 @@ static struct km_bpf *km_kb;
 static pthread_t km_kb_thread;
 static int km_kb_thread_up;
 static volatile int km_kb_stop;
+
+/*
+ * Replies that never come back: a backend answering from behind an
+ * interface without the kernel path (two NICs, -I on one) answers the NAT
+ * port, where nothing catches it; the kernel path sends, nobody replies,
+ * the client gets nothing, and probes (TCP) say the backend is fine.
+ * Sampled once a second from km_be_stats: requests sent with no reply
+ * (hit, miss or write reply) for KM_NR_WINDOW seconds while the backend
+ * stayed up and answered health probes all along (so not a backend that
+ * died between two probes) flag it and turn the kernel path into a pass-through
+ * (every UDP request up to kmagentd, which asks the backends over TCP) until
+ * the next start: losing requests in silence is worse than serving them slower.
+ */
+#define KM_NR_WINDOW   4 /* samples, one a second */
+#define KM_NR_MIN_SENT 3 /* sent requests before judging */
+
+static struct {
+	__u64 sent[KM_NR_WINDOW], answered[KM_NR_WINDOW];
+	__u64 probes_ok[KM_NR_WINDOW], probes_failed[KM_NR_WINDOW];
+	unsigned int up_samples; /* consecutive samples with it up */
+	unsigned int samples;
+	int noreply; /* read by ctl and metrics threads */
+} km_nr[KM_MAX_BACKENDS];
+static int km_nr_bypass;
 
 /*
  * The address the routing table picks as source towards addr (a UDP
@@ -189,8 +214,110 @@ static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 	return 0;
 }
 
+/* Pass every UDP request up to kmagentd: the kernel path stays attached. */
+static void km_kbpf_bypass(const char *why)
+{
+	struct km_config kc;
+	int err;
+
+	if (__atomic_load_n(&km_nr_bypass, __ATOMIC_RELAXED))
+		return;
+	err = km_bpf_get_config(km_kb, &kc);
+	if (!err) {
+		kc.flags |= KM_CF_READS_OFF | KM_CF_WRITES_OFF;
+		err = km_bpf_set_config(km_kb, &kc);
+	}
+	if (err) {
+		km_err("kernel path: cannot pass UDP up (%s): %s\n", why,
+		       strerror(-err));
+		return;
+	}
+	__atomic_store_n(&km_nr_bypass, 1, __ATOMIC_RELAXED);
+	km_err("kernel path bypassed until kmagentd restarts: every UDP "
+	       "request goes to kmagentd (%s)\n",
+	       why);
+}
+
+static void km_kbpf_check_backend(__u8 id)
+{
+	typeof(km_nr[0]) *h = &km_nr[id];
+	const struct km_backend_info *b = &km_d.be[id];
+	const int last = KM_NR_WINDOW - 1;
+	struct km_be_stats s;
+
+	if (km_bpf_be_stats(km_kb, id, &s))
+		return;
+#define KM_NR_PUSH(a, v)                                                       \
+	do {                                                                   \
+		memmove(h->a, h->a + 1, last * sizeof(h->a[0]));               \
+		h->a[last] = (v);                                              \
+	} while (0)
+	KM_NR_PUSH(sent, s.gets + s.writes);
+	KM_NR_PUSH(answered, s.hits + s.misses + s.write_replies);
+	KM_NR_PUSH(probes_ok, KM_LOAD(b->c.probes_ok));
+	KM_NR_PUSH(probes_failed, KM_LOAD(b->c.probes_failed));
+#undef KM_NR_PUSH
+	if (__atomic_load_n(&b->kb.state, __ATOMIC_RELAXED) == KM_BE_UP)
+		h->up_samples++;
+	else
+		h->up_samples = 0;
+	if (++h->samples < KM_NR_WINDOW)
+		return;
+	if (h->answered[last] != h->answered[last - 1]) {
+		if (h->noreply)
+			km_info("kernel path: backend %s answers again\n",
+				km_d.be[id].name);
+		__atomic_store_n(&h->noreply, 0, __ATOMIC_RELAXED);
+		return;
+	}
+	/* sent a second or more ago: their replies are due by now */
+	if (h->noreply || h->up_samples < KM_NR_WINDOW ||
+	    h->probes_ok[last] == h->probes_ok[0] ||
+	    h->probes_failed[last] != h->probes_failed[0] ||
+	    h->sent[last - 1] - h->sent[0] < KM_NR_MIN_SENT ||
+	    h->answered[last] != h->answered[0])
+		return;
+	__atomic_store_n(&h->noreply, 1, __ATOMIC_RELAXED);
+	km_err("kernel path: backend %s: %llu requests sent in the kernel, "
+	       "no reply in %d s, while it answers probes: its replies do "
+	       "not come back through an interface with the kernel path "
+	       "(add -I for the interface towards it?)\n",
+	       b->name, (unsigned long long)(h->sent[last] - h->sent[0]),
+	       KM_NR_WINDOW);
+	km_kbpf_bypass("a backend's kernel replies are lost");
+}
+
+static void km_kbpf_check_replies(void)
+{
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		if (km_d.be[id].id)
+			km_kbpf_check_backend(id);
+}
+
+int km_kbpf_backend_noreply(__u8 id)
+{
+	return id < KM_MAX_BACKENDS &&
+	       __atomic_load_n(&km_nr[id].noreply, __ATOMIC_RELAXED);
+}
+
+int km_kbpf_bypassed(void)
+{
+	return __atomic_load_n(&km_nr_bypass, __ATOMIC_RELAXED);
+}
+
+static long long km_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 static void *km_kbpf_events(void *arg)
 {
+	long long next = km_now_ms() + 1000;
 	int err;
 
 	(void)arg;
@@ -201,8 +328,68 @@ static void *km_kbpf_events(void *arg)
 			break;
 		}
 		km_kbpf_check_lost_events();
+		if (km_now_ms() >= next) {
+			km_kbpf_check_replies();
+			next += 1000;
+		}
 	}
 	return NULL;
+}
+
+/* The name of the interface holding local address addr, or NULL. */
+static const char *km_iface_of(__be32 addr, char *name, size_t len)
+{
+	struct ifaddrs *ifa, *i;
+	const char *ret = NULL;
+
+	if (getifaddrs(&ifa))
+		return NULL;
+	for (i = ifa; i && !ret; i = i->ifa_next) {
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr ==
+			    addr) {
+			snprintf(name, len, "%s", i->ifa_name);
+			ret = name;
+		}
+	}
+	freeifaddrs(ifa);
+	return ret;
+}
+
+/*
+ * At start: a backend the routing table reaches through an interface
+ * without the kernel path answers there, past XDP (found by the source
+ * address the route picks; a local backend answers through lo and tc
+ * egress catches it).  Warned, not attached on our own: XDP on a NIC the
+ * operator did not name changes that NIC's data path for everyone.
+ */
+static void km_kbpf_check_routes(const struct km_cfg *cfg)
+{
+	char name[IF_NAMESIZE];
+	const char *ifname;
+	unsigned int id, k;
+	__be32 src;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id)
+			continue;
+		src = km_kbpf_src_towards(&b->addr);
+		if (!src || src == b->addr.sin_addr.s_addr)
+			continue;
+		ifname = km_iface_of(src, name, sizeof(name));
+		if (!ifname || !strcmp(ifname, "lo"))
+			continue;
+		for (k = 0; k < cfg->nr_ifaces; k++)
+			if (!strcmp(cfg->ifaces[k], ifname))
+				break;
+		if (k == cfg->nr_ifaces)
+			km_warn("kernel path: backend %s is reached through "
+				"%s, which has no kernel path: its UDP "
+				"replies will be lost (add -I %s)\n",
+				b->name, ifname, ifname);
+	}
 }
 
 /* The clients allowed by default: the attached interfaces' subnets, lo. */
@@ -252,6 +439,8 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 		return err;
 	kc.proxy_addr = cfg->listen_addr.s_addr;
 	kc.write_policy = cfg->write_policy;
+	/* a previous run's bypass (km_kbpf_bypass): judged again from here */
+	kc.flags &= ~(KM_CF_READS_OFF | KM_CF_WRITES_OFF);
 	if (cfg->timeout_ms > 0)
 		kc.pending_timeout_ns = cfg->timeout_ms * 1000000ull;
 	err = km_bpf_set_config(km_kb, &kc);
@@ -273,6 +462,15 @@ int km_kbpf_start(const struct km_cfg *cfg)
 
 	if (!cfg->nr_ifaces)
 		return 0;
+	/* a missing interface fails the start before anything is attached */
+	for (i = 0; i < cfg->nr_ifaces; i++) {
+		if (!if_nametoindex(cfg->ifaces[i])) {
+			err = -errno;
+			km_err("interface %s: %s\n", cfg->ifaces[i],
+			       strerror(errno));
+			return err;
+		}
+	}
 	err = km_bpf_open(&km_kb, &o);
 	if (err)
 		return err;
@@ -303,6 +501,7 @@ int km_kbpf_start(const struct km_cfg *cfg)
 								 : "native",
 			cfg->pin_root);
 	}
+	km_kbpf_check_routes(cfg);
 	err = km_bpf_set_event_handler(km_kb, km_kbpf_on_event, NULL);
 	if (err)
 		goto fail;
@@ -314,8 +513,9 @@ int km_kbpf_start(const struct km_cfg *cfg)
 	km_kb_thread_up = 1;
 	return 0;
 fail:
-	/* hooks stay registered but see no handle: they are never called
-	 * again, since the daemon exits on this error */
+	/* hooks stay registered: the daemon exits on this error, and
+	 * km_kbpf_abort leaves them a handle that is not attached */
+	km_bpf_undo(km_kb);
 	return err;
 }
 
@@ -327,6 +527,18 @@ void km_kbpf_stop(void)
 		pthread_join(km_kb_thread, NULL);
 		km_kb_thread_up = 0;
 	}
+}
+
+/*
+ * The start failed after the kernel path was attached (control socket or
+ * metrics port in use...): leave the host as it was before this start.
+ * What was adopted from a previous run stays: it served before us.
+ */
+void km_kbpf_abort(void)
+{
+	km_kbpf_stop();
+	if (km_kb)
+		km_bpf_undo(km_kb);
 }
 
 struct km_bpf *km_kbpf_handle(void)

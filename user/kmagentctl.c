@@ -76,7 +76,8 @@ static const char *km_usage_text =
 	"                         (default " KM_PIN_ROOT ")\n"
 	"  -j, --json             print the JSON reply (for scripts)\n"
 	"  -w, --writes           drain: stop writes too\n"
-	"  -I, --iface IFACE      detach: also this interface's tc hook\n"
+	"  -I, --iface IFACE      detach: fail unless IFACE exists (every\n"
+	"                         interface is cleaned anyway)\n"
 	"  -i, --interval SECS    stats: rates over SECS seconds (default 1, "
 	"0: none)\n"
 	"  -v, --verbose          more detail (stats: zero counters too)\n"
@@ -363,6 +364,10 @@ static void km_show_status(const struct km_json *j)
 		       km_json_num(j, "resyncs_running", 0));
 	printf("\nkernel path: %s\n",
 	       km_json_bool(j, "kernel_path") ? "attached" : "off");
+	if (km_json_bool(j, "kernel_bypassed"))
+		printf("warning: kernel path bypassed: a backend's kernel "
+		       "replies were lost, every UDP request goes to kmagentd "
+		       "(kmagentctl backends)\n");
 }
 
 static void km_show_backends(const struct km_json *j)
@@ -410,11 +415,14 @@ static void km_show_backends(const struct km_json *j)
 				 km_json_num(b, "inflight", 0));
 		km_resync_cell(rs, sizeof(rs), km_json_get(b, "resync"));
 		printf("%-3.0f %-22s %-8s %-6s %-8s %-8s %-8s %-9s %-7s %-8s "
-		       "%-30s %s\n",
+		       "%-30s %s%s\n",
 		       km_json_num(b, "id", 0), km_json_string(b, "name", "?"),
 		       km_json_string(b, "state", "?"), drain, since, lat,
 		       inflight, req, errs, tmo, rs,
-		       km_json_string(b, "reason", "-"));
+		       km_json_string(b, "reason", "-"),
+		       km_json_bool(b, "kernel_noreply")
+			       ? " [kernel path: no replies]"
+			       : "");
 	}
 }
 
@@ -688,17 +696,16 @@ out:
 }
 
 /*
- * Remove what kmagentd attached and pinned: the XDP links pinned as
- * link_xdp_<ifindex> name the interfaces whose tc hooks go too.
+ * Remove what kmagentd attached and pinned: the pins, and our programs on
+ * every interface of this network namespace (tc filters outlive a lost
+ * pin root).  -I names interfaces that must exist.
  */
 static int km_run_detach(struct km_opts *o)
 {
 	const char *root = o->pin_root ? o->pin_root : KM_PIN_ROOT;
-	static char names[KM_MAX_IFACES][IF_NAMESIZE];
+	struct km_bpf_detached d;
 	char *reply = NULL;
-	struct dirent *de;
-	int err, ifindex, n = 0;
-	DIR *d;
+	int err;
 
 	if (!km_request(o->socket, "status", &reply)) {
 		free(reply);
@@ -708,22 +715,22 @@ static int km_run_detach(struct km_opts *o)
 			o->socket);
 		return KM_EXIT_FAIL;
 	}
-	d = opendir(root);
-	while (d && (de = readdir(d)) && o->nr_ifaces < KM_MAX_IFACES) {
-		if (sscanf(de->d_name, KM_LINK_XDP_FMT, &ifindex) == 1 &&
-		    if_indextoname(ifindex, names[n]))
-			o->ifaces[o->nr_ifaces++] = names[n++];
-	}
-	if (d)
-		closedir(d);
 	o->ifaces[o->nr_ifaces] = NULL;
-	err = km_bpf_detach_all(root, o->ifaces);
+	err = km_bpf_detach_netns(root, o->ifaces, &d);
+	if (err == -ENODEV && d.bad_iface) {
+		fprintf(stderr, "kmagentctl: detach: no interface '%s'\n",
+			d.bad_iface);
+		return KM_EXIT_FAIL;
+	}
 	if (err) {
 		fprintf(stderr, "kmagentctl: detach %s: %s\n", root,
 			strerror(-err));
 		return KM_EXIT_FAIL;
 	}
-	printf("kernel path detached, %s removed\n", root);
+	printf("kernel path detached: %d XDP program%s, %d tc filter%s, "
+	       "%d pin%s (%s removed)\n",
+	       d.xdp, d.xdp == 1 ? "" : "s", d.tc, d.tc == 1 ? "" : "s", d.pins,
+	       d.pins == 1 ? "" : "s", root);
 	return KM_EXIT_OK;
 }
 
@@ -832,7 +839,7 @@ int main(int argc, char **argv)
 			o.verbose++;
 			break;
 		case 'V':
-			printf("kmagentctl %s\n", "0.1.0");
+			printf("kmagentctl %s\n", KM_VERSION);
 			return KM_EXIT_OK;
 		case 'h':
 			fputs(km_usage_text, stdout);

@@ -148,6 +148,21 @@ static void km_raise_nofile(int conns)
 	}
 }
 
+/* --check-config: one line on stdout when good, the errors when not. */
+static int km_check_config(const struct km_cfg *cfg)
+{
+	unsigned int i;
+
+	if (km_config_check(cfg, stderr))
+		return KM_EXIT_CONFIG;
+	printf("config ok: %u backend%s, port %d", cfg->nr_backends,
+	       cfg->nr_backends == 1 ? "" : "s", cfg->port);
+	for (i = 0; i < cfg->nr_ifaces; i++)
+		printf("%s%s", i ? ", " : ", kernel path on ", cfg->ifaces[i]);
+	printf("\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct km_cfg cfg;
@@ -158,12 +173,17 @@ int main(int argc, char **argv)
 	case KM_CFG_HELP:
 		km_config_usage(stdout);
 		return 0;
+	case KM_CFG_VERSION:
+		printf("kmagentd %s\n", KM_VERSION);
+		return 0;
 	case KM_CFG_ERROR:
 		fprintf(stderr, "Try 'kmagentd --help' for more.\n");
-		return 2;
+		return KM_EXIT_CONFIG;
 	case KM_CFG_RUN:
 		break;
 	}
+	if (cfg.check_only)
+		return km_check_config(&cfg);
 	km_log_level = KM_LOG_INFO + cfg.verbose;
 	if (!cfg.foreground) {
 		err = km_daemonize();
@@ -223,7 +243,10 @@ int main(int argc, char **argv)
 	km_health_stop();
 out_proxy:
 	km_ops_stop();
-	km_kbpf_stop();
+	if (ret)
+		km_kbpf_abort(); /* a failed start leaves nothing attached */
+	else
+		km_kbpf_stop();
 	km_proxy_stop();
 	if (cfg.pid_file[0] && ret == 0)
 		unlink(cfg.pid_file);

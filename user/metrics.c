@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "ctl.h"
+#include "kbpf.h"
 #include "log.h"
 #include "journal.h"
 #include "metrics.h"
@@ -91,6 +92,24 @@ static void km_metrics_progs(FILE *out, const struct km_pinned *p)
 			"kmagent_bpf_prog_run_seconds_total{prog=\"%s\","
 			"id=\"%u\"} %.9f\n",
 			ps[i].name, ps[i].id, ps[i].run_time_ns / 1e9);
+}
+
+/* The kernel path sends to a backend whose replies never come back. */
+static void km_metrics_noreply(FILE *out, const struct km_be_view *v, int n)
+{
+	int i;
+
+	km_help(out, "kmagent_backend_kernel_noreply", "gauge",
+		"1 when the kernel path gets no reply from the backend while "
+		"it is up (replies by an interface without the kernel path).");
+	for (i = 0; i < n; i++)
+		fprintf(out,
+			"kmagent_backend_kernel_noreply{backend=\"%s\"} %d\n",
+			v[i].name, km_kbpf_backend_noreply(v[i].id));
+	km_help(out, "kmagent_kernel_bypassed", "gauge",
+		"1 when the kernel path passes every UDP request up to "
+		"kmagentd (after lost kernel replies).");
+	fprintf(out, "kmagent_kernel_bypassed %d\n", km_kbpf_bypassed());
 }
 
 static void km_metrics_backend_states(FILE *out, const struct km_be_view *v,
@@ -268,6 +287,7 @@ void km_metrics_render(FILE *out)
 	km_metrics_kernel(out, kernel ? &pin : NULL);
 	km_metrics_progs(out, kernel ? &pin : NULL);
 	km_metrics_backend_states(out, v, n);
+	km_metrics_noreply(out, v, n);
 	km_metrics_backend_counters(out, v, n, kernel ? &pin : NULL);
 	km_metrics_inflight(out, v, n);
 	km_metrics_journal(out, v, n);

@@ -130,7 +130,8 @@ static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 		if (r->close_after)
 			c->closing = 1;
 		if (r->stats && !c->dead) {
-			km_stats_build(&c->out, r->stats == 2);
+			km_stats_build(&c->out, r->stats == 2,
+				       r->type == KM_RT_STATS ? &r->res : NULL);
 			if (c->udp)
 				km_udp_unit_end(c, km_buf_used(&c->out));
 		}
@@ -211,6 +212,8 @@ static void km_udp_send_unit(struct km_conn *c, size_t off, size_t end)
 		if (sendto(c->udp_fd, pkt, n + KM_UDP_HDR, MSG_DONTWAIT,
 			   (struct sockaddr *)&c->peer, c->peerlen) < 0)
 			km_debug("udp reply: %s\n", strerror(errno));
+		else
+			KM_ADD(km_d.c.bytes_written, n + KM_UDP_HDR);
 		off += n;
 	}
 }
@@ -244,6 +247,7 @@ static int km_conn_flush(struct km_conn *c)
 				return 0; /* EPOLLOUT (edge) brings us back */
 			return -1;
 		}
+		KM_ADD(km_d.c.bytes_written, n);
 		km_buf_consume(&c->out, n);
 	}
 	/* a big reply grew it: do not keep it for an idle client */
@@ -415,6 +419,7 @@ static void km_conn_read(struct km_worker *w, struct km_conn *c)
 			return;
 		}
 		c->in.len += n;
+		KM_ADD(km_d.c.bytes_read, n);
 		km_conn_process(w, c);
 		if (c->dead || c->closing)
 			return;
@@ -522,6 +527,7 @@ static void km_udp_read(struct km_worker *w)
 		if (n < KM_UDP_HDR)
 			continue;
 		KM_INC(km_d.c.udp_requests);
+		KM_ADD(km_d.c.bytes_read, n);
 		memcpy(h, w->udp_buf, KM_UDP_HDR);
 		c = km_udp_conn_get(w);
 		if (!c)
@@ -824,7 +830,7 @@ static void km_stat(struct km_buf *b, const char *name, const char *fmt, ...)
 	km_buf_append(b, line, n);
 }
 
-void km_stats_build(struct km_buf *out, int reset)
+void km_stats_build(struct km_buf *out, int reset, const struct km_buf *extra)
 {
 	struct km_counters *k = &km_d.c;
 	struct km_buf *b = out;
@@ -863,6 +869,9 @@ void km_stats_build(struct km_buf *out, int reset)
 	km_stat(b, "cmd_touch", "%lu", (unsigned long)KM_LOAD(k->cmd_touch));
 	km_stat(b, "get_hits", "%lu", (unsigned long)KM_LOAD(k->get_hits));
 	km_stat(b, "get_misses", "%lu", (unsigned long)KM_LOAD(k->get_misses));
+	km_stat(b, "bytes_read", "%lu", (unsigned long)KM_LOAD(k->bytes_read));
+	km_stat(b, "bytes_written", "%lu",
+		(unsigned long)KM_LOAD(k->bytes_written));
 	km_stat(b, "threads", "%u", km_nworkers);
 	km_stat(b, "kmagent_fallbacks", "%lu",
 		(unsigned long)KM_LOAD(k->fallbacks));
@@ -898,5 +907,7 @@ void km_stats_build(struct km_buf *out, int reset)
 			(unsigned long)KM_LOAD(be->c.timeouts),
 			(unsigned long)KM_LOAD(be->c.conn_errors));
 	}
+	if (extra && km_buf_used(extra))
+		km_buf_append(b, km_buf_data(extra), km_buf_used(extra));
 	km_buf_append(b, "END\r\n", 5);
 }

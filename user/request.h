@@ -19,6 +19,7 @@ enum km_req_type {
 	KM_RT_WRITE,	 /* every writable replica, one reply by policy */
 	KM_RT_BCAST,	 /* flush_all/verbosity: every writable backend */
 	KM_RT_CAS,	 /* cas, ms C: the primary, then a set to the others */
+	KM_RT_STATS,	 /* stats: every up backend, aggregated (stats.c) */
 };
 
 struct km_key {
@@ -62,9 +63,10 @@ struct km_req {
 	struct km_wrep *reps;
 	unsigned int nreps, rcap;
 	unsigned int gat_exp_len; /* "gat <exp> ": bytes before the keys */
-	int stats;		  /* 1: stats, 2: stats reset, when at head */
-	int cas_phase;		  /* KM_RT_CAS: 1 = primary, 2 = the others */
-	int base64;		  /* writes: the key is base64 (meta b) */
+	int stats;     /* 1: stats, 2: stats reset, when at head; STATS: the
+			* backends' lines are in res */
+	int cas_phase; /* KM_RT_CAS: 1 = primary, 2 = the others */
+	int base64;    /* writes: the key is base64 (meta b) */
 };
 
 struct km_conn {

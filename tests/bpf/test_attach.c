@@ -3,7 +3,9 @@
  * The loader's life cycle on a veth in a private namespace: attach (XDP
  * link pinned, tc ingress and egress filters, maps pinned), close the
  * handle (everything stays), open again (maps and the XDP link adopted,
- * the new program swapped in, state kept), detach-all (nothing left).
+ * the new program swapped in, state kept), detach-all (nothing left);
+ * a failed start's undo (what it attached goes, what it adopted stays);
+ * detach of filters whose pins are gone.
  */
 #include <linux/if_link.h>
 #include <sys/stat.h>
@@ -118,6 +120,62 @@ int main(void)
 		      tc_prog_id(ifindex, BPF_TC_EGRESS) == 0,
 	      "no tc filter left");
 	CHECK(access(root, F_OK) != 0, "pin root removed");
+
+	printf("undo: a fresh attach is taken back\n");
+	if (CHECK(!km_bpf_open(&kb, &o), "open fresh")) {
+		CHECK(!km_bpf_attach(kb, "kv0"), "attach");
+		km_bpf_undo(kb);
+		CHECK(xdp_prog_id(ifindex) == 0, "undo: no XDP program left");
+		CHECK(tc_prog_id(ifindex, BPF_TC_INGRESS) == 0 &&
+			      tc_prog_id(ifindex, BPF_TC_EGRESS) == 0,
+		      "undo: no tc filter left");
+		CHECK(access(root, F_OK) != 0,
+		      "undo: the pins it made removed");
+		km_bpf_close(kb);
+		kb = NULL;
+	}
+
+	printf("undo: what was adopted stays\n");
+	if (CHECK(!km_bpf_open(&kb, &o), "open") &&
+	    CHECK(!km_bpf_attach(kb, "kv0"), "attach")) {
+		km_bpf_close(kb);
+		kb = NULL;
+		CHECK(!km_bpf_open(&kb, &o) && !km_bpf_attach(kb, "kv0"),
+		      "open again and adopt");
+		id2 = kb ? prog_id(km_bpf_xdp_fd(kb)) : -1;
+		km_bpf_undo(kb);
+		CHECK(xdp_prog_id(ifindex) == id2,
+		      "undo after adopting: XDP stays");
+		CHECK(tc_prog_id(ifindex, BPF_TC_INGRESS) > 0,
+		      "undo after adopting: tc stays");
+		CHECK(exists(root, KM_MAP_RING),
+		      "undo after adopting: pins stay");
+		km_bpf_close(kb);
+		kb = NULL;
+	}
+
+	printf("detach-netns: filters whose pins are gone\n");
+	{
+		struct km_bpf_detached d;
+		const char *bad[] = {"nosuchif0", NULL};
+
+		/* the XDP link goes with its pin, tc filters stay */
+		km_t_sh("rm -rf %s", root);
+		CHECK(tc_prog_id(ifindex, BPF_TC_INGRESS) > 0,
+		      "tc filter outlives the pins");
+		CHECK(km_bpf_detach_netns(root, bad, &d) == -ENODEV &&
+			      d.bad_iface && !strcmp(d.bad_iface, "nosuchif0"),
+		      "an unknown interface is refused");
+		CHECK(tc_prog_id(ifindex, BPF_TC_INGRESS) > 0,
+		      "... before anything is removed");
+		rc = km_bpf_detach_netns(root, NULL, &d);
+		CHECK(rc == 0 && d.tc == 2 && d.xdp == 0,
+		      "detach-netns found the 2 filters (rc %d, tc %d, xdp %d)",
+		      rc, d.tc, d.xdp);
+		CHECK(tc_prog_id(ifindex, BPF_TC_INGRESS) == 0 &&
+			      tc_prog_id(ifindex, BPF_TC_EGRESS) == 0,
+		      "no tc filter left");
+	}
 
 	printf("a device without native XDP (bridge): generic mode\n");
 	if (!km_t_sh("ip link add kd0 type bridge && ip link set kd0 up") &&

@@ -97,7 +97,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.rise, 2);
 	assert_int_equal(cfg.item_size_max, 1024 * 1024);
 	assert_int_equal(cfg.replicas, 0);
-	assert_string_equal(cfg.ctl_path, "/run/kmagent.sock");
+	assert_string_equal(cfg.ctl_path, "/run/kmagent/kmagent.sock");
 	assert_false(cfg.foreground);
 }
 
@@ -301,6 +301,50 @@ static void test_config_errors_name_the_line(void **state)
 	assert_non_null(strstr(errbuf, "cannot open"));
 }
 
+static void test_version_and_check_config(void **state)
+{
+	const char *version[] = {"--version", NULL};
+	const char *check[] = {
+		"--check-config", "-s", "127.0.0.1:11211", "-I", "lo", NULL};
+	const char *bad[] = {"-s", "127.0.0.1:11211", "-I", "nosuchif0",
+			     "-u", "nosuchuser-km",   NULL};
+	struct km_cfg cfg;
+	FILE *err;
+	char *path;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, version), KM_CFG_VERSION);
+	assert_int_equal(parse(&cfg, check), KM_CFG_RUN);
+	assert_true(cfg.check_only);
+	err = fmemopen(errbuf, sizeof(errbuf), "w");
+	assert_non_null(err);
+	assert_int_equal(km_config_check(&cfg, err), 0);
+	fclose(err);
+
+	assert_int_equal(parse(&cfg, bad), KM_CFG_RUN);
+	assert_false(cfg.check_only);
+	memset(errbuf, 0, sizeof(errbuf));
+	err = fmemopen(errbuf, sizeof(errbuf), "w");
+	assert_non_null(err);
+	assert_int_equal(km_config_check(&cfg, err), -1);
+	fclose(err);
+	assert_string_equal(errbuf,
+			    "kmagentd: iface nosuchif0: no such interface\n"
+			    "kmagentd: user: unknown user 'nosuchuser-km'\n");
+
+	/* the mode is a command line flag, not a directive */
+	path = write_file("backend 127.0.0.1:11211\ncheck-config\n");
+	{
+		const char *args[] = {"-c", path, NULL};
+
+		assert_int_equal(parse(&cfg, args), KM_CFG_ERROR);
+		assert_string_equal(errbuf,
+				    "kmagentd: config:2: unknown directive "
+				    "'check-config'\n");
+	}
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,6 +356,7 @@ int main(void)
 		cmocka_unit_test(test_config_file),
 		cmocka_unit_test(test_flags_override_the_file),
 		cmocka_unit_test(test_config_errors_name_the_line),
+		cmocka_unit_test(test_version_and_check_config),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
