@@ -997,14 +997,19 @@ out:
 static void dump_stats(void)
 {
 	static const char *const names[] = {
-		"rx_service",	   "passed_up",	     "kernel_gets",
-		"kernel_writes",   "noreply_writes", "write_clones",
-		"replies",	   "hits",	     "misses",
-		"fallbacks",	   "fallback_hits",  "write_replies",
-		"write_divergent", "timeouts",	     "denied",
-		"pending_full",	   "no_backend",     "no_route",
-		"stray_replies",   "helper_errors",  "events_lost",
-		"refused",
+		"rx_service",	   "passed_up",
+		"kernel_gets",	   "kernel_writes",
+		"noreply_writes",  "write_clones",
+		"replies",	   "hits",
+		"misses",	   "fallbacks",
+		"fallback_hits",   "write_replies",
+		"write_divergent", "timeouts",
+		"denied",	   "pending_full",
+		"no_backend",	   "no_route",
+		"stray_replies",   "helper_errors",
+		"events_lost",	   "refused",
+		"retries",	   "retry_writes",
+		"retry_late",	   "retry_exhausted",
 	};
 	struct km_stats s = stats();
 	__u64 *v = (__u64 *)&s;
