@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "retry.h"
 
 enum km_opt_id {
 	O_BACKEND = 's',
@@ -49,6 +50,7 @@ enum km_opt_id {
 	O_CTL,
 	O_METRICS,
 	O_REPAIRRATE,
+	O_UDPRETRY,
 };
 
 static const struct option km_long_opts[] = {
@@ -82,6 +84,7 @@ static const struct option km_long_opts[] = {
 	{"ctl", required_argument, NULL, O_CTL},
 	{"metrics", required_argument, NULL, O_METRICS},
 	{"repair-rate", required_argument, NULL, O_REPAIRRATE},
+	{"udp-retry", required_argument, NULL, O_UDPRETRY},
 	{NULL, 0, NULL, 0},
 };
 
@@ -96,6 +99,7 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->write_policy = KM_WP_PRIMARY;
 	cfg->timeout_ms = 1000;
 	cfg->repair_rate = 1000;
+	cfg->udp_retry_ms = KM_UDP_RETRY_DEFAULT_MS;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -403,6 +407,11 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			goto bad;
 		cfg->repair_rate = v;
 		return 0;
+	case O_UDPRETRY:
+		if (km_parse_int(arg, 0, 60000, &v))
+			goto bad;
+		cfg->udp_retry_ms = v;
+		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
@@ -619,6 +628,11 @@ void km_config_usage(FILE *out)
 	      "      --ctl PATH            control socket (/run/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"
 	      "      --repair-rate N       read-repairs a second (1000)\n"
+	      "      --udp-retry MS        kernel path: a UDP request whose "
+	      "backend\n"
+	      "                            is silent this long goes to the "
+	      "next\n"
+	      "                            replica (100, 0 = never)\n"
 	      "\n"
 	      "Write policy: every write goes to every live replica; the "
 	      "client\n"

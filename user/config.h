@@ -67,7 +67,8 @@ struct km_cfg {
 	char ctl_path[KM_PATH_MAX];
 	char metrics[KM_NAME_MAX]; /* "addr:port", "" = off */
 	struct sockaddr_in metrics_addr;
-	unsigned int repair_rate; /* read-repairs a second (ops) */
+	unsigned int repair_rate;  /* read-repairs a second (ops) */
+	unsigned int udp_retry_ms; /* kernel path: retry after, 0 = never */
 };
 
 /* What km_config_parse_args asks the caller to do. */

@@ -542,6 +542,9 @@ static void km_reload_live(const struct km_cfg *n, bool *replicas_changed)
 	km_d.cfg.verbose = n->verbose;
 	km_d.cfg.replicas = n->replicas;
 	km_d.cfg.repair_rate = n->repair_rate;
+	/* the kernel path's retry thread reads it without the lock */
+	__atomic_store_n(&km_d.cfg.udp_retry_ms, n->udp_retry_ms,
+			 __ATOMIC_RELAXED);
 	km_repair_set_rate(n->repair_rate);
 	if (*replicas_changed)
 		km_daemon_rebuild_ring_locked();
