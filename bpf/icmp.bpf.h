@@ -148,11 +148,14 @@ static __always_inline int km_xdp_icmp(struct xdp_md *ctx, void *data,
 	st->refused++;
 	km_event_failed(KM_EV_REFUSED, id, e->slot, st);
 	/*
-	 * A write waits for this replica's reply in vain: its client times
-	 * out, as before; writes from now on skip the backend.
+	 * A write waits for this replica's reply in vain: the retry answers
+	 * it from the replicas that did (km_xdp_retry); writes from now on
+	 * skip the backend.
 	 */
 	if (e->kind == KM_PK_WRITE)
 		return XDP_DROP;
+	if (km_take(e, idx, id))
+		return XDP_DROP; /* already retried elsewhere */
 	if (km_unwrap_quote(ctx, data, &q) ||
 	    km_parse((void *)(long)ctx->data, (void *)(long)ctx->data_end,
 		     &p) ||

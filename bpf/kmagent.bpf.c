@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * kmagent's kernel fast path: entry points only.  The work is in
- * xdp_rx.bpf.h (reads, replies, fallback) and tc_clone.bpf.h (writes,
- * fallbacks XDP cannot do, a local backend's replies).
+ * xdp_rx.bpf.h (reads, replies, fallback), tc_clone.bpf.h (writes,
+ * fallbacks XDP cannot do, a local backend's replies) and retry.bpf.h
+ * (requests whose backend is silent).
  *
  * Oldest kernel: 5.18, for bpf_xdp_load_bytes/bpf_xdp_store_bytes.  Also
  * needed, and older: BPF atomics with fetch and compare-and-swap (5.12),
@@ -21,6 +22,7 @@
 #include "xdp_rx.bpf.h"
 #include "icmp.bpf.h"
 #include "tc_clone.bpf.h"
+#include "retry.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -109,4 +111,14 @@ int km_tc_egress(struct __sk_buff *skb)
 		     &cfg, &st))
 		return TC_ACT_OK;
 	return km_tc_local_reply(skb, &p, cfg, st);
+}
+
+/*
+ * Never attached: kmagentd runs it (BPF_PROG_RUN, live frames) for the
+ * requests whose backend did not answer in time (retry.bpf.h).
+ */
+SEC("xdp")
+int km_xdp_retry(struct xdp_md *ctx)
+{
+	return km_retry(ctx);
 }

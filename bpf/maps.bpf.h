@@ -66,6 +66,28 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } km_pending SEC(".maps");
 
+/*
+ * Retry deadlines, by request id (see KM_MAP_DEADLINE): mmap'able, so
+ * that kmagentd scans them without a system call per entry.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KM_PENDING_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_deadline SEC(".maps");
+
+/* kmagentd's batch of overdue requests for km_xdp_retry; its own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct km_retry_q);
+} km_retry_q SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -104,7 +104,7 @@ km_try_claim(__u32 idx, __u64 now, __u64 timeout, struct km_stats *st)
 		return NULL;
 	if (__sync_val_compare_and_swap(&e->ts, old, now) != old)
 		return NULL; /* another CPU took it */
-	if (old && e->kind != KM_PK_FREE) {
+	if (old && e->kind != KM_PK_FREE && e->kind != KM_PK_DONE) {
 		/*
 		 * A request that timed out: charge it, then keep the entry
 		 * unused for one more timeout (kind FREE, fresh ts), so that
@@ -157,6 +157,78 @@ static __always_inline void km_release(struct km_pending *e, __u64 ts)
 }
 
 /*
+ * Keep an answered entry unused for one more timeout (KM_PK_DONE), unless
+ * someone reclaimed it since: a backend the request was retried away from
+ * may still answer, and its reply must find no new request to be taken
+ * for.
+ */
+static __always_inline void km_quarantine(struct km_pending *e, __u64 ts)
+{
+	if (__sync_val_compare_and_swap(&e->ts, ts,
+					bpf_ktime_get_coarse_ns()) == ts)
+		e->kind = KM_PK_DONE;
+}
+
+/* A read answered: free its entry, or quarantine it after a retry. */
+static __always_inline void km_finish(struct km_pending *e, __u64 ts)
+{
+	if (e->retried)
+		km_quarantine(e, ts);
+	else
+		km_release(e, ts);
+}
+
+/* ---- retry deadlines (KM_MAP_DEADLINE) ---- */
+
+static __always_inline __u64 *km_deadline_get(__u32 idx)
+{
+	return bpf_map_lookup_elem(&km_deadline, &idx);
+}
+
+/* Request idx went to backend be (0: a write) at now: arm its deadline. */
+static __always_inline void km_arm(__u32 idx, __u64 now, __u8 be)
+{
+	__u64 *dl = km_deadline_get(idx);
+
+	if (dl)
+		*(volatile __u64 *)dl = km_dl_word(now, be);
+}
+
+/* Nothing left to retry for request idx (a write fully answered). */
+static __always_inline void km_disarm(__u32 idx)
+{
+	__u64 *dl = km_deadline_get(idx);
+
+	if (dl)
+		*(volatile __u64 *)dl = 0;
+}
+
+/*
+ * An answer (reply, miss, ICMP error) from backend id to the read in entry
+ * e, request id idx: is it ours to act on?  0 when it is, the deadline
+ * then disarmed; -1 when the request has moved on from id (km_xdp_retry
+ * sent it to the next replica): a late reply, to drop.  The deadline word
+ * is the one both sides compare-and-swap, so that exactly one of the
+ * answer and the retry wins.
+ */
+static __always_inline int km_take(struct km_pending *e, __u32 idx, __u8 id)
+{
+	__u64 *dl = km_deadline_get(idx), w;
+
+	if (dl) {
+		w = *(volatile __u64 *)dl;
+		if (w && (w & KM_DL_BE) != id)
+			return -1;
+		/* lost to a retry, or to another datagram of this reply (0) */
+		if (w && __sync_val_compare_and_swap(dl, w, 0) != w &&
+		    *(volatile __u64 *)dl)
+			return -1;
+	}
+	/* a retry that won has switched cur_be before its request left */
+	return e->cur_be == id ? 0 : -1;
+}
+
+/*
  * Zero the bytes after a request of n stored in e, up to the next multiple
  * of 4: bpf_csum_diff sums whole words, and zeros add nothing.
  */
@@ -205,12 +277,26 @@ static __always_inline int km_tried(const struct km_pending *e, __u8 id)
 	return 0;
 }
 
+/*
+ * The backends of tried[] before the current one that answered with a
+ * miss, as bits: the others were retried away from (e->retried), which
+ * says nothing of what they hold.
+ */
+static __always_inline __u32 km_missed(const struct km_pending *e)
+{
+	__u32 n = e->nr_tried - 1;
+
+	if (n > KM_MAX_REPLICAS)
+		n = KM_MAX_REPLICAS;
+	return ((1u << n) - 1) & ~(__u32)e->retried;
+}
+
 /* Read-repair: the key was found after backends in tried[] missed it. */
 static __always_inline void km_event_hit(const struct km_pending *e,
-					 struct km_stats *st)
+					 __u32 missed, struct km_stats *st)
 {
 	struct km_event *ev;
-	int i, n = e->nr_tried - 1;
+	int i, n = 0;
 
 	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
 	if (!ev) {
@@ -220,9 +306,12 @@ static __always_inline void km_event_hit(const struct km_pending *e,
 	ev->type = KM_EV_FALLBACK_HIT;
 	ev->slot = e->slot;
 	ev->backend = e->cur_be;
-	ev->nr_missed = n;
 	for (i = 0; i < KM_MAX_REPLICAS; i++)
-		ev->missed[i] = i < n ? e->tried[i] : 0;
+		ev->missed[i] = 0;
+	for (i = 0; i < KM_MAX_REPLICAS; i++)
+		if (missed & (1u << i))
+			ev->missed[n++ & 7] = e->tried[i];
+	ev->nr_missed = n;
 	ev->key_len = e->key_len;
 	if (bpf_probe_read_kernel(ev->key, sizeof(ev->key),
 				  e->req + (e->key_off & 7)))

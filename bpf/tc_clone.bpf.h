@@ -288,10 +288,12 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		e->nr_wr = k;
 		e->policy = cfg->write_policy;
 		e->req_len = 0;
+		e->retried = 0;
 		for (i = 0; i < KM_MAX_REPLICAS; i++) {
 			e->wr_be[i] = i < (int)k ? ids[i] : 0;
 			e->wr_len[i] = 0;
 		}
+		km_arm(idx, now, 0);
 	}
 	/* the datagram itself goes to the local replica, after the clones */
 	if (local_be) {
@@ -364,19 +366,11 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 	next = km_first_readable(slot, e, &nb);
 	if (!next || !nb || km_req_sum(e, &sum))
 		return -1;
-	local = km_fib(skb, km_nat_src(next, e->proxy_addr), nb->addr,
-		       skb->ifindex, &v);
-	if (local < 0 || (local == KM_FIB_LOCAL && egress)) {
-		/* a replica is left that the kernel cannot reach from here:
-		 * the original request goes up to kmagentd */
-		st->no_route++;
-		up = 1;
-		km_to_service(e, &v);
-	} else if (local == KM_FIB_LOCAL) {
-		km_to_local(e, nb, idx, &v);
-	} else {
-		km_to_remote(nb, idx, &v);
-	}
+	/* a replica left that the kernel cannot reach from here: the
+	 * original request goes up to kmagentd */
+	local = km_next_hop(skb, e, nb, next, idx, skb->ifindex, egress, &v,
+			    st);
+	up = local < 0;
 	len = e->req_len;
 	km_barrier_var(len);
 	if (len < 1 || len > KM_REQ_MAX || (l2 != 14 && l2 != 18))
@@ -389,7 +383,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 		return TC_ACT_SHOT;
 	}
 	if (up) {
-		km_release(e, e->ts);
+		km_finish(e, e->ts);
 		if (!egress) {
 			st->passed_up++;
 			return TC_ACT_OK; /* on up the stack, to kmagentd */
@@ -399,7 +393,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 			       ? TC_ACT_REDIRECT
 			       : TC_ACT_SHOT;
 	}
-	km_note_fallback(e, next, local, st);
+	km_note_fallback(e, idx, next, local, st);
 	if (local == KM_FIB_LOCAL)
 		return TC_ACT_OK; /* on up the stack, to the local memcached */
 	if (egress && v.ifindex == skb->ifindex)
@@ -439,9 +433,11 @@ static __always_inline int km_tc_fallback(struct __sk_buff *skb,
  * client.  Kept, dropped or sent on as the aggregate, as km_xdp_write_reply
  * does for the remote replicas' replies.
  */
-static __always_inline int
-km_tc_local_write_reply(struct __sk_buff *skb, struct km_pkt *p,
-			struct km_pending *e, __u64 ts, struct km_stats *st)
+static __always_inline int km_tc_local_write_reply(struct __sk_buff *skb,
+						   struct km_pkt *p,
+						   struct km_pending *e,
+						   __u32 idx, __u64 ts,
+						   struct km_stats *st)
 {
 	__u32 n = p->payload_len, got, wl, l2 = p->l2_len;
 	struct km_be_stats *bst;
@@ -470,9 +466,14 @@ km_tc_local_write_reply(struct __sk_buff *skb, struct km_pkt *p,
 	km_tc_hdr_of(p, &th);
 	km_to_client(e, &v);
 	got = __sync_fetch_and_add(&e->wr_got, 1) + 1;
+	if (got & KM_WR_CLOSED) {
+		st->retry_late++; /* the retry answered without it */
+		return TC_ACT_SHOT;
+	}
 	if (e->policy == KM_WP_FIRST) {
 		if (got >= e->nr_wr) {
 			km_write_choose(e, st); /* counts divergent replies */
+			km_disarm(idx);
 			km_release(e, ts);
 		}
 		if (got != 1)
@@ -481,6 +482,7 @@ km_tc_local_write_reply(struct __sk_buff *skb, struct km_pkt *p,
 	}
 	if (got < e->nr_wr)
 		return TC_ACT_SHOT; /* kept; the last reply answers */
+	km_disarm(idx);
 	c = km_write_choose(e, st);
 	if (c < 0 || c >= KM_MAX_REPLICAS || c == me)
 		goto forward_release;
@@ -529,6 +531,7 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 	struct km_hdrvals v;
 	__u16 total;
 	__u64 ts;
+	__u8 cur;
 	int rc;
 
 	e = bpf_map_lookup_elem(&km_pending, &idx);
@@ -539,12 +542,24 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 	    p->udp->dest != e->client_port)
 		return TC_ACT_OK;
 	if (e->kind == KM_PK_WRITE)
-		return km_tc_local_write_reply(skb, p, e, ts, st);
-	if (!e->local || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
+		return km_tc_local_write_reply(skb, p, e, idx, ts, st);
+	if (e->kind == KM_PK_DONE &&
+	    km_sent_to(e, p->ip->saddr, p->udp->source))
+		goto late; /* quarantined after a retry */
+	if (e->kind != KM_PK_GET && e->kind != KM_PK_MG)
 		return TC_ACT_OK;
-	if (!km_from_backend(e->cur_be, p))
+	cur = e->cur_be;
+	if (!km_from_backend(cur, p)) {
+		/* the local backend, after a retry sent the read elsewhere */
+		if (e->retried && km_sent_to(e, p->ip->saddr, p->udp->source))
+			goto late;
 		return TC_ACT_OK;
-	bst = km_be_stats_get(e->cur_be);
+	}
+	if (!e->local)
+		return TC_ACT_OK;
+	if (km_take(e, idx, cur))
+		goto late;
+	bst = km_be_stats_get(cur);
 	total = bpf_ntohs(p->frame->total);
 	if (total == 1 && km_is_miss(p, end, e->kind)) {
 		if (bst)
@@ -563,9 +578,12 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 		return TC_ACT_SHOT;
 	}
 	if (__sync_fetch_and_add(&e->rx_dgrams, 1) + 1 >= total)
-		km_release(e, ts);
+		km_finish(e, ts);
 	st->replies++;
 	return TC_ACT_OK;
+late:
+	st->retry_late++;
+	return TC_ACT_SHOT; /* the client has its answer from another */
 }
 
 #endif /* KM_TC_CLONE_BPF_H */

@@ -51,6 +51,36 @@ static __always_inline int km_from_backend(__u8 id, const struct km_pkt *p)
 	return be && be->addr == p->ip->saddr && be->port == p->udp->source;
 }
 
+/*
+ * Was a request of e sent to the backend at addr:port (a read's tried
+ * replicas, a write's replicas)?  A reply from one that is not awaited
+ * any more is a late one.  Global: verified once.
+ */
+__attribute__((noinline)) int km_sent_to(struct km_pending *e, __u32 addr,
+					 __u32 port)
+{
+	struct km_backend *be;
+	int i;
+
+	if (!e)
+		return 0;
+	for (i = 0; i < KM_MAX_REPLICAS; i++) {
+		if (i >= e->nr_tried)
+			break;
+		be = km_backend_get(e->tried[i]);
+		if (be && be->addr == addr && be->port == port)
+			return 1;
+	}
+	for (i = 0; i < KM_MAX_REPLICAS; i++) {
+		if (i >= e->nr_wr)
+			break;
+		be = km_backend_get(e->wr_be[i]);
+		if (be && be->addr == addr && be->port == port)
+			return 1;
+	}
+	return 0;
+}
+
 /* The index of the write replica p came from in e's list, or -1. */
 static __always_inline int km_write_replica(const struct km_pending *e,
 					    const struct km_pkt *p)
@@ -164,6 +194,8 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	e->req_len = n;
 	km_req_pad(e, n);
 	e->local = local == KM_FIB_LOCAL;
+	e->retried = 0;
+	km_arm(idx, now, be_id); /* last: the entry is complete */
 
 	st->kernel_gets++;
 	bst = km_be_stats_get(be_id);
@@ -218,9 +250,36 @@ static __always_inline int km_is_miss(struct km_pkt *p, void *end, __u8 kind)
 	return b[0] == 'E' && b[1] == 'N' && b[2] == '\r' && b[3] == '\n';
 }
 
-/* The request of e now went to replica next (km_fib's answer: local). */
-static __always_inline void km_note_fallback(struct km_pending *e, __u8 next,
-					     int local, struct km_stats *st)
+/*
+ * The headers of e's request (id idx) to replica next (nb), routed from
+ * ifindex.  Returns km_fib's answer, or -1 when the kernel cannot reach it
+ * (or it is local and no_local is set): v then holds the client's own
+ * request to the service port, for kmagentd to serve.
+ */
+static __always_inline int km_next_hop(void *ctx, const struct km_pending *e,
+				       const struct km_backend *nb, __u8 next,
+				       __u32 idx, __u32 ifindex, int no_local,
+				       struct km_hdrvals *v,
+				       struct km_stats *st)
+{
+	int local = km_fib(ctx, km_nat_src(next, e->proxy_addr), nb->addr,
+			   ifindex, v);
+
+	if (local < 0 || (local == KM_FIB_LOCAL && no_local)) {
+		st->no_route++;
+		km_to_service(e, v);
+		return -1;
+	}
+	if (local == KM_FIB_LOCAL)
+		km_to_local(e, nb, idx, v);
+	else
+		km_to_remote(nb, idx, v);
+	return local;
+}
+
+/* The request of e now goes to replica next (km_fib's answer: local). */
+static __always_inline void km_note_next(struct km_pending *e, __u8 next,
+					 int local)
 {
 	struct km_be_stats *bst;
 
@@ -230,10 +289,19 @@ static __always_inline void km_note_fallback(struct km_pending *e, __u8 next,
 	e->cur_be = next;
 	e->rx_dgrams = 0;
 	e->local = local == KM_FIB_LOCAL;
-	st->fallbacks++;
 	bst = km_be_stats_get(next);
 	if (bst)
 		bst->gets++;
+}
+
+/* After a miss: the request (id idx) went to next, with a fresh deadline. */
+static __always_inline void km_note_fallback(struct km_pending *e, __u32 idx,
+					     __u8 next, int local,
+					     struct km_stats *st)
+{
+	km_note_next(e, next, local);
+	st->fallbacks++;
+	km_arm(idx, bpf_ktime_get_coarse_ns(), next);
 }
 
 /*
@@ -280,7 +348,7 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 			st->helper_errors++;
 			return XDP_DROP;
 		}
-		km_release(e, e->ts);
+		km_finish(e, e->ts);
 		return XDP_PASS;
 	}
 	if (local == KM_FIB_LOCAL)
@@ -294,7 +362,7 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 		st->helper_errors++;
 		return XDP_DROP; /* the client retries; never a bad frame */
 	}
-	km_note_fallback(e, next, local, st);
+	km_note_fallback(e, idx, next, local, st);
 	if (local == KM_FIB_LOCAL)
 		return XDP_PASS;
 	return km_xdp_out(ctx, v.ifindex);
@@ -311,7 +379,7 @@ static __always_inline int km_reply_to_client(struct xdp_md *ctx,
 	km_to_client(e, &v);
 	km_nat(p, &v);
 	if (release)
-		km_release(e, ts);
+		km_finish(e, ts);
 	st->replies++;
 	return km_xdp_out(ctx, v.ifindex);
 }
@@ -354,8 +422,8 @@ __attribute__((noinline)) int km_write_choose(struct km_pending *e,
 
 static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 					      struct km_pkt *p,
-					      struct km_pending *e, __u64 ts,
-					      struct km_stats *st)
+					      struct km_pending *e, __u32 idx,
+					      __u64 ts, struct km_stats *st)
 {
 	struct km_be_stats *bst;
 	struct km_hdrvals v;
@@ -384,9 +452,14 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 	if (bst)
 		bst->write_replies++;
 	got = __sync_fetch_and_add(&e->wr_got, 1) + 1;
+	if (got & KM_WR_CLOSED) {
+		st->retry_late++; /* the retry answered without it */
+		return XDP_DROP;
+	}
 	if (e->policy == KM_WP_FIRST) {
 		if (got >= e->nr_wr) {
 			km_write_choose(e, st); /* counts divergent replies */
+			km_disarm(idx);
 			km_release(e, ts);
 		}
 		if (got == 1)
@@ -395,6 +468,7 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 	}
 	if (got < e->nr_wr)
 		return XDP_DROP; /* kept; the last reply answers */
+	km_disarm(idx);
 	c = km_write_choose(e, st);
 	if (c < 0 || c >= KM_MAX_REPLICAS || c == me)
 		return km_reply_to_client(ctx, p, e, ts, 1, st);
@@ -432,12 +506,15 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 static __always_inline void
 km_count_hit(struct km_pending *e, struct km_be_stats *bst, struct km_stats *st)
 {
+	__u32 missed;
+
 	if (bst)
 		bst->hits++;
 	st->hits++;
-	if (e->nr_tried > 1) {
+	missed = e->nr_tried > 1 ? km_missed(e) : 0;
+	if (missed) {
 		st->fallback_hits++;
-		km_event_hit(e, st);
+		km_event_hit(e, missed, st);
 	}
 }
 
@@ -451,6 +528,7 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_pending *e;
 	__u16 total;
 	__u64 ts;
+	__u8 cur;
 	int rc;
 
 	e = bpf_map_lookup_elem(&km_pending, &idx);
@@ -462,16 +540,24 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 		return XDP_PASS;
 	}
 	if (e->kind == KM_PK_WRITE)
-		return km_xdp_write_reply(ctx, p, e, ts, st);
+		return km_xdp_write_reply(ctx, p, e, idx, ts, st);
+	if (e->kind == KM_PK_DONE &&
+	    km_sent_to(e, p->ip->saddr, p->udp->source))
+		goto late; /* quarantined after a retry */
 	if (e->kind != KM_PK_GET && e->kind != KM_PK_MG) {
 		st->stray_replies++; /* quarantined after a timeout */
 		return XDP_PASS;
 	}
-	if (!km_from_backend(e->cur_be, p)) {
+	cur = e->cur_be;
+	if (!km_from_backend(cur, p)) {
+		if (e->retried && km_sent_to(e, p->ip->saddr, p->udp->source))
+			goto late;
 		st->stray_replies++;
 		return XDP_PASS;
 	}
-	bst = km_be_stats_get(e->cur_be);
+	if (km_take(e, idx, cur))
+		goto late;
+	bst = km_be_stats_get(cur);
 	total = bpf_ntohs(p->frame->total);
 	if (total == 1 && km_is_miss(p, end, e->kind)) {
 		if (bst)
@@ -487,6 +573,11 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 	if (__sync_fetch_and_add(&e->rx_dgrams, 1) + 1 >= total)
 		return km_reply_to_client(ctx, p, e, ts, 1, st);
 	return km_reply_to_client(ctx, p, e, ts, 0, st);
+late:
+	/* from a backend the request was retried away from: the client has
+	 * (or will have) its answer from the next replica */
+	st->retry_late++;
+	return XDP_DROP;
 }
 
 #endif /* KM_XDP_RX_BPF_H */

@@ -55,8 +55,16 @@ enum km_backend_flags {
 	 * backend down or seen it back.
 	 */
 	KM_BE_F_REFUSED = 1 << 2,
+	/*
+	 * Set by the kernel path too: a read waited on the backend longer
+	 * than the retry delay (kmagentd --udp-retry) and was re-sent to the
+	 * next replica.  Reads skip it (writes do not: it may only be slow,
+	 * and a replica that misses writes serves stale values) until the
+	 * daemon next writes the entry, at the latest a second later.
+	 */
+	KM_BE_F_SILENT = 1 << 3,
 	/* Another kmagentd knows it missed writes (user/fence.h): no reads. */
-	KM_BE_F_FENCED = 1 << 3,
+	KM_BE_F_FENCED = 1 << 4,
 };
 
 /* One entry of the km_backends array map, indexed by backend id. */
@@ -70,8 +78,8 @@ struct km_backend {
 static inline int km_backend_readable(const struct km_backend *b)
 {
 	return b->addr && b->state == KM_BE_UP &&
-	       !(b->flags &
-		 (KM_BE_F_NO_READS | KM_BE_F_REFUSED | KM_BE_F_FENCED));
+	       !(b->flags & (KM_BE_F_NO_READS | KM_BE_F_REFUSED |
+			     KM_BE_F_SILENT | KM_BE_F_FENCED));
 }
 
 static inline int km_backend_writable(const struct km_backend *b)
@@ -103,7 +111,9 @@ enum km_write_policy {
 #define KM_MAP_BE_STATS "km_be_stats"
 #define KM_MAP_ALLOW	"km_allow"
 #define KM_MAP_EVENTS	"km_events"
-#define KM_MAP_BE_SRC	"km_be_src" /* __be32 by backend id, 0 = proxy's */
+#define KM_MAP_BE_SRC	"km_be_src"   /* __be32 by backend id, 0 = proxy's */
+#define KM_MAP_DEADLINE "km_deadline" /* __u64 by request id, see below */
+#define KM_MAP_RETRY_Q	"km_retry_q"  /* struct km_retry_q, not pinned */
 /* Pinned links (bpffs file names under the pin root). */
 #define KM_LINK_XDP_FMT "link_xdp_%d" /* ifindex */
 
@@ -149,6 +159,12 @@ enum km_pending_kind {
 	KM_PK_GET = 1,	 /* get or gets: a miss is "END\r\n" */
 	KM_PK_MG = 2,	 /* mg: a miss is "EN\r\n" */
 	KM_PK_WRITE = 3, /* cloned write, replies aggregated */
+	/*
+	 * Answered after a retry: kept unused for one timeout (like a timed
+	 * out entry) so that the silent backend's late reply is recognised
+	 * and dropped, not taken for a new request's.
+	 */
+	KM_PK_DONE = 4,
 };
 
 /*
@@ -178,15 +194,70 @@ struct km_pending {
 	__u8 key_len;
 	__u8 policy;	 /* writes: enum km_write_policy */
 	__u8 local;	 /* reads: cur_be is on this host (via the stack) */
+	__u8 retried;	 /* reads: bit i, tried[i] was silent: retried away */
 	__u16 req_len;	 /* reads: bytes in req */
 	__u32 rx_dgrams; /* reply datagrams forwarded (atomic) */
-	__u32 wr_got;	 /* writes: replies received (atomic) */
+	__u32 wr_got;	 /* writes: replies received (atomic), | CLOSED */
 	union {
 		char req[KM_REQ_MAX]; /* reads: the request line, for fallback
 				       */
 		char wr_reply[KM_MAX_REPLICAS][KM_WREPLY_MAX];
 	};
 };
+
+/* wr_got: the retry answered the client; later replies are dropped. */
+#define KM_WR_CLOSED 0x10000u
+
+/*
+ * km_deadline[request id]: the retry deadline of the request in flight
+ * with that id, in one word that the data path and the retry race for with
+ * compare-and-swap.  0 = nothing to retry (answered, or being answered);
+ * else the coarse-clock time (CLOCK_MONOTONIC_COARSE) the request was sent
+ * at, its low byte replaced by the backend asked (0 for a write).
+ * kmagentd scans the array (mmap) for words older than --udp-retry and
+ * hands them to km_xdp_retry through km_retry_q.
+ */
+#define KM_DL_BE 0xffull
+static inline __u64 km_dl_word(__u64 now, __u8 be)
+{
+	return (now & ~KM_DL_BE) | be;
+}
+
+/* One overdue request for km_xdp_retry. */
+struct km_retry_d {
+	__u64 w;     /* its km_deadline word when kmagentd saw it */
+	__u32 idx;   /* request id */
+	__u32 state; /* enum km_retry_state, set by km_xdp_retry */
+};
+
+enum km_retry_state {
+	KM_RQ_TODO = 0, /* not looked at: its client came by another iface */
+	KM_RQ_SENT = 1, /* retried, or answered from the replies at hand */
+	KM_RQ_NONE = 2, /* nothing to do (answered meanwhile, no replica) */
+};
+
+/*
+ * km_retry_q (one entry, mmap'ed by kmagentd): a batch of overdue
+ * requests.  Each run of km_xdp_retry (BPF_PROG_RUN, live frames, repeat
+ * = n) takes the next one.  Runs are made once per interface, as frames
+ * passed up (a local replica) must enter the client's interface; the last
+ * run (any_if) takes the rest.
+ */
+#define KM_RETRY_BATCH 256
+struct km_retry_q {
+	__u32 n;      /* requests in d[] */
+	__u32 next;   /* next one to take (atomic) */
+	__u32 any_if; /* 1: take requests whatever their interface */
+	__u32 pad;
+	struct km_retry_d d[KM_RETRY_BATCH];
+};
+
+/*
+ * The frame kmagentd hands km_xdp_retry: its contents do not matter (the
+ * program writes every header; pages are recycled between runs), only
+ * its size, room for the longest request with a VLAN tag.
+ */
+#define KM_RETRY_FRAME_LEN (18 + 20 + 8 + 8 + KM_REQ_MAX)
 
 /* memcached's UDP frame header, in front of every datagram's payload. */
 struct km_udp_frame {
@@ -220,6 +291,13 @@ struct km_stats {
 	__u64 helper_errors;   /* a helper failed mid-rewrite */
 	__u64 events_lost;     /* ring buffer full */
 	__u64 refused;	       /* ICMP port unreachable from a backend */
+	__u64 retries;	       /* reads re-sent to the next replica after
+				  --udp-retry without a reply */
+	__u64 retry_writes;    /* writes answered from the replicas that did,
+				  after --udp-retry */
+	__u64 retry_late;      /* replies from a backend after the retry
+				  moved on: dropped */
+	__u64 retry_exhausted; /* overdue reads with no replica left to ask */
 };
 
 /* Per-backend counters: km_be_stats, per CPU, indexed by backend id. */
@@ -230,6 +308,7 @@ struct km_be_stats {
 	__u64 writes; /* write clones sent */
 	__u64 write_replies;
 	__u64 timeouts; /* pending entries that expired waiting on it */
+	__u64 retried;	/* requests it left unanswered past --udp-retry */
 };
 
 /* km_allow: LPM trie of client networks allowed to use the UDP service. */
@@ -243,7 +322,8 @@ enum km_event_type {
 	KM_EV_FALLBACK_HIT = 1, /* read-repair: missed[] lack key */
 	KM_EV_TIMEOUT = 2,	/* backend did not answer in time */
 	KM_EV_REFUSED = 3,	/* backend's host: ICMP port unreachable */
-	KM_EV_WRITE_MISSED = 4, /* a write skipped missed[] (not writable) */
+	KM_EV_SILENT = 4,	/* no reply within --udp-retry: retried */
+	KM_EV_WRITE_MISSED = 5, /* a write skipped missed[] (not writable) */
 };
 
 /* Sent to the daemon through km_events (ring buffer). */

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "journal.h"
+#include "retry.h"
 
 enum km_opt_id {
 	O_BACKEND = 's',
@@ -57,6 +58,7 @@ enum km_opt_id {
 	O_JOURNALMAX,
 	O_NAME,
 	O_CHECK,
+	O_UDPRETRY,
 };
 
 static const struct option km_long_opts[] = {
@@ -94,6 +96,7 @@ static const struct option km_long_opts[] = {
 	{"name", required_argument, NULL, O_NAME},
 	{"version", no_argument, NULL, O_VERSION},
 	{"check-config", no_argument, NULL, O_CHECK},
+	{"udp-retry", required_argument, NULL, O_UDPRETRY},
 	{NULL, 0, NULL, 0},
 };
 
@@ -109,6 +112,7 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->timeout_ms = 1000;
 	cfg->repair_rate = 1000;
 	cfg->journal_max = KM_JOURNAL_MAX;
+	cfg->udp_retry_ms = KM_UDP_RETRY_DEFAULT_MS;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -430,6 +434,11 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 	case O_CHECK:
 		cfg->check_only = 1;
 		return 0;
+	case O_UDPRETRY:
+		if (km_parse_int(arg, 0, 60000, &v))
+			goto bad;
+		cfg->udp_retry_ms = v;
+		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
@@ -691,6 +700,11 @@ void km_config_usage(FILE *out)
 	      "                            'config ok' or the error, exit 0 / "
 	      "2; starts\n"
 	      "                            nothing\n"
+	      "      --udp-retry MS        kernel path: a UDP request whose "
+	      "backend\n"
+	      "                            is silent this long goes to the "
+	      "next\n"
+	      "                            replica (100, 0 = never)\n"
 	      "\n"
 	      "Write policy: every write goes to every live replica; the "
 	      "client\n"

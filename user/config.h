@@ -69,9 +69,10 @@ struct km_cfg {
 	char ctl_path[KM_PATH_MAX];
 	char metrics[KM_NAME_MAX]; /* "addr:port", "" = off */
 	struct sockaddr_in metrics_addr;
-	unsigned int repair_rate; /* read-repairs a second (ops) */
-	unsigned int journal_max; /* missed-write keys per backend */
-	char name[KM_NAME_MAX];	  /* --name: ours in fences (fence.h) */
+	unsigned int repair_rate;  /* read-repairs a second (ops) */
+	unsigned int udp_retry_ms; /* kernel path: retry after, 0 = never */
+	unsigned int journal_max;  /* missed-write keys per backend */
+	char name[KM_NAME_MAX];	   /* --name: ours in fences (fence.h) */
 };
 
 /* What km_config_parse_args asks the caller to do. */

@@ -579,6 +579,9 @@ static void km_reload_live(const struct km_cfg *n, bool *replicas_changed)
 	km_d.cfg.verbose = n->verbose;
 	km_d.cfg.replicas = n->replicas;
 	km_d.cfg.repair_rate = n->repair_rate;
+	/* the kernel path's retry thread reads it without the lock */
+	__atomic_store_n(&km_d.cfg.udp_retry_ms, n->udp_retry_ms,
+			 __ATOMIC_RELAXED);
 	km_repair_set_rate(n->repair_rate);
 	km_d.cfg.journal_max = n->journal_max;
 	km_journal_set_max(n->journal_max);

@@ -2,9 +2,10 @@
 /*
  * kmagentd's side of the kernel path: with -I IFACE, load and attach the
  * programs, push the backend table, ring, policy and allow-list into the
- * maps and keep them in step through the daemon's hooks, and turn kernel
- * events into health signals (timeouts) and read-repair notes (hits after
- * a fallback).  Kept apart from kbpf.c, which knows nothing of the daemon.
+ * maps and keep them in step through the daemon's hooks, turn kernel
+ * events into health signals (timeouts, silent backends) and read-repair
+ * notes (hits after a fallback), and run the retry thread
+ * (kbpf_retry.c).  Kept apart from kbpf.c, which knows nothing of the daemon.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,7 +20,9 @@
 #include "daemon.h"
 #include "journal.h"
 #include "kbpf.h"
+#include "kbpf_retry.h"
 #include "log.h"
+#include "retry.h"
 
 static struct km_bpf *km_kb;
 static pthread_t km_kb_thread;
@@ -201,6 +204,20 @@ static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 		break;
 	case KM_EV_WRITE_MISSED:
 		km_kbpf_write_missed(ev);
+		break;
+	case KM_EV_SILENT:
+		/* once per silence: the kernel sends it when it sets the flag
+		 */
+		if (ev->backend && ev->backend < KM_MAX_BACKENDS)
+			km_info("kernel path: backend %s: no reply within "
+				"%u ms: requests retried on its replicas, "
+				"reads skip it for %d ms\n",
+				km_d.be[ev->backend].name,
+				km_d.cfg.udp_retry_ms, KM_SILENT_HOLD_MS);
+		km_kretry_silent(ev->backend);
+		if (km_kbpf_timeout_due(ev->backend))
+			km_health_passive_failure(ev->backend,
+						  "no UDP reply in time");
 		break;
 	case KM_EV_FALLBACK_HIT:
 		/* the kernel keeps no value: the repair hook fetches it */
@@ -511,6 +528,11 @@ int km_kbpf_start(const struct km_cfg *cfg)
 		goto fail;
 	}
 	km_kb_thread_up = 1;
+	err = km_kretry_start(km_kb, cfg);
+	if (err) {
+		km_err("kernel path: retry thread: %s\n", strerror(-err));
+		return err;
+	}
 	return 0;
 fail:
 	/* hooks stay registered: the daemon exits on this error, and
@@ -523,6 +545,7 @@ fail:
 void km_kbpf_stop(void)
 {
 	km_kb_stop = 1;
+	km_kretry_stop();
 	if (km_kb_thread_up) {
 		pthread_join(km_kb_thread, NULL);
 		km_kb_thread_up = 0;

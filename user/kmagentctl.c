@@ -219,12 +219,14 @@ static void km_pin_backends(FILE *out, const struct km_pinned *p, bool counters,
 			st[b.state]++;
 		fprintf(out,
 			"%s{\"id\":%u,\"name\":\"%s:%u\",\"state\":\"%s\","
-			"\"no_reads\":%s,\"no_writes\":%s,\"refused\":%s",
+			"\"no_reads\":%s,\"no_writes\":%s,\"refused\":%s,"
+			"\"silent\":%s",
 			first ? "" : ",", id, addr, ntohs(b.port),
 			km_state_name(b.state),
 			b.flags & KM_BE_F_NO_READS ? "true" : "false",
 			b.flags & KM_BE_F_NO_WRITES ? "true" : "false",
-			b.flags & KM_BE_F_REFUSED ? "true" : "false");
+			b.flags & KM_BE_F_REFUSED ? "true" : "false",
+			b.flags & KM_BE_F_SILENT ? "true" : "false");
 		if (counters) {
 			fputs(",\"user\":null,\"kernel\":", out);
 			km_pinned_json_be_stats(out, p, id);

@@ -184,6 +184,10 @@ static void km_metrics_backend_counters(FILE *out, const struct km_be_view *v,
 		  (long long)(v[i].c.errors + v[i].c.conn_errors), -1LL);
 	KM_FAMILY("timeouts", "Requests the backend did not answer in time.",
 		  (long long)v[i].c.timeouts, (long long)ks[i].timeouts);
+	KM_FAMILY("retried",
+		  "Requests it left unanswered past --udp-retry, sent on or "
+		  "answered without it.",
+		  -1LL, (long long)ks[i].retried);
 #undef KM_FAMILY
 }
 

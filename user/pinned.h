@@ -26,11 +26,16 @@ struct km_pinned {
 			X(write_divergent) X(timeouts) X(denied)               \
 				X(pending_full) X(no_backend) X(no_route)      \
 					X(stray_replies) X(helper_errors)      \
-						X(events_lost) X(refused)
+						X(events_lost) X(refused)      \
+							X(retries)             \
+							X(retry_writes)        \
+							X(retry_late)          \
+							X(retry_exhausted)
 /* clang-format on */
 
 #define KM_BE_STATS_FIELDS(X)                                                  \
-	X(gets) X(hits) X(misses) X(writes) X(write_replies) X(timeouts)
+	X(gets)                                                                \
+	X(hits) X(misses) X(writes) X(write_replies) X(timeouts) X(retried)
 
 struct km_prog_stats {
 	__u32 id;

@@ -10,7 +10,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/ip.h>
 #include <linux/udp.h>
 #include <net/if.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -222,6 +225,81 @@ static inline __be32 km_t_addr(const char *ip)
 
 	inet_pton(AF_INET, ip, &a);
 	return a;
+}
+
+/* Checks common to every frame the programs send: checksums, lengths. */
+static inline void km_t_check_sane(struct km_t_frame *f, const char *what)
+{
+	CHECK(km_t_ip_verify(f) == 0, "%s: IP checksum", what);
+	CHECK(km_t_udp_verify(f) == 0, "%s: UDP checksum", what);
+	CHECK(ntohs(km_t_ip(f)->tot_len) == ntohs(km_t_udp(f)->len) + 20,
+	      "%s: IP/UDP lengths agree", what);
+	CHECK(f->len >= f->l2 + ntohs(km_t_ip(f)->tot_len),
+	      "%s: frame holds IP", what);
+}
+
+/* f goes from src to dst (MACs, addresses, ports), and is sane. */
+static inline void km_t_check_to(struct km_t_frame *f,
+				 const struct km_t_ep *src,
+				 const struct km_t_ep *dst, const char *what)
+{
+	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
+
+	CHECK(!memcmp(eth->h_dest, dst->mac, 6), "%s: dst MAC", what);
+	CHECK(!memcmp(eth->h_source, src->mac, 6), "%s: src MAC", what);
+	CHECK(km_t_ip(f)->saddr == km_t_addr(src->ip), "%s: src addr", what);
+	CHECK(km_t_ip(f)->daddr == km_t_addr(dst->ip), "%s: dst addr %x", what,
+	      km_t_ip(f)->daddr);
+	CHECK(ntohs(km_t_udp(f)->source) == src->port, "%s: src port", what);
+	CHECK(ntohs(km_t_udp(f)->dest) == dst->port, "%s: dst port", what);
+	km_t_check_sane(f, what);
+}
+
+static inline void km_t_check_payload(struct km_t_frame *f, const char *want,
+				      const char *what)
+{
+	size_t n = strlen(want);
+
+	CHECK(km_t_payload_len(f) == n && !memcmp(km_t_payload(f), want, n),
+	      "%s: payload is \"%.*s\"", what, (int)n, want);
+}
+
+/* A packet socket seeing every frame that goes through ifname. */
+static inline int km_t_pkt_sock(const char *ifname)
+{
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET,
+				  .sll_protocol = htons(ETH_P_ALL),
+				  .sll_ifindex = if_nametoindex(ifname)};
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
+		perror("packet socket");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Next untagged UDP frame to port dport seen on packet socket fd, in 1 s. */
+static inline int km_t_recv_udp(int fd, __u16 dport, struct km_t_frame *f)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	ssize_t n;
+
+	while (poll(&p, 1, 1000) == 1) {
+		n = recv(fd, f->buf, sizeof(f->buf), 0);
+		if (n < 14 + 20 + 8 + 8)
+			continue;
+		f->len = n;
+		f->l2 = 14;
+		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IP) ||
+		    km_t_ip(f)->protocol != IPPROTO_UDP ||
+		    ntohs(km_t_udp(f)->dest) != dport)
+			continue;
+		return 0;
+	}
+	return -1;
 }
 
 /* Run the XDP program on f in place; returns the verdict, -1 on error. */

@@ -7,10 +7,7 @@
  * datagram replies, write cloning and reply aggregation, pass-through of
  * everything else, and every truncation of valid frames.
  */
-#include <poll.h>
-#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
-#include <sys/socket.h>
 
 #include "km_test.h"
 
@@ -75,41 +72,6 @@ static const struct km_slot *slot_of(const char *key)
 	return km_ring_lookup(&ring, key, strlen(key));
 }
 
-/* Checks common to every frame the programs send: checksums, lengths. */
-static void check_sane(struct km_t_frame *f, const char *what)
-{
-	CHECK(km_t_ip_verify(f) == 0, "%s: IP checksum", what);
-	CHECK(km_t_udp_verify(f) == 0, "%s: UDP checksum", what);
-	CHECK(ntohs(km_t_ip(f)->tot_len) == ntohs(km_t_udp(f)->len) + 20,
-	      "%s: IP/UDP lengths agree", what);
-	CHECK(f->len >= f->l2 + ntohs(km_t_ip(f)->tot_len),
-	      "%s: frame holds IP", what);
-}
-
-static void check_to(struct km_t_frame *f, const struct km_t_ep *src,
-		     const struct km_t_ep *dst, const char *what)
-{
-	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
-
-	CHECK(!memcmp(eth->h_dest, dst->mac, 6), "%s: dst MAC", what);
-	CHECK(!memcmp(eth->h_source, src->mac, 6), "%s: src MAC", what);
-	CHECK(km_t_ip(f)->saddr == km_t_addr(src->ip), "%s: src addr", what);
-	CHECK(km_t_ip(f)->daddr == km_t_addr(dst->ip), "%s: dst addr %x", what,
-	      km_t_ip(f)->daddr);
-	CHECK(ntohs(km_t_udp(f)->source) == src->port, "%s: src port", what);
-	CHECK(ntohs(km_t_udp(f)->dest) == dst->port, "%s: dst port", what);
-	check_sane(f, what);
-}
-
-static void check_payload(struct km_t_frame *f, const char *want,
-			  const char *what)
-{
-	size_t n = strlen(want);
-
-	CHECK(km_t_payload_len(f) == n && !memcmp(km_t_payload(f), want, n),
-	      "%s: payload is \"%.*s\"", what, (int)n, want);
-}
-
 /* Send a get for key from the client; returns the pending index or -1. */
 static int send_get(const char *req, __u16 rid, __u8 expect_be,
 		    const char *what)
@@ -122,8 +84,8 @@ static int send_get(const char *req, __u16 rid, __u8 expect_be,
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	if (!CHECK(v == XDP_TX, "%s: verdict XDP_TX (got %d)", what, v))
 		return -1;
-	check_to(&f, &km_t_proxy_nat, &km_t_be[expect_be], what);
-	check_payload(&f, req, what);
+	km_t_check_to(&f, &km_t_proxy_nat, &km_t_be[expect_be], what);
+	km_t_check_payload(&f, req, what);
 	CHECK(ntohs(km_t_mc(&f)->seq) == 0 && ntohs(km_t_mc(&f)->total) == 1,
 	      "%s: frame seq/total kept", what);
 	return ntohs(km_t_mc(&f)->rid);
@@ -173,8 +135,8 @@ static void test_get_and_hit(void)
 	}
 	v = reply_from(s->be[0], idx, 0, 1, val, &f);
 	CHECK(v == XDP_TX, "hit: verdict XDP_TX (got %d)", v);
-	check_to(&f, &km_t_proxy, &km_t_client, "hit to client");
-	check_payload(&f, val, "hit to client");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "hit to client");
+	km_t_check_payload(&f, val, "hit to client");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 77,
 	      "hit: client's request id restored");
 	CHECK(!get_pending(idx, &e) && e.ts == 0, "pending entry released");
@@ -216,8 +178,9 @@ static void test_fallback(const char *key, const char *req, const char *miss,
 		return;
 	v = reply_from(s->be[0], idx, 0, 1, miss, &f);
 	CHECK(v == XDP_TX, "miss: turned into a request (got %d)", v);
-	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]], "fallback request");
-	check_payload(&f, req, "fallback request");
+	km_t_check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
+		      "fallback request");
+	km_t_check_payload(&f, req, "fallback request");
 	CHECK(ntohs(km_t_mc(&f)->rid) == idx && ntohs(km_t_mc(&f)->total) == 1,
 	      "fallback request: proxy's request id");
 	CHECK(!get_pending(idx, &e) && e.ts && e.nr_tried == 2 &&
@@ -229,8 +192,8 @@ static void test_fallback(const char *key, const char *req, const char *miss,
 	nr_ev = 0;
 	v = reply_from(s->be[1], idx, 0, 1, hit, &f);
 	CHECK(v == XDP_TX, "hit after fallback forwarded");
-	check_to(&f, &km_t_proxy, &km_t_client, "fallback hit to client");
-	check_payload(&f, hit, "fallback hit to client");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "fallback hit to client");
+	km_t_check_payload(&f, hit, "fallback hit to client");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 9, "fallback hit: client's rid");
 	s1 = stats();
 	CHECK(s1.fallbacks == s0.fallbacks + 1, "fallback counted");
@@ -325,10 +288,10 @@ static void test_refused(void)
 	build_unreach(&f, &km_t_be[s->be[0]], &sent);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_TX, "error turned into the request (got %d)", v);
-	check_sane(&f, "request after the error");
-	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
-		 "request after the error");
-	check_payload(&f, req, "request after the error");
+	km_t_check_sane(&f, "request after the error");
+	km_t_check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
+		      "request after the error");
+	km_t_check_payload(&f, req, "request after the error");
 	CHECK(ntohs(km_t_mc(&f)->rid) == idx, "same pending entry");
 	CHECK(backend_flags(s->be[0]) == KM_BE_F_REFUSED,
 	      "backend marked refused");
@@ -341,7 +304,7 @@ static void test_refused(void)
 	      "daemon told which backend refused");
 	v = reply_from(s->be[1], idx, 0, 1, val, &f);
 	CHECK(v == XDP_TX, "the second replica's hit goes to the client");
-	check_to(&f, &km_t_proxy, &km_t_client, "hit after the error");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "hit after the error");
 
 	/* from now on the refusing backend is skipped up front */
 	send_get(req, 42, s->be[1], "next get skips the refused backend");
@@ -367,9 +330,9 @@ static void test_tc_fallback(void)
 		   "END\r\n", 5, 0);
 	v = km_t_run_tc(tc_fd, &f, if0);
 	CHECK(v == TC_ACT_REDIRECT, "tc fallback: redirected (got %d)", v);
-	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
-		 "tc fallback request");
-	check_payload(&f, req, "tc fallback request");
+	km_t_check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
+		      "tc fallback request");
+	km_t_check_payload(&f, req, "tc fallback request");
 	CHECK(ntohs(km_t_mc(&f)->rid) == idx && ntohs(km_t_mc(&f)->total) == 1,
 	      "tc fallback request: proxy's request id");
 	CHECK(!get_pending(idx, &e) && e.ts && e.nr_tried == 2 &&
@@ -383,7 +346,7 @@ static void test_tc_fallback(void)
 	CHECK(v == TC_ACT_OK, "tc leaves hits alone");
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_TX, "the hit goes back to the client");
-	check_to(&f, &km_t_proxy, &km_t_client, "hit after tc fallback");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "hit after tc fallback");
 	km_bpf_poll(kb, 10);
 }
 
@@ -414,8 +377,8 @@ static void test_local_backend(void)
 		   0);
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_PASS, "local get: passed up the stack (got %d)", v);
-	check_to(&f, &km_t_client, &local_be, "local get");
-	check_payload(&f, req, "local get");
+	km_t_check_to(&f, &km_t_client, &local_be, "local get");
+	km_t_check_payload(&f, req, "local get");
 	idx = ntohs(km_t_mc(&f)->rid);
 	CHECK(!get_pending(idx, &e) && e.ts && e.local == 1 &&
 		      e.cur_be == s->be[0],
@@ -426,8 +389,8 @@ static void test_local_backend(void)
 	km_t_build(&f, &local_be, &km_t_client, idx, 0, 1, hit, strlen(hit), 0);
 	v = km_t_run_tc(egress_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "local hit: let out (got %d)", v);
-	check_to(&f, &km_t_proxy, &km_t_client, "local hit to client");
-	check_payload(&f, hit, "local hit to client");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "local hit to client");
+	km_t_check_payload(&f, hit, "local hit to client");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 21, "local hit: client's rid");
 	CHECK(!get_pending(idx, &e) && !e.ts, "local hit: entry released");
 
@@ -439,9 +402,9 @@ static void test_local_backend(void)
 	km_t_build(&f, &local_be, &km_t_client, idx, 0, 1, "END\r\n", 5, 0);
 	v = km_t_run_tc(egress_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "local miss: sent on (got %d)", v);
-	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
-		 "fallback from local");
-	check_payload(&f, req, "fallback from local");
+	km_t_check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[1]],
+		      "fallback from local");
+	km_t_check_payload(&f, req, "fallback from local");
 	CHECK(!get_pending(idx, &e) && e.ts && !e.local &&
 		      e.cur_be == s->be[1] && e.nr_tried == 2,
 	      "fallback from local: entry on the remote replica");
@@ -469,8 +432,8 @@ static void test_local_backend(void)
 	if (idx >= 0) {
 		v = reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
 		CHECK(v == XDP_PASS, "remote miss -> local: passed up (%d)", v);
-		check_to(&f, &km_t_client, &local_be, "fallback to local");
-		check_payload(&f, req, "fallback to local");
+		km_t_check_to(&f, &km_t_client, &local_be, "fallback to local");
+		km_t_check_payload(&f, req, "fallback to local");
 		CHECK(ntohs(km_t_mc(&f)->rid) == idx,
 		      "fallback to local: proxy's rid");
 		CHECK(!get_pending(idx, &e) && e.local == 1 &&
@@ -519,8 +482,8 @@ static void test_fallback_unreachable(void)
 			    : i == 1 ? TC_ACT_OK
 				     : TC_ACT_REDIRECT),
 		      "%s: verdict %d", how[i], v);
-		check_to(&f, &km_t_client, &km_t_proxy, how[i]);
-		check_payload(&f, req, how[i]);
+		km_t_check_to(&f, &km_t_client, &km_t_proxy, how[i]);
+		km_t_check_payload(&f, req, how[i]);
 		CHECK(ntohs(km_t_mc(&f)->rid) == 90 + i,
 		      "%s: the client's request id", how[i]);
 		CHECK(!get_pending(idx, &e) && !e.ts, "%s: entry released",
@@ -545,8 +508,8 @@ static void test_fallback_exhausted(void)
 	if (idx >= 0) {
 		v = reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
 		CHECK(v == XDP_TX, "miss forwarded");
-		check_to(&f, &km_t_proxy, &km_t_client, "miss to client");
-		check_payload(&f, "END\r\n", "miss to client");
+		km_t_check_to(&f, &km_t_proxy, &km_t_client, "miss to client");
+		km_t_check_payload(&f, "END\r\n", "miss to client");
 		CHECK(stats().misses == s0.misses + 1, "miss counted");
 		CHECK(!get_pending(idx, &e) && !e.ts, "entry released");
 	}
@@ -559,12 +522,12 @@ static void test_fallback_exhausted(void)
 	if (idx >= 0) {
 		reply_from(s->be[1], idx, 0, 1, "END\r\n", &f);
 		/* the primary is untried and UP again: asked as a fallback */
-		check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[0]],
-			 "fallback to the untried primary");
+		km_t_check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[0]],
+			      "fallback to the untried primary");
 		reply_from(s->be[0], idx, 0, 1, "END\r\n", &f);
 		reply_from(s->be[2], idx, 0, 1, "END\r\n", &f);
-		check_to(&f, &km_t_proxy, &km_t_client,
-			 "all missed: miss to client");
+		km_t_check_to(&f, &km_t_proxy, &km_t_client,
+			      "all missed: miss to client");
 	}
 }
 
@@ -581,7 +544,7 @@ static void test_multi_datagram(void)
 		return;
 	v = reply_from(s->be[0], idx, 1, 2, "second half\r\nEND\r\n", &f);
 	CHECK(v == XDP_TX, "datagram 1 of 2 forwarded");
-	check_to(&f, &km_t_proxy, &km_t_client, "datagram 1 of 2");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "datagram 1 of 2");
 	CHECK(ntohs(km_t_mc(&f)->seq) == 1 && ntohs(km_t_mc(&f)->total) == 2 &&
 		      ntohs(km_t_mc(&f)->rid) == 300,
 	      "datagram 1 of 2: seq, total, rid");
@@ -607,7 +570,7 @@ static void test_vlan_and_redirect(void)
 	v = km_t_run_xdp(xdp_fd, &f, if0);
 	CHECK(v == XDP_TX, "tagged get routed");
 	CHECK(!memcmp(f.buf + 12, tag, 4), "VLAN tag kept");
-	check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[0]], "tagged get");
+	km_t_check_to(&f, &km_t_proxy_nat, &km_t_be[s->be[0]], "tagged get");
 
 	set_backend(s->be[0], "198.18.1.14", KM_BE_UP);
 	/* the daemon's choice of source address towards that backend */
@@ -622,7 +585,7 @@ static void test_vlan_and_redirect(void)
 	      "redirected to the backend's address");
 	CHECK(km_t_ip(&f)->saddr == km_t_addr("198.18.1.1"),
 	      "from the proxy's address on that side");
-	check_sane(&f, "redirected get");
+	km_t_check_sane(&f, "redirected get");
 	{
 		struct km_t_ep far_be = {
 			{0x02, 0, 0, 0, 0x01, 0x14}, "198.18.1.14", MC_PORT};
@@ -636,8 +599,8 @@ static void test_vlan_and_redirect(void)
 		v = km_t_run_xdp(xdp_fd, &f, if2);
 		CHECK(v == XDP_REDIRECT, "its reply, on kv2, redirected (%d)",
 		      v);
-		check_to(&f, &km_t_proxy, &km_t_client,
-			 "reply from behind kv2");
+		km_t_check_to(&f, &km_t_proxy, &km_t_client,
+			      "reply from behind kv2");
 	}
 	km_bpf_set_backend_src(kb, s->be[0], 0);
 	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
@@ -903,41 +866,6 @@ static void test_late_reply(void)
 
 /* ---- writes (tc) ---- */
 
-static int pkt_sock(const char *ifname)
-{
-	struct sockaddr_ll sll = {.sll_family = AF_PACKET,
-				  .sll_protocol = htons(ETH_P_ALL),
-				  .sll_ifindex = if_nametoindex(ifname)};
-	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
-		perror("packet socket");
-		return -1;
-	}
-	return fd;
-}
-
-/* Next UDP frame to MC_PORT seen on the socket, within 1 s. */
-static int recv_clone(int fd, struct km_t_frame *f)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	ssize_t n;
-
-	while (poll(&p, 1, 1000) == 1) {
-		n = recv(fd, f->buf, sizeof(f->buf), 0);
-		if (n < 14 + 20 + 8 + 8)
-			continue;
-		f->len = n;
-		f->l2 = 14;
-		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IP) ||
-		    km_t_ip(f)->protocol != IPPROTO_UDP ||
-		    ntohs(km_t_udp(f)->dest) != MC_PORT)
-			continue;
-		return 0;
-	}
-	return -1;
-}
-
 static int send_write(int sock, const char *key, const char *req, __u16 rid,
 		      int expect_entry, const char *what)
 {
@@ -951,14 +879,14 @@ static int send_write(int sock, const char *key, const char *req, __u16 rid,
 	if (!CHECK(v == TC_ACT_SHOT, "%s: original dropped (got %d)", what, v))
 		return -1;
 	for (i = 0; i < s->nr; i++) {
-		if (!CHECK(!recv_clone(sock, &c), "%s: clone %d received", what,
-			   i))
+		if (!CHECK(!km_t_recv_udp(sock, MC_PORT, &c),
+			   "%s: clone %d received", what, i))
 			return -1;
-		check_sane(&c, "clone");
+		km_t_check_sane(&c, "clone");
 		CHECK(ntohs(km_t_udp(&c)->source) == NAT_PORT &&
 			      km_t_ip(&c)->saddr == km_t_addr(km_t_proxy.ip),
 		      "%s: clone from the proxy's NAT port", what);
-		check_payload(&c, req, "clone");
+		km_t_check_payload(&c, req, "clone");
 		for (int b = 1; b <= NBE; b++)
 			if (km_t_ip(&c)->daddr == km_t_addr(km_t_be[b].ip) &&
 			    !memcmp(c.buf, km_t_be[b].mac, 6))
@@ -987,7 +915,7 @@ static void test_writes(void)
 	int sock, idx, v;
 
 	printf("writes cloned to every replica, replies aggregated\n");
-	sock = pkt_sock("kv1");
+	sock = km_t_pkt_sock("kv1");
 	if (!CHECK(sock >= 0, "packet socket on kv1"))
 		return;
 	idx = send_write(sock, "wkey", req, 500, 1, "set");
@@ -1002,8 +930,8 @@ static void test_writes(void)
 	CHECK(v == XDP_DROP, "2nd reply kept back");
 	v = reply_from(s->be[0], idx, 0, 1, "STORED\r\n", &f);
 	CHECK(v == XDP_TX, "last reply answers (got %d)", v);
-	check_to(&f, &km_t_proxy, &km_t_client, "write reply");
-	check_payload(&f, "STORED\r\n", "primary policy: primary's reply");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "write reply");
+	km_t_check_payload(&f, "STORED\r\n", "primary policy: primary's reply");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 500, "write reply: client's rid");
 	CHECK(!get_pending(idx, &e) && !e.ts, "write entry released");
 	s1 = stats();
@@ -1024,8 +952,9 @@ static void test_writes(void)
 		reply_from(s->be[2], idx, 0, 1, "NOT_STORED\r\n", &f);
 		v = reply_from(s->be[1], idx, 0, 1, "STORED\r\n", &f);
 		CHECK(v == XDP_TX, "worst: last reply answers");
-		check_to(&f, &km_t_proxy, &km_t_client, "worst reply");
-		check_payload(&f, "NOT_STORED\r\n", "worst policy: refusal");
+		km_t_check_to(&f, &km_t_proxy, &km_t_client, "worst reply");
+		km_t_check_payload(&f, "NOT_STORED\r\n",
+				   "worst policy: refusal");
 	}
 	/* first policy: the first reply goes at once, the rest dropped */
 	cfg.write_policy = KM_WP_FIRST;
@@ -1034,7 +963,7 @@ static void test_writes(void)
 	if (idx >= 0) {
 		v = reply_from(s->be[1], idx, 0, 1, "DELETED\r\n", &f);
 		CHECK(v == XDP_TX, "first: first reply forwarded");
-		check_payload(&f, "DELETED\r\n", "first policy");
+		km_t_check_payload(&f, "DELETED\r\n", "first policy");
 		CHECK(reply_from(s->be[0], idx, 0, 1, "DELETED\r\n", &f) ==
 			      XDP_DROP,
 		      "first: later replies dropped");
@@ -1068,14 +997,19 @@ out:
 static void dump_stats(void)
 {
 	static const char *const names[] = {
-		"rx_service",	   "passed_up",	     "kernel_gets",
-		"kernel_writes",   "noreply_writes", "write_clones",
-		"replies",	   "hits",	     "misses",
-		"fallbacks",	   "fallback_hits",  "write_replies",
-		"write_divergent", "timeouts",	     "denied",
-		"pending_full",	   "no_backend",     "no_route",
-		"stray_replies",   "helper_errors",  "events_lost",
-		"refused",
+		"rx_service",	   "passed_up",
+		"kernel_gets",	   "kernel_writes",
+		"noreply_writes",  "write_clones",
+		"replies",	   "hits",
+		"misses",	   "fallbacks",
+		"fallback_hits",   "write_replies",
+		"write_divergent", "timeouts",
+		"denied",	   "pending_full",
+		"no_backend",	   "no_route",
+		"stray_replies",   "helper_errors",
+		"events_lost",	   "refused",
+		"retries",	   "retry_writes",
+		"retry_late",	   "retry_exhausted",
 	};
 	struct km_stats s = stats();
 	__u64 *v = (__u64 *)&s;
@@ -1103,7 +1037,7 @@ static void test_local_write(void)
 
 	printf("write with a local replica: clones + the datagram up the "
 	       "stack\n");
-	sock = pkt_sock("kv1");
+	sock = km_t_pkt_sock("kv1");
 	if (!CHECK(sock >= 0, "packet socket on kv1"))
 		return;
 	set_backend(s->be[0], local_be.ip, KM_BE_UP);
@@ -1111,10 +1045,11 @@ static void test_local_write(void)
 		   0);
 	v = km_t_run_tc(tc_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "local write: the datagram goes on (got %d)", v);
-	check_to(&f, &km_t_client, &local_be, "write to the local replica");
-	check_payload(&f, req, "write to the local replica");
+	km_t_check_to(&f, &km_t_client, &local_be,
+		      "write to the local replica");
+	km_t_check_payload(&f, req, "write to the local replica");
 	idx = ntohs(km_t_mc(&f)->rid);
-	for (n = 0; n < 3 && !recv_clone(sock, &c); n++)
+	for (n = 0; n < 3 && !km_t_recv_udp(sock, MC_PORT, &c); n++)
 		CHECK(ntohs(km_t_mc(&c)->rid) == idx &&
 			      km_t_ip(&c)->daddr != km_t_addr(local_be.ip),
 		      "clone %d: to a remote replica, same rid", n);
@@ -1130,23 +1065,23 @@ static void test_local_write(void)
 	CHECK(v == XDP_DROP, "remote reply kept back");
 	v = reply_from(s->be[2], idx, 0, 1, "STORED\r\n", &f);
 	CHECK(v == XDP_TX, "last remote reply answers (got %d)", v);
-	check_to(&f, &km_t_proxy, &km_t_client, "aggregate");
-	check_payload(&f, "NOT_STORED\r\n", "aggregate is the primary's");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "aggregate");
+	km_t_check_payload(&f, "NOT_STORED\r\n", "aggregate is the primary's");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 600, "aggregate: client's rid");
 	/* and the other way round: the local reply comes last */
 	km_t_build(&f, &km_t_client, &km_t_proxy, 601, 0, 1, req, strlen(req),
 		   0);
 	km_t_run_tc(tc_fd, &f, if0);
 	idx = ntohs(km_t_mc(&f)->rid);
-	while (!recv_clone(sock, &c))
+	while (!km_t_recv_udp(sock, MC_PORT, &c))
 		;
 	reply_from(s->be[1], idx, 0, 1, "NOT_STORED\r\n", &f);
 	reply_from(s->be[2], idx, 0, 1, "NOT_STORED\r\n", &f);
 	km_t_build(&f, &local_be, &km_t_client, idx, 0, 1, "STORED\r\n", 8, 0);
 	v = km_t_run_tc(egress_fd, &f, if0);
 	CHECK(v == TC_ACT_OK, "local reply last: sent (got %d)", v);
-	check_to(&f, &km_t_proxy, &km_t_client, "local last");
-	check_payload(&f, "STORED\r\n", "local last: the primary's own");
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "local last");
+	km_t_check_payload(&f, "STORED\r\n", "local last: the primary's own");
 	CHECK(ntohs(km_t_mc(&f)->rid) == 601, "local last: client's rid");
 	CHECK(!get_pending(idx, &e) && !e.ts, "entry released");
 	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);

@@ -33,7 +33,7 @@ lab_ok "PB knows MA's and MB's MAC" udp_wait "neighbours" 10 \
 	sh -c "ip -n $(lab_ns pb) neigh show 198.18.0.1 | grep -q lladdr &&
 	       ip -n $(lab_ns pb) neigh show 198.18.0.2 | grep -q lladdr"
 # MB is backend 2 (second -s)
-mb_fenced_in_kernel() { [ $(($(kbe_field "$PIN" 2 flags) & 8)) -ne 0 ]; }
+mb_fenced_in_kernel() { [ $(($(kbe_field "$PIN" 2 flags) & 16)) -ne 0 ]; }
 mb_unfenced_in_kernel() { ! mb_fenced_in_kernel; }
 udp_gets() { # PREFIX LO HI VPFX: "hits H misses M wrong W" over UDP via PB
 	local hits=0 misses=0 wrong=0 i v

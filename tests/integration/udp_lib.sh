@@ -8,6 +8,14 @@
 #   udp_xdp_peer HOST          XDP_PASS on HOST's switch-side veth (NAPI
 #                              for frames the host's XDP sends: BRIEF 4)
 #   kstat PIN FIELD            km_stats FIELD summed over CPUs
+#   kbe_stat PIN ID FIELD      km_be_stats[ID].FIELD summed over CPUs
+#   udp_bench_bg OUT ARGS...   kmbench --udp --json ARGS on c, in the
+#                              background, output to file OUT
+#   udp_bench_wait             wait for it; its exit status
+#   jfield OUT FIELD           FIELD of the JSON result in file OUT
+#   udp_bench_check OUT RC US  its run (exit status RC) saw no wrong
+#                              value, lost nothing, answered nothing
+#                              twice, and no read took US or more
 #   kbe_state PIN ID           km_backends[ID].state as the kernel sees it
 #   udp_mc HOST ARGS...        mc.py --udp run in HOST
 #   udp_lab_pab                the usual lab: proxy host p (198.18.0.1, pin
@@ -40,6 +48,47 @@ import json, sys
 field = sys.argv[1]
 d = json.load(sys.stdin)
 print(sum(v["value"][field] for v in d[0]["formatted"]["values"]))' "$2"
+}
+
+kbe_stat()
+{
+	bpftool -j map lookup pinned "$1/km_be_stats" key "$2" 0 0 0 \
+		2>/dev/null | "$LAB_PY" -c '
+import json, sys
+field = sys.argv[1]
+d = json.load(sys.stdin)
+print(sum(v["value"][field] for v in d["formatted"]["values"]))' "$3"
+}
+
+udp_bench_bg()
+{
+	local out=$1
+	shift
+	lab_in c "$UDP_TOOLS/kmbench" --udp --json "$@" >"$out" 2>&1 &
+	UDP_BENCH_PID=$!
+}
+
+udp_bench_wait() { wait "$UDP_BENCH_PID"; }
+
+jfield()
+{
+	grep '^{' "$1" | "$LAB_PY" -c '
+import json, sys
+print(json.loads(sys.stdin.readline())[sys.argv[1]])' "$2"
+}
+
+udp_bench_check()
+{
+	local out=$1 rc=$2 max
+	sed 's/^/# /' "$out"
+	lab_eq "kmbench saw no wrong value (exit status)" 0 "$rc"
+	lab_eq "no wrong value" 0 "$(jfield "$out" wrong)"
+	lab_eq "no read lost" 0 "$(jfield "$out" lost)"
+	lab_eq "no request answered twice" 0 "$(jfield "$out" late)"
+	lab_ne "reads were made" 0 "$(jfield "$out" hits)"
+	max=$(jfield "$out" max_us)
+	lab_ok "slowest read $max us, under $3 us" \
+		"$LAB_PY" -c "import sys; sys.exit(float('$max') >= $3)"
 }
 
 # kbe_field PIN ID FIELD: km_backends[ID].FIELD, as the kernel sees it

@@ -97,6 +97,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.rise, 2);
 	assert_int_equal(cfg.item_size_max, 1024 * 1024);
 	assert_int_equal(cfg.replicas, 0);
+	assert_int_equal(cfg.udp_retry_ms, 100);
 	assert_string_equal(cfg.ctl_path, "/run/kmagent/kmagent.sock");
 	assert_false(cfg.foreground);
 }
@@ -139,6 +140,8 @@ static void test_long_options(void **state)
 			      "/sys/fs/bpf/x",
 			      "-t",
 			      "3",
+			      "--udp-retry",
+			      "40",
 			      NULL};
 	struct km_cfg cfg;
 
@@ -162,6 +165,7 @@ static void test_long_options(void **state)
 	assert_int_equal(ntohs(cfg.metrics_addr.sin_port), 9100);
 	assert_string_equal(cfg.pin_root, "/sys/fs/bpf/x");
 	assert_int_equal(cfg.threads, 3);
+	assert_int_equal(cfg.udp_retry_ms, 40);
 }
 
 struct bad_case {
@@ -178,6 +182,9 @@ static const struct bad_case bad_cases[] = {
 	 "--write-policy: invalid value 'all'"},
 	{{"-s", "127.0.0.1:1", "--replicas", "8", NULL}, "--replicas"},
 	{{"-s", "127.0.0.1:1", "--timeout", "-5", NULL}, "--timeout"},
+	{{"-s", "127.0.0.1:1", "--udp-retry", "60001", NULL},
+	 "--udp-retry: invalid value '60001'"},
+	{{"-s", "127.0.0.1:1", "--udp-retry", "1s", NULL}, "--udp-retry"},
 	{{"-s", "127.0.0.1:1", "-l", "nowhere", NULL}, "-l: invalid value"},
 	{{"-s", "127.0.0.1:1", "--bogus", NULL}, "--bogus"},
 	{{"-s", "127.0.0.1:1", "-Z", NULL}, "-Z"},

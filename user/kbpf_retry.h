@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * kmagentd's retry thread for the kernel path (kbpf_retry.c): requests
+ * whose backend stays silent past --udp-retry go to the next replica.
+ * Started and stopped by kbpf_daemon.c, which owns the handle.
+ */
+#ifndef KM_KBPF_RETRY_H
+#define KM_KBPF_RETRY_H
+
+#include "config.h"
+#include "kbpf.h"
+
+/* mmap the deadlines and the queue, start the thread: 0 or -errno. */
+int km_kretry_start(struct km_bpf *kb, const struct km_cfg *cfg);
+/* Join the thread, unmap; the kernel side stays as it is. */
+void km_kretry_stop(void);
+/* A KM_EV_SILENT event: clear the backend's flag KM_SILENT_HOLD_MS on. */
+void km_kretry_silent(__u8 id);
+
+#endif /* KM_KBPF_RETRY_H */
