@@ -44,6 +44,32 @@ static __always_inline void km_event_timeout(__u8 be, __u32 slot,
 }
 
 /*
+ * A write's replica that never answered may have missed it: kmagentd
+ * journals the key for it (or, without the key, its whole journal is
+ * lost).
+ */
+static __always_inline void km_event_write_silent(const struct km_pending *e,
+						  __u8 be, struct km_stats *st)
+{
+	struct km_event *ev;
+
+	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
+	if (!ev) {
+		st->events_lost++;
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->type = KM_EV_WRITE_MISSED;
+	ev->slot = e->slot;
+	ev->nr_missed = 1;
+	ev->missed[0] = be;
+	ev->key_len = e->wkey_len;
+	if (bpf_probe_read_kernel(ev->key, KM_WKEY_MAX, e->wkey))
+		ev->key_len = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/*
  * A stale entry we now own: charge its timeout to who did not answer.
  * Global, so verified once rather than on every path of its callers.
  */
@@ -63,8 +89,10 @@ __attribute__((noinline)) int km_expire(struct km_pending *e,
 	for (j = 0; j < KM_MAX_REPLICAS; j++) {
 		if (j >= e->nr_wr)
 			break;
-		if (!e->wr_len[j])
+		if (!e->wr_len[j]) {
 			km_event_timeout(e->wr_be[j], e->slot, st);
+			km_event_write_silent(e, e->wr_be[j], st);
+		}
 	}
 	return 0;
 }

@@ -197,8 +197,10 @@ static __always_inline int km_retry_write(struct xdp_md *ctx,
 	for (j = 0; j < KM_MAX_REPLICAS; j++) {
 		if (j >= e->nr_wr)
 			break;
-		if (!e->wr_len[j])
+		if (!e->wr_len[j]) {
 			km_note_silent(e->wr_be[j], e->slot, st);
+			km_event_write_silent(e, e->wr_be[j], st);
+		}
 	}
 	km_quarantine(e, ts0); /* late replies then find it and are dropped */
 	cu = c;

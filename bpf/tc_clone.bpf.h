@@ -289,6 +289,11 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		e->policy = cfg->write_policy;
 		e->req_len = 0;
 		e->retried = 0;
+		/* key_off is the verb's length plus one: under 16 */
+		e->wkey_len = r.key_len <= KM_WKEY_MAX ? r.key_len : 0;
+		if (bpf_probe_read_kernel(e->wkey, KM_WKEY_MAX,
+					  sc->buf + (r.key_off & 15)))
+			e->wkey_len = 0;
 		for (i = 0; i < KM_MAX_REPLICAS; i++) {
 			e->wr_be[i] = i < (int)k ? ids[i] : 0;
 			e->wr_len[i] = 0;

@@ -134,6 +134,8 @@ enum km_write_policy {
 
 /* Longest request line (get/gets/mg, "\r\n" included) kept for fallback. */
 #define KM_REQ_MAX 336
+/* A write's key kept in its pending entry (journaling a silent replica). */
+#define KM_WKEY_MAX 64
 /* Longest write reply kept per replica for aggregation. */
 #define KM_WREPLY_MAX 48
 
@@ -203,6 +205,10 @@ struct km_pending {
 				       */
 		char wr_reply[KM_MAX_REPLICAS][KM_WREPLY_MAX];
 	};
+	/* writes: the key, so that a replica that never answers has it
+	 * journaled (user/journal.h); wkey_len 0: longer than KM_WKEY_MAX */
+	__u8 wkey_len;
+	char wkey[KM_WKEY_MAX];
 };
 
 /* wr_got: the retry answered the client; later replies are dropped. */

@@ -22,12 +22,18 @@ static int xdp_fd, tc_fd, egress_fd, retry_fd, pending_fd, dl_fd, q_fd, if0,
 	if2;
 static char pin_root[64];
 
-static struct km_event last_ev;
-static int nr_ev;
+static struct km_event last_ev, last_missed;
+static int nr_ev, nr_missed;
 
+/* Missed writes (for the journal) are kept apart from the other events. */
 static int on_event(const struct km_event *ev, void *ctx)
 {
 	(void)ctx;
+	if (ev->type == KM_EV_WRITE_MISSED) {
+		last_missed = *ev;
+		nr_missed++;
+		return 0;
+	}
 	last_ev = *ev;
 	nr_ev++;
 	return 0;
@@ -215,7 +221,7 @@ static void test_read_retry(void)
 	CHECK(w && (w & KM_DL_BE) == b0, "deadline armed for the primary");
 	CHECK((w & ~KM_DL_BE) == (e.ts & ~KM_DL_BE),
 	      "armed with the claim's time");
-	nr_ev = 0;
+	nr_ev = nr_missed = 0;
 	v = run_retry(idx, w, if0, 1, &f, &st);
 	CHECK(v == XDP_TX, "retry: XDP_TX (got %d)", v);
 	km_t_check_to(&f, &km_t_proxy_nat, &km_t_be[b1], "retried request");
@@ -481,7 +487,7 @@ static void test_write_retry(void)
 	CHECK(reply_from(s->be[1], idx, "STORED\r\n", &f) == XDP_DROP &&
 		      reply_from(s->be[2], idx, "STORED\r\n", &f) == XDP_DROP,
 	      "two replies kept back: the primary is awaited");
-	nr_ev = 0;
+	nr_ev = nr_missed = 0;
 	v = run_retry(idx, w, if0, 1, &f, &st);
 	CHECK(v == XDP_TX && st == KM_RQ_SENT, "retry answers (got %d)", v);
 	km_t_check_to(&f, &km_t_proxy, &km_t_client, "write answer");
@@ -496,6 +502,11 @@ static void test_write_retry(void)
 		      last_ev.type == KM_EV_SILENT &&
 		      last_ev.backend == s->be[0],
 	      "the silent primary flagged and reported");
+	CHECK(nr_missed == 1 && last_missed.nr_missed == 1 &&
+		      last_missed.missed[0] == s->be[0] &&
+		      last_missed.key_len == 3 &&
+		      !memcmp(last_missed.key, "wk1", 3),
+	      "its missed write reported with the key, for the journal");
 	v = reply_from(s->be[0], idx, "STORED\r\n", &f);
 	CHECK(v == XDP_DROP && stats().retry_late == s0.retry_late + 1,
 	      "the primary's late reply dropped");

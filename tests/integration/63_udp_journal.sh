@@ -4,6 +4,9 @@
 # with the key), so when memcached b returns from a pause only those keys
 # are replayed onto it: b is not flushed, keeps what nobody touched, and
 # holds the values written and lacks the keys deleted while it was away.
+# Writes cloned to b while it is paused but not yet down (it never
+# answers: the kernel answers the client from a, and reports the key for
+# b) are replayed as well.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
 . "$(dirname "$0")/ops_lib.sh"
@@ -47,4 +50,15 @@ lab_eq "b lost the keys deleted over UDP" "hits 0 misses 10 wrong 0" \
 	"$(ops_py c getv $B keep- 20 30 keep-)"
 lab_eq "b kept every other key" "hits 70 misses 0 wrong 0" \
 	"$(ops_py c getv $B keep- 30 $N keep-)"
+
+lab_log "b pauses again; UDP sets at once, before kmagentd sees it down"
+kill -STOP "$(lab_pid mc-b)"
+lab_eq "20 keys overwritten over UDP right after the pause" 0 \
+	"$(for i in $(seq 40 59); do echo "set keep-$i fresh-$i"; done | udp_seq)"
+lab_ok "b marked down" ops_wait_state $B down . 10
+kill -CONT "$(lab_pid mc-b)"
+lab_ok "b up again after a replay" ops_wait_state $B up "replayed" 10
+lab_eq "b holds every value written while it was silent or down" \
+	"hits 20 misses 0 wrong 0" "$(ops_py c getv $B keep- 40 60 fresh-)"
+lab_eq "still never flushed" 0 "$(ops_py c stat $B cmd_flush)"
 lab_done
