@@ -100,9 +100,11 @@ static struct km_op *km_op_new(struct km_worker *w, struct km_req *r, __u8 be,
 	}
 	op->next = NULL;
 	op->req = r;
+	op->cmd = r->cmd;
 	op->be = be;
 	op->rank = 0;
-	op->kind = kind;
+	/* a quiet meta command may say nothing: "mn" closes it */
+	op->kind = r->quiet ? KM_RK_QUIET : kind;
 	op->nkeys = 0;
 	return op;
 }
@@ -374,10 +376,12 @@ static void km_key_store_hit(struct km_req *r, struct km_key *k, int rank,
 
 /*
  * Match a VALUES reply to the op's keys: memcached answers hits in request
- * order and leaves misses out, so walk both lists together.
+ * order and leaves misses out, so walk both lists together.  A VALUE block
+ * left over is for a key this op did not ask: -1, the reply is another
+ * request's and the backend stream is out of step.
  */
-static void km_values_match(struct km_req *r, struct km_op *op,
-			    const char *reply, size_t len, int is_gat)
+static int km_values_match(struct km_req *r, struct km_op *op,
+			   const char *reply, size_t len, int is_gat)
 {
 	size_t off = 0;
 	unsigned int i;
@@ -420,24 +424,35 @@ static void km_values_match(struct km_req *r, struct km_op *op,
 			KM_INC(km_d.be[op->be].c.fallbacks);
 		}
 	}
+	return n > 0 ? -1 : 0;
 }
 
-static void km_read_op_done(struct km_worker *w, struct km_op *op,
-			    const char *reply, size_t len)
+/* The op's keys, as if their backend had failed: they fall back. */
+static void km_keys_failed(struct km_req *r, struct km_op *op)
+{
+	unsigned int i;
+
+	for (i = 0; i < op->nkeys; i++)
+		r->keys[op->keys[i]].inflight = 0;
+}
+
+static int km_read_op_done(struct km_worker *w, struct km_op *op,
+			   const char *reply, size_t len)
 {
 	struct km_req *r = op->req;
-	unsigned int i;
+	int err = 0;
 
 	if (!reply || km_reply_classify(reply, len) >= KM_RC_CLIENT) {
 		if (reply)
 			KM_INC(km_d.be[op->be].c.errors);
-		for (i = 0; i < op->nkeys; i++)
-			r->keys[op->keys[i]].inflight = 0;
-	} else {
-		km_values_match(r, op, reply, len, 0);
+		km_keys_failed(r, op);
+	} else if (km_values_match(r, op, reply, len, 0)) {
+		km_keys_failed(r, op);
+		err = -1;
 	}
 	if (!r->answered)
 		km_read_round(w, r);
+	return err;
 }
 
 /* ---- gat / gats: a touch on every writable replica, best hit -------- */
@@ -451,16 +466,18 @@ static void km_gat_finish(struct km_worker *w, struct km_req *r)
 	km_read_finish(w, r);
 }
 
-static void km_gat_op_done(struct km_worker *w, struct km_op *op,
-			   const char *reply, size_t len)
+static int km_gat_op_done(struct km_worker *w, struct km_op *op,
+			  const char *reply, size_t len)
 {
 	struct km_req *r = op->req;
+	int err = 0;
 
 	if (reply && km_reply_classify(reply, len) < KM_RC_CLIENT)
-		km_values_match(r, op, reply, len, 1);
+		err = km_values_match(r, op, reply, len, 1);
 	/* the last op out, once dispatch is over */
 	if (r->pending == 1 && !r->dispatching && !r->answered)
 		km_gat_finish(w, r);
+	return err;
 }
 
 static void km_gat_send(struct km_worker *w, struct km_req *r)
@@ -520,11 +537,8 @@ static void km_one_finish(struct km_worker *w, struct km_req *r)
 		km_req_set_resp(r, KM_ERR_UNAVAILABLE,
 				sizeof(KM_ERR_UNAVAILABLE) - 1);
 	} else {
+		/* empty: a quiet miss, which the backend kept silent */
 		km_req_set_resp(r, km_buf_data(&r->res), km_buf_used(&r->res));
-		/* meta quiet mode: a miss says nothing */
-		if (r->quiet && km_buf_used(&r->res) >= 2 &&
-		    !memcmp(r->res.p + r->res.off, "EN", 2))
-			r->resp.off = r->resp.len = 0;
 	}
 	km_req_answered(w, r);
 }
@@ -541,7 +555,7 @@ static void km_one_op_done(struct km_worker *w, struct km_op *op,
 		km_one_send(w, r);
 		return;
 	}
-	cls = km_reply_classify(reply, len);
+	cls = len ? km_reply_classify(reply, len) : KM_RC_NEGATIVE;
 	if (cls == KM_RC_SERVER) {
 		KM_INC(km_d.be[op->be].c.errors);
 		km_one_send(w, r);
@@ -551,7 +565,8 @@ static void km_one_op_done(struct km_worker *w, struct km_op *op,
 	r->res.off = r->res.len = 0;
 	km_buf_append(&r->res, reply, len);
 	if (r->cmd == KM_CMD_MG || r->cmd == KM_CMD_ME) {
-		int miss = len >= 2 && !memcmp(reply, "EN", 2);
+		/* len 0: a quiet mg's miss */
+		int miss = len == 0 || (len >= 2 && !memcmp(reply, "EN", 2));
 
 		if (r->cmd == KM_CMD_MG) {
 			if (miss)
@@ -638,13 +653,9 @@ static void km_write_answer(struct km_worker *w, struct km_req *r,
 			goto out;
 		}
 	}
+	/* empty: what a quiet meta command's backend kept silent */
 	km_req_set_resp(r, km_buf_data(&pick->reply),
 			km_buf_used(&pick->reply));
-	/* meta quiet mode: success (a miss for mg) says nothing */
-	if (r->quiet && km_buf_used(&r->resp) >= 2 &&
-	    !memcmp(km_buf_data(&r->resp), r->cmd == KM_CMD_MG ? "EN" : "HD",
-		    2))
-		r->resp.off = r->resp.len = 0;
 out:
 	if (r->noreply)
 		r->resp.off = r->resp.len = 0;
@@ -653,8 +664,22 @@ out:
 
 static int km_wrep_is_miss(const struct km_wrep *wr)
 {
-	return km_buf_used(&wr->reply) >= 2 &&
-	       !memcmp(km_buf_data(&wr->reply), "EN", 2);
+	/* empty: a quiet mg's miss */
+	return km_buf_used(&wr->reply) == 0 ||
+	       (km_buf_used(&wr->reply) >= 2 &&
+		!memcmp(km_buf_data(&wr->reply), "EN", 2));
+}
+
+/*
+ * The class of a backend's reply; len 0 is a quiet meta command's silence:
+ * a miss for mg, the nominal success (HD) for ms, md and ma.
+ */
+static enum km_reply_class km_wrep_class(const struct km_req *r,
+					 const char *reply, size_t len)
+{
+	if (len == 0)
+		return r->cmd == KM_CMD_MG ? KM_RC_NEGATIVE : KM_RC_OK;
+	return km_reply_classify(reply, len);
 }
 
 /*
@@ -734,7 +759,7 @@ static void km_write_op_done(struct km_worker *w, struct km_op *op,
 
 	wr->done = 1;
 	if (reply) {
-		wr->cls = km_reply_classify(reply, len);
+		wr->cls = km_wrep_class(r, reply, len);
 		km_buf_append(&wr->reply, reply, len);
 		if (wr->cls == KM_RC_SERVER)
 			KM_INC(km_d.be[op->be].c.errors);
@@ -831,7 +856,7 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 
 	wr->done = 1;
 	if (reply) {
-		wr->cls = km_reply_classify(reply, len);
+		wr->cls = km_wrep_class(r, reply, len);
 		km_buf_append(&wr->reply, reply, len);
 		if (wr->cls < KM_RC_SERVER)
 			KM_INC(km_d.be[op->be].writes_ok);
@@ -873,17 +898,25 @@ static void km_cas_send(struct km_worker *w, struct km_req *r)
 	km_write_send_range(w, r, 0, 1);
 }
 
-void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
-		    size_t len)
+int km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
+		   size_t len)
 {
 	struct km_req *r = op->req;
+	int err = 0;
 
+	/* a quiet command's reply: without the "MN" closing it */
+	if (reply && op->kind == KM_RK_QUIET)
+		len -= 4;
+	if (reply && !km_reply_fits(op->cmd, reply, len)) {
+		reply = NULL; /* another request's: as if the backend failed */
+		err = -1;
+	}
 	switch (r->type) {
 	case KM_RT_READ:
-		km_read_op_done(w, op, reply, len);
+		err |= km_read_op_done(w, op, reply, len);
 		break;
 	case KM_RT_GAT:
-		km_gat_op_done(w, op, reply, len);
+		err |= km_gat_op_done(w, op, reply, len);
 		break;
 	case KM_RT_ONE:
 		km_one_op_done(w, op, reply, len);
@@ -900,6 +933,7 @@ void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
 	}
 	km_op_free(w, op);
 	km_req_release(w, r);
+	return err;
 }
 
 /* ---- dispatch ------------------------------------------------------- */
@@ -969,7 +1003,11 @@ static void km_key_all_backends(struct km_key *k)
 			k->be[k->nr++] = id;
 }
 
-/* The line to forward: without "noreply" / the meta "q" flag. */
+/*
+ * The line to forward: as the client sent it (a meta command's "q" too:
+ * km_backend_submit closes it with "mn"), without the text protocol's
+ * "noreply", so that the backend answers every request it is sent.
+ */
 static int km_req_copy_line(struct km_req *r, const struct km_request *pr)
 {
 	size_t n = pr->len;
@@ -981,17 +1019,8 @@ static int km_req_copy_line(struct km_req *r, const struct km_request *pr)
 		while (n > 0 && pr->line[n - 1] == ' ')
 			n--;
 	}
-	if (pr->quiet_tok) {
-		const struct km_tok *t = &pr->tok[pr->quiet_tok];
-		size_t a = t->p - pr->line;
-
-		if (km_buf_append(&r->line, pr->line, a) ||
-		    km_buf_append(&r->line, t->p + t->len,
-				  pr->len - a - t->len))
-			return -1;
-	} else if (km_buf_append(&r->line, pr->line, n)) {
+	if (km_buf_append(&r->line, pr->line, n))
 		return -1;
-	}
 	return km_buf_append(&r->line, "\r\n", 2);
 }
 

@@ -298,7 +298,7 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 {
 	const size_t item_max = km_d.cfg.item_size_max;
 
-	while (!c->closing && !c->dead) {
+	while (!c->closing && !c->dead && !c->eof) {
 		size_t avail = km_buf_used(&c->in), total;
 		const char *p = km_buf_data(&c->in);
 		struct km_request r;
@@ -339,7 +339,9 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 			break;
 		}
 		if (res == KM_P_CLOSE) {
-			km_conn_close(w, c);
+			/* as memcached: no reply; the ones before still go */
+			c->eof = 1;
+			km_reply_local(w, c, "", 0, 1);
 			return;
 		}
 		if (res == KM_P_REPLY) {
@@ -358,7 +360,7 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 			km_dispatch(w, c, &r, NULL, 0);
 			km_buf_consume(&c->in, r.consumed);
 			if (r.cmd == KM_CMD_QUIT)
-				break;
+				c->eof = 1; /* nothing after it is read */
 			continue;
 		}
 		total = r.consumed + r.vlen + 2;

@@ -82,6 +82,7 @@ struct km_conn {
 	size_t swallow; /* data bytes of a refused item still to skip */
 	size_t scanned; /* bytes of a long line known to hold no newline */
 	int closing;	/* close once out is flushed */
+	int eof;	/* quit, or what memcached closes on: parse no more */
 	int dead;
 	int paused; /* too many requests queued: input left unparsed */
 	int dirty;
