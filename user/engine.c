@@ -48,7 +48,7 @@ static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
 	r->c = c;
 	r->cmd = cmd;
 	r->type = type;
-	r->noreply = r->quiet = r->answered = r->close_after = 0;
+	r->noreply = r->quiet = r->answered = r->close_after = r->open = 0;
 	r->stats = 0;
 	r->pending = 0;
 	r->dispatching = 1;
@@ -197,8 +197,35 @@ static void km_req_dispatched(struct km_worker *w, struct km_req *r)
 		km_req_free(w, r);
 }
 
+/*
+ * Ordering.  A connection's requests reach each backend in the order sent:
+ * one pooled connection a backend, its ops queued as they are made.  But a
+ * read may ask another replica later (a miss), and a cas copies its value
+ * to the other replicas once the primary said yes: such a request is
+ * "open" until it can send nothing more, and a later write of the same
+ * connection waits for that (km_dispatch_must_wait), so that it never
+ * overtakes the fallback or the copy on any replica.
+ */
+static void km_req_open(struct km_req *r)
+{
+	if (r->open || !r->c)
+		return;
+	r->open = 1;
+	r->c->nopen++;
+}
+
+static void km_req_close(struct km_worker *w, struct km_req *r)
+{
+	if (!r->open)
+		return;
+	r->open = 0;
+	if (r->c && --r->c->nopen == 0)
+		km_conn_mark_dirty(w, r->c); /* a held write may go now */
+}
+
 static void km_req_answered(struct km_worker *w, struct km_req *r)
 {
+	km_req_close(w, r);
 	if (r->answered)
 		return;
 	r->answered = 1;
@@ -866,6 +893,7 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 		    !km_cas_rewrite(r)) {
 			r->cas_phase = 2;
 			km_write_send_range(w, r, 1, r->nreps);
+			km_req_close(w, r); /* the copies are queued */
 			return; /* answered when the copies are done */
 		}
 		km_write_answer(w, r, km_wrep_usable(wr) ? wr : NULL);
@@ -895,6 +923,7 @@ static void km_cas_send(struct km_worker *w, struct km_req *r)
 		return;
 	}
 	r->cas_phase = 1;
+	km_req_open(r); /* until its copies are queued */
 	km_write_send_range(w, r, 0, 1);
 }
 
@@ -1056,6 +1085,8 @@ static int km_dispatch_read(struct km_worker *w, struct km_conn *c,
 		km_key_set_replicas(k, ring, t.p, t.len, 0);
 	}
 	KM_ADD(km_d.c.cmd_get, r->nkeys);
+	if (!gat)
+		km_req_open(r); /* a miss asks the next replica later */
 	if (gat) {
 		KM_ADD(km_d.c.cmd_touch, r->nkeys);
 		km_gat_send(w, r);
@@ -1088,8 +1119,10 @@ static int km_dispatch_write(struct km_worker *w, struct km_request *pr,
 	for (i = 0; i < k->nr; i++)
 		if (km_be_writable(k->be[i]) && !km_req_add_rep(r, k->be[i]))
 			return -1;
-	if (r->noreply)
-		km_req_answered(w, r); /* nothing to say, in order */
+	/*
+	 * noreply: answered (with nothing) once done like any other, so that
+	 * a later "mn" means what it means to memcached: all before it is done
+	 */
 	if (r->type == KM_RT_CAS)
 		km_cas_send(w, r);
 	else
@@ -1108,6 +1141,7 @@ static int km_dispatch_one(struct km_worker *w, struct km_request *pr,
 	if (!k)
 		return -1;
 	if (pr->cmd == KM_CMD_MG || pr->cmd == KM_CMD_ME) {
+		km_req_open(r); /* a miss asks the next replica later */
 		k->off = pr->tok[1].p - pr->line;
 		k->len = pr->tok[1].len;
 		km_key_set_replicas(k, km_daemon_ring(), pr->tok[1].p,
@@ -1168,6 +1202,27 @@ static int km_meta_flag(const struct km_request *pr, unsigned int first, char f)
 		if (pr->tok[i].p[0] == f)
 			return 1;
 	return 0;
+}
+
+/* Has a meta command the flag f (tokens from first on)? */
+static int km_meta_flag(const struct km_request *pr, unsigned int first,
+			char f);
+
+int km_dispatch_must_wait(const struct km_conn *c, const struct km_request *pr)
+{
+	if (!c->nopen)
+		return 0;
+	switch (pr->cmd) {
+	case KM_CMD_GAT:
+	case KM_CMD_GATS:
+	case KM_CMD_FLUSH_ALL:
+	case KM_CMD_VERBOSITY:
+		return 1;
+	case KM_CMD_MG:
+		return km_meta_flag(pr, 2, 'T') || km_meta_flag(pr, 2, 'N');
+	default:
+		return km_cmd_is_write(pr->cmd);
+	}
 }
 
 void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,

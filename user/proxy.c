@@ -142,18 +142,20 @@ static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 static void km_conn_read(struct km_worker *w, struct km_conn *c);
 
 /*
- * Input was left unparsed (too many requests queued, or too much output
- * waiting): once the client caught up, parse it, then read the socket,
- * which edge-triggered epoll will not report again.
+ * Input was left unparsed (too many requests queued, too much output
+ * waiting, or a write held behind open requests): once that is over,
+ * parse it, then read the socket, which edge-triggered epoll will not
+ * report again.
  */
 static void km_conn_resume(struct km_worker *w, struct km_conn *c)
 {
 	if (!c->paused || c->nreq >= KM_MAX_PIPELINE / 2 ||
-	    km_buf_used(&c->out) > KM_OUT_HIGH / 2 || c->closing || c->dead)
+	    km_buf_used(&c->out) > KM_OUT_HIGH / 2 || c->closing || c->dead ||
+	    (c->held && c->nopen))
 		return;
-	c->paused = 0;
+	c->paused = c->held = 0;
 	km_conn_process(w, c);
-	if (!c->paused && !c->dead && !c->closing)
+	if (!c->udp && !c->paused && !c->dead && !c->closing)
 		km_conn_read(w, c);
 }
 
@@ -270,7 +272,9 @@ static void km_worker_flush(struct km_worker *w)
 				continue;
 			}
 			if (c->udp) {
-				if (c->nreq == 0) {
+				/* the rest of its requests, if held */
+				km_conn_resume(w, c);
+				if (c->nreq == 0 && !c->paused) {
 					km_udp_send(c);
 					c->dead = 1;
 					km_conn_free(w, c);
@@ -355,6 +359,11 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 			}
 			km_buf_consume(&c->in, r.consumed);
 			continue;
+		}
+		if (km_dispatch_must_wait(c, &r)) {
+			/* parsed again once the open requests are done */
+			c->paused = c->held = 1;
+			break;
 		}
 		if (r.vlen < 0) {
 			km_dispatch(w, c, &r, NULL, 0);

@@ -50,6 +50,7 @@ struct km_req {
 	enum km_cmd cmd;
 	enum km_req_type type;
 	int noreply, quiet, answered, close_after;
+	int open;	 /* may still send ops: later writes wait */
 	int pending;	 /* ops out */
 	int dispatching; /* ops may still be added */
 	unsigned int pool_idx;
@@ -85,6 +86,8 @@ struct km_conn {
 	int eof;	/* quit, or what memcached closes on: parse no more */
 	int dead;
 	int paused; /* too many requests queued: input left unparsed */
+	int held;   /* a write waits for the open requests: input unparsed */
+	unsigned int nopen; /* requests still open (engine.c: ordering) */
 	int dirty;
 	struct km_conn *dirty_next;
 	unsigned int pool_idx;
