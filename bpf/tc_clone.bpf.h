@@ -507,6 +507,10 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 		return TC_ACT_OK;
 	bst = km_be_stats_get(e->cur_be);
 	total = bpf_ntohs(p->frame->total);
+	if (km_reply_capped(cfg, e, total)) {
+		km_reply_drop(e, st);
+		return TC_ACT_SHOT;
+	}
 	if (total == 1 && km_is_miss(p, end, e->kind)) {
 		if (bst)
 			bst->misses++;

@@ -119,6 +119,8 @@ enum km_write_policy {
 
 /* Longest request line (get/gets/mg, "\r\n" included) kept for fallback. */
 #define KM_REQ_MAX 336
+/* memcached's UDP datagrams: at most this many bytes, frame header included. */
+#define KM_UDP_DGRAM_MAX 1400
 /* Longest write reply kept per replica for aggregation. */
 #define KM_WREPLY_MAX 48
 
@@ -132,6 +134,10 @@ struct km_config {
 	__u64 pending_timeout_ns; /* 0 = KM_PENDING_TIMEOUT_NS */
 	__be32 proxy_addr;	  /* 0 = the address each client used */
 	__u32 flags;		  /* enum km_config_flags */
+	/* a read reply of more datagrams than one: at most this many times
+	 * the request (datagrams of KM_UDP_DGRAM_MAX), or dropped; 0 = any */
+	__u32 udp_reply_ratio;
+	__u32 pad;
 };
 
 enum km_config_flags {
@@ -215,6 +221,7 @@ struct km_stats {
 	__u64 helper_errors;   /* a helper failed mid-rewrite */
 	__u64 events_lost;     /* ring buffer full */
 	__u64 refused;	       /* ICMP port unreachable from a backend */
+	__u64 reply_capped;    /* read replies over udp_reply_ratio: dropped */
 };
 
 /* Per-backend counters: km_be_stats, per CPU, indexed by backend id. */

@@ -49,6 +49,7 @@ enum km_opt_id {
 	O_CTL,
 	O_METRICS,
 	O_REPAIRRATE,
+	O_UDPRATIO,
 };
 
 static const struct option km_long_opts[] = {
@@ -82,6 +83,7 @@ static const struct option km_long_opts[] = {
 	{"ctl", required_argument, NULL, O_CTL},
 	{"metrics", required_argument, NULL, O_METRICS},
 	{"repair-rate", required_argument, NULL, O_REPAIRRATE},
+	{"udp-reply-ratio", required_argument, NULL, O_UDPRATIO},
 	{NULL, 0, NULL, 0},
 };
 
@@ -96,6 +98,7 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->write_policy = KM_WP_PRIMARY;
 	cfg->timeout_ms = 1000;
 	cfg->repair_rate = 1000;
+	cfg->udp_reply_ratio = KM_UDP_RATIO;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -403,6 +406,11 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			goto bad;
 		cfg->repair_rate = v;
 		return 0;
+	case O_UDPRATIO:
+		if (km_parse_int(arg, 0, 1000000, &v))
+			goto bad;
+		cfg->udp_reply_ratio = v;
+		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
@@ -615,7 +623,10 @@ void km_config_usage(FILE *out)
 	      "  -I, --iface IFACE         attach the kernel path "
 	      "(repeatable)\n"
 	      "      --pin-root DIR        BPF pin root (/sys/fs/bpf/kmagent)\n"
-	      "      --allow CIDR          UDP clients allowed (repeatable)\n"
+	      "      --allow CIDR          UDP clients allowed (repeatable;\n"
+	      "                            default: the subnets served, lo)\n"
+	      "      --udp-reply-ratio N   UDP replies over one datagram at\n"
+	      "                            most N x the request (10; 0: any)\n"
 	      "      --ctl PATH            control socket (/run/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"
 	      "      --repair-rate N       read-repairs a second (1000)\n"

@@ -19,6 +19,7 @@
 #define KM_DEFAULT_PORT	 11211
 #define KM_DEFAULT_CTL	 "/run/kmagent.sock"
 #define KM_ITEM_SIZE_MAX (1024 * 1024)
+#define KM_UDP_RATIO	 10 /* --udp-reply-ratio */
 
 struct km_cfg_backend {
 	char name[KM_NAME_MAX]; /* as given: "host:port" */
@@ -68,6 +69,11 @@ struct km_cfg {
 	char metrics[KM_NAME_MAX]; /* "addr:port", "" = off */
 	struct sockaddr_in metrics_addr;
 	unsigned int repair_rate; /* read-repairs a second (ops) */
+	/*
+	 * A UDP reply of more than one datagram is sent only if it is at most
+	 * this many times the request's bytes (reflection attacks); 0 = any.
+	 */
+	unsigned int udp_reply_ratio;
 };
 
 /* What km_config_parse_args asks the caller to do. */

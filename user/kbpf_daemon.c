@@ -8,7 +8,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +16,7 @@
 
 #include "daemon.h"
 #include "kbpf.h"
+#include "proxy.h"
 #include "log.h"
 
 static struct km_bpf *km_kb;
@@ -161,39 +161,15 @@ static void *km_kbpf_events(void *arg)
 	return NULL;
 }
 
-/* The clients allowed by default: the attached interfaces' subnets, lo. */
+/* The clients allowed by default: as the daemon's UDP socket allows. */
 static int km_kbpf_default_allow(const struct km_cfg *cfg)
 {
-	struct ifaddrs *ifa, *i;
-	unsigned int k, prefix;
-	__be32 mask;
-	int err;
+	struct km_cfg_allow a[KM_MAX_ALLOW];
+	unsigned int i, n = km_allow_default(cfg, a, KM_MAX_ALLOW);
+	int err = 0;
 
-	err = km_bpf_allow_add(km_kb, htonl(INADDR_LOOPBACK & 0xff000000), 8);
-	if (err)
-		return err;
-	if (getifaddrs(&ifa))
-		return -errno;
-	for (i = ifa; i; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-		    !i->ifa_netmask)
-			continue;
-		for (k = 0; k < cfg->nr_ifaces; k++)
-			if (!strcmp(cfg->ifaces[k], i->ifa_name))
-				break;
-		if (k == cfg->nr_ifaces)
-			continue;
-		mask = ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
-		prefix = __builtin_popcount(mask);
-		err = km_bpf_allow_add(
-			km_kb,
-			((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr &
-				mask,
-			prefix);
-		if (err)
-			break;
-	}
-	freeifaddrs(ifa);
+	for (i = 0; !err && i < n; i++)
+		err = km_bpf_allow_add(km_kb, a[i].addr.s_addr, a[i].prefix);
 	return err;
 }
 
@@ -208,6 +184,7 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 		return err;
 	kc.proxy_addr = cfg->listen_addr.s_addr;
 	kc.write_policy = cfg->write_policy;
+	kc.udp_reply_ratio = cfg->udp_reply_ratio;
 	if (cfg->timeout_ms > 0)
 		kc.pending_timeout_ns = cfg->timeout_ms * 1000000ull;
 	err = km_bpf_set_config(km_kb, &kc);

@@ -367,6 +367,29 @@ static enum km_cmd km_meta_cmd(char c)
 	return KM_CMD_NONE;
 }
 
+/*
+ * Commands memcached knows and kmagentd answers "ERROR" to (they act on
+ * one server: crawler, LRU and slab tuning, log watching, TLS).  Any
+ * other line, unknown to memcached too, is an HTTP request when its last
+ * token starts with "HTTP/": memcached closes the connection.
+ */
+static int km_http_line(const struct km_request *r)
+{
+	static const char *const known[] = {"lru_crawler", "watch", "lru",
+					    "extstore", "refresh_certs"};
+	const struct km_tok *cmd = &r->tok[0], *last;
+	unsigned int i;
+
+	if (strchr("gsacidt", cmd->p[0]) || (cmd->p[0] == 'm' && cmd->len == 2))
+		return 0;
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (km_tok_is(cmd, known[i]))
+			return 0;
+	/* memcached's tokenizer keeps 23 tokens, the rest in the last */
+	last = &r->tok[(r->ntok < 23 ? r->ntok : 23) - 1];
+	return last->len >= 5 && !memcmp(last->p, "HTTP/", 5);
+}
+
 /* memcached keeps reading an unterminated line only for a big multiget. */
 static int km_long_line_allowed(const char *buf, size_t len)
 {
@@ -436,6 +459,8 @@ enum km_parse_res km_parse_request(const char *buf, size_t len,
 			break;
 		}
 	}
+	if (r->cmd == KM_CMD_NONE && km_http_line(r))
+		return KM_P_CLOSE;
 	return km_check_text(r);
 }
 

@@ -26,7 +26,8 @@ struct km_pinned {
 			X(write_divergent) X(timeouts) X(denied)               \
 				X(pending_full) X(no_backend) X(no_route)      \
 					X(stray_replies) X(helper_errors)      \
-						X(events_lost) X(refused)
+						X(events_lost) X(refused)      \
+							X(reply_capped)
 /* clang-format on */
 
 #define KM_BE_STATS_FIELDS(X)                                                  \

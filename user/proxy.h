@@ -101,6 +101,17 @@ struct km_worker {
 	char *udp_buf;
 };
 
+struct km_cfg;
+struct km_cfg_allow;
+
+/*
+ * The UDP clients allowed when no --allow is given, into out (at most max):
+ * loopback and the subnets of the interfaces served (the one holding the
+ * -l address, every one without -l, and the -I ones).  Returns how many.
+ */
+unsigned int km_allow_default(const struct km_cfg *cfg,
+			      struct km_cfg_allow *out, unsigned int max);
+
 /* Sockets and workers set up (as root); km_proxy_run starts serving. */
 int km_proxy_start(void);
 int km_proxy_run(void);

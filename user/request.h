@@ -75,7 +75,8 @@ struct km_conn {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	uint16_t rid;
-	size_t *units; /* UDP: end offsets in out of each reply unit */
+	size_t req_bytes; /* UDP: the request datagram's, header included */
+	size_t *units;	  /* UDP: end offsets in out of each reply unit */
 	unsigned int nunits, ucap;
 	struct km_buf in, out;
 	struct km_req *head, *tail;
@@ -84,6 +85,7 @@ struct km_conn {
 	size_t scanned; /* bytes of a long line known to hold no newline */
 	int closing;	/* close once out is flushed */
 	int eof;	/* quit, or what memcached closes on: parse no more */
+	enum { KM_PROTO_UNKNOWN = 0, KM_PROTO_TEXT, KM_PROTO_BINARY } proto;
 	int dead;
 	int paused; /* too many requests queued: input left unparsed */
 	int held;   /* a write waits for the open requests: input unparsed */

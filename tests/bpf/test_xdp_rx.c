@@ -1064,6 +1064,50 @@ out:
 	close(sock);
 }
 
+/*
+ * UDP reflection: a read reply of several datagrams, more than
+ * udp_reply_ratio times its request, is dropped, no timeout charged.
+ */
+static void test_reply_capped(void)
+{
+	const struct km_slot *s = slot_of("capkey");
+	struct km_stats s0 = stats(), s1;
+	struct km_config cfg;
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, v;
+
+	printf("a multi-datagram reply over udp_reply_ratio is dropped\n");
+	km_bpf_get_config(kb, &cfg);
+	cfg.udp_reply_ratio = 10;
+	km_bpf_set_config(kb, &cfg);
+	idx = send_get("get capkey\r\n", 400, s->be[0], "get capkey");
+	if (idx < 0)
+		goto out;
+	v = reply_from(s->be[0], idx, 0, 3, "VALUE capkey 0 4000\r\nxx", &f);
+	CHECK(v == XDP_DROP, "3 datagrams (4200 bytes) for 20: dropped (%d)",
+	      v);
+	s1 = stats();
+	CHECK(s1.reply_capped == s0.reply_capped + 1, "reply_capped counted");
+	CHECK(!get_pending(idx, &e) && e.ts && e.kind == KM_PK_FREE,
+	      "its entry kept out of use for a while");
+	v = reply_from(s->be[0], idx, 1, 3, "more", &f);
+	CHECK(v == XDP_PASS, "its next datagram goes to no client");
+	CHECK(stats().timeouts == s0.timeouts && stats().replies == s0.replies,
+	      "no timeout charged, nothing sent");
+	/* one datagram always goes */
+	idx = send_get("get capkey\r\n", 401, s->be[0], "get capkey again");
+	if (idx < 0)
+		goto out;
+	v = reply_from(s->be[0], idx, 0, 1, "VALUE capkey 0 1\r\nx\r\nEND\r\n",
+		       &f);
+	CHECK(v == XDP_TX, "a one-datagram reply is sent (%d)", v);
+	check_to(&f, &km_t_proxy, &km_t_client, "one-datagram reply");
+out:
+	cfg.udp_reply_ratio = 0;
+	km_bpf_set_config(kb, &cfg);
+}
+
 /* Every non-zero global counter, for the log. */
 static void dump_stats(void)
 {
@@ -1075,7 +1119,7 @@ static void dump_stats(void)
 		"write_divergent", "timeouts",	     "denied",
 		"pending_full",	   "no_backend",     "no_route",
 		"stray_replies",   "helper_errors",  "events_lost",
-		"refused",
+		"refused",	   "reply_capped",
 	};
 	struct km_stats s = stats();
 	__u64 *v = (__u64 *)&s;
@@ -1193,6 +1237,7 @@ int main(void)
 	test_pending_full_and_timeout();
 	test_late_reply();
 	test_writes();
+	test_reply_capped();
 	test_local_write();
 	test_refused();
 	dump_stats();
