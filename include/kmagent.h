@@ -116,6 +116,8 @@ enum km_write_policy {
  * memcached UDP frame header towards the backends: 16 bits, so 65536.
  */
 #define KM_PENDING_SLOTS 65536
+/* The request id of noreply write clones: no entry ever has it. */
+#define KM_RID_NOREPLY 0xffff
 
 /* Longest request line (get/gets/mg, "\r\n" included) kept for fallback. */
 #define KM_REQ_MAX 336

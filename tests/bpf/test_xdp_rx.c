@@ -972,7 +972,9 @@ static int send_write(int sock, const char *key, const char *req, __u16 rid,
 		CHECK(seen[s->be[i]] == 1, "%s: one clone to replica %u", what,
 		      s->be[i]);
 	if (!expect_entry)
-		CHECK(idx == rid, "%s: noreply keeps the client's rid", what);
+		CHECK(idx == KM_RID_NOREPLY,
+		      "%s: noreply clones carry the request id no entry has",
+		      what);
 	return idx;
 }
 
@@ -1052,8 +1054,16 @@ static void test_writes(void)
 			 0, "noreply set");
 	s1 = stats();
 	CHECK(s1.noreply_writes == s0.noreply_writes + 1, "noreply counted");
-	CHECK(s1.pending_full == s0.pending_full && idx == 503,
+	CHECK(s1.pending_full == s0.pending_full && idx == KM_RID_NOREPLY,
 	      "noreply: no entry");
+	/* a reply memcached sends anyway matches no client's request */
+	v = reply_from(s->be[0], KM_RID_NOREPLY, 0, 1, "ERROR\r\n", &f);
+	CHECK(v == XDP_PASS, "a reply to a noreply write goes to no client");
+	s0 = stats();
+	idx = send_write(sock, "wkey", "delete wkey 0 noreply\r\n", 504, 0,
+			 "delete 0 noreply");
+	CHECK(stats().noreply_writes == s0.noreply_writes + 1,
+	      "delete 0 noreply taken");
 	/* a write the kernel does not take goes up untouched */
 	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1,
 		   "ms wkey 1 q\r\nx\r\n", 16, 0);
@@ -1062,6 +1072,60 @@ static void test_writes(void)
 	CHECK(stats().passed_up == s1.passed_up + 1, "passed_up counted");
 out:
 	close(sock);
+}
+
+/*
+ * Writes whose reply the kernel could not be sure of go up untouched: more
+ * than one request in the datagram (two replies, the second taken for
+ * another request's), a data block of another length or end, or a line
+ * memcached reads otherwise (after a NUL, "noreply " with a space, noreply
+ * with a token count memcached answers ERROR to).
+ */
+static void test_write_shapes(void)
+{
+	static const struct {
+		const char *what;
+		const char *req;
+		size_t len; /* 0: strlen */
+	} c[] = {
+		{"two commands", "set wkey 0 0 1\r\nx\r\nget wkey\r\n", 0},
+		{"two deletes", "delete wkey\r\ndelete wkey\r\n", 0},
+		{"data longer", "set wkey 0 0 1\r\nxy\r\n", 0},
+		{"data shorter", "set wkey 0 0 3\r\nx\r\n", 0},
+		{"data without CRLF", "set wkey 0 0 3\r\nabcde", 0},
+		{"length not a number", "set wkey 0 0 1x\r\nx\r\n", 0},
+		{"ms and mn", "ms wkey 1\r\nx\r\nmn\r\n", 0},
+		{"noreply, then a space", "set wkey 0 0 1 noreply \r\nx\r\n",
+		 0},
+		{"noreply after a NUL", "set wkey 0 0 1 noreply\0x\r\nx\r\n",
+		 31},
+		{"NUL in a delete", "delete wkey\0 noreply\r\n", 24},
+		{"noreply, a token too many",
+		 "set wkey 0 0 1 2 noreply\r\nx\r\n", 0},
+		{"incr noreply, no delta", "incr wkey noreply\r\n", 0},
+		{"delete, two tokens and noreply",
+		 "delete wkey 0 1 noreply\r\n", 0},
+	};
+	struct km_stats s0 = stats();
+	struct km_t_frame f, orig;
+	unsigned int i;
+	size_t n;
+	int v;
+
+	printf("writes of an uncertain reply shape go up to kmagentd\n");
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		n = c[i].len ? c[i].len : strlen(c[i].req);
+		km_t_build(&f, &km_t_client, &km_t_proxy, 7, 0, 1, c[i].req, n,
+			   0);
+		orig = f;
+		v = km_t_run_tc(tc_fd, &f, if0);
+		CHECK(v == TC_ACT_OK && f.len == orig.len &&
+			      !memcmp(f.buf, orig.buf, f.len),
+		      "%s: passed up untouched (verdict %d)", c[i].what, v);
+	}
+	CHECK(stats().passed_up == s0.passed_up + i &&
+		      stats().kernel_writes == s0.kernel_writes,
+	      "none cloned, all counted as passed up");
 }
 
 /*
@@ -1237,6 +1301,7 @@ int main(void)
 	test_pending_full_and_timeout();
 	test_late_reply();
 	test_writes();
+	test_write_shapes();
 	test_reply_capped();
 	test_local_write();
 	test_refused();
