@@ -50,6 +50,7 @@ static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
 	r->type = type;
 	r->noreply = r->quiet = r->answered = r->close_after = r->open = 0;
 	r->stats = 0;
+	r->bad_key = 0;
 	r->pending = 0;
 	r->dispatching = 1;
 	r->pool_idx = c ? c->pool_idx : 0;
@@ -256,6 +257,15 @@ static void km_read_finish(struct km_worker *w, struct km_req *r)
 	int unavailable = 0;
 
 	r->resp.off = r->resp.len = 0;
+	if (r->bad_key) {
+		static const char msg[] = "CLIENT_ERROR bad command line "
+					  "format\r\n";
+
+		KM_INC(km_d.c.protocol_errors);
+		km_req_set_resp(r, msg, sizeof(msg) - 1);
+		km_req_answered(w, r);
+		return;
+	}
 	for (i = 0; i < r->nkeys; i++) {
 		struct km_key *k = &r->keys[i];
 
@@ -746,9 +756,10 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 			first_ok = wr;
 		} else if (km_buf_used(&wr->reply) !=
 				   km_buf_used(&first_ok->reply) ||
-			   memcmp(km_buf_data(&wr->reply),
-				  km_buf_data(&first_ok->reply),
-				  km_buf_used(&wr->reply))) {
+			   (km_buf_used(&wr->reply) && /* quiet: empty */
+			    memcmp(km_buf_data(&wr->reply),
+				   km_buf_data(&first_ok->reply),
+				   km_buf_used(&wr->reply)))) {
 			if (r->cmd != KM_CMD_MG)
 				KM_INC(km_d.c.divergent);
 			break;
@@ -855,7 +866,8 @@ static int km_cas_rewrite(struct km_req *r)
 			} else if (i == 5) {
 				break; /* the cas unique */
 			}
-		} else if (i >= 3 && t.p[0] == 'C') {
+		} else if (i >= (r->cmd == KM_CMD_MS ? 3u : 2u) &&
+			   t.p[0] == 'C') {
 			i++;
 			continue;
 		}
@@ -1077,8 +1089,12 @@ static int km_dispatch_read(struct km_worker *w, struct km_conn *c,
 	while (km_next_token(r->line.p, r->line.len, &pos, &t)) {
 		struct km_key *k;
 
-		if (t.len > KM_KEY_MAX)
-			return 1;
+		if (t.len > KM_KEY_MAX) {
+			/* as memcached: the keys before it are read (a gat
+			 * touches them), then the whole reply is an error */
+			r->bad_key = 1;
+			break;
+		}
 		k = km_req_add_key(r, t.p - r->line.p, t.len);
 		if (!k)
 			return -1;
@@ -1285,7 +1301,9 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 		}
 		type = KM_RT_WRITE;
 		if (pr->cmd == KM_CMD_CAS ||
-		    (pr->cmd == KM_CMD_MS && km_meta_flag(pr, 3, 'C')))
+		    (pr->cmd == KM_CMD_MS && km_meta_flag(pr, 3, 'C')) ||
+		    ((pr->cmd == KM_CMD_MD || pr->cmd == KM_CMD_MA) &&
+		     km_meta_flag(pr, 2, 'C')))
 			type = KM_RT_CAS;
 		if (pr->vlen >= 0)
 			KM_INC(km_d.c.cmd_set);
@@ -1305,15 +1323,6 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 	case KM_RT_READ:
 	case KM_RT_GAT:
 		err = km_dispatch_read(w, c, pr, r);
-		if (err > 0) {
-			static const char msg[] =
-				"CLIENT_ERROR bad command line format\r\n";
-
-			KM_INC(km_d.c.protocol_errors);
-			km_req_set_resp(r, msg, sizeof(msg) - 1);
-			km_req_answered(w, r);
-			err = 0;
-		}
 		break;
 	case KM_RT_ONE:
 		err = km_dispatch_one(w, pr, r);

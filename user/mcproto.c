@@ -209,6 +209,7 @@ static enum km_parse_res km_check_storage(struct km_request *r)
 static enum km_parse_res km_check_text(struct km_request *r)
 {
 	uint64_t u64;
+	uint32_t u32;
 	int32_t i32;
 	int zero;
 
@@ -236,10 +237,8 @@ static enum km_parse_res km_check_text(struct km_request *r)
 	case KM_CMD_DELETE:
 		if (r->ntok < 2 || r->ntok > 4)
 			return km_reply(r, "ERROR");
-		km_set_noreply(r);
-		if (km_key_too_long(&r->tok[1]))
-			return km_reply(r, ERR_FORMAT);
-		if (r->ntok > 2) {
+		if (r->ntok > 2) { /* "delete noreply": a key named noreply */
+			km_set_noreply(r);
 			zero = km_tok_is(&r->tok[2], "0");
 			if (!((r->ntok == 3 && (zero || r->noreply)) ||
 			      (r->ntok == 4 && zero && r->noreply)))
@@ -247,6 +246,9 @@ static enum km_parse_res km_check_text(struct km_request *r)
 					r, ERR_FORMAT
 					".  Usage: delete <key> [noreply]");
 		}
+		/* memcached looks at the key's length after the rest */
+		if (km_key_too_long(&r->tok[1]))
+			return km_reply(r, ERR_FORMAT);
 		return KM_P_OK;
 	case KM_CMD_INCR:
 	case KM_CMD_DECR:
@@ -269,15 +271,26 @@ static enum km_parse_res km_check_text(struct km_request *r)
 			return km_reply(
 				r, "CLIENT_ERROR invalid exptime argument");
 		return KM_P_OK;
+	/*
+	 * flush_all and verbosity: their argument is checked here, so that
+	 * the line forwarded without "noreply" never ends in another one
+	 * ("flush_all noreply noreply": the backend would say nothing).
+	 */
 	case KM_CMD_FLUSH_ALL:
 		if (r->ntok > 3)
 			return km_reply(r, "ERROR");
 		km_set_noreply(r);
-		return KM_P_OK; /* the delay: checked by the backends */
+		if (r->ntok != (r->noreply ? 2u : 1u) &&
+		    !km_tok_i32(&r->tok[1], &i32))
+			return km_reply(
+				r, "CLIENT_ERROR invalid exptime argument");
+		return KM_P_OK;
 	case KM_CMD_VERBOSITY:
 		if (r->ntok < 2 || r->ntok > 3)
 			return km_reply(r, "ERROR");
 		km_set_noreply(r);
+		if (!km_tok_u32(&r->tok[1], &u32))
+			return km_reply(r, ERR_FORMAT);
 		return KM_P_OK;
 	case KM_CMD_VERSION:
 	case KM_CMD_STATS:

@@ -475,7 +475,10 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 				km_conn_close(w, c);
 			break;
 		}
-		if (memcmp(p + r.consumed + r.vlen, "\r\n", 2)) {
+		/* ms: memcached checks its flags first (and swallows the
+		 * block on an error), the block's end after: its call */
+		if (r.cmd != KM_CMD_MS &&
+		    memcmp(p + r.consumed + r.vlen, "\r\n", 2)) {
 			static const char msg[] =
 				"CLIENT_ERROR bad data chunk\r\n";
 

@@ -64,7 +64,8 @@ struct km_req {
 	unsigned int nreps, rcap;
 	unsigned int gat_exp_len; /* "gat <exp> ": bytes before the keys */
 	int stats;		  /* 1: stats, 2: stats reset, when at head */
-	int cas_phase;		  /* KM_RT_CAS: 1 = primary, 2 = the others */
+	int bad_key;   /* reads: a key over 250 bytes, the reply an error */
+	int cas_phase; /* KM_RT_CAS: 1 = primary, 2 = the others */
 };
 
 struct km_conn {
