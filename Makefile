@@ -4,6 +4,7 @@
 #   make test       install dependencies, build, run every test
 #   make demo       the article's scenario in a namespace lab, narrated
 #   make bench      benchmarks against memcached direct and nutcracker
+#   make fuzz       the differential protocol fuzzer, FUZZ_SECS (600) long
 #   make SAN=1 ...  the same with ASan/UBSan, into build-san/
 #   make install    kmagentd, kmagentctl, man pages, unit, sample config
 #                   (PREFIX=/usr/local, DESTDIR= for staging)
@@ -41,7 +42,7 @@ TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools
 	      $(patsubst bench/%.c,$(BUILD)/tools/%,$(wildcard bench/*.c))
 HEADERS    := $(wildcard include/*.h user/*.h bpf/*.h bench/*.h)
 
-.PHONY: all progs deps test unit demo bench format check-format clean \
+.PHONY: all progs deps test unit demo bench fuzz format check-format clean \
 	install
 all: $(BPF_OBJS) $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
 
@@ -73,8 +74,15 @@ deps:
 
 test: deps
 	$(MAKE) all
-	$(MAKE) SAN=1 unit
+	$(MAKE) SAN=1 unit build-san/kmagentd
 	tests/run.sh
+
+# tests/integration/24_fuzz_tcp.sh for longer (FUZZ_SEED=N replays a run)
+FUZZ_SECS ?= 600
+fuzz: deps
+	$(MAKE) all
+	$(MAKE) SAN=1 build-san/kmagentd
+	FUZZ_SECS=$(FUZZ_SECS) bash tests/integration/24_fuzz_tcp.sh
 
 # unit tests only: what `make SAN=1 unit` builds for the sanitizer run
 unit: $(UNIT_TESTS)

@@ -21,6 +21,11 @@ struct km_req {
 	__u8 key_off;
 	__u8 key_len;
 	__u8 noreply;
+	/* writes (km_tok_scan): tokens after the key; the vtok-th (1-based,
+	 * 0 none) holds the data length, at vpos */
+	__u8 ntok;
+	__u8 vtok;
+	__u16 vpos;
 };
 
 /*
@@ -94,8 +99,8 @@ __attribute__((noinline)) int km_meta_flags_ok(struct km_scratch *sc,
 		if (pos >= to)
 			break;
 		c = b[KM_IDX(pos)];
-		if (c == '\r' || c == '\n')
-			return -1;
+		if (c == '\r' || c == '\n' || !c)
+			return -1; /* memcached would stop at a NUL */
 		if ((c == 'q' || c == 'b') && b[KM_IDX(pos - 1)] == ' ')
 			return -1;
 	}
@@ -150,11 +155,18 @@ __attribute__((noinline)) int km_ends_noreply(struct km_scratch *sc, __u32 le)
 	       KM_IS2(b, KM_IDX(le - 3), "pl") && b[KM_IDX(le - 1)] == 'y';
 }
 
-/* Offset of the first "\r\n" at or after from, below n; -1 if none. */
+/*
+ * Offset of the first "\r\n" at or after from, below n; -1 if none, and
+ * for a line memcached reads otherwise than the kernel: with a NUL (it
+ * stops there: a "noreply" after it would silence the reply an entry
+ * waits for) or a space before the "\r\n" (memcached's "noreply " is one).
+ * Such lines go to kmagentd, whose parser reads them as memcached does.
+ */
 __attribute__((noinline)) int km_line_end(struct km_scratch *sc, __u32 from,
 					  __u32 n)
 {
 	__u32 i, pos;
+	char c;
 
 	if (!sc)
 		return -1;
@@ -162,16 +174,102 @@ __attribute__((noinline)) int km_line_end(struct km_scratch *sc, __u32 from,
 		pos = from + i;
 		if (pos + 1 >= n)
 			return -1;
-		if (sc->buf[KM_IDX(pos)] == '\r')
-			return sc->buf[KM_IDX(pos + 1)] == '\n' ? (int)pos : -1;
+		c = sc->buf[KM_IDX(pos)];
+		if (!c)
+			return -1;
+		if (c == '\r') {
+			if (sc->buf[KM_IDX(pos + 1)] != '\n' ||
+			    sc->buf[KM_IDX(pos - 1)] == ' ')
+				return -1;
+			return pos;
+		}
 	}
 	return -1;
 }
 
-/* Length of the write command at the start of b (with its space), or 0. */
-static __always_inline __u32 km_write_cmd_len(const char *b, int *meta)
+/* More tokens than any write the kernel takes has. */
+#define KM_TOK_MANY 7
+
+struct km_tok_ctx {
+	const char *buf; /* the scratch buffer */
+	__u32 from, le, cnt, vtok, vpos;
+};
+
+static long km_tok_step(__u32 i, void *arg)
 {
-	*meta = 0;
+	struct km_tok_ctx *t = arg;
+	__u32 pos = t->from + i;
+
+	if (pos >= t->le)
+		return 1;
+	if (t->buf[KM_IDX(pos)] == ' ' || t->buf[KM_IDX(pos - 1)] != ' ')
+		return 0;
+	if (t->cnt < KM_TOK_MANY)
+		t->cnt++;
+	if (t->cnt == t->vtok)
+		t->vpos = pos;
+	return 0;
+}
+
+/*
+ * The tokens of [from, le) (r->ntok, KM_TOK_MANY for more) and where the
+ * r->vtok-th of them starts (r->vpos, 0: none).  bpf_loop: its callback is
+ * verified once, not once a position and token count.
+ */
+static __always_inline int km_tok_scan(struct km_scratch *sc, __u32 from,
+				       __u32 le, struct km_req *r)
+{
+	struct km_tok_ctx t = {
+		.buf = sc->buf, .from = from, .le = le, .vtok = r->vtok};
+
+	if (bpf_loop(KM_REQ_MAX, km_tok_step, &t, 0) < 0)
+		return -1;
+	r->ntok = t.cnt;
+	r->vpos = t.vpos;
+	return 0;
+}
+
+/* The data length at r->vpos: digits up to le or a space; -1 if none. */
+static __always_inline int km_data_len(struct km_scratch *sc, __u32 le,
+				       const struct km_req *r)
+{
+	__u32 i, pos;
+	int v = 0;
+	char c;
+
+	if (!r->vpos)
+		return -1;
+	for (i = 0; i < 5; i++) { /* one datagram's worth: 4 digits */
+		pos = r->vpos + i;
+		c = sc->buf[KM_IDX(pos)];
+		if (pos == le || c == ' ')
+			return i ? v : -1;
+		if (c < '0' || c > '9')
+			return -1;
+		v = v * 10 + (c - '0');
+	}
+	return -1;
+}
+
+/*
+ * The write commands the kernel takes, by the tokens memcached wants after
+ * the key with "noreply" last (0: noreply is not its way to be quiet).
+ */
+enum km_wcmd {
+	KM_WC_STORE = 4,  /* set add replace append prepend: flags exp bytes */
+	KM_WC_CAS = 5,	  /* cas: flags exptime bytes unique */
+	KM_WC_DELETE = 1, /* delete [0]: checked apart */
+	KM_WC_ARITH = 2,  /* incr decr touch: a number */
+	KM_WC_META = 0,	  /* ms md ma: "q" is theirs (left to kmagentd) */
+};
+
+/*
+ * Length of the write command at the start of b (with its space), or 0;
+ * what it is in *wc.
+ */
+static __always_inline __u32 km_write_cmd_len(const char *b, int *wc)
+{
+	*wc = KM_WC_STORE;
 	switch (b[0]) {
 	case 's':
 		return KM_IS4(b, 0, "set ") ? 4 : 0;
@@ -186,56 +284,84 @@ static __always_inline __u32 km_write_cmd_len(const char *b, int *meta)
 	case 'p':
 		return KM_IS8(b, 0, "prepend ") ? 8 : 0;
 	case 'c':
+		*wc = KM_WC_CAS;
 		return KM_IS4(b, 0, "cas ") ? 4 : 0;
 	case 'd':
+		*wc = KM_WC_ARITH;
 		if (KM_IS4(b, 0, "decr") && b[4] == ' ')
 			return 5;
+		*wc = KM_WC_DELETE;
 		return KM_IS4(b, 0, "dele") && KM_IS2(b, 4, "te") && b[6] == ' '
 			       ? 7
 			       : 0;
 	case 'i':
+		*wc = KM_WC_ARITH;
 		return KM_IS4(b, 0, "incr") && b[4] == ' ' ? 5 : 0;
 	case 't':
+		*wc = KM_WC_ARITH;
 		return KM_IS4(b, 0, "touc") && KM_IS2(b, 4, "h ") ? 6 : 0;
 	case 'm':
+		*wc = KM_WC_META;
 		if (b[2] != ' ' || (b[1] != 's' && b[1] != 'd' && b[1] != 'a'))
 			return 0;
-		*meta = 1;
 		return 3;
 	}
 	return 0;
 }
 
 /*
- * A write: command, key, rest of the line.  n may be cut short of the
- * datagram (only its start is copied); the command line must fit in it.
+ * A write: command, key, rest of the line, and for a storage command its
+ * data; n may be cut short of the datagram (only its start is copied): the
+ * command line must fit in it, and total is the datagram's payload.  The
+ * datagram must be exactly one request, the reply to which is certain: one
+ * reply, or none for a "noreply" that memcached takes as one (the right
+ * token count).  Anything else is kmagentd's, which sends the backend only
+ * requests it knows the replies of (two commands in a datagram would make
+ * two replies, the second taken for another request's).
  */
 __attribute__((noinline)) int km_parse_write(struct km_scratch *sc, __u32 n,
-					     struct km_req *r)
+					     __u32 total, struct km_req *r)
 {
-	__u32 off, end;
+	__u32 off, end, want;
+	int wc, le, vlen = 0;
 	const char *b;
-	int meta, le;
 
 	if (!sc || !r || n < 8 || n > KM_REQ_MAX)
 		return -1;
 	b = sc->buf;
-	off = km_write_cmd_len(b, &meta);
+	off = km_write_cmd_len(b, &wc);
 	if (!off)
 		return -1;
 	if (km_hash_key_at(sc, n, off, r))
 		return -1;
 	end = off + r->key_len;
+	/* the data length: 3rd token after the key, 1st for ms */
+	r->vtok = wc >= KM_WC_STORE ? 3 : 0;
+	if (wc == KM_WC_META && b[1] == 's')
+		r->vtok = 1;
 	le = km_line_end(sc, end, n);
-	if (le < 0)
+	if (le < 0 || km_tok_scan(sc, end, le, r))
+		return -1;
+	if (r->vtok) {
+		vlen = km_data_len(sc, le, r);
+		if (vlen < 0)
+			return -1;
+	}
+	want = le + 2 + (r->vtok ? vlen + 2 : 0);
+	if (total != want)
 		return -1;
 	r->kind = KM_PK_WRITE;
 	r->noreply = 0;
-	if (meta)
+	if (wc == KM_WC_META)
 		return km_meta_flags_ok(sc, end, le);
 	if ((__u32)le >= end + 8)
 		r->noreply = km_ends_noreply(sc, le) == 1;
-	return 0;
+	if (!r->noreply)
+		return 0;
+	/* memcached answers ERROR before it looks for noreply otherwise */
+	if (wc == KM_WC_DELETE)
+		return r->ntok == 1 || r->ntok == 2 ? 0 : -1;
+	return r->ntok == wc ? 0 : -1;
 }
 
 /*

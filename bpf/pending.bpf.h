@@ -123,6 +123,8 @@ km_try_claim(__u32 idx, __u64 now, __u64 timeout, struct km_stats *st)
 	struct km_pending *e;
 	__u64 old;
 
+	if (idx == KM_RID_NOREPLY)
+		return NULL; /* noreply writes' request id: never an entry */
 	e = bpf_map_lookup_elem(&km_pending, &idx);
 	if (!e)
 		return NULL;

@@ -236,6 +236,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	struct km_backend *local_be = NULL;
 	__be32 proxy;
 	__u64 now = 0;
+	char crlf[2];
 
 	if (p->frame->total != bpf_htons(1) || p->frame->seq)
 		return TC_ACT_OK;
@@ -250,7 +251,13 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		return TC_ACT_OK;
 	if (bpf_skb_load_bytes(skb, p->payload_off, sc->buf, n))
 		return TC_ACT_OK;
-	if (km_parse_write(sc, n, &r))
+	if (km_parse_write(sc, n, p->payload_len, &r))
+		return TC_ACT_OK;
+	/* the data block ends as memcached wants, or it answers twice */
+	if (r.vtok &&
+	    (bpf_skb_load_bytes(skb, p->payload_off + p->payload_len - 2, crlf,
+				2) ||
+	     crlf[0] != '\r' || crlf[1] != '\n'))
 		return TC_ACT_OK;
 	slot = km_ring_get(cfg, km_hash_slot(r.hash));
 	tg = km_targets_get();
@@ -308,7 +315,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		lv.daddr = local_be->addr;
 		lv.sport = h.sport;
 		lv.dport = local_be->port;
-		lv.rid = e ? bpf_htons(idx) : h.rid;
+		lv.rid = bpf_htons(e ? idx : KM_RID_NOREPLY);
 	}
 	/* p's packet pointers are dead from here: helpers below change data */
 	for (i = 0; i < KM_MAX_REPLICAS; i++) {
@@ -316,7 +323,9 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 			break;
 		if (i == local)
 			continue;
-		tv[i].rid = e ? bpf_htons(idx) : h.rid;
+		/* noreply: a request id no entry has, so that a reply
+		 * memcached sends anyway is no other client's */
+		tv[i].rid = bpf_htons(e ? idx : KM_RID_NOREPLY);
 		if (km_tc_nat(skb, &h, &tv[i]) ||
 		    bpf_clone_redirect(skb, tv[i].ifindex, 0)) {
 			st->helper_errors++;
@@ -566,6 +575,10 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 		goto late;
 	bst = km_be_stats_get(cur);
 	total = bpf_ntohs(p->frame->total);
+	if (km_reply_capped(cfg, e, total)) {
+		km_reply_drop(e, st);
+		return TC_ACT_SHOT;
+	}
 	if (total == 1 && km_is_miss(p, end, e->kind)) {
 		if (bst)
 			bst->misses++;

@@ -502,6 +502,34 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 	return km_xdp_out(ctx, v.ifindex);
 }
 
+/*
+ * Reflection: a reply of several datagrams to a request a spoofed source
+ * could have sent, more than udp_reply_ratio times its size (counted in
+ * whole datagrams).  One datagram always goes; the client uses TCP.
+ */
+static __always_inline int km_reply_capped(const struct km_config *cfg,
+					   const struct km_pending *e,
+					   __u16 total)
+{
+	__u64 ratio = cfg->udp_reply_ratio;
+
+	return ratio && total > 1 &&
+	       (__u64)total * KM_UDP_DGRAM_MAX >
+		       ratio * (e->req_len + sizeof(struct km_udp_frame));
+}
+
+/*
+ * Drop a capped reply: its entry is kept out of use for one timeout (kind
+ * FREE, as after an expiry, but no timeout is charged to the backend), so
+ * that its other datagrams find no request to be taken for.
+ */
+static __always_inline void km_reply_drop(struct km_pending *e,
+					  struct km_stats *st)
+{
+	st->reply_capped++;
+	e->kind = KM_PK_FREE;
+}
+
 /* The first datagram of a reply that is no miss. */
 static __always_inline void
 km_count_hit(struct km_pending *e, struct km_be_stats *bst, struct km_stats *st)
@@ -559,6 +587,10 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 		goto late;
 	bst = km_be_stats_get(cur);
 	total = bpf_ntohs(p->frame->total);
+	if (km_reply_capped(cfg, e, total)) {
+		km_reply_drop(e, st);
+		return XDP_DROP;
+	}
 	if (total == 1 && km_is_miss(p, end, e->kind)) {
 		if (bst)
 			bst->misses++;

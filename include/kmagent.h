@@ -131,11 +131,15 @@ enum km_write_policy {
  * memcached UDP frame header towards the backends: 16 bits, so 65536.
  */
 #define KM_PENDING_SLOTS 65536
+/* The request id of noreply write clones: no entry ever has it. */
+#define KM_RID_NOREPLY 0xffff
 
 /* Longest request line (get/gets/mg, "\r\n" included) kept for fallback. */
 #define KM_REQ_MAX 336
 /* A write's key kept in its pending entry (journaling a silent replica). */
 #define KM_WKEY_MAX 64
+/* memcached's UDP datagrams: at most this many bytes, frame header included. */
+#define KM_UDP_DGRAM_MAX 1400
 /* Longest write reply kept per replica for aggregation. */
 #define KM_WREPLY_MAX 48
 
@@ -149,6 +153,10 @@ struct km_config {
 	__u64 pending_timeout_ns; /* 0 = KM_PENDING_TIMEOUT_NS */
 	__be32 proxy_addr;	  /* 0 = the address each client used */
 	__u32 flags;		  /* enum km_config_flags */
+	/* a read reply of more datagrams than one: at most this many times
+	 * the request (datagrams of KM_UDP_DGRAM_MAX), or dropped; 0 = any */
+	__u32 udp_reply_ratio;
+	__u32 pad;
 };
 
 enum km_config_flags {
@@ -304,6 +312,7 @@ struct km_stats {
 	__u64 retry_late;      /* replies from a backend after the retry
 				  moved on: dropped */
 	__u64 retry_exhausted; /* overdue reads with no replica left to ask */
+	__u64 reply_capped;    /* read replies over udp_reply_ratio: dropped */
 };
 
 /* Per-backend counters: km_be_stats, per CPU, indexed by backend id. */

@@ -149,8 +149,10 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 			goto fail;
 		}
 	}
+	/* a quiet meta command may have no reply: "mn" always has one */
 	if (km_buf_append(&bc->out, d1, n1) ||
-	    (n2 && km_buf_append(&bc->out, d2, n2)))
+	    (n2 && km_buf_append(&bc->out, d2, n2)) ||
+	    (op->kind == KM_RK_QUIET && km_buf_append(&bc->out, "mn\r\n", 4)))
 		goto fail;
 	op->deadline = w->now + km_d.cfg.timeout_ms;
 	op->next = NULL;
@@ -196,7 +198,7 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 {
 	for (;;) {
 		size_t space;
-		int short_read;
+		int short_read, err;
 		ssize_t n;
 		long len;
 
@@ -238,8 +240,15 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 			bc->nops--;
 			KM_DEC(km_d.be[bc->be].c.inflight);
 			op->next = NULL;
-			km_op_complete(w, op, km_buf_data(&bc->in), len);
+			err = km_op_complete(w, op, km_buf_data(&bc->in), len);
 			km_buf_consume(&bc->in, len);
+			if (err) {
+				/* not this op's reply: none after it can be
+				 * trusted to be its op's either */
+				KM_INC(km_d.be[bc->be].c.errors);
+				km_bconn_fail(w, bc, "reply out of step", 0);
+				return;
+			}
 		}
 		if (!bc->head && km_buf_used(&bc->in)) {
 			KM_INC(km_d.be[bc->be].c.errors);

@@ -59,6 +59,7 @@ enum km_opt_id {
 	O_NAME,
 	O_CHECK,
 	O_UDPRETRY,
+	O_UDPRATIO,
 };
 
 static const struct option km_long_opts[] = {
@@ -97,6 +98,7 @@ static const struct option km_long_opts[] = {
 	{"version", no_argument, NULL, O_VERSION},
 	{"check-config", no_argument, NULL, O_CHECK},
 	{"udp-retry", required_argument, NULL, O_UDPRETRY},
+	{"udp-reply-ratio", required_argument, NULL, O_UDPRATIO},
 	{NULL, 0, NULL, 0},
 };
 
@@ -113,6 +115,7 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->repair_rate = 1000;
 	cfg->journal_max = KM_JOURNAL_MAX;
 	cfg->udp_retry_ms = KM_UDP_RETRY_DEFAULT_MS;
+	cfg->udp_reply_ratio = KM_UDP_RATIO;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -439,6 +442,11 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			goto bad;
 		cfg->udp_retry_ms = v;
 		return 0;
+	case O_UDPRATIO:
+		if (km_parse_int(arg, 0, 1000000, &v))
+			goto bad;
+		cfg->udp_reply_ratio = v;
+		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
@@ -682,7 +690,10 @@ void km_config_usage(FILE *out)
 	      "  -I, --iface IFACE         attach the kernel path "
 	      "(repeatable)\n"
 	      "      --pin-root DIR        BPF pin root (/sys/fs/bpf/kmagent)\n"
-	      "      --allow CIDR          UDP clients allowed (repeatable)\n"
+	      "      --allow CIDR          UDP clients allowed (repeatable;\n"
+	      "                            default: the subnets served, lo)\n"
+	      "      --udp-reply-ratio N   UDP replies over one datagram at\n"
+	      "                            most N x the request (10; 0: any)\n"
 	      "      --ctl PATH            control socket\n"
 	      "                            (/run/kmagent/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"

@@ -20,6 +20,7 @@
 #define KM_DEFAULT_PORT	 11211
 #define KM_DEFAULT_CTL	 "/run/kmagent/kmagent.sock"
 #define KM_ITEM_SIZE_MAX (1024 * 1024)
+#define KM_UDP_RATIO	 10 /* --udp-reply-ratio */
 
 struct km_cfg_backend {
 	char name[KM_NAME_MAX]; /* as given: "host:port" */
@@ -73,6 +74,11 @@ struct km_cfg {
 	unsigned int udp_retry_ms; /* kernel path: retry after, 0 = never */
 	unsigned int journal_max;  /* missed-write keys per backend */
 	char name[KM_NAME_MAX];	   /* --name: ours in fences (fence.h) */
+	/*
+	 * A UDP reply of more than one datagram is sent only if it is at most
+	 * this many times the request's bytes (reflection attacks); 0 = any.
+	 */
+	unsigned int udp_reply_ratio;
 };
 
 /* What km_config_parse_args asks the caller to do. */

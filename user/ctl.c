@@ -560,6 +560,7 @@ static void km_reload_restart_only(FILE *out, const struct km_cfg *o,
 	KM_DIFF(o->nr_allow != n->nr_allow ||
 			memcmp(o->allow, n->allow, sizeof(o->allow)),
 		"allow");
+	KM_DIFF(o->udp_reply_ratio != n->udp_reply_ratio, "udp-reply-ratio");
 #undef KM_DIFF
 }
 

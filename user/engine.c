@@ -50,8 +50,9 @@ static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
 	r->c = c;
 	r->cmd = cmd;
 	r->type = type;
-	r->noreply = r->quiet = r->answered = r->close_after = 0;
+	r->noreply = r->quiet = r->answered = r->close_after = r->open = 0;
 	r->stats = 0;
+	r->bad_key = 0;
 	r->pending = 0;
 	r->dispatching = 1;
 	r->pool_idx = c ? c->pool_idx : 0;
@@ -102,9 +103,11 @@ static struct km_op *km_op_new(struct km_worker *w, struct km_req *r, __u8 be,
 	}
 	op->next = NULL;
 	op->req = r;
+	op->cmd = r->cmd;
 	op->be = be;
 	op->rank = 0;
-	op->kind = kind;
+	/* a quiet meta command may say nothing: "mn" closes it */
+	op->kind = r->quiet ? KM_RK_QUIET : kind;
 	op->nkeys = 0;
 	return op;
 }
@@ -197,8 +200,35 @@ static void km_req_dispatched(struct km_worker *w, struct km_req *r)
 		km_req_free(w, r);
 }
 
+/*
+ * Ordering.  A connection's requests reach each backend in the order sent:
+ * one pooled connection a backend, its ops queued as they are made.  But a
+ * read may ask another replica later (a miss), and a cas copies its value
+ * to the other replicas once the primary said yes: such a request is
+ * "open" until it can send nothing more, and a later write of the same
+ * connection waits for that (km_dispatch_must_wait), so that it never
+ * overtakes the fallback or the copy on any replica.
+ */
+static void km_req_open(struct km_req *r)
+{
+	if (r->open || !r->c)
+		return;
+	r->open = 1;
+	r->c->nopen++;
+}
+
+static void km_req_close(struct km_worker *w, struct km_req *r)
+{
+	if (!r->open)
+		return;
+	r->open = 0;
+	if (r->c && --r->c->nopen == 0)
+		km_conn_mark_dirty(w, r->c); /* a held write may go now */
+}
+
 static void km_req_answered(struct km_worker *w, struct km_req *r)
 {
+	km_req_close(w, r);
 	if (r->answered)
 		return;
 	r->answered = 1;
@@ -229,6 +259,15 @@ static void km_read_finish(struct km_worker *w, struct km_req *r)
 	int unavailable = 0;
 
 	r->resp.off = r->resp.len = 0;
+	if (r->bad_key) {
+		static const char msg[] = "CLIENT_ERROR bad command line "
+					  "format\r\n";
+
+		KM_INC(km_d.c.protocol_errors);
+		km_req_set_resp(r, msg, sizeof(msg) - 1);
+		km_req_answered(w, r);
+		return;
+	}
 	for (i = 0; i < r->nkeys; i++) {
 		struct km_key *k = &r->keys[i];
 
@@ -376,10 +415,12 @@ static void km_key_store_hit(struct km_req *r, struct km_key *k, int rank,
 
 /*
  * Match a VALUES reply to the op's keys: memcached answers hits in request
- * order and leaves misses out, so walk both lists together.
+ * order and leaves misses out, so walk both lists together.  A VALUE block
+ * left over is for a key this op did not ask: -1, the reply is another
+ * request's and the backend stream is out of step.
  */
-static void km_values_match(struct km_req *r, struct km_op *op,
-			    const char *reply, size_t len, int is_gat)
+static int km_values_match(struct km_req *r, struct km_op *op,
+			   const char *reply, size_t len, int is_gat)
 {
 	size_t off = 0;
 	unsigned int i;
@@ -422,24 +463,35 @@ static void km_values_match(struct km_req *r, struct km_op *op,
 			KM_INC(km_d.be[op->be].c.fallbacks);
 		}
 	}
+	return n > 0 ? -1 : 0;
 }
 
-static void km_read_op_done(struct km_worker *w, struct km_op *op,
-			    const char *reply, size_t len)
+/* The op's keys, as if their backend had failed: they fall back. */
+static void km_keys_failed(struct km_req *r, struct km_op *op)
+{
+	unsigned int i;
+
+	for (i = 0; i < op->nkeys; i++)
+		r->keys[op->keys[i]].inflight = 0;
+}
+
+static int km_read_op_done(struct km_worker *w, struct km_op *op,
+			   const char *reply, size_t len)
 {
 	struct km_req *r = op->req;
-	unsigned int i;
+	int err = 0;
 
 	if (!reply || km_reply_classify(reply, len) >= KM_RC_CLIENT) {
 		if (reply)
 			KM_INC(km_d.be[op->be].c.errors);
-		for (i = 0; i < op->nkeys; i++)
-			r->keys[op->keys[i]].inflight = 0;
-	} else {
-		km_values_match(r, op, reply, len, 0);
+		km_keys_failed(r, op);
+	} else if (km_values_match(r, op, reply, len, 0)) {
+		km_keys_failed(r, op);
+		err = -1;
 	}
 	if (!r->answered)
 		km_read_round(w, r);
+	return err;
 }
 
 /* ---- gat / gats: a touch on every writable replica, best hit -------- */
@@ -453,16 +505,18 @@ static void km_gat_finish(struct km_worker *w, struct km_req *r)
 	km_read_finish(w, r);
 }
 
-static void km_gat_op_done(struct km_worker *w, struct km_op *op,
-			   const char *reply, size_t len)
+static int km_gat_op_done(struct km_worker *w, struct km_op *op,
+			  const char *reply, size_t len)
 {
 	struct km_req *r = op->req;
+	int err = 0;
 
 	if (reply && km_reply_classify(reply, len) < KM_RC_CLIENT)
-		km_values_match(r, op, reply, len, 1);
+		err = km_values_match(r, op, reply, len, 1);
 	/* the last op out, once dispatch is over */
 	if (r->pending == 1 && !r->dispatching && !r->answered)
 		km_gat_finish(w, r);
+	return err;
 }
 
 static void km_gat_send(struct km_worker *w, struct km_req *r)
@@ -522,11 +576,8 @@ static void km_one_finish(struct km_worker *w, struct km_req *r)
 		km_req_set_resp(r, KM_ERR_UNAVAILABLE,
 				sizeof(KM_ERR_UNAVAILABLE) - 1);
 	} else {
+		/* empty: a quiet miss, which the backend kept silent */
 		km_req_set_resp(r, km_buf_data(&r->res), km_buf_used(&r->res));
-		/* meta quiet mode: a miss says nothing */
-		if (r->quiet && km_buf_used(&r->res) >= 2 &&
-		    !memcmp(r->res.p + r->res.off, "EN", 2))
-			r->resp.off = r->resp.len = 0;
 	}
 	km_req_answered(w, r);
 }
@@ -543,7 +594,7 @@ static void km_one_op_done(struct km_worker *w, struct km_op *op,
 		km_one_send(w, r);
 		return;
 	}
-	cls = km_reply_classify(reply, len);
+	cls = len ? km_reply_classify(reply, len) : KM_RC_NEGATIVE;
 	if (cls == KM_RC_SERVER) {
 		KM_INC(km_d.be[op->be].c.errors);
 		km_one_send(w, r);
@@ -553,7 +604,8 @@ static void km_one_op_done(struct km_worker *w, struct km_op *op,
 	r->res.off = r->res.len = 0;
 	km_buf_append(&r->res, reply, len);
 	if (r->cmd == KM_CMD_MG || r->cmd == KM_CMD_ME) {
-		int miss = len >= 2 && !memcmp(reply, "EN", 2);
+		/* len 0: a quiet mg's miss */
+		int miss = len == 0 || (len >= 2 && !memcmp(reply, "EN", 2));
 
 		if (r->cmd == KM_CMD_MG) {
 			if (miss)
@@ -645,13 +697,9 @@ static void km_write_answer(struct km_worker *w, struct km_req *r,
 			goto out;
 		}
 	}
+	/* empty: what a quiet meta command's backend kept silent */
 	km_req_set_resp(r, km_buf_data(&pick->reply),
 			km_buf_used(&pick->reply));
-	/* meta quiet mode: success (a miss for mg) says nothing */
-	if (r->quiet && km_buf_used(&r->resp) >= 2 &&
-	    !memcmp(km_buf_data(&r->resp), r->cmd == KM_CMD_MG ? "EN" : "HD",
-		    2))
-		r->resp.off = r->resp.len = 0;
 out:
 	if (r->noreply)
 		r->resp.off = r->resp.len = 0;
@@ -660,8 +708,22 @@ out:
 
 static int km_wrep_is_miss(const struct km_wrep *wr)
 {
-	return km_buf_used(&wr->reply) >= 2 &&
-	       !memcmp(km_buf_data(&wr->reply), "EN", 2);
+	/* empty: a quiet mg's miss */
+	return km_buf_used(&wr->reply) == 0 ||
+	       (km_buf_used(&wr->reply) >= 2 &&
+		!memcmp(km_buf_data(&wr->reply), "EN", 2));
+}
+
+/*
+ * The class of a backend's reply; len 0 is a quiet meta command's silence:
+ * a miss for mg, the nominal success (HD) for ms, md and ma.
+ */
+static enum km_reply_class km_wrep_class(const struct km_req *r,
+					 const char *reply, size_t len)
+{
+	if (len == 0)
+		return r->cmd == KM_CMD_MG ? KM_RC_NEGATIVE : KM_RC_OK;
+	return km_reply_classify(reply, len);
 }
 
 /*
@@ -830,9 +892,10 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 			first_ok = wr;
 		} else if (km_buf_used(&wr->reply) !=
 				   km_buf_used(&first_ok->reply) ||
-			   memcmp(km_buf_data(&wr->reply),
-				  km_buf_data(&first_ok->reply),
-				  km_buf_used(&wr->reply))) {
+			   (km_buf_used(&wr->reply) && /* quiet: empty */
+			    memcmp(km_buf_data(&wr->reply),
+				   km_buf_data(&first_ok->reply),
+				   km_buf_used(&wr->reply)))) {
 			if (r->cmd != KM_CMD_MG)
 				KM_INC(km_d.c.divergent);
 			break;
@@ -870,7 +933,7 @@ static void km_write_op_done(struct km_worker *w, struct km_op *op,
 
 	wr->done = 1;
 	if (reply) {
-		wr->cls = km_reply_classify(reply, len);
+		wr->cls = km_wrep_class(r, reply, len);
 		km_buf_append(&wr->reply, reply, len);
 		if (wr->cls == KM_RC_SERVER)
 			KM_INC(km_d.be[op->be].c.errors);
@@ -937,7 +1000,8 @@ static int km_cas_rewrite(struct km_req *r)
 			} else if (i == 5) {
 				break; /* the cas unique */
 			}
-		} else if (i >= 3 && t.p[0] == 'C') {
+		} else if (i >= (r->cmd == KM_CMD_MS ? 3u : 2u) &&
+			   t.p[0] == 'C') {
 			i++;
 			continue;
 		}
@@ -965,7 +1029,7 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 
 	wr->done = 1;
 	if (reply) {
-		wr->cls = km_reply_classify(reply, len);
+		wr->cls = km_wrep_class(r, reply, len);
 		km_buf_append(&wr->reply, reply, len);
 	}
 	if (op->rank == 0) {
@@ -973,6 +1037,7 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 		    !km_cas_rewrite(r)) {
 			r->cas_phase = 2;
 			km_write_send_range(w, r, 1, r->nreps);
+			km_req_close(w, r); /* the copies are queued */
 			return; /* answered when the copies are done */
 		}
 		/* refused (EXISTS, NOT_FOUND): nothing changed anywhere */
@@ -1007,6 +1072,7 @@ static void km_cas_send(struct km_worker *w, struct km_req *r)
 		return;
 	}
 	r->cas_phase = 1;
+	km_req_open(r); /* until its copies are queued */
 	km_write_send_range(w, r, 0, 1);
 }
 
@@ -1077,17 +1143,25 @@ static int km_stats_send(struct km_worker *w, struct km_req *r)
 	return 0;
 }
 
-void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
-		    size_t len)
+int km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
+		   size_t len)
 {
 	struct km_req *r = op->req;
+	int err = 0;
 
+	/* a quiet command's reply: without the "MN" closing it */
+	if (reply && op->kind == KM_RK_QUIET)
+		len -= 4;
+	if (reply && !km_reply_fits(op->cmd, reply, len)) {
+		reply = NULL; /* another request's: as if the backend failed */
+		err = -1;
+	}
 	switch (r->type) {
 	case KM_RT_READ:
-		km_read_op_done(w, op, reply, len);
+		err |= km_read_op_done(w, op, reply, len);
 		break;
 	case KM_RT_GAT:
-		km_gat_op_done(w, op, reply, len);
+		err |= km_gat_op_done(w, op, reply, len);
 		break;
 	case KM_RT_ONE:
 		km_one_op_done(w, op, reply, len);
@@ -1107,6 +1181,7 @@ void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
 	}
 	km_op_free(w, op);
 	km_req_release(w, r);
+	return err;
 }
 
 /* ---- dispatch ------------------------------------------------------- */
@@ -1176,7 +1251,11 @@ static void km_key_all_backends(struct km_key *k)
 			k->be[k->nr++] = id;
 }
 
-/* The line to forward: without "noreply" / the meta "q" flag. */
+/*
+ * The line to forward: as the client sent it (a meta command's "q" too:
+ * km_backend_submit closes it with "mn"), without the text protocol's
+ * "noreply", so that the backend answers every request it is sent.
+ */
 static int km_req_copy_line(struct km_req *r, const struct km_request *pr)
 {
 	size_t n = pr->len;
@@ -1188,17 +1267,8 @@ static int km_req_copy_line(struct km_req *r, const struct km_request *pr)
 		while (n > 0 && pr->line[n - 1] == ' ')
 			n--;
 	}
-	if (pr->quiet_tok) {
-		const struct km_tok *t = &pr->tok[pr->quiet_tok];
-		size_t a = t->p - pr->line;
-
-		if (km_buf_append(&r->line, pr->line, a) ||
-		    km_buf_append(&r->line, t->p + t->len,
-				  pr->len - a - t->len))
-			return -1;
-	} else if (km_buf_append(&r->line, pr->line, n)) {
+	if (km_buf_append(&r->line, pr->line, n))
 		return -1;
-	}
 	return km_buf_append(&r->line, "\r\n", 2);
 }
 
@@ -1226,14 +1296,20 @@ static int km_dispatch_read(struct km_worker *w, struct km_conn *c,
 	while (km_next_token(r->line.p, r->line.len, &pos, &t)) {
 		struct km_key *k;
 
-		if (t.len > KM_KEY_MAX)
-			return 1;
+		if (t.len > KM_KEY_MAX) {
+			/* as memcached: the keys before it are read (a gat
+			 * touches them), then the whole reply is an error */
+			r->bad_key = 1;
+			break;
+		}
 		k = km_req_add_key(r, t.p - r->line.p, t.len);
 		if (!k)
 			return -1;
 		km_key_set_replicas(k, ring, t.p, t.len, 0);
 	}
 	KM_ADD(km_d.c.cmd_get, r->nkeys);
+	if (!gat)
+		km_req_open(r); /* a miss asks the next replica later */
 	if (gat) {
 		KM_ADD(km_d.c.cmd_touch, r->nkeys);
 		km_gat_send(w, r);
@@ -1267,8 +1343,10 @@ static int km_dispatch_write(struct km_worker *w, struct km_request *pr,
 	for (i = 0; i < k->nr; i++)
 		if (km_be_writable(k->be[i]) && !km_req_add_rep(r, k->be[i]))
 			return -1;
-	if (r->noreply)
-		km_req_answered(w, r); /* nothing to say, in order */
+	/*
+	 * noreply: answered (with nothing) once done like any other, so that
+	 * a later "mn" means what it means to memcached: all before it is done
+	 */
 	if (r->type == KM_RT_CAS)
 		km_cas_send(w, r);
 	else
@@ -1287,6 +1365,7 @@ static int km_dispatch_one(struct km_worker *w, struct km_request *pr,
 	if (!k)
 		return -1;
 	if (pr->cmd == KM_CMD_MG || pr->cmd == KM_CMD_ME) {
+		km_req_open(r); /* a miss asks the next replica later */
 		k->off = pr->tok[1].p - pr->line;
 		k->len = pr->tok[1].len;
 		km_key_set_replicas(k, km_daemon_ring(), pr->tok[1].p,
@@ -1347,6 +1426,27 @@ static int km_meta_flag(const struct km_request *pr, unsigned int first, char f)
 		if (pr->tok[i].p[0] == f)
 			return 1;
 	return 0;
+}
+
+/* Has a meta command the flag f (tokens from first on)? */
+static int km_meta_flag(const struct km_request *pr, unsigned int first,
+			char f);
+
+int km_dispatch_must_wait(const struct km_conn *c, const struct km_request *pr)
+{
+	if (!c->nopen)
+		return 0;
+	switch (pr->cmd) {
+	case KM_CMD_GAT:
+	case KM_CMD_GATS:
+	case KM_CMD_FLUSH_ALL:
+	case KM_CMD_VERBOSITY:
+		return 1;
+	case KM_CMD_MG:
+		return km_meta_flag(pr, 2, 'T') || km_meta_flag(pr, 2, 'N');
+	default:
+		return km_cmd_is_write(pr->cmd);
+	}
 }
 
 void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
@@ -1413,7 +1513,9 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 		}
 		type = KM_RT_WRITE;
 		if (pr->cmd == KM_CMD_CAS ||
-		    (pr->cmd == KM_CMD_MS && km_meta_flag(pr, 3, 'C')))
+		    (pr->cmd == KM_CMD_MS && km_meta_flag(pr, 3, 'C')) ||
+		    ((pr->cmd == KM_CMD_MD || pr->cmd == KM_CMD_MA) &&
+		     km_meta_flag(pr, 2, 'C')))
 			type = KM_RT_CAS;
 		if (pr->vlen >= 0)
 			KM_INC(km_d.c.cmd_set);
@@ -1433,15 +1535,6 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 	case KM_RT_READ:
 	case KM_RT_GAT:
 		err = km_dispatch_read(w, c, pr, r);
-		if (err > 0) {
-			static const char msg[] =
-				"CLIENT_ERROR bad command line format\r\n";
-
-			KM_INC(km_d.c.protocol_errors);
-			km_req_set_resp(r, msg, sizeof(msg) - 1);
-			km_req_answered(w, r);
-			err = 0;
-		}
 		break;
 	case KM_RT_ONE:
 		err = km_dispatch_one(w, pr, r);

@@ -11,6 +11,8 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 		 const char *data, size_t dlen);
 void km_dispatch_too_large(struct km_worker *w, struct km_conn *c,
 			   const struct km_request *pr);
+/* Must this write wait for c's open requests (engine.c: ordering)? */
+int km_dispatch_must_wait(const struct km_conn *c, const struct km_request *pr);
 void km_reply_local(struct km_worker *w, struct km_conn *c, const char *s,
 		    size_t n, int close_after);
 void km_req_detach(struct km_worker *w, struct km_req *r);

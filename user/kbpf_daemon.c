@@ -21,6 +21,7 @@
 #include "journal.h"
 #include "kbpf.h"
 #include "kbpf_retry.h"
+#include "proxy.h"
 #include "log.h"
 #include "retry.h"
 
@@ -409,39 +410,15 @@ static void km_kbpf_check_routes(const struct km_cfg *cfg)
 	}
 }
 
-/* The clients allowed by default: the attached interfaces' subnets, lo. */
+/* The clients allowed by default: as the daemon's UDP socket allows. */
 static int km_kbpf_default_allow(const struct km_cfg *cfg)
 {
-	struct ifaddrs *ifa, *i;
-	unsigned int k, prefix;
-	__be32 mask;
-	int err;
+	struct km_cfg_allow a[KM_MAX_ALLOW];
+	unsigned int i, n = km_allow_default(cfg, a, KM_MAX_ALLOW);
+	int err = 0;
 
-	err = km_bpf_allow_add(km_kb, htonl(INADDR_LOOPBACK & 0xff000000), 8);
-	if (err)
-		return err;
-	if (getifaddrs(&ifa))
-		return -errno;
-	for (i = ifa; i; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-		    !i->ifa_netmask)
-			continue;
-		for (k = 0; k < cfg->nr_ifaces; k++)
-			if (!strcmp(cfg->ifaces[k], i->ifa_name))
-				break;
-		if (k == cfg->nr_ifaces)
-			continue;
-		mask = ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
-		prefix = __builtin_popcount(mask);
-		err = km_bpf_allow_add(
-			km_kb,
-			((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr &
-				mask,
-			prefix);
-		if (err)
-			break;
-	}
-	freeifaddrs(ifa);
+	for (i = 0; !err && i < n; i++)
+		err = km_bpf_allow_add(km_kb, a[i].addr.s_addr, a[i].prefix);
 	return err;
 }
 
@@ -458,6 +435,7 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 	kc.write_policy = cfg->write_policy;
 	/* a previous run's bypass (km_kbpf_bypass): judged again from here */
 	kc.flags &= ~(KM_CF_READS_OFF | KM_CF_WRITES_OFF);
+	kc.udp_reply_ratio = cfg->udp_reply_ratio;
 	if (cfg->timeout_ms > 0)
 		kc.pending_timeout_ns = cfg->timeout_ms * 1000000ull;
 	err = km_bpf_set_config(km_kb, &kc);

@@ -54,6 +54,15 @@ static int km_tok_cstr(const struct km_tok *t, char *buf, size_t size)
 	return 1;
 }
 
+/*
+ * Where a number may end, as in memcached's safe_strto*: at the end of the
+ * token or at a space character ("1\t" and the "1\r" of "1\r\r\n" are 1).
+ */
+static int km_num_end(const char *end)
+{
+	return !*end || isspace((unsigned char)*end);
+}
+
 int km_tok_u64(const struct km_tok *t, uint64_t *out)
 {
 	unsigned long long v;
@@ -63,7 +72,7 @@ int km_tok_u64(const struct km_tok *t, uint64_t *out)
 		return 0;
 	errno = 0;
 	v = strtoull(buf, &end, 10);
-	if (errno == ERANGE || end == buf || *end)
+	if (errno == ERANGE || end == buf || !km_num_end(end))
 		return 0;
 	if ((long long)v < 0 && strchr(buf, '-'))
 		return 0;
@@ -90,7 +99,7 @@ int km_tok_i32(const struct km_tok *t, int32_t *out)
 		return 0;
 	errno = 0;
 	v = strtol(buf, &end, 10);
-	if (errno == ERANGE || end == buf || *end)
+	if (errno == ERANGE || end == buf || !km_num_end(end))
 		return 0;
 	*out = (int32_t)v;
 	return 1;
@@ -102,6 +111,7 @@ static const struct {
 } km_text_cmds[] = {
 	{"get", KM_CMD_GET},
 	{"gets", KM_CMD_GETS},
+	{"bget", KM_CMD_GET}, /* memcached's ancient alias */
 	{"gat", KM_CMD_GAT},
 	{"gats", KM_CMD_GATS},
 	{"set", KM_CMD_SET},
@@ -199,6 +209,7 @@ static enum km_parse_res km_check_storage(struct km_request *r)
 static enum km_parse_res km_check_text(struct km_request *r)
 {
 	uint64_t u64;
+	uint32_t u32;
 	int32_t i32;
 	int zero;
 
@@ -226,10 +237,8 @@ static enum km_parse_res km_check_text(struct km_request *r)
 	case KM_CMD_DELETE:
 		if (r->ntok < 2 || r->ntok > 4)
 			return km_reply(r, "ERROR");
-		km_set_noreply(r);
-		if (km_key_too_long(&r->tok[1]))
-			return km_reply(r, ERR_FORMAT);
-		if (r->ntok > 2) {
+		if (r->ntok > 2) { /* "delete noreply": a key named noreply */
+			km_set_noreply(r);
 			zero = km_tok_is(&r->tok[2], "0");
 			if (!((r->ntok == 3 && (zero || r->noreply)) ||
 			      (r->ntok == 4 && zero && r->noreply)))
@@ -237,6 +246,9 @@ static enum km_parse_res km_check_text(struct km_request *r)
 					r, ERR_FORMAT
 					".  Usage: delete <key> [noreply]");
 		}
+		/* memcached looks at the key's length after the rest */
+		if (km_key_too_long(&r->tok[1]))
+			return km_reply(r, ERR_FORMAT);
 		return KM_P_OK;
 	case KM_CMD_INCR:
 	case KM_CMD_DECR:
@@ -259,15 +271,26 @@ static enum km_parse_res km_check_text(struct km_request *r)
 			return km_reply(
 				r, "CLIENT_ERROR invalid exptime argument");
 		return KM_P_OK;
+	/*
+	 * flush_all and verbosity: their argument is checked here, so that
+	 * the line forwarded without "noreply" never ends in another one
+	 * ("flush_all noreply noreply": the backend would say nothing).
+	 */
 	case KM_CMD_FLUSH_ALL:
 		if (r->ntok > 3)
 			return km_reply(r, "ERROR");
 		km_set_noreply(r);
-		return KM_P_OK; /* the delay: checked by the backends */
+		if (r->ntok != (r->noreply ? 2u : 1u) &&
+		    !km_tok_i32(&r->tok[1], &i32))
+			return km_reply(
+				r, "CLIENT_ERROR invalid exptime argument");
+		return KM_P_OK;
 	case KM_CMD_VERBOSITY:
 		if (r->ntok < 2 || r->ntok > 3)
 			return km_reply(r, "ERROR");
 		km_set_noreply(r);
+		if (!km_tok_u32(&r->tok[1], &u32))
+			return km_reply(r, ERR_FORMAT);
 		return KM_P_OK;
 	case KM_CMD_VERSION:
 	case KM_CMD_STATS:
@@ -278,40 +301,69 @@ static enum km_parse_res km_check_text(struct km_request *r)
 	}
 }
 
+/*
+ * memcached refuses a meta command of more than 20 tokens, counting its
+ * tokenizer's empty last one, before it looks at the flags: the key, the
+ * command and 17 flags (16 for ms) at most.
+ */
+#define KM_META_TOK_MAX 19
+
+/*
+ * The checks memcached makes before it reads the flags, with its texts:
+ * after them the backend answers every meta command with exactly one
+ * reply (an ms's data block is read or swallowed).  Any token from the
+ * third on starting with 'q' makes the request quiet, wherever memcached
+ * would see it or not: the engine then closes it with "mn" (engine.c), so
+ * a silent success and an error both leave the backend stream in step.
+ */
 static enum km_parse_res km_check_meta(struct km_request *r)
 {
-	unsigned int i, first_flag = 2;
+	unsigned int i;
 	int32_t vlen;
 
-	if (r->cmd == KM_CMD_MN)
+	switch (r->cmd) {
+	case KM_CMD_MN:
 		return KM_P_OK;
-	if (r->ntok < 2)
-		return km_reply(r, "ERROR");
-	if (km_key_too_long(&r->tok[1]))
-		return km_reply(r, ERR_FORMAT);
-	if (r->cmd == KM_CMD_MS) {
-		if (r->ntok < 3 || !km_tok_i32(&r->tok[2], &vlen) || vlen < 0 ||
-		    vlen > INT_MAX - 2)
+	case KM_CMD_ME:
+		if (r->ntok < 2 || km_key_too_long(&r->tok[1]))
 			return km_reply(r, ERR_FORMAT);
-		r->vlen = vlen;
-		first_flag = 3;
-	}
-	for (i = first_flag; i < r->ntok && i < KM_TOK_MAX; i++) {
-		if (r->tok[i].p[0] == 'q') {
-			r->quiet = 1;
-			r->quiet_tok = i;
-		} else if (r->tok[i].p[0] == 'b') {
-			r->base64 = 1;
+		/* me takes one flag, "b" exactly, and ignores the rest */
+		r->base64 = r->ntok > 2 && km_tok_is(&r->tok[2], "b");
+		break;
+	default:
+		if (r->ntok < 2)
+			return km_reply(r, "ERROR");
+		if (km_key_too_long(&r->tok[1]))
+			return km_reply(r, ERR_FORMAT);
+		if (r->cmd == KM_CMD_MS && r->ntok == 2)
+			return km_reply(r, ERR_FORMAT);
+		if (r->ntok > KM_META_TOK_MAX)
+			return km_reply(r,
+					r->cmd == KM_CMD_MG
+						? "CLIENT_ERROR options flags "
+						  "are too long"
+						: "CLIENT_ERROR options flags "
+						  "too long");
+		if (r->cmd == KM_CMD_MS) {
+			if (!km_tok_i32(&r->tok[2], &vlen) || vlen < 0 ||
+			    vlen > INT_MAX - 2)
+				return km_reply(r, ERR_FORMAT);
+			r->vlen = vlen;
 		}
+		for (i = 2; i < r->ntok; i++)
+			if (r->tok[i].p[0] == 'b')
+				r->base64 = 1;
+		break;
 	}
+	for (i = 2; i < r->ntok && i < KM_TOK_MAX; i++)
+		if (r->tok[i].p[0] == 'q')
+			r->quiet = 1;
 	return KM_P_OK;
 }
 
-static enum km_cmd km_meta_cmd(const char *line, size_t len)
+static enum km_cmd km_meta_cmd(char c)
 {
-	if (len < 2 || line[0] != 'm' || (len > 2 && line[2] != ' '))
-		return KM_CMD_NONE;
-	switch (line[1]) {
+	switch (c) {
 	case 'g':
 		return KM_CMD_MG;
 	case 's':
@@ -326,6 +378,29 @@ static enum km_cmd km_meta_cmd(const char *line, size_t len)
 		return KM_CMD_ME;
 	}
 	return KM_CMD_NONE;
+}
+
+/*
+ * Commands memcached knows and kmagentd answers "ERROR" to (they act on
+ * one server: crawler, LRU and slab tuning, log watching, TLS).  Any
+ * other line, unknown to memcached too, is an HTTP request when its last
+ * token starts with "HTTP/": memcached closes the connection.
+ */
+static int km_http_line(const struct km_request *r)
+{
+	static const char *const known[] = {"lru_crawler", "watch", "lru",
+					    "extstore", "refresh_certs"};
+	const struct km_tok *cmd = &r->tok[0], *last;
+	unsigned int i;
+
+	if (strchr("gsacidt", cmd->p[0]) || (cmd->p[0] == 'm' && cmd->len == 2))
+		return 0;
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (km_tok_is(cmd, known[i]))
+			return 0;
+	/* memcached's tokenizer keeps 23 tokens, the rest in the last */
+	last = &r->tok[(r->ntok < 23 ? r->ntok : 23) - 1];
+	return last->len >= 5 && !memcmp(last->p, "HTTP/", 5);
 }
 
 /* memcached keeps reading an unterminated line only for a big multiget. */
@@ -344,7 +419,7 @@ static int km_long_line_allowed(const char *buf, size_t len)
 enum km_parse_res km_parse_request(const char *buf, size_t len,
 				   struct km_request *r)
 {
-	const char *nl = memchr(buf, '\n', len);
+	const char *nl = memchr(buf, '\n', len), *nul;
 	size_t pos = 0, n;
 	unsigned int i;
 
@@ -359,6 +434,14 @@ enum km_parse_res km_parse_request(const char *buf, size_t len,
 	r->consumed = n + 1;
 	if (n > 1 && buf[n - 1] == '\r')
 		n--;
+	/*
+	 * memcached reads the line as a C string: a NUL ends it.  The line is
+	 * forwarded cut there too, so that a backend never sees more of it
+	 * (a "noreply" after the NUL) than the proxy does.
+	 */
+	nul = memchr(buf, '\0', n);
+	if (nul)
+		n = nul - buf;
 	r->line = buf;
 	r->len = n;
 	for (i = 0; i <= KM_TOK_MAX; i++) {
@@ -370,14 +453,16 @@ enum km_parse_res km_parse_request(const char *buf, size_t len,
 			r->tok[i] = t;
 	}
 	r->ntok = i;
-	if (r->ntok == 0)
+	/* no command is shorter than two bytes */
+	if (r->ntok == 0 || r->tok[0].len < 2)
 		return km_reply(r, "ERROR");
 
-	r->cmd = km_meta_cmd(buf, n);
-	if (r->cmd != KM_CMD_NONE)
+	if (r->tok[0].p[0] == 'm' && r->tok[0].len == 2) {
+		r->cmd = km_meta_cmd(r->tok[0].p[1]);
+		if (r->cmd == KM_CMD_NONE)
+			return km_reply(r, "ERROR"); /* unknown meta command */
 		return km_check_meta(r);
-	if (n >= 1 && buf[0] == 'm' && n >= 2 && (n == 2 || buf[2] == ' '))
-		return km_reply(r, "ERROR"); /* unknown meta command */
+	}
 	/* what memcached without -A says: backends are not ours to stop */
 	if (km_tok_is(&r->tok[0], "shutdown"))
 		return km_reply(r, "ERROR: shutdown not enabled");
@@ -387,6 +472,8 @@ enum km_parse_res km_parse_request(const char *buf, size_t len,
 			break;
 		}
 	}
+	if (r->cmd == KM_CMD_NONE && km_http_line(r))
+		return KM_P_CLOSE;
 	return km_check_text(r);
 }
 
@@ -491,9 +578,31 @@ static long km_stats_len(const char *buf, size_t len)
 	}
 }
 
+/* A quiet meta command's reply, if any, then the "MN\r\n" closing it. */
+static long km_quiet_len(const char *buf, size_t len)
+{
+	static const char mn[] = "MN\r\n";
+	long n = 0;
+	size_t rest;
+
+	if (!km_starts(buf, len, mn)) {
+		if (len < sizeof(mn) - 1 && !memcmp(buf, mn, len))
+			return 0; /* "MN" still arriving */
+		n = km_meta_len(buf, len);
+		if (n <= 0)
+			return n;
+	}
+	rest = len - n;
+	if (rest < sizeof(mn) - 1)
+		return memcmp(buf + n, mn, rest) ? -1 : 0;
+	return memcmp(buf + n, mn, sizeof(mn) - 1) ? -1 : n + 4;
+}
+
 long km_reply_len(const char *buf, size_t len, enum km_reply_kind kind)
 {
 	switch (kind) {
+	case KM_RK_QUIET:
+		return km_quiet_len(buf, len);
 	case KM_RK_LINE:
 		return km_line_len(buf, len);
 	case KM_RK_VALUES:
@@ -504,6 +613,129 @@ long km_reply_len(const char *buf, size_t len, enum km_reply_kind kind)
 		return km_stats_len(buf, len);
 	}
 	return -1;
+}
+
+/* Is the line at s (its length without "\r\n": n) one of words[]? */
+static int km_line_word(const char *s, size_t n, const char *const *words,
+			int meta)
+{
+	size_t w = 0;
+
+	while (w < n && s[w] != ' ')
+		w++;
+	if (w < n && !meta)
+		return 0; /* text replies are one word */
+	for (; *words; words++)
+		if (strlen(*words) == w && !memcmp(s, *words, w))
+			return 1;
+	return 0;
+}
+
+static int km_line_is_error(const char *s, size_t n)
+{
+	return (n == 5 && !memcmp(s, "ERROR", 5)) ||
+	       km_starts(s, n, "CLIENT_ERROR ") ||
+	       km_starts(s, n, "SERVER_ERROR ");
+}
+
+static int km_line_is_number(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return n > 0;
+}
+
+int km_reply_fits(enum km_cmd cmd, const char *reply, size_t len)
+{
+	static const char *const stored[] = {"STORED", "NOT_STORED", "EXISTS",
+					     "NOT_FOUND", NULL};
+	static const char *const deleted[] = {"DELETED", "NOT_FOUND", NULL};
+	static const char *const touched[] = {"TOUCHED", "NOT_FOUND", NULL};
+	static const char *const counted[] = {"NOT_FOUND", NULL};
+	static const char *const ok[] = {"OK", NULL};
+	static const char *const version[] = {"VERSION", NULL};
+	static const char *const stats_end[] = {"END", "OK", "RESET", NULL};
+	static const char *const end[] = {"END", NULL};
+	static const char *const mg[] = {"VA", "HD", "EN", NULL};
+	static const char *const ms[] = {"HD", "NS", "EX", "NF", NULL};
+	static const char *const md[] = {"HD", "NF", "EX", NULL};
+	static const char *const ma[] = {"VA", "HD", "NF", "NS", "EX", NULL};
+	static const char *const me[] = {"ME", "EN", NULL};
+	const char *s = reply;
+	size_t n = len;
+	struct km_value v;
+	long ll;
+
+	if (len == 0) /* a quiet command's silent answer */
+		return cmd == KM_CMD_MG || cmd == KM_CMD_MS ||
+		       cmd == KM_CMD_MD || cmd == KM_CMD_MA;
+	/* get-like replies: their VALUE blocks, then the line that counts */
+	if (cmd == KM_CMD_GET || cmd == KM_CMD_GETS || cmd == KM_CMD_GAT ||
+	    cmd == KM_CMD_GATS) {
+		while ((ll = km_parse_value(s, n, &v)) > 0) {
+			s += ll;
+			n -= ll;
+		}
+	} else if (cmd == KM_CMD_STATS) {
+		while (km_starts(s, n, "STAT ") || km_starts(s, n, "ITEM ") ||
+		       km_starts(s, n, "PREFIX ")) {
+			ll = km_line_len(s, n);
+			if (ll <= 0)
+				return 0;
+			s += ll;
+			n -= ll;
+		}
+	}
+	ll = km_line_len(s, n);
+	if (ll < 2 || s[ll - 2] != '\r')
+		return 0;
+	n = ll - 2;
+	if (km_line_is_error(s, n))
+		return 1;
+	switch (cmd) {
+	case KM_CMD_GET:
+	case KM_CMD_GETS:
+	case KM_CMD_GAT:
+	case KM_CMD_GATS:
+		return km_line_word(s, n, end, 0);
+	case KM_CMD_SET:
+	case KM_CMD_ADD:
+	case KM_CMD_REPLACE:
+	case KM_CMD_APPEND:
+	case KM_CMD_PREPEND:
+	case KM_CMD_CAS:
+		return km_line_word(s, n, stored, 0);
+	case KM_CMD_DELETE:
+		return km_line_word(s, n, deleted, 0);
+	case KM_CMD_INCR:
+	case KM_CMD_DECR:
+		return km_line_is_number(s, n) ||
+		       km_line_word(s, n, counted, 0);
+	case KM_CMD_TOUCH:
+		return km_line_word(s, n, touched, 0);
+	case KM_CMD_FLUSH_ALL:
+	case KM_CMD_VERBOSITY:
+		return km_line_word(s, n, ok, 0);
+	case KM_CMD_VERSION:
+		return km_line_word(s, n, version, 1);
+	case KM_CMD_STATS:
+		return km_line_word(s, n, stats_end, 0);
+	case KM_CMD_MG:
+		return km_line_word(s, n, mg, 1);
+	case KM_CMD_MS:
+		return km_line_word(s, n, ms, 1);
+	case KM_CMD_MD:
+		return km_line_word(s, n, md, 1);
+	case KM_CMD_MA:
+		return km_line_word(s, n, ma, 1);
+	case KM_CMD_ME:
+		return km_line_word(s, n, me, 1);
+	default:
+		return 0;
+	}
 }
 
 enum km_reply_class km_reply_classify(const char *s, size_t len)

@@ -59,8 +59,7 @@ struct km_request {
 	unsigned int ntok; /* tokens found, KM_TOK_MAX + 1 = too many */
 	long vlen;	   /* data block bytes (without "\r\n"), -1 = none */
 	int noreply;	   /* text protocol "noreply" as the last token */
-	int quiet;	   /* meta "q" flag */
-	int quiet_tok;	   /* index of the "q" token, 0 = none */
+	int quiet;	   /* meta: a token starting with 'q' after the key */
 	int base64;	   /* meta "b" flag: the key is base64 */
 	const char *reply; /* KM_P_REPLY: memcached's answer, no "\r\n" */
 	struct km_tok tok[KM_TOK_MAX]; /* last: not cleared by the parser */
@@ -91,10 +90,20 @@ enum km_reply_kind {
 	KM_RK_VALUES = 1, /* VALUE blocks then END (get, gets, gat, gats) */
 	KM_RK_META = 2,	  /* one line, or "VA <n> ..." and n bytes of data */
 	KM_RK_STATS = 3,  /* STAT/ITEM/PREFIX lines then END, or one line */
+	KM_RK_QUIET = 4,  /* a quiet meta command closed with "mn": at most
+			   * one KM_RK_META reply, then "MN\r\n" */
 };
 
 /* Length of the complete reply at buf, 0 = incomplete, -1 = garbage. */
 long km_reply_len(const char *buf, size_t len, enum km_reply_kind kind);
+
+/*
+ * Can this complete reply (KM_RK_QUIET: without its "MN\r\n") answer a
+ * cmd request?  Its first line must be one of the words memcached answers
+ * cmd with, or an error: anything else means the backend stream is out of
+ * step with the requests sent on it.
+ */
+int km_reply_fits(enum km_cmd cmd, const char *reply, size_t len);
 
 struct km_value {
 	const char *key;

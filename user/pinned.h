@@ -30,7 +30,8 @@ struct km_pinned {
 							X(retries)             \
 							X(retry_writes)        \
 							X(retry_late)          \
-							X(retry_exhausted)
+							X(retry_exhausted) \
+							X(reply_capped)
 /* clang-format on */
 
 #define KM_BE_STATS_FIELDS(X)                                                  \

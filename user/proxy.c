@@ -13,6 +13,7 @@
  * request it carried is answered.
  */
 #include <errno.h>
+#include <ifaddrs.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -44,6 +45,10 @@
 static struct km_worker *km_workers;
 static unsigned int km_nworkers;
 static int km_unix_fd = -1;
+
+/* UDP clients the daemon answers: --allow, or km_allow_default's. */
+static struct km_cfg_allow km_udp_allow[KM_MAX_ALLOW];
+static unsigned int km_nudp_allow;
 
 static uint64_t km_now_ms(void)
 {
@@ -143,18 +148,20 @@ static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 static void km_conn_read(struct km_worker *w, struct km_conn *c);
 
 /*
- * Input was left unparsed (too many requests queued, or too much output
- * waiting): once the client caught up, parse it, then read the socket,
- * which edge-triggered epoll will not report again.
+ * Input was left unparsed (too many requests queued, too much output
+ * waiting, or a write held behind open requests): once that is over,
+ * parse it, then read the socket, which edge-triggered epoll will not
+ * report again.
  */
 static void km_conn_resume(struct km_worker *w, struct km_conn *c)
 {
 	if (!c->paused || c->nreq >= KM_MAX_PIPELINE / 2 ||
-	    km_buf_used(&c->out) > KM_OUT_HIGH / 2 || c->closing || c->dead)
+	    km_buf_used(&c->out) > KM_OUT_HIGH / 2 || c->closing || c->dead ||
+	    (c->held && c->nopen))
 		return;
-	c->paused = 0;
+	c->paused = c->held = 0;
 	km_conn_process(w, c);
-	if (!c->paused && !c->dead && !c->closing)
+	if (!c->udp && !c->paused && !c->dead && !c->closing)
 		km_conn_read(w, c);
 }
 
@@ -218,11 +225,46 @@ static void km_udp_send_unit(struct km_conn *c, size_t off, size_t end)
 	}
 }
 
+/* The bytes c's reply takes on the wire: its datagrams, headers included. */
+static size_t km_udp_reply_bytes(const struct km_conn *c)
+{
+	const size_t chunk = KM_UDP_MAX - KM_UDP_HDR;
+	size_t off = 0, len = km_buf_used(&c->out), total = len, n;
+	unsigned int i;
+
+	for (i = 0; i <= c->nunits; i++) {
+		n = (i < c->nunits ? c->units[i] : len) - off;
+		total += KM_UDP_HDR * ((n + chunk - 1) / chunk);
+		off += n;
+	}
+	return total;
+}
+
+/*
+ * Reflection: a spoofed source gets what the request asked for.  A reply
+ * that fits one datagram always goes; a longer one only if it is at most
+ * --udp-reply-ratio times the request (the client uses TCP for the rest).
+ */
+static int km_udp_capped(const struct km_conn *c)
+{
+	size_t ratio = km_d.cfg.udp_reply_ratio, bytes;
+
+	if (!ratio)
+		return 0;
+	bytes = km_udp_reply_bytes(c);
+	return bytes > KM_UDP_MAX && bytes > ratio * c->req_bytes;
+}
+
 static void km_udp_send(struct km_conn *c)
 {
 	size_t off = 0, len = km_buf_used(&c->out);
 	unsigned int i;
 
+	if (km_udp_capped(c)) {
+		KM_INC(km_d.c.udp_capped);
+		len = 0;
+		c->nunits = 0;
+	}
 	for (i = 0; i < c->nunits; i++) {
 		if (c->units[i] > off)
 			km_udp_send_unit(c, off, c->units[i]);
@@ -274,7 +316,9 @@ static void km_worker_flush(struct km_worker *w)
 				continue;
 			}
 			if (c->udp) {
-				if (c->nreq == 0) {
+				/* the rest of its requests, if held */
+				km_conn_resume(w, c);
+				if (c->nreq == 0 && !c->paused) {
 					km_udp_send(c);
 					c->dead = 1;
 					km_conn_free(w, c);
@@ -297,12 +341,51 @@ static void km_worker_flush(struct km_worker *w)
 	}
 }
 
+/*
+ * memcached's binary protocol (a connection whose first byte is 0x80):
+ * not spoken here.  Rather than wait for a newline that never comes (what
+ * memcached -B ascii does), answer each request with the binary error a
+ * client library reports, "Not supported" (0x83), its opcode and opaque
+ * echoed, and skip its body.  0: answered, 1: need more bytes.
+ */
+#define KM_BIN_HDR 24
+
+static int km_conn_binary(struct km_worker *w, struct km_conn *c)
+{
+	static const char msg[] = "Not supported: kmagentd speaks memcached's "
+				  "text protocol";
+	const unsigned char *h = (const void *)km_buf_data(&c->in);
+	unsigned char pkt[KM_BIN_HDR + sizeof(msg) - 1] = {0x81};
+	uint32_t body, n = htonl(sizeof(msg) - 1);
+	int close_after;
+
+	if (km_buf_used(&c->in) < KM_BIN_HDR)
+		return 1;
+	memcpy(&body, h + 8, 4);
+	body = ntohl(body);
+	/* not a request (memcached closes too), or a body nobody sends */
+	close_after = h[0] != 0x80 || body > km_d.cfg.item_size_max + 4096;
+	pkt[1] = h[1];		     /* opcode */
+	pkt[7] = 0x83;		     /* status: not supported */
+	memcpy(pkt + 8, &n, 4);	     /* total body */
+	memcpy(pkt + 12, h + 12, 4); /* opaque */
+	memcpy(pkt + KM_BIN_HDR, msg, sizeof(msg) - 1);
+	KM_INC(km_d.c.protocol_errors);
+	km_reply_local(w, c, (const char *)pkt, sizeof(pkt), close_after);
+	km_buf_consume(&c->in, KM_BIN_HDR);
+	if (close_after)
+		c->eof = 1;
+	else
+		c->swallow = body;
+	return 0;
+}
+
 /* Parse and dispatch what c has buffered. */
 static void km_conn_process(struct km_worker *w, struct km_conn *c)
 {
 	const size_t item_max = km_d.cfg.item_size_max;
 
-	while (!c->closing && !c->dead) {
+	while (!c->closing && !c->dead && !c->eof) {
 		size_t avail = km_buf_used(&c->in), total;
 		const char *p = km_buf_data(&c->in);
 		struct km_request r;
@@ -319,6 +402,14 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 		}
 		if (!avail)
 			break;
+		if (!c->proto) /* memcached decides on the first byte too */
+			c->proto = (unsigned char)p[0] == 0x80 ? KM_PROTO_BINARY
+							       : KM_PROTO_TEXT;
+		if (c->proto == KM_PROTO_BINARY) {
+			if (km_conn_binary(w, c))
+				break;
+			continue;
+		}
 		if (c->nreq >= KM_MAX_PIPELINE ||
 		    km_buf_used(&c->out) > KM_OUT_HIGH) {
 			c->paused = 1;
@@ -343,7 +434,9 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 			break;
 		}
 		if (res == KM_P_CLOSE) {
-			km_conn_close(w, c);
+			/* as memcached: no reply; the ones before still go */
+			c->eof = 1;
+			km_reply_local(w, c, "", 0, 1);
 			return;
 		}
 		if (res == KM_P_REPLY) {
@@ -358,11 +451,16 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 			km_buf_consume(&c->in, r.consumed);
 			continue;
 		}
+		if (km_dispatch_must_wait(c, &r)) {
+			/* parsed again once the open requests are done */
+			c->paused = c->held = 1;
+			break;
+		}
 		if (r.vlen < 0) {
 			km_dispatch(w, c, &r, NULL, 0);
 			km_buf_consume(&c->in, r.consumed);
 			if (r.cmd == KM_CMD_QUIT)
-				break;
+				c->eof = 1; /* nothing after it is read */
 			continue;
 		}
 		total = r.consumed + r.vlen + 2;
@@ -381,7 +479,10 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 				km_conn_close(w, c);
 			break;
 		}
-		if (memcmp(p + r.consumed + r.vlen, "\r\n", 2)) {
+		/* ms: memcached checks its flags first (and swallows the
+		 * block on an error), the block's end after: its call */
+		if (r.cmd != KM_CMD_MS &&
+		    memcmp(p + r.consumed + r.vlen, "\r\n", 2)) {
 			static const char msg[] =
 				"CLIENT_ERROR bad data chunk\r\n";
 
@@ -483,6 +584,67 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 	}
 }
 
+static int km_in_net(__be32 addr, const struct km_cfg_allow *a)
+{
+	__be32 mask = a->prefix ? htonl(~0u << (32 - a->prefix)) : 0;
+
+	return (addr & mask) == (a->addr.s_addr & mask);
+}
+
+/* memcached answers anyone: a reflector.  kmagentd only its clients. */
+static int km_udp_allowed(const struct sockaddr_storage *peer)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
+	unsigned int i;
+
+	if (peer->ss_family != AF_INET)
+		return 0;
+	for (i = 0; i < km_nudp_allow; i++)
+		if (km_in_net(sin->sin_addr.s_addr, &km_udp_allow[i]))
+			return 1;
+	return 0;
+}
+
+static int km_iface_listed(const struct km_cfg *cfg, const char *name)
+{
+	unsigned int k;
+
+	for (k = 0; k < cfg->nr_ifaces; k++)
+		if (!strcmp(cfg->ifaces[k], name))
+			return 1;
+	return 0;
+}
+
+unsigned int km_allow_default(const struct km_cfg *cfg,
+			      struct km_cfg_allow *out, unsigned int max)
+{
+	struct ifaddrs *ifa, *i;
+	unsigned int n = 0;
+
+	out[n].addr.s_addr = htonl(INADDR_LOOPBACK & 0xff000000);
+	out[n++].prefix = 8;
+	if (getifaddrs(&ifa))
+		return n;
+	for (i = ifa; i && n < max; i = i->ifa_next) {
+		const struct sockaddr_in *a = (void *)i->ifa_addr;
+		const struct sockaddr_in *m = (void *)i->ifa_netmask;
+
+		if (!a || a->sin_family != AF_INET || !m ||
+		    (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		/* the interfaces served: the one of -l (all without), -I's */
+		if (cfg->listen_addr.s_addr != htonl(INADDR_ANY) &&
+		    a->sin_addr.s_addr != cfg->listen_addr.s_addr &&
+		    !km_iface_listed(cfg, i->ifa_name))
+			continue;
+		out[n].prefix = __builtin_popcount(m->sin_addr.s_addr);
+		out[n].addr.s_addr = a->sin_addr.s_addr & m->sin_addr.s_addr;
+		n++;
+	}
+	freeifaddrs(ifa);
+	return n;
+}
+
 /* A pseudo-connection for one datagram, from the free list if any. */
 static struct km_conn *km_udp_conn_get(struct km_worker *w)
 {
@@ -526,6 +688,10 @@ static void km_udp_read(struct km_worker *w)
 			return;
 		if (n < KM_UDP_HDR)
 			continue;
+		if (!km_udp_allowed(&peer)) {
+			KM_INC(km_d.c.udp_denied);
+			continue;
+		}
 		KM_INC(km_d.c.udp_requests);
 		KM_ADD(km_d.c.bytes_read, n);
 		memcpy(h, w->udp_buf, KM_UDP_HDR);
@@ -538,6 +704,7 @@ static void km_udp_read(struct km_worker *w)
 		c->peer = peer;
 		c->peerlen = plen;
 		c->rid = ntohs(h[0]);
+		c->req_bytes = n;
 		c->w = w;
 		c->pool_idx = c->rid;
 		if (ntohs(h[1]) != 0 || ntohs(h[2]) != 1) {
@@ -708,12 +875,59 @@ static int km_worker_setup(struct km_worker *w, unsigned int id)
 	return 0;
 }
 
+/*
+ * The workers' sockets share the port through SO_REUSEPORT, which would
+ * let a second kmagentd share it too (and take half the clients, with its
+ * own view of the backends): bind it once without first.  TCP keeps
+ * SO_REUSEADDR (a restarted daemon finds the port's connections in
+ * TIME_WAIT), UDP has neither; the probe is closed before the real ones.
+ */
+static int km_port_free(const struct km_cfg *cfg, int type)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(cfg->port),
+				 .sin_addr = cfg->listen_addr};
+	int fd, one = 1, err = 0;
+
+	fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		err = -errno;
+	close(fd);
+	if (err == -EADDRINUSE)
+		km_err("port %d (%s) on %s is in use: another kmagentd or a "
+		       "memcached listens there\n",
+		       cfg->port, type == SOCK_STREAM ? "tcp" : "udp",
+		       cfg->listen[0] ? cfg->listen : "0.0.0.0");
+	else if (err)
+		km_err("port %d (%s): %s\n", cfg->port,
+		       type == SOCK_STREAM ? "tcp" : "udp", strerror(-err));
+	return err;
+}
+
 int km_proxy_start(void)
 {
 	const struct km_cfg *cfg = &km_d.cfg;
 	unsigned int i;
 	long ncpu;
 	int err;
+
+	err = km_port_free(cfg, SOCK_STREAM);
+	if (!err)
+		err = km_port_free(cfg, SOCK_DGRAM);
+	if (err)
+		return err;
+	if (cfg->nr_allow) {
+		memcpy(km_udp_allow, cfg->allow,
+		       cfg->nr_allow * sizeof(cfg->allow[0]));
+		km_nudp_allow = cfg->nr_allow;
+	} else {
+		km_nudp_allow =
+			km_allow_default(cfg, km_udp_allow, KM_MAX_ALLOW);
+	}
 
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	km_nworkers = cfg->threads ? cfg->threads : (ncpu > 0 ? ncpu : 1);
@@ -885,6 +1099,10 @@ void km_stats_build(struct km_buf *out, int reset, const struct km_buf *extra)
 		(unsigned long)KM_LOAD(k->backend_timeouts));
 	km_stat(b, "kmagent_udp_requests", "%lu",
 		(unsigned long)KM_LOAD(k->udp_requests));
+	km_stat(b, "kmagent_udp_denied", "%lu",
+		(unsigned long)KM_LOAD(k->udp_denied));
+	km_stat(b, "kmagent_udp_reply_capped", "%lu",
+		(unsigned long)KM_LOAD(k->udp_capped));
 	km_stat(b, "kmagent_protocol_errors", "%lu",
 		(unsigned long)KM_LOAD(k->protocol_errors));
 	km_stat(b, "kmagent_write_policy", "%s",

@@ -55,6 +55,7 @@ struct km_req;
 struct km_op {
 	struct km_op *next;
 	struct km_req *req;
+	enum km_cmd cmd; /* what the reply must answer (km_reply_fits) */
 	__u8 be;
 	__u8 rank; /* replica index of be for the request's key(s) */
 	enum km_reply_kind kind;
@@ -100,6 +101,17 @@ struct km_worker {
 	char *udp_buf;
 };
 
+struct km_cfg;
+struct km_cfg_allow;
+
+/*
+ * The UDP clients allowed when no --allow is given, into out (at most max):
+ * loopback and the subnets of the interfaces served (the one holding the
+ * -l address, every one without -l, and the -I ones).  Returns how many.
+ */
+unsigned int km_allow_default(const struct km_cfg *cfg,
+			      struct km_cfg_allow *out, unsigned int max);
+
 /* Sockets and workers set up (as root); km_proxy_run starts serving. */
 int km_proxy_start(void);
 int km_proxy_run(void);
@@ -116,9 +128,13 @@ void km_backend_check_timeouts(struct km_worker *w);
 int km_backend_pending(struct km_worker *w);
 void km_backend_close_all(struct km_worker *w);
 
-/* proxy.c: a backend operation finished; reply NULL = it failed. */
-void km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
-		    size_t len);
+/*
+ * engine.c: a backend operation finished; reply NULL = it failed.  -1: the
+ * reply does not answer the op (taken as a failure): the backend stream is
+ * out of step, and the connection's other ops must fail too.
+ */
+int km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
+		   size_t len);
 void km_op_free(struct km_worker *w, struct km_op *op);
 
 #endif /* KM_PROXY_H */

@@ -51,6 +51,7 @@ struct km_req {
 	enum km_cmd cmd;
 	enum km_req_type type;
 	int noreply, quiet, answered, close_after;
+	int open;	 /* may still send ops: later writes wait */
 	int pending;	 /* ops out */
 	int dispatching; /* ops may still be added */
 	unsigned int pool_idx;
@@ -65,6 +66,7 @@ struct km_req {
 	unsigned int gat_exp_len; /* "gat <exp> ": bytes before the keys */
 	int stats;     /* 1: stats, 2: stats reset, when at head; STATS: the
 			* backends' lines are in res */
+	int bad_key;   /* reads: a key over 250 bytes, the reply an error */
 	int cas_phase; /* KM_RT_CAS: 1 = primary, 2 = the others */
 	int base64;    /* writes: the key is base64 (meta b) */
 };
@@ -77,7 +79,8 @@ struct km_conn {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	uint16_t rid;
-	size_t *units; /* UDP: end offsets in out of each reply unit */
+	size_t req_bytes; /* UDP: the request datagram's, header included */
+	size_t *units;	  /* UDP: end offsets in out of each reply unit */
 	unsigned int nunits, ucap;
 	struct km_buf in, out;
 	struct km_req *head, *tail;
@@ -85,8 +88,12 @@ struct km_conn {
 	size_t swallow; /* data bytes of a refused item still to skip */
 	size_t scanned; /* bytes of a long line known to hold no newline */
 	int closing;	/* close once out is flushed */
+	int eof;	/* quit, or what memcached closes on: parse no more */
+	enum { KM_PROTO_UNKNOWN = 0, KM_PROTO_TEXT, KM_PROTO_BINARY } proto;
 	int dead;
 	int paused; /* too many requests queued: input left unparsed */
+	int held;   /* a write waits for the open requests: input unparsed */
+	unsigned int nopen; /* requests still open (engine.c: ordering) */
 	int dirty;
 	struct km_conn *dirty_next;
 	unsigned int pool_idx;

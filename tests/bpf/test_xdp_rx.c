@@ -900,7 +900,9 @@ static int send_write(int sock, const char *key, const char *req, __u16 rid,
 		CHECK(seen[s->be[i]] == 1, "%s: one clone to replica %u", what,
 		      s->be[i]);
 	if (!expect_entry)
-		CHECK(idx == rid, "%s: noreply keeps the client's rid", what);
+		CHECK(idx == KM_RID_NOREPLY,
+		      "%s: noreply clones carry the request id no entry has",
+		      what);
 	return idx;
 }
 
@@ -981,8 +983,16 @@ static void test_writes(void)
 			 0, "noreply set");
 	s1 = stats();
 	CHECK(s1.noreply_writes == s0.noreply_writes + 1, "noreply counted");
-	CHECK(s1.pending_full == s0.pending_full && idx == 503,
+	CHECK(s1.pending_full == s0.pending_full && idx == KM_RID_NOREPLY,
 	      "noreply: no entry");
+	/* a reply memcached sends anyway matches no client's request */
+	v = reply_from(s->be[0], KM_RID_NOREPLY, 0, 1, "ERROR\r\n", &f);
+	CHECK(v == XDP_PASS, "a reply to a noreply write goes to no client");
+	s0 = stats();
+	idx = send_write(sock, "wkey", "delete wkey 0 noreply\r\n", 504, 0,
+			 "delete 0 noreply");
+	CHECK(stats().noreply_writes == s0.noreply_writes + 1,
+	      "delete 0 noreply taken");
 	/* a write the kernel does not take goes up untouched */
 	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1,
 		   "ms wkey 1 q\r\nx\r\n", 16, 0);
@@ -991,6 +1001,104 @@ static void test_writes(void)
 	CHECK(stats().passed_up == s1.passed_up + 1, "passed_up counted");
 out:
 	close(sock);
+}
+
+/*
+ * Writes whose reply the kernel could not be sure of go up untouched: more
+ * than one request in the datagram (two replies, the second taken for
+ * another request's), a data block of another length or end, or a line
+ * memcached reads otherwise (after a NUL, "noreply " with a space, noreply
+ * with a token count memcached answers ERROR to).
+ */
+static void test_write_shapes(void)
+{
+	static const struct {
+		const char *what;
+		const char *req;
+		size_t len; /* 0: strlen */
+	} c[] = {
+		{"two commands", "set wkey 0 0 1\r\nx\r\nget wkey\r\n", 0},
+		{"two deletes", "delete wkey\r\ndelete wkey\r\n", 0},
+		{"data longer", "set wkey 0 0 1\r\nxy\r\n", 0},
+		{"data shorter", "set wkey 0 0 3\r\nx\r\n", 0},
+		{"data without CRLF", "set wkey 0 0 3\r\nabcde", 0},
+		{"length not a number", "set wkey 0 0 1x\r\nx\r\n", 0},
+		{"ms and mn", "ms wkey 1\r\nx\r\nmn\r\n", 0},
+		{"noreply, then a space", "set wkey 0 0 1 noreply \r\nx\r\n",
+		 0},
+		{"noreply after a NUL", "set wkey 0 0 1 noreply\0x\r\nx\r\n",
+		 31},
+		{"NUL in a delete", "delete wkey\0 noreply\r\n", 24},
+		{"noreply, a token too many",
+		 "set wkey 0 0 1 2 noreply\r\nx\r\n", 0},
+		{"incr noreply, no delta", "incr wkey noreply\r\n", 0},
+		{"delete, two tokens and noreply",
+		 "delete wkey 0 1 noreply\r\n", 0},
+	};
+	struct km_stats s0 = stats();
+	struct km_t_frame f, orig;
+	unsigned int i;
+	size_t n;
+	int v;
+
+	printf("writes of an uncertain reply shape go up to kmagentd\n");
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		n = c[i].len ? c[i].len : strlen(c[i].req);
+		km_t_build(&f, &km_t_client, &km_t_proxy, 7, 0, 1, c[i].req, n,
+			   0);
+		orig = f;
+		v = km_t_run_tc(tc_fd, &f, if0);
+		CHECK(v == TC_ACT_OK && f.len == orig.len &&
+			      !memcmp(f.buf, orig.buf, f.len),
+		      "%s: passed up untouched (verdict %d)", c[i].what, v);
+	}
+	CHECK(stats().passed_up == s0.passed_up + i &&
+		      stats().kernel_writes == s0.kernel_writes,
+	      "none cloned, all counted as passed up");
+}
+
+/*
+ * UDP reflection: a read reply of several datagrams, more than
+ * udp_reply_ratio times its request, is dropped, no timeout charged.
+ */
+static void test_reply_capped(void)
+{
+	const struct km_slot *s = slot_of("capkey");
+	struct km_stats s0 = stats(), s1;
+	struct km_config cfg;
+	struct km_pending e;
+	struct km_t_frame f;
+	int idx, v;
+
+	printf("a multi-datagram reply over udp_reply_ratio is dropped\n");
+	km_bpf_get_config(kb, &cfg);
+	cfg.udp_reply_ratio = 10;
+	km_bpf_set_config(kb, &cfg);
+	idx = send_get("get capkey\r\n", 400, s->be[0], "get capkey");
+	if (idx < 0)
+		goto out;
+	v = reply_from(s->be[0], idx, 0, 3, "VALUE capkey 0 4000\r\nxx", &f);
+	CHECK(v == XDP_DROP, "3 datagrams (4200 bytes) for 20: dropped (%d)",
+	      v);
+	s1 = stats();
+	CHECK(s1.reply_capped == s0.reply_capped + 1, "reply_capped counted");
+	CHECK(!get_pending(idx, &e) && e.ts && e.kind == KM_PK_FREE,
+	      "its entry kept out of use for a while");
+	v = reply_from(s->be[0], idx, 1, 3, "more", &f);
+	CHECK(v == XDP_PASS, "its next datagram goes to no client");
+	CHECK(stats().timeouts == s0.timeouts && stats().replies == s0.replies,
+	      "no timeout charged, nothing sent");
+	/* one datagram always goes */
+	idx = send_get("get capkey\r\n", 401, s->be[0], "get capkey again");
+	if (idx < 0)
+		goto out;
+	v = reply_from(s->be[0], idx, 0, 1, "VALUE capkey 0 1\r\nx\r\nEND\r\n",
+		       &f);
+	CHECK(v == XDP_TX, "a one-datagram reply is sent (%d)", v);
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "one-datagram reply");
+out:
+	cfg.udp_reply_ratio = 0;
+	km_bpf_set_config(kb, &cfg);
 }
 
 /* Every non-zero global counter, for the log. */
@@ -1010,6 +1118,7 @@ static void dump_stats(void)
 		"events_lost",	   "refused",
 		"retries",	   "retry_writes",
 		"retry_late",	   "retry_exhausted",
+		"reply_capped",
 	};
 	struct km_stats s = stats();
 	__u64 *v = (__u64 *)&s;
@@ -1128,6 +1237,8 @@ int main(void)
 	test_pending_full_and_timeout();
 	test_late_reply();
 	test_writes();
+	test_write_shapes();
+	test_reply_capped();
 	test_local_write();
 	test_refused();
 	dump_stats();

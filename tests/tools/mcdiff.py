@@ -269,6 +269,19 @@ def steps():
     add(Step("ms with a negative TTL", b"ms neg 2 T-1\r\nnn\r\nmg neg v\r\n"))
     add(Step("ma in incr mode with autovivify", b"ma viv2 N0 J5 MI D2 v\r\n"))
     add(Step("mg with a bad base64 key", b"mg !!!! b v\r\n"))
+    # found by tests/tools/mcfuzz.py
+    add(Step("ms with a bad flag and a bad data chunk (the flag first)",
+             b"ms m7 1 MS MX\r\nabc\r\n"))
+    add(Step("set a key to touch", st(b"set", b"gk", b"touched")))
+    # alone: memcached drops the replies it has not sent yet on this error
+    add(Step("gat -1 of a key, then a 251-byte key: the first is touched",
+             b"gat -1 gk " + LONGKEY + b"\r\n"))
+    add(Step("the key touched with -1 is gone", b"get gk\r\n"))
+    add(Step("delete of a 251-byte key with a time", b"delete " + LONGKEY +
+             b" 5\r\n"))
+    add(Step("flush_all noreply noreply", b"flush_all noreply noreply\r\n"
+             b"get k1\r\n"))
+    add(Step("delete of a key named noreply", b"delete noreply\r\n"))
     add(Step("noreply set, then quit, pipelined",
              st(b"set", b"lastw", b"written", extra=b" noreply") + b"quit\r\n",
              mode="pipe"))

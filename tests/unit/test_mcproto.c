@@ -81,6 +81,11 @@ static const struct req_case req_cases[] = {
 	 -1, 1, 0, NULL},
 	{"delete with time", "delete k 1\r\n", KM_P_REPLY, KM_CMD_DELETE, -1, 0,
 	 0, FMT ".  Usage: delete <key> [noreply]"},
+	{"delete of a key named noreply", "delete noreply\r\n", KM_P_OK,
+	 KM_CMD_DELETE, -1, 0, 0, NULL},
+	{"delete of a long key with a time", "delete " K250 "k 5\r\n",
+	 KM_P_REPLY, KM_CMD_DELETE, -1, 0, 0,
+	 FMT ".  Usage: delete <key> [noreply]"},
 	{"delete alone", "delete\r\n", KM_P_REPLY, KM_CMD_DELETE, -1, 0, 0,
 	 "ERROR"},
 	{"incr", "incr k 5\r\n", KM_P_OK, KM_CMD_INCR, -1, 0, 0, NULL},
@@ -100,6 +105,15 @@ static const struct req_case req_cases[] = {
 	 KM_CMD_FLUSH_ALL, -1, 1, 0, NULL},
 	{"verbosity alone", "verbosity\r\n", KM_P_REPLY, KM_CMD_VERBOSITY, -1,
 	 0, 0, "ERROR"},
+	{"verbosity, bad level", "verbosity x\r\n", KM_P_REPLY,
+	 KM_CMD_VERBOSITY, -1, 0, 0, FMT},
+	/* forwarded without the last noreply, the line would end in one */
+	{"verbosity noreply twice", "verbosity noreply noreply\r\n", KM_P_REPLY,
+	 KM_CMD_VERBOSITY, -1, 1, 0, FMT},
+	{"flush_all noreply twice", "flush_all noreply noreply\r\n", KM_P_REPLY,
+	 KM_CMD_FLUSH_ALL, -1, 1, 0, "CLIENT_ERROR invalid exptime argument"},
+	{"flush_all, bad delay", "flush_all x\r\n", KM_P_REPLY,
+	 KM_CMD_FLUSH_ALL, -1, 0, 0, "CLIENT_ERROR invalid exptime argument"},
 	{"version", "version\r\n", KM_P_OK, KM_CMD_VERSION, -1, 0, 0, NULL},
 	{"stats", "stats\r\n", KM_P_OK, KM_CMD_STATS, -1, 0, 0, NULL},
 	{"quit", "quit\r\n", KM_P_OK, KM_CMD_QUIT, -1, 0, 0, NULL},
@@ -118,6 +132,48 @@ static const struct req_case req_cases[] = {
 	{"me", "me k\r\n", KM_P_OK, KM_CMD_ME, -1, 0, 0, NULL},
 	{"unknown meta", "mx k\r\n", KM_P_REPLY, KM_CMD_NONE, -1, 0, 0,
 	 "ERROR"},
+	{"meta, leading spaces", "  mg k v\r\n", KM_P_OK, KM_CMD_MG, -1, 0, 0,
+	 NULL},
+	{"meta-like word", "mgx k\r\n", KM_P_REPLY, KM_CMD_NONE, -1, 0, 0,
+	 "ERROR"},
+	{"one-letter command", "m\r\n", KM_P_REPLY, KM_CMD_NONE, -1, 0, 0,
+	 "ERROR"},
+	{"mg q twice", "mg k q q v\r\n", KM_P_OK, KM_CMD_MG, -1, 0, 1, NULL},
+	{"mg q-word", "mg k v qxx\r\n", KM_P_OK, KM_CMD_MG, -1, 0, 1, NULL},
+	{"mg 17 flags", "mg k a b c d e f g h i j k l m n o p q\r\n", KM_P_OK,
+	 KM_CMD_MG, -1, 0, 1, NULL},
+	{"mg 18 flags", "mg k a b c d e f g h i j k l m n o p q r\r\n",
+	 KM_P_REPLY, KM_CMD_MG, -1, 0, 0,
+	 "CLIENT_ERROR options flags are too long"},
+	{"md 18 flags", "md k a b c d e f g h i j k l m n o p q r\r\n",
+	 KM_P_REPLY, KM_CMD_MD, -1, 0, 0,
+	 "CLIENT_ERROR options flags too long"},
+	/* memcached does not swallow the data then: it is a command */
+	{"ms 17 flags", "ms k 1 a b c d e f g h i j k l m n o p q\r\n",
+	 KM_P_REPLY, KM_CMD_MS, -1, 0, 0,
+	 "CLIENT_ERROR options flags too long"},
+	{"ms 16 flags", "ms k 1 a b c d e f g h i j k l m n o q\r\n", KM_P_OK,
+	 KM_CMD_MS, 1, 0, 1, NULL},
+	{"ms without length", "ms k\r\n", KM_P_REPLY, KM_CMD_MS, -1, 0, 0, FMT},
+	{"me without key", "me\r\n", KM_P_REPLY, KM_CMD_ME, -1, 0, 0, FMT},
+	{"me quiet is a flag it ignores", "me k q\r\n", KM_P_OK, KM_CMD_ME, -1,
+	 0, 1, NULL},
+	/* 1.6.18 says nothing: "noreply" silences its ERROR */
+	{"verbosity noreply", "verbosity noreply\r\n", KM_P_REPLY,
+	 KM_CMD_VERBOSITY, -1, 1, 0, FMT},
+	{"bget", "bget k\r\n", KM_P_OK, KM_CMD_GET, -1, 0, 0, NULL},
+	{"length ending in a tab", "set k 0 0 1\t\r\n", KM_P_OK, KM_CMD_SET, 1,
+	 0, 0, NULL},
+	{"HTTP request", "GET / HTTP/1.1\r\n", KM_P_CLOSE, KM_CMD_NONE, -1, 0,
+	 0, NULL},
+	{"HTTP-like, not last", "GET / HTTP/1.1 x\r\n", KM_P_REPLY, KM_CMD_NONE,
+	 -1, 0, 0, "ERROR"},
+	{"HTTP-like s command", "stuff HTTP/1.1\r\n", KM_P_REPLY, KM_CMD_NONE,
+	 -1, 0, 0, "ERROR"},
+	{"HTTP-like known command", "lru_crawler HTTP/1.1\r\n", KM_P_REPLY,
+	 KM_CMD_NONE, -1, 0, 0, "ERROR"},
+	{"get of HTTP/1.1", "get / HTTP/1.1\r\n", KM_P_OK, KM_CMD_GET, -1, 0, 0,
+	 NULL},
 	{"shutdown", "shutdown graceful\r\n", KM_P_REPLY, KM_CMD_NONE, -1, 0, 0,
 	 "ERROR: shutdown not enabled"},
 };
@@ -205,7 +261,33 @@ static void test_request_tokens(void **state)
 	assert_int_equal(r.tok[1].len, 3);
 	assert_memory_equal(r.tok[1].p, "key", 3);
 	assert_int_equal(km_parse_request("ms k 2 T0 q\r\n", 13, &r), KM_P_OK);
-	assert_int_equal(r.quiet_tok, 4);
+	assert_int_equal(r.quiet, 1);
+}
+
+/*
+ * memcached reads a line as a C string: after a NUL it sees nothing, a
+ * "noreply" there included (it would answer nothing while the proxy waits).
+ */
+static void test_request_nul(void **state)
+{
+	static const char set[] = "set k 0 0 1 noreply\0x\r\nx\r\n";
+	static const char mg[] = "mg k v\0 q\r\n";
+	static const char key[] = "set k\0 0 0 1 noreply\r\n";
+	struct km_request r;
+
+	(void)state;
+	assert_int_equal(km_parse_request(set, sizeof(set) - 1, &r), KM_P_OK);
+	assert_int_equal(r.noreply, 1);
+	assert_int_equal(r.len, 19);
+	assert_int_equal(r.consumed, 23);
+	assert_int_equal(r.vlen, 1);
+	assert_int_equal(km_parse_request(mg, sizeof(mg) - 1, &r), KM_P_OK);
+	assert_int_equal(r.quiet, 0);
+	assert_int_equal(r.len, 6);
+	assert_int_equal(km_parse_request(key, sizeof(key) - 1, &r),
+			 KM_P_REPLY);
+	assert_string_equal(r.reply, "ERROR");
+	assert_int_equal(r.noreply, 0);
 }
 
 static void test_long_lines(void **state)
@@ -255,7 +337,67 @@ static const struct reply_case reply_cases[] = {
 	{"meta hd", "HD k O1\r\n", KM_RK_META, 9},
 	{"stats", "STAT pid 1\r\nSTAT uptime 2\r\nEND\r\n", KM_RK_STATS, 32},
 	{"stats error", "ERROR\r\n", KM_RK_STATS, 7},
+	{"quiet, silent", "MN\r\n", KM_RK_QUIET, 4},
+	{"quiet, a reply", "HD k\r\nMN\r\n", KM_RK_QUIET, 10},
+	{"quiet, a value like MN", "VA 2\r\nMN\r\nMN\r\n", KM_RK_QUIET, 14},
+	{"quiet, an error", "CLIENT_ERROR duplicate flag\r\nMN\r\n",
+	 KM_RK_QUIET, 33},
+	{"quiet, not closed", "HD\r\nHD\r\n", KM_RK_QUIET, -1},
 };
+
+/* Which replies can answer which command: the rest is out of step. */
+static void test_reply_fits(void **state)
+{
+	static const struct {
+		enum km_cmd cmd;
+		const char *reply;
+		int fits;
+	} c[] = {
+		{KM_CMD_GET, "END\r\n", 1},
+		{KM_CMD_GET, "VALUE k 0 1\r\nx\r\nEND\r\n", 1},
+		{KM_CMD_GET, "SERVER_ERROR out of memory\r\n", 1},
+		{KM_CMD_GET, "STORED\r\n", 0},
+		{KM_CMD_GET, "VA 1\r\nx\r\n", 0},
+		{KM_CMD_GET, "VALUE k 0 1\r\nx\r\nHD\r\n", 0},
+		{KM_CMD_SET, "STORED\r\n", 1},
+		{KM_CMD_SET, "NOT_STORED\r\n", 1},
+		{KM_CMD_SET, "END\r\n", 0},
+		{KM_CMD_SET, "STORED x\r\n", 0},
+		{KM_CMD_DELETE, "DELETED\r\n", 1},
+		{KM_CMD_DELETE, "STORED\r\n", 0},
+		{KM_CMD_INCR, "42\r\n", 1},
+		{KM_CMD_INCR, "NOT_FOUND\r\n", 1},
+		{KM_CMD_INCR, "4 2\r\n", 0},
+		{KM_CMD_TOUCH, "TOUCHED\r\n", 1},
+		{KM_CMD_FLUSH_ALL, "OK\r\n", 1},
+		{KM_CMD_VERSION, "VERSION 1.6.18\r\n", 1},
+		{KM_CMD_VERSION, "END\r\n", 0},
+		{KM_CMD_STATS, "STAT a 1\r\nEND\r\n", 1},
+		{KM_CMD_STATS, "STAT a 1\r\nVALUE\r\n", 0},
+		{KM_CMD_MG, "VA 1 t-1\r\nx\r\n", 1},
+		{KM_CMD_MG, "EN\r\n", 1},
+		{KM_CMD_MG, "", 1}, /* quiet miss */
+		{KM_CMD_MG, "VALUE k 0 1\r\n", 0},
+		{KM_CMD_MG, "MN\r\n", 0},
+		{KM_CMD_MS, "HD\r\n", 1},
+		{KM_CMD_MS, "VA 1\r\nx\r\n", 0},
+		{KM_CMD_MD, "NF O1\r\n", 1},
+		{KM_CMD_MA, "VA 1\r\n5\r\n", 1},
+		{KM_CMD_ME, "ME k exp=-1 la=1\r\n", 1},
+		{KM_CMD_ME, "", 0}, /* me is never silent */
+		{KM_CMD_SET, "CLIENT_ERROR bad data chunk\r\n", 1},
+		{KM_CMD_SET, "ERROR\r\n", 1},
+		{KM_CMD_SET, "ERROR Too many open connections\r\n", 0},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		if (km_reply_fits(c[i].cmd, c[i].reply, strlen(c[i].reply)) !=
+		    c[i].fits)
+			fail_msg("%s to %s: want %d", c[i].reply,
+				 km_cmd_name(c[i].cmd), c[i].fits);
+}
 
 static void test_reply_table(void **state)
 {
@@ -364,8 +506,10 @@ int main(void)
 		cmocka_unit_test(test_request_every_split_point),
 		cmocka_unit_test(test_request_pipelined),
 		cmocka_unit_test(test_request_tokens),
+		cmocka_unit_test(test_request_nul),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_reply_table),
+		cmocka_unit_test(test_reply_fits),
 		cmocka_unit_test(test_parse_value),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_numbers_like_memcached),

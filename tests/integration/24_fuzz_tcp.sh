@@ -1,0 +1,40 @@
+#!/bin/bash
+# Differential protocol fuzzing (tests/tools/mcfuzz.py): random streams of
+# valid, nearly valid and broken text and meta requests, pipelined or cut at
+# random byte boundaries, sent to a fresh memcached and to kmagentd built
+# with ASan/UBSan (build-san/kmagentd) in front of two fresh memcacheds: every
+# reply byte for byte equal (cas values compared structurally), and no
+# sanitizer report from kmagentd, leaks at exit included.
+#
+#   FUZZ_SECS=N   how long (default 40; `make fuzz`: 600)
+#   FUZZ_SEED=N   replay one run (the seed is printed first)
+. "$(dirname "$0")/lib.sh"
+
+SAN_KMAGENTD=$LAB_ROOT/build-san/kmagentd
+[ -x "$SAN_KMAGENTD" ] ||
+	{ echo "not ok - $SAN_KMAGENTD missing (make SAN=1 build-san/kmagentd)"; exit 1; }
+LAB_KMAGENTD=$SAN_KMAGENTD
+# report, do not stop, on the first error: the log is checked at the end
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+lab_judge_lab
+lab_judge_kmagentd
+lab_log "kmagentd: $SAN_KMAGENTD (sanitizers)"
+
+args=(--secs "${FUZZ_SECS:-40}")
+[ -n "${FUZZ_SEED:-}" ] && args+=(--seed "$FUZZ_SEED")
+lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mcfuzz.py" "${args[@]}" \
+	198.18.0.1:11211 198.18.0.4:11210
+lab_eq "every reply through kmagentd equals memcached's (mcfuzz exit)" 0 $?
+lab_ok "kmagentd survived the run" lab_alive km-p
+lab_eq "and still answers" STORED "$(lab_mc c 198.18.0.4:11210 set after ok)"
+
+# a clean exit, so that LeakSanitizer looks at what is left
+log=${LAB_LOG[km-p]}
+lab_kill km-p TERM
+reports=$(grep -E -c 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$log")
+lab_eq "no sanitizer report in kmagentd's output" 0 "$reports"
+[ "$reports" -eq 0 ] || grep -E -A12 'Sanitizer|runtime error:' "$log" | head -n 60 |
+	sed 's/^/# | /'
+lab_done
