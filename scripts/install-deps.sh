@@ -8,6 +8,7 @@ pkgs=(
 	pkg-config libcmocka-dev valgrind clang-format
 	memcached nutcracker libmemcached-tools python3-pymemcache python3-pylibmc
 	iproute2 ethtool procps psmisc python3 gnuplot-nox groff-base
+	linux-perf util-linux
 )
 
 missing=()
