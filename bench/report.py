@@ -264,7 +264,7 @@ def resync_keys(resync):
     return None
 
 
-def targets_issue12(summ, resync):
+def targets_issue12(summ, resync, resync_alone, per_req):
     """The targets of issue #12 (the production shape), with references."""
     T = Targets(summ)
     T.ratio_row("kernel path get vs direct UDP", "kmagent-kernel",
@@ -284,8 +284,21 @@ def targets_issue12(summ, resync):
     v = resync_keys(resync)
     T.row("resync speed, inside the bench", ">= 200k keys/s",
           resync if v is not None else None, v is not None and v >= 200000,
-          "TCP instance, %s" % "100-byte values")
+          "TCP instance, 100-byte values, gets 16x1 meanwhile")
     # for reference: what goes with them
+    v = resync_keys(resync_alone)
+    T.row("resync speed, no foreground load (reference)", "-",
+          resync_alone if v is not None else None, True,
+          "the same, the backends' core left to the copy")
+    for op in OPS:
+        b = per_req.get(("16x1", op))
+        c = T.get("kmagent-kernel", "16x1", op, "cpu_us")
+        T.row("kernel path %s: of which kmagent's BPF programs "
+              "(reference)" % ("get" if op == "get" else "set x2"), "-",
+              "%.2f us (%.0f%% of all-in)" % (b / 1e3, b / 10 / c)
+              if b is not None and c else None, True,
+              "run_time_ns of all programs / requests, 16x1; the rest is "
+              "veth, bridge, stack and wake-ups")
     T.cpu_row("router hop: CPU per get (reference)", "hop-udp", "get",
               how="the router's NAPI kthreads / requests, UDP, 16x1")
     T.added_row("kernel path get: added p50 (reference)", "kmagent-kernel",
@@ -421,9 +434,10 @@ def main():
                if len(l.split()) == 2)
     resync_l = read_lines(os.path.join(w, "resync.txt"))
     resync = resync_l[0] if resync_l else "n/a"
+    resync_alone = resync_l[1] if len(resync_l) > 1 else "n/a"
     progs, per_req = bpf_summary(w, summ)
     avail = availability(w)
-    checks = targets_issue12(summ, resync)
+    checks = targets_issue12(summ, resync, resync_alone, per_req)
 
     md = []
     P = md.append
@@ -693,7 +707,8 @@ def main():
             P("| %s | %s | %d | %d | %d |" % (TITLE[t], gap, v["errors"],
                                               v["lost"], v["misses"]))
     P("")
-    P("Resync of a restarted (empty) backend: %s" % resync)
+    P("Resync of a restarted (empty) backend: %s under a foreground load "
+      "of gets (16x1); %s without one." % (resync, resync_alone))
     prof = [t for t in TARGETS
             if os.path.exists(os.path.join(w, "perf-%s.txt" % t))]
     if prof:
@@ -812,6 +827,7 @@ def main():
         print("availability %-16s errors stop after %s ms" % (
             t, v["gap_ms"] if v["gap_ms"] is not None else 0))
     print("resync:", resync)
+    print("resync, no foreground load:", resync_alone)
     bad = sum(s["wrong"] for s in summ.values())
     if bad:
         print("WRONG values seen: %d" % bad)

@@ -707,11 +707,13 @@ profile()
 # kill -9 b and start it empty: kmagentd (TCP instance) must notice, mark it
 # warming, copy its keys from a, and mark it up.  Timed from its log lines
 # ("-> warming", "warming -> up"), keys counted on b afterwards, with a
-# foreground get load running meanwhile (its rate during and after).
+# foreground get load running meanwhile (its rate during and after) when
+# LOADED is 1; without it, what the copy does when the backends' core is
+# its own.
 resync_speed()
 {
-	local log=$WORK/km-p.log b=${ADDR[b]}:11211 n0 i line t_warm t_up
-	local keys server
+	local loaded=$1 log=$WORK/km-p.log b=${ADDR[b]}:11211 n0 i line
+	local keys server t_warm t_up bpid='' fg=$WORK/resync-load.txt
 	alive km-p || { echo "n/a (kmagentd not running)"; return; }
 	read -r _ server _ <<<"${TGT[kmagent-tcp]}"
 	# the kernel path's daemon would resync b too, at the same time
@@ -723,11 +725,14 @@ resync_speed()
 		sleep 0.1
 	done
 	n0=$(wc -l <"$log")
-	client -s "$server" -c 16 -w 1 -d 15 \
-		-k "$KEYS" -V "$VALUE" --op get --interval 50 \
-		>/dev/null 2>"$WORK/resync-load.txt" &
-	local bpid=$!
-	sleep 1
+	: >"$fg"
+	if [ "$loaded" = 1 ]; then
+		client -s "$server" -c 16 -w 1 -d 15 \
+			-k "$KEYS" -V "$VALUE" --op get --interval 50 \
+			>/dev/null 2>"$fg" &
+		bpid=$!
+		sleep 1
+	fi
 	stop mc-b
 	restart mc-b
 	wait_tcp c "${ADDR[b]}" 11211
@@ -738,7 +743,7 @@ resync_speed()
 		[ -n "$line" ] && break
 		sleep 0.1
 	done
-	wait $bpid
+	[ -z "$bpid" ] || wait "$bpid"
 	if [ -z "$line" ]; then
 		echo "n/a (b not back up within 13 s, see $log)"
 		return
@@ -754,7 +759,7 @@ resync_speed()
 	[ -n "$t_warm" ] || t_warm=$(tail -n +"$((n0 + 1))" "$log" |
 		grep -m1 -- "$b: .* -> warming" | awk '{ print $1 }')
 	keys=$(mc_stat "${ADDR[b]}" curr_items)
-	python3 - "$t_warm" "$t_up" "${keys:-0}" "$WORK/resync-load.txt" <<'PY'
+	python3 - "$t_warm" "$t_up" "${keys:-0}" "$fg" <<'PY'
 import sys
 def secs(t):
     h, m, s = t.split(":")
@@ -879,7 +884,8 @@ main()
 		avail_one "$t"
 	done
 	# not in $(...): a subshell's restarted memcached would escape cleanup
-	resync_speed >"$WORK/resync.txt"
+	resync_speed 1 >"$WORK/resync.txt"
+	resync_speed 0 >>"$WORK/resync.txt"
 
 	for t in "${TARGETS[@]}"; do
 		[ -n "${NA[$t]:-}" ] && printf '%s\t%s\n' "$t" "${NA[$t]}"
