@@ -5,7 +5,8 @@ table on stdout and the data file of bench/benchmarks.gnuplot.
 
 Input (all in --work): results.tsv (target, shape, op, rep, CPU of the
 target's process, of its host's receive and switch-side NAPI kthreads (ns),
-busy ticks of the proxies' core, kmbench exit status, kmbench JSON), napi.txt and shape.txt (the shape, checked:
+busy ticks of the proxies' core, wake-ups of the eth0 NAPI kthread,
+kmbench exit status, kmbench JSON), napi.txt and shape.txt (the shape, checked:
 scripts/bench.sh shape_check), bpf.txt (shape, op, program,
 run_time_ns delta, run_cnt delta), avail.txt + avail-TARGET.log (kill
 time, kmbench --interval lines), rss.txt, na.txt, machine.txt,
@@ -52,7 +53,8 @@ def read_lines(path):
 def load_results(work, clk_tck):
     runs = {}
     for line in read_lines(os.path.join(work, "results.tsv")):
-        t, shape, op, rep, proc, rx, tx, core, rc, js = line.split("\t", 9)
+        t, shape, op, rep, proc, rx, tx, core, wakes, rc, js = \
+            line.split("\t", 10)
         try:
             r = json.loads(js)
         except ValueError:
@@ -61,11 +63,13 @@ def load_results(work, clk_tck):
         # seconds of CPU: the process, its host's own NIC (the receive
         # NAPI kthread, where XDP and tc run), the switch side (the peer's
         # NAPI kthread, BENCH_SWITCH_NAPI=thread: what the host sent, into
-        # the bridge), everything on the proxies' core
+        # the bridge), everything on the proxies' core; and how many
+        # times the eth0 kthread woke up
         r["proc_s"] = int(proc) / 1e9
         r["rx_s"] = int(rx) / 1e9
         r["tx_s"] = int(tx) / 1e9
         r["core_s"] = int(core) / clk_tck
+        r["wakes"] = int(wakes)
         runs.setdefault((t, shape, op), []).append(r)
     return runs
 
@@ -99,6 +103,11 @@ def summarise(runs):
             "tx_us": per_op(ok, lambda r: r["tx_s"]),
             "napi_us": per_op(ok, lambda r: r["rx_s"] + r["tx_s"]),
             "core_us": per_op(ok, lambda r: r["core_s"]),
+            # requests per wake-up of the eth0 kthread, CPU per wake-up
+            "per_wake": median(r["ops"] / r["wakes"] for r in ok
+                               if r.get("wakes")),
+            "wake_us": median(r["rx_s"] * 1e6 / r["wakes"] for r in ok
+                              if r.get("wakes")),
             "client_us": median(r.get("client_cpu_us_per_op")
                                 for r in ok),
             "errors": sum(r.get("errors", 0) for r in ok),
@@ -576,21 +585,28 @@ def main():
         P("")
         P("us per request.  The proxies' core: everything that ran on CPU "
           "%d during the run, by /proc/stat (10 ms ticks; it includes the "
-          "idle daemons and any other work on the machine)." % a.proxy_cpu)
+          "idle daemons and any other work on the machine).  The eth0 "
+          "kthread sleeps when its queue is empty and is woken for the "
+          "next frame: every wake-up costs a context switch (and often an "
+          "IPI from the sender's core) whatever it then polls, so its CPU "
+          "per request falls as requests per wake-up rise with the load."
+          % a.proxy_cpu)
         P("")
         thr = a.switch_napi == "thread"
         P("| target | process | eth0 NAPI kthread | %sall-in | "
-          "the proxies' core |" % ("switch-side kthread | " if thr else ""))
-        P("|---|---:|---:|---:|---:%s" % ("|---:|" if thr else "|"))
+          "the proxies' core | requests per wake-up | kthread us per "
+          "wake-up |" % ("switch-side kthread | " if thr else ""))
+        P("|---|---:|---:|---:|---:|---:|---:%s" % ("|---:|" if thr else "|"))
         for t in TARGETS:
             s = summ.get((t, "16x1", op))
             if t.startswith("direct") or not s or s["cpu_us"] is None:
                 continue
-            P("| %s | %s | %s | %s%s | %s |" % (
+            P("| %s | %s | %s | %s%s | %s | %s | %s |" % (
                 TITLE[t], fmt(s["proc_us"], "{:.2f}"),
                 fmt(s["rx_us"], "{:.2f}"),
                 fmt(s["tx_us"], "{:.2f}") + " | " if thr else "",
-                fmt(s["cpu_us"], "{:.2f}"), fmt(s["core_us"], "{:.2f}")))
+                fmt(s["cpu_us"], "{:.2f}"), fmt(s["core_us"], "{:.2f}"),
+                fmt(s["per_wake"], "{:.2f}"), fmt(s["wake_us"], "{:.2f}")))
     for op in OPS:
         budget = cpu_budget(summ, op)
         if not budget:

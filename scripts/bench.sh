@@ -229,6 +229,16 @@ run_ns()
 	done | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 
+# run_count PID...: times these tasks were scheduled in (for a NAPI
+# kthread: its wake-ups, each one or more polls)
+run_count()
+{
+	local task
+	for task in "$@"; do
+		cat /proc/"$task"/task/*/schedstat 2>/dev/null
+	done | awk '{ s += $3 } END { printf "%.0f\n", s }'
+}
+
 # core_ticks CPU: what ran on CPU (user nice system irq softirq), USER_HZ
 core_ticks()
 {
@@ -571,7 +581,7 @@ shape_check()
 run_one()
 {
 	local t=$1 shape=$2 op=$3 rep=$4 proto server label host conns window
-	local pid json rc b0 b1 p0 p1 r0 r1 x0 x1 k0 k1 rx tx
+	local pid json rc b0 b1 p0 p1 r0 r1 x0 x1 k0 k1 w0 w1 rx tx
 	read -r proto server label host <<<"${TGT[$t]}"
 	conns=${shape%x*}
 	window=${shape#*x}
@@ -585,6 +595,7 @@ run_one()
 		r0=$(run_ns $rx)
 		x0=$(run_ns $tx)
 		k0=$(core_ticks "$PROXY_CPU")
+		w0=$(run_count $rx)
 	}
 	json=$(timeout $((SECS + 20)) ip netns exec "${P}c" \
 		taskset -c "${HOST_CPU[c]}" "$KMBENCH" \
@@ -598,6 +609,7 @@ run_one()
 		r1=$(run_ns $rx)
 		x1=$(run_ns $tx)
 		k1=$(core_ticks "$PROXY_CPU")
+		w1=$(run_count $rx)
 	}
 	if [ "$t" = kmagent-kernel ]; then
 		b1=$(bpf_stats)
@@ -608,11 +620,13 @@ run_one()
 	fi
 	[ $rc -eq 1 ] && log "WRONG values from $t $shape $op (see $WORK/kmbench.log)"
 	[ -z "$json" ] && json='{}'
-	# CPU: the process, its host's NAPI kthreads (rx, tx) in ns, and
-	# everything that ran on the proxies' core in USER_HZ ticks
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$shape" \
-		"$op" "$rep" "$((p1 - p0))" "$((r1 - r0))" "$((x1 - x0))" \
-		"$((k1 - k0))" "$rc" "$json" >>"$WORK/results.tsv"
+	# CPU: the process, its host's NAPI kthreads (rx, tx) in ns,
+	# everything that ran on the proxies' core in USER_HZ ticks, and the
+	# wake-ups of the host's eth0 kthread
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" \
+		"$shape" "$op" "$rep" "$((p1 - p0))" "$((r1 - r0))" \
+		"$((x1 - x0))" "$((k1 - k0))" "$((w1 - w0))" "$rc" "$json" \
+		>>"$WORK/results.tsv"
 }
 
 # ---- availability: kill -9 a backend under load ---------------------------
