@@ -310,6 +310,14 @@ def targets_issue12(summ, resync, resync_alone, per_req):
               "veth, bridge, stack and wake-ups")
     T.cpu_row("router hop: CPU per get (reference)", "hop-udp", "get",
               how="the router's NAPI kthreads / requests, UDP, 16x1")
+    for op in OPS:
+        k = T.get("kmagent-kernel", "16x1", op, "cpu_us")
+        h = T.get("hop-udp", "16x1", op, "cpu_us")
+        T.row("kernel path %s: all-in minus the router hop's (reference)"
+              % ("get" if op == "get" else "set x2"), "-",
+              "%+.2f us" % (k - h) if None not in (k, h) else None, True,
+              "what the proxy costs beyond forwarding the same frames, "
+              "UDP, 16x1")
     T.added_row("kernel path get: added p50 (reference)", "kmagent-kernel",
                 "get", "p50")
     T.added_row("kernel path get: added p99 (reference)", "kmagent-kernel",
