@@ -3,8 +3,11 @@
 """Turn the raw results of scripts/bench.sh into docs/benchmarks.md, a
 table on stdout and the data file of bench/benchmarks.gnuplot.
 
-Input (all in --work): results.tsv (target, shape, op, rep, proxy CPU
-ticks, kmbench exit status, kmbench JSON), bpf.txt (shape, op, program,
+Input (all in --work): results.tsv (target, shape, op, rep, CPU of the
+target's process, of its host's receive and switch-side NAPI kthreads (ns),
+busy ticks of the proxies' core, wake-ups of the eth0 NAPI kthread,
+kmbench exit status, kmbench JSON), napi.txt and shape.txt (the shape, checked:
+scripts/bench.sh shape_check), bpf.txt (shape, op, program,
 run_time_ns delta, run_cnt delta), avail.txt + avail-TARGET.log (kill
 time, kmbench --interval lines), rss.txt, na.txt, machine.txt,
 resync.txt.  Standard library only.
@@ -50,13 +53,23 @@ def read_lines(path):
 def load_results(work, clk_tck):
     runs = {}
     for line in read_lines(os.path.join(work, "results.tsv")):
-        t, shape, op, rep, ticks, rc, js = line.split("\t", 6)
+        t, shape, op, rep, proc, rx, tx, core, wakes, rc, js = \
+            line.split("\t", 10)
         try:
             r = json.loads(js)
         except ValueError:
             r = {}
         r["rc"] = int(rc)
-        r["cpu_s"] = int(ticks) / clk_tck
+        # seconds of CPU: the process, its host's own NIC (the receive
+        # NAPI kthread, where XDP and tc run), the switch side (the peer's
+        # NAPI kthread, BENCH_SWITCH_NAPI=thread: what the host sent, into
+        # the bridge), everything on the proxies' core; and how many
+        # times the eth0 kthread woke up
+        r["proc_s"] = int(proc) / 1e9
+        r["rx_s"] = int(rx) / 1e9
+        r["tx_s"] = int(tx) / 1e9
+        r["core_s"] = int(core) / clk_tck
+        r["wakes"] = int(wakes)
         runs.setdefault((t, shape, op), []).append(r)
     return runs
 
@@ -64,6 +77,11 @@ def load_results(work, clk_tck):
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
+
+
+def per_op(rs, f):
+    """Median over the runs of f(run) in us per request."""
+    return median(f(r) / r["ops"] * 1e6 for r in rs if r.get("ops"))
 
 
 def summarise(runs):
@@ -77,8 +95,19 @@ def summarise(runs):
             "p50": median(r["p50_us"] for r in ok),
             "p99": median(r["p99_us"] for r in ok),
             "p999": median(r["p999_us"] for r in ok),
-            "cpu_us": median(r["cpu_s"] / r["ops"] * 1e6
-                             for r in ok if r.get("ops")),
+            # all-in: the process and both NAPI kthreads of its host
+            "cpu_us": per_op(ok, lambda r: r["proc_s"] + r["rx_s"] +
+                             r["tx_s"]),
+            "proc_us": per_op(ok, lambda r: r["proc_s"]),
+            "rx_us": per_op(ok, lambda r: r["rx_s"]),
+            "tx_us": per_op(ok, lambda r: r["tx_s"]),
+            "napi_us": per_op(ok, lambda r: r["rx_s"] + r["tx_s"]),
+            "core_us": per_op(ok, lambda r: r["core_s"]),
+            # requests per wake-up of the eth0 kthread, CPU per wake-up
+            "per_wake": median(r["ops"] / r["wakes"] for r in ok
+                               if r.get("wakes")),
+            "wake_us": median(r["rx_s"] * 1e6 / r["wakes"] for r in ok
+                              if r.get("wakes")),
             "client_us": median(r.get("client_cpu_us_per_op")
                                 for r in ok),
             "errors": sum(r.get("errors", 0) for r in ok),
@@ -157,27 +186,31 @@ def availability(work, timeout_ms=100):
     return res
 
 
-def cpu_budget(summ):
-    """Where the 2 cores go per get at 16x1, for the userspace proxies."""
+def cpu_budget(summ, op):
+    """Where the two cores go per request at 16x1: the client and the
+    backends on the load core, the proxy (all-in) on its own.  Whichever
+    core is full first bounds the throughput."""
     rows = []
-    for t in ("nutcracker", "kmagent-tcp", "kmagent-udp"):
-        s = summ.get((t, "16x1", "get"))
-        d = summ.get((direct_of(t), "16x1", "get"))
-        if not s or not d or None in (s["client_us"], s["cpu_us"],
-                                      d["cpu_us"], d["tput"], s["tput"]):
+    for t in TARGETS:
+        s = summ.get((t, "16x1", op))
+        d = summ.get((direct_of(t), "16x1", op))
+        if t.startswith("direct") or not s or not d or None in (
+                s["client_us"], s["cpu_us"], d["cpu_us"], s["tput"]):
             continue
         c, m, p = s["client_us"], d["cpu_us"], s["cpu_us"]
-        need = 2e6 / (0.8 * d["tput"]) - c - m
-        rows.append((TITLE[t], c, m, p, 2e6 / (c + m + p), s["tput"],
-                     s["tput"] * (c + m + p) / 1e6,
-                     "%.1f" % need if need > 0 else "none left"))
+        if op == "set" and t.startswith("kmagent"):
+            m *= 2      # replicated: one set on each backend
+        load = 1e6 / (c + m)
+        prox = 1e6 / p if p > 0 else None
+        rows.append((TITLE[t], c, m, p, load, prox, s["tput"],
+                     "proxy core" if prox and prox < load else "load core"))
     return rows
 
 
 def replication_ceiling(summ):
-    """Sets to 2 replicas on the 2 cores that the client and the backends
-    share: the best a proxy that cost nothing could do, from the direct
-    run's own per-set costs (client c, memcached m): (c + m) / (c + 2m)."""
+    """Sets to 2 replicas, both on the load core with the client: the best
+    a proxy that cost nothing could do, from the direct run's own per-set
+    costs (client c, memcached m): (c + m) / (c + 2m)."""
     rows = []
     for proto, t in (("udp", "kmagent-kernel"), ("tcp", "kmagent-tcp")):
         d = summ.get(("direct-" + proto, "16x1", "set"))
@@ -190,85 +223,204 @@ def replication_ceiling(summ):
     return rows
 
 
-def targets_check(summ, per_req, resync):
-    """The targets of issue #6, each with its measured figure."""
-    def get(t, shape, op, k):
-        s = summ.get((t, shape, op))
+class Targets:
+    """Rows of a target table: (what, goal, measured, met, how)."""
+
+    def __init__(self, summ):
+        self.summ = summ
+        self.rows = []
+
+    def get(self, t, shape, op, k):
+        s = self.summ.get((t, shape, op))
         return s[k] if s else None
 
-    rows = []
-
-    def row(what, goal, value, ok, how):
+    def row(self, what, goal, value, ok, how):
         if value is None:
-            rows.append((what, goal, "n/a", "n/a", how))
+            self.rows.append((what, goal, "n/a", "n/a", how))
         else:
             met = "-" if goal == "-" else "yes" if ok else "**no**"
-            rows.append((what, goal, value, met, how))
+            self.rows.append((what, goal, value, met, how))
 
-    def ratio_row(what, t, ref, op, least=None):
+    def ratio_row(self, what, t, ref, op, least=None):
         """16x1 throughput of t over ref's; a target when least is set."""
-        r = ratio(get(t, "16x1", op, "tput"), get(ref, "16x1", op, "tput"))
-        row(what, ">= %g x" % least if least else "-",
-            fmt(r, "{:.3f} x", None) if r else None,
-            least is None or (r and r >= least), "16x1 throughput")
+        r = ratio(self.get(t, "16x1", op, "tput"),
+                  self.get(ref, "16x1", op, "tput"))
+        self.row(what, ">= %g x" % least if least else "-",
+                 fmt(r, "{:.3f} x", None) if r else None,
+                 least is None or (r and r >= least), "16x1 throughput")
 
-    ratio_row("UDP get, kernel path vs direct UDP", "kmagent-kernel",
-              "direct-udp", "get", 0.95)
-    a = get("kmagent-kernel", "1x1", "get", "p99")
-    d = get("direct-udp", "1x1", "get", "p99")
-    v = None if a is None or d is None else a - d
-    row("UDP get, kernel path: added p99", "<= 10 us",
-        fmt(v, "{:+.1f} us", None) if v is not None else None,
-        v is not None and v <= 10, "1x1 p99 minus direct UDP 1x1 p99")
-    a = get("kmagent-kernel", "1x1", "get", "p50")
-    d = get("direct-udp", "1x1", "get", "p50")
-    v = None if a is None or d is None else a - d
-    row("UDP get, kernel path: added median (for reference)", "-",
-        fmt(v, "{:+.1f} us", None) if v is not None else None,
-        v is not None and v <= 10, "1x1 p50 minus direct UDP 1x1 p50")
-    v = per_req.get(("16x1", "get"))
-    row("BPF time per routed get", "<= 250 ns",
-        fmt(v, "{:.0f} ns", None) if v is not None else None,
-        v is not None and v <= 250,
-        "all kmagent programs, run_time_ns / gets, 16x1")
-    ratio_row("UDP set x2 replicas, kernel path vs direct single set",
-              "kmagent-kernel", "direct-udp", "set", 0.9)
-    ratio_row("TCP get vs direct", "kmagent-tcp", "direct-tcp", "get", 0.8)
-    ratio_row("TCP get vs nutcracker", "kmagent-tcp", "nutcracker", "get",
-              1.5)
-    ratio_row("TCP set x2 replicas vs direct single set", "kmagent-tcp",
-              "direct-tcp", "set", 0.6)
-    v = get("kmagent-tcp", "16x1", "get", "cpu_us")
-    row("TCP path: proxy CPU per request", "<= 8 us",
-        fmt(v, "{:.1f} us", None) if v is not None else None,
-        v is not None and v <= 8, "kmagentd utime+stime / requests, get 16x1")
-    a = get("kmagent-tcp", "1x1", "get", "p50")
-    d = get("direct-tcp", "1x1", "get", "p50")
-    v = None if a is None or d is None else a - d
-    row("TCP path: added median latency", "<= 20 us",
-        fmt(v, "{:+.1f} us", None) if v is not None else None,
-        v is not None and v <= 20, "1x1 p50 minus direct TCP 1x1 p50")
-    # what the lab's extra hop costs by itself: the same targets against
-    # memcached a reached through a plain IP router on the proxy's side
-    for what, t, op, hop in (
-            ("UDP get, kernel path vs direct through a router", "kmagent-kernel",
-             "get", "hop-udp"),
-            ("UDP set x2, kernel path vs direct single set through a router",
-             "kmagent-kernel", "set", "hop-udp"),
-            ("TCP get, TCP path vs direct through a router", "kmagent-tcp",
-             "get", "hop-tcp"),
-            ("router hop alone: UDP get via router vs direct", "hop-udp",
-             "get", "direct-udp"),
-            ("router hop alone: TCP get via router vs direct", "hop-tcp",
-             "get", "direct-tcp")):
-        ratio_row(what + " (reference)", t, hop, op)
-    v = None
+    def added_row(self, what, t, op, q, most=None):
+        """1x1 latency quantile q of t minus direct's, same protocol."""
+        a = self.get(t, "1x1", op, q)
+        d = self.get(direct_of(t), "1x1", op, q)
+        v = None if a is None or d is None else a - d
+        self.row(what, "<= %g us" % most if most is not None else "-",
+                 fmt(v, "{:+.1f} us", None) if v is not None else None,
+                 most is None or (v is not None and v <= most),
+                 "1x1 %s minus direct 1x1 %s" % (q, q))
+
+    def cpu_row(self, what, t, op, most=None, key="cpu_us",
+                how="process + NAPI kthreads / requests, 16x1"):
+        v = self.get(t, "16x1", op, key)
+        self.row(what, "<= %g us" % most if most is not None else "-",
+                 fmt(v, "{:.2f} us", None) if v is not None else None,
+                 most is None or (v is not None and v <= most), how)
+
+
+def resync_keys(resync):
     if resync and resync.split()[0].isdigit():
-        v = int(resync.split()[0])
-    row("resync speed", ">= 200k keys/s",
-        resync if v is not None else None, v is not None and v >= 200000,
-        "100-byte values")
-    return rows
+        return int(resync.split()[0])
+    return None
+
+
+def targets_issue12(summ, resync, resync_alone, per_req):
+    """The targets of issue #12 (the production shape), with references."""
+    T = Targets(summ)
+    T.ratio_row("kernel path get vs direct UDP", "kmagent-kernel",
+                "direct-udp", "get", 0.97)
+    T.cpu_row("kernel path get: proxy CPU per request, all-in",
+              "kmagent-kernel", "get", 1)
+    T.cpu_row("kernel path set x2: proxy CPU per request, all-in",
+              "kmagent-kernel", "set", 2)
+    T.cpu_row("TCP path get: proxy CPU per request, all-in",
+              "kmagent-tcp", "get", 3)
+    n = T.get("nutcracker", "16x1", "get", "cpu_us")
+    k = T.get("kmagent-tcp", "16x1", "get", "cpu_us")
+    e = ratio(n, k)
+    T.row("TCP path get: efficiency vs nutcracker", ">= 2 x",
+          fmt(e, "{:.2f} x", None) if e else None, e and e >= 2,
+          "nutcracker's CPU per get / kmagent's, all-in, 16x1")
+    v = resync_keys(resync)
+    T.row("resync speed, inside the bench", ">= 200k keys/s",
+          resync if v is not None else None, v is not None and v >= 200000,
+          "TCP instance, 100-byte values, gets 16x1 meanwhile")
+    # for reference: what goes with them
+    v = resync_keys(resync_alone)
+    T.row("resync speed, no foreground load (reference)", "-",
+          resync_alone if v is not None else None, True,
+          "the same, the backends' core left to the copy")
+    for op in OPS:
+        b = per_req.get(("16x1", op))
+        c = T.get("kmagent-kernel", "16x1", op, "cpu_us")
+        T.row("kernel path %s: of which kmagent's BPF programs "
+              "(reference)" % ("get" if op == "get" else "set x2"), "-",
+              "%.2f us (%.0f%% of all-in)" % (b / 1e3, b / 10 / c)
+              if b is not None and c else None, True,
+              "run_time_ns of all programs / requests, 16x1; the rest is "
+              "veth, bridge, stack and wake-ups")
+    T.cpu_row("router hop: CPU per get (reference)", "hop-udp", "get",
+              how="the router's NAPI kthreads / requests, UDP, 16x1")
+    for op in OPS:
+        k = T.get("kmagent-kernel", "16x1", op, "cpu_us")
+        h = T.get("hop-udp", "16x1", op, "cpu_us")
+        T.row("kernel path %s: all-in minus the router hop's (reference)"
+              % ("get" if op == "get" else "set x2"), "-",
+              "%+.2f us" % (k - h) if None not in (k, h) else None, True,
+              "what the proxy costs beyond forwarding the same frames, "
+              "UDP, 16x1")
+    T.added_row("kernel path get: added p50 (reference)", "kmagent-kernel",
+                "get", "p50")
+    T.added_row("kernel path get: added p99 (reference)", "kmagent-kernel",
+                "get", "p99")
+    T.added_row("kernel path set x2: added p50 (reference)",
+                "kmagent-kernel", "set", "p50")
+    T.added_row("TCP path get: added p50 (reference)", "kmagent-tcp",
+                "get", "p50")
+    T.added_row("TCP path get: added p99 (reference)", "kmagent-tcp",
+                "get", "p99")
+    T.ratio_row("router hop alone: UDP get via router vs direct "
+                "(reference)", "hop-udp", "direct-udp", "get")
+    return T.rows
+
+
+def targets_issue6(summ, per_req):
+    """The targets of issue #6, measured in this shape."""
+    T = Targets(summ)
+    T.ratio_row("UDP get, kernel path vs direct UDP", "kmagent-kernel",
+                "direct-udp", "get", 0.95)
+    T.added_row("UDP get, kernel path: added p99", "kmagent-kernel", "get",
+                "p99", 10)
+    v = per_req.get(("16x1", "get"))
+    T.row("BPF time per routed get", "<= 250 ns",
+          fmt(v, "{:.0f} ns", None) if v is not None else None,
+          v is not None and v <= 250,
+          "all kmagent programs, run_time_ns / gets, 16x1")
+    T.ratio_row("UDP set x2 replicas, kernel path vs direct single set",
+                "kmagent-kernel", "direct-udp", "set", 0.9)
+    T.ratio_row("TCP get vs direct", "kmagent-tcp", "direct-tcp", "get",
+                0.8)
+    T.ratio_row("TCP get vs nutcracker", "kmagent-tcp", "nutcracker",
+                "get", 1.5)
+    T.ratio_row("TCP set x2 replicas vs direct single set", "kmagent-tcp",
+                "direct-tcp", "set", 0.6)
+    T.cpu_row("TCP path: proxy CPU per request", "kmagent-tcp", "get", 8,
+              key="proc_us", how="kmagentd's CPU / requests (no NAPI "
+              "kthreads, as in issue #6), get 16x1")
+    T.added_row("TCP path: added median latency", "kmagent-tcp", "get",
+                "p50", 20)
+    return T.rows
+
+
+def idle_core_busy(runs):
+    """How busy the proxies' core was while only memcached direct ran (the
+    proxies idle): other work on the machine, as a fraction of the core."""
+    xs = [r["core_s"] / r["secs"]
+          for (t, _, _), rs in runs.items() if t.startswith("direct")
+          for r in rs if r.get("secs")]
+    return median(xs)
+
+
+def shape_text(work, runs, proxy_cpu):
+    """The shape as checked by scripts/bench.sh shape_check."""
+    out = []
+    napi = [l.split() for l in read_lines(os.path.join(work, "napi.txt"))]
+    if napi:
+        out.append("NAPI kthreads in this run (host, role, kthread, "
+                   "allowed CPUs): " + "; ".join(
+                       "%s %s %s %s" % (f[0], f[1], f[3],
+                                        f[4] if len(f) > 4 else "?")
+                       for f in napi) + ".")
+    sh = {}
+    for l in read_lines(os.path.join(work, "shape.txt")):
+        k, _, v = l.partition(" ")
+        sh[k] = v
+    try:
+        load = json.loads(sh.get("load", "{}"))
+    except ValueError:
+        load = {}
+    if sh and load.get("ops"):
+        ops = load["ops"]
+        runs_x = int(sh.get("xdp_rx_runs") or 0)
+        out.append(
+            "Checked before the measurements, one second of kernel-path "
+            "gets (16x1: %d requests, %d errors, %d lost): k's eth0 "
+            "kthread %s ran %.0f ms (%.2f us per request) and the daemon "
+            "%.1f ms; km_xdp_rx ran %d times (%.2f per request: the "
+            "request and the reply); %s%% of the perf samples of that "
+            "kthread are in km_xdp_rx itself and %s%% in the bridge (the "
+            "switch side, polled in that kthread's softirq), the rest the "
+            "veth and the stack around them; NET_RX softirqs: %s on the "
+            "proxies' core, %s on the load core (the client's sends, "
+            "forwarded by the bridge, and RPS)." % (
+                ops, load.get("errors", 0), load.get("lost", 0),
+                sh.get("napi_thread", "?").split()[0],
+                int(sh.get("napi_ns", 0)) / 1e6,
+                int(sh.get("napi_ns", 0)) / 1e3 / ops,
+                int(sh.get("daemon_ns", 0)) / 1e6, runs_x, runs_x / ops,
+                sh.get("perf_pct_km_xdp_rx", "?"),
+                sh.get("perf_pct_bridge", "?"),
+                sh.get("net_rx_softirqs_proxy_cpu", "?"),
+                sh.get("net_rx_softirqs_load_cpu", "?")))
+    busy = idle_core_busy(runs)
+    if busy is not None:
+        out.append("While memcached direct was measured (the proxies idle) "
+                   "CPU %d was %.0f%% busy: %s" % (
+                       proxy_cpu, busy * 100,
+                       "other work on the machine took a share of the "
+                       "proxies' core, the proxies' figures are "
+                       "pessimistic." if busy > 0.1 else
+                       "the proxies' core was theirs."))
+    return "  ".join(out)
 
 
 def main():
@@ -284,6 +436,9 @@ def main():
     ap.add_argument("--clk-tck", type=int, default=100)
     ap.add_argument("--elapsed", type=int, default=0)
     ap.add_argument("--poll-idle", default="0")
+    ap.add_argument("--load-cpu", type=int, default=0)
+    ap.add_argument("--proxy-cpu", type=int, default=1)
+    ap.add_argument("--switch-napi", default="softirq")
     a = ap.parse_args()
     w = a.work
 
@@ -296,9 +451,10 @@ def main():
                if len(l.split()) == 2)
     resync_l = read_lines(os.path.join(w, "resync.txt"))
     resync = resync_l[0] if resync_l else "n/a"
+    resync_alone = resync_l[1] if len(resync_l) > 1 else "n/a"
     progs, per_req = bpf_summary(w, summ)
     avail = availability(w)
-    checks = targets_check(summ, per_req, resync)
+    checks = targets_issue12(summ, resync, resync_alone, per_req)
 
     md = []
     P = md.append
@@ -338,27 +494,49 @@ def main():
         P("")
     P("![throughput and p99 by target](benchmarks.png)")
     P("")
-    P("## Targets (issue #6)")
+    P("## The shape: a proxy host with a core of its own")
+    P("")
+    P("The client and memcached a and b run on CPU %d (the load core), "
+      "each proxy host on CPU %d (the proxies' core): kmagentd and "
+      "nutcracker on p, `kmagentd -I eth0` on k, the plain router r.  A "
+      "proxy host's eth0 is in threaded NAPI (`/sys/class/net/eth0/"
+      "threaded` = 1; GRO on, for a veth has NAPI only with GRO or XDP), "
+      "its kthread pinned to the proxies' core: everything the host "
+      "receives, the kernel path's XDP and tc programs included, runs "
+      "there.  %s  What reaches the load hosts is received on the load "
+      "core (RPS of their eth0 to CPU %d), as it would be on another "
+      "machine.  A proxy's **CPU per request, all-in** is the CPU time "
+      "(schedstat's sum_exec_runtime, in ns) of its process and of its "
+      "host's NAPI kthreads over the run, divided by the requests served: "
+      "no softirq work of the proxy runs outside them.  memcached direct "
+      "has the load core to itself; the ratios say what a proxy on its own "
+      "core costs the client." % (
+          a.load_cpu, a.proxy_cpu,
+          "The switch-side end of its veth (the bridge port that takes what "
+          "the host sends: XDP_TX, clones, the stack's output) has a NAPI "
+          "kthread of its own on the proxies' core too "
+          "(BENCH_SWITCH_NAPI=thread), counted as the host's." 
+          if a.switch_napi == "thread" else
+          "The switch-side end of its veth (the bridge port that takes "
+          "what the host sends: XDP_TX, clones, the stack's output) has "
+          "NAPI but no kthread: its poll runs in the softirq of the "
+          "kthread or process that sent the frame, on the proxies' core "
+          "and counted there.  A kthread of its own "
+          "(BENCH_SWITCH_NAPI=thread) would cost a sleep and a wake-up "
+          "per batch for the same work, and a real switch does this part "
+          "in hardware anyway.",
+          a.load_cpu))
+    P("")
+    P(shape_text(w, runs, a.proxy_cpu))
+    P("")
+    P("## Targets (issue #12, this shape)")
     P("")
     P("| target | goal | measured | met | how |")
     P("|---|---|---|---|---|")
     for r in checks:
         P("| %s | %s | %s | %s | %s |" % r)
     P("")
-    P("Why the throughput targets cannot all hold in this lab, measured "
-      "below: (1) the client, both memcached and the proxy share 2 cores, "
-      "and memcached direct is itself CPU-bound, so whatever a proxy "
-      "costs comes out of the direct run's throughput; (2) a proxy host "
-      "is one more hop, and here the hop's work (veth, bridge) is done "
-      "by the same 2 cores: memcached through a plain IP router in the "
-      "proxy's place, with no proxy at all, already falls short of "
-      "0.95 x (the \"router hop alone\" rows); (3) a set to 2 replicas "
-      "is two memcached sets: see the ceiling table under the 16x1 "
-      "results.  On a real network the hop is the switch's and the "
-      "proxy has its own cores: there, the kernel path's own costs are "
-      "the BPF figures and the availability rows.")
-    P("")
-    P("## Throughput and latency (medians)")
+    P("## Throughput, latency and CPU (medians)")
     for shape in SHAPES:
         for op in OPS:
             P("")
@@ -367,71 +545,108 @@ def main():
                                 if op == "set" else ""))
             P("")
             P("| target | ops/s | vs direct | vs nutcracker | p50 us | "
-              "p99 us | p99.9 us | CPU us/req | errors | lost | wrong |")
-            P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "p99 us | added p50 | added p99 | CPU us/req all-in | "
+              "of which NAPI | errors | lost | wrong |")
+            P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
+              "|---:|")
             for t in TARGETS:
                 s = summ.get((t, shape, op))
                 if not s or s["tput"] is None:
-                    P("| %s | %s | | | | | | | | | |" % (
+                    P("| %s | %s | | | | | | | | | | | |" % (
                         TITLE[t], na.get(t, "n/a (no result)")))
                     continue
                 d = summ.get((direct_of(t), shape, op))
                 n = summ.get(("nutcracker", shape, op))
                 rd = ratio(s["tput"], d and d["tput"])
                 rn = ratio(s["tput"], n and n["tput"])
+                direct = t == direct_of(t)
+                add50 = add99 = None
+                if d and not direct:
+                    add50 = s["p50"] - d["p50"]
+                    add99 = s["p99"] - d["p99"]
                 cpu = fmt(s["cpu_us"], "{:.2f}")
-                if t == "kmagent-kernel":
-                    cpu += " (daemon; softirq not counted)"
-                elif t.startswith("direct"):
+                if direct:
                     cpu += " (memcached)"
-                P("| %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %d |"
+                elif t.startswith("hop"):
+                    cpu += " (router)"
+                P("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d "
+                  "| %d | %d |"
                   % (TITLE[t], fmt(s["tput"]),
-                     fmt(rd, "{:.2f}") if t != direct_of(t) else "1",
+                     "1" if direct else fmt(rd, "{:.2f}"),
                      fmt(rn, "{:.2f}"), fmt(s["p50"], "{:.1f}"),
-                     fmt(s["p99"], "{:.1f}"), fmt(s["p999"], "{:.1f}"),
-                     cpu, s["errors"], s["lost"], s["wrong"]))
+                     fmt(s["p99"], "{:.1f}"),
+                     "-" if direct else fmt(add50, "{:+.1f}"),
+                     "-" if direct else fmt(add99, "{:+.1f}"),
+                     cpu, "-" if direct else fmt(s["napi_us"], "{:.2f}"),
+                     s["errors"], s["lost"], s["wrong"]))
     P("")
-    P("CPU us/req: the proxy process's utime+stime over the run divided by "
-      "the requests it served (= CPU seconds per million requests); for "
-      "the direct rows, memcached's own.  The kernel path runs in softirq "
-      "context, not in any process: see the BPF figures.")
-    cl = [(t, summ.get((t, "16x1", "get"))) for t in TARGETS]
-    cl = [(t, s["client_us"]) for t, s in cl if s and s["client_us"]]
-    if cl:
+    P("vs direct: throughput over memcached direct's with the same "
+      "protocol and load; added p50/p99: latency minus direct's.  CPU "
+      "us/req all-in: the proxy's process and its host's two NAPI kthreads "
+      "(= CPU seconds per million requests); for the direct rows, "
+      "memcached a and its NAPI kthread; for the router rows, the "
+      "router's kthreads.  \"of which NAPI\": the kthreads' part, the "
+      "kernel path's programs included.")
+    for op in OPS:
         P("")
-        P("The client's own CPU per request (kmbench, 16x1 get): " +
-          ", ".join("%s %.1f us" % (TITLE[t], v) for t, v in cl) +
-          ".  It shares the 2 cores with the proxies and the backends.")
-    budget = cpu_budget(summ)
-    if budget:
+        P("### Where a proxy's CPU goes, %s 16x1" % op)
         P("")
-        P("### CPU budget, get 16x1")
+        P("us per request.  The proxies' core: everything that ran on CPU "
+          "%d during the run, by /proc/stat (10 ms ticks; it includes the "
+          "idle daemons and any other work on the machine).  The eth0 "
+          "kthread sleeps when its queue is empty and is woken for the "
+          "next frame: every wake-up costs a context switch (and often an "
+          "IPI from the sender's core) whatever it then polls, so its CPU "
+          "per request falls as requests per wake-up rise with the load."
+          % a.proxy_cpu)
         P("")
-        P("Client, backends and proxy share 2 cores, so a request can go no "
-          "faster than 2 CPU-seconds / (client + memcached + proxy CPU per "
-          "request).  memcached's cost per get is taken from the direct run "
-          "of the same protocol.  \"cores used\" is what these three "
-          "processes burnt at the measured rate: the rest of the 2 cores "
-          "went to softirq work not charged to them and to other work on "
-          "the machine, so the ceiling is optimistic.  The last column is "
-          "the proxy CPU per request that would leave room for 0.8 x "
-          "direct if the 2 cores were the benchmark's alone.")
+        thr = a.switch_napi == "thread"
+        P("| target | process | eth0 NAPI kthread | %sall-in | "
+          "the proxies' core | requests per wake-up | kthread us per "
+          "wake-up |" % ("switch-side kthread | " if thr else ""))
+        P("|---|---:|---:|---:|---:|---:|---:%s" % ("|---:|" if thr else "|"))
+        for t in TARGETS:
+            s = summ.get((t, "16x1", op))
+            if t.startswith("direct") or not s or s["cpu_us"] is None:
+                continue
+            P("| %s | %s | %s | %s%s | %s | %s | %s |" % (
+                TITLE[t], fmt(s["proc_us"], "{:.2f}"),
+                fmt(s["rx_us"], "{:.2f}"),
+                fmt(s["tx_us"], "{:.2f}") + " | " if thr else "",
+                fmt(s["cpu_us"], "{:.2f}"), fmt(s["core_us"], "{:.2f}"),
+                fmt(s["per_wake"], "{:.2f}"), fmt(s["wake_us"], "{:.2f}")))
+    for op in OPS:
+        budget = cpu_budget(summ, op)
+        if not budget:
+            continue
         P("")
-        P("| target | client us | memcached us | proxy us | ceiling ops/s "
-          "| measured ops/s | cores used | proxy us for 0.8 x direct |")
-        P("|---|---:|---:|---:|---:|---:|---:|---:|")
+        P("### The two cores, %s 16x1" % op)
+        P("")
+        P("A request costs the load core the client's CPU (kmbench's, with "
+          "the softirq work it was interrupted for) and memcached's (from the direct run%s), and the "
+          "proxies' core the proxy's all-in CPU: each core caps the rate at "
+          "1 s / its cost per request, and the lower cap is the bottleneck "
+          "(an estimate: the measured rate also pays for the latency of "
+          "16 requests in flight)." % (
+              "; twice for a set replicated to 2" if op == "set" else ""))
+        P("")
+        P("| target | client us | memcached us | proxy us | load core cap "
+          "ops/s | proxy core cap ops/s | measured ops/s | bottleneck |")
+        P("|---|---:|---:|---:|---:|---:|---:|---|")
         for row in budget:
-            P("| %s | %.1f | %.1f | %.1f | %.0f | %.0f | %.2f | %s |" % row)
+            P("| %s | %.1f | %.1f | %.2f | %.0f | %s | %.0f | %s |" % (
+                row[0], row[1], row[2], row[3], row[4],
+                fmt(row[5]), row[6], row[7]))
     repl = replication_ceiling(summ)
     if repl:
         P("")
-        P("### Replicated sets: the ceiling on 2 shared cores, set 16x1")
+        P("### Replicated sets: the ceiling on the load core, set 16x1")
         P("")
-        P("A set replicated to 2 backends costs two memcached sets.  With "
-          "the client and memcached alone on the 2 cores (the direct run "
-          "is CPU-bound), a proxy and network that cost nothing would still "
-          "reach only (client + memcached) / (client + 2 x memcached) of "
-          "direct, from the direct run's own costs per set:")
+        P("A set replicated to 2 backends costs two memcached sets, and both "
+          "memcached share the load core with the client: a proxy that cost "
+          "nothing would still reach only (client + memcached) / (client + "
+          "2 x memcached) of direct, from the direct run's own costs per "
+          "set:")
         P("")
         P("| target | client us | memcached us | ceiling vs direct | "
           "measured vs direct |")
@@ -444,6 +659,13 @@ def main():
           "kmagentd pipelines several clients' sets into one write to each "
           "backend, and memcached serves such a batch for less CPU per set "
           "than the direct run's one set per read.")
+    P("")
+    P("## Earlier targets (issue #6), in this shape")
+    P("")
+    P("| target | goal | measured | met | how |")
+    P("|---|---|---|---|---|")
+    for r in targets_issue6(summ, per_req):
+        P("| %s | %s | %s | %s | %s |" % r)
     P("")
     P("## BPF time (kernel.bpf_stats_enabled)")
     P("")
@@ -509,7 +731,8 @@ def main():
             P("| %s | %s | %d | %d | %d |" % (TITLE[t], gap, v["errors"],
                                               v["lost"], v["misses"]))
     P("")
-    P("Resync of a restarted (empty) backend: %s" % resync)
+    P("Resync of a restarted (empty) backend: %s under a foreground load "
+      "of gets (16x1); %s without one." % (resync, resync_alone))
     prof = [t for t in TARGETS
             if os.path.exists(os.path.join(w, "perf-%s.txt" % t))]
     if prof:
@@ -563,12 +786,16 @@ def main():
       "198.18.1.1 (the \"via a router\" rows: the extra hop a proxy host "
       "adds, with no proxy in it).  The client has its "
       "own namespace so that XDP sees its requests as real ingress.  "
-      "Raw results, logs and per-interval counts stay in `build/bench/`.  "
-      "A single cell by hand:" % a.km_threads)
+      "Hosts c, a and b and their NAPI kthreads on CPU %d, hosts p, k and "
+      "r on CPU %d (BENCH_LOAD_CPU, BENCH_PROXY_CPU).  "
+      "Raw results, logs and per-interval counts stay in `build/bench/` "
+      "(`napi.txt`: the kthreads; `shape.txt`: the check above).  "
+      "A single cell by hand, in the lab's client namespace:" % (
+          a.km_threads, a.load_cpu, a.proxy_cpu))
     P("")
     P("```")
-    P("build/tools/kmbench -s 198.18.0.3:11210 --tcp -c 16 -w 1 -d 3 "
-      "--op get --json")
+    P("taskset -c %d build/tools/kmbench -s 198.18.0.3:11210 --tcp -c 16 "
+      "-w 1 -d 3 --op get --json" % a.load_cpu)
     P("```")
     P("")
     P("## Machine")
@@ -624,6 +851,7 @@ def main():
         print("availability %-16s errors stop after %s ms" % (
             t, v["gap_ms"] if v["gap_ms"] is not None else 0))
     print("resync:", resync)
+    print("resync, no foreground load:", resync_alone)
     bad = sum(s["wrong"] for s in summ.values())
     if bad:
         print("WRONG values seen: %d" % bad)

@@ -17,10 +17,23 @@
 #   b  198.18.0.2   memcached -t 1, TCP+UDP 11211
 #   p  198.18.0.3   kmagentd TCP path (11210, -t $KM_THREADS), nutcracker 22121
 #   k  198.18.0.4   kmagentd with the kernel path (-I eth0), 11211
+#   r  198.18.0.5   a plain IP router to memcached a (198.18.1.1)
 # The client has its own namespace so that XDP on k's eth0 sees the
 # requests as real ingress.  Everything is named after this script's PID
 # and removed by the EXIT trap, as is the sysctl kernel.bpf_stats_enabled
 # (restored to its value at start).
+#
+# The production shape: a proxy host has a core of its own.  kmagentd,
+# nutcracker and the proxy hosts' (p, k, r) NAPI are on PROXY_CPU (1), the
+# client and memcached on LOAD_CPU (0).  A proxy host's eth0 runs threaded
+# NAPI, its kthread pinned to PROXY_CPU: what the host receives, the kernel
+# path's XDP and tc programs included, runs there and not in the softirq of
+# whichever CPU sent the frame.  The switch-side end of its veth has NAPI
+# (GRO; XDP_TX into it needs one) polled in the softirq of whoever sent
+# into it, on PROXY_CPU too (BENCH_SWITCH_NAPI=thread: a kthread of its
+# own).  The load hosts' eth0 have RPS to LOAD_CPU, so that what a proxy
+# sends them is received on their core.  A proxy's CPU per request is then
+# its process plus its host's NAPI kthreads.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -36,11 +49,17 @@ else
 	KEYS=${BENCH_KEYS:-100000}
 fi
 VALUE=${BENCH_VALUE:-100}
-# One worker: on these 2 cores, shared with the client and two memcached
-# -t 1, a second worker only adds wake-ups.  Side by side (3 x 2 s, TCP
-# 16x1): get 0.56 x direct with -t 1, 0.50 x with -t 2; set x2 0.62 x vs
-# 0.51 x; 6.3 vs 7.8 us of CPU per get.  nutcracker is single-threaded.
+# One worker: the proxy host has one core, and a second worker only adds
+# wake-ups (measured when all shared 2 cores, 3 x 2 s, TCP 16x1: get
+# 0.56 x direct with -t 1, 0.50 x with -t 2; set x2 0.62 x vs 0.51 x; 6.3
+# vs 7.8 us of CPU per get).  nutcracker is single-threaded.
 KM_THREADS=${KM_THREADS:-1}
+# BENCH_LOAD_CPU, BENCH_PROXY_CPU: the two cores of the shape (see above)
+LOAD_CPU=${BENCH_LOAD_CPU:-0}
+PROXY_CPU=${BENCH_PROXY_CPU:-1}
+# BENCH_SWITCH_NAPI=thread: the switch-side ends of the proxy hosts get
+# NAPI kthreads of their own too
+SWITCH_NAPI=${BENCH_SWITCH_NAPI:-softirq}
 OUT_MD=${BENCH_OUT:-docs/benchmarks.md}
 OUT_PNG=${OUT_MD%.md}.png
 
@@ -50,6 +69,10 @@ NET=198.18.0
 declare -A ADDR=([c]=$NET.10 [a]=$NET.1 [b]=$NET.2 [p]=$NET.3 [k]=$NET.4
 	[r]=$NET.5)
 HOSTS=(c a b p k r)
+PROXY_HOSTS=(p k r)
+LOAD_HOSTS=(c a b)
+declare -A HOST_CPU=([c]=$LOAD_CPU [a]=$LOAD_CPU [b]=$LOAD_CPU
+	[p]=$PROXY_CPU [k]=$PROXY_CPU [r]=$PROXY_CPU)
 # memcached a's second address, reached from c through router r only: the
 # same extra hop as through a proxy host, with no proxy in it
 HOP_ADDR=198.18.1.1
@@ -63,6 +86,7 @@ CLK_TCK=$(getconf CLK_TCK)
 POLL_IDLE=0
 declare -A PID=()	# label -> pid
 declare -A CMD=()	# label -> "ns command..." (to restart)
+declare -A NAPI=()	# host -> "pid:rx|tx ..." its NAPI kthreads
 NSES=()
 STATS_OLD=
 T0=$(date +%s)
@@ -124,7 +148,101 @@ lab_up()
 		in_ns "$h" ethtool -K eth0 tx off >/dev/null 2>&1
 		ip netns exec "$sw" ethtool -K "kb$ID$h" tx off >/dev/null 2>&1
 	done
+	for h in "${LOAD_HOSTS[@]}"; do
+		rps_to "$h" || return 1
+	done
+	for h in "${PROXY_HOSTS[@]}"; do
+		napi_thread "$h" "$P$h" eth0 rx || return 1
+		if [ "$SWITCH_NAPI" = thread ]; then
+			napi_thread "$h" "$sw" "kb$ID$h" tx || return 1
+		else
+			# NAPI (XDP_TX into it needs one) in the softirq of
+			# the proxy's core: of the kthread or process that sent
+			ip netns exec "$sw" ethtool -K "kb$ID$h" gro on \
+				>/dev/null 2>&1
+		fi
+	done
 	hop_up
+}
+
+# rps_to HOST: what reaches HOST's eth0 is received on HOST's core.  Its
+# veth has no NAPI, so a frame is received in the softirq of the CPU that
+# sent it (netif_rx), unless RPS sends it on: a frame from a proxy's core
+# is then the load core's work, as on two machines.
+rps_to()
+{
+	in_ns "$1" sh -c "printf %x $((1 << ${HOST_CPU[$1]})) \
+		>/sys/class/net/eth0/queues/rx-0/rps_cpus" && return 0
+	log "no RPS on eth0 of $1"
+	return 1
+}
+
+# the PIDs of all NAPI kthreads, sorted as comm(1) wants them
+napi_all()
+{
+	ps -e -o pid=,comm= | awk '$2 ~ /^napi\// { print $1 }' | sort
+}
+
+# napi_thread HOST NS DEV ROLE: threaded NAPI on DEV (in NS), its kthread
+# pinned to HOST's core and counted as HOST's (ROLE rx: what HOST receives;
+# tx: the switch-side end, what HOST sends into the bridge).  A veth has
+# NAPI only with XDP or GRO on: GRO it is, before XDP comes and goes.
+napi_thread()
+{
+	local h=$1 ns=$2 dev=$3 role=$4 before pid comm n=0
+	ip netns exec "$ns" ethtool -K "$dev" gro on >/dev/null 2>&1
+	before=$(napi_all)
+	if ! ip netns exec "$ns" sh -c "echo 1 >/sys/class/net/$dev/threaded"
+	then
+		log "no threaded NAPI on $dev of $ns"
+		return 1
+	fi
+	# the kthread is named napi/DEV-ID (15 characters at most)
+	for pid in $(comm -13 <(echo "$before") <(napi_all)); do
+		comm=$(cat "/proc/$pid/comm" 2>/dev/null)
+		[[ "$comm" == "napi/${dev:0:10}"* ]] || continue
+		taskset -p -c "${HOST_CPU[$h]}" "$pid" >/dev/null || return 1
+		NAPI[$h]+="$pid:$role "
+		n=$((n + 1))
+	done
+	[ $n -gt 0 ] || log "no NAPI kthread showed up for $dev of $ns"
+	[ $n -gt 0 ]
+}
+
+# napi_pids HOST [ROLE]: HOST's NAPI kthreads (of one role)
+napi_pids()
+{
+	local e
+	for e in ${NAPI[$1]:-}; do
+		[ -z "${2:-}" ] || [ "${e#*:}" = "$2" ] && echo "${e%%:*}"
+	done
+}
+
+# run_ns PID...: CPU time of these tasks and of all their threads, in ns
+# (sum_exec_runtime from schedstat: exact where utime+stime are 4 ms ticks;
+# it includes the softirq work that interrupted them, as utime+stime do)
+run_ns()
+{
+	local task
+	for task in "$@"; do
+		cat /proc/"$task"/task/*/schedstat 2>/dev/null
+	done | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+# run_count PID...: times these tasks were scheduled in (for a NAPI
+# kthread: its wake-ups, each one or more polls)
+run_count()
+{
+	local task
+	for task in "$@"; do
+		cat /proc/"$task"/task/*/schedstat 2>/dev/null
+	done | awk '{ s += $3 } END { printf "%.0f\n", s }'
+}
+
+# core_ticks CPU: what ran on CPU (user nice system irq softirq), USER_HZ
+core_ticks()
+{
+	awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
 }
 
 # c -> r -> a for HOP_ADDR, both ways (a answers from it through r): the
@@ -156,14 +274,22 @@ xdp_pass_on_peer()
 	ip -n "${P}sw" link set dev "kb${ID}k" xdpdrv obj "$obj" sec xdp
 }
 
-# start LABEL HOST CMD...: run CMD in HOST's namespace, remember its PID
+# start LABEL HOST CMD...: run CMD in HOST's namespace on HOST's core,
+# remember its PID
 start()
 {
 	local label=$1 h=$2
 	shift 2
-	CMD[$label]="$h $(printf '%q ' "$@")"
-	ip netns exec "$P$h" "$@" >"$WORK/$label.log" 2>&1 &
+	CMD[$label]="$h $(printf '%q ' taskset -c "${HOST_CPU[$h]}" "$@")"
+	ip netns exec "$P$h" taskset -c "${HOST_CPU[$h]}" "$@" \
+		>"$WORK/$label.log" 2>&1 &
 	PID[$label]=$!
+}
+
+# client ARGS...: kmbench in the client's namespace, on the client's core
+client()
+{
+	ip netns exec "${P}c" taskset -c "${HOST_CPU[c]}" "$KMBENCH" "$@"
 }
 
 restart()
@@ -216,12 +342,6 @@ for l in d.decode().split("\r\n"):
 
 alive() { [ -n "${PID[$1]:-}" ] && kill -0 "${PID[$1]}" 2>/dev/null; }
 
-# cpu_ticks PID: utime + stime of the whole process
-cpu_ticks()
-{
-	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-
 start_memcached()
 {
 	local h=$1
@@ -266,7 +386,8 @@ km_extra_flags()
 }
 
 # ---- targets ----------------------------------------------------------------
-# name -> "proto addr:port process-label"; n/a targets get a reason instead
+# name -> "proto addr:port process-label host" (host: whose NAPI kthreads
+# count); n/a targets get a reason instead
 declare -A TGT=() NA=()
 TARGETS=(direct-tcp direct-udp hop-tcp hop-udp nutcracker kmagent-tcp kmagent-udp
 	kmagent-kernel)
@@ -277,17 +398,19 @@ fi
 
 setup_targets()
 {
-	TGT[direct-tcp]="tcp ${ADDR[a]}:11211 mc-a"
-	TGT[direct-udp]="udp ${ADDR[a]}:11211 mc-a"
-	TGT[hop-tcp]="tcp $HOP_ADDR:11211 mc-a"
-	TGT[hop-udp]="udp $HOP_ADDR:11211 mc-a"
+	# the direct rows count memcached a and its NAPI kthread, the router
+	# rows the router's kthreads (no process of its own)
+	TGT[direct-tcp]="tcp ${ADDR[a]}:11211 mc-a a"
+	TGT[direct-udp]="udp ${ADDR[a]}:11211 mc-a a"
+	TGT[hop-tcp]="tcp $HOP_ADDR:11211 - r"
+	TGT[hop-udp]="udp $HOP_ADDR:11211 - r"
 
 	nutcracker_conf >"$WORK/nutcracker.yml"
 	start nutcracker p nutcracker -c "$WORK/nutcracker.yml" \
 		-s 22222 -a "${ADDR[p]}" -p "$WORK/nutcracker.pid" \
 		-o "$WORK/nutcracker.out"
 	if wait_tcp c "${ADDR[p]}" 22121; then
-		TGT[nutcracker]="tcp ${ADDR[p]}:22121 nutcracker"
+		TGT[nutcracker]="tcp ${ADDR[p]}:22121 nutcracker p"
 	else
 		NA[nutcracker]="n/a (nutcracker did not start)"
 	fi
@@ -303,8 +426,8 @@ setup_targets()
 		-s "${ADDR[a]}:11211" -s "${ADDR[b]}:11211" -t "$KM_THREADS" \
 		$(km_extra_flags p)
 	if wait_tcp c "${ADDR[p]}" 11210 && alive km-p; then
-		TGT[kmagent-tcp]="tcp ${ADDR[p]}:11210 km-p"
-		TGT[kmagent-udp]="udp ${ADDR[p]}:11210 km-p"
+		TGT[kmagent-tcp]="tcp ${ADDR[p]}:11210 km-p p"
+		TGT[kmagent-udp]="udp ${ADDR[p]}:11210 km-p p"
 	else
 		NA[kmagent-tcp]="n/a (kmagentd did not start, see $WORK/km-p.log)"
 		NA[kmagent-udp]=${NA[kmagent-tcp]}
@@ -331,7 +454,7 @@ setup_targets()
 		sleep 0.1
 	done
 	if alive km-k && [ -n "$(bpf_prog_ids)" ]; then
-		TGT[kmagent-kernel]="udp ${ADDR[k]}:11211 km-k"
+		TGT[kmagent-kernel]="udp ${ADDR[k]}:11211 km-k k"
 	else
 		NA[kmagent-kernel]="n/a (kmagentd -I failed, see $WORK/km-k.log)"
 	fi
@@ -374,24 +497,120 @@ print(p["id"], p.get("name", "?"), p.get("run_time_ns", 0),
 	done
 }
 
+# ---- the shape, checked -----------------------------------------------------
+# napi_table: "host role pid comm allowed-cpus" per NAPI kthread (napi.txt)
+napi_table()
+{
+	local h e pid
+	for h in "${HOSTS[@]}"; do
+		for e in ${NAPI[$h]:-}; do
+			pid=${e%%:*}
+			printf '%s %s %s %s %s\n' "$h" "${e#*:}" "$pid" \
+				"$(cat "/proc/$pid/comm" 2>/dev/null || echo gone)" \
+				"$(awk '/Cpus_allowed_list/ { print $2 }' \
+					"/proc/$pid/status" 2>/dev/null)"
+		done
+	done
+}
+
+# net_rx CPU: NET_RX softirqs run so far on CPU
+net_rx()
+{
+	awk -v c="$(($1 + 2))" '$1 == "NET_RX:" { print $c }' /proc/softirqs
+}
+
+# perf_pct PATTERN: share of shape_check's perf samples in matching symbols
+perf_pct()
+{
+	awk -v p="$1" 'index($0, p) { sub("%", "", $1); s += $1 }
+		END { printf "%.1f\n", s }' "$WORK/shape-perf.txt"
+}
+
+# shape_check: one second of kernel-path gets, to see that XDP runs in k's
+# NAPI kthread on the proxies' core (perf samples of that kthread land in
+# km_xdp_rx) and that packets flow; "key value" lines in shape.txt
+shape_check()
+{
+	local rx pid0 json r0 r1 k0 k1 n0 n1 l0 l1 b0 b1 pct
+	napi_table >"$WORK/napi.txt"
+	[ -n "${TGT[kmagent-kernel]:-}" ] || return 0
+	rx=$(napi_pids k rx)
+	pid0=${rx%% *}
+	b0=$(bpf_stats)
+	r0=$(run_ns "$pid0")
+	k0=$(run_ns "${PID[km-k]}")
+	n0=$(net_rx "$PROXY_CPU")
+	l0=$(net_rx "$LOAD_CPU")
+	client -s "${ADDR[k]}:11211" --udp -c 16 -w 1 -d 1 -k "$KEYS" \
+		-V "$VALUE" --op get --timeout 200 --json \
+		>"$WORK/shape-load.json" 2>>"$WORK/kmbench.log" &
+	local bpid=$!
+	sleep 0.2
+	perf record -q -e cpu-clock -t "$pid0" -o "$WORK/shape.perf" \
+		-- sleep 0.5 >/dev/null 2>&1
+	wait $bpid
+	r1=$(run_ns "$pid0")
+	k1=$(run_ns "${PID[km-k]}")
+	n1=$(net_rx "$PROXY_CPU")
+	l1=$(net_rx "$LOAD_CPU")
+	b1=$(bpf_stats)
+	json=$(cat "$WORK/shape-load.json")
+	perf report -q --stdio --sort sym -i "$WORK/shape.perf" \
+		>"$WORK/shape-perf.txt" 2>/dev/null
+	pct=$(perf_pct km_xdp_rx)
+	{
+		echo "napi_thread $(cat "/proc/$pid0/comm" 2>/dev/null) $pid0"
+		echo "napi_ns $((r1 - r0))"
+		echo "daemon_ns $((k1 - k0))"
+		echo "net_rx_softirqs_proxy_cpu $((n1 - n0))"
+		echo "net_rx_softirqs_load_cpu $((l1 - l0))"
+		echo "xdp_rx_runs $(join <(sort <<<"$b0") <(sort <<<"$b1") |
+			awk '$2 == "km_xdp_rx" { print $7 - $4 }')"
+		echo "perf_pct_km_xdp_rx ${pct:-0}"
+		echo "perf_pct_bridge $(perf_pct ' br_')"
+		echo "load $json"
+	} >"$WORK/shape.txt"
+	if [ "${pct%.*}" -lt 1 ] 2>/dev/null; then
+		log "WARNING: no perf sample of $pid0 in km_xdp_rx: is XDP running in the NAPI kthread?"
+	fi
+	log "shape: $(tr '\n' ' ' <"$WORK/shape.txt" | cut -c1-300)"
+}
+
 # ---- one measurement --------------------------------------------------------
 # run_one TARGET SHAPE OP REP: append one line to results.tsv
 run_one()
 {
-	local t=$1 shape=$2 op=$3 rep=$4 proto server label conns window
-	local pid c0 c1 json rc b0 b1
-	read -r proto server label <<<"${TGT[$t]}"
+	local t=$1 shape=$2 op=$3 rep=$4 proto server label host conns window
+	local pid json rc b0 b1 p0 p1 r0 r1 x0 x1 k0 k1 w0 w1 rx tx
+	read -r proto server label host <<<"${TGT[$t]}"
 	conns=${shape%x*}
 	window=${shape#*x}
 	pid=${PID[$label]:-}
+	rx=$(napi_pids "$host" rx)
+	tx=$(napi_pids "$host" tx)
 	[ "$t" = kmagent-kernel ] && b0=$(bpf_stats)
-	c0=$(cpu_ticks "$pid")
-	json=$(timeout $((SECS + 20)) ip netns exec "${P}c" "$KMBENCH" \
+	# shellcheck disable=SC2086
+	{
+		p0=$(run_ns $pid)
+		r0=$(run_ns $rx)
+		x0=$(run_ns $tx)
+		k0=$(core_ticks "$PROXY_CPU")
+		w0=$(run_count $rx)
+	}
+	json=$(timeout $((SECS + 20)) ip netns exec "${P}c" \
+		taskset -c "${HOST_CPU[c]}" "$KMBENCH" \
 		-s "$server" "--$proto" -c "$conns" -w "$window" -d "$SECS" \
 		-k "$KEYS" -V "$VALUE" --op "$op" --timeout 200 --json \
 		--seed "$rep" --label "$t" 2>>"$WORK/kmbench.log")
 	rc=$?
-	c1=$(cpu_ticks "$pid")
+	# shellcheck disable=SC2086
+	{
+		p1=$(run_ns $pid)
+		r1=$(run_ns $rx)
+		x1=$(run_ns $tx)
+		k1=$(core_ticks "$PROXY_CPU")
+		w1=$(run_count $rx)
+	}
 	if [ "$t" = kmagent-kernel ]; then
 		b1=$(bpf_stats)
 		join <(sort <<<"$b0") <(sort <<<"$b1") |
@@ -401,8 +620,13 @@ run_one()
 	fi
 	[ $rc -eq 1 ] && log "WRONG values from $t $shape $op (see $WORK/kmbench.log)"
 	[ -z "$json" ] && json='{}'
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$shape" "$op" "$rep" \
-		"$((c1 - c0))" "$rc" "$json" >>"$WORK/results.tsv"
+	# CPU: the process, its host's NAPI kthreads (rx, tx) in ns,
+	# everything that ran on the proxies' core in USER_HZ ticks, and the
+	# wake-ups of the host's eth0 kthread
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" \
+		"$shape" "$op" "$rep" "$((p1 - p0))" "$((r1 - r0))" \
+		"$((x1 - x0))" "$((k1 - k0))" "$((w1 - w0))" "$rc" "$json" \
+		>>"$WORK/results.tsv"
 }
 
 # ---- availability: kill -9 a backend under load ---------------------------
@@ -410,7 +634,7 @@ run_one()
 avail_one()
 {
 	local t=$1 proto server label kill_ms out=$WORK/avail-$1.log
-	read -r proto server label <<<"${TGT[$t]}"
+	read -r proto server label _ <<<"${TGT[$t]}"
 	# a fresh userspace proxy: an earlier kill of b must not have
 	# ejected it already (nutcracker keeps a host out 30 s)
 	if [ "$label" != km-k ]; then
@@ -419,7 +643,8 @@ avail_one()
 		wait_tcp c "${server%:*}" "${server#*:}" || return 0
 		sleep 0.5
 	fi
-	timeout 30 ip netns exec "${P}c" "$KMBENCH" -s "$server" "--$proto" \
+	timeout 30 ip netns exec "${P}c" taskset -c "${HOST_CPU[c]}" \
+		"$KMBENCH" -s "$server" "--$proto" \
 		-c 16 -w 1 -d 5 -k "$KEYS" -V "$VALUE" --op get --timeout 100 \
 		--interval 10 --json >/dev/null 2>"$out" &
 	local bpid=$!
@@ -431,7 +656,7 @@ avail_one()
 	# restart b (empty, as after a crash) and refill it for the next target
 	restart mc-b
 	wait_tcp c "${ADDR[b]}" 11211
-	ip netns exec "${P}c" "$KMBENCH" -s "${ADDR[b]}:11211" --preload -d 0 \
+	client -s "${ADDR[b]}:11211" --preload -d 0 \
 		-k "$KEYS" -V "$VALUE" >>"$WORK/kmbench.log" 2>&1
 }
 
@@ -442,10 +667,10 @@ profile()
 {
 	local t=$1 proto server label pid ops
 	[ -n "${TGT[$t]:-}" ] || return 0
-	read -r proto server label <<<"${TGT[$t]}"
+	read -r proto server label _ <<<"${TGT[$t]}"
 	pid=${PID[$label]:-}
 	[ -n "$pid" ] || return 0
-	ip netns exec "${P}c" "$KMBENCH" -s "$server" "--$proto" -c 16 -w 1 \
+	client -s "$server" "--$proto" -c 16 -w 1 \
 		-d $((SECS + 6)) -k "$KEYS" -V "$VALUE" --op get --interval 1000 \
 		>/dev/null 2>"$WORK/perf-$t-load.txt" &
 	local bpid=$!
@@ -496,11 +721,13 @@ profile()
 # kill -9 b and start it empty: kmagentd (TCP instance) must notice, mark it
 # warming, copy its keys from a, and mark it up.  Timed from its log lines
 # ("-> warming", "warming -> up"), keys counted on b afterwards, with a
-# foreground get load running meanwhile (its rate during and after).
+# foreground get load running meanwhile (its rate during and after) when
+# LOADED is 1; without it, what the copy does when the backends' core is
+# its own.
 resync_speed()
 {
-	local log=$WORK/km-p.log b=${ADDR[b]}:11211 n0 i line t_warm t_up
-	local keys server
+	local loaded=$1 log=$WORK/km-p.log b=${ADDR[b]}:11211 n0 i line
+	local keys server t_warm t_up bpid='' fg=$WORK/resync-load.txt
 	alive km-p || { echo "n/a (kmagentd not running)"; return; }
 	read -r _ server _ <<<"${TGT[kmagent-tcp]}"
 	# the kernel path's daemon would resync b too, at the same time
@@ -512,11 +739,14 @@ resync_speed()
 		sleep 0.1
 	done
 	n0=$(wc -l <"$log")
-	ip netns exec "${P}c" "$KMBENCH" -s "$server" -c 16 -w 1 -d 15 \
-		-k "$KEYS" -V "$VALUE" --op get --interval 50 \
-		>/dev/null 2>"$WORK/resync-load.txt" &
-	local bpid=$!
-	sleep 1
+	: >"$fg"
+	if [ "$loaded" = 1 ]; then
+		client -s "$server" -c 16 -w 1 -d 15 \
+			-k "$KEYS" -V "$VALUE" --op get --interval 50 \
+			>/dev/null 2>"$fg" &
+		bpid=$!
+		sleep 1
+	fi
 	stop mc-b
 	restart mc-b
 	wait_tcp c "${ADDR[b]}" 11211
@@ -527,7 +757,7 @@ resync_speed()
 		[ -n "$line" ] && break
 		sleep 0.1
 	done
-	wait $bpid
+	[ -z "$bpid" ] || wait "$bpid"
 	if [ -z "$line" ]; then
 		echo "n/a (b not back up within 13 s, see $log)"
 		return
@@ -543,7 +773,7 @@ resync_speed()
 	[ -n "$t_warm" ] || t_warm=$(tail -n +"$((n0 + 1))" "$log" |
 		grep -m1 -- "$b: .* -> warming" | awk '{ print $1 }')
 	keys=$(mc_stat "${ADDR[b]}" curr_items)
-	python3 - "$t_warm" "$t_up" "${keys:-0}" "$WORK/resync-load.txt" <<'PY'
+	python3 - "$t_warm" "$t_up" "${keys:-0}" "$fg" <<'PY'
 import sys
 def secs(t):
     h, m, s = t.split(":")
@@ -625,11 +855,12 @@ main()
 	start_memcached b || { log "memcached b did not start"; exit 1; }
 	# every key on both backends: direct, nutcracker and kmagent gets hit
 	for h in a b; do
-		ip netns exec "${P}c" "$KMBENCH" -s "${ADDR[$h]}:11211" \
+		client -s "${ADDR[$h]}:11211" \
 			--preload -d 0 -k "$KEYS" -V "$VALUE" 2>&1 |
 			sed 's/^/bench: /' >&2
 	done
 	setup_targets
+	shape_check
 	for t in "${TARGETS[@]}"; do
 		if [ -n "${NA[$t]:-}" ]; then
 			log "$t: ${NA[$t]}"
@@ -667,7 +898,8 @@ main()
 		avail_one "$t"
 	done
 	# not in $(...): a subshell's restarted memcached would escape cleanup
-	resync_speed >"$WORK/resync.txt"
+	resync_speed 1 >"$WORK/resync.txt"
+	resync_speed 0 >>"$WORK/resync.txt"
 
 	for t in "${TARGETS[@]}"; do
 		[ -n "${NA[$t]:-}" ] && printf '%s\t%s\n' "$t" "${NA[$t]}"
@@ -677,7 +909,8 @@ main()
 	python3 "$ROOT/bench/report.py" --work "$WORK" --out "$OUT_MD" \
 		--reps "$REPS" --secs "$SECS" --keys "$KEYS" --value "$VALUE" \
 		--km-threads "$KM_THREADS" --quick "$QUICK" --clk-tck "$CLK_TCK" \
-		--poll-idle "$POLL_IDLE" \
+		--poll-idle "$POLL_IDLE" --load-cpu "$LOAD_CPU" \
+		--proxy-cpu "$PROXY_CPU" --switch-napi "$SWITCH_NAPI" \
 		--elapsed $(($(date +%s) - T0)) || exit 1
 	if [ "${BENCH_NOPLOT:-0}" != 1 ]; then
 		# columns of targets not measured are empty: not worth a warning

@@ -11,6 +11,8 @@ pkgs=(
 	# the Debian package (dpkg-buildpackage, lintian), the unit check
 	# (systemd-analyze), promtool for the alert rules (only in prometheus)
 	debhelper dpkg-dev lintian systemd util-linux prometheus
+	# the bench: perf (where the proxy host's CPU goes)
+	linux-perf
 )
 
 missing=()
