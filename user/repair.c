@@ -196,6 +196,28 @@ static ssize_t km_read_reply(int fd, size_t *line_len)
 	}
 }
 
+/* Send req, read a one-line reply into r (NUL-terminated): 0, or <0. */
+static int km_repair_ask(int fd, const char *req, size_t n, char *r, size_t cap)
+{
+	size_t len = 0;
+
+	r[0] = '\0';
+	if (km_send_all(fd, req, n))
+		return -EIO;
+	while (!memchr(r, '\n', len)) {
+		ssize_t got;
+
+		if (len >= cap - 1)
+			return -EMSGSIZE;
+		got = recv(fd, r + len, cap - 1 - len, 0);
+		if (got <= 0)
+			return -EIO;
+		len += got;
+		r[len] = '\0';
+	}
+	return 0;
+}
+
 /* ---- one repair --------------------------------------------------------- */
 
 static bool km_in(const __u8 *ids, unsigned int n, __u8 id)
@@ -210,7 +232,7 @@ static bool km_in(const __u8 *ids, unsigned int n, __u8 id)
 
 /* The item from the first readable replica that did not miss it. */
 static int km_repair_fetch(const struct km_repair_job *j, size_t *line,
-			   size_t *total)
+			   size_t *total, __u8 *src)
 {
 	const struct km_slot *s =
 		km_ring_lookup(km_daemon_ring(), j->key, j->klen);
@@ -236,6 +258,7 @@ static int km_repair_fetch(const struct km_repair_job *j, size_t *line,
 			continue;
 		}
 		*total = r;
+		*src = id;
 		return !strncmp(km_rp.buf, "VA ", 3) ? 0 : -ENOENT;
 	}
 	return -ENOENT;
@@ -257,7 +280,7 @@ static int km_repair_header(const struct km_repair_job *j, size_t line,
 			ttl = strtol(p + 2, NULL, 10);
 		p++;
 	}
-	return snprintf(hdr, cap, "ms %.*s %lu F%lu T%ld ME\r\n", j->klen,
+	return snprintf(hdr, cap, "ms %.*s %lu F%lu T%ld ME c\r\n", j->klen,
 			j->key, vlen, flags,
 			km_resync_ttl_for_ms(ttl, time(NULL)));
 }
@@ -269,11 +292,40 @@ static void km_repair_count(uint64_t *field)
 	pthread_mutex_unlock(&km_rp.lock);
 }
 
-static void km_repair_store(const struct km_repair_job *j, size_t line,
-			    size_t total)
+/*
+ * A client delete that lands between our fetch and our add would be undone
+ * by the add: ask the source again, and if it lost the key meanwhile (or
+ * cannot say), take our copy back, only ours (C<cas>: a newer client write
+ * changed it).  The same check as resync's (resync.h).
+ */
+static void km_repair_recheck(const struct km_repair_job *j, __u8 src, __u8 id,
+			      unsigned long long cas)
 {
-	char hdr[KM_KEY_MAX + 96], *value = km_rp.buf + line;
-	size_t vtotal = total - line, l;
+	char req[KM_KEY_MAX + 48], r[64];
+	int n, fd = km_repair_fd(src);
+
+	n = snprintf(req, sizeof(req), "mg %.*s\r\n", j->klen, j->key);
+	if (fd >= 0 && !km_repair_ask(fd, req, n, r, sizeof(r)) &&
+	    !strncmp(r, "HD", 2))
+		return; /* still there: a delete would reach our copy too */
+	if (fd < 0 || strncmp(r, "EN", 2))
+		km_repair_drop(src);
+	fd = km_repair_fd(id);
+	n = snprintf(req, sizeof(req), "md %.*s C%llu\r\n", j->klen, j->key,
+		     cas);
+	if (fd < 0 || km_repair_ask(fd, req, n, r, sizeof(r))) {
+		km_repair_drop(id);
+		km_repair_count(&km_rp.st.errors);
+	} else if (!strncmp(r, "HD", 2)) {
+		km_repair_count(&km_rp.st.undone);
+	}
+}
+
+static void km_repair_store(const struct km_repair_job *j, size_t line,
+			    size_t total, __u8 src)
+{
+	char hdr[KM_KEY_MAX + 96], r[64], *cp, *value = km_rp.buf + line;
+	size_t vtotal = total - line;
 	int n = km_repair_header(j, line, hdr, sizeof(hdr));
 	unsigned int i;
 
@@ -284,27 +336,20 @@ static void km_repair_store(const struct km_repair_job *j, size_t line,
 		if (!km_be_writable(id))
 			continue;
 		fd = km_repair_fd(id);
-		/* the reply is read into the buffer after the value */
 		if (fd < 0 || km_send_all(fd, hdr, n) ||
-		    km_send_all(fd, value, vtotal)) {
+		    km_repair_ask(fd, value, vtotal, r, sizeof(r))) {
 			km_repair_drop(id);
 			km_repair_count(&km_rp.st.errors);
-			continue;
-		}
-		{
-			char r[64];
-			ssize_t got = recv(fd, r, sizeof(r) - 1, 0);
-
-			l = got > 0 ? (size_t)got : 0;
-			r[l] = '\0';
-			if (!strncmp(r, "HD", 2)) {
-				km_repair_count(&km_rp.st.repaired);
-			} else if (!strncmp(r, "NS", 2)) {
-				km_repair_count(&km_rp.st.existed);
-			} else {
-				km_repair_drop(id);
-				km_repair_count(&km_rp.st.errors);
-			}
+		} else if (!strncmp(r, "HD", 2)) {
+			km_repair_count(&km_rp.st.repaired);
+			cp = strstr(r, " c");
+			km_repair_recheck(j, src, id,
+					  cp ? strtoull(cp + 2, NULL, 10) : 0);
+		} else if (!strncmp(r, "NS", 2)) {
+			km_repair_count(&km_rp.st.existed);
+		} else {
+			km_repair_drop(id);
+			km_repair_count(&km_rp.st.errors);
 		}
 	}
 }
@@ -312,13 +357,14 @@ static void km_repair_store(const struct km_repair_job *j, size_t line,
 static void km_repair_one(const struct km_repair_job *j)
 {
 	size_t line = 0, total = 0;
-	int err = km_repair_fetch(j, &line, &total);
+	__u8 src = 0;
+	int err = km_repair_fetch(j, &line, &total, &src);
 
 	if (err) {
 		km_repair_count(&km_rp.st.gone);
 		return;
 	}
-	km_repair_store(j, line, total);
+	km_repair_store(j, line, total, src);
 }
 
 static void *km_repair_main(void *arg)

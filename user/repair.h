@@ -27,13 +27,14 @@ struct km_repair_stats {
 	uint64_t queue_full;   /* dropped: queue full */
 	uint64_t errors;       /* connection or protocol errors */
 	uint64_t complete;     /* missed on replicas we think complete: kept */
+	uint64_t undone; /* deleted by a client meanwhile: copy taken back */
 };
 
 /* clang-format off */
 #define KM_REPAIR_FIELDS(X)                                                    \
 	X(queued)                                                              \
 	X(repaired) X(existed) X(gone) X(rate_limited) X(queue_full) X(errors) \
-	X(complete)
+	X(complete) X(undone)
 /* clang-format on */
 
 /* Register the daemon's repair hook and start the thread. */
