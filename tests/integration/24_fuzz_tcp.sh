@@ -6,7 +6,7 @@
 # reply byte for byte equal (cas values compared structurally), and no
 # sanitizer report from kmagentd, leaks at exit included.
 #
-#   FUZZ_SECS=N   how long (default 40; `make fuzz`: 600)
+#   FUZZ_SECS=N   how long (default 40, seed 1; `make fuzz`: 600, a new seed)
 #   FUZZ_SEED=N   replay one run (the seed is printed first)
 . "$(dirname "$0")/lib.sh"
 
@@ -22,8 +22,12 @@ lab_judge_lab
 lab_judge_kmagentd
 lab_log "kmagentd: $SAN_KMAGENTD (sanitizers)"
 
+# make test: one fixed seed, the same requests every run; make fuzz (which
+# sets FUZZ_SECS): a new seed each time
+seed=${FUZZ_SEED:-}
+[ -z "$seed" ] && [ -z "${FUZZ_SECS:-}" ] && seed=1
 args=(--secs "${FUZZ_SECS:-40}")
-[ -n "${FUZZ_SEED:-}" ] && args+=(--seed "$FUZZ_SEED")
+[ -n "$seed" ] && args+=(--seed "$seed")
 lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mcfuzz.py" "${args[@]}" \
 	198.18.0.1:11211 198.18.0.4:11210
 lab_eq "every reply through kmagentd equals memcached's (mcfuzz exit)" 0 $?

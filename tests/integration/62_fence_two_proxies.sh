@@ -14,24 +14,10 @@
 . "$(dirname "$0")/lib.sh"
 
 N=40
-lab_init
 . "$(dirname "$0")/ops_lib.sh"
-lab_host ma 198.18.0.1
-lab_host mb 198.18.0.2
-lab_host pa 198.18.0.4
-lab_host pb 198.18.0.5
-lab_host c 198.18.0.10
-MA=198.18.0.1:11211 MB=198.18.0.2:11211
-PA=198.18.0.4:11210 PB=198.18.0.5:11210
-lab_memcached ma 11211
-lab_memcached mb 11211
-HEALTH=(--probe-interval 200 --probe-timeout 200 --fall 2 --rise 2
-	--timeout 300 -v)
-LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB "${HEALTH[@]}"
-LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -s $MA -s $MB "${HEALTH[@]}"
+ops_two_proxies
 ctla() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
 ctlb() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pb]}" "$@"; }
-ctl() { ctla "$@"; } # ops_wait_state: PA's view
 # be_field CTL NAME FIELD: a field of backend NAME in CTL -j backends
 be_field()
 {
@@ -109,7 +95,7 @@ lab_ok "PB sees MB fenced" wait_for "fence on PB" 10 fenced_on_pb
 lab_kill km-pa KILL
 heal
 lab_ok "PB keeps MB fenced while PA is away" fenced_on_pb
-LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB "${HEALTH[@]}"
+LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB "${OPS_HEALTH[@]}"
 lab_ok "the new PA resyncs MB in full" \
 	ops_wait_state $MB up "resync done, [0-9]+ keys copied" 10
 lab_ok "it says why" grep -q "fenced by this kmagentd ($PA) before it restarted" \

@@ -9,29 +9,7 @@
 . "$(dirname "$0")/ops_lib.sh"
 
 N=40
-lab_init
-udp_bpffs
-PIN=$UDP_BPFFS/pb
-lab_pin_dir "$PIN"
-lab_host ma 198.18.0.1
-lab_host mb 198.18.0.2
-lab_host pa 198.18.0.4
-lab_host pb 198.18.0.5
-lab_host c 198.18.0.10
-udp_xdp_peer pb
-MA=198.18.0.1:11211 MB=198.18.0.2:11211
-PA=198.18.0.4:11210 PB=198.18.0.5:11210
-lab_memcached ma 11211
-lab_memcached mb 11211
-HEALTH=(--probe-interval 200 --probe-timeout 200 --fall 2 --rise 2
-	--timeout 300 -v)
-LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB "${HEALTH[@]}"
-LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -s $MA -s $MB \
-	-I eth0 --pin-root "$PIN" "${HEALTH[@]}"
-ctl() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
-lab_ok "PB knows MA's and MB's MAC" udp_wait "neighbours" 10 \
-	sh -c "ip -n $(lab_ns pb) neigh show 198.18.0.1 | grep -q lladdr &&
-	       ip -n $(lab_ns pb) neigh show 198.18.0.2 | grep -q lladdr"
+ops_two_proxies kernel
 # MB is backend 2 (second -s)
 mb_fenced_in_kernel() { [ $(($(kbe_field "$PIN" 2 flags) & 16)) -ne 0 ]; }
 mb_unfenced_in_kernel() { ! mb_fenced_in_kernel; }

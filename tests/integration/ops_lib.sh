@@ -1,5 +1,5 @@
 # Helpers of the ops tests (4x_*.sh), on top of lib.sh:
-#   ops_py HOST ARGS...      the client below, run inside HOST:
+#   ops_py HOST ARGS...      tests/tools/mcops.py, run inside HOST:
 #     fill HOST:PORT N PREFIX [FLAGS TTL]  set PREFIX0..N-1 (value = key)
 #     getall HOST:PORT N PREFIX            "hits H misses M wrong W"
 #     count HOST:PORT N PREFIX             keys present on a server
@@ -10,108 +10,7 @@
 #     getv HOST:PORT PREFIX LO HI VPFX     "hits H misses M wrong W"
 #   ctl ARGS...              build/kmagentctl on km-p's control socket
 #   jget JSON PATH           a value out of JSON (python path expression)
-OPS_PY=$LAB_DIR/ops_client.py
-cat >"$OPS_PY" <<'PYEOF'
-import socket, sys
-
-def conn(hp):
-    h, p = hp.rsplit(":", 1)
-    s = socket.create_connection((h, int(p)), timeout=5)
-    return s, s.makefile("rb")
-
-def fill(hp, n, pfx, flags=0, ttl=0):
-    s, f = conn(hp)
-    for i in range(0, n, 500):
-        buf = b"".join(b"set %s%d %d %d %d\r\n%s%d\r\n" % (
-            pfx.encode(), k, flags, ttl, len(pfx) + len(str(k)),
-            pfx.encode(), k) for k in range(i, min(n, i + 500)))
-        s.sendall(buf)
-        for k in range(i, min(n, i + 500)):
-            line = f.readline()
-            if line != b"STORED\r\n":
-                print("set failed:", line); sys.exit(1)
-    print("stored", n)
-
-def getall(hp, n, pfx):
-    s, f = conn(hp)
-    hits = misses = wrong = 0
-    for k in range(n):
-        key = ("%s%d" % (pfx, k)).encode()
-        s.sendall(b"get " + key + b"\r\n")
-        line = f.readline()
-        if line == b"END\r\n":
-            misses += 1; continue
-        parts = line.split()
-        if parts[0] != b"VALUE":
-            wrong += 1; continue
-        data = f.read(int(parts[3]) + 2)[:-2]
-        f.readline()
-        if data == key: hits += 1
-        else: wrong += 1
-    print("hits %d misses %d wrong %d" % (hits, misses, wrong))
-
-def count(hp, n, pfx):
-    s, f = conn(hp)
-    c = 0
-    for k in range(n):
-        s.sendall(b"mg %s%d\r\n" % (pfx.encode(), k))
-        if f.readline().startswith(b"HD"): c += 1
-    print(c)
-
-def stat(hp, name):
-    s, f = conn(hp)
-    s.sendall(b"stats\r\n")
-    for line in iter(f.readline, b"END\r\n"):
-        p = line.split()
-        if p[1].decode() == name: print(p[2].decode())
-
-def mg(hp, key):
-    s, f = conn(hp)
-    s.sendall(b"mg %s v f t\r\n" % key.encode())
-    print(f.readline().decode().strip())
-
-def setv(hp, pfx, lo, hi, vpfx):
-    s, f = conn(hp)
-    bad = 0
-    for k in range(lo, hi):
-        v = ("%s%d" % (vpfx, k)).encode()
-        s.sendall(b"set %s%d 0 0 %d\r\n%s\r\n" % (pfx.encode(), k, len(v), v))
-        bad += f.readline() != b"STORED\r\n"
-    print("failed %d" % bad)
-
-def delete(hp, pfx, lo, hi):
-    s, f = conn(hp)
-    bad = 0
-    for k in range(lo, hi):
-        s.sendall(b"delete %s%d\r\n" % (pfx.encode(), k))
-        bad += f.readline() not in (b"DELETED\r\n", b"NOT_FOUND\r\n")
-    print("failed %d" % bad)
-
-def getv(hp, pfx, lo, hi, vpfx):
-    """"hits H misses M wrong W": a hit holds vpfx<i>"""
-    s, f = conn(hp)
-    hits = misses = wrong = 0
-    for k in range(lo, hi):
-        s.sendall(b"get %s%d\r\n" % (pfx.encode(), k))
-        line = f.readline()
-        if line == b"END\r\n":
-            misses += 1; continue
-        data = f.read(int(line.split()[3]) + 2)[:-2]
-        f.readline()
-        if data == ("%s%d" % (vpfx, k)).encode(): hits += 1
-        else: wrong += 1
-    print("hits %d misses %d wrong %d" % (hits, misses, wrong))
-
-cmd, args = sys.argv[1], sys.argv[2:]
-if cmd == "fill": fill(args[0], int(args[1]), args[2], *map(int, args[3:]))
-elif cmd == "getall": getall(args[0], int(args[1]), args[2])
-elif cmd == "count": count(args[0], int(args[1]), args[2])
-elif cmd == "stat": stat(args[0], args[1])
-elif cmd == "mg": mg(args[0], args[1])
-elif cmd == "setv": setv(args[0], args[1], int(args[2]), int(args[3]), args[4])
-elif cmd == "del": delete(args[0], args[1], int(args[2]), int(args[3]))
-elif cmd == "getv": getv(args[0], args[1], int(args[2]), int(args[3]), args[4])
-PYEOF
+OPS_PY=$LAB_ROOT/tests/tools/mcops.py
 
 ops_py() { local h=$1; shift; lab_in "$h" "$LAB_PY" "$OPS_PY" "$@"; }
 ctl() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-p]}" "$@"; }
@@ -147,4 +46,41 @@ ops_wait_log()
 		[ $(($(date +%s) - t0)) -ge "$4" ] && return 1
 		sleep 0.1
 	done
+}
+
+# ops_two_proxies [kernel]: the article's shape with two kmagentd:
+# memcached ma (.1) and mb (.2), kmagentd km-pa on pa (.4) and km-pb on pb
+# (.5) in front of both, client c (.10); probes every 200 ms
+# (OPS_HEALTH).  With "kernel", pb serves UDP in the kernel (-I eth0, pin
+# root $PIN; source udp_lib.sh first).  Sets MA MB PA PB; ctl talks to pa.
+ops_two_proxies()
+{
+	local kernel=${1:-} pb_args=()
+	lab_init
+	if [ "$kernel" == kernel ]; then
+		udp_bpffs
+		PIN=$UDP_BPFFS/pb
+		lab_pin_dir "$PIN"
+		pb_args=(-I eth0 --pin-root "$PIN")
+	fi
+	lab_host ma 198.18.0.1
+	lab_host mb 198.18.0.2
+	lab_host pa 198.18.0.4
+	lab_host pb 198.18.0.5
+	lab_host c 198.18.0.10
+	[ "$kernel" == kernel ] && udp_xdp_peer pb
+	MA=198.18.0.1:11211 MB=198.18.0.2:11211
+	PA=198.18.0.4:11210 PB=198.18.0.5:11210
+	lab_memcached ma 11211
+	lab_memcached mb 11211
+	OPS_HEALTH=(--probe-interval 200 --probe-timeout 200 --fall 2 --rise 2
+		--timeout 300 -v)
+	LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB \
+		"${OPS_HEALTH[@]}"
+	LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -s $MA -s $MB \
+		"${pb_args[@]}" "${OPS_HEALTH[@]}"
+	ctl() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
+	[ "$kernel" == kernel ] || return 0
+	lab_ok "PB knows MA's and MB's MAC" udp_wait "neighbours" 10 \
+		udp_neigh_known_in pb 198.18.0.1 198.18.0.2
 }

@@ -134,11 +134,15 @@ udp_lab_pab()
 
 # bpf_fib_lookup routes only once the next hop is resolved: until then
 # the kernel path passes gets up, and a test would not see it at work.
-udp_neigh_known()
+udp_neigh_known() { udp_neigh_known_in p "$@"; }
+
+# udp_neigh_known_in HOST ADDR...: HOST has resolved every ADDR
+udp_neigh_known_in()
 {
-	local addr
+	local h=$1 addr
+	shift
 	for addr in "$@"; do
-		ip -n "$(lab_ns p)" neigh show "$addr" | grep -q lladdr || return 1
+		ip -n "$(lab_ns "$h")" neigh show "$addr" | grep -q lladdr || return 1
 	done
 }
 
