@@ -6,29 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
 
-lab_init
-udp_bpffs
-PIN=$UDP_BPFFS/p
-lab_pin_dir "$PIN"
-lab_host p 198.18.0.1
-lab_host c 198.18.0.10
-udp_xdp_peer p
-# host a, on P's second interface only
-NSP=$(lab_ns p) NSA=$(lab_ns a)
-lab_netns_add "$NSA" || lab_die "cannot create $NSA"
-ip -n "$NSP" link add eth1 type veth peer name eth0 netns "$NSA" ||
-	lab_die "cannot create the P-A veth"
-for ns in "$NSP:eth1:198.19.0.1" "$NSA:eth0:198.19.0.2"; do
-	IFS=: read -r n i a <<<"$ns"
-	ip netns exec "$n" ethtool -K "$i" tx off >/dev/null 2>&1
-	ip -n "$n" addr add "$a/24" dev "$i" && ip -n "$n" link set "$i" up ||
-		lab_die "cannot configure $i in $n"
-done
-LAB_ADDR[a]=198.19.0.2
-# NAPI for the frames P redirects to A
-ip netns exec "$NSA" "$UDP_TOOLS/km_xdp_pass" eth0 ||
-	lab_die "cannot attach XDP_PASS in A"
-lab_memcached a 11211
+udp_lab_two_nics
 lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.19.0.2:11211 -I eth0 -I eth1 \
 	--pin-root "$PIN" --allow 198.18.0.0/24
 xdp_on() { ip -n "$NSP" link show "$1" | grep -q prog/xdp; }
