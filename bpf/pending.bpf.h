@@ -15,20 +15,31 @@
 /* Random probes before giving up: a table this full is overloaded anyway. */
 #define KM_CLAIM_PROBES 4
 
-/* Tell the daemon that backend be failed a request (key in ring slot). */
-static __always_inline void km_event_failed(__u32 type, __u8 be, __u32 slot,
-					    struct km_stats *st)
+/* A zeroed event on km_events to fill and submit, or NULL (counted). */
+static __always_inline struct km_event *km_event_new(__u32 type, __u32 slot,
+						     struct km_stats *st)
 {
 	struct km_event *ev;
 
 	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
 	if (!ev) {
 		st->events_lost++;
-		return;
+		return NULL;
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));
 	ev->type = type;
 	ev->slot = slot;
+	return ev;
+}
+
+/* Tell the daemon that backend be failed a request (key in ring slot). */
+static __always_inline void km_event_failed(__u32 type, __u8 be, __u32 slot,
+					    struct km_stats *st)
+{
+	struct km_event *ev = km_event_new(type, slot, st);
+
+	if (!ev)
+		return;
 	ev->backend = be;
 	bpf_ringbuf_submit(ev, 0);
 }
@@ -51,16 +62,10 @@ static __always_inline void km_event_timeout(__u8 be, __u32 slot,
 static __always_inline void km_event_write_silent(const struct km_pending *e,
 						  __u8 be, struct km_stats *st)
 {
-	struct km_event *ev;
+	struct km_event *ev = km_event_new(KM_EV_WRITE_MISSED, e->slot, st);
 
-	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
-	if (!ev) {
-		st->events_lost++;
+	if (!ev)
 		return;
-	}
-	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->type = KM_EV_WRITE_MISSED;
-	ev->slot = e->slot;
 	ev->nr_missed = 1;
 	ev->missed[0] = be;
 	ev->key_len = e->wkey_len;
@@ -325,19 +330,12 @@ static __always_inline __u32 km_missed(const struct km_pending *e)
 static __always_inline void km_event_hit(const struct km_pending *e,
 					 __u32 missed, struct km_stats *st)
 {
-	struct km_event *ev;
+	struct km_event *ev = km_event_new(KM_EV_FALLBACK_HIT, e->slot, st);
 	int i, n = 0;
 
-	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
-	if (!ev) {
-		st->events_lost++;
+	if (!ev)
 		return;
-	}
-	ev->type = KM_EV_FALLBACK_HIT;
-	ev->slot = e->slot;
 	ev->backend = e->cur_be;
-	for (i = 0; i < KM_MAX_REPLICAS; i++)
-		ev->missed[i] = 0;
 	for (i = 0; i < KM_MAX_REPLICAS; i++)
 		if (missed & (1u << i))
 			ev->missed[n++ & 7] = e->tried[i];

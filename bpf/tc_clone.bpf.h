@@ -195,17 +195,12 @@ static __always_inline void km_event_write_missed(struct km_scratch *sc,
 						  const struct km_targets *tg,
 						  struct km_stats *st)
 {
-	struct km_event *ev;
+	struct km_event *ev =
+		km_event_new(KM_EV_WRITE_MISSED, km_hash_slot(r->hash), st);
 	int i;
 
-	ev = bpf_ringbuf_reserve(&km_events, sizeof(*ev), 0);
-	if (!ev) {
-		st->events_lost++;
+	if (!ev)
 		return;
-	}
-	ev->type = KM_EV_WRITE_MISSED;
-	ev->slot = km_hash_slot(r->hash);
-	ev->backend = 0;
 	ev->nr_missed = tg->nr_skipped;
 	for (i = 0; i < KM_MAX_REPLICAS; i++)
 		ev->missed[i] = i < tg->nr_skipped ? tg->skipped[i] : 0;
