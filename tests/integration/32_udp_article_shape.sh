@@ -79,8 +79,12 @@ lab_eq "step 5: get via kmagent B returns the value" "$VALUE" "$(mc $B:11210 get
 
 lab_log "step 6: start memcached on B again: it comes back empty"
 lab_restart mc-b
-lab_ok "step 6: kmagent A reads from B again" udp_wait "B up on A" 20 b_state_is "$PA" 1
-lab_ok "step 6: kmagent B reads from B again" udp_wait "B up on B" 20 b_state_is "$PB" 1
+# up is not enough: each kmagentd fences B while the other has not seen it
+# back up (fence.c), and a fenced backend gets no reads
+lab_ok "step 6: kmagent A reads from B again" udp_wait "B readable on A" 20 \
+	kbe_readable "$PA" $BID
+lab_ok "step 6: kmagent B reads from B again" udp_wait "B readable on B" 20 \
+	kbe_readable "$PB" $BID
 mc $B:11211 delete $KEY >/dev/null
 lab_not "step 6: B does not hold $KEY" mc $B:11211 get $KEY
 

@@ -17,6 +17,7 @@
 #                              value, lost nothing, answered nothing
 #                              twice, and no read took US or more
 #   kbe_state PIN ID           km_backends[ID].state as the kernel sees it
+#   kbe_readable PIN ID        the kernel reads from backend ID
 #   udp_mc HOST ARGS...        mc.py --udp run in HOST
 #   udp_lab_pab                the usual lab: proxy host p (198.18.0.1, pin
 #                              root $PIN), memcached on a (.2) and b (.3),
@@ -101,6 +102,14 @@ print(json.load(sys.stdin)["formatted"]["value"][sys.argv[1]])' "$3"
 }
 
 kbe_state() { kbe_field "$1" "$2" state; }
+
+# kbe_readable PIN ID: the kernel reads from backend ID (km_backend_readable:
+# up, and not drained, refused, silent or fenced by another kmagentd)
+kbe_readable()
+{
+	[ "$(kbe_state "$1" "$2")" == 1 ] &&
+		((($(kbe_field "$1" "$2" flags) & (1 | 4 | 8 | 16)) == 0))
+}
 
 udp_mc() { local h=$1; shift; lab_mc "$h" --udp "$@"; }
 
