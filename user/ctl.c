@@ -475,6 +475,26 @@ static void km_cmd_resync(FILE *out, const char *arg)
 	fprintf(out, "{\"ok\":true,\"id\":%u,\"resync\":\"requested\"}", id);
 }
 
+static void km_cmd_forget(FILE *out, const char *name)
+{
+	int err = name ? km_fence_forget(name) : -EINVAL;
+
+	if (err == -EPERM)
+		km_json_error(out, "forget: %s is this kmagentd's own name",
+			      name);
+	else if (err == -ENOSPC)
+		km_json_error(out, "forget: too many names being forgotten");
+	else if (err)
+		km_json_error(out, "forget: not a kmagentd name: '%s'",
+			      name ? name : "");
+	if (err)
+		return;
+	__atomic_store_n(&km_d.fence_kick, 1, __ATOMIC_RELAXED);
+	fputs("{\"ok\":true,\"forget\":", out);
+	km_json_cstr(out, name);
+	fputc('}', out);
+}
+
 static void km_cmd_repair_rate(FILE *out, const char *arg)
 {
 	char *end;
@@ -517,6 +537,8 @@ void km_ctl_handle(const char *line, FILE *out)
 		km_reload(out);
 	else if (!strcmp(argv[0], "repair-rate"))
 		km_cmd_repair_rate(out, argv[1]);
+	else if (!strcmp(argv[0], "forget"))
+		km_cmd_forget(out, argv[1]);
 	else
 		km_json_error(out, "unknown request '%s'", argv[0]);
 }

@@ -44,6 +44,15 @@ static unsigned int km_fence_gen[KM_MAX_BACKENDS];
 static bool km_fence_on[KM_MAX_BACKENDS][KM_MAX_BACKENDS];
 /* peer read since we started: debts of an earlier life looked up */
 static bool km_fence_checked[KM_MAX_BACKENDS];
+/*
+ * Names an operator told us to forget (kmagentctl forget): kmagentd gone
+ * for good whose debts we adopt.  Kept until a round that read every
+ * backend's fences finds them in none.
+ */
+#define KM_FORGET_MAX 8
+static pthread_mutex_t km_forget_lock = PTHREAD_MUTEX_INITIALIZER;
+static char km_forget[KM_FORGET_MAX][KM_NAME_MAX];
+static bool km_forget_seen[KM_FORGET_MAX];
 
 void km_fence_set_name(const char *name)
 {
@@ -149,8 +158,9 @@ static bool km_fence_has_other(const char *names)
 	return false;
 }
 
-/* names without ours, into out */
-static void km_fence_without_me(const char *names, char *out, size_t cap)
+/* names without name, into out */
+static void km_fence_without(const char *names, const char *name, char *out,
+			     size_t cap)
 {
 	char copy[KM_FENCE_NAMES_MAX + 1], *save, *w;
 	size_t len = 0;
@@ -158,7 +168,7 @@ static void km_fence_without_me(const char *names, char *out, size_t cap)
 	snprintf(copy, sizeof(copy), "%s", names);
 	out[0] = 0;
 	for (w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save))
-		if (strcmp(w, km_fence_me) && len + strlen(w) + 2 < cap)
+		if (strcmp(w, name) && len + strlen(w) + 2 < cap)
 			len += snprintf(out + len, cap - len, "%s%s",
 					len ? " " : "", w);
 }
@@ -224,17 +234,22 @@ static int km_fence_write(__u8 peer, const struct km_fence_view *x,
 								    : -EAGAIN;
 }
 
-/* Bring our name in x's fence on peer in line with what we owe it. */
+/*
+ * Bring our name in x's fence on peer in line with what we owe it;
+ * changed: e->names was edited (a forgotten name taken out), write it.
+ */
 static void km_fence_update(__u8 peer, const struct km_fence_view *x,
-			    const struct km_fence_entry *e)
+			    const struct km_fence_entry *e, bool changed)
 {
 	bool mine = e->present && km_fence_has(e->names, km_fence_me);
 	char names[KM_FENCE_NAMES_MAX + KM_NAME_MAX + 2];
 
 	km_fence_on[peer][x->id] = mine;
-	if (x->owes == mine)
+	if (x->owes == mine && !changed)
 		return;
-	if (x->owes) {
+	if (x->owes && mine) {
+		snprintf(names, sizeof(names), "%s", e->names);
+	} else if (x->owes) {
 		if (strlen(e->names) + strlen(km_fence_me) + 1 >
 		    KM_FENCE_NAMES_MAX)
 			return; /* too many names: the others fence it */
@@ -242,7 +257,7 @@ static void km_fence_update(__u8 peer, const struct km_fence_view *x,
 			 e->present ? e->names : "",
 			 e->present && e->names[0] ? " " : "", km_fence_me);
 	} else {
-		km_fence_without_me(e->names, names, sizeof(names));
+		km_fence_without(e->names, km_fence_me, names, sizeof(names));
 	}
 	if (!km_fence_write(peer, x, e, names))
 		km_fence_on[peer][x->id] = x->owes;
@@ -253,23 +268,104 @@ static void km_fence_update(__u8 peer, const struct km_fence_view *x,
  * writes whose keys are gone with our memory.  Flush and resync it in
  * full before it serves reads again.
  */
+static void km_fence_debt_lost(__u8 id, const char *why)
+{
+	km_journal_set_lost(id, why);
+	pthread_mutex_lock(&km_d.lock);
+	if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP) {
+		km_d.be[id].refill = KM_REFILL_REPLAY;
+		km_backend_set_state_locked(id, KM_BE_WARMING, why);
+	}
+	pthread_mutex_unlock(&km_d.lock);
+}
+
 static void km_fence_owed_before(__u8 id, const char *name)
 {
 	km_warn("backend %s: fenced by this kmagentd (%s) before it "
 		"restarted: its missed writes are unknown\n",
 		name, km_fence_me);
-	km_journal_set_lost(id, "fenced before kmagentd restarted");
-	pthread_mutex_lock(&km_d.lock);
-	if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP) {
-		km_d.be[id].refill = KM_REFILL_REPLAY;
-		km_backend_set_state_locked(id, KM_BE_WARMING,
-					    "owed writes before a restart");
-	}
-	pthread_mutex_unlock(&km_d.lock);
+	km_fence_debt_lost(id, "owed writes before a restart");
 }
 
-/* Read every fence on peer, fix ours, note who is fenced by others. */
-static void km_fence_sync(const struct km_fence_view *peer,
+/*
+ * Take forgotten names out of fence e of backend id (x): their debts,
+ * unknown, become ours, paid by a flush and a full resync; our name
+ * replaces theirs until then.  Returns whether e->names changed.
+ */
+static bool km_fence_adopt(struct km_fence_view *x, struct km_fence_entry *e)
+{
+	char out[KM_FENCE_NAMES_MAX + 1];
+	bool changed = false;
+	unsigned int i;
+
+	pthread_mutex_lock(&km_forget_lock);
+	for (i = 0; i < KM_FORGET_MAX; i++) {
+		if (!km_forget[i][0] || !km_fence_has(e->names, km_forget[i]))
+			continue;
+		km_forget_seen[i] = true;
+		km_warn("backend %s: adopting the debt of forgotten kmagentd "
+			"%s: its missed writes are unknown\n",
+			x->name, km_forget[i]);
+		km_fence_without(e->names, km_forget[i], out, sizeof(out));
+		memcpy(e->names, out, sizeof(out));
+		changed = true;
+	}
+	pthread_mutex_unlock(&km_forget_lock);
+	if (changed) {
+		km_fence_debt_lost(x->id,
+				   "adopted a forgotten kmagentd's debt");
+		x->owes = true;
+	}
+	return changed;
+}
+
+int km_fence_forget(const char *name)
+{
+	unsigned int i, free_slot = KM_FORGET_MAX;
+
+	if (!name[0] || strlen(name) >= KM_NAME_MAX || strchr(name, ' '))
+		return -EINVAL;
+	if (!strcmp(name, km_fence_me))
+		return -EPERM;
+	pthread_mutex_lock(&km_forget_lock);
+	for (i = 0; i < KM_FORGET_MAX; i++) {
+		if (!strcmp(km_forget[i], name))
+			break;
+		if (!km_forget[i][0] && free_slot == KM_FORGET_MAX)
+			free_slot = i;
+	}
+	if (i == KM_FORGET_MAX && free_slot < KM_FORGET_MAX) {
+		snprintf(km_forget[free_slot], KM_NAME_MAX, "%s", name);
+		km_forget_seen[free_slot] = false;
+		i = free_slot;
+	}
+	pthread_mutex_unlock(&km_forget_lock);
+	return i < KM_FORGET_MAX ? 0 : -ENOSPC;
+}
+
+/* After a round that read every fence: drop names found in none. */
+static void km_fence_forget_done(bool complete)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&km_forget_lock);
+	for (i = 0; i < KM_FORGET_MAX; i++) {
+		if (complete && km_forget[i][0] && !km_forget_seen[i]) {
+			km_info("kmagentd %s forgotten: no fence names it "
+				"any more\n",
+				km_forget[i]);
+			km_forget[i][0] = 0;
+		}
+		km_forget_seen[i] = false;
+	}
+	pthread_mutex_unlock(&km_forget_lock);
+}
+
+/*
+ * Read every fence on peer, fix ours, note who is fenced by others.
+ * Returns whether peer's fences were read.
+ */
+static bool km_fence_sync(const struct km_fence_view *peer,
 			  struct km_fence_view *v, unsigned int nv,
 			  bool *fenced)
 {
@@ -287,7 +383,7 @@ static void km_fence_sync(const struct km_fence_view *peer,
 		km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
 		fd = km_health_connect(&peer->addr, &deadline);
 		if (fd < 0)
-			return;
+			return false;
 		km_fence_fd[peer->id] = fd;
 	}
 	len = snprintf(req, sizeof(req), "gets");
@@ -299,17 +395,19 @@ static void km_fence_sync(const struct km_fence_view *peer,
 	if (len >= sizeof(req) ||
 	    km_fence_io(peer->id, req, len, rep, sizeof(rep),
 			km_fence_end_done) < 0)
-		return;
+		return false;
 	memset(e, 0, sizeof(e));
 	if (km_fence_parse(rep, v, nv, e)) {
 		km_fence_close(peer->id);
-		return;
+		return false;
 	}
 	for (i = 0; i < nv; i++) {
 		struct km_fence_entry *x = &e[v[i].id];
+		bool changed;
 
 		if (v[i].id == peer->id)
 			continue;
+		changed = x->present && km_fence_adopt(&v[i], x);
 		/* the first read of this peer: nothing of ours is there yet */
 		if (!km_fence_checked[peer->id] && x->present &&
 		    km_fence_has(x->names, km_fence_me)) {
@@ -318,9 +416,10 @@ static void km_fence_sync(const struct km_fence_view *peer,
 		}
 		if (x->present && km_fence_has_other(x->names))
 			fenced[v[i].id] = true;
-		km_fence_update(peer->id, &v[i], x);
+		km_fence_update(peer->id, &v[i], x, changed);
 	}
 	km_fence_checked[peer->id] = true;
+	return true;
 }
 
 /* Do we owe backend b writes?  Lock held. */
@@ -338,7 +437,7 @@ static bool km_fence_owes_locked(const struct km_backend_info *b)
 void km_fence_round(void)
 {
 	struct km_fence_view v[KM_MAX_BACKENDS];
-	bool fenced[KM_MAX_BACKENDS] = {0};
+	bool fenced[KM_MAX_BACKENDS] = {0}, complete = true;
 	unsigned int id, nv = 0, i;
 
 	pthread_mutex_lock(&km_d.lock);
@@ -359,8 +458,9 @@ void km_fence_round(void)
 	if (nv < 2)
 		return; /* no peer to hold a fence */
 	for (i = 0; i < nv; i++)
-		if (v[i].reachable)
-			km_fence_sync(&v[i], v, nv, fenced);
+		if (!v[i].reachable || !km_fence_sync(&v[i], v, nv, fenced))
+			complete = false;
+	km_fence_forget_done(complete);
 	for (i = 0; i < nv; i++)
 		km_backend_set_flags(v[i].id, KM_BE_F_FENCED,
 				     fenced[v[i].id] ? KM_BE_F_FENCED : 0,

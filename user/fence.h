@@ -33,6 +33,14 @@
 /* This kmagentd's name in fences: --name, or derived from -l/-p. */
 void km_fence_set_name(const char *name);
 const char *km_fence_name(void);
+/*
+ * kmagentctl forget NAME: kmagentd NAME is gone for good.  Its name is
+ * taken out of every fence, and each backend it fenced is flushed and
+ * resynced in full by this kmagentd (fenced by us until then): what NAME
+ * knew X missed is lost with it.  -EINVAL for a bad name, -EPERM for our
+ * own, -ENOSPC when too many names wait to be forgotten.
+ */
+int km_fence_forget(const char *name);
 /* One round, from the health thread after its probes. */
 void km_fence_round(void);
 /* Does this kmagentd fence backend id (for status)? */

@@ -66,6 +66,11 @@ static const char *km_usage_text =
 	"  stats                  counters of both paths with rates\n"
 	"  reload                 re-read the configuration (like SIGHUP)\n"
 	"  repair-rate N          read-repairs allowed a second\n"
+	"  forget NAME            kmagentd NAME (its --name) is gone for "
+	"good: take it\n"
+	"                         out of every fence, flush and resync "
+	"in full the\n"
+	"                         backends it fenced\n"
 	"  detach                 with kmagentd stopped: detach the kernel "
 	"path from\n"
 	"                         its interfaces and remove its pins\n"
@@ -647,6 +652,11 @@ static void km_show_ack(const char *cmd, const struct km_json *j,
 	else if (!strcmp(cmd, "repair-rate"))
 		printf("read-repair limited to %.0f a second\n",
 		       km_json_num(j, "rate_limit", 0));
+	else if (!strcmp(cmd, "forget"))
+		printf("kmagentd %s forgotten: the backends it fenced are "
+		       "flushed and resynced in full; follow it with "
+		       "'kmagentctl backends'\n",
+		       km_json_string(j, "forget", arg));
 }
 
 static void km_show_reload(const struct km_json *j)
@@ -755,11 +765,14 @@ static int km_run(struct km_opts *o, const char *cmd, int argc, char **argv)
 			return km_usage_error("usage: ring lookup KEY");
 		snprintf(line, sizeof(line), "ring %s", arg);
 	} else if (!strcmp(cmd, "drain") || !strcmp(cmd, "undrain") ||
-		   !strcmp(cmd, "resync") || !strcmp(cmd, "repair-rate")) {
+		   !strcmp(cmd, "resync") || !strcmp(cmd, "repair-rate") ||
+		   !strcmp(cmd, "forget")) {
 		if (argc != 1)
-			return km_usage_error(
-				"usage: %s %s", cmd,
-				strcmp(cmd, "repair-rate") ? "BACKEND" : "N");
+			return km_usage_error("usage: %s %s", cmd,
+					      !strcmp(cmd, "repair-rate") ? "N"
+					      : !strcmp(cmd, "forget")
+						      ? "NAME"
+						      : "BACKEND");
 		snprintf(line, sizeof(line), "%s %s%s", cmd, arg,
 			 o->writes && !strcmp(cmd, "drain") ? " writes" : "");
 	} else if (!strcmp(cmd, "status") || !strcmp(cmd, "backends") ||

@@ -29,6 +29,9 @@
 /* flush_all once across kmagentd: see km_flush_once */
 #define KM_FLUSH_LOCK	   KM_INTERNAL_PREFIX "flushed"
 #define KM_FLUSH_LOCK_SECS 60
+#define KM_FLUSH_MARK	   KM_INTERNAL_PREFIX "flushwait:"
+#define KM_FLUSH_MARK_SECS 600
+#define KM_FLUSH_WAIT_MS   500
 
 /* memcached reads an exptime above 30 days as an absolute unix time */
 #define KM_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
@@ -1001,8 +1004,9 @@ static int km_parse_quiet(struct km_conn *c, void *ctx)
 	return 0;
 }
 
-/* STORED or NOT_STORED, into *(int *)ctx */
-static int km_parse_stored(struct km_conn *c, void *ctx)
+/* A one-line answer: yes sets *out, no leaves it; anything else -EPROTO. */
+static int km_parse_yes_no(struct km_conn *c, const char *yes, const char *no,
+			   int *out)
 {
 	size_t len, total;
 	char *s = km_conn_line(c, &len, &total);
@@ -1010,48 +1014,86 @@ static int km_parse_stored(struct km_conn *c, void *ctx)
 	if (!s)
 		return 0;
 	c->pos += total;
-	if (km_line_is(s, len, "STORED"))
-		*(int *)ctx = 1;
-	else if (!km_line_is(s, len, "NOT_STORED"))
+	if (km_line_is(s, len, yes))
+		*out = 1;
+	else if (!km_line_is(s, len, no))
 		return -EPROTO;
 	return 1;
 }
 
+/* STORED or NOT_STORED, into *(int *)ctx */
+static int km_parse_stored(struct km_conn *c, void *ctx)
+{
+	return km_parse_yes_no(c, "STORED", "NOT_STORED", ctx);
+}
+
+/* HD = the key is there, EN = it is not, into *(int *)ctx */
+static int km_parse_present(struct km_conn *c, void *ctx)
+{
+	return km_parse_yes_no(c, "HD", "EN", ctx);
+}
+
+/* flush_all, then the lock again (flush_all removed it) */
+static int km_flush_now(struct km_conn *dst, const char *owner)
+{
+	struct km_buf out = {0};
+	int err;
+
+	err = km_buf_printf(&out,
+			    "flush_all\r\nset %s 0 %d %zu noreply\r\n%s\r\n"
+			    "mn\r\n",
+			    KM_FLUSH_LOCK, KM_FLUSH_LOCK_SECS, strlen(owner),
+			    owner);
+	if (!err)
+		err = km_conn_exchange(dst, &out, km_parse_quiet, NULL);
+	km_buf_free(&out);
+	return err;
+}
+
 /*
- * flush_all the target, unless another kmagentd did within
- * KM_FLUSH_LOCK_SECS: the first to `add` the lock key on the target
- * flushes it and sets the key again right after (flush_all removed it),
- * the others only copy.  N kmagentd that lost their journals of one
- * backend flush it once, short of two adds landing within the few
- * microseconds between the flush and the new lock.
+ * flush_all the target once across kmagentd that lost their journals of
+ * it.  Each first leaves a mark (KM_FLUSH_MARK<name>) on the target, then
+ * tries the lock (`add KM_FLUSH_LOCK`).  The one that takes it flushes.
+ * The others wait for their mark to vanish: a flush after the mark came
+ * after every write they missed (they write to the target again by the
+ * time they resync it), so it covers them.  A mark still there after
+ * KM_FLUSH_WAIT_MS means the lock is from an earlier flush: flush again.
  */
 static int km_flush_once(struct km_resync *rs, struct km_conn *dst)
 {
 	const char *owner = rs->o.lock_owner ? rs->o.lock_owner : "kmagentd";
 	struct km_buf out = {0};
-	int stored = 0, err;
+	int stored = 0, present = 1, err, waited;
 
-	err = km_buf_printf(&out, "add %s 0 %d %zu\r\n%s\r\n", KM_FLUSH_LOCK,
-			    KM_FLUSH_LOCK_SECS, strlen(owner), owner);
+	err = km_buf_printf(&out,
+			    "set %s%s 0 %d 1 noreply\r\n1\r\n"
+			    "add %s 0 %d %zu\r\n%s\r\n",
+			    KM_FLUSH_MARK, owner, KM_FLUSH_MARK_SECS,
+			    KM_FLUSH_LOCK, KM_FLUSH_LOCK_SECS, strlen(owner),
+			    owner);
 	if (!err)
 		err = km_conn_exchange(dst, &out, km_parse_stored, &stored);
-	if (!err && !stored) {
+	for (waited = 0;
+	     !err && !stored && present && waited < KM_FLUSH_WAIT_MS;
+	     waited += 50) {
+		usleep(50 * 1000);
+		out.len = 0;
+		present = 0;
+		err = km_buf_printf(&out, "mg %s%s\r\n", KM_FLUSH_MARK, owner);
+		if (!err)
+			err = km_conn_exchange(dst, &out, km_parse_present,
+					       &present);
+	}
+	km_buf_free(&out);
+	if (err)
+		return err;
+	if (!stored && !present) {
 		pthread_mutex_lock(&rs->lock);
 		rs->p.flush_skipped = true;
 		pthread_mutex_unlock(&rs->lock);
+		return 0;
 	}
-	if (!err && stored) {
-		out.len = 0;
-		err = km_buf_printf(&out,
-				    "flush_all\r\nset %s 0 %d %zu noreply\r\n"
-				    "%s\r\nmn\r\n",
-				    KM_FLUSH_LOCK, KM_FLUSH_LOCK_SECS,
-				    strlen(owner), owner);
-		if (!err)
-			err = km_conn_exchange(dst, &out, km_parse_quiet, NULL);
-	}
-	km_buf_free(&out);
-	return err;
+	return km_flush_now(dst, owner);
 }
 
 /*

@@ -242,8 +242,8 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 		(unsigned long long)p.existed, (unsigned long long)p.missing,
 		p.elapsed, p.rate, p.error[0] ? ": " : "", p.error);
 	if (p.flush_skipped)
-		km_info("resync of %s: another kmagentd flushed it less than a "
-			"minute ago: not flushed again\n",
+		km_info("resync of %s: another kmagentd flushed it since we "
+			"lost its journal: not flushed again\n",
 			v->name);
 	if (st != KM_RS_DONE) {
 		s->last_fail = time(NULL);

@@ -30,7 +30,7 @@ check_page() { # program page
 check_page kmagentd docs/man/kmagentd.8
 check_page kmagentctl docs/man/kmagentctl.8
 
-for cmd in status backends ring drain undrain resync stats reload repair-rate detach; do
+for cmd in status backends ring drain undrain resync stats reload repair-rate forget detach; do
 	build/kmagentctl --help | grep -qE "^  $cmd" ||
 		{ echo "FAIL: kmagentctl --help lacks $cmd"; fail=1; }
 	grep -qE "^\.B[I]? \"?$(echo $cmd | sed 's/-/\\\\-/g')" docs/man/kmagentctl.8 ||

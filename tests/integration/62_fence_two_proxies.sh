@@ -11,6 +11,10 @@
 #   3. PA partitioned again, writes, then killed -9 and started again while
 #      MB is reachable: it finds its own name in MB's fence, so the keys MB
 #      missed are unknown: MB is flushed (once) and resynced in full.
+#   4. PA partitioned again, writes, killed -9 for good: MB stays fenced
+#      until `kmagentctl forget PA` on PB, which adopts PA's unknown debt:
+#      PB flushes MB (again, within a minute of step 3's flush: the
+#      flush-once lock must not swallow it) and resyncs it in full.
 . "$(dirname "$0")/lib.sh"
 
 N=40
@@ -108,4 +112,42 @@ lab_eq "MB holds the others again" "hits 10 misses 0 wrong 0" \
 lab_ok "the fence is lifted on PB" wait_for "no fence" 10 \
 	sh -c '! "$0" -s "$1" -j backends | grep -q "\"fenced\":true"' \
 	"$LAB_ROOT/build/kmagentctl" "${LAB_CTL[km-pb]}"
+
+lab_log "4. PA partitioned again, writes, killed -9 for good: PB forgets it"
+partition
+lab_ok "PA marks MB down" wait_for "MB down for PA" 10 mb_down_for_pa
+lab_eq "10 keys overwritten through PA" "failed 0" \
+	"$(ops_py c setv $PA k 30 $N final-)"
+lab_ok "PB sees MB fenced" wait_for "fence on PB" 10 fenced_on_pb
+lab_kill km-pa KILL
+heal
+sleep 1
+lab_ok "PB keeps MB fenced: PA's debt is unknown" fenced_on_pb
+lab_eq "MB still has the values PA's writes replaced" \
+	"hits 10 misses 0 wrong 0" "$(ops_py c getv $MB k 30 $N new-)"
+lab_not "forget: a name is needed (usage)" ctlb forget
+lab_eq "forget: exit 2 on usage" 2 "$(ctlb forget >/dev/null 2>&1; echo $?)"
+lab_eq "forget: PB's own name is refused (exit 1)" 1 \
+	"$(ctlb forget $PB >/dev/null 2>&1; echo $?)"
+lab_ok "forget: it says why" sh -c '"$0" -s "$1" forget "$2" 2>&1 |
+	grep -q "own name"' "$LAB_ROOT/build/kmagentctl" "${LAB_CTL[km-pb]}" $PB
+lab_ok "forget PA on PB" ctlb forget $PA
+pb_mb_resynced() { be_field ctlb $MB '["state"]' | grep -qx up &&
+	be_field ctlb $MB '["reason"]' | grep -Eq "resync done"; }
+lab_ok "PB resyncs MB in full" wait_for "MB resynced by PB" 10 pb_mb_resynced
+lab_ok "PB says whose debt it took" grep -q \
+	"adopting the debt of forgotten kmagentd $PA" "${LAB_LOG[km-pb]}"
+lab_eq "MB was flushed again (twice in all)" 2 \
+	"$(ops_py c stat $MB cmd_flush)"
+lab_eq "MB holds PA's last writes" "hits 10 misses 0 wrong 0" \
+	"$(ops_py c getv $MB k 30 $N final-)"
+lab_eq "MB holds the others again" "hits 10 misses 0 wrong 0" \
+	"$(ops_py c getv $MB k 20 30 newest-)"
+lab_eq "MB lost the deleted keys" "hits 0 misses 20 wrong 0" \
+	"$(ops_py c getv $MB k 0 20 old-)"
+lab_ok "the fence is lifted on PB" wait_for "no fence" 10 \
+	sh -c '! "$0" -s "$1" -j backends | grep -q "\"fenced\":true"' \
+	"$LAB_ROOT/build/kmagentctl" "${LAB_CTL[km-pb]}"
+lab_ok "PB forgets the name once no fence holds it" wait_for "forgotten" 10 \
+	grep -q "kmagentd $PA forgotten" "${LAB_LOG[km-pb]}"
 lab_done
