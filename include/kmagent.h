@@ -3,7 +3,10 @@
  * The kernel/user contract of kmagent: every struct, enum, limit and pin
  * name that crosses the boundary between bpf/ and user/ is defined here
  * and nowhere else.  Keep it free of libc and libbpf: it is compiled into
- * the BPF object as well as the daemon.
+ * the BPF object as well as the daemon.  Maps are pinned and adopted
+ * across restarts and upgrades: a pinned map whose shape no longer matches
+ * is replaced (user/kbpf.c), so a struct that changes its layout but not
+ * its size must give its map a new name.
  */
 #ifndef KMAGENT_H
 #define KMAGENT_H

@@ -138,6 +138,49 @@ static int km_pins_absent(const char *root)
 	return access(path, F_OK) != 0;
 }
 
+/*
+ * A map pinned by an older kmagentd with another shape (an upgrade changed
+ * a struct of include/kmagent.h) would fail the whole load: libbpf reuses a
+ * pin only when type, sizes, entries and flags match.  Unpin such a map, so
+ * that this load creates it afresh; its old state is lost, the others'
+ * kept.
+ */
+static void km_unpin_stale_maps(struct bpf_object *obj)
+{
+	struct bpf_map_info info;
+	struct bpf_map *map;
+	__u32 len;
+	const char *path;
+	int fd;
+
+	bpf_object__for_each_map(map, obj)
+	{
+		path = bpf_map__pin_path(map);
+		if (!path)
+			continue;
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue; /* not pinned yet */
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+		    info.type == bpf_map__type(map) &&
+		    info.key_size == bpf_map__key_size(map) &&
+		    info.value_size == bpf_map__value_size(map) &&
+		    info.max_entries == bpf_map__max_entries(map) &&
+		    info.map_flags == bpf_map__map_flags(map)) {
+			close(fd);
+			continue;
+		}
+		close(fd);
+		km_warn("pinned map %s has another layout (an older "
+			"kmagentd?): replaced, its state is lost\n",
+			path);
+		if (unlink(path))
+			km_warn("unpin %s: %s\n", path, strerror(errno));
+	}
+}
+
 int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
@@ -171,6 +214,8 @@ int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts)
 	kb->skel->rodata->km_service_port = opts->service_port;
 	kb->skel->rodata->km_nat_port =
 		opts->nat_port ? opts->nat_port : KM_NAT_PORT_DEFAULT;
+	if (!kb->fresh_root)
+		km_unpin_stale_maps(kb->skel->obj);
 	err = kmagent_bpf__load(kb->skel);
 	if (err) {
 		km_err("load BPF programs (pin root %s): %s\n", kb->pin_root,

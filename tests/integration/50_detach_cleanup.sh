@@ -87,6 +87,25 @@ start_fails "restart with the metrics port in use" -I eth0 \
 lab_ok "XDP still attached (adopted, serving before)" udp_xdp_on
 lab_ok "tc still attached" tc_on ingress
 lab_ok "pins kept" test -e "$PIN/km_ring"
+
+lab_log "an upgrade over pins of another layout"
+# an older kmagentd's km_stats: same name, another value size
+rm "$PIN/km_stats"
+bpftool map create "$PIN/km_stats" type percpu_array key 4 value 8 \
+	entries 1 name km_stats
+vsize() { bpftool -j map show pinned "$PIN/km_stats" | "$LAB_PY" -c '
+import json, sys; print(json.load(sys.stdin)["bytes_value"])'; }
+lab_eq "the stale km_stats has 8-byte values" 8 "$(vsize)"
+lab_kmagentd p -l 198.18.0.1 -p 11210 "${BACKENDS[@]}" -I eth0 \
+	--pin-root "$PIN"
+udp_kernel_ready 198.18.0.2 198.18.0.3
+lab_ok "kmagentd says it replaced the pin" grep -q \
+	"pinned map $PIN/km_stats has another layout" "${LAB_LOG[km-p]}"
+lab_ne "km_stats has this build's layout" 8 "$(vsize)"
+lab_eq "a UDP set is answered" STORED \
+	"$(udp_mc c --timeout 1 198.18.0.1:11210 set upgraded v)"
+lab_ne "and counted in the new km_stats" 0 "$(kstat "$PIN" kernel_writes)"
+lab_kill km-p TERM
 lab_ok "kmagentctl detach" lab_in p "$CTL" -s "$LAB_DIR/none.ctl" detach \
 	--pin-root "$PIN" -I eth0
 nothing_left "after the last detach"
