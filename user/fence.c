@@ -46,13 +46,19 @@ static bool km_fence_on[KM_MAX_BACKENDS][KM_MAX_BACKENDS];
 static bool km_fence_checked[KM_MAX_BACKENDS];
 /*
  * Names an operator told us to forget (kmagentctl forget): kmagentd gone
- * for good whose debts we adopt.  Kept until a round that read every
- * backend's fences finds them in none.
+ * for good whose debts we adopt.  Kept until KM_FORGET_ROUNDS rounds that
+ * read every backend's fences found them in none.
  */
-#define KM_FORGET_MAX 8
+#define KM_FORGET_MAX	 8
+#define KM_FORGET_ROUNDS 10
 static pthread_mutex_t km_forget_lock = PTHREAD_MUTEX_INITIALIZER;
-static char km_forget[KM_FORGET_MAX][KM_NAME_MAX];
-static bool km_forget_seen[KM_FORGET_MAX];
+static struct km_forgotten {
+	char name[KM_NAME_MAX]; /* "" = a free slot */
+	bool seen;		/* in a fence this round */
+	unsigned int unseen;	/* complete rounds since it was last seen */
+	/* [peer][x]: we took the name out of x's fence on peer */
+	bool out[KM_MAX_BACKENDS][KM_MAX_BACKENDS];
+} km_forget[KM_FORGET_MAX];
 
 void km_fence_set_name(const char *name)
 {
@@ -237,8 +243,9 @@ static int km_fence_write(__u8 peer, const struct km_fence_view *x,
 /*
  * Bring our name in x's fence on peer in line with what we owe it;
  * changed: e->names was edited (a forgotten name taken out), write it.
+ * Returns whether the fence was written.
  */
-static void km_fence_update(__u8 peer, const struct km_fence_view *x,
+static bool km_fence_update(__u8 peer, const struct km_fence_view *x,
 			    const struct km_fence_entry *e, bool changed)
 {
 	bool mine = e->present && km_fence_has(e->names, km_fence_me);
@@ -246,21 +253,23 @@ static void km_fence_update(__u8 peer, const struct km_fence_view *x,
 
 	km_fence_on[peer][x->id] = mine;
 	if (x->owes == mine && !changed)
-		return;
+		return false;
 	if (x->owes && mine) {
 		snprintf(names, sizeof(names), "%s", e->names);
 	} else if (x->owes) {
 		if (strlen(e->names) + strlen(km_fence_me) + 1 >
 		    KM_FENCE_NAMES_MAX)
-			return; /* too many names: the others fence it */
+			return false; /* too many names: the others fence it */
 		snprintf(names, sizeof(names), "%s%s%s",
 			 e->present ? e->names : "",
 			 e->present && e->names[0] ? " " : "", km_fence_me);
 	} else {
 		km_fence_without(e->names, km_fence_me, names, sizeof(names));
 	}
-	if (!km_fence_write(peer, x, e, names))
-		km_fence_on[peer][x->id] = x->owes;
+	if (km_fence_write(peer, x, e, names))
+		return false;
+	km_fence_on[peer][x->id] = x->owes;
+	return true;
 }
 
 /*
@@ -288,35 +297,59 @@ static void km_fence_owed_before(__u8 id, const char *name)
 }
 
 /*
- * Take forgotten names out of fence e of backend id (x): their debts,
+ * Take forgotten names out of fence e of backend x on peer: their debts,
  * unknown, become ours, paid by a flush and a full resync; our name
- * replaces theirs until then.  Returns whether e->names changed.
+ * replaces theirs until then.  A name that is back where we took it out
+ * was written again: that kmagentd is alive, and is no longer forgotten.
+ * Returns the slots whose name was taken out of e->names (a bit each).
  */
-static bool km_fence_adopt(struct km_fence_view *x, struct km_fence_entry *e)
+static unsigned int km_fence_adopt(__u8 peer, struct km_fence_view *x,
+				   struct km_fence_entry *e)
 {
 	char out[KM_FENCE_NAMES_MAX + 1];
-	bool changed = false;
-	unsigned int i;
+	unsigned int i, taken = 0;
 
 	pthread_mutex_lock(&km_forget_lock);
 	for (i = 0; i < KM_FORGET_MAX; i++) {
-		if (!km_forget[i][0] || !km_fence_has(e->names, km_forget[i]))
+		struct km_forgotten *f = &km_forget[i];
+
+		if (!f->name[0] || !km_fence_has(e->names, f->name))
 			continue;
-		km_forget_seen[i] = true;
+		if (f->out[peer][x->id]) {
+			km_warn("kmagentd %s fenced backend %s again after it "
+				"was forgotten: it is alive; forget it only "
+				"once it is gone for good\n",
+				f->name, x->name);
+			memset(f, 0, sizeof(*f));
+			continue;
+		}
+		f->seen = true;
 		km_warn("backend %s: adopting the debt of forgotten kmagentd "
 			"%s: its missed writes are unknown\n",
-			x->name, km_forget[i]);
-		km_fence_without(e->names, km_forget[i], out, sizeof(out));
+			x->name, f->name);
+		km_fence_without(e->names, f->name, out, sizeof(out));
 		memcpy(e->names, out, sizeof(out));
-		changed = true;
+		taken |= 1u << i;
 	}
 	pthread_mutex_unlock(&km_forget_lock);
-	if (changed) {
+	if (taken) {
 		km_fence_debt_lost(x->id,
 				   "adopted a forgotten kmagentd's debt");
 		x->owes = true;
 	}
-	return changed;
+	return taken;
+}
+
+/* The names of slots `taken` are out of x's fence on peer, for good. */
+static void km_fence_adopted(unsigned int taken, __u8 peer, __u8 x)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&km_forget_lock);
+	for (i = 0; i < KM_FORGET_MAX; i++)
+		if (taken & (1u << i))
+			km_forget[i].out[peer][x] = true;
+	pthread_mutex_unlock(&km_forget_lock);
 }
 
 int km_fence_forget(const char *name)
@@ -329,34 +362,43 @@ int km_fence_forget(const char *name)
 		return -EPERM;
 	pthread_mutex_lock(&km_forget_lock);
 	for (i = 0; i < KM_FORGET_MAX; i++) {
-		if (!strcmp(km_forget[i], name))
+		if (!strcmp(km_forget[i].name, name))
 			break;
-		if (!km_forget[i][0] && free_slot == KM_FORGET_MAX)
+		if (!km_forget[i].name[0] && free_slot == KM_FORGET_MAX)
 			free_slot = i;
 	}
 	if (i == KM_FORGET_MAX && free_slot < KM_FORGET_MAX) {
-		snprintf(km_forget[free_slot], KM_NAME_MAX, "%s", name);
-		km_forget_seen[free_slot] = false;
+		memset(&km_forget[free_slot], 0, sizeof(km_forget[0]));
+		snprintf(km_forget[free_slot].name, KM_NAME_MAX, "%s", name);
 		i = free_slot;
 	}
 	pthread_mutex_unlock(&km_forget_lock);
 	return i < KM_FORGET_MAX ? 0 : -ENOSPC;
 }
 
-/* After a round that read every fence: drop names found in none. */
+/*
+ * After a round: drop names that KM_FORGET_ROUNDS rounds which read every
+ * fence found in none; until then, one written back is a live kmagentd.
+ */
 static void km_fence_forget_done(bool complete)
 {
 	unsigned int i;
 
 	pthread_mutex_lock(&km_forget_lock);
 	for (i = 0; i < KM_FORGET_MAX; i++) {
-		if (complete && km_forget[i][0] && !km_forget_seen[i]) {
+		struct km_forgotten *f = &km_forget[i];
+
+		if (f->seen)
+			f->unseen = 0;
+		else if (complete && f->name[0])
+			f->unseen++;
+		if (f->unseen >= KM_FORGET_ROUNDS) {
 			km_info("kmagentd %s forgotten: no fence names it "
 				"any more\n",
-				km_forget[i]);
-			km_forget[i][0] = 0;
+				f->name);
+			memset(f, 0, sizeof(*f));
 		}
-		km_forget_seen[i] = false;
+		f->seen = false;
 	}
 	pthread_mutex_unlock(&km_forget_lock);
 }
@@ -403,11 +445,11 @@ static bool km_fence_sync(const struct km_fence_view *peer,
 	}
 	for (i = 0; i < nv; i++) {
 		struct km_fence_entry *x = &e[v[i].id];
-		bool changed;
+		unsigned int taken;
 
 		if (v[i].id == peer->id)
 			continue;
-		changed = x->present && km_fence_adopt(&v[i], x);
+		taken = x->present ? km_fence_adopt(peer->id, &v[i], x) : 0;
 		/* the first read of this peer: nothing of ours is there yet */
 		if (!km_fence_checked[peer->id] && x->present &&
 		    km_fence_has(x->names, km_fence_me)) {
@@ -416,7 +458,8 @@ static bool km_fence_sync(const struct km_fence_view *peer,
 		}
 		if (x->present && km_fence_has_other(x->names))
 			fenced[v[i].id] = true;
-		km_fence_update(peer->id, &v[i], x, changed);
+		if (km_fence_update(peer->id, &v[i], x, taken != 0) && taken)
+			km_fence_adopted(taken, peer->id, v[i].id);
 	}
 	km_fence_checked[peer->id] = true;
 	return true;

@@ -15,6 +15,9 @@
 #      until `kmagentctl forget PA` on PB, which adopts PA's unknown debt:
 #      PB flushes MB (again, within a minute of step 3's flush: the
 #      flush-once lock must not swallow it) and resyncs it in full.
+#   5. forget run by mistake on a kmagentd that is alive: PA writes its
+#      name back into MB's fence, PB sees that and stops forgetting it (no
+#      flush loop); MB stays fenced until PA has replayed its writes.
 . "$(dirname "$0")/lib.sh"
 
 N=40
@@ -150,4 +153,34 @@ lab_ok "the fence is lifted on PB" wait_for "no fence" 10 \
 	"$LAB_ROOT/build/kmagentctl" "${LAB_CTL[km-pb]}"
 lab_ok "PB forgets the name once no fence holds it" wait_for "forgotten" 10 \
 	grep -q "kmagentd $PA forgotten" "${LAB_LOG[km-pb]}"
+
+lab_log "5. forget by mistake: PA is alive"
+LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB "${OPS_HEALTH[@]}"
+partition
+lab_ok "PA marks MB down" wait_for "MB down for PA" 10 mb_down_for_pa
+lab_ok "PB sees MB fenced" wait_for "fence on PB" 10 fenced_on_pb
+lab_eq "10 keys overwritten through PA" "failed 0" \
+	"$(ops_py c setv $PA k 30 $N again-)"
+f0=$(ops_py c stat $MB cmd_flush)
+lab_ok "forget PA on PB (a mistake)" ctlb forget $PA
+lab_ok "PB sees PA is alive" wait_for "alive" 10 grep -q \
+	"kmagentd $PA fenced backend $MB again after it was forgotten: it is alive" \
+	"${LAB_LOG[km-pb]}"
+lab_ok "PB resyncs MB (the debt it took)" wait_for "MB resynced by PB" 10 \
+	pb_mb_resynced
+sleep 2
+f1=$(ops_py c stat $MB cmd_flush)
+sleep 2
+lab_ok "MB flushed once or twice for it, not in a loop ($f0 -> $f1)" \
+	test $((f1 - f0)) -ge 1 -a $((f1 - f0)) -le 2 -a \
+	"$(ops_py c stat $MB cmd_flush)" -eq "$f1"
+lab_ok "MB stays fenced on PB while PA owes it" fenced_on_pb
+heal
+lab_ok "PA replays what MB missed" \
+	ops_wait_state $MB up "replayed $N missed keys|replayed [0-9]+ missed" 10
+lab_ok "the fence is lifted on PB" wait_for "no fence" 10 \
+	sh -c '! "$0" -s "$1" -j backends | grep -q "\"fenced\":true"' \
+	"$LAB_ROOT/build/kmagentctl" "${LAB_CTL[km-pb]}"
+lab_eq "MB holds PA's writes" "hits 10 misses 0 wrong 0" \
+	"$(ops_py c getv $MB k 30 $N again-)"
 lab_done
