@@ -153,8 +153,7 @@ static void km_unpin_stale_maps(struct bpf_object *obj)
 	const char *path;
 	int fd;
 
-	bpf_object__for_each_map(map, obj)
-	{
+	bpf_object__for_each_map (map, obj) {
 		path = bpf_map__pin_path(map);
 		if (!path)
 			continue;
