@@ -20,7 +20,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mc import parse_hostport  # noqa: E402
+from mc import Client, parse_hostport  # noqa: E402
 
 state = {"armed": False, "lock": threading.Lock()}
 
@@ -31,15 +31,11 @@ def log(path, line):
 
 
 def delete_upstream(upstream, key):
-    with socket.create_connection(upstream, timeout=2) as s:
-        s.sendall(b"delete " + key + b"\r\n")
-        reply = b""
-        while not reply.endswith(b"\r\n"):
-            chunk = s.recv(256)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.strip().decode(errors="replace")
+    c = Client(upstream)
+    try:
+        return c.simple(b"delete " + key).decode(errors="replace")
+    finally:
+        c.close()
 
 
 def pump_up(client, server, args):
