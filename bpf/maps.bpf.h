@@ -162,6 +162,14 @@ static __always_inline struct km_config *km_config_get(void)
 	return bpf_map_lookup_elem(&km_config, &zero);
 }
 
+/* kmagentd asked for every UDP request, for a while (km_config). */
+static __always_inline int km_bypassed(const struct km_config *cfg)
+{
+	__u64 until = cfg->bypass_until_ns;
+
+	return until && bpf_ktime_get_coarse_ns() < until;
+}
+
 static __always_inline struct km_scratch *km_scratch_get(void)
 {
 	__u32 zero = 0;

@@ -5,10 +5,13 @@
  * memcached: nothing like ICMP tells us) is moved on without waiting for
  * the client's timeout.  A BPF program cannot send from a timer, so
  * kmagentd scans km_deadline, queues the overdue requests in km_retry_q
- * and runs this program through BPF_PROG_RUN with live frames: what it
- * returns is acted on as if the frame had come in on the client's
- * interface (XDP_TX and XDP_REDIRECT send it, XDP_PASS hands it to the
- * stack).  Each run takes one queued request and turns the frame into
+ * and runs this program through BPF_PROG_RUN, with live frames where the
+ * host allows: what it returns is acted on as if the frame had come in
+ * on the client's interface (XDP_TX and XDP_REDIRECT send it, XDP_PASS
+ * hands it to the stack).  Where live frames are refused, kmagentd runs
+ * it on a copy and does the same with the frame it gets back (user/
+ * kbpf_retry.c), so the program records where a redirect goes.  Each
+ * run takes one queued request and turns the frame into
  *
  *  - for a read: the stored request to the next untried readable
  *    replica, from the NAT port with the entry's request id, so that the
@@ -110,7 +113,7 @@ static __always_inline int km_retry_read(struct xdp_md *ctx,
 					 struct km_pending *e, __u64 *dl,
 					 __u32 idx, __u64 w, __u64 ts0,
 					 __u64 now, const struct km_config *cfg,
-					 struct km_stats *st)
+					 struct km_stats *st, __u32 *out_if)
 {
 	__u8 silent = w & KM_DL_BE, next;
 	struct km_backend *nb = NULL;
@@ -156,6 +159,7 @@ static __always_inline int km_retry_read(struct xdp_md *ctx,
 	st->retries++;
 	if (local == KM_FIB_LOCAL)
 		return XDP_PASS;
+	*out_if = v.ifindex;
 	return km_xdp_out(ctx, v.ifindex);
 broken:
 	st->helper_errors++;
@@ -168,7 +172,7 @@ forget:
 static __always_inline int km_retry_write(struct xdp_md *ctx,
 					  struct km_pending *e, __u64 *dl,
 					  __u64 w, __u64 ts0, __u64 now,
-					  struct km_stats *st)
+					  struct km_stats *st, __u32 *out_if)
 {
 	struct km_hdrvals v;
 	__u32 got, wl, sum, cu;
@@ -221,6 +225,7 @@ static __always_inline int km_retry_write(struct xdp_md *ctx,
 		goto broken;
 	st->retry_writes++;
 	st->replies++;
+	*out_if = v.ifindex;
 	return km_xdp_out(ctx, v.ifindex);
 broken:
 	st->helper_errors++;
@@ -233,9 +238,9 @@ static __always_inline int km_retry(struct xdp_md *ctx)
 	struct km_config *cfg = km_config_get();
 	struct km_stats *st = km_stats_get();
 	__u64 *dl, w, ts0, now, timeout;
+	__u32 i, idx, out_if = 0;
 	struct km_retry_d *d;
 	struct km_pending *e;
-	__u32 i, idx;
 	int rc;
 
 	if (!q || !cfg || !st || !km_nat_port || !km_service_port)
@@ -267,15 +272,17 @@ static __always_inline int km_retry(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	if (e->kind == KM_PK_WRITE) {
-		rc = km_retry_write(ctx, e, dl, w, ts0, now, st);
+		rc = km_retry_write(ctx, e, dl, w, ts0, now, st, &out_if);
 	} else if (e->kind == KM_PK_GET || e->kind == KM_PK_MG) {
-		rc = km_retry_read(ctx, e, dl, idx, w, ts0, now, cfg, st);
+		rc = km_retry_read(ctx, e, dl, idx, w, ts0, now, cfg, st,
+				   &out_if);
 	} else {
 		__sync_val_compare_and_swap(dl, w, 0);
 		rc = -1;
 	}
 	if (rc < 0)
 		return XDP_DROP;
+	d->ifindex = out_if ?: ctx->ingress_ifindex;
 	d->state = KM_RQ_SENT;
 	return rc;
 }

@@ -235,7 +235,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 
 	if (p->frame->total != bpf_htons(1) || p->frame->seq)
 		return TC_ACT_OK;
-	if (cfg->flags & KM_CF_WRITES_OFF)
+	if (km_bypassed(cfg))
 		return TC_ACT_OK;
 	if (n > KM_REQ_MAX)
 		n = KM_REQ_MAX; /* the command line must fit; data may not */
@@ -570,8 +570,8 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 		goto late;
 	bst = km_be_stats_get(cur);
 	total = bpf_ntohs(p->frame->total);
-	if (km_reply_capped(cfg, e, total)) {
-		km_reply_drop(e, st);
+	if (km_reply_capped(cfg, total)) {
+		km_reply_drop(e, bst, st);
 		return TC_ACT_SHOT;
 	}
 	if (total == 1 && km_is_miss(p, end, e->kind)) {

@@ -152,7 +152,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	}
 	if (p->frame->total != bpf_htons(1) || p->frame->seq)
 		return XDP_PASS;
-	if ((cfg->flags & KM_CF_READS_OFF) || n < 6 || n > KM_REQ_MAX)
+	if (km_bypassed(cfg) || n < 6 || n > KM_REQ_MAX)
 		return XDP_PASS;
 	sc = km_scratch_get();
 	if (!sc)
@@ -503,30 +503,29 @@ static __always_inline int km_xdp_write_reply(struct xdp_md *ctx,
 }
 
 /*
- * Reflection: a reply of several datagrams to a request a spoofed source
- * could have sent, more than udp_reply_ratio times its size (counted in
- * whole datagrams).  One datagram always goes; the client uses TCP.
+ * Reflection: a spoofed source gets no more than a get of one item could
+ * bring (udp_reply_max datagrams, from --item-size-max by default), so a
+ * legitimate reply is never refused.
  */
 static __always_inline int km_reply_capped(const struct km_config *cfg,
-					   const struct km_pending *e,
 					   __u16 total)
 {
-	__u64 ratio = cfg->udp_reply_ratio;
-
-	return ratio && total > 1 &&
-	       (__u64)total * KM_UDP_DGRAM_MAX >
-		       ratio * (e->req_len + sizeof(struct km_udp_frame));
+	return cfg->udp_reply_max && total > cfg->udp_reply_max;
 }
 
 /*
  * Drop a capped reply: its entry is kept out of use for one timeout (kind
  * FREE, as after an expiry, but no timeout is charged to the backend), so
- * that its other datagrams find no request to be taken for.
+ * that its other datagrams find no request to be taken for.  The backend
+ * did answer: counted as such, not as a lost reply.
  */
 static __always_inline void km_reply_drop(struct km_pending *e,
+					  struct km_be_stats *bst,
 					  struct km_stats *st)
 {
 	st->reply_capped++;
+	if (bst)
+		bst->capped++;
 	e->kind = KM_PK_FREE;
 }
 
@@ -587,8 +586,8 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 		goto late;
 	bst = km_be_stats_get(cur);
 	total = bpf_ntohs(p->frame->total);
-	if (km_reply_capped(cfg, e, total)) {
-		km_reply_drop(e, st);
+	if (km_reply_capped(cfg, total)) {
+		km_reply_drop(e, bst, st);
 		return XDP_DROP;
 	}
 	if (total == 1 && km_is_miss(p, end, e->kind)) {

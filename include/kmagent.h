@@ -155,16 +155,17 @@ struct km_config {
 	__u32 write_policy;	  /* enum km_write_policy */
 	__u64 pending_timeout_ns; /* 0 = KM_PENDING_TIMEOUT_NS */
 	__be32 proxy_addr;	  /* 0 = the address each client used */
-	__u32 flags;		  /* enum km_config_flags */
-	/* a read reply of more datagrams than one: at most this many times
-	 * the request (datagrams of KM_UDP_DGRAM_MAX), or dropped; 0 = any */
-	__u32 udp_reply_ratio;
-	__u32 pad;
-};
-
-enum km_config_flags {
-	KM_CF_READS_OFF = 1 << 0,  /* pass every get up to the daemon */
-	KM_CF_WRITES_OFF = 1 << 1, /* pass every write up to the daemon */
+	/* a read reply of more datagrams than this is dropped (reflection:
+	 * a spoofed source gets no more than one item of item_size_max); 0 =
+	 * any */
+	__u32 udp_reply_max;
+	/*
+	 * Until then (bpf_ktime_get_coarse_ns), every UDP request goes up to
+	 * the daemon.  A deadline, not a flag: the bypass lapses by itself
+	 * when the daemon that set it is killed or frozen, and the programs
+	 * serve alone again.
+	 */
+	__u64 bypass_until_ns;
 };
 
 enum km_pending_kind {
@@ -242,9 +243,11 @@ static inline __u64 km_dl_word(__u64 now, __u8 be)
 
 /* One overdue request for km_xdp_retry. */
 struct km_retry_d {
-	__u64 w;     /* its km_deadline word when kmagentd saw it */
-	__u32 idx;   /* request id */
-	__u32 state; /* enum km_retry_state, set by km_xdp_retry */
+	__u64 w;       /* its km_deadline word when kmagentd saw it */
+	__u32 idx;     /* request id */
+	__u32 state;   /* enum km_retry_state, set by km_xdp_retry */
+	__u32 ifindex; /* set by km_xdp_retry: where XDP_REDIRECT sends */
+	__u32 pad;
 };
 
 enum km_retry_state {
@@ -327,6 +330,7 @@ struct km_be_stats {
 	__u64 write_replies;
 	__u64 timeouts; /* pending entries that expired waiting on it */
 	__u64 retried;	/* requests it left unanswered past --udp-retry */
+	__u64 capped;	/* replies over udp_reply_max: came back, dropped */
 };
 
 /* km_allow: LPM trie of client networks allowed to use the UDP service. */

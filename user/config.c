@@ -59,7 +59,10 @@ enum km_opt_id {
 	O_NAME,
 	O_CHECK,
 	O_UDPRETRY,
+	O_UDPRETRYMODE,
+	O_BYPASSHOLD,
 	O_UDPRATIO,
+	O_UDPREPLYMAX,
 };
 
 static const struct option km_long_opts[] = {
@@ -98,7 +101,10 @@ static const struct option km_long_opts[] = {
 	{"version", no_argument, NULL, O_VERSION},
 	{"check-config", no_argument, NULL, O_CHECK},
 	{"udp-retry", required_argument, NULL, O_UDPRETRY},
+	{"udp-retry-mode", required_argument, NULL, O_UDPRETRYMODE},
+	{"bypass-hold", required_argument, NULL, O_BYPASSHOLD},
 	{"udp-reply-ratio", required_argument, NULL, O_UDPRATIO},
+	{"udp-reply-max", required_argument, NULL, O_UDPREPLYMAX},
 	{NULL, 0, NULL, 0},
 };
 
@@ -115,7 +121,8 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->repair_rate = 1000;
 	cfg->journal_max = KM_JOURNAL_MAX;
 	cfg->udp_retry_ms = KM_UDP_RETRY_DEFAULT_MS;
-	cfg->udp_reply_ratio = KM_UDP_RATIO;
+	cfg->bypass_hold_ms = 30000;
+	cfg->udp_reply_max = KM_UDP_REPLY_AUTO;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -442,10 +449,37 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			goto bad;
 		cfg->udp_retry_ms = v;
 		return 0;
+	case O_UDPRETRYMODE:
+		if (!strcmp(arg, "auto"))
+			cfg->udp_retry_mode = KM_RETRY_AUTO;
+		else if (!strcmp(arg, "live"))
+			cfg->udp_retry_mode = KM_RETRY_LIVE;
+		else if (!strcmp(arg, "copy"))
+			cfg->udp_retry_mode = KM_RETRY_COPY;
+		else
+			goto bad;
+		return 0;
+	case O_BYPASSHOLD:
+		if (km_parse_int(arg, 1, 86400, &v))
+			goto bad;
+		cfg->bypass_hold_ms = v * 1000;
+		return 0;
 	case O_UDPRATIO:
+		/* an older config's: bytes times the request refused 2-datagram
+		 * values; only its "no bound" still has a meaning */
 		if (km_parse_int(arg, 0, 1000000, &v))
 			goto bad;
-		cfg->udp_reply_ratio = v;
+		fprintf(err,
+			"kmagentd: %s: replaced by --udp-reply-max "
+			"(datagrams per reply object)%s\n",
+			where, v ? ": ignored" : ": 0 means --udp-reply-max 0");
+		if (!v)
+			cfg->udp_reply_max = 0;
+		return 0;
+	case O_UDPREPLYMAX:
+		if (km_parse_int(arg, 0, 65535, &v))
+			goto bad;
+		cfg->udp_reply_max = v;
 		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
@@ -619,6 +653,20 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 	return KM_CFG_RUN;
 }
 
+/*
+ * A VALUE line (key of 250 bytes, flags, length, cas) and END around an
+ * item of item_size_max, in memcached's datagrams (1400 bytes, 8 of
+ * header): a get of any storable item is never refused.
+ */
+unsigned int km_cfg_udp_reply_max(const struct km_cfg *cfg)
+{
+	const unsigned long chunk = 1400 - 8, framing = 512;
+
+	if (cfg->udp_reply_max != KM_UDP_REPLY_AUTO)
+		return cfg->udp_reply_max;
+	return (cfg->item_size_max + framing + chunk - 1) / chunk;
+}
+
 int km_config_check(const struct km_cfg *cfg, FILE *err)
 {
 	unsigned int i;
@@ -692,8 +740,10 @@ void km_config_usage(FILE *out)
 	      "      --pin-root DIR        BPF pin root (/sys/fs/bpf/kmagent)\n"
 	      "      --allow CIDR          UDP clients allowed (repeatable;\n"
 	      "                            default: the subnets served, lo)\n"
-	      "      --udp-reply-ratio N   UDP replies over one datagram at\n"
-	      "                            most N x the request (10; 0: any)\n"
+	      "      --udp-reply-max N     UDP reply objects of more "
+	      "datagrams\n"
+	      "                            are dropped (default: one item of\n"
+	      "                            --item-size-max; 0: any)\n"
 	      "      --ctl PATH            control socket\n"
 	      "                            (/run/kmagent/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"
@@ -716,6 +766,13 @@ void km_config_usage(FILE *out)
 	      "                            is silent this long goes to the "
 	      "next\n"
 	      "                            replica (100, 0 = never)\n"
+	      "      --udp-retry-mode M    how the retry is sent: auto (live\n"
+	      "                            frames where the host allows, else\n"
+	      "                            copy), live, copy (kmagentd sends)\n"
+	      "      --bypass-hold S       kernel path: a bypass (replies "
+	      "lost)\n"
+	      "                            lasts S seconds, then is judged\n"
+	      "                            again (30)\n"
 	      "\n"
 	      "Write policy: every write goes to every live replica; the "
 	      "client\n"

@@ -7,20 +7,21 @@
 #ifndef KM_CONFIG_H
 #define KM_CONFIG_H
 
+#include <limits.h>
 #include <stdio.h>
 #include <netinet/in.h>
 #include <net/if.h>
 #include "kmagent.h"
 
-#define KM_VERSION	 "0.1.0" /* kmagentd, kmagentctl, debian/changelog */
-#define KM_NAME_MAX	 64	 /* "host:port" of a backend */
-#define KM_MAX_IFACES	 16
-#define KM_MAX_ALLOW	 64
-#define KM_PATH_MAX	 256
-#define KM_DEFAULT_PORT	 11211
-#define KM_DEFAULT_CTL	 "/run/kmagent/kmagent.sock"
-#define KM_ITEM_SIZE_MAX (1024 * 1024)
-#define KM_UDP_RATIO	 10 /* --udp-reply-ratio */
+#define KM_VERSION	  "0.1.0" /* kmagentd, kmagentctl, debian/changelog */
+#define KM_NAME_MAX	  64	  /* "host:port" of a backend */
+#define KM_MAX_IFACES	  16
+#define KM_MAX_ALLOW	  64
+#define KM_PATH_MAX	  256
+#define KM_DEFAULT_PORT	  11211
+#define KM_DEFAULT_CTL	  "/run/kmagent/kmagent.sock"
+#define KM_ITEM_SIZE_MAX  (1024 * 1024)
+#define KM_UDP_REPLY_AUTO UINT_MAX /* --udp-reply-max: from item_size_max */
 
 struct km_cfg_backend {
 	char name[KM_NAME_MAX]; /* as given: "host:port" */
@@ -70,15 +71,31 @@ struct km_cfg {
 	char ctl_path[KM_PATH_MAX];
 	char metrics[KM_NAME_MAX]; /* "addr:port", "" = off */
 	struct sockaddr_in metrics_addr;
-	unsigned int repair_rate;  /* read-repairs a second (ops) */
-	unsigned int udp_retry_ms; /* kernel path: retry after, 0 = never */
-	unsigned int journal_max;  /* missed-write keys per backend */
-	char name[KM_NAME_MAX];	   /* --name: ours in fences (fence.h) */
+	unsigned int repair_rate;    /* read-repairs a second (ops) */
+	unsigned int udp_retry_ms;   /* kernel path: retry after, 0 = never */
+	unsigned int udp_retry_mode; /* enum km_retry_mode */
+	unsigned int bypass_hold_ms; /* kernel path: a bypass lasts this */
+	unsigned int journal_max;    /* missed-write keys per backend */
+	char name[KM_NAME_MAX];	     /* --name: ours in fences (fence.h) */
 	/*
-	 * A UDP reply of more than one datagram is sent only if it is at most
-	 * this many times the request's bytes (reflection attacks); 0 = any.
+	 * A UDP reply object (one key's VALUE, or one command's answer) of
+	 * more datagrams than this is dropped (reflection attacks); 0 = any,
+	 * KM_UDP_REPLY_AUTO = what one item of item_size_max needs.
 	 */
-	unsigned int udp_reply_ratio;
+	unsigned int udp_reply_max;
+};
+
+/* The datagrams bound in force: --udp-reply-max, or its default. */
+unsigned int km_cfg_udp_reply_max(const struct km_cfg *cfg);
+
+/*
+ * How kmagentd sends what the kernel path's retry program makes of an
+ * overdue request (user/kbpf_retry.c).
+ */
+enum km_retry_mode {
+	KM_RETRY_AUTO = 0, /* live frames where the host allows, else copy */
+	KM_RETRY_LIVE = 1, /* BPF_PROG_RUN with live frames only */
+	KM_RETRY_COPY = 2, /* BPF_PROG_RUN, then kmagentd sends the frame */
 };
 
 /* What km_config_parse_args asks the caller to do. */

@@ -269,6 +269,25 @@ static bool km_kernel_path(struct km_pinned *p)
 	return km_d.cfg.nr_ifaces && !km_pinned_open(p, km_d.cfg.pin_root);
 }
 
+/* The kernel path's bypasses: the one in force, and how many of each. */
+static void km_status_bypass(FILE *out)
+{
+	struct km_bypass_info bi;
+	unsigned int r;
+
+	km_kbpf_bypass_info(&bi);
+	fprintf(out,
+		",\"kernel_bypass\":{\"active\":%s,\"left_ms\":%lld,"
+		"\"why\":",
+		bi.active ? "true" : "false", bi.left_ms);
+	km_json_cstr(out, bi.why);
+	fputs(",\"count\":{", out);
+	for (r = 0; r < KM_BYPASS_REASONS; r++)
+		fprintf(out, "%s\"%s\":%llu", r ? "," : "", bi.reason[r],
+			bi.count[r]);
+	fputs("}}", out);
+}
+
 static void km_cmd_status(FILE *out)
 {
 	struct km_be_view v[KM_MAX_BACKENDS];
@@ -300,6 +319,7 @@ static void km_cmd_status(FILE *out)
 		km_kbpf_bypassed() ? "true" : "false");
 	km_json_cstr(out,
 		     km_d.cfg.pin_root[0] ? km_d.cfg.pin_root : KM_PIN_ROOT);
+	km_status_bypass(out);
 	fputs(",\"config_file\":", out);
 	km_json_cstr(out, km_d.cfg.config_file);
 	fputs("}", out);
@@ -582,7 +602,7 @@ static void km_reload_restart_only(FILE *out, const struct km_cfg *o,
 	KM_DIFF(o->nr_allow != n->nr_allow ||
 			memcmp(o->allow, n->allow, sizeof(o->allow)),
 		"allow");
-	KM_DIFF(o->udp_reply_ratio != n->udp_reply_ratio, "udp-reply-ratio");
+	KM_DIFF(o->udp_reply_max != n->udp_reply_max, "udp-reply-max");
 #undef KM_DIFF
 }
 

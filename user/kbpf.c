@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <time.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -841,4 +842,12 @@ void km_bpf_undo(struct km_bpf *kb)
 	kb->nr_ifaces = 0;
 	if (kb->fresh_root)
 		km_unpin_all(kb->pin_root, NULL);
+}
+
+__u64 km_bpf_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }

@@ -97,6 +97,9 @@ void km_bpf_undo(struct km_bpf *kb);
  * Stopping leaves programs attached and maps pinned (kmagentctl detach
  * or km_bpf_detach_all removes them).
  */
+/* Now on the clock of bpf_ktime_get_coarse_ns (deadlines in the maps). */
+__u64 km_bpf_coarse_ns(void);
+
 struct km_cfg;
 int km_kbpf_start(const struct km_cfg *cfg);
 void km_kbpf_stop(void);
@@ -109,6 +112,21 @@ void km_kbpf_abort(void);
  */
 int km_kbpf_backend_noreply(__u8 id);
 int km_kbpf_bypassed(void);
+
+/* Why the kernel path passed UDP up to kmagentd for a while. */
+enum km_bypass_reason {
+	KM_BYPASS_LOST_REPLIES, /* sent, never answered, probes fine */
+	KM_BYPASS_REASONS,
+};
+
+struct km_bypass_info {
+	int active;
+	long long left_ms; /* of the hold, when active */
+	char why[160];
+	const char *reason[KM_BYPASS_REASONS];
+	unsigned long long count[KM_BYPASS_REASONS]; /* since start */
+};
+void km_kbpf_bypass_info(struct km_bypass_info *bi);
 /* The daemon's handle (counters for stats/metrics), NULL without -I. */
 struct km_bpf *km_kbpf_handle(void);
 

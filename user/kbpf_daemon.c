@@ -38,9 +38,14 @@ static volatile int km_kb_stop;
  * Sampled once a second from km_be_stats: requests sent with no reply
  * (hit, miss or write reply) for KM_NR_WINDOW seconds while the backend
  * stayed up and answered health probes all along (so not a backend that
- * died between two probes) flag it and turn the kernel path into a pass-through
- * (every UDP request up to kmagentd, which asks the backends over TCP) until
- * the next start: losing requests in silence is worse than serving them slower.
+ * died between two probes) flag it and turn the kernel path into a
+ * pass-through (every UDP request up to kmagentd, which asks the backends
+ * over TCP) for --bypass-hold seconds: losing requests in silence is worse
+ * than serving them slower.  Then the kernel serves again and is judged
+ * afresh: a bypass never latches, as its evidence (requests without
+ * replies) is something a client can also make, and the pinned programs
+ * must serve alone whenever no kmagentd runs (the deadline is in
+ * km_config, so the kernel lifts it even when kmagentd was killed).
  */
 #define KM_NR_WINDOW   4 /* samples, one a second */
 #define KM_NR_MIN_SENT 3 /* sent requests before judging */
@@ -52,7 +57,14 @@ static struct {
 	unsigned int samples;
 	int noreply; /* read by ctl and metrics threads */
 } km_nr[KM_MAX_BACKENDS];
-static int km_nr_bypass;
+
+/* The bypass in force; read by the ctl and metrics threads. */
+static struct {
+	pthread_mutex_t lock;
+	long long until_ms; /* CLOCK_MONOTONIC; 0: none */
+	char why[160];
+	unsigned long long count[KM_BYPASS_REASONS];
+} km_bp = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /*
  * The address the routing table picks as source towards addr (a UDP
@@ -232,28 +244,105 @@ static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 	return 0;
 }
 
-/* Pass every UDP request up to kmagentd: the kernel path stays attached. */
-static void km_kbpf_bypass(const char *why)
+static long long km_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static int km_kbpf_set_bypass_until(__u64 until_ns)
 {
 	struct km_config kc;
 	int err;
 
-	if (__atomic_load_n(&km_nr_bypass, __ATOMIC_RELAXED))
-		return;
 	err = km_bpf_get_config(km_kb, &kc);
-	if (!err) {
-		kc.flags |= KM_CF_READS_OFF | KM_CF_WRITES_OFF;
-		err = km_bpf_set_config(km_kb, &kc);
-	}
+	if (err)
+		return err;
+	kc.bypass_until_ns = until_ns;
+	return km_bpf_set_config(km_kb, &kc);
+}
+
+static const char *const km_bypass_reason_names[KM_BYPASS_REASONS] = {
+	[KM_BYPASS_LOST_REPLIES] = "lost_replies",
+};
+
+/*
+ * Pass every UDP request up to kmagentd for --bypass-hold seconds: the
+ * kernel path stays attached, and serves again when the hold is over.
+ */
+static void km_kbpf_bypass(enum km_bypass_reason r, const char *why)
+{
+	unsigned int hold_ms = km_d.cfg.bypass_hold_ms;
+	int err;
+
+	if (km_kbpf_bypassed())
+		return;
+	err = km_kbpf_set_bypass_until(km_bpf_coarse_ns() + hold_ms * 1000000ull);
 	if (err) {
 		km_err("kernel path: cannot pass UDP up (%s): %s\n", why,
 		       strerror(-err));
 		return;
 	}
-	__atomic_store_n(&km_nr_bypass, 1, __ATOMIC_RELAXED);
-	km_err("kernel path bypassed until kmagentd restarts: every UDP "
-	       "request goes to kmagentd (%s)\n",
-	       why);
+	pthread_mutex_lock(&km_bp.lock);
+	km_bp.until_ms = km_now_ms() + hold_ms;
+	snprintf(km_bp.why, sizeof(km_bp.why), "%s", why);
+	km_bp.count[r]++;
+	pthread_mutex_unlock(&km_bp.lock);
+	km_err("kernel path bypassed for %u s: every UDP request goes to "
+	       "kmagentd (%s); the kernel serves again after that, and is "
+	       "judged again\n",
+	       hold_ms / 1000, why);
+}
+
+/* The hold is over (the kernel lifted it already): judge afresh. */
+static void km_kbpf_check_bypass(void)
+{
+	unsigned int id;
+	int over;
+
+	pthread_mutex_lock(&km_bp.lock);
+	over = km_bp.until_ms && km_now_ms() >= km_bp.until_ms;
+	if (over)
+		km_bp.until_ms = 0;
+	pthread_mutex_unlock(&km_bp.lock);
+	if (!over)
+		return;
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		km_nr[id].samples = 0;
+		__atomic_store_n(&km_nr[id].noreply, 0, __ATOMIC_RELAXED);
+	}
+	km_info("kernel path: bypass over: the kernel serves UDP again\n");
+}
+
+int km_kbpf_bypassed(void)
+{
+	int on;
+
+	pthread_mutex_lock(&km_bp.lock);
+	on = km_bp.until_ms && km_now_ms() < km_bp.until_ms;
+	pthread_mutex_unlock(&km_bp.lock);
+	return on;
+}
+
+void km_kbpf_bypass_info(struct km_bypass_info *bi)
+{
+	long long now = km_now_ms();
+	unsigned int r;
+
+	memset(bi, 0, sizeof(*bi));
+	pthread_mutex_lock(&km_bp.lock);
+	if (km_bp.until_ms > now) {
+		bi->active = 1;
+		bi->left_ms = km_bp.until_ms - now;
+		snprintf(bi->why, sizeof(bi->why), "%s", km_bp.why);
+	}
+	for (r = 0; r < KM_BYPASS_REASONS; r++) {
+		bi->count[r] = km_bp.count[r];
+		bi->reason[r] = km_bypass_reason_names[r];
+	}
+	pthread_mutex_unlock(&km_bp.lock);
 }
 
 static void km_kbpf_check_backend(__u8 id)
@@ -271,7 +360,7 @@ static void km_kbpf_check_backend(__u8 id)
 		h->a[last] = (v);                                              \
 	} while (0)
 	KM_NR_PUSH(sent, s.gets + s.writes);
-	KM_NR_PUSH(answered, s.hits + s.misses + s.write_replies);
+	KM_NR_PUSH(answered, s.hits + s.misses + s.write_replies + s.capped);
 	KM_NR_PUSH(probes_ok, KM_LOAD(b->c.probes_ok));
 	KM_NR_PUSH(probes_failed, KM_LOAD(b->c.probes_failed));
 #undef KM_NR_PUSH
@@ -302,7 +391,8 @@ static void km_kbpf_check_backend(__u8 id)
 	       "(add -I for the interface towards it?)\n",
 	       b->name, (unsigned long long)(h->sent[last] - h->sent[0]),
 	       KM_NR_WINDOW);
-	km_kbpf_bypass("a backend's kernel replies are lost");
+	km_kbpf_bypass(KM_BYPASS_LOST_REPLIES,
+		       "a backend's kernel replies are lost");
 }
 
 static void km_kbpf_check_replies(void)
@@ -320,19 +410,6 @@ int km_kbpf_backend_noreply(__u8 id)
 	       __atomic_load_n(&km_nr[id].noreply, __ATOMIC_RELAXED);
 }
 
-int km_kbpf_bypassed(void)
-{
-	return __atomic_load_n(&km_nr_bypass, __ATOMIC_RELAXED);
-}
-
-static long long km_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 static void *km_kbpf_events(void *arg)
 {
 	long long next = km_now_ms() + 1000;
@@ -347,6 +424,7 @@ static void *km_kbpf_events(void *arg)
 		}
 		km_kbpf_check_lost_events();
 		if (km_now_ms() >= next) {
+			km_kbpf_check_bypass();
 			km_kbpf_check_replies();
 			next += 1000;
 		}
@@ -434,8 +512,8 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 	kc.proxy_addr = cfg->listen_addr.s_addr;
 	kc.write_policy = cfg->write_policy;
 	/* a previous run's bypass (km_kbpf_bypass): judged again from here */
-	kc.flags &= ~(KM_CF_READS_OFF | KM_CF_WRITES_OFF);
-	kc.udp_reply_ratio = cfg->udp_reply_ratio;
+	kc.bypass_until_ns = 0;
+	kc.udp_reply_max = km_cfg_udp_reply_max(cfg);
 	if (cfg->timeout_ms > 0)
 		kc.pending_timeout_ns = cfg->timeout_ms * 1000000ull;
 	err = km_bpf_set_config(km_kb, &kc);
@@ -528,6 +606,9 @@ void km_kbpf_stop(void)
 		pthread_join(km_kb_thread, NULL);
 		km_kb_thread_up = 0;
 	}
+	/* the programs serve alone now: nobody is there to take UDP */
+	if (km_kb && km_kbpf_bypassed() && km_kbpf_set_bypass_until(0))
+		km_warn("kernel path: cannot lift the bypass at exit\n");
 }
 
 /*

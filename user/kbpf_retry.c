@@ -16,6 +16,11 @@
 #include <errno.h>
 #include <net/if.h>
 #include <pthread.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -42,9 +47,11 @@ static struct {
 	__u64 silent_due_ms[KM_MAX_BACKENDS]; /* atomic; 0 = nothing due */
 	pthread_t thread;
 	int up;
+	int live, copy; /* the mode: live frames, or we send what runs make */
+	struct km_retry_tx tx;
 	volatile int stop;
 	long long warned_ms;
-} km_kr = {.prog_fd = -1, .backends_fd = -1};
+} km_kr = {.prog_fd = -1, .backends_fd = -1, .tx = {-1, -1}};
 
 static long long km_kr_now_ms(clockid_t clk)
 {
@@ -52,15 +59,6 @@ static long long km_kr_now_ms(clockid_t clk)
 
 	clock_gettime(clk, &ts);
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* The clock of bpf_ktime_get_coarse_ns, which the deadline words hold. */
-static __u64 km_kr_coarse_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 /* A run failed: say so at most once a minute, not once per scan. */
@@ -85,31 +83,196 @@ static int km_kr_todo_left(unsigned int n)
 	return 0;
 }
 
+int km_retry_tx_open(struct km_retry_tx *tx)
+{
+	int one = 1;
+
+	tx->pkt_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (tx->pkt_fd < 0)
+		return -errno;
+	/* as XDP_TX and XDP_REDIRECT frames: past the qdisc and tc egress */
+	if (setsockopt(tx->pkt_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one,
+		       sizeof(one)))
+		km_debug("retry: PACKET_QDISC_BYPASS: %s\n", strerror(errno));
+	tx->raw_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (tx->raw_fd < 0) {
+		int err = -errno;
+
+		km_retry_tx_close(tx);
+		return err;
+	}
+	return 0;
+}
+
+void km_retry_tx_close(struct km_retry_tx *tx)
+{
+	if (tx->pkt_fd >= 0)
+		close(tx->pkt_fd);
+	if (tx->raw_fd >= 0)
+		close(tx->raw_fd);
+	tx->pkt_fd = tx->raw_fd = -1;
+}
+
+/* An XDP_PASS frame: its IP packet into the stack, to its destination. */
+static int km_retry_tx_stack(const struct km_retry_tx *tx, const __u8 *frame,
+			     size_t len)
+{
+	size_t l2 = sizeof(struct ethhdr);
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	__be16 proto;
+
+	if (len < l2 + 20)
+		return -EINVAL;
+	memcpy(&proto, frame + 12, sizeof(proto));
+	if (proto == htons(ETH_P_8021Q))
+		l2 += 4;
+	if (len < l2 + 20)
+		return -EINVAL;
+	memcpy(&to.sin_addr, frame + l2 + 16, sizeof(to.sin_addr));
+	if (sendto(tx->raw_fd, frame + l2, len - l2, 0, (struct sockaddr *)&to,
+		   sizeof(to)) < 0)
+		return -errno;
+	return 0;
+}
+
+int km_retry_tx_send(const struct km_retry_tx *tx, int verdict,
+		     const void *frame, size_t len, int ingress_if,
+		     int redirect_if)
+{
+	struct sockaddr_ll to = {.sll_family = AF_PACKET,
+				 .sll_halen = ETH_ALEN};
+
+	switch (verdict) {
+	case XDP_TX:
+	case XDP_REDIRECT:
+		if (len < sizeof(struct ethhdr))
+			return -EINVAL;
+		to.sll_ifindex = verdict == XDP_TX ? ingress_if : redirect_if;
+		memcpy(to.sll_addr, frame, ETH_ALEN);
+		if (sendto(tx->pkt_fd, frame, len, 0, (struct sockaddr *)&to,
+			   sizeof(to)) < 0)
+			return -errno;
+		return 0;
+	case XDP_PASS:
+		return km_retry_tx_stack(tx, frame, len);
+	default:
+		return 0; /* nothing to send */
+	}
+}
+
+/* One run on a copy entering ifindex; we send what it makes of it. */
+static int km_kr_run_copy(int ifindex)
+{
+	static const __u8 frame[KM_RETRY_FRAME_LEN];
+	__u8 out[KM_RETRY_FRAME_LEN + 256];
+	struct xdp_md ctx = {.data_end = sizeof(frame),
+			     .ingress_ifindex = ifindex};
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame,
+		    .data_size_in = sizeof(frame), .data_out = out,
+		    .data_size_out = sizeof(out), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+	__u32 taken;
+	int err;
+
+	if (bpf_prog_test_run_opts(km_kr.prog_fd, &o))
+		return -errno;
+	/* runs are one at a time here: the one it took is next - 1 */
+	taken = __atomic_load_n(&km_kr.q->next, __ATOMIC_RELAXED) - 1;
+	if (taken >= KM_RETRY_BATCH)
+		return 0;
+	err = km_retry_tx_send(&km_kr.tx, o.retval, out, o.data_size_out,
+			       ifindex, km_kr.q->d[taken].ifindex);
+	if (err)
+		km_kr_warn("send a retried frame", -err);
+	return 0;
+}
+
+/* The live way: one BPF_PROG_RUN takes every queued request. */
+static int km_kr_run_live(int ifindex, unsigned int n)
+{
+	static const __u8 frame[KM_RETRY_FRAME_LEN];
+	struct xdp_md ctx = {.data_end = sizeof(frame),
+			     .ingress_ifindex = ifindex};
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame,
+		    .data_size_in = sizeof(frame), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = n ? n : 1,
+		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+
+	return bpf_prog_test_run_opts(km_kr.prog_fd, &o) ? -errno : 0;
+}
+
 /* km_xdp_retry over the n requests queued in km_kr.q->d. */
 static void km_kr_run(unsigned int n)
 {
-	static const __u8 frame[KM_RETRY_FRAME_LEN];
-	unsigned int i;
+	unsigned int i, k;
+	int err = 0;
 
 	km_kr.q->n = n;
 	for (i = 0; i < km_kr.nr_ifindex; i++) {
-		struct xdp_md ctx = {.data_end = sizeof(frame),
-				     .ingress_ifindex = km_kr.ifindex[i]};
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame,
-			    .data_size_in = sizeof(frame), .ctx_in = &ctx,
-			    .ctx_size_in = sizeof(ctx), .repeat = n,
-			    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-
 		km_kr.q->next = 0;
 		km_kr.q->any_if = i + 1 == km_kr.nr_ifindex;
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (bpf_prog_test_run_opts(km_kr.prog_fd, &o)) {
-			km_kr_warn("BPF_PROG_RUN", errno);
+		if (!km_kr.copy)
+			err = km_kr_run_live(km_kr.ifindex[i], n);
+		for (k = 0; km_kr.copy && !err && k < n; k++)
+			err = km_kr_run_copy(km_kr.ifindex[i]);
+		if (err) {
+			km_kr_warn("BPF_PROG_RUN", -err);
 			return;
 		}
 		if (!km_kr_todo_left(n))
 			return;
 	}
+}
+
+/*
+ * Live frames where the host allows them (one run with nothing queued
+ * tells), else copy mode: the retry works either way, and says which.
+ * 0, -errno (a mode forced and impossible), 1: auto, and neither works.
+ */
+static int km_kr_pick_mode(enum km_retry_mode mode)
+{
+	int err, live_err = 0;
+
+	if (mode != KM_RETRY_COPY) {
+		km_kr.q->n = 0;
+		live_err = km_kr_run_live(km_kr.ifindex[0], 0);
+		if (!live_err) {
+			km_kr.live = 1;
+			km_info("kernel path: retry by live frames "
+				"(BPF_PROG_RUN)\n");
+			return 0;
+		}
+		if (mode == KM_RETRY_LIVE) {
+			km_err("kernel path: retry: live frames refused "
+			       "(%s), and --udp-retry-mode live\n",
+			       strerror(-live_err));
+			return live_err;
+		}
+	}
+	err = km_retry_tx_open(&km_kr.tx);
+	if (err && mode == KM_RETRY_AUTO) {
+		/* the kernel path works without it: say so, serve on */
+		km_err("kernel path: retry off: live frames refused (%s), and "
+		       "copy mode's sockets: %s (needs CAP_NET_RAW)\n",
+		       strerror(-live_err), strerror(-err));
+		return 1;
+	}
+	if (err) {
+		km_err("kernel path: retry: copy mode's sockets: %s (needs "
+		       "CAP_NET_RAW)\n",
+		       strerror(-err));
+		return err;
+	}
+	km_kr.copy = 1;
+	if (mode == KM_RETRY_COPY)
+		km_info("kernel path: retry by copies sent by kmagentd "
+			"(--udp-retry-mode copy)\n");
+	else
+		km_info("kernel path: retry by copies sent by kmagentd: this "
+			"host refuses live frames (%s)\n",
+			strerror(-live_err));
+	return 0;
 }
 
 /* Reads may go to backend id again: rewrite its entry without SILENT. */
@@ -174,7 +337,7 @@ static void km_kr_sleep_ms(unsigned int ms)
 /* One look at the deadlines: retry what is overdue. */
 static void km_kr_scan(unsigned int retry_ms)
 {
-	__u64 now = km_kr_coarse_ns();
+	__u64 now = km_bpf_coarse_ns();
 	unsigned int b, n;
 
 	for (b = 0; b < KM_RETRY_MAX_BATCHES; b++) {
@@ -253,12 +416,18 @@ int km_kretry_start(struct km_bpf *kb, const struct km_cfg *cfg)
 		err = -ENODEV;
 		goto fail;
 	}
+	err = km_kr_pick_mode(cfg->udp_retry_mode);
+	if (err > 0)
+		err = 0; /* logged: no retry thread */
+	if (err || !(km_kr.copy || km_kr.live))
+		goto fail;
 	err = -pthread_create(&km_kr.thread, NULL, km_kr_main, NULL);
 	if (err)
 		goto fail;
 	km_kr.up = 1;
 	return 0;
 fail:
+	km_retry_tx_close(&km_kr.tx);
 	km_kr_unmap();
 	return err;
 }
@@ -270,5 +439,7 @@ void km_kretry_stop(void)
 		pthread_join(km_kr.thread, NULL);
 		km_kr.up = 0;
 	}
+	km_retry_tx_close(&km_kr.tx);
+	km_kr.live = km_kr.copy = 0;
 	km_kr_unmap();
 }

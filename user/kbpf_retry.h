@@ -10,6 +10,21 @@
 #include "config.h"
 #include "kbpf.h"
 
+/*
+ * Copy mode's sockets: what a run of km_xdp_retry made of its frame is
+ * sent as the kernel would (verdict XDP_TX: out of ingress_if; XDP_REDIRECT:
+ * out of redirect_if; XDP_PASS: into the stack; others: nothing).
+ */
+struct km_retry_tx {
+	int pkt_fd; /* AF_PACKET: frames out of an interface */
+	int raw_fd; /* raw IPv4: packets into the stack */
+};
+int km_retry_tx_open(struct km_retry_tx *tx);
+void km_retry_tx_close(struct km_retry_tx *tx);
+int km_retry_tx_send(const struct km_retry_tx *tx, int verdict,
+		     const void *frame, size_t len, int ingress_if,
+		     int redirect_if);
+
 /* mmap the deadlines and the queue, start the thread: 0 or -errno. */
 int km_kretry_start(struct km_bpf *kb, const struct km_cfg *cfg);
 /* Join the thread, unmap; the kernel side stays as it is. */

@@ -346,6 +346,24 @@ static void km_resync_cell(char *buf, size_t cap, const struct km_json *rs)
 
 /* ---- commands ----------------------------------------------------------- */
 
+static void km_show_bypass(const struct km_json *bp)
+{
+	const struct km_json *count = km_json_get(bp, "count"), *c;
+
+	if (!bp)
+		return;
+	if (km_json_bool(bp, "active"))
+		printf("warning: kernel path bypassed for %.0f s more: every "
+		       "UDP request goes to kmagentd (%s; kmagentctl "
+		       "backends)\n",
+		       km_json_num(bp, "left_ms", 0) / 1000,
+		       km_json_string(bp, "why", "?"));
+	for (c = count ? count->child : NULL; c; c = c->next)
+		if (c->num > 0)
+			printf("kernel path bypasses (%s): %.0f\n", c->key,
+			       c->num);
+}
+
 static void km_show_status(const struct km_json *j)
 {
 	const char *src = km_json_string(j, "source", "daemon");
@@ -371,10 +389,7 @@ static void km_show_status(const struct km_json *j)
 		       km_json_num(j, "resyncs_running", 0));
 	printf("\nkernel path: %s\n",
 	       km_json_bool(j, "kernel_path") ? "attached" : "off");
-	if (km_json_bool(j, "kernel_bypassed"))
-		printf("warning: kernel path bypassed: a backend's kernel "
-		       "replies were lost, every UDP request goes to kmagentd "
-		       "(kmagentctl backends)\n");
+	km_show_bypass(km_json_get(j, "kernel_bypass"));
 }
 
 static void km_show_backends(const struct km_json *j)

@@ -97,6 +97,8 @@ static void km_metrics_progs(FILE *out, const struct km_pinned *p)
 /* The kernel path sends to a backend whose replies never come back. */
 static void km_metrics_noreply(FILE *out, const struct km_be_view *v, int n)
 {
+	struct km_bypass_info bi;
+	unsigned int r;
 	int i;
 
 	km_help(out, "kmagent_backend_kernel_noreply", "gauge",
@@ -107,9 +109,16 @@ static void km_metrics_noreply(FILE *out, const struct km_be_view *v, int n)
 			"kmagent_backend_kernel_noreply{backend=\"%s\"} %d\n",
 			v[i].name, km_kbpf_backend_noreply(v[i].id));
 	km_help(out, "kmagent_kernel_bypassed", "gauge",
-		"1 when the kernel path passes every UDP request up to "
-		"kmagentd (after lost kernel replies).");
+		"1 while the kernel path passes every UDP request up to "
+		"kmagentd (after lost kernel replies, for --bypass-hold).");
 	fprintf(out, "kmagent_kernel_bypassed %d\n", km_kbpf_bypassed());
+	km_kbpf_bypass_info(&bi);
+	km_help(out, "kmagent_kernel_bypasses_total", "counter",
+		"Bypasses of the kernel path since start, by reason.");
+	for (r = 0; r < KM_BYPASS_REASONS; r++)
+		fprintf(out,
+			"kmagent_kernel_bypasses_total{reason=\"%s\"} %llu\n",
+			bi.reason[r], bi.count[r]);
 }
 
 static void km_metrics_backend_states(FILE *out, const struct km_be_view *v,

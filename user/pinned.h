@@ -36,7 +36,8 @@ struct km_pinned {
 
 #define KM_BE_STATS_FIELDS(X)                                                  \
 	X(gets)                                                                \
-	X(hits) X(misses) X(writes) X(write_replies) X(timeouts) X(retried)
+	X(hits)                                                                \
+	X(misses) X(writes) X(write_replies) X(timeouts) X(retried) X(capped)
 
 struct km_prog_stats {
 	__u32 id;

@@ -225,34 +225,28 @@ static void km_udp_send_unit(struct km_conn *c, size_t off, size_t end)
 	}
 }
 
-/* The bytes c's reply takes on the wire: its datagrams, headers included. */
-static size_t km_udp_reply_bytes(const struct km_conn *c)
-{
-	const size_t chunk = KM_UDP_MAX - KM_UDP_HDR;
-	size_t off = 0, len = km_buf_used(&c->out), total = len, n;
-	unsigned int i;
-
-	for (i = 0; i <= c->nunits; i++) {
-		n = (i < c->nunits ? c->units[i] : len) - off;
-		total += KM_UDP_HDR * ((n + chunk - 1) / chunk);
-		off += n;
-	}
-	return total;
-}
-
 /*
- * Reflection: a spoofed source gets what the request asked for.  A reply
- * that fits one datagram always goes; a longer one only if it is at most
- * --udp-reply-ratio times the request (the client uses TCP for the rest).
+ * Reflection: a spoofed source gets no more than what it asked for, each
+ * reply object (one key's VALUE, one command's answer) at most the
+ * datagrams of one item of --item-size-max.  Counted per object, so a
+ * multi-get of many large items is refused nothing either.
  */
 static int km_udp_capped(const struct km_conn *c)
 {
-	size_t ratio = km_d.cfg.udp_reply_ratio, bytes;
+	const size_t chunk = KM_UDP_MAX - KM_UDP_HDR;
+	size_t max = km_cfg_udp_reply_max(&km_d.cfg), off = 0, n;
+	size_t len = km_buf_used(&c->out);
+	unsigned int i;
 
-	if (!ratio)
+	if (!max)
 		return 0;
-	bytes = km_udp_reply_bytes(c);
-	return bytes > KM_UDP_MAX && bytes > ratio * c->req_bytes;
+	for (i = 0; i <= c->nunits; i++) {
+		n = (i < c->nunits ? c->units[i] : len) - off;
+		if ((n + chunk - 1) / chunk > max)
+			return 1;
+		off += n;
+	}
+	return 0;
 }
 
 static void km_udp_send(struct km_conn *c)
@@ -704,7 +698,6 @@ static void km_udp_read(struct km_worker *w)
 		c->peer = peer;
 		c->peerlen = plen;
 		c->rid = ntohs(h[0]);
-		c->req_bytes = n;
 		c->w = w;
 		c->pool_idx = c->rid;
 		if (ntohs(h[1]) != 0 || ntohs(h[2]) != 1) {

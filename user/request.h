@@ -79,8 +79,7 @@ struct km_conn {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	uint16_t rid;
-	size_t req_bytes; /* UDP: the request datagram's, header included */
-	size_t *units;	  /* UDP: end offsets in out of each reply unit */
+	size_t *units; /* UDP: end offsets in out of each reply unit */
 	unsigned int nunits, ucap;
 	struct km_buf in, out;
 	struct km_req *head, *tail;

@@ -1058,46 +1058,53 @@ static void test_write_shapes(void)
 }
 
 /*
- * UDP reflection: a read reply of several datagrams, more than
- * udp_reply_ratio times its request, is dropped, no timeout charged.
+ * UDP reflection: a read reply of more datagrams than udp_reply_max is
+ * dropped, no timeout charged, and counted as an answer of its backend
+ * (the backend did reply: not evidence of lost replies); one of that many
+ * datagrams goes.
  */
 static void test_reply_capped(void)
 {
 	const struct km_slot *s = slot_of("capkey");
 	struct km_stats s0 = stats(), s1;
+	struct km_be_stats b0 = {}, b1 = {};
 	struct km_config cfg;
 	struct km_pending e;
 	struct km_t_frame f;
 	int idx, v;
 
-	printf("a multi-datagram reply over udp_reply_ratio is dropped\n");
+	printf("a reply of more datagrams than udp_reply_max is dropped\n");
 	km_bpf_get_config(kb, &cfg);
-	cfg.udp_reply_ratio = 10;
+	cfg.udp_reply_max = 2;
 	km_bpf_set_config(kb, &cfg);
+	km_bpf_be_stats(kb, s->be[0], &b0);
 	idx = send_get("get capkey\r\n", 400, s->be[0], "get capkey");
 	if (idx < 0)
 		goto out;
 	v = reply_from(s->be[0], idx, 0, 3, "VALUE capkey 0 4000\r\nxx", &f);
-	CHECK(v == XDP_DROP, "3 datagrams (4200 bytes) for 20: dropped (%d)",
-	      v);
+	CHECK(v == XDP_DROP, "3 datagrams over a bound of 2: dropped (%d)", v);
 	s1 = stats();
 	CHECK(s1.reply_capped == s0.reply_capped + 1, "reply_capped counted");
+	CHECK(!km_bpf_be_stats(kb, s->be[0], &b1) && b1.capped == b0.capped + 1,
+	      "counted as its backend's answer (capped %llu)",
+	      (unsigned long long)b1.capped);
 	CHECK(!get_pending(idx, &e) && e.ts && e.kind == KM_PK_FREE,
 	      "its entry kept out of use for a while");
 	v = reply_from(s->be[0], idx, 1, 3, "more", &f);
 	CHECK(v == XDP_PASS, "its next datagram goes to no client");
 	CHECK(stats().timeouts == s0.timeouts && stats().replies == s0.replies,
 	      "no timeout charged, nothing sent");
-	/* one datagram always goes */
+	/* as many datagrams as the bound go */
 	idx = send_get("get capkey\r\n", 401, s->be[0], "get capkey again");
 	if (idx < 0)
 		goto out;
-	v = reply_from(s->be[0], idx, 0, 1, "VALUE capkey 0 1\r\nx\r\nEND\r\n",
-		       &f);
-	CHECK(v == XDP_TX, "a one-datagram reply is sent (%d)", v);
-	km_t_check_to(&f, &km_t_proxy, &km_t_client, "one-datagram reply");
+	v = reply_from(s->be[0], idx, 0, 2, "VALUE capkey 0 2000\r\nxx", &f);
+	CHECK(v == XDP_TX, "a reply of 2 datagrams is sent (%d)", v);
+	km_t_check_to(&f, &km_t_proxy, &km_t_client, "2-datagram reply");
+	v = reply_from(s->be[0], idx, 1, 2, "xx\r\nEND\r\n", &f);
+	CHECK(v == XDP_TX, "... both of them (%d)", v);
 out:
-	cfg.udp_reply_ratio = 0;
+	cfg.udp_reply_max = 0;
 	km_bpf_set_config(kb, &cfg);
 }
 

@@ -3,8 +3,9 @@
 #  - UDP is answered only to the subnets kmagentd serves (and loopback)
 #    unless --allow says otherwise: a client from another subnet is dropped
 #    and counted, TCP still serves it; --allow 0.0.0.0/0 allows everyone;
-#  - a UDP reply of more than one datagram is sent only if it is at most
-#    --udp-reply-ratio (10) times the request, else dropped and counted;
+#  - a UDP reply object of more datagrams than --udp-reply-max is dropped
+#    and counted; the default (one item of --item-size-max) refuses no
+#    legitimate reply; the old --udp-reply-ratio is named as replaced;
 #  - a line ending in "HTTP/1.x" closes the connection, as memcached does
 #    (the replies before it still go);
 #  - a binary-protocol request gets a binary "Not supported" error at once
@@ -24,7 +25,7 @@ lab_memcached m1 11211
 P=198.18.0.4
 lab_kmagentd p -p 11210 -s 198.18.0.2:11211
 LAB_LABEL=km-any lab_kmagentd p -p 11220 -s 198.18.0.2:11211 \
-	--allow 0.0.0.0/0 --udp-reply-ratio 0
+	--allow 0.0.0.0/0 --udp-reply-max 2
 
 stat() {
 	printf 'stats\r\n' | lab_mc c "$1" raw | tr -d '\r' |
@@ -46,21 +47,26 @@ lab_eq "--allow 0.0.0.0/0: UDP answered to it too" hello \
 	"$(lab_mc x --udp --timeout 1 $P:11220 get k1)"
 
 lab_log "UDP reply bound"
-big=$(head -c 5000 /dev/zero | tr '\0' b)
-mid=$(head -c 1000 /dev/zero | tr '\0' m)
+big=$(head -c 20000 /dev/zero | tr '\0' b)
+mid=$(head -c 2000 /dev/zero | tr '\0' m)
 lab_mc c $P:11210 set big "$big" >/dev/null
 lab_mc c $P:11210 set mid "$mid" >/dev/null
-lab_eq "a 1000-byte value (one datagram) over UDP" 1000 \
-	"$(lab_mc c --udp --timeout 1 $P:11210 get mid | wc -c)"
 c0=$(stat $P:11210 kmagent_udp_reply_capped)
-lab_not "a 5000-byte value for a 17-byte request: no UDP reply" \
-	lab_mc c --udp --timeout 1 $P:11210 get big
+lab_eq "by default a 20,000-byte value (15 datagrams) goes over UDP" 20000 \
+	"$(lab_mc c --udp --timeout 1 $P:11210 get big | wc -c)"
+lab_eq "nothing capped" "$c0" "$(stat $P:11210 kmagent_udp_reply_capped)"
+c0=$(stat $P:11220 kmagent_udp_reply_capped)
+lab_eq "--udp-reply-max 2: a 2-datagram value goes" 2000 \
+	"$(lab_mc c --udp --timeout 1 $P:11220 get mid | wc -c)"
+lab_not "... a 15-datagram one does not" \
+	lab_mc c --udp --timeout 1 $P:11220 get big
 lab_eq "the dropped reply counted" $((c0 + 1)) \
-	"$(stat $P:11210 kmagent_udp_reply_capped)"
-lab_eq "... over TCP it is there" 5000 \
-	"$(lab_mc c --timeout 2 $P:11210 get big | wc -c)"
-lab_eq "--udp-reply-ratio 0: UDP sends it" 5000 \
-	"$(lab_mc c --udp --timeout 1 $P:11220 get big | wc -c)"
+	"$(stat $P:11220 kmagent_udp_reply_capped)"
+lab_eq "... over TCP it is there" 20000 \
+	"$(lab_mc c --timeout 2 $P:11220 get big | wc -c)"
+lab_ok "--udp-reply-ratio is named as replaced" grep -q \
+	"replaced by --udp-reply-max" <<<"$("$LAB_KMAGENTD" --check-config \
+		-s 198.18.0.2:11211 --udp-reply-ratio 10 2>&1)"
 
 lab_log "HTTP requests"
 for t in 198.18.0.2:11211 $P:11210; do

@@ -26,10 +26,9 @@ stats_of()
 field() { sed -n "s/^$1 //p" <<<"$2"; }
 
 lab_log "two backends, every key on both"
-# --udp-reply-ratio 0: the stats reply is many times its request, which
-# the default bound (10) refuses to send over UDP (reflection attacks)
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211 \
-	--udp-reply-ratio 0
+# the stats reply is many times its request: the default UDP bound (one
+# item of --item-size-max) sends it all the same
+lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211
 lab_eq "fill $N keys through kmagent" "stored $N" \
 	"$(ops_py c fill 198.18.0.1:11210 $N st)"
 lab_eq "... and read them back" "hits $N misses 0 wrong 0" \
@@ -62,8 +61,9 @@ lab_eq "stats reset is still kmagentd's own" RESET \
 lab_eq "... and resets only its counters" "0 $N" \
 	"$(S=$(stats_of 198.18.0.1:11210); echo "$(field cmd_get "$S") $(field curr_items "$S")")"
 lab_kill km-p TERM
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211
-lab_eq "with the default reply bound, no UDP stats: an amplifier" "" \
+lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 -s 198.18.0.3:11211 \
+	--udp-reply-max 1
+lab_eq "with --udp-reply-max 1, no UDP stats: over one datagram" "" \
 	"$(stats_of 198.18.0.1:11210 --udp)"
 lab_kill km-p TERM
 
