@@ -60,6 +60,7 @@ enum km_opt_id {
 	O_CHECK,
 	O_UDPRETRY,
 	O_UDPRETRYMODE,
+	O_STATEDIR,
 	O_BYPASSHOLD,
 	O_UDPRATIO,
 	O_UDPREPLYMAX,
@@ -103,6 +104,7 @@ static const struct option km_long_opts[] = {
 	{"udp-retry", required_argument, NULL, O_UDPRETRY},
 	{"udp-retry-mode", required_argument, NULL, O_UDPRETRYMODE},
 	{"bypass-hold", required_argument, NULL, O_BYPASSHOLD},
+	{"state-dir", required_argument, NULL, O_STATEDIR},
 	{"udp-reply-ratio", required_argument, NULL, O_UDPRATIO},
 	{"udp-reply-max", required_argument, NULL, O_UDPREPLYMAX},
 	{NULL, 0, NULL, 0},
@@ -459,6 +461,11 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 		else
 			goto bad;
 		return 0;
+	case O_STATEDIR:
+		if (!arg[0] || strlen(arg) >= sizeof(cfg->state_dir))
+			goto bad;
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", arg);
+		return 0;
 	case O_BYPASSHOLD:
 		if (km_parse_int(arg, 1, 86400, &v))
 			goto bad;
@@ -769,6 +776,9 @@ void km_config_usage(FILE *out)
 	      "      --udp-retry-mode M    how the retry is sent: auto (live\n"
 	      "                            frames where the host allows, else\n"
 	      "                            copy), live, copy (kmagentd sends)\n"
+	      "      --state-dir DIR       keep the missed-write journal in\n"
+	      "                            DIR/journal: a restart replays it\n"
+	      "                            (default: memory only)\n"
 	      "      --bypass-hold S       kernel path: a bypass (replies "
 	      "lost)\n"
 	      "                            lasts S seconds, then is judged\n"

@@ -76,6 +76,7 @@ struct km_cfg {
 	unsigned int udp_retry_mode; /* enum km_retry_mode */
 	unsigned int bypass_hold_ms; /* kernel path: a bypass lasts this */
 	unsigned int journal_max;    /* missed-write keys per backend */
+	char state_dir[KM_PATH_MAX]; /* --state-dir: the journal's file */
 	char name[KM_NAME_MAX];	     /* --name: ours in fences (fence.h) */
 	/*
 	 * A UDP reply object (one key's VALUE, or one command's answer) of

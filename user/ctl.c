@@ -596,6 +596,7 @@ static void km_reload_restart_only(FILE *out, const struct km_cfg *o,
 	KM_DIFF(strcmp(o->ctl_path, n->ctl_path), "ctl");
 	KM_DIFF(strcmp(o->metrics, n->metrics), "metrics");
 	KM_DIFF(strcmp(o->pin_root, n->pin_root), "pin-root");
+	KM_DIFF(strcmp(o->state_dir, n->state_dir), "state-dir");
 	KM_DIFF(o->nr_ifaces != n->nr_ifaces ||
 			memcmp(o->ifaces, n->ifaces, sizeof(o->ifaces)),
 		"iface");

@@ -40,6 +40,7 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
 	b->addr = *sa;
 	b->kb.addr = sa->sin_addr.s_addr;
 	b->kb.port = sa->sin_port;
+	km_journal_name(id, name);
 	/*
 	 * Optimistic start: a new backend serves at once; the first failed
 	 * probes or connects take it down.  Starting DOWN would refuse every
@@ -187,6 +188,7 @@ int km_backend_remove(__u8 id)
 	}
 	km_backend_set_state_locked(id, KM_BE_DOWN, "removed");
 	km_journal_clear(id);
+	km_journal_name(id, NULL);
 	km_d.be[id].id = 0;
 	km_d.be[id].kb.addr = 0;
 	km_d.be[id].gen++;

@@ -15,6 +15,7 @@
 #define KM_DAEMON_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -60,6 +61,12 @@ struct km_backend_info {
 	enum km_refill refill; /* how WARMING refills it (resync daemon) */
 	/* until then it may lack keys a resync missed: read-repair it */
 	time_t suspect_until;
+	/*
+	 * A flush of it was avoided (no replica known complete): it may hold
+	 * values older than its replicas', so it is never taken as complete
+	 * for another backend's flush either (resync_daemon.c).
+	 */
+	bool doubt;
 	char reason[96]; /* reason of the last state change */
 
 	struct km_be_counters c; /* atomic adds (__atomic_fetch_add) */
@@ -82,10 +89,13 @@ struct km_counters {
 	uint64_t backend_timeouts;
 	uint64_t udp_requests;
 	uint64_t udp_denied; /* datagrams from clients not allowed: dropped */
-	uint64_t udp_capped; /* replies over --udp-reply-ratio: dropped */
+	uint64_t udp_capped; /* replies over --udp-reply-max: dropped */
 	uint64_t protocol_errors; /* ERROR/CLIENT_ERROR sent to clients */
 	uint64_t bytes_read;	  /* from clients, TCP and UDP */
 	uint64_t bytes_written;	  /* to clients */
+	/* refills that would have flushed a backend with no replica known
+	 * complete to refill it from: kept, copied in add mode instead */
+	uint64_t flushes_avoided;
 };
 
 /* Called after a backend's state or flags changed, lock held. */
@@ -119,9 +129,10 @@ struct km_daemon {
 	struct km_ring *retired; /* previous, freed at the next swap */
 	time_t started;
 	pid_t pid;
-	volatile int stop;    /* set by signals: workers exit */
-	int fence_kick;	      /* a backend went down: fence round now */
-	struct km_counters c; /* atomic adds */
+	volatile int stop;     /* set by signals: workers exit */
+	volatile int draining; /* SIGTERM: no new connections */
+	int fence_kick;	       /* a backend went down: fence round now */
+	struct km_counters c;  /* atomic adds */
 
 	struct {
 		km_backend_hook fn;

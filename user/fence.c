@@ -288,10 +288,38 @@ static void km_fence_debt_lost(__u8 id, const char *why)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
+/*
+ * Our own name in a fence at start: we owed the backend writes when we
+ * stopped.  The journal's file says which (--state-dir): they are
+ * replayed before it serves reads again; without it they are unknown.
+ */
 static void km_fence_owed_before(__u8 id, const char *name)
 {
+	if (km_journal_known_past()) {
+		if (km_journal_empty(id)) {
+			km_info("backend %s: fenced by this kmagentd (%s) "
+				"before it restarted, and the journal says it "
+				"owes nothing: fence lifted\n",
+				name, km_fence_me);
+			return;
+		}
+		km_info("backend %s: fenced by this kmagentd (%s) before it "
+			"restarted: replaying the writes its journal says it "
+			"missed\n",
+			name, km_fence_me);
+		pthread_mutex_lock(&km_d.lock);
+		if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP) {
+			km_d.be[id].refill = KM_REFILL_REPLAY;
+			km_backend_set_state_locked(
+				id, KM_BE_WARMING,
+				"journaled writes to replay");
+		}
+		pthread_mutex_unlock(&km_d.lock);
+		return;
+	}
 	km_warn("backend %s: fenced by this kmagentd (%s) before it "
-		"restarted: its missed writes are unknown\n",
+		"restarted: its missed writes are unknown (no journal from "
+		"the last run: --state-dir)\n",
 		name, km_fence_me);
 	km_fence_debt_lost(id, "owed writes before a restart");
 }

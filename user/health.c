@@ -215,7 +215,8 @@ static void km_health_set_refill_locked(struct km_backend_info *b)
 		km_journal_clear(b->id);
 	} else {
 		b->refill = KM_REFILL_REPLAY;
-		if (b->unknown_past)
+		/* the journal's file knows what it missed before we started */
+		if (b->unknown_past && !km_journal_known_past())
 			km_journal_set_lost(b->id, "down since kmagentd "
 						   "started");
 	}

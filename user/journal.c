@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "km_hash.h"
+#include "log.h"
 
 struct km_jnode {
 	struct km_jnode *next;
@@ -34,6 +36,25 @@ static struct km_jset km_js[KM_MAX_BACKENDS] = {
 	[0 ... KM_MAX_BACKENDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
 static size_t km_journal_max = KM_JOURNAL_MAX;
+
+/*
+ * The file (journal.h, "Durable").  Lock order: a backend's km_js lock,
+ * then km_jf.lock; a checkpoint takes every km_js lock, in id order.
+ */
+#define KM_JF_NAME 64
+static struct {
+	pthread_mutex_t lock;
+	FILE *f; /* NULL: in memory only */
+	char path[4096];
+	bool known_past;
+	char names[KM_MAX_BACKENDS][KM_JF_NAME];
+	/* keys of replays under way (taken, not settled): still owed */
+	struct km_jset pending[KM_MAX_BACKENDS];
+} km_jf = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void km_jf_append(__u8 be, char op, const char *arg, size_t len);
+static void km_jf_pend_locked(__u8 be, const struct km_jset *js,
+			      const struct km_jkey *keys, size_t n);
 
 void km_journal_set_max(size_t max_keys)
 {
@@ -149,7 +170,8 @@ void km_journal_note(__u8 be, const char *key, size_t len)
 		return;
 	pthread_mutex_lock(&js->lock);
 	js->noted++;
-	km_jset_add_locked(js, key, len);
+	if (!km_jset_add_locked(js, key, len) && !js->lost)
+		km_jf_append(be, 'n', key, len);
 	pthread_mutex_unlock(&js->lock);
 }
 
@@ -188,6 +210,7 @@ void km_journal_note_flush(__u8 be)
 	pthread_mutex_lock(&js->lock);
 	js->flush = true;
 	km_jset_free_keys_locked(js);
+	km_jf_append(be, 'F', NULL, 0);
 	pthread_mutex_unlock(&js->lock);
 }
 
@@ -200,6 +223,7 @@ void km_journal_set_lost(__u8 be, const char *why)
 	pthread_mutex_lock(&js->lock);
 	km_jset_lost_locked(js, why);
 	km_jset_free_keys_locked(js);
+	km_jf_append(be, 'L', why, strlen(why));
 	pthread_mutex_unlock(&js->lock);
 }
 
@@ -230,6 +254,7 @@ int km_journal_take(__u8 be, struct km_journal_snap *s)
 			k++;
 		}
 	}
+	km_jf_pend_locked(be, js, s->keys, k);
 	s->n = k;
 	s->lost = js->lost;
 	s->flush = js->flush;
@@ -311,6 +336,255 @@ void km_journal_fini(void)
 {
 	unsigned int i;
 
-	for (i = 0; i < KM_MAX_BACKENDS; i++)
+	for (i = 0; i < KM_MAX_BACKENDS; i++) {
 		km_journal_clear(i);
+		km_journal_name(i, NULL);
+	}
+	pthread_mutex_lock(&km_jf.lock);
+	if (km_jf.f)
+		fclose(km_jf.f);
+	km_jf.f = NULL;
+	km_jf.path[0] = 0;
+	km_jf.known_past = false;
+	pthread_mutex_unlock(&km_jf.lock);
+}
+
+/* ---- the file ----------------------------------------------------------- */
+
+static bool km_jf_on(__u8 be)
+{
+	return km_jf.f && km_jf.names[be][0];
+}
+
+/* One record: op, the backend's name, then the key in hex or a reason. */
+static void km_jf_write(FILE *f, __u8 be, char op, const char *arg, size_t len)
+{
+	size_t i;
+
+	fprintf(f, "%c %s", op, km_jf.names[be]);
+	if (op == 'n') {
+		fputc(' ', f);
+		for (i = 0; i < len; i++)
+			fprintf(f, "%02x", (unsigned char)arg[i]);
+	} else if (op == 'L') {
+		fprintf(f, " %.*s", (int)len, arg);
+	}
+	fputc('\n', f);
+}
+
+/*
+ * Append a record, written through before the write it comes from is
+ * answered: a kmagentd killed right after still finds it (the page cache
+ * survives the process; a host crash restarts memcached too).
+ */
+static void km_jf_append(__u8 be, char op, const char *arg, size_t len)
+{
+	if (!km_jf_on(be))
+		return;
+	pthread_mutex_lock(&km_jf.lock);
+	if (km_jf.f) {
+		km_jf_write(km_jf.f, be, op, arg, len);
+		if (fflush(km_jf.f)) {
+			km_err("journal %s: %s: kept in memory only\n",
+			       km_jf.path, strerror(errno));
+			fclose(km_jf.f);
+			km_jf.f = NULL;
+		}
+	}
+	pthread_mutex_unlock(&km_jf.lock);
+}
+
+/* js lock held: the keys just taken stay owed until settled. */
+static void km_jf_pend_locked(__u8 be, const struct km_jset *js,
+			      const struct km_jkey *keys, size_t n)
+{
+	struct km_jset *p = &km_jf.pending[be];
+	size_t i;
+
+	if (!km_jf_on(be))
+		return;
+	pthread_mutex_lock(&km_jf.lock);
+	if (js->lost)
+		km_jset_lost_locked(p, js->why);
+	p->flush |= js->flush;
+	for (i = 0; i < n && !p->lost; i++)
+		km_jset_add_locked(p, keys[i].key, keys[i].len);
+	pthread_mutex_unlock(&km_jf.lock);
+}
+
+static void km_jf_dump_set(FILE *f, __u8 be, const struct km_jset *js)
+{
+	size_t i;
+
+	if (js->lost) {
+		km_jf_write(f, be, 'L', js->why, strlen(js->why));
+		return;
+	}
+	if (js->flush)
+		km_jf_write(f, be, 'F', NULL, 0);
+	for (i = 0; i < js->nbuckets; i++) {
+		const struct km_jnode *nd;
+
+		for (nd = js->tab[i]; nd; nd = nd->next)
+			km_jf_write(f, be, 'n', nd->key, nd->len);
+	}
+}
+
+/*
+ * Rewrite the file with the debts as they are (every js lock, then the
+ * file's: nothing is appended meanwhile), then append to the new one.
+ */
+static int km_jf_checkpoint(void)
+{
+	char tmp[sizeof(km_jf.path) + 8];
+	unsigned int be;
+	FILE *f = NULL;
+	int err = 0;
+
+	if (!km_jf.path[0])
+		return 0;
+	for (be = 0; be < KM_MAX_BACKENDS; be++)
+		pthread_mutex_lock(&km_js[be].lock);
+	pthread_mutex_lock(&km_jf.lock);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", km_jf.path);
+	f = fopen(tmp, "we");
+	if (!f) {
+		err = -errno;
+		goto out;
+	}
+	for (be = 1; be < KM_MAX_BACKENDS; be++) {
+		if (!km_jf.names[be][0])
+			continue;
+		km_jf_dump_set(f, be, &km_js[be]);
+		km_jf_dump_set(f, be, &km_jf.pending[be]);
+	}
+	if (fflush(f) || fsync(fileno(f)) || rename(tmp, km_jf.path)) {
+		err = -errno;
+		fclose(f);
+		unlink(tmp);
+		goto out;
+	}
+	if (km_jf.f)
+		fclose(km_jf.f);
+	km_jf.f = f;
+out:
+	pthread_mutex_unlock(&km_jf.lock);
+	for (be = KM_MAX_BACKENDS; be-- > 0;)
+		pthread_mutex_unlock(&km_js[be].lock);
+	return err;
+}
+
+void km_journal_name(__u8 be, const char *name)
+{
+	if (!be || be >= KM_MAX_BACKENDS)
+		return;
+	pthread_mutex_lock(&km_jf.lock);
+	snprintf(km_jf.names[be], KM_JF_NAME, "%s", name ? name : "");
+	km_jset_free_keys_locked(&km_jf.pending[be]);
+	km_jf.pending[be].lost = km_jf.pending[be].flush = false;
+	pthread_mutex_unlock(&km_jf.lock);
+}
+
+static int km_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* One line of an earlier run's file into the journal: 0, or -EINVAL. */
+static int km_jf_load_line(char *line)
+{
+	char *name, *arg, key[1024];
+	size_t n = 0, i;
+	int hi, lo;
+	__u8 be;
+
+	line[strcspn(line, "\n")] = 0;
+	if (!line[0] || !line[1] || line[1] != ' ')
+		return -EINVAL;
+	name = line + 2;
+	arg = strchr(name, ' ');
+	if (arg)
+		*arg++ = 0;
+	for (be = 1; be < KM_MAX_BACKENDS; be++)
+		if (!strcmp(km_jf.names[be], name))
+			break;
+	if (be == KM_MAX_BACKENDS)
+		return 0; /* removed since: its debts are moot */
+	switch (line[0]) {
+	case 'n':
+		for (i = 0; arg && arg[i] && arg[i + 1] && n < sizeof(key);
+		     i += 2) {
+			hi = km_hexval(arg[i]);
+			lo = km_hexval(arg[i + 1]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			key[n++] = hi << 4 | lo;
+		}
+		if (!n)
+			return -EINVAL;
+		pthread_mutex_lock(&km_js[be].lock);
+		km_jset_add_locked(&km_js[be], key, n);
+		pthread_mutex_unlock(&km_js[be].lock);
+		return 0;
+	case 'F':
+		km_journal_note_flush(be);
+		return 0;
+	case 'L':
+		km_journal_set_lost(be, arg ? arg : "lost");
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int km_journal_open(const char *dir)
+{
+	char line[4096];
+	FILE *f;
+	int err = 0, bad = 0;
+
+	if (snprintf(km_jf.path, sizeof(km_jf.path), "%s/journal", dir) >=
+	    (int)sizeof(km_jf.path))
+		return -ENAMETOOLONG;
+	f = fopen(km_jf.path, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (km_jf_load_line(line))
+				bad++;
+		fclose(f);
+		/* a torn last line (killed mid-write) is all it can be */
+		km_jf.known_past = bad <= 1;
+	} else if (errno != ENOENT) {
+		err = -errno;
+	}
+	if (!err)
+		err = km_jf_checkpoint();
+	if (err)
+		km_jf.path[0] = 0;
+	return err;
+}
+
+bool km_journal_known_past(void)
+{
+	return km_jf.known_past;
+}
+
+void km_journal_settle(__u8 be)
+{
+	int err;
+
+	if (!be || be >= KM_MAX_BACKENDS || !km_jf.f)
+		return;
+	pthread_mutex_lock(&km_jf.lock);
+	km_jset_free_keys_locked(&km_jf.pending[be]);
+	km_jf.pending[be].lost = km_jf.pending[be].flush = false;
+	pthread_mutex_unlock(&km_jf.lock);
+	err = km_jf_checkpoint();
+
+	if (err)
+		km_err("journal %s: checkpoint: %s\n", km_jf.path,
+		       strerror(-err));
 }

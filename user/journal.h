@@ -15,6 +15,16 @@
  * in full.  A flush_all the backend missed is remembered too: it is
  * flushed first, then the keys written since are replayed.
  *
+ * Durable (km_journal_open, --state-dir): every change that adds to a
+ * debt is appended to a file before the write it comes from is answered,
+ * so that a kmagentd restarted after SIGTERM or SIGKILL replays what
+ * each backend missed instead of counting it lost.  The file only grows
+ * between checkpoints (a forget or a replay appends nothing), so what it
+ * says is always a superset of the debts: replaying a key twice is
+ * harmless, forgetting one is not.  A checkpoint rewrites it with the
+ * debts as they are, including the keys of a replay under way
+ * (km_journal_settle ends that).
+ *
  * Thread-safe: the data path notes keys from every worker; one lock per
  * backend, taken only when a write misses a replica or the journal of
  * that backend is not empty.
@@ -67,5 +77,18 @@ void km_journal_snap_free(struct km_journal_snap *s);
 void km_journal_clear(__u8 be);
 void km_journal_get_info(__u8 be, struct km_journal_info *info);
 void km_journal_fini(void);
+
+/* The backend's name in the file (NULL: removed; its debts are moot). */
+void km_journal_name(__u8 be, const char *name);
+/*
+ * Keep the journal in dir/journal: load what an earlier kmagentd left for
+ * the backends named so far, then append.  0 or -errno (the file could
+ * not be read or written: the journal stays in memory only).
+ */
+int km_journal_open(const char *dir);
+/* A file from an earlier run was loaded: what it says is all they owe. */
+bool km_journal_known_past(void);
+/* The backend's replay or refill is done: the file forgets its keys. */
+void km_journal_settle(__u8 be);
 
 #endif /* KM_JOURNAL_H */

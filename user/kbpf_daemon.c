@@ -279,7 +279,8 @@ static void km_kbpf_bypass(enum km_bypass_reason r, const char *why)
 
 	if (km_kbpf_bypassed())
 		return;
-	err = km_kbpf_set_bypass_until(km_bpf_coarse_ns() + hold_ms * 1000000ull);
+	err = km_kbpf_set_bypass_until(km_bpf_coarse_ns() +
+				       hold_ms * 1000000ull);
 	if (err) {
 		km_err("kernel path: cannot pass UDP up (%s): %s\n", why,
 		       strerror(-err));

@@ -21,7 +21,9 @@
 #include <sys/stat.h>
 
 #include "daemon.h"
+#include "fence.h"
 #include "health.h"
+#include "journal.h"
 #include "ctl.h"
 #include "kbpf.h"
 #include "log.h"
@@ -148,6 +150,32 @@ static void km_raise_nofile(int conns)
 	}
 }
 
+/*
+ * --state-dir: the journal of missed writes lives in a file, as the user
+ * kmagentd runs as (so that its checkpoints can replace it), loaded
+ * before the first probe decides anything about a backend.
+ */
+static void km_open_journal(const struct km_cfg *cfg)
+{
+	int err;
+
+	if (!cfg->state_dir[0]) {
+		km_info("journal in memory only (no --state-dir): a restart "
+			"cannot know what the backends missed before it\n");
+		return;
+	}
+	if (mkdir(cfg->state_dir, 0700) && errno != EEXIST)
+		km_warn("state dir %s: %s\n", cfg->state_dir, strerror(errno));
+	err = km_journal_open(cfg->state_dir);
+	if (err)
+		km_err("journal %s/journal: %s: kept in memory only\n",
+		       cfg->state_dir, strerror(-err));
+	else
+		km_info("journal in %s/journal%s\n", cfg->state_dir,
+			km_journal_known_past() ? ", loaded from the last run"
+						: "");
+}
+
 /* --check-config: one line on stdout when good, the errors when not. */
 static int km_check_config(const struct km_cfg *cfg)
 {
@@ -219,6 +247,7 @@ int main(int argc, char **argv)
 		goto out_proxy;
 	if (km_drop_privileges(&cfg))
 		goto out_proxy;
+	km_open_journal(&cfg);
 	if (cfg.pid_file[0] && km_write_pid_file(cfg.pid_file))
 		goto out_proxy;
 	/* serve only now: a client never meets the daemon still root */
@@ -240,7 +269,10 @@ int main(int argc, char **argv)
 		break;
 	}
 	ret = 0;
+	km_proxy_quiesce(cfg.timeout_ms > 0 ? cfg.timeout_ms : 1000);
 	km_health_stop();
+	/* nothing owed: lift our fences, or a restart would find them */
+	km_fence_round();
 out_proxy:
 	km_ops_stop();
 	if (ret)

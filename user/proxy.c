@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -539,7 +540,8 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    !km_d.draining)
 				km_warn("accept: %s\n", strerror(errno));
 			return;
 		}
@@ -963,6 +965,40 @@ int km_proxy_run(void)
 	return 0;
 }
 
+static long long km_inflight(void)
+{
+	long long n = 0;
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		if (km_d.be[id].id)
+			n += (long long)KM_LOAD(km_d.be[id].c.inflight);
+	return n;
+}
+
+void km_proxy_quiesce(unsigned int timeout_ms)
+{
+	struct timespec tick = {0, 10 * 1000000L};
+	unsigned int i, waited = 0;
+
+	km_d.draining = 1;
+	/* a listening socket shut down refuses new connections at once */
+	for (i = 0; i < km_nworkers; i++) {
+		if (km_workers[i].listen_ev.fd >= 0)
+			shutdown(km_workers[i].listen_ev.fd, SHUT_RDWR);
+		if (km_workers[i].unix_ev.fd >= 0)
+			shutdown(km_workers[i].unix_ev.fd, SHUT_RDWR);
+	}
+	while (km_inflight() > 0 && waited < timeout_ms) {
+		nanosleep(&tick, NULL);
+		waited += 10;
+	}
+	if (km_inflight() > 0)
+		km_warn("exiting with %lld requests in flight to the backends "
+			"after %u ms\n",
+			km_inflight(), waited);
+}
+
 void km_proxy_stop(void)
 {
 	unsigned int i;
@@ -1098,6 +1134,8 @@ void km_stats_build(struct km_buf *out, int reset, const struct km_buf *extra)
 		(unsigned long)KM_LOAD(k->udp_capped));
 	km_stat(b, "kmagent_protocol_errors", "%lu",
 		(unsigned long)KM_LOAD(k->protocol_errors));
+	km_stat(b, "kmagent_flushes_avoided", "%lu",
+		(unsigned long)KM_LOAD(k->flushes_avoided));
 	km_stat(b, "kmagent_write_policy", "%s",
 		km_write_policy_name(km_d.cfg.write_policy));
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {

@@ -115,6 +115,12 @@ unsigned int km_allow_default(const struct km_cfg *cfg,
 /* Sockets and workers set up (as root); km_proxy_run starts serving. */
 int km_proxy_start(void);
 int km_proxy_run(void);
+/*
+ * SIGTERM: accept no more connections, and wait (at most timeout_ms) for
+ * the requests in flight to the backends to be answered, so that what a
+ * client was told is what the replicas hold before kmagentd goes.
+ */
+void km_proxy_quiesce(unsigned int timeout_ms);
 void km_proxy_stop(void);
 
 /* backend.c */

@@ -94,9 +94,81 @@ static void km_rsd_sources(struct km_resync_opts *o, __u8 target)
 }
 
 /*
+ * Lock held: is source id complete, as far as this kmagentd knows?  Up,
+ * fenced by no other kmagentd, owing no write it missed.
+ */
+static bool km_rsd_complete_locked(__u8 id)
+{
+	const struct km_backend_info *b = &km_d.be[id];
+	struct km_journal_info j;
+
+	if (!b->id || b->kb.state != KM_BE_UP || b->doubt ||
+	    (b->kb.flags & KM_BE_F_FENCED) || !km_journal_empty(id))
+		return false;
+	km_journal_get_info(id, &j);
+	return !j.lost && !j.flush;
+}
+
+/*
+ * Never destroy the only copy: target may be flushed only if every slot
+ * it holds has another replica among the sources that is known complete,
+ * so that everything the flush removes is copied back.  Else "" stays in
+ * why, or the reason.
+ */
+static bool km_rsd_may_flush(__u8 target, const struct km_resync_opts *o,
+			     char *why, size_t len)
+{
+	bool src[KM_MAX_BACKENDS] = {0}, ok = true;
+	unsigned int i, r, slot;
+
+	pthread_mutex_lock(&km_d.lock);
+	for (i = 0; i < o->nr_sources; i++)
+		src[o->sources[i].id] =
+			km_rsd_complete_locked(o->sources[i].id);
+	pthread_mutex_unlock(&km_d.lock);
+	for (slot = 0; ok && slot < KM_RING_SLOTS; slot++) {
+		const struct km_slot *s = &o->ring->slots[slot];
+		bool mine = false, covered = false;
+
+		for (r = 0; r < s->nr && r < KM_MAX_REPLICAS; r++) {
+			mine |= s->be[r] == target;
+			covered |= s->be[r] != target && src[s->be[r]];
+		}
+		if (mine && !covered) {
+			snprintf(why, len,
+				 "no replica known complete holds slot %u",
+				 slot);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* A flush that would destroy the only copy: keep it, copy in add mode. */
+static void km_rsd_keep(const struct km_rsd_view *v, __u8 target,
+			struct km_resync_opts *o)
+{
+	char why[96] = "";
+
+	if (km_rsd_may_flush(target, o, why, sizeof(why)))
+		return;
+	o->flush_first = false;
+	KM_INC(km_d.c.flushes_avoided);
+	pthread_mutex_lock(&km_d.lock);
+	km_d.be[target].doubt = true;
+	pthread_mutex_unlock(&km_d.lock);
+	km_warn("backend %s: not flushed (%s): its data is kept and served, "
+		"and every key its replicas hold is copied in where it "
+		"lacks it; a value it missed may be stale until the key is "
+		"written again\n",
+		v->name, why);
+}
+
+/*
  * What to copy: a restarted or new backend gets every key of its slots; one
  * that kept its memcached gets the keys of its journal, or, when the
- * journal is lost, a flush and every key.
+ * journal is lost, a flush and every key (km_rsd_keep: only if its
+ * replicas are known complete).
  */
 static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 			const struct km_rsd_view *v, bool journal,
@@ -109,14 +181,18 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 		/* again after a failed try: what it missed is still unknown */
 		km_journal_clear(id);
 		o->flush_first = true;
+		km_rsd_keep(v, id, o);
 		return;
 	}
 	if (km_journal_take(id, &s->snap))
 		return; /* no memory: copy every key, in add mode */
 	if (s->snap.lost) {
-		km_info("backend %s: %s: flushed and resynced in full\n",
-			v->name, s->snap.why);
 		o->flush_first = true;
+		km_rsd_keep(v, id, o);
+		if (o->flush_first)
+			km_info("backend %s: %s: flushed and resynced in "
+				"full\n",
+				v->name, s->snap.why);
 		km_journal_snap_free(&s->snap);
 		/* until it is done, whatever becomes of this try */
 		pthread_mutex_lock(&km_d.lock);
@@ -211,6 +287,7 @@ static void km_rsd_end_replay(__u8 id, struct km_rsd_slot *s, bool done)
 				km_journal_note(id, s->snap.keys[i].key,
 						s->snap.keys[i].len);
 		km_journal_snap_free(&s->snap);
+		km_journal_settle(id);
 	} else {
 		km_journal_put_back(id, &s->snap);
 	}
@@ -282,6 +359,7 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 			 (unsigned long long)p.copied);
 	km_backend_set_state_locked(id, KM_BE_UP, why);
 	pthread_mutex_unlock(&km_d.lock);
+	km_journal_settle(id); /* refilled: nothing of before is owed */
 }
 
 static void km_rsd_tick(__u8 id)

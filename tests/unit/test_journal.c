@@ -5,7 +5,10 @@
 #include <setjmp.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "journal.h"
@@ -153,6 +156,150 @@ static void test_clear_and_bad_ids(void **state)
 	assert_int_equal(km_journal_take(0, &s), -EINVAL);
 }
 
+/*
+ * What a kmagentd leaves in its state dir when it is killed: run in a
+ * child that ends with _exit (no cleanup, as SIGKILL), so that the parent,
+ * a fresh "process" with no journal in memory, loads the file.
+ */
+static void in_child(void (*fn)(const char *dir), const char *dir)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (!pid) {
+		fn(dir);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void name_backends(void)
+{
+	km_journal_name(1, "198.18.0.1:11211");
+	km_journal_name(2, "198.18.0.2:11211");
+	km_journal_name(3, "198.18.0.3:11211");
+}
+
+static void owe_and_die(const char *dir)
+{
+	struct km_journal_snap s;
+
+	name_backends();
+	if (km_journal_open(dir))
+		_exit(3);
+	note(1, "a");
+	note(1, "b");
+	note(1, "c");
+	km_journal_forget(1, "b", 1); /* the file keeps it: a superset */
+	km_journal_set_lost(2, "journal full");
+	note(3, "t");
+	/* a replay under way: its keys are still owed until settled */
+	if (km_journal_take(3, &s))
+		_exit(4);
+	km_journal_snap_free(&s);
+}
+
+static char *state_dir(void)
+{
+	static char tmpl[64];
+
+	snprintf(tmpl, sizeof(tmpl), "/tmp/km-journal-XXXXXX");
+	assert_non_null(mkdtemp(tmpl));
+	return tmpl;
+}
+
+static void rm_state_dir(const char *dir)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_durable_after_kill(void **state)
+{
+	char *dir = state_dir();
+	struct km_journal_snap s;
+	struct km_journal_info ji;
+
+	(void)state;
+	in_child(owe_and_die, dir);
+	name_backends();
+	assert_int_equal(km_journal_open(dir), 0);
+	assert_true(km_journal_known_past());
+	assert_int_equal(km_journal_take(1, &s), 0);
+	assert_true(s.n >= 2 && snap_has(&s, "a") && snap_has(&s, "c"));
+	assert_false(s.lost);
+	km_journal_snap_free(&s);
+	km_journal_get_info(2, &ji);
+	assert_true(ji.lost);
+	assert_string_equal(ji.why, "journal full");
+	assert_int_equal(km_journal_take(3, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_true(snap_has(&s, "t"));
+	km_journal_snap_free(&s);
+	rm_state_dir(dir);
+}
+
+static void settle_and_die(const char *dir)
+{
+	struct km_journal_snap s;
+
+	name_backends();
+	if (km_journal_open(dir))
+		_exit(3);
+	note(1, "a");
+	note(2, "x");
+	if (km_journal_take(1, &s))
+		_exit(4);
+	km_journal_snap_free(&s);
+	km_journal_settle(1); /* replayed: owed no more */
+}
+
+static void test_settle_forgets(void **state)
+{
+	char *dir = state_dir();
+	struct km_journal_snap s;
+
+	(void)state;
+	in_child(settle_and_die, dir);
+	name_backends();
+	assert_int_equal(km_journal_open(dir), 0);
+	assert_true(km_journal_empty(1));
+	assert_int_equal(km_journal_take(2, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_true(snap_has(&s, "x"));
+	km_journal_snap_free(&s);
+	rm_state_dir(dir);
+}
+
+/* A line torn by a kill mid-write, and a backend removed since. */
+static void test_torn_line_and_removed_backend(void **state)
+{
+	char *dir = state_dir(), path[128];
+	struct km_journal_snap s;
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("n 198.18.0.1:11211 6b31\nn 198.18.0.9:11211 6b32\nn 198.18.0.1:112",
+	      f);
+	fclose(f);
+	name_backends();
+	assert_int_equal(km_journal_open(dir), 0);
+	assert_true(km_journal_known_past());
+	assert_int_equal(km_journal_take(1, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_true(snap_has(&s, "k1"));
+	km_journal_snap_free(&s);
+	rm_state_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +310,10 @@ int main(void)
 					  teardown),
 		cmocka_unit_test_teardown(test_put_back_merges, teardown),
 		cmocka_unit_test_teardown(test_clear_and_bad_ids, teardown),
+		cmocka_unit_test_teardown(test_durable_after_kill, teardown),
+		cmocka_unit_test_teardown(test_settle_forgets, teardown),
+		cmocka_unit_test_teardown(test_torn_line_and_removed_backend,
+					  teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
