@@ -470,6 +470,7 @@ static void km_cmd_drain(FILE *out, const char *arg, const char *mode,
 	}
 	km_backend_set_flags(id, KM_BE_F_NO_READS | KM_BE_F_NO_WRITES, flags,
 			     why);
+	km_journal_set_drain(id, flags); /* a restart keeps it (--state-dir) */
 	pthread_mutex_lock(&km_d.lock);
 	snprintf(name, sizeof(name), "%s", km_d.be[id].name);
 	pthread_mutex_unlock(&km_d.lock);

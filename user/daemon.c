@@ -51,6 +51,57 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
 	snprintf(b->reason, sizeof(b->reason), "configured");
 }
 
+/*
+ * Ring changes are a handoff: a backend that becomes a replica of slots
+ * it did not hold may keep copies of their keys from an earlier time it
+ * held them (deleted or overwritten since, while it was not a replica).
+ * It serves no read until those are purged and the slots refilled
+ * (resync.h, purge): warming now, and a down one when it comes back.
+ */
+static void km_daemon_note_joins_locked(const struct km_ring *old,
+					const struct km_ring *ring)
+{
+	unsigned int id, slot, r, n;
+	char why[96];
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id)
+			continue;
+		for (slot = n = 0; slot < KM_RING_SLOTS; slot++) {
+			const struct km_slot *o = &old->slots[slot];
+			const struct km_slot *s = &ring->slots[slot];
+			bool was = false, is = false;
+
+			for (r = 0; r < o->nr && r < KM_MAX_REPLICAS; r++)
+				was |= o->be[r] == id;
+			for (r = 0; r < s->nr && r < KM_MAX_REPLICAS; r++)
+				is |= s->be[r] == id;
+			if (!is || was)
+				continue;
+			if (!b->joined)
+				b->joined = calloc(1, (KM_RING_SLOTS + 7) / 8);
+			if (!b->joined)
+				break; /* purged nothing: as before */
+			b->joined[slot / 8] |= 1u << (slot % 8);
+			n++;
+		}
+		if (!n)
+			continue;
+		b->purged = false;
+		if (b->kb.state != KM_BE_UP)
+			continue;
+		b->join_only = true;
+		b->refill = KM_REFILL_ALL;
+		snprintf(why, sizeof(why),
+			 "joined %u ring slots: old copies purged, then "
+			 "refilled",
+			 n);
+		km_backend_set_state_locked(id, KM_BE_WARMING, why);
+	}
+}
+
 int km_daemon_rebuild_ring_locked(void)
 {
 	struct km_ring_member m[KM_MAX_BACKENDS];
@@ -74,6 +125,8 @@ int km_daemon_rebuild_ring_locked(void)
 		return err;
 	}
 	old = km_d.ring;
+	if (old)
+		km_daemon_note_joins_locked(old, ring);
 	__atomic_store_n(&km_d.ring, ring, __ATOMIC_RELEASE);
 	/* requests last far less than the time between two rebuilds */
 	free(km_d.retired);
@@ -189,6 +242,8 @@ int km_backend_remove(__u8 id)
 	km_backend_set_state_locked(id, KM_BE_DOWN, "removed");
 	km_journal_clear(id);
 	km_journal_name(id, NULL);
+	free(km_d.be[id].joined);
+	km_d.be[id].joined = NULL;
 	km_d.be[id].id = 0;
 	km_d.be[id].kb.addr = 0;
 	km_d.be[id].gen++;
@@ -225,6 +280,9 @@ void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
 		return;
 	__atomic_store_n(&b->kb.state, st, __ATOMIC_RELEASE);
 	b->since = time(NULL);
+	/* down or up: no longer a join's warming (it may miss writes now) */
+	if (st != KM_BE_WARMING)
+		b->join_only = b->purged = false;
 	if (st == KM_BE_DOWN)
 		__atomic_store_n(&km_d.fence_kick, 1, __ATOMIC_RELAXED);
 	if (st == KM_BE_UP || st == KM_BE_WARMING)

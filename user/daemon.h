@@ -67,6 +67,17 @@ struct km_backend_info {
 	 * for another backend's flush either (resync_daemon.c).
 	 */
 	bool doubt;
+	/*
+	 * Slots it joined since its last refill (KM_RING_SLOTS bits, NULL:
+	 * none): its copies of their keys are purged before it serves them.
+	 */
+	__u8 *joined;
+	/*
+	 * Warming only because it joined slots (it was up: what it held is
+	 * right); once its old copies of them are purged it is a source
+	 * for the others' refills again (resync_daemon.c).
+	 */
+	bool join_only, purged;
 	char reason[96]; /* reason of the last state change */
 
 	struct km_be_counters c; /* atomic adds (__atomic_fetch_add) */

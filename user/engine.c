@@ -55,6 +55,10 @@ static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
 	r->bad_key = 0;
 	r->pending = 0;
 	r->dispatching = 1;
+	r->seq = 0;
+	r->seq_waiting = 0;
+	r->seq_next = NULL;
+	r->w = w;
 	r->pool_idx = c ? c->pool_idx : 0;
 	r->line.off = r->line.len = 0;
 	r->data.off = r->data.len = 0;
@@ -195,6 +199,8 @@ static void km_req_release(struct km_worker *w, struct km_req *r)
 
 static void km_req_dispatched(struct km_worker *w, struct km_req *r)
 {
+	if (r->seq_waiting)
+		return; /* still to be sent: km_seq_run */
 	r->dispatching = 0;
 	if (r->pending == 0 && !r->c)
 		km_req_free(w, r);
@@ -665,6 +671,100 @@ static void km_one_send(struct km_worker *w, struct km_req *r)
 			  km_buf_used(&r->line), NULL, 0);
 }
 
+/* ---- one order a key ------------------------------------------------ */
+
+/*
+ * Writes of one key from different connections (or workers) would reach
+ * the replicas in different orders, each over its own backend
+ * connection, and leave them holding different values with no fault at
+ * all.  So a key's writes take turns: a write holds its key's stripe
+ * (a hash of the key; two keys sharing one only wait for each other) from
+ * its sending until every replica answered, and the next write of the
+ * stripe waits in a queue.  Each replica thus sees the key's writes in
+ * the same order, one at a time.  Its connection parses nothing meanwhile
+ * (km_dispatch_must_wait), as memcached answers a pipeline in order.  A
+ * waiting write is handed to its own worker through that worker's inbox
+ * (km_worker_wake), never run inside another request's completion.
+ */
+#define KM_SEQ_STRIPES 4096
+
+static struct km_seq {
+	pthread_mutex_t lock;
+	int busy;
+	struct km_req *head, *tail;
+} km_seq[KM_SEQ_STRIPES] = {
+	[0 ... KM_SEQ_STRIPES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
+};
+
+/* The stripe of the key of write r (its first key), + 1. */
+static unsigned int km_seq_of(const struct km_req *r)
+{
+	const struct km_key *k = &r->keys[0];
+
+	return km_hash_key(r->line.p + k->off, k->len) % KM_SEQ_STRIPES + 1;
+}
+
+/* 1: r holds its stripe now; 0: it waits (queued) for its turn. */
+static int km_seq_take(struct km_req *r)
+{
+	struct km_seq *s = &km_seq[r->seq - 1];
+	int mine;
+
+	pthread_mutex_lock(&s->lock);
+	mine = !s->busy;
+	if (mine) {
+		s->busy = 1;
+	} else {
+		r->seq_next = NULL;
+		if (s->tail)
+			s->tail->seq_next = r;
+		else
+			s->head = r;
+		s->tail = r;
+		r->seq_waiting = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return mine;
+}
+
+/* r's writes are all answered: the stripe's next write goes. */
+static void km_seq_give(struct km_req *r)
+{
+	struct km_seq *s;
+	struct km_req *next;
+
+	if (!r->seq)
+		return;
+	s = &km_seq[r->seq - 1];
+	r->seq = 0;
+	pthread_mutex_lock(&s->lock);
+	next = s->head;
+	if (next) {
+		s->head = next->seq_next;
+		if (!s->head)
+			s->tail = NULL;
+	} else {
+		s->busy = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (next)
+		km_worker_wake(next->w, next); /* it holds the stripe now */
+}
+
+static void km_write_go(struct km_worker *w, struct km_req *r);
+
+/* From the worker's loop: writes whose turn came. */
+void km_seq_run(struct km_worker *w, struct km_req *r)
+{
+	r->seq_waiting = 0;
+	if (r->c) {
+		r->c->nseq--;
+		km_conn_mark_dirty(w, r->c); /* its input may be parsed again */
+	}
+	km_write_go(w, r);
+	km_req_dispatched(w, r);
+}
+
 /* ---- writes: every writable replica, one reply ---------------------- */
 
 static int km_wrep_usable(const struct km_wrep *wr)
@@ -901,6 +1001,7 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 			break;
 		}
 	}
+	km_seq_give(r);
 	if (r->answered)
 		return;
 	if (r->cmd == KM_CMD_MG) {
@@ -1043,6 +1144,7 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 		/* refused (EXISTS, NOT_FOUND): nothing changed anywhere */
 		if (!km_wrep_usable(wr) || wr->cls == KM_RC_OK)
 			km_write_journal(r);
+		km_seq_give(r);
 		km_write_answer(w, r, km_wrep_usable(wr) ? wr : NULL);
 		return;
 	}
@@ -1050,6 +1152,7 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 		KM_INC(km_d.c.divergent);
 	if (r->pending == 1) {
 		km_write_journal(r);
+		km_seq_give(r);
 		km_write_answer(w, r, &r->reps[0]);
 	}
 }
@@ -1068,6 +1171,7 @@ static void km_cas_send(struct km_worker *w, struct km_req *r)
 		r->reps[0].be = be;
 	}
 	if (r->nreps == 0) {
+		km_seq_give(r);
 		km_write_answer(w, r, NULL);
 		return;
 	}
@@ -1347,11 +1451,25 @@ static int km_dispatch_write(struct km_worker *w, struct km_request *pr,
 	 * noreply: answered (with nothing) once done like any other, so that
 	 * a later "mn" means what it means to memcached: all before it is done
 	 */
+	if (r->type != KM_RT_BCAST) {
+		r->w = w;
+		r->seq = km_seq_of(r);
+		if (!km_seq_take(r)) {
+			if (r->c)
+				r->c->nseq++;
+			return 0; /* km_seq_run sends it in its turn */
+		}
+	}
+	km_write_go(w, r);
+	return 0;
+}
+
+static void km_write_go(struct km_worker *w, struct km_req *r)
+{
 	if (r->type == KM_RT_CAS)
 		km_cas_send(w, r);
 	else
 		km_write_send(w, r);
-	return 0;
 }
 
 static int km_dispatch_one(struct km_worker *w, struct km_request *pr,
@@ -1434,6 +1552,9 @@ static int km_meta_flag(const struct km_request *pr, unsigned int first,
 
 int km_dispatch_must_wait(const struct km_conn *c, const struct km_request *pr)
 {
+	/* a write waits for its key's turn: nothing after it overtakes it */
+	if (c->nseq)
+		return 1;
 	if (!c->nopen)
 		return 0;
 	switch (pr->cmd) {

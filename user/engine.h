@@ -16,8 +16,12 @@ int km_dispatch_must_wait(const struct km_conn *c, const struct km_request *pr);
 void km_reply_local(struct km_worker *w, struct km_conn *c, const char *s,
 		    size_t n, int close_after);
 void km_req_detach(struct km_worker *w, struct km_req *r);
+/* A write whose key's turn came (km_worker_wake): send it. */
+void km_seq_run(struct km_worker *w, struct km_req *r);
 
 /* proxy.c */
+/* Hand r to worker w's loop (from any thread); it runs km_seq_run. */
+void km_worker_wake(struct km_worker *w, struct km_req *r);
 void km_conn_req_ready(struct km_worker *w, struct km_conn *c);
 void km_conn_mark_dirty(struct km_worker *w, struct km_conn *c);
 /* extra: the backends' lines (stats.c), before END; NULL for none */

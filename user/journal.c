@@ -48,6 +48,7 @@ static struct {
 	char path[4096];
 	bool known_past;
 	char names[KM_MAX_BACKENDS][KM_JF_NAME];
+	unsigned int drain[KM_MAX_BACKENDS]; /* km_journal_set_drain */
 	/* keys of replays under way (taken, not settled): still owed */
 	struct km_jset pending[KM_MAX_BACKENDS];
 } km_jf = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -368,6 +369,8 @@ static void km_jf_write(FILE *f, __u8 be, char op, const char *arg, size_t len)
 			fprintf(f, "%02x", (unsigned char)arg[i]);
 	} else if (op == 'L') {
 		fprintf(f, " %.*s", (int)len, arg);
+	} else if (op == 'D') {
+		fprintf(f, " %u", km_jf.drain[be]);
 	}
 	fputc('\n', f);
 }
@@ -457,6 +460,8 @@ static int km_jf_checkpoint(void)
 			continue;
 		km_jf_dump_set(f, be, &km_js[be]);
 		km_jf_dump_set(f, be, &km_jf.pending[be]);
+		if (km_jf.drain[be])
+			km_jf_write(f, be, 'D', NULL, 0);
 	}
 	if (fflush(f) || fsync(fileno(f)) || rename(tmp, km_jf.path)) {
 		err = -errno;
@@ -480,6 +485,7 @@ void km_journal_name(__u8 be, const char *name)
 		return;
 	pthread_mutex_lock(&km_jf.lock);
 	snprintf(km_jf.names[be], KM_JF_NAME, "%s", name ? name : "");
+	km_jf.drain[be] = 0;
 	km_jset_free_keys_locked(&km_jf.pending[be]);
 	km_jf.pending[be].lost = km_jf.pending[be].flush = false;
 	pthread_mutex_unlock(&km_jf.lock);
@@ -536,6 +542,9 @@ static int km_jf_load_line(char *line)
 	case 'L':
 		km_journal_set_lost(be, arg ? arg : "lost");
 		return 0;
+	case 'D':
+		km_jf.drain[be] = arg ? strtoul(arg, NULL, 10) : 0;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -587,4 +596,19 @@ void km_journal_settle(__u8 be)
 	if (err)
 		km_err("journal %s: checkpoint: %s\n", km_jf.path,
 		       strerror(-err));
+}
+
+void km_journal_set_drain(__u8 be, unsigned int flags)
+{
+	if (!be || be >= KM_MAX_BACKENDS)
+		return;
+	pthread_mutex_lock(&km_js[be].lock);
+	km_jf.drain[be] = flags;
+	km_jf_append(be, 'D', NULL, 0);
+	pthread_mutex_unlock(&km_js[be].lock);
+}
+
+unsigned int km_journal_drain(__u8 be)
+{
+	return be && be < KM_MAX_BACKENDS ? km_jf.drain[be] : 0;
 }

@@ -90,5 +90,11 @@ int km_journal_open(const char *dir);
 bool km_journal_known_past(void);
 /* The backend's replay or refill is done: the file forgets its keys. */
 void km_journal_settle(__u8 be);
+/*
+ * Drains (KM_BE_F_NO_READS, KM_BE_F_NO_WRITES) outlive a restart too:
+ * kept in the same file, read back by km_journal_drain after the open.
+ */
+void km_journal_set_drain(__u8 be, unsigned int flags);
+unsigned int km_journal_drain(__u8 be);
 
 #endif /* KM_JOURNAL_H */

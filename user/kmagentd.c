@@ -150,6 +150,20 @@ static void km_raise_nofile(int conns)
 	}
 }
 
+/* Drains made before a restart stay (kmagentctl undrain lifts them). */
+static void km_restore_drains(void)
+{
+	unsigned int id, flags;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		flags = km_journal_drain(id);
+		if (!flags)
+			continue;
+		km_backend_set_flags(id, KM_BE_F_NO_READS | KM_BE_F_NO_WRITES,
+				     flags, "drained before the restart");
+	}
+}
+
 /*
  * --state-dir: the journal of missed writes lives in a file, as the user
  * kmagentd runs as (so that its checkpoints can replace it), loaded
@@ -174,6 +188,7 @@ static void km_open_journal(const struct km_cfg *cfg)
 		km_info("journal in %s/journal%s\n", cfg->state_dir,
 			km_journal_known_past() ? ", loaded from the last run"
 						: "");
+	km_restore_drains();
 }
 
 /* --check-config: one line on stdout when good, the errors when not. */

@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -158,7 +159,7 @@ static void km_conn_resume(struct km_worker *w, struct km_conn *c)
 {
 	if (!c->paused || c->nreq >= KM_MAX_PIPELINE / 2 ||
 	    km_buf_used(&c->out) > KM_OUT_HIGH / 2 || c->closing || c->dead ||
-	    (c->held && c->nopen))
+	    (c->held && (c->nopen || c->nseq)))
 		return;
 	c->paused = c->held = 0;
 	km_conn_process(w, c);
@@ -712,6 +713,40 @@ static void km_udp_read(struct km_worker *w)
 	}
 }
 
+void km_worker_wake(struct km_worker *w, struct km_req *r)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&w->seq_lock);
+	r->seq_next = NULL;
+	if (w->seq_tail)
+		w->seq_tail->seq_next = r;
+	else
+		w->seq_head = r;
+	w->seq_tail = r;
+	pthread_mutex_unlock(&w->seq_lock);
+	/* a full counter still wakes it: nothing to retry */
+	if (write(w->seq_ev.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		km_warn("worker %u: wake: %s\n", w->id, strerror(errno));
+}
+
+static void km_worker_inbox(struct km_worker *w)
+{
+	struct km_req *r, *next;
+	uint64_t n;
+
+	if (read(w->seq_ev.fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		km_warn("worker %u: inbox: %s\n", w->id, strerror(errno));
+	pthread_mutex_lock(&w->seq_lock);
+	r = w->seq_head;
+	w->seq_head = w->seq_tail = NULL;
+	pthread_mutex_unlock(&w->seq_lock);
+	for (; r; r = next) {
+		next = r->seq_next;
+		km_seq_run(w, r);
+	}
+}
+
 static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
 {
 	int i;
@@ -742,6 +777,9 @@ static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
 		case KM_EV_BACKEND:
 			km_backend_event(w, (struct km_bconn *)e,
 					 evs[i].events);
+			break;
+		case KM_EV_SEQ:
+			km_worker_inbox(w);
 			break;
 		}
 	}
@@ -836,6 +874,11 @@ static int km_worker_setup(struct km_worker *w, unsigned int id)
 	w->listen_ev.fd = w->udp_ev.fd = w->unix_ev.fd = -1;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epfd < 0)
+		return -errno;
+	pthread_mutex_init(&w->seq_lock, NULL);
+	w->seq_ev.kind = KM_EV_SEQ;
+	w->seq_ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->seq_ev.fd < 0 || km_epoll_add(w->epfd, &w->seq_ev))
 		return -errno;
 	w->udp_buf = malloc(KM_UDP_BUF);
 	if (!w->udp_buf)
@@ -1013,6 +1056,8 @@ void km_proxy_stop(void)
 			close(w->listen_ev.fd);
 		if (w->udp_ev.fd >= 0)
 			close(w->udp_ev.fd);
+		if (w->seq_ev.fd > 0)
+			close(w->seq_ev.fd);
 		if (w->epfd > 0)
 			close(w->epfd);
 		while (w->free_reqs) {

@@ -41,6 +41,7 @@ enum km_ev_kind {
 	KM_EV_CLIENT,
 	KM_EV_BACKEND,
 	KM_EV_UDP,
+	KM_EV_SEQ, /* the worker's inbox (engine.c, one order a key) */
 };
 
 struct km_ev {
@@ -99,6 +100,10 @@ struct km_worker {
 	struct km_conn *free_udp; /* UDP pseudo-connections, buffers kept */
 	unsigned int nfree_udp;
 	char *udp_buf;
+	/* writes whose key's turn came, from any worker (eventfd) */
+	struct km_ev seq_ev;
+	pthread_mutex_t seq_lock;
+	struct km_req *seq_head, *seq_tail;
 };
 
 struct km_cfg;

@@ -69,6 +69,11 @@ struct km_req {
 	int bad_key;   /* reads: a key over 250 bytes, the reply an error */
 	int cas_phase; /* KM_RT_CAS: 1 = primary, 2 = the others */
 	int base64;    /* writes: the key is base64 (meta b) */
+	/* writes: the key's turn (engine.c, "One order a key") */
+	struct km_worker *w;	 /* the worker it belongs to */
+	unsigned int seq;	 /* its stripe + 1 while it holds or waits */
+	int seq_waiting;	 /* queued behind another write */
+	struct km_req *seq_next; /* in the stripe's queue, the inbox */
 };
 
 struct km_conn {
@@ -93,6 +98,7 @@ struct km_conn {
 	int paused; /* too many requests queued: input left unparsed */
 	int held;   /* a write waits for the open requests: input unparsed */
 	unsigned int nopen; /* requests still open (engine.c: ordering) */
+	unsigned int nseq;  /* writes waiting for their key's turn */
 	int dirty;
 	struct km_conn *dirty_next;
 	unsigned int pool_idx;

@@ -1096,6 +1096,116 @@ static int km_flush_once(struct km_resync *rs, struct km_conn *dst)
 	return km_flush_now(dst, owner);
 }
 
+/* The cas= field of a metadump line; 0 when it has none. */
+static unsigned long long km_dump_cas(const char *s, size_t len)
+{
+	unsigned long long cas = 0;
+	size_t i;
+
+	for (i = 0; i + 4 < len; i++) {
+		if ((i && s[i - 1] != ' ') || memcmp(s + i, "cas=", 4))
+			continue;
+		for (i += 4; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			cas = cas * 10 + (s[i] - '0');
+		return cas;
+	}
+	return 0;
+}
+
+static bool km_slot_bit(const __u8 *bits, __u32 slot)
+{
+	return bits[slot / 8] & (1u << (slot % 8));
+}
+
+/* Delete what buffered md lines ask, quietly, and start a new batch. */
+static int km_purge_flush(struct km_conn *dst, struct km_buf *out)
+{
+	int err;
+
+	if (!out->len)
+		return 0;
+	err = km_buf_add(out, "mn\r\n", 4);
+	if (!err)
+		err = km_conn_exchange(dst, out, km_parse_quiet, NULL);
+	out->len = 0;
+	return err;
+}
+
+/* The target's own dump: its keys of joined slots, deleted by cas. */
+static int km_purge_dump(struct km_resync *rs, struct km_conn *dump,
+			 struct km_conn *dst, struct km_buf *out)
+{
+	char key[KM_KEY_MAX + 1], cas[32];
+	size_t len, total;
+	int err = 0, klen;
+	short rev;
+	char *s;
+
+	if (send(dump->fd, "lru_crawler metadump all\r\n", 26, MSG_NOSIGNAL) !=
+	    26)
+		return -EIO;
+	for (;;) {
+		while ((s = km_conn_line(dump, &len, &total))) {
+			dump->pos += total;
+			if (km_line_is(s, len, "END"))
+				return km_purge_flush(dst, out);
+			if (km_line_is(s, len, "BUSY"))
+				return -EBUSY;
+			klen = km_dump_key(s, len, key);
+			if (klen <= 0)
+				return -EPROTO;
+			if ((klen >= (int)sizeof(KM_INTERNAL_PREFIX) - 1 &&
+			     !memcmp(key, KM_INTERNAL_PREFIX,
+				     sizeof(KM_INTERNAL_PREFIX) - 1)) ||
+			    !km_slot_bit(rs->o.purge,
+					 km_ring_slot_of(key, klen)))
+				continue;
+			snprintf(cas, sizeof(cas), " C%llu q\r\n",
+				 km_dump_cas(s, len));
+			err = km_add_key_line(out, "md ", key, klen, cas);
+			if (!err && out->len >= 64 * 1024)
+				err = km_purge_flush(dst, out);
+			if (err)
+				return err;
+			pthread_mutex_lock(&rs->lock);
+			rs->p.purged++;
+			pthread_mutex_unlock(&rs->lock);
+		}
+		err = km_conn_wait(dump, POLLIN, &rev);
+		if (!err && km_conn_read_some(dump) < 0)
+			err = -ECONNRESET;
+		if (err)
+			return err;
+	}
+}
+
+/*
+ * A backend that joins slots (a reload, a replicas change) may hold old
+ * copies of their keys from when it was last their replica: values
+ * deleted or overwritten since, which an add-mode copy would keep and a
+ * read would serve.  They go before anything is copied.
+ */
+static int km_purge_target(struct km_resync *rs, struct km_conn *dst)
+{
+	struct km_buf out = {0};
+	struct km_conn dump;
+	int err, tries = 0;
+
+	do {
+		err = km_conn_open(&dump, &rs->o.target, rs->o.timeout_ms,
+				   &rs->cancel);
+		if (!err)
+			err = km_purge_dump(rs, &dump, dst, &out);
+		km_conn_close(&dump);
+		out.len = 0;
+		/* another crawl is running on it: wait for that one */
+		if (err == -EBUSY)
+			usleep(100 * 1000);
+	} while (err == -EBUSY && ++tries < 50);
+	km_buf_free(&out);
+	return err;
+}
+
 /*
  * Before any copy: flush the target if asked, and delete every replay key
  * from it, so that a stale copy cannot survive (a copy is an add).  A
@@ -1335,6 +1445,8 @@ static enum km_resync_state km_resync_loop(struct km_resync *rs,
 	km_pass_reset(&ps);
 	err = km_conn_open(&ps.dst, &rs->o.target, rs->o.timeout_ms,
 			   &rs->cancel);
+	if (!err && rs->o.purge && !rs->o.flush_first)
+		err = km_purge_target(rs, &ps.dst);
 	if (!err && (rs->o.flush_first || rs->o.nr_keys))
 		err = km_replay_prepare(rs, &ps.dst);
 	if (err) {

@@ -72,6 +72,13 @@ struct km_resync_opts {
 	/* flush_all the target before anything else, unless another
 	 * kmagentd (lock_owner: our name) just did */
 	bool flush_first;
+	/*
+	 * Slots the target just joined (KM_RING_SLOTS bits, borrowed): its
+	 * own copies of their keys, left from an earlier membership, are
+	 * deleted first (`md KEY C<cas>`: only the items listed, so a
+	 * client write that reached it since stays).
+	 */
+	const __u8 *purge;
 	const char *lock_owner;
 	/* after a batch's values are fetched, before they are written */
 	void (*on_fetched)(struct km_resync *rs, void *arg);
@@ -95,6 +102,7 @@ struct km_resync_progress {
 	__u64 undone;	       /* deleted again: the source lost it meanwhile */
 	__u64 failed;	       /* the target refused to store */
 	__u64 dropped;	       /* replay: keys no live replica holds */
+	__u64 purged;	       /* its own copies of joined slots: deleted */
 	bool flush_skipped;    /* another kmagentd had just flushed it */
 	__u64 total_est;       /* estimate of matched at the end */
 	__u64 source_errors;   /* sources that failed midway */

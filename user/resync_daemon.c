@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ struct km_rsd_slot {
 	struct km_journal_snap snap; /* the journal, while it is replayed */
 	bool src[KM_MAX_BACKENDS];   /* the replay's sources, by id */
 	time_t last_bg;		     /* end of the last replay while UP */
+	__u8 *purge;		     /* joined slots (km_backend_info) */
+	bool purge_only;	     /* a join's first step: purge, no copy */
 };
 
 static struct km_rsd_slot km_rsd[KM_MAX_BACKENDS];
@@ -57,6 +60,7 @@ struct km_rsd_view {
 	enum km_backend_state state;
 	enum km_refill refill;
 	bool writable;
+	bool join_only, purged; /* km_backend_info */
 	char name[KM_NAME_MAX];
 };
 
@@ -70,39 +74,58 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 	v->state = b->kb.state;
 	v->refill = b->refill;
 	v->writable = km_backend_writable(&b->kb);
+	v->join_only = b->join_only;
+	v->purged = b->purged;
 	snprintf(v->name, sizeof(v->name), "%s", b->name);
 	pthread_mutex_unlock(&km_d.lock);
 }
 
-/* Sources: every UP backend but the target, in id order. */
+/*
+ * Sources: every UP backend but the target, in id order, then those
+ * warming for a join whose old copies are purged already (what they hold
+ * of any slot is then right, or written since; a slot goes to the first
+ * source holding it, so an up one is preferred).
+ */
+static bool km_rsd_is_source_locked(const struct km_backend_info *b, int pass)
+{
+	if (pass == 0)
+		return b->kb.state == KM_BE_UP;
+	return b->kb.state == KM_BE_WARMING && b->join_only && b->purged;
+}
+
 static void km_rsd_sources(struct km_resync_opts *o, __u8 target)
 {
 	unsigned int id;
+	int pass;
 
 	pthread_mutex_lock(&km_d.lock);
 	o->target = km_d.be[target].addr;
-	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		const struct km_backend_info *b = &km_d.be[id];
+	for (pass = 0; pass < 2; pass++) {
+		for (id = 1; id < KM_MAX_BACKENDS; id++) {
+			const struct km_backend_info *b = &km_d.be[id];
 
-		if (id == target || !b->id || b->kb.state != KM_BE_UP)
-			continue;
-		o->sources[o->nr_sources].id = id;
-		o->sources[o->nr_sources].addr = b->addr;
-		o->nr_sources++;
+			if (id == target || !b->id ||
+			    !km_rsd_is_source_locked(b, pass))
+				continue;
+			o->sources[o->nr_sources].id = id;
+			o->sources[o->nr_sources].addr = b->addr;
+			o->nr_sources++;
+		}
 	}
 	pthread_mutex_unlock(&km_d.lock);
 }
 
 /*
- * Lock held: is source id complete, as far as this kmagentd knows?  Up,
- * fenced by no other kmagentd, owing no write it missed.
+ * Lock held: is source id complete, as far as this kmagentd knows?  Up
+ * and probed (not merely assumed up at start), fenced by no other
+ * kmagentd, owing no write it missed.
  */
 static bool km_rsd_complete_locked(__u8 id)
 {
 	const struct km_backend_info *b = &km_d.be[id];
 	struct km_journal_info j;
 
-	if (!b->id || b->kb.state != KM_BE_UP || b->doubt ||
+	if (!b->id || b->kb.state != KM_BE_UP || b->doubt || !b->pid ||
 	    (b->kb.flags & KM_BE_F_FENCED) || !km_journal_empty(id))
 		return false;
 	km_journal_get_info(id, &j);
@@ -208,6 +231,71 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 	o->flush_first = s->snap.flush;
 }
 
+/* The slots it joined: purged by this refill (ours until it is done). */
+static void km_rsd_take_purge(__u8 id, struct km_rsd_slot *s,
+			      struct km_resync_opts *o)
+{
+	pthread_mutex_lock(&km_d.lock);
+	if (!s->purge) {
+		s->purge = km_d.be[id].joined;
+		km_d.be[id].joined = NULL;
+	}
+	pthread_mutex_unlock(&km_d.lock);
+	o->purge = s->purge;
+}
+
+/* Not done: the joined slots go back, with any joined meanwhile. */
+static void km_rsd_put_purge(__u8 id, struct km_rsd_slot *s)
+{
+	unsigned int i;
+
+	if (!s->purge)
+		return;
+	pthread_mutex_lock(&km_d.lock);
+	if (km_d.be[id].id && !km_d.be[id].joined) {
+		km_d.be[id].joined = s->purge;
+		s->purge = NULL;
+	} else if (km_d.be[id].id) {
+		for (i = 0; i < (KM_RING_SLOTS + 7) / 8; i++)
+			km_d.be[id].joined[i] |= s->purge[i];
+	}
+	pthread_mutex_unlock(&km_d.lock);
+	free(s->purge);
+	s->purge = NULL;
+}
+
+/*
+ * A join's first step: its old copies of the joined slots go, nothing is
+ * copied, so that it can serve as a source for the others' refills.
+ */
+static void km_rsd_start_purge(__u8 id, struct km_rsd_slot *s,
+			       const struct km_rsd_view *v,
+			       struct km_resync_opts *o)
+{
+	int err;
+
+	km_rsd_take_purge(id, s, o);
+	o->target = km_d.be[id].addr;
+	if (o->purge)
+		err = km_resync_start(&s->rs, o);
+	if (!o->purge || err) {
+		if (o->purge)
+			km_rsd_put_purge(id, s);
+		pthread_mutex_lock(&km_d.lock);
+		if (km_d.be[id].gen == v->gen)
+			km_d.be[id].purged = !o->purge; /* nothing to purge */
+		pthread_mutex_unlock(&km_d.lock);
+		return;
+	}
+	s->gen = v->gen;
+	s->ring = o->ring;
+	s->manual = false;
+	s->purge_only = true;
+	km_info("resync of %s: purging its old copies of the slots it "
+		"joined\n",
+		v->name);
+}
+
 /* manual: the state is left alone; journal: replay it (km_rsd_plan) */
 static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 			     const struct km_rsd_view *v, bool manual,
@@ -220,11 +308,17 @@ static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 	memset(&o, 0, sizeof(o));
 	o.ring = km_daemon_ring();
 	o.target_id = id;
+	if (!manual && v->join_only && !v->purged) {
+		km_rsd_start_purge(id, s, v, &o);
+		return;
+	}
 	km_rsd_sources(&o, id);
 	if (manual && journal && !o.nr_sources)
 		return; /* nothing to copy its missed keys from yet */
 	km_rsd_plan(id, s, v, journal, &o);
-	if (!o.nr_sources && !o.replay && !o.flush_first) {
+	if (!manual)
+		km_rsd_take_purge(id, s, &o);
+	if (!o.nr_sources && !o.replay && !o.flush_first && !o.purge) {
 		/* nobody holds its keys: serving it empty is all we can do */
 		if (!manual)
 			km_backend_set_state(id, KM_BE_UP,
@@ -234,6 +328,7 @@ static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 	err = km_resync_start(&s->rs, &o);
 	if (err) {
 		km_warn("resync of %s: %s\n", v->name, strerror(-err));
+		km_rsd_put_purge(id, s);
 		s->last_fail = time(NULL);
 		if (s->replay)
 			km_journal_put_back(id, &s->snap);
@@ -313,11 +408,28 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 	/* before the keys no replica could give go back in */
 	missed = !km_journal_empty(id);
 	km_rsd_end_replay(id, s, st == KM_RS_DONE);
-	km_info("resync of %s %s: %llu copied, %llu kept, %llu gone, %.1f s, "
-		"%.0f keys/s%s%s\n",
+	km_info("resync of %s %s: %llu copied, %llu kept, %llu gone, %llu old "
+		"copies purged, %.1f s, %.0f keys/s%s%s\n",
 		v->name, km_resync_state_name(st), (unsigned long long)p.copied,
 		(unsigned long long)p.existed, (unsigned long long)p.missing,
-		p.elapsed, p.rate, p.error[0] ? ": " : "", p.error);
+		(unsigned long long)p.purged, p.elapsed, p.rate,
+		p.error[0] ? ": " : "", p.error);
+	if (st == KM_RS_DONE) {
+		free(s->purge);
+		s->purge = NULL;
+	} else {
+		km_rsd_put_purge(id, s);
+	}
+	if (s->purge_only) {
+		s->purge_only = false;
+		pthread_mutex_lock(&km_d.lock);
+		if (st == KM_RS_DONE && km_d.be[id].gen == s->gen)
+			km_d.be[id].purged = true; /* the copy comes next */
+		pthread_mutex_unlock(&km_d.lock);
+		if (st != KM_RS_DONE)
+			s->last_fail = time(NULL);
+		return;
+	}
 	if (p.flush_skipped)
 		km_info("resync of %s: another kmagentd flushed it since we "
 			"lost its journal: not flushed again\n",

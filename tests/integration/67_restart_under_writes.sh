@@ -74,6 +74,24 @@ lab_not "no journal was ever lost" grep -q "flushed and resynced in full" "$LOG"
 lab_ok "each restart found its journal" grep -q \
 	"journal in $STATE/journal, loaded from the last run" "$LOG"
 
+lab_log "drain --writes m2, writes, SIGKILL: the drain and m2's debt survive"
+lab_ok "drain --writes m2" ctl drain $M2 --writes
+lab_eq "20 keys rewritten while m2 is drained" "failed 0" \
+	"$(ops_py c setv $P keep- 0 20 drained-)"
+lab_kill km-p KILL
+lab_restart km-p
+nowrites() { jget "$(ctl -j backends)" \
+	'[b for b in d["backends"] if b["name"] == "'$M2'"][0]["no_writes"]'; }
+lab_eq "m2 is still drained after the restart" True "$(nowrites)"
+lab_eq "m2 still owes the 20 keys" 20 "$(jget "$(ctl -j backends)" \
+	'[b for b in d["backends"] if b["name"] == "'$M2'"][0]["journal"]["keys"]')"
+lab_eq "reads never see m2's old values" "hits 20 misses 0 wrong 0" \
+	"$(ops_py c getv $P keep- 0 20 drained-)"
+lab_ok "undrain" ctl undrain $M2
+lab_ok "m2 up after its replay" ops_wait_state $M2 up "replayed 20" 10
+lab_eq "m2 holds the values written while drained" "hits 20 misses 0 wrong 0" \
+	"$(ops_py c getv $M2 keep- 0 20 drained-)"
+
 lab_log "2. no journal, killed while owing m1 writes, m2 paused too"
 lab_kill km-p TERM
 lab_kmagentd p -p 11210 -s $M1 -s $M2 "${HEALTH[@]}"
@@ -91,6 +109,8 @@ lines=$(wc -l <"$LOG")
 eval "lab_spawn km-p p ${LAB_CMD[km-p]}"
 ctl_up() { ctl status >/dev/null 2>&1; }
 lab_ok "kmagentd restarted" udp_wait_ok 10 ctl_up
+lab_ok "it sees m1 down" ops_wait_state $M1 down . 10
+lab_ok "it sees m2 down" ops_wait_state $M2 down . 10
 kill -CONT "$(lab_pid mc-m1)"
 lab_ok "m1 back" ops_wait_state $M1 up . 15
 kill -CONT "$(lab_pid mc-m2)"
@@ -105,6 +125,6 @@ for m in $M1 $M2; do
 done
 lab_eq "the 50 late writes read back through kmagentd" \
 	"hits 50 misses 0 wrong 0" "$(ops_py c getv $P late- 0 50 late-)"
-lab_eq "counted: kmagentctl stats, flushes_avoided" 2 \
-	"$(jget "$(ctl -j stats)" 'd["user"]["flushes_avoided"]')"
+avoided=$(jget "$(ctl -j stats)" 'd["user"]["flushes_avoided"]')
+lab_ok "counted: kmagentctl stats, flushes_avoided ($avoided)" test "$avoided" -ge 2
 lab_done

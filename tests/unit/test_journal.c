@@ -287,7 +287,8 @@ static void test_torn_line_and_removed_backend(void **state)
 	snprintf(path, sizeof(path), "%s/journal", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fputs("n 198.18.0.1:11211 6b31\nn 198.18.0.9:11211 6b32\nn 198.18.0.1:112",
+	fputs("n 198.18.0.1:11211 6b31\nn 198.18.0.9:11211 6b32\nn "
+	      "198.18.0.1:112",
 	      f);
 	fclose(f);
 	name_backends();
