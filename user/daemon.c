@@ -52,53 +52,53 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
 }
 
 /*
- * Ring changes are a handoff: a backend that becomes a replica of slots
- * it did not hold may keep copies of their keys from an earlier time it
- * held them (deleted or overwritten since, while it was not a replica).
- * It serves no read until those are purged and the slots refilled
- * (resync.h, purge): warming now, and a down one when it comes back.
+ * Ring changes are a handoff.  A backend that leaves slots keeps copies
+ * of their keys that no write reaches any more: if the slots ever came
+ * back to it, those copies (deleted or overwritten since) would be served
+ * and copied around.  So they are purged as soon as it leaves (resync.h,
+ * purge), or before it serves reads again if it is down.  A backend new
+ * to the ring (or back after a removal) is warming anyway: all its slots
+ * are purged before its refill.  One that joins slots gets them copied in
+ * (add mode; null-fallback covers the keys meanwhile).
  */
-static void km_daemon_note_joins_locked(const struct km_ring *old,
-					const struct km_ring *ring)
+static void km_daemon_note_handoff_locked(const struct km_ring *old,
+					  const struct km_ring *ring)
 {
-	unsigned int id, slot, r, n;
-	char why[96];
+	unsigned int id, slot, r, kept;
 
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		struct km_backend_info *b = &km_d.be[id];
+		bool any;
 
 		if (!b->id)
 			continue;
-		for (slot = n = 0; slot < KM_RING_SLOTS; slot++) {
+		for (slot = kept = 0; slot < KM_RING_SLOTS; slot++) {
 			const struct km_slot *o = &old->slots[slot];
-			const struct km_slot *s = &ring->slots[slot];
-			bool was = false, is = false;
 
 			for (r = 0; r < o->nr && r < KM_MAX_REPLICAS; r++)
-				was |= o->be[r] == id;
-			for (r = 0; r < s->nr && r < KM_MAX_REPLICAS; r++)
-				is |= s->be[r] == id;
-			if (!is || was)
-				continue;
-			if (!b->joined)
-				b->joined = calloc(1, (KM_RING_SLOTS + 7) / 8);
-			if (!b->joined)
-				break; /* purged nothing: as before */
-			b->joined[slot / 8] |= 1u << (slot % 8);
-			n++;
+				kept += o->be[r] == id;
 		}
-		if (!n)
-			continue;
-		b->purged = false;
-		if (b->kb.state != KM_BE_UP)
-			continue;
-		b->join_only = true;
-		b->refill = KM_REFILL_ALL;
-		snprintf(why, sizeof(why),
-			 "joined %u ring slots: old copies purged, then "
-			 "refilled",
-			 n);
-		km_backend_set_state_locked(id, KM_BE_WARMING, why);
+		for (slot = 0; slot < KM_RING_SLOTS; slot++) {
+			const struct km_slot *o = &old->slots[slot];
+			const struct km_slot *s = &ring->slots[slot];
+			bool in_old = false, in_new = false;
+
+			for (r = 0; r < o->nr && r < KM_MAX_REPLICAS; r++)
+				in_old |= o->be[r] == id;
+			for (r = 0; r < s->nr && r < KM_MAX_REPLICAS; r++)
+				in_new |= s->be[r] == id;
+			if (in_new && !in_old)
+				b->fill_joined = true;
+			/* left, or a slot of a backend new to the ring */
+			any = kept ? in_old && !in_new : in_new;
+			if (!any)
+				continue;
+			if (!b->stale)
+				b->stale = calloc(1, (KM_RING_SLOTS + 7) / 8);
+			if (!b->stale)
+				break; /* purged nothing: as before */
+			b->stale[slot / 8] |= 1u << (slot % 8);
+		}
 	}
 }
 
@@ -126,7 +126,7 @@ int km_daemon_rebuild_ring_locked(void)
 	}
 	old = km_d.ring;
 	if (old)
-		km_daemon_note_joins_locked(old, ring);
+		km_daemon_note_handoff_locked(old, ring);
 	__atomic_store_n(&km_d.ring, ring, __ATOMIC_RELEASE);
 	/* requests last far less than the time between two rebuilds */
 	free(km_d.retired);
@@ -242,8 +242,8 @@ int km_backend_remove(__u8 id)
 	km_backend_set_state_locked(id, KM_BE_DOWN, "removed");
 	km_journal_clear(id);
 	km_journal_name(id, NULL);
-	free(km_d.be[id].joined);
-	km_d.be[id].joined = NULL;
+	free(km_d.be[id].stale);
+	km_d.be[id].stale = NULL;
 	km_d.be[id].id = 0;
 	km_d.be[id].kb.addr = 0;
 	km_d.be[id].gen++;
@@ -280,9 +280,6 @@ void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
 		return;
 	__atomic_store_n(&b->kb.state, st, __ATOMIC_RELEASE);
 	b->since = time(NULL);
-	/* down or up: no longer a join's warming (it may miss writes now) */
-	if (st != KM_BE_WARMING)
-		b->join_only = b->purged = false;
 	if (st == KM_BE_DOWN)
 		__atomic_store_n(&km_d.fence_kick, 1, __ATOMIC_RELAXED);
 	if (st == KM_BE_UP || st == KM_BE_WARMING)

@@ -68,17 +68,14 @@ struct km_backend_info {
 	 */
 	bool doubt;
 	/*
-	 * Slots it joined since its last refill (KM_RING_SLOTS bits, NULL:
-	 * none): its copies of their keys are purged before it serves them.
+	 * Ring slots whose copies on it are stale (KM_RING_SLOTS bits, NULL:
+	 * none): slots it left (writes no longer reach it), every slot of a
+	 * backend new to the ring.  Purged (resync.h) in the background, or
+	 * before a warming backend serves reads.
 	 */
-	__u8 *joined;
-	/*
-	 * Warming only because it joined slots (it was up: what it held is
-	 * right); once its old copies of them are purged it is a source
-	 * for the others' refills again (resync_daemon.c).
-	 */
-	bool join_only, purged;
-	char reason[96]; /* reason of the last state change */
+	__u8 *stale;
+	bool fill_joined; /* it joined slots: copy them in (add mode) */
+	char reason[96];  /* reason of the last state change */
 
 	struct km_be_counters c; /* atomic adds (__atomic_fetch_add) */
 };

@@ -977,6 +977,24 @@ static void km_write_journal(const struct km_req *r)
 	}
 }
 
+/*
+ * The primary's reply: that of the replica the next read of the key goes
+ * to (the first readable one), so that what the client is told (an add's
+ * STORED or NOT_STORED) is what it reads back; a warming replica first in
+ * the ring, empty, would say STORED to an add the others refused.
+ */
+static const struct km_wrep *
+km_write_primary_rep(const struct km_req *r, const struct km_wrep *first_ok)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nreps; i++)
+		if (km_wrep_usable(&r->reps[i]) &&
+		    km_be_readable(r->reps[i].be))
+			return &r->reps[i];
+	return first_ok;
+}
+
 static void km_write_all_done(struct km_worker *w, struct km_req *r)
 {
 	const struct km_wrep *pick = NULL, *first_ok = NULL;
@@ -1019,8 +1037,10 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 			pick = NULL;
 		break;
 	case KM_WP_FIRST:
-	case KM_WP_PRIMARY:
 		pick = first_ok;
+		break;
+	case KM_WP_PRIMARY:
+		pick = km_write_primary_rep(r, first_ok);
 		break;
 	}
 	km_write_answer(w, r, pick);

@@ -308,7 +308,9 @@ static void km_fence_owed_before(__u8 id, const char *name)
 			"missed\n",
 			name, km_fence_me);
 		pthread_mutex_lock(&km_d.lock);
-		if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP) {
+		/* drained for writes: replayed at undrain, not into it now */
+		if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP &&
+		    !(km_d.be[id].kb.flags & KM_BE_F_NO_WRITES)) {
 			km_d.be[id].refill = KM_REFILL_REPLAY;
 			km_backend_set_state_locked(
 				id, KM_BE_WARMING,

@@ -60,7 +60,8 @@ struct km_rsd_view {
 	enum km_backend_state state;
 	enum km_refill refill;
 	bool writable;
-	bool join_only, purged; /* km_backend_info */
+	bool stale;	  /* slots to purge (km_backend_info) */
+	bool fill_joined; /* idem */
 	char name[KM_NAME_MAX];
 };
 
@@ -74,43 +75,27 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 	v->state = b->kb.state;
 	v->refill = b->refill;
 	v->writable = km_backend_writable(&b->kb);
-	v->join_only = b->join_only;
-	v->purged = b->purged;
+	v->stale = b->stale != NULL;
+	v->fill_joined = b->fill_joined;
 	snprintf(v->name, sizeof(v->name), "%s", b->name);
 	pthread_mutex_unlock(&km_d.lock);
 }
 
-/*
- * Sources: every UP backend but the target, in id order, then those
- * warming for a join whose old copies are purged already (what they hold
- * of any slot is then right, or written since; a slot goes to the first
- * source holding it, so an up one is preferred).
- */
-static bool km_rsd_is_source_locked(const struct km_backend_info *b, int pass)
-{
-	if (pass == 0)
-		return b->kb.state == KM_BE_UP;
-	return b->kb.state == KM_BE_WARMING && b->join_only && b->purged;
-}
-
+/* Sources: every UP backend but the target, in id order. */
 static void km_rsd_sources(struct km_resync_opts *o, __u8 target)
 {
 	unsigned int id;
-	int pass;
 
 	pthread_mutex_lock(&km_d.lock);
 	o->target = km_d.be[target].addr;
-	for (pass = 0; pass < 2; pass++) {
-		for (id = 1; id < KM_MAX_BACKENDS; id++) {
-			const struct km_backend_info *b = &km_d.be[id];
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
 
-			if (id == target || !b->id ||
-			    !km_rsd_is_source_locked(b, pass))
-				continue;
-			o->sources[o->nr_sources].id = id;
-			o->sources[o->nr_sources].addr = b->addr;
-			o->nr_sources++;
-		}
+		if (id == target || !b->id || b->kb.state != KM_BE_UP)
+			continue;
+		o->sources[o->nr_sources].id = id;
+		o->sources[o->nr_sources].addr = b->addr;
+		o->nr_sources++;
 	}
 	pthread_mutex_unlock(&km_d.lock);
 }
@@ -231,20 +216,20 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 	o->flush_first = s->snap.flush;
 }
 
-/* The slots it joined: purged by this refill (ours until it is done). */
+/* Its stale slots: purged by this run (ours until it is done). */
 static void km_rsd_take_purge(__u8 id, struct km_rsd_slot *s,
 			      struct km_resync_opts *o)
 {
 	pthread_mutex_lock(&km_d.lock);
 	if (!s->purge) {
-		s->purge = km_d.be[id].joined;
-		km_d.be[id].joined = NULL;
+		s->purge = km_d.be[id].stale;
+		km_d.be[id].stale = NULL;
 	}
 	pthread_mutex_unlock(&km_d.lock);
 	o->purge = s->purge;
 }
 
-/* Not done: the joined slots go back, with any joined meanwhile. */
+/* Not done: the stale slots go back, with any that went stale meanwhile. */
 static void km_rsd_put_purge(__u8 id, struct km_rsd_slot *s)
 {
 	unsigned int i;
@@ -252,12 +237,12 @@ static void km_rsd_put_purge(__u8 id, struct km_rsd_slot *s)
 	if (!s->purge)
 		return;
 	pthread_mutex_lock(&km_d.lock);
-	if (km_d.be[id].id && !km_d.be[id].joined) {
-		km_d.be[id].joined = s->purge;
+	if (km_d.be[id].id && !km_d.be[id].stale) {
+		km_d.be[id].stale = s->purge;
 		s->purge = NULL;
 	} else if (km_d.be[id].id) {
 		for (i = 0; i < (KM_RING_SLOTS + 7) / 8; i++)
-			km_d.be[id].joined[i] |= s->purge[i];
+			km_d.be[id].stale[i] |= s->purge[i];
 	}
 	pthread_mutex_unlock(&km_d.lock);
 	free(s->purge);
@@ -265,34 +250,34 @@ static void km_rsd_put_purge(__u8 id, struct km_rsd_slot *s)
 }
 
 /*
- * A join's first step: its old copies of the joined slots go, nothing is
- * copied, so that it can serve as a source for the others' refills.
+ * An up backend left slots: its copies of their keys go, in the
+ * background (its state untouched: it serves its other slots meanwhile,
+ * and nobody reads or copies the ones it left).
  */
 static void km_rsd_start_purge(__u8 id, struct km_rsd_slot *s,
-			       const struct km_rsd_view *v,
-			       struct km_resync_opts *o)
+			       const struct km_rsd_view *v)
 {
-	int err;
+	struct km_resync_opts o;
 
-	km_rsd_take_purge(id, s, o);
-	o->target = km_d.be[id].addr;
-	if (o->purge)
-		err = km_resync_start(&s->rs, o);
-	if (!o->purge || err) {
-		if (o->purge)
-			km_rsd_put_purge(id, s);
-		pthread_mutex_lock(&km_d.lock);
-		if (km_d.be[id].gen == v->gen)
-			km_d.be[id].purged = !o->purge; /* nothing to purge */
-		pthread_mutex_unlock(&km_d.lock);
+	memset(&o, 0, sizeof(o));
+	o.ring = km_daemon_ring();
+	o.target_id = id;
+	km_rsd_take_purge(id, s, &o);
+	if (!o.purge)
+		return;
+	pthread_mutex_lock(&km_d.lock);
+	o.target = km_d.be[id].addr;
+	pthread_mutex_unlock(&km_d.lock);
+	if (km_resync_start(&s->rs, &o)) {
+		km_rsd_put_purge(id, s);
+		s->last_fail = time(NULL);
 		return;
 	}
 	s->gen = v->gen;
-	s->ring = o->ring;
-	s->manual = false;
+	s->ring = o.ring;
+	s->manual = true;
 	s->purge_only = true;
-	km_info("resync of %s: purging its old copies of the slots it "
-		"joined\n",
+	km_info("resync of %s: purging its copies of the ring slots it left\n",
 		v->name);
 }
 
@@ -308,10 +293,6 @@ static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 	memset(&o, 0, sizeof(o));
 	o.ring = km_daemon_ring();
 	o.target_id = id;
-	if (!manual && v->join_only && !v->purged) {
-		km_rsd_start_purge(id, s, v, &o);
-		return;
-	}
 	km_rsd_sources(&o, id);
 	if (manual && journal && !o.nr_sources)
 		return; /* nothing to copy its missed keys from yet */
@@ -422,10 +403,6 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 	}
 	if (s->purge_only) {
 		s->purge_only = false;
-		pthread_mutex_lock(&km_d.lock);
-		if (st == KM_RS_DONE && km_d.be[id].gen == s->gen)
-			km_d.be[id].purged = true; /* the copy comes next */
-		pthread_mutex_unlock(&km_d.lock);
 		if (st != KM_RS_DONE)
 			s->last_fail = time(NULL);
 		return;
@@ -498,12 +475,18 @@ static void km_rsd_tick(__u8 id)
 	}
 	if (time(NULL) - s->last_fail < KM_RSD_RETRY_SECS)
 		return;
-	if (v.state == KM_BE_WARMING)
+	if (v.state == KM_BE_WARMING) {
 		km_rsd_start_one(id, s, &v, false, v.refill != KM_REFILL_ALL);
-	else if (s->requested)
+	} else if (v.state == KM_BE_UP && v.stale) {
+		km_rsd_start_purge(id, s, &v);
+		return;
+	} else if (s->requested || (v.state == KM_BE_UP && v.fill_joined)) {
+		pthread_mutex_lock(&km_d.lock);
+		km_d.be[id].fill_joined = false; /* copied now, add mode */
+		pthread_mutex_unlock(&km_d.lock);
 		km_rsd_start_one(id, s, &v, true, false);
-	else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
-		 time(NULL) - s->last_bg >= KM_RSD_BG_SECS)
+	} else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
+		   time(NULL) - s->last_bg >= KM_RSD_BG_SECS)
 		km_rsd_start_one(id, s, &v, true, true);
 	s->requested = false;
 }
