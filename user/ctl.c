@@ -569,6 +569,8 @@ static void km_reload_restart_only(FILE *out, const struct km_cfg *o,
 		}                                                              \
 	} while (0)
 	KM_DIFF(o->port != n->port, "port");
+	KM_DIFF(km_cfg_udp_port(o) != km_cfg_udp_port(n), "udp-port");
+	KM_DIFF(o->unix_mask != n->unix_mask, "unix-mask");
 	KM_DIFF(strcmp(o->listen, n->listen), "listen");
 	KM_DIFF(o->threads != n->threads, "threads");
 	KM_DIFF(o->pool_size != n->pool_size, "pool");

@@ -450,7 +450,7 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 int km_kbpf_start(const struct km_cfg *cfg)
 {
 	struct km_bpf_opts o = {.pin_root = cfg->pin_root,
-				.service_port = cfg->port,
+				.service_port = km_cfg_udp_port(cfg),
 				.verbose = cfg->verbose};
 	unsigned int i;
 	int err;
