@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -302,7 +303,14 @@ static void km_cmd_status(FILE *out)
 		     km_d.cfg.pin_root[0] ? km_d.cfg.pin_root : KM_PIN_ROOT);
 	fputs(",\"config_file\":", out);
 	km_json_cstr(out, km_d.cfg.config_file);
-	fputs("}", out);
+	fputs(",\"ifaces\":[", out);
+	for (i = 0; i < (int)km_d.cfg.nr_ifaces; i++) {
+		if (i)
+			fputc(',', out);
+		km_json_iface(out, km_d.cfg.ifaces[i],
+			      (int)if_nametoindex(km_d.cfg.ifaces[i]));
+	}
+	fputs("]}", out);
 }
 
 /* ---- stats -------------------------------------------------------------- */

@@ -51,6 +51,9 @@ if [ "${KMAGENT_XDP_MODE:-}" == skb ]; then # 37_udp_generic_xdp.sh
 		"ip -n $(lab_ns p) link show eth0 | grep -q xdpgeneric"
 	lab_ok "kmagentd warned about generic mode" \
 		grep -q "using generic mode" "${LAB_LOG[km-p]}"
+	lab_ok "kmagentctl status says so" grep -qx \
+		"kernel path: attached on eth0 (generic XDP)" <<<"$(lab_in p \
+		"$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-p]}" status)"
 fi
 
 mc() { udp_mc c --timeout 1 "$@"; }
