@@ -303,7 +303,7 @@ static char *km_pinned_reply(const struct km_opts *o, const char *cmd)
 		return NULL;
 	}
 	fputs("{\"ok\":true,\"source\":\"pinned-maps\",\"pin_root\":", out);
-	fprintf(out, "\"%s\"", root);
+	fprintf(out, "\"%s\",\"asked\":%s", root, o->kernel ? "true" : "false");
 	if (!strcmp(cmd, "stats")) {
 		km_pin_stats(out, &p);
 	} else {
@@ -396,7 +396,10 @@ static void km_show_status(const struct km_json *j)
 	const char *src = km_json_string(j, "source", "daemon");
 	char up[32];
 
-	if (!strcmp(src, "pinned-maps")) {
+	if (!strcmp(src, "pinned-maps") && km_json_bool(j, "asked")) {
+		printf("kernel path pinned in %s (--kernel: its maps only)\n",
+		       km_json_string(j, "pin_root", "?"));
+	} else if (!strcmp(src, "pinned-maps")) {
 		printf("kmagentd: not running; kernel path pinned in %s\n",
 		       km_json_string(j, "pin_root", "?"));
 	} else {

@@ -52,6 +52,9 @@ j=$(kctl -j backends --kernel)
 lab_eq "... --json: the kernel's view" pinned-maps "$(jget "$j" 'd["source"]')"
 lab_eq "... addr and port fields" "198.18.0.3 11211" \
 	"$(jget "$j" '" ".join(str(b[k]) for b in d["backends"] if b["id"] == 2 for k in ("addr", "port"))')"
+lab_ok "status --kernel: the maps' view, not 'not running'" grep -qx \
+	"kernel path pinned in $PIN (--kernel: its maps only)" \
+	<<<"$(kctl status --kernel)"
 lab_eq "--kernel with another command: usage error" 2 \
 	"$(kctl reload --kernel >/dev/null 2>&1; echo $?)"
 out=$(ctl backends)
