@@ -291,6 +291,11 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
 
 	km_xdp_link_path(kb, ifindex, path, sizeof(path));
 	if (!access(path, F_OK) && !km_adopt_xdp_link(path, prog_fd)) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		/* the previous daemon's mode, generic maybe */
+		*generic = !bpf_xdp_query(ifindex, 0, &q) && !q.drv_prog_id &&
+			   q.skb_prog_id;
 		km_info("%s: adopted pinned XDP link %s\n", ifname, path);
 		return 0;
 	}
