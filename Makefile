@@ -53,7 +53,8 @@ PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
-# /etc for a system install (PREFIX /usr), else beside the rest
+# /etc for a system install (PREFIX /usr), else beside the rest; the
+# unit reads the config where this puts it (@SYSCONFDIR@)
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 
 # An existing kmagent.conf is kept: it is the operator's.
@@ -63,7 +64,8 @@ install: $(PROGS)
 	install -m 755 $(PROGS) $(DESTDIR)$(SBINDIR)/
 	install -m 644 docs/man/kmagentd.8 docs/man/kmagentctl.8 \
 		$(DESTDIR)$(MANDIR)/man8/
-	sed 's|@SBINDIR@|$(SBINDIR)|g' packaging/kmagentd.service.in \
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		packaging/kmagentd.service.in \
 		>$(DESTDIR)$(UNITDIR)/kmagentd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/kmagentd.service
 	[ -e $(DESTDIR)$(SYSCONFDIR)/kmagent.conf ] || \

@@ -41,6 +41,8 @@ enum km_opt_id {
 	O_THREADS = 't',
 	O_IFACE = 'I',
 	O_VERSION = 'V',
+	O_UDPPORT = 'U',
+	O_UNIXMASK = 'a',
 	O_REPLICAS = 256,
 	O_WPOLICY,
 	O_TIMEOUT,
@@ -78,6 +80,8 @@ static const struct option km_long_opts[] = {
 	{"foreground", no_argument, NULL, O_FOREGROUND},
 	{"ketama", no_argument, NULL, O_KETAMA},
 	{"unix-socket", required_argument, NULL, O_UNIX},
+	{"unix-mask", required_argument, NULL, O_UNIXMASK},
+	{"udp-port", required_argument, NULL, O_UDPPORT},
 	{"verbose", no_argument, NULL, O_VERBOSE},
 	{"help", no_argument, NULL, O_HELP},
 	{"config", required_argument, NULL, O_CONFIG},
@@ -110,12 +114,14 @@ static const struct option km_long_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
-static const char km_short_opts[] = "s:b:l:p:n:i:u:g:Dkf:vhc:t:I:V";
+static const char km_short_opts[] = "s:b:l:p:n:i:u:g:Dkf:vhc:t:I:VU:a:";
 
 void km_config_defaults(struct km_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->port = KM_DEFAULT_PORT;
+	cfg->udp_port = -1;
+	cfg->unix_mask = KM_UNIX_MASK;
 	cfg->max_conns = 4096;
 	cfg->pool_size = 1;
 	cfg->write_policy = KM_WP_PRIMARY;
@@ -283,6 +289,7 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			   struct km_list_reset *reset)
 {
 	unsigned long size;
+	char *end;
 	long v;
 
 	switch (id) {
@@ -303,6 +310,11 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 		if (km_parse_int(arg, 1, 65535, &v))
 			goto bad;
 		cfg->port = v;
+		return 0;
+	case O_UDPPORT:
+		if (km_parse_int(arg, 0, 65535, &v))
+			goto bad;
+		cfg->udp_port = v;
 		return 0;
 	case O_MAXCONN:
 		if (km_parse_int(arg, 1, 1 << 24, &v))
@@ -331,6 +343,14 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 	case O_UNIX:
 		if (km_copy(cfg->unix_path, 108, arg))
 			goto bad;
+		return 0;
+	case O_UNIXMASK:
+		/* octal, as memcached's -a */
+		errno = 0;
+		v = strtol(arg, &end, 8);
+		if (errno || end == arg || *end || v < 0 || v > 0777)
+			goto bad;
+		cfg->unix_mask = v;
 		return 0;
 	case O_VERBOSE:
 		cfg->verbose++;
@@ -657,6 +677,10 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 		fprintf(err, "kmagentd: no backend given (-s host:port)\n");
 		return KM_CFG_ERROR;
 	}
+	if (cfg->nr_ifaces && !km_cfg_udp_port(cfg)) {
+		fprintf(err, "kmagentd: -I serves UDP: not with -U 0\n");
+		return KM_CFG_ERROR;
+	}
 	return KM_CFG_RUN;
 }
 
@@ -701,6 +725,30 @@ int km_config_check(const struct km_cfg *cfg, FILE *err)
 	return ret;
 }
 
+int km_cfg_owner(const struct km_cfg *cfg, uid_t *uid, gid_t *gid)
+{
+	struct passwd *p = NULL;
+	struct group *g;
+
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (cfg->user[0]) {
+		p = getpwnam(cfg->user);
+		if (!p && !isdigit((unsigned char)cfg->user[0]))
+			return -ENOENT;
+		*uid = p ? p->pw_uid : (uid_t)atoi(cfg->user);
+		if (p)
+			*gid = p->pw_gid;
+	}
+	if (cfg->group[0]) {
+		g = getgrnam(cfg->group);
+		if (!g && !isdigit((unsigned char)cfg->group[0]))
+			return -ENOENT;
+		*gid = g ? g->gr_gid : (gid_t)atoi(cfg->group);
+	}
+	return 0;
+}
+
 void km_config_usage(FILE *out)
 {
 	fputs("Usage: kmagentd [options] -s HOST:PORT [-s HOST:PORT ...]\n"
@@ -731,6 +779,11 @@ void km_config_usage(FILE *out)
 	      "it\n"
 	      "  -t, --threads N           worker threads (default: online "
 	      "CPUs)\n"
+	      "  -a, --unix-mask MODE      -f's mode, octal, as memcached -a "
+	      "(0700)\n"
+	      "  -U, --udp-port PORT       UDP port, as memcached -U (default "
+	      "-p's;\n"
+	      "                            0: no UDP)\n"
 	      "      --replicas R          replicas of each key (default all, "
 	      "max 7)\n"
 	      "      --write-policy P      primary (default) | first | worst\n"

@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <netinet/in.h>
 #include <net/if.h>
 #include "kmagent.h"
@@ -22,6 +23,7 @@
 #define KM_DEFAULT_CTL	  "/run/kmagent/kmagent.sock"
 #define KM_ITEM_SIZE_MAX  (1024 * 1024)
 #define KM_UDP_REPLY_AUTO UINT_MAX /* --udp-reply-max: from item_size_max */
+#define KM_UNIX_MASK	  0700	   /* -a: memcached's default */
 
 struct km_cfg_backend {
 	char name[KM_NAME_MAX]; /* as given: "host:port" */
@@ -42,6 +44,8 @@ struct km_cfg {
 	struct in_addr listen_addr;
 	int port;		     /* -p, TCP and UDP */
 	char unix_path[KM_PATH_MAX]; /* -f */
+	unsigned int unix_mask;	     /* -a: its mode */
+	int udp_port;		     /* -U: -1 = -p's, 0 = no UDP */
 	int max_conns;		     /* -n */
 	int pool_size;	       /* -i: connections per backend per worker */
 	char user[64];	       /* -u */
@@ -128,5 +132,13 @@ const char *km_write_policy_name(enum km_write_policy p);
  */
 int km_config_check(const struct km_cfg *cfg, FILE *err);
 void km_config_usage(FILE *out);
+/* -u and -g as ids ((uid_t)-1 and (gid_t)-1 when not given), -ENOENT. */
+int km_cfg_owner(const struct km_cfg *cfg, uid_t *uid, gid_t *gid);
+
+/* The UDP port served (slow path and kernel path); 0: none. */
+static inline int km_cfg_udp_port(const struct km_cfg *cfg)
+{
+	return cfg->udp_port < 0 ? cfg->port : cfg->udp_port;
+}
 
 #endif /* KM_CONFIG_H */

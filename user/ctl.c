@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -322,7 +323,14 @@ static void km_cmd_status(FILE *out)
 	km_status_bypass(out);
 	fputs(",\"config_file\":", out);
 	km_json_cstr(out, km_d.cfg.config_file);
-	fputs("}", out);
+	fputs(",\"ifaces\":[", out);
+	for (i = 0; i < (int)km_d.cfg.nr_ifaces; i++) {
+		if (i)
+			fputc(',', out);
+		km_json_iface(out, km_d.cfg.ifaces[i],
+			      (int)if_nametoindex(km_d.cfg.ifaces[i]));
+	}
+	fputs("]}", out);
 }
 
 /* ---- stats -------------------------------------------------------------- */
@@ -590,6 +598,8 @@ static void km_reload_restart_only(FILE *out, const struct km_cfg *o,
 		}                                                              \
 	} while (0)
 	KM_DIFF(o->port != n->port, "port");
+	KM_DIFF(km_cfg_udp_port(o) != km_cfg_udp_port(n), "udp-port");
+	KM_DIFF(o->unix_mask != n->unix_mask, "unix-mask");
 	KM_DIFF(strcmp(o->listen, n->listen), "listen");
 	KM_DIFF(o->threads != n->threads, "threads");
 	KM_DIFF(o->pool_size != n->pool_size, "pool");

@@ -109,13 +109,17 @@ static int km_mkdir_p(const char *path)
 	return 0;
 }
 
-/* bpffs at /sys/fs/bpf (as libxdp does) when the pin root lives there. */
+/*
+ * bpffs at /sys/fs/bpf (as libxdp does) when the pin root lives there,
+ * unless the pin root is bpffs already: the unit binds it into a tmpfs
+ * /sys/fs/bpf (kmagentd.service.in), where a mount would fail.
+ */
 static int km_prepare_pin_root(const char *root)
 {
 	int err;
 
 	if (!strncmp(root, KM_BPFFS "/", strlen(KM_BPFFS) + 1) &&
-	    !km_is_bpffs(KM_BPFFS)) {
+	    !km_is_bpffs(root) && !km_is_bpffs(KM_BPFFS)) {
 		if (mount("bpf", KM_BPFFS, "bpf", 0, "mode=0700")) {
 			err = -errno;
 			km_err("mount bpffs on %s: %s\n", KM_BPFFS,
@@ -288,6 +292,11 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
 
 	km_xdp_link_path(kb, ifindex, path, sizeof(path));
 	if (!access(path, F_OK) && !km_adopt_xdp_link(path, prog_fd)) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		/* the previous daemon's mode, generic maybe */
+		*generic = !bpf_xdp_query(ifindex, 0, &q) && !q.drv_prog_id &&
+			   q.skb_prog_id;
 		km_info("%s: adopted pinned XDP link %s\n", ifname, path);
 		return 0;
 	}

@@ -23,6 +23,7 @@
 #include "kbpf_retry.h"
 #include "proxy.h"
 #include "log.h"
+#include "netdev.h"
 #include "retry.h"
 
 static struct km_bpf *km_kb;
@@ -529,7 +530,7 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 int km_kbpf_start(const struct km_cfg *cfg)
 {
 	struct km_bpf_opts o = {.pin_root = cfg->pin_root,
-				.service_port = cfg->port,
+				.service_port = km_cfg_udp_port(cfg),
 				.verbose = cfg->verbose};
 	unsigned int i;
 	int err;
@@ -574,6 +575,7 @@ int km_kbpf_start(const struct km_cfg *cfg)
 			km_bpf_is_generic(km_kb, cfg->ifaces[i]) ? "generic"
 								 : "native",
 			cfg->pin_root);
+		km_netdev_check(cfg->ifaces[i]);
 	}
 	km_kbpf_check_routes(cfg);
 	err = km_bpf_set_event_handler(km_kb, km_kbpf_on_event, NULL);

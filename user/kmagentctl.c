@@ -39,6 +39,7 @@ struct km_opts {
 	const char *socket;
 	const char *pin_root;
 	bool json;
+	bool kernel; /* -k: the pinned maps, daemon or not */
 	int verbose;
 	bool writes;	 /* drain --writes */
 	double interval; /* stats -i */
@@ -79,6 +80,11 @@ static const char *km_usage_text =
 	"  -s, --socket PATH      control socket (default " KM_DEFAULT_CTL ")\n"
 	"      --pin-root DIR     pinned maps to read when the daemon is down\n"
 	"                         (default " KM_PIN_ROOT ")\n"
+	"  -k, --kernel           status, backends, stats: what the kernel "
+	"path's\n"
+	"                         pinned maps hold (addresses decoded), even "
+	"with\n"
+	"                         kmagentd running\n"
 	"  -j, --json             print the JSON reply (for scripts)\n"
 	"  -w, --writes           drain: stop writes too\n"
 	"  -I, --iface IFACE      detach: fail unless IFACE exists (every\n"
@@ -95,6 +101,7 @@ static const char *km_usage_text =
 	"\n"
 	"EXAMPLES\n"
 	"  kmagentctl backends\n"
+	"  kmagentctl backends --kernel\n"
 	"  kmagentctl ring lookup becd0000\n"
 	"  kmagentctl drain 198.18.0.2:11211 --writes\n"
 	"  kmagentctl resync 2\n"
@@ -105,6 +112,7 @@ static const struct option km_long_opts[] = {
 	{"socket", required_argument, NULL, 's'},
 	{"pin-root", required_argument, NULL, 'P'},
 	{"json", no_argument, NULL, 'j'},
+	{"kernel", no_argument, NULL, 'k'},
 	{"writes", no_argument, NULL, 'w'},
 	{"interval", required_argument, NULL, 'i'},
 	{"verbose", no_argument, NULL, 'v'},
@@ -223,15 +231,17 @@ static void km_pin_backends(FILE *out, const struct km_pinned *p, bool counters,
 		if (b.state < 3)
 			st[b.state]++;
 		fprintf(out,
-			"%s{\"id\":%u,\"name\":\"%s:%u\",\"state\":\"%s\","
+			"%s{\"id\":%u,\"name\":\"%s:%u\",\"addr\":\"%s\","
+			"\"port\":%u,\"state\":\"%s\","
 			"\"no_reads\":%s,\"no_writes\":%s,\"refused\":%s,"
-			"\"silent\":%s",
-			first ? "" : ",", id, addr, ntohs(b.port),
-			km_state_name(b.state),
+			"\"silent\":%s,\"fenced\":%s",
+			first ? "" : ",", id, addr, ntohs(b.port), addr,
+			ntohs(b.port), km_state_name(b.state),
 			b.flags & KM_BE_F_NO_READS ? "true" : "false",
 			b.flags & KM_BE_F_NO_WRITES ? "true" : "false",
 			b.flags & KM_BE_F_REFUSED ? "true" : "false",
-			b.flags & KM_BE_F_SILENT ? "true" : "false");
+			b.flags & KM_BE_F_SILENT ? "true" : "false",
+			b.flags & KM_BE_F_FENCED ? "true" : "false");
 		if (counters) {
 			fputs(",\"user\":null,\"kernel\":", out);
 			km_pinned_json_be_stats(out, p, id);
@@ -257,6 +267,24 @@ static void km_pin_stats(FILE *out, const struct km_pinned *p)
 	km_pin_backends(out, p, true, st);
 }
 
+/* ,"ifaces":[...]: the interfaces with an XDP link pinned under root */
+static void km_pin_ifaces(FILE *out, const char *root)
+{
+	int ifx[KM_MAX_IFACES], n = km_pinned_ifaces(root, ifx, KM_MAX_IFACES);
+	char name[IF_NAMESIZE];
+	int i;
+
+	fputs(",\"ifaces\":[", out);
+	for (i = 0; i < n; i++) {
+		if (!if_indextoname(ifx[i], name))
+			snprintf(name, sizeof(name), "?");
+		if (i)
+			fputc(',', out);
+		km_json_iface(out, name, ifx[i]);
+	}
+	fputc(']', out);
+}
+
 /* The daemon's reply shape, built from the maps; NULL if none pinned. */
 static char *km_pinned_reply(const struct km_opts *o, const char *cmd)
 {
@@ -275,7 +303,7 @@ static char *km_pinned_reply(const struct km_opts *o, const char *cmd)
 		return NULL;
 	}
 	fputs("{\"ok\":true,\"source\":\"pinned-maps\",\"pin_root\":", out);
-	fprintf(out, "\"%s\"", root);
+	fprintf(out, "\"%s\",\"asked\":%s", root, o->kernel ? "true" : "false");
 	if (!strcmp(cmd, "stats")) {
 		km_pin_stats(out, &p);
 	} else {
@@ -294,6 +322,7 @@ static char *km_pinned_reply(const struct km_opts *o, const char *cmd)
 				"\"kernel_path\":true",
 				st[0] + st[1] + st[2], st[KM_BE_UP],
 				st[KM_BE_WARMING], st[KM_BE_DOWN]);
+			km_pin_ifaces(out, root);
 		}
 	}
 	fputs("}", out);
@@ -364,12 +393,31 @@ static void km_show_bypass(const struct km_json *bp)
 			       c->num);
 }
 
+/* " on eth0 (native XDP), eth1 (generic XDP)" */
+static void km_show_ifaces(const struct km_json *arr)
+{
+	const struct km_json *i;
+	const char *mode;
+
+	for (i = arr ? arr->child : NULL; i; i = i->next) {
+		mode = km_json_string(i, "xdp", "?");
+		printf("%s%s (%s%s)", i == arr->child ? " on " : ", ",
+		       km_json_string(i, "name", "?"),
+		       strcmp(mode, "none") ? mode : "NO XDP PROGRAM",
+		       strcmp(mode, "none") ? " XDP" : "");
+	}
+	putchar('\n');
+}
+
 static void km_show_status(const struct km_json *j)
 {
 	const char *src = km_json_string(j, "source", "daemon");
 	char up[32];
 
-	if (!strcmp(src, "pinned-maps")) {
+	if (!strcmp(src, "pinned-maps") && km_json_bool(j, "asked")) {
+		printf("kernel path pinned in %s (--kernel: its maps only)\n",
+		       km_json_string(j, "pin_root", "?"));
+	} else if (!strcmp(src, "pinned-maps")) {
 		printf("kmagentd: not running; kernel path pinned in %s\n",
 		       km_json_string(j, "pin_root", "?"));
 	} else {
@@ -387,9 +435,23 @@ static void km_show_status(const struct km_json *j)
 	if (km_json_get(j, "resyncs_running"))
 		printf(", resyncs running: %.0f",
 		       km_json_num(j, "resyncs_running", 0));
-	printf("\nkernel path: %s\n",
+	printf("\nkernel path: %s",
 	       km_json_bool(j, "kernel_path") ? "attached" : "off");
+	km_show_ifaces(km_json_get(j, "ifaces"));
 	km_show_bypass(km_json_get(j, "kernel_bypass"));
+}
+
+/* The pinned map's flags (no daemon reason to show): "silent,fenced" */
+static void km_kernel_flags(char *buf, size_t cap, const struct km_json *b)
+{
+	static const char *const names[] = {"no_reads", "no_writes", "refused",
+					    "silent", "fenced"};
+	size_t i, n = 0;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (km_json_bool(b, names[i]) && n < cap)
+			n += snprintf(buf + n, cap - n, "%s%s", n ? "," : "",
+				      names[i]);
 }
 
 static void km_show_backends(const struct km_json *j)
@@ -403,7 +465,8 @@ static void km_show_backends(const struct km_json *j)
 	       "REQUESTS", "ERRORS", "TIMEOUTS", "RESYNC", "REASON");
 	for (b = arr ? arr->child : NULL; b; b = b->next) {
 		char since[32] = "-", lat[32] = "-", rs[64], req[32] = "-",
-		     errs[32] = "-", tmo[32] = "-", inflight[32] = "-";
+		     errs[32] = "-", tmo[32] = "-", inflight[32] = "-",
+		     reason[64] = "-";
 		const char *drain = "-";
 		const struct km_json *kernel = km_json_get(b, "kernel");
 
@@ -436,12 +499,14 @@ static void km_show_backends(const struct km_json *j)
 			snprintf(inflight, sizeof(inflight), "%.0f",
 				 km_json_num(b, "inflight", 0));
 		km_resync_cell(rs, sizeof(rs), km_json_get(b, "resync"));
+		if (!km_json_get(b, "reason"))
+			km_kernel_flags(reason, sizeof(reason), b);
 		printf("%-3.0f %-22s %-8s %-6s %-8s %-8s %-8s %-9s %-7s %-8s "
 		       "%-30s %s%s\n",
 		       km_json_num(b, "id", 0), km_json_string(b, "name", "?"),
 		       km_json_string(b, "state", "?"), drain, since, lat,
 		       inflight, req, errs, tmo, rs,
-		       km_json_string(b, "reason", "-"),
+		       km_json_string(b, "reason", reason),
 		       km_json_bool(b, "kernel_noreply")
 			       ? " [kernel path: no replies]"
 			       : "");
@@ -611,10 +676,21 @@ static void km_print_stats_json(const char *raw, const struct km_json *a,
 static int km_fetch(const struct km_opts *o, const char *cmd, const char *line,
 		    char **raw, struct km_json **j)
 {
-	int err = km_request(o->socket, line, raw), rc = KM_EXIT_OK;
 	bool readonly = !strcmp(cmd, "status") || !strcmp(cmd, "backends") ||
 			!strcmp(cmd, "stats");
+	int err, rc = KM_EXIT_OK;
 
+	if (o->kernel) {
+		*raw = km_pinned_reply(o, cmd);
+		if (!*raw) {
+			fprintf(stderr, "kmagentctl: nothing pinned under %s\n",
+				o->pin_root ? o->pin_root : KM_PIN_ROOT);
+			return KM_EXIT_FAIL;
+		}
+		err = 0;
+	} else {
+		err = km_request(o->socket, line, raw);
+	}
 	if (err) {
 		*raw = readonly ? km_pinned_reply(o, cmd) : NULL;
 		if (!*raw) {
@@ -830,7 +906,8 @@ int main(int argc, char **argv)
 	/* options may come before or after the command */
 	opterr = 0;
 	while (optind < argc) {
-		c = getopt_long(argc, argv, "+s:ji:wI:vVh", km_long_opts, NULL);
+		c = getopt_long(argc, argv, "+s:jki:wI:vVh", km_long_opts,
+				NULL);
 		if (c == -1) {
 			if (!cmd)
 				cmd = argv[optind];
@@ -850,6 +927,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			o.json = true;
+			break;
+		case 'k':
+			o.kernel = true;
 			break;
 		case 'w':
 			o.writes = true;
@@ -884,5 +964,9 @@ int main(int argc, char **argv)
 		return km_usage_error("no command given");
 	if (o.writes && strcmp(cmd, "drain"))
 		return km_usage_error("--writes goes with drain");
+	if (o.kernel && strcmp(cmd, "status") && strcmp(cmd, "backends") &&
+	    strcmp(cmd, "stats"))
+		return km_usage_error("--kernel goes with status, backends, "
+				      "stats");
 	return km_run(&o, cmd, nrest, rest);
 }

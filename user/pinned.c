@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <net/if.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -226,4 +228,42 @@ void km_pinned_json_progs(FILE *out, const struct km_pinned *p)
 			(unsigned long long)ps[i].run_cnt,
 			(unsigned long long)ps[i].run_time_ns);
 	fputc(']', out);
+}
+
+const char *km_xdp_mode(int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	/* ids, not names: naming a program by id needs CAP_SYS_ADMIN */
+	if (ifindex <= 0 || bpf_xdp_query(ifindex, 0, &q))
+		return "none";
+	if (q.drv_prog_id)
+		return "native";
+	if (q.skb_prog_id)
+		return "generic";
+	if (q.hw_prog_id)
+		return "offload";
+	return "none";
+}
+
+int km_pinned_ifaces(const char *root, int *ifindex, int max)
+{
+	struct dirent *de;
+	int n = 0, i;
+	DIR *d;
+
+	d = opendir(root && root[0] ? root : KM_PIN_ROOT);
+	if (!d)
+		return -errno;
+	while (n < max && (de = readdir(d)))
+		if (sscanf(de->d_name, KM_LINK_XDP_FMT, &i) == 1)
+			ifindex[n++] = i;
+	closedir(d);
+	return n;
+}
+
+void km_json_iface(FILE *out, const char *name, int ifindex)
+{
+	fprintf(out, "{\"name\":\"%s\",\"ifindex\":%d,\"xdp\":\"%s\"}", name,
+		ifindex, km_xdp_mode(ifindex));
 }

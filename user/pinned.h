@@ -69,4 +69,14 @@ void km_pinned_json_stats(FILE *out, const struct km_pinned *p);
 void km_pinned_json_be_stats(FILE *out, const struct km_pinned *p, __u8 id);
 void km_pinned_json_progs(FILE *out, const struct km_pinned *p);
 
+/*
+ * How XDP is attached to ifindex: "native" (driver), "generic" (skb,
+ * slower), "offload" or "none".
+ */
+const char *km_xdp_mode(int ifindex);
+/* The interfaces with an XDP link pinned under root: up to max ifindexes. */
+int km_pinned_ifaces(const char *root, int *ifindex, int max);
+/* {"name":..,"ifindex":..,"xdp":km_xdp_mode} (name: a safe ifname) */
+void km_json_iface(FILE *out, const char *name, int ifindex);
+
 #endif /* KM_PINNED_H */

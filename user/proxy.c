@@ -30,6 +30,7 @@
 #include <sys/un.h>
 #include <sys/time.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "daemon.h"
 #include "engine.h"
@@ -813,10 +814,16 @@ static void *km_worker_main(void *arg)
 	return NULL;
 }
 
+/* -p for TCP, -U for UDP (0: none) */
+static int km_port_of(const struct km_cfg *cfg, int type)
+{
+	return type == SOCK_DGRAM ? km_cfg_udp_port(cfg) : cfg->port;
+}
+
 static int km_listen_socket(int type, const struct km_cfg *cfg)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons(cfg->port),
+				 .sin_port = htons(km_port_of(cfg, type)),
 				 .sin_addr = cfg->listen_addr};
 	int fd, one = 1;
 
@@ -835,10 +842,17 @@ static int km_listen_socket(int type, const struct km_cfg *cfg)
 	return fd;
 }
 
-static int km_unix_socket(const char *path)
+/*
+ * Mode -a (umask around bind: no moment with a looser mode), owned by the
+ * -u user as memcached's is: it is created before kmagentd drops root.
+ */
+static int km_unix_socket(const char *path, const struct km_cfg *cfg)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
+	uid_t uid;
+	gid_t gid;
+	mode_t old;
+	int fd, err;
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -849,9 +863,14 @@ static int km_unix_socket(const char *path)
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1024)) {
-		int err = -errno;
-
+	old = umask(~cfg->unix_mask & 0777);
+	err = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (!err && !km_cfg_owner(cfg, &uid, &gid) &&
+	    (uid != (uid_t)-1 || gid != (gid_t)-1))
+		err = chown(path, uid, gid);
+	if (err || listen(fd, 1024)) {
+		err = -errno;
 		close(fd);
 		return err;
 	}
@@ -865,10 +884,12 @@ static int km_epoll_add(int epfd, struct km_ev *e)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, e->fd, &ev) ? -errno : 0;
 }
 
+static int km_worker_udp(struct km_worker *w, const struct km_cfg *cfg);
+
 static int km_worker_setup(struct km_worker *w, unsigned int id)
 {
 	const struct km_cfg *cfg = &km_d.cfg;
-	int fd;
+	int fd, err;
 
 	w->id = id;
 	w->listen_ev.fd = w->udp_ev.fd = w->unix_ev.fd = -1;
@@ -892,18 +913,10 @@ static int km_worker_setup(struct km_worker *w, unsigned int id)
 	}
 	w->listen_ev.kind = KM_EV_LISTEN;
 	w->listen_ev.fd = fd;
-	fd = km_listen_socket(SOCK_DGRAM, cfg);
-	if (fd < 0) {
-		km_err("listen on %s:%d (udp): %s\n",
-		       cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
-		       strerror(-fd));
-		return fd;
-	}
-	w->udp_ev.kind = KM_EV_UDP;
-	w->udp_ev.fd = fd;
-	if (km_epoll_add(w->epfd, &w->listen_ev) ||
-	    km_epoll_add(w->epfd, &w->udp_ev))
+	if (km_epoll_add(w->epfd, &w->listen_ev))
 		return -errno;
+	if (km_cfg_udp_port(cfg) && (err = km_worker_udp(w, cfg)))
+		return err;
 	if (id == 0 && km_unix_fd >= 0) {
 		w->unix_ev.kind = KM_EV_LISTEN;
 		w->unix_ev.fd = km_unix_fd;
@@ -911,6 +924,22 @@ static int km_worker_setup(struct km_worker *w, unsigned int id)
 			return -errno;
 	}
 	return 0;
+}
+
+static int km_worker_udp(struct km_worker *w, const struct km_cfg *cfg)
+{
+	int fd;
+
+	fd = km_listen_socket(SOCK_DGRAM, cfg);
+	if (fd < 0) {
+		km_err("listen on %s:%d (udp): %s\n",
+		       cfg->listen[0] ? cfg->listen : "0.0.0.0",
+		       km_cfg_udp_port(cfg), strerror(-fd));
+		return fd;
+	}
+	w->udp_ev.kind = KM_EV_UDP;
+	w->udp_ev.fd = fd;
+	return km_epoll_add(w->epfd, &w->udp_ev) ? -errno : 0;
 }
 
 /*
@@ -923,7 +952,7 @@ static int km_worker_setup(struct km_worker *w, unsigned int id)
 static int km_port_free(const struct km_cfg *cfg, int type)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons(cfg->port),
+				 .sin_port = htons(km_port_of(cfg, type)),
 				 .sin_addr = cfg->listen_addr};
 	int fd, one = 1, err = 0;
 
@@ -938,10 +967,11 @@ static int km_port_free(const struct km_cfg *cfg, int type)
 	if (err == -EADDRINUSE)
 		km_err("port %d (%s) on %s is in use: another kmagentd or a "
 		       "memcached listens there\n",
-		       cfg->port, type == SOCK_STREAM ? "tcp" : "udp",
+		       km_port_of(cfg, type),
+		       type == SOCK_STREAM ? "tcp" : "udp",
 		       cfg->listen[0] ? cfg->listen : "0.0.0.0");
 	else if (err)
-		km_err("port %d (%s): %s\n", cfg->port,
+		km_err("port %d (%s): %s\n", km_port_of(cfg, type),
 		       type == SOCK_STREAM ? "tcp" : "udp", strerror(-err));
 	return err;
 }
@@ -954,7 +984,7 @@ int km_proxy_start(void)
 	int err;
 
 	err = km_port_free(cfg, SOCK_STREAM);
-	if (!err)
+	if (!err && km_cfg_udp_port(cfg))
 		err = km_port_free(cfg, SOCK_DGRAM);
 	if (err)
 		return err;
@@ -973,7 +1003,7 @@ int km_proxy_start(void)
 	if (!km_workers)
 		return -ENOMEM;
 	if (cfg->unix_path[0]) {
-		km_unix_fd = km_unix_socket(cfg->unix_path);
+		km_unix_fd = km_unix_socket(cfg->unix_path, cfg);
 		if (km_unix_fd < 0) {
 			km_err("unix socket %s: %s\n", cfg->unix_path,
 			       strerror(-km_unix_fd));
@@ -1002,9 +1032,16 @@ int km_proxy_run(void)
 			return -err;
 		}
 	}
-	km_info("listening on %s:%d (tcp, udp), %u workers, %u backends\n",
-		cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
-		km_nworkers, cfg->nr_backends);
+	if (km_cfg_udp_port(cfg) == cfg->port)
+		km_info("listening on %s:%d (tcp, udp), %u workers, %u "
+			"backends\n",
+			cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
+			km_nworkers, cfg->nr_backends);
+	else
+		km_info("listening on %s:%d (tcp), udp %d (0: none), %u "
+			"workers, %u backends\n",
+			cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
+			km_cfg_udp_port(cfg), km_nworkers, cfg->nr_backends);
 	return 0;
 }
 

@@ -98,6 +98,34 @@ got=$(nconns "$LAB_ROOT/tests/tools" 5)
 lab_eq "-n 5: once they are closed, five new connections are served" \
 	"VERSION VERSION VERSION VERSION VERSION" "$got"
 
+lab_log "memcached's -a (unix socket mode) and -U (UDP port, 0: off)"
+lab_eq "-f without -a: memcached's 0700, the daemon's" "700 0" \
+	"$(stat -c '%a %u' "$sock")"
+chmod 0711 "$LAB_DIR" # others reach the sockets by name, nothing more
+OTHER=64213           # neither root nor nobody
+# as UID CMD...: CMD in p as that uid, no privilege
+as() { local u=$1; shift; lab_in p setpriv --reuid="$u" --regid="$u" --clear-groups "$@"; }
+umc() { as "$1" "$LAB_PY" "$LAB_ROOT/tests/tools/mc.py" --timeout 2 "$2" get cli1; }
+lab_not "... so another user cannot connect" umc $OTHER "$sock"
+sock2=$LAB_DIR/km2.sock
+LAB_LABEL=km-a lab_kmagentd p -p 11219 -s $M1 -s $M2 -u nobody -f "$sock2"
+lab_eq "-u nobody: the socket is nobody's, 0700" "700 $(id -u nobody)" \
+	"$(stat -c '%a %u' "$sock2")"
+lab_eq "... nobody connects" one "$(umc "$(id -u nobody)" "$sock2")"
+lab_not "... another user cannot" umc $OTHER "$sock2"
+sock3=$LAB_DIR/km3.sock
+LAB_LABEL=km-a2 lab_kmagentd p -p 11220 -s $M1 -s $M2 -f "$sock3" -a 0777
+lab_eq "-a 0777: mode 0777" 777 "$(stat -c '%a' "$sock3")"
+lab_eq "... another user connects" one "$(umc $OTHER "$sock3")"
+LAB_LABEL=km-u0 lab_kmagentd p -p 11221 -s $M1 -s $M2 -U 0
+lab_eq "-U 0: TCP served" one "$(mc 198.18.0.4:11221 get cli1)"
+lab_not "... UDP not" lab_mc c --udp --timeout 1 198.18.0.4:11221 get cli1
+LAB_LABEL=km-u2 lab_kmagentd p -p 11222 -s $M1 -s $M2 -U 11223
+lab_eq "-U 11223: UDP there" one \
+	"$(lab_mc c --udp --timeout 2 198.18.0.4:11223 get cli1)"
+lab_not "... not on -p's port" lab_mc c --udp --timeout 1 198.18.0.4:11222 get cli1
+lab_eq "... TCP on -p's" one "$(mc 198.18.0.4:11222 get cli1)"
+
 lab_log "bad input: a message naming it, exit status 2"
 # bad ARGS... MUST-MENTION: run kmagentd, expect status 2 and the text
 bad()
@@ -113,6 +141,8 @@ bad "-Z" -D -Z -s $M1
 bad "198.18.0.2:notaport" -D -s 198.18.0.2:notaport
 bad "70000" -D -p 70000 -s $M1
 bad "abc" -D -t abc -s $M1
+bad "-a: invalid value '8'" -D -a 8 -s $M1
+bad "not with -U 0" -D -U 0 -I lo -s $M1
 bad "-s" -D -p 11216
 printf 'backend %s\n\nbogus 1\n' $M1 >"$LAB_DIR/bad.conf"
 bad "config:3" -D -c "$LAB_DIR/bad.conf"

@@ -51,6 +51,9 @@ if [ "${KMAGENT_XDP_MODE:-}" == skb ]; then # 37_udp_generic_xdp.sh
 		"ip -n $(lab_ns p) link show eth0 | grep -q xdpgeneric"
 	lab_ok "kmagentd warned about generic mode" \
 		grep -q "using generic mode" "${LAB_LOG[km-p]}"
+	lab_ok "kmagentctl status says so" grep -qx \
+		"kernel path: attached on eth0 (generic XDP)" <<<"$(lab_in p \
+		"$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-p]}" status)"
 fi
 
 mc() { udp_mc c --timeout 1 "$@"; }
@@ -128,6 +131,17 @@ want=$(printf 'get %s only-a-1\r\n' $KEY | mc $A:11211 raw | od -An -c)
 got=$(printf 'get %s only-a-1\r\n' $KEY | mc $P:11210 raw | od -An -c)
 lab_eq "multi-key get: kmagentd answers as memcached A does" "$want" "$got"
 lab_eq "the multi-key get was passed up" $((u0 + 1)) "$(kstat "$PIN" passed_up)"
+
+if [ "${KMAGENT_XDP_MODE:-}" == skb ]; then # 37_udp_generic_xdp.sh
+	lab_log "a restart adopts the generic link, and says generic"
+	lab_kill km-p TERM
+	: >"${LAB_LOG[km-p]}"
+	KMAGENT_XDP_MODE= lab_kmagentd p -l $P -p 11210 -s 198.18.0.2:11211 \
+		-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN" -v
+	lab_ok "adopted" grep -q "adopted pinned XDP link" "${LAB_LOG[km-p]}"
+	lab_ok "... logged as generic" grep -q \
+		"attached to eth0 (generic XDP)" "${LAB_LOG[km-p]}"
+fi
 
 bpftool map dump pinned "$PIN/km_stats" | grep -v ': 0,\?$' | sed 's/^/# /'
 lab_done

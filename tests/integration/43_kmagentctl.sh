@@ -36,6 +36,27 @@ printf '%s\n' "$out" | sed 's/^/# | /'
 lab_eq "status exits 0" 0 $rc
 lab_ok "status counts 2 backends up" grep -q "backends: 2 (2 up, 0 warming, 0 down)" <<<"$out"
 lab_ok "status sees the kernel path" grep -q "kernel path: attached" <<<"$out"
+lab_ok "... names its interface and XDP mode" grep -qx \
+	"kernel path: attached on eth0 (native XDP)" <<<"$out"
+j=$(ctl -j status)
+lab_eq "status --json: ifaces" "[('eth0', 'native')]" \
+	"$(jget "$j" '[(i["name"], i["xdp"]) for i in d["ifaces"]]')"
+# --kernel reads the pinned maps, in p: ifindexes are p's
+kctl() { lab_in p "$K" -s "$CTL" --pin-root "$PIN" "$@"; }
+out=$(kctl backends --kernel); rc=$?
+printf '%s\n' "$out" | sed 's/^/# | /'
+lab_eq "backends --kernel, daemon running: exit 0" 0 $rc
+lab_eq "... km_backends decoded: both addresses, up" 2 \
+	"$(grep -cE "^[12] +198\.18\.0\.[23]:11211 +up " <<<"$out")"
+j=$(kctl -j backends --kernel)
+lab_eq "... --json: the kernel's view" pinned-maps "$(jget "$j" 'd["source"]')"
+lab_eq "... addr and port fields" "198.18.0.3 11211" \
+	"$(jget "$j" '" ".join(str(b[k]) for b in d["backends"] if b["id"] == 2 for k in ("addr", "port"))')"
+lab_ok "status --kernel: the maps' view, not 'not running'" grep -qx \
+	"kernel path pinned in $PIN (--kernel: its maps only)" \
+	<<<"$(kctl status --kernel)"
+lab_eq "--kernel with another command: usage error" 2 \
+	"$(kctl reload --kernel >/dev/null 2>&1; echo $?)"
 out=$(ctl backends)
 printf '%s\n' "$out" | sed 's/^/# | /'
 lab_ok "backends table has its header" grep -q "^ID  *NAME  *STATE  *DRAIN  *SINCE  *LATENCY  *INFLIGHT" <<<"$out"
@@ -86,6 +107,8 @@ lab_eq "drain --writes: B drained both ways" "True True" \
 	"$(jget "$j" '" ".join(str(b[k]) for b in d["backends"] if b["name"] == "'$B'" for k in ("no_reads", "no_writes"))')"
 lab_eq "drain: the kernel sees B's flags (3)" "3" \
 	"$(bpftool -j map lookup pinned "$PIN/km_backends" key 2 0 0 0 | "$LAB_PY" -c 'import json,sys; print(json.load(sys.stdin)["formatted"]["value"]["flags"])')"
+lab_ok "backends --kernel shows them" grep -qE \
+	"^2 +$B +up .* no_reads,no_writes" <<<"$(kctl backends --kernel)"
 lab_eq "undrain" "backend 2 ($B): reads on, writes on" "$(ctl undrain 2)"
 ctl resync nosuch:1 >/dev/null 2>&1
 lab_eq "unknown backend: exit 1" 1 $?
@@ -112,6 +135,9 @@ lab_eq "stats --json, daemon down: source" pinned-maps "$(jget "$j" 'd["source"]
 lab_ok "stats --json, daemon down: kernel counters" \
 	test "$(jget "$j" 'd["kernel"]["kernel_gets"]')" -ge 10
 lab_eq "status, daemon down" 3 "$(ctl --pin-root "$PIN" status >/dev/null 2>&1; echo $?)"
+lab_ok "... names the pinned link's interface and mode" grep -qx \
+	"kernel path: attached on eth0 (native XDP)" \
+	<<<"$(kctl status 2>/dev/null)"
 lab_eq "the kernel path still answers UDP gets" "t1" \
 	"$(udp_mc c $P get t1 | head -1)"
 

@@ -90,6 +90,13 @@ lab_ok "default PREFIX /usr/local" test -x "$TMP/local/usr/local/sbin/kmagentd" 
 lab_ok "... and its unit runs /usr/local/sbin/kmagentd" grep -q \
 	'^ExecStart=/usr/local/sbin/kmagentd ' \
 	"$TMP/local/usr/local/lib/systemd/system/kmagentd.service"
+conf=$(sed -n 's/^ExecStart=.* -c //p' \
+	"$TMP/local/usr/local/lib/systemd/system/kmagentd.service")
+lab_eq "... which reads the config make install wrote" \
+	/usr/local/etc/kmagent.conf "$conf"
+lab_ok "... and it is there" test -f "$TMP/local$conf"
+lab_not "no @VARIABLE@ left in the unit" grep -q @ \
+	"$TMP/local/usr/local/lib/systemd/system/kmagentd.service"
 
 lab_log "the sample config"
 KMD=$D/usr/sbin/kmagentd

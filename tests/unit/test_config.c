@@ -100,6 +100,43 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.udp_retry_ms, 100);
 	assert_string_equal(cfg.ctl_path, "/run/kmagent/kmagent.sock");
 	assert_false(cfg.foreground);
+	assert_int_equal(cfg.unix_mask, 0700); /* memcached's -a */
+	assert_int_equal(km_cfg_udp_port(&cfg), 11211);
+}
+
+/* memcached's -U and -a, beside magent's flags */
+static void test_udp_port_and_unix_mask(void **state)
+{
+	const char *same[] = {"-s", "127.0.0.1", "-p", "11210", NULL};
+	const char *off[] = {"-s", "127.0.0.1", "-U", "0", NULL};
+	const char *other[] = {"-s", "127.0.0.1", "-p", "1", "-U", "2", NULL};
+	const char *mask[] = {"-s", "127.0.0.1", "-a", "0777", NULL};
+	const char *mask2[] = {"-s", "127.0.0.1", "--unix-mask", "770", NULL};
+	const char *badmask[] = {"-s", "127.0.0.1", "-a", "0800", NULL};
+	const char *badport[] = {"-s", "127.0.0.1", "-U", "65536", NULL};
+	const char *off_kernel[] = {"-s", "127.0.0.1", "-U", "0",
+				    "-I", "lo",	       NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, same), KM_CFG_RUN);
+	assert_int_equal(km_cfg_udp_port(&cfg), 11210);
+	assert_int_equal(parse(&cfg, off), KM_CFG_RUN);
+	assert_int_equal(km_cfg_udp_port(&cfg), 0);
+	assert_int_equal(cfg.port, 11211);
+	assert_int_equal(parse(&cfg, other), KM_CFG_RUN);
+	assert_int_equal(km_cfg_udp_port(&cfg), 2);
+	assert_int_equal(cfg.port, 1);
+	assert_int_equal(parse(&cfg, mask), KM_CFG_RUN);
+	assert_int_equal(cfg.unix_mask, 0777);
+	assert_int_equal(parse(&cfg, mask2), KM_CFG_RUN);
+	assert_int_equal(cfg.unix_mask, 0770);
+	assert_int_equal(parse(&cfg, badmask), KM_CFG_ERROR);
+	assert_string_equal(errbuf, "kmagentd: -a: invalid value '0800'\n");
+	assert_int_equal(parse(&cfg, badport), KM_CFG_ERROR);
+	assert_string_equal(errbuf, "kmagentd: -U: invalid value '65536'\n");
+	assert_int_equal(parse(&cfg, off_kernel), KM_CFG_ERROR);
+	assert_string_equal(errbuf, "kmagentd: -I serves UDP: not with -U 0\n");
 }
 
 static void test_long_options(void **state)
@@ -357,6 +394,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_magent_command_line),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_udp_port_and_unix_mask),
 		cmocka_unit_test(test_long_options),
 		cmocka_unit_test(test_bad_flags_are_named),
 		cmocka_unit_test(test_help),
