@@ -968,6 +968,14 @@ static void km_write_journal(const struct km_req *r)
 	for (i = 0; i < k->nr; i++) {
 		const struct km_wrep *wr = km_req_rep_of(r, k->be[i]);
 
+		/*
+		 * A cas whose primary failed went nowhere else: the others
+		 * hold the last acknowledged value, missed nothing, and are
+		 * what the primary is replayed from.
+		 */
+		if (r->type == KM_RT_CAS && r->cas_phase == 1 && r->nreps &&
+		    k->be[i] != r->reps[0].be)
+			continue;
 		if (!km_wrep_usable_of(wr) && !km_key_is_text(key, len))
 			km_journal_set_lost(k->be[i], "missed a binary key");
 		else if (!km_wrep_usable_of(wr))
