@@ -53,8 +53,9 @@ struct km_conn {
 struct km_bkey {
 	__u32 off;
 	__u16 len;
-	__u8 stored; /* the target answered HD to our add */
-	__u64 cas;   /* the CAS of the item we stored */
+	__u8 stored;   /* the target answered HD to our add */
+	__u64 cas;     /* the CAS of the item we stored */
+	__u64 src_cas; /* the source's, when we fetched it */
 };
 
 struct km_batch {
@@ -516,10 +517,10 @@ struct km_step {
 	long now;
 };
 
-/* "VA <len> f<flags> t<ttl> k<key>"; returns 0 or -EPROTO. */
+/* "VA <len> f<flags> t<ttl> k<key> c<cas>"; returns 0 or -EPROTO. */
 static int km_parse_va(const char *s, size_t len, size_t *vlen,
 		       unsigned long *flags, long *ttl, const char **key,
-		       size_t *klen)
+		       size_t *klen, unsigned long long *cas)
 {
 	const char *end = s + len, *p = s + 3;
 	char *e;
@@ -530,6 +531,7 @@ static int km_parse_va(const char *s, size_t len, size_t *vlen,
 	*key = NULL;
 	*flags = 0;
 	*ttl = -1;
+	*cas = 0;
 	p = e;
 	while (p < end) {
 		const char *tok;
@@ -551,6 +553,9 @@ static int km_parse_va(const char *s, size_t len, size_t *vlen,
 		case 'k':
 			*key = tok + 1;
 			*klen = p - tok - 1;
+			break;
+		case 'c':
+			*cas = strtoull(tok + 1, NULL, 10);
 			break;
 		}
 	}
@@ -606,20 +611,27 @@ static int km_build_src(struct km_buf *req, struct km_step *st, bool verify)
 		if (!k->stored)
 			continue;
 		if (km_add_key_line(req, "mg ", prev->arena.p + k->off, k->len,
-				    "\r\n"))
+				    " c\r\n"))
 			return -ENOMEM;
 		st->vleft++;
 	}
 	for (i = 0; i < b->n; i++)
 		if (km_add_key_line(req, "mg ", km_batch_key(b, i),
-				    b->keys[i].len, " v f t k q\r\n"))
+				    b->keys[i].len, " v f t k c q\r\n"))
 			return -ENOMEM;
 	if (!req->len)
 		return 0;
 	return km_buf_add(req, "mn\r\n", 4);
 }
 
-/* A reply to the delete check: HD = still there, EN = lost meanwhile. */
+/*
+ * A reply to the delete check: HD c<cas> = still there as we copied it;
+ * EN = deleted meanwhile, or another cas = written again meanwhile.
+ * Either way our copy may be older than what a client wrote since (a
+ * replay of another kmagentd may even have deleted the newer value from
+ * the target just before our add): our very item goes, and the key is
+ * found by the null-fallback until it is written or repaired.
+ */
 static int km_parse_check(struct km_step *st, const char *s, size_t len)
 {
 	struct km_batch *prev = st->prev;
@@ -632,10 +644,14 @@ static int km_parse_check(struct km_step *st, const char *s, size_t len)
 		return -EPROTO;
 	k = &prev->keys[prev->store[st->vnext++]];
 	st->vleft--;
-	if (km_line_is(s, len, "HD"))
-		return 0;
-	if (!km_line_is(s, len, "EN"))
+	if (km_line_is(s, len, "HD")) {
+		const char *cp = memchr(s, 'c', len);
+
+		if (!cp || strtoull(cp + 1, NULL, 10) == k->src_cas)
+			return 0;
+	} else if (!km_line_is(s, len, "EN")) {
 		return -EPROTO;
+	}
 	prev->undone++;
 	if (km_add_key_line(&st->b->out, "md ", prev->arena.p + k->off, k->len,
 			    "") ||
@@ -650,6 +666,7 @@ static int km_parse_src(struct km_conn *c, void *ctx)
 	struct km_step *st = ctx;
 	struct km_batch *b = st->b;
 	size_t len, total, vlen, klen = 0;
+	unsigned long long cas;
 	unsigned long flags;
 	const char *key;
 	char *s;
@@ -671,7 +688,7 @@ static int km_parse_src(struct km_conn *c, void *ctx)
 			return 1;
 		}
 		if (!km_line_is(s, len, "VA") ||
-		    km_parse_va(s, len, &vlen, &flags, &ttl, &key, &klen))
+		    km_parse_va(s, len, &vlen, &flags, &ttl, &key, &klen, &cas))
 			return -EPROTO;
 		if (c->in.len - c->pos < total + vlen + 2)
 			return 0; /* value not all here yet */
@@ -681,6 +698,7 @@ static int km_parse_src(struct km_conn *c, void *ctx)
 		if (i < 0)
 			return i;
 		b->store[b->nstore++] = i;
+		b->keys[i].src_cas = cas;
 		if (km_append_ms(b, key, klen, s + total, vlen, flags, ttl,
 				 st->now))
 			return -ENOMEM;
