@@ -123,10 +123,10 @@ lab_eq "systemd-analyze verify is silent" "" "$out"
 unit_is() { grep -qx -- "$1" "$U"; }
 lab_ok "runs as User=kmagent" unit_is User=kmagent
 lab_ok "... Group=kmagent" unit_is Group=kmagent
-lab_ok "ambient capabilities: BPF, NET_ADMIN, PERFMON only" unit_is \
-	"AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_PERFMON"
+lab_ok "ambient capabilities: BPF, NET_ADMIN, PERFMON, NET_RAW only" unit_is \
+	"AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_NET_RAW"
 lab_ok "... and nothing more in the bounding set" unit_is \
-	"CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON"
+	"CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_NET_RAW"
 lab_ok "NoNewPrivileges" unit_is NoNewPrivileges=yes
 lab_ok "the socket directory /run/kmagent" unit_is RuntimeDirectory=kmagent
 lab_ok "restarts on failure" unit_is Restart=on-failure
