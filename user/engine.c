@@ -696,12 +696,10 @@ static struct km_seq {
 	[0 ... KM_SEQ_STRIPES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
 
-/* The stripe of the key of write r (its first key), + 1. */
+/* The stripe of the key of write r (by its ring slot, base64 decoded), + 1. */
 static unsigned int km_seq_of(const struct km_req *r)
 {
-	const struct km_key *k = &r->keys[0];
-
-	return km_hash_key(r->line.p + k->off, k->len) % KM_SEQ_STRIPES + 1;
+	return r->keys[0].slot % KM_SEQ_STRIPES + 1;
 }
 
 /* 1: r holds its stripe now; 0: it waits (queued) for its turn. */
@@ -1368,6 +1366,7 @@ static void km_key_set_replicas(struct km_key *k, const struct km_ring *ring,
 		}
 	}
 	s = km_ring_lookup(ring, key, len);
+	k->slot = s - ring->slots;
 	k->nr = s->nr;
 	memcpy(k->be, s->be, s->nr);
 }

@@ -25,6 +25,7 @@ enum km_req_type {
 struct km_key {
 	unsigned int off, len; /* in req->line */
 	__u8 nr;	       /* candidates in be[] */
+	__u32 slot;	       /* its ring slot (writes: its turn, engine.c) */
 	__u8 be[KM_MAX_BACKENDS - 1];
 	__u8 next;     /* next candidate to try */
 	__u8 inflight; /* an op for this key is out */
