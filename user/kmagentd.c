@@ -286,8 +286,6 @@ int main(int argc, char **argv)
 	ret = 0;
 	km_proxy_quiesce(cfg.timeout_ms > 0 ? cfg.timeout_ms : 1000);
 	km_health_stop();
-	/* nothing owed: lift our fences, or a restart would find them */
-	km_fence_round();
 out_proxy:
 	km_ops_stop();
 	if (ret)
@@ -295,6 +293,12 @@ out_proxy:
 	else
 		km_kbpf_stop();
 	km_proxy_stop();
+	/*
+	 * Every write is done (or failed and journaled) now: lift our fences
+	 * on backends owed nothing, keep the others for the next start.
+	 */
+	if (ret == 0)
+		km_fence_round();
 	if (cfg.pid_file[0] && ret == 0)
 		unlink(cfg.pid_file);
 out:

@@ -382,7 +382,8 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 {
 	const size_t item_max = km_d.cfg.item_size_max;
 
-	while (!c->closing && !c->dead && !c->eof) {
+	/* draining (SIGTERM): what was parsed is answered, nothing more */
+	while (!c->closing && !c->dead && !c->eof && !km_d.draining) {
 		size_t avail = km_buf_used(&c->in), total;
 		const char *p = km_buf_data(&c->in);
 		struct km_request r;
