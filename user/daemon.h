@@ -52,6 +52,11 @@ struct km_backend_info {
 	/* health (health.c), under km_daemon.lock */
 	int fails;	       /* consecutive failures (probes + passive) */
 	int oks;	       /* consecutive successful probes */
+	/* data-path failures in the window since passive_since (ms,
+	 * CLOCK_MONOTONIC): good probes do not clear them (health.c) */
+	int passive;
+	long passive_since;
+	int verify; /* down on data-path failures: probes send mn too */
 	long pid;	       /* from the last `stats`, 0 = unknown */
 	long uptime;	       /* idem */
 	int restarted;	       /* a new memcached process seen while DOWN */

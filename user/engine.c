@@ -1156,6 +1156,8 @@ int km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
 		reply = NULL; /* another request's: as if the backend failed */
 		err = -1;
 	}
+	if (reply && km_reply_unwell(reply, len))
+		km_health_passive_failure(op->be, "SERVER_ERROR");
 	switch (r->type) {
 	case KM_RT_READ:
 		err |= km_read_op_done(w, op, reply, len);
