@@ -52,11 +52,6 @@ struct km_backend_info {
 	/* health (health.c), under km_daemon.lock */
 	int fails;	       /* consecutive failures (probes + passive) */
 	int oks;	       /* consecutive successful probes */
-	/* data-path failures in the window since passive_since (ms,
-	 * CLOCK_MONOTONIC): good probes do not clear them (health.c) */
-	int passive;
-	long passive_since;
-	int verify; /* down on data-path failures: probes send mn too */
 	long pid;	       /* from the last `stats`, 0 = unknown */
 	long uptime;	       /* idem */
 	int restarted;	       /* a new memcached process seen while DOWN */
@@ -66,6 +61,12 @@ struct km_backend_info {
 	/* until then it may lack keys a resync missed: read-repair it */
 	time_t suspect_until;
 	char reason[96]; /* reason of the last state change */
+
+	/* data-path failures in the window since passive_since (ms,
+	 * CLOCK_MONOTONIC): good probes do not clear them (health.c) */
+	int passive;
+	long passive_since;
+	int verify; /* down on data-path failures: probes send mn too */
 
 	struct km_be_counters c; /* atomic adds (__atomic_fetch_add) */
 };

@@ -463,7 +463,8 @@ static void test_unwell(void **state)
 {
 	static const char busy[] = "SERVER_ERROR too many open connections\r\n";
 	static const char big[] = "SERVER_ERROR object too large for cache\r\n";
-	static const char full[] = "SERVER_ERROR out of memory storing object\r\n";
+	static const char full[] =
+		"SERVER_ERROR out of memory storing object\r\n";
 
 	(void)state;
 	assert_true(km_reply_unwell(busy, sizeof(busy) - 1));
