@@ -29,6 +29,7 @@ seed=${FUZZ_SEED:-}
 args=(--secs "${FUZZ_SECS:-40}")
 [ -n "$seed" ] && args+=(--seed "$seed")
 lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mcfuzz.py" "${args[@]}" \
+	--replicas 198.18.0.2:11211,198.18.0.3:11211 \
 	198.18.0.1:11211 198.18.0.4:11210
 lab_eq "every reply through kmagentd equals memcached's (mcfuzz exit)" 0 $?
 lab_ok "kmagentd survived the run" lab_alive km-p
