@@ -3,6 +3,7 @@
 
   mcfuzz.py [--seed N] [--secs S | --steps N] [--transcript FILE]
             [--no-shrink] [--replicas HOST:PORT,HOST:PORT...]
+            [--modes [late][,halfclose]]
             REFERENCE:PORT CANDIDATE:PORT
 
 Generates, from a grammar of memcached's text and meta protocols, random
@@ -16,7 +17,10 @@ memcached) and to CANDIDATE (kmagentd in front of memcacheds) pipelined in
 one write or cut at random byte boundaries, and the replies, delimited as
 tests/tools/mcdiff.py delimits them (a "version" sentinel; "<closed>" when
 the server hangs up), must be byte for byte equal after mcdiff's
-normalisation of cas values.  With --replicas (the memcacheds behind
+normalisation of cas values.  --modes (default "late") makes some steps
+hostile in how they are sent: read late (the client reads nothing for
+300 ms after sending), half-closed (shutdown(SHUT_WR) after the step, no
+sentinel: each server must answer what it was sent, then close).  With --replicas (the memcacheds behind
 CANDIDATE, every key on each of them), after every step each key the step
 names is read directly from each replica (mg v f t): value and flags must be
 equal on all of them, and TTLs within a second (a write lands on each
@@ -464,22 +468,23 @@ def show_diff(bad):
 
 
 class Runner:
-    def __init__(self, ref, cand, rnd, replicas=None, keys=()):
+    def __init__(self, ref, cand, rnd, replicas=None, keys=(), modes=()):
         self.ref, self.cand, self.r = ref, cand, rnd
-        self.replicas, self.keys = replicas, keys
+        self.replicas, self.keys, self.modes = replicas, keys, modes
 
     def replicas_differ(self, data):
         if not self.replicas:
             return []
         return self.replicas.diff(touched(self.keys, data))
 
-    def send(self, t, data, cuts):
+    def send(self, t, data, cuts, mode=""):
         if t.sock is None:
             t.connect()
         data = t.fill_cas(data)
+        end = b"" if mode == "halfclose" else SENTINEL
         try:
             if not cuts:
-                t.sock.sendall(data + SENTINEL)
+                t.sock.sendall(data + end)
             else:
                 prev = 0
                 for c in cuts + [len(data)]:
@@ -488,20 +493,33 @@ class Runner:
                         t.sock.sendall(data[prev:c])
                         time.sleep(0.001)
                     prev = c
-                t.sock.sendall(SENTINEL)
+                t.sock.sendall(end)
+            if mode == "halfclose":
+                t.sock.shutdown(socket.SHUT_WR)
         except OSError:
             t.drop()
             return b"<send failed>"  # reset or broken pipe, as timing has it
         return None
 
-    def exchange(self, data, cuts, wait):
+    def exchange(self, data, cuts, wait, mode=""):
         """Both targets, the same bytes and cuts: their normalised replies."""
         out = []
         for t in (self.ref, self.cand):
-            failed = self.send(t, data, cuts)
+            failed = self.send(t, data, cuts, mode)
+            if failed is None and mode == "late":
+                time.sleep(0.3)
+            # half-closed: read until the server closes
             raw = failed if failed is not None else t.read_reply(wait)
+            if mode == "halfclose":
+                t.drop()
             out.append(t.normalize(raw))
         return out
+
+    def mode_for(self, data):
+        if data.endswith(b"quit\r\n") or not self.modes or \
+                self.r.random() >= 0.08:
+            return ""
+        return self.r.choice(self.modes)
 
     def cuts_for(self, data):
         if self.r.random() < 0.6 or len(data) < 2 or \
@@ -524,8 +542,8 @@ class Runner:
     def replay(self, steps):
         """Does this subsequence still make the servers differ?"""
         self.reset()
-        for reqs, cuts, wait in steps:
-            a, b = self.exchange(b"".join(reqs), cuts, wait)
+        for reqs, cuts, wait, mode in steps:
+            a, b = self.exchange(b"".join(reqs), cuts, wait, mode)
             if not same(a, b) or self.replicas_differ(b"".join(reqs)):
                 return True
         return False
@@ -558,7 +576,7 @@ def shrink(runner, history, budget=200):
     budget = [budget]
     steps = ddmin(history, runner.replay, budget)
     # requests: (step, request) pairs, each step sent in one write uncut
-    flat = [(i, q) for i, (reqs, _, _) in enumerate(steps) for q in reqs]
+    flat = [(i, q) for i, (reqs, *_) in enumerate(steps) for q in reqs]
 
     def regroup(pairs):
         out = []
@@ -567,7 +585,7 @@ def shrink(runner, history, budget=200):
                 out[-1][1].append(q)
             else:
                 out.append((i, [q]))
-        return [(reqs, [], steps[i][2]) for i, reqs in out]
+        return [(reqs, [], steps[i][2], steps[i][3]) for i, reqs in out]
 
     if runner.replay(regroup(flat)):
         flat = ddmin(flat, lambda p: runner.replay(regroup(p)), budget)
@@ -588,6 +606,8 @@ def main():
     ap.add_argument("--transcript", help="every step and both replies here")
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--replicas", help="HOST:PORT,... behind CANDIDATE")
+    ap.add_argument("--modes", default="late",
+                    help="hostile ways to send some steps: late,halfclose")
     ap.add_argument("reference")
     ap.add_argument("candidate")
     a = ap.parse_args()
@@ -606,7 +626,11 @@ def main():
         return 2
     replicas = Replicas(a.replicas.split(","), a.reference) \
         if a.replicas else None
-    runner = Runner(ref, cand, rnd, replicas, gen.keys)
+    modes = [m for m in a.modes.split(",") if m]
+    if any(m not in ("late", "halfclose") for m in modes):
+        print("mcfuzz: --modes: late, halfclose", file=sys.stderr)
+        return 2
+    runner = Runner(ref, cand, rnd, replicas, gen.keys, modes)
     runner.reset()
     tr = open(a.transcript, "w") if a.transcript else None
     done, t0, history = 0, time.monotonic(), []
@@ -618,13 +642,14 @@ def main():
         reqs = gen.step()
         data = b"".join(reqs)
         cuts = runner.cuts_for(data)
+        mode = runner.mode_for(data)
         wait = 3 if len(data) < 100000 else 8
-        r, c = runner.exchange(data, cuts, wait)
+        r, c = runner.exchange(data, cuts, wait, mode)
         done += 1
-        history.append((reqs, cuts, wait))
+        history.append((reqs, cuts, wait, mode))
         if tr:
-            tr.write("== %d cuts=%s\n>> %r\nreference: %r\ncandidate: %r\n" %
-                     (done, cuts, data, r, c))
+            tr.write("== %d cuts=%s %s\n>> %r\nreference: %r\ncandidate: %r\n"
+                     % (done, cuts, mode, data, r, c))
         bad = runner.replicas_differ(data) if same(r, c) else None
         if bad == []:
             continue
@@ -634,7 +659,7 @@ def main():
         else:
             print("not ok - step %d differs (seed %d)" % (done, seed))
         print("#   request  : %s" % show(data))
-        print("#   cut at   : %s" % cuts)
+        print("#   cut at   : %s%s" % (cuts, ", " + mode if mode else ""))
         print("#   reference: %s" % show(r))
         print("#   candidate: %s" % show(c))
         if not a.no_shrink:
@@ -643,11 +668,12 @@ def main():
                   "flush_all on a fresh connection):" % (len(small),
                                                          len(history)))
             runner.reset()
-            for i, (reqs, cu, w) in enumerate(small, 1):
+            for i, (reqs, cu, w, mo) in enumerate(small, 1):
                 d = b"".join(reqs)
-                x, y = runner.exchange(d, cu, w)
-                print("#  %d >> %s%s" % (i, show(d, 600),
-                                        " cut at %s" % cu if cu else ""))
+                x, y = runner.exchange(d, cu, w, mo)
+                print("#  %d >> %s%s%s" % (i, show(d, 600),
+                                          " cut at %s" % cu if cu else "",
+                                          " (%s)" % mo if mo else ""))
                 print("#     reference: %s" % show(x, 600))
                 print("#     candidate: %s" % show(y, 600))
                 bad = runner.replicas_differ(d)
