@@ -3,8 +3,10 @@
 # valid, nearly valid and broken text and meta requests, pipelined or cut at
 # random byte boundaries, sent to a fresh memcached and to kmagentd built
 # with ASan/UBSan (build-san/kmagentd) in front of two fresh memcacheds: every
-# reply byte for byte equal (cas values compared structurally), and no
-# sanitizer report from kmagentd, leaks at exit included.
+# reply byte for byte equal (cas values compared structurally), some steps
+# read late, the two replicas equal after every step (each key the step
+# names read from both), and no sanitizer report from kmagentd, leaks at
+# exit included.  Half-closed streams: 25_hostile_tcp.sh.
 #
 #   FUZZ_SECS=N   how long (default 40, seed 1; `make fuzz`: 600, a new seed)
 #   FUZZ_SEED=N   replay one run (the seed is printed first)
