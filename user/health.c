@@ -132,7 +132,7 @@ static int km_probe(__u8 id, const struct sockaddr_in *sa, int verify,
 		    long *pid, long *uptime, const char **what)
 {
 	static const char req[] = "stats\r\nmn\r\n";
-	size_t reqlen = verify ? sizeof(req) - 1 : 7;
+	size_t reqlen = verify ? sizeof(req) - 1 : sizeof("stats\r\n") - 1;
 	char buf[8192];
 	struct timespec deadline;
 	size_t len = 0;
