@@ -61,9 +61,14 @@ static void km_bconn_close(struct km_worker *w, struct km_bconn *bc)
 	bc->in.off = bc->in.len = 0;
 }
 
+enum {
+	KM_BF_TIMEOUT = 1, /* counted as a timeout */
+	KM_BF_BUSY = 2,	   /* the backend was sending: not a health failure */
+};
+
 /* Fail every queued operation; the callers fall back or give up. */
 static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
-			  const char *why, int timeout)
+			  const char *why, int how)
 {
 	struct km_op *op;
 
@@ -72,13 +77,14 @@ static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
 			 km_d.be[bc->be].name, why, bc->nops);
 	km_bconn_close(w, bc);
 	bc->retry_at = w->now + KM_RECONNECT_MS;
-	if (timeout) {
+	if (how & KM_BF_TIMEOUT) {
 		KM_INC(km_d.be[bc->be].c.timeouts);
 		KM_INC(km_d.c.backend_timeouts);
 	} else {
 		KM_INC(km_d.be[bc->be].c.conn_errors);
 	}
-	km_health_passive_failure(bc->be, why);
+	if (!(how & KM_BF_BUSY))
+		km_health_passive_failure(bc->be, why);
 	while ((op = bc->head)) {
 		bc->head = op->next;
 		bc->nops--;
@@ -117,6 +123,7 @@ static int km_bconn_connect(struct km_worker *w, struct km_bconn *bc)
 	bc->ev.fd = fd;
 	bc->connecting = 1;
 	bc->gen = b->gen;
+	bc->last_rx = w->now;
 	return 0;
 }
 
@@ -221,6 +228,7 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 			return;
 		}
 		bc->in.len += n;
+		bc->last_rx = w->now;
 		short_read = (size_t)n < space;
 		while (bc->head && km_buf_used(&bc->in)) {
 			struct km_op *op = bc->head;
@@ -283,6 +291,27 @@ void km_backend_event(struct km_worker *w, struct km_bconn *bc, uint32_t events)
 		km_bconn_mark_dirty(w, bc);
 }
 
+/*
+ * The oldest request timed out.  Its reply may be in the socket, unread
+ * while this worker was busy; and a backend that sent bytes within the
+ * timeout is answering, only behind a long queue (another client's
+ * pipeline of big values on this pooled connection): its requests still
+ * fail over, but that is not a health failure, or a client could take
+ * healthy backends down.
+ */
+static void km_bconn_timeout(struct km_worker *w, struct km_bconn *bc)
+{
+	if (bc->ev.fd >= 0 && !bc->connecting)
+		km_bconn_read(w, bc);
+	if (!bc->head || bc->head->deadline > w->now)
+		return;
+	if (w->now - bc->last_rx < (uint64_t)km_d.cfg.timeout_ms)
+		km_bconn_fail(w, bc, "timeout while sending",
+			      KM_BF_TIMEOUT | KM_BF_BUSY);
+	else
+		km_bconn_fail(w, bc, "timeout", KM_BF_TIMEOUT);
+}
+
 void km_backend_check_timeouts(struct km_worker *w)
 {
 	unsigned int id, i;
@@ -294,7 +323,7 @@ void km_backend_check_timeouts(struct km_worker *w)
 			struct km_bconn *bc = w->bc[id][i];
 
 			if (bc && bc->head && bc->head->deadline <= w->now)
-				km_bconn_fail(w, bc, "timeout", 1);
+				km_bconn_timeout(w, bc);
 		}
 	}
 }

@@ -77,6 +77,12 @@ struct km_backend_info {
 	bool fill_joined; /* it joined slots: copy them in (add mode) */
 	char reason[96];  /* reason of the last state change */
 
+	/* data-path failures in the window since passive_since (ms,
+	 * CLOCK_MONOTONIC): good probes do not clear them (health.c) */
+	int passive;
+	long passive_since;
+	int verify; /* down on data-path failures: probes send mn too */
+
 	struct km_be_counters c; /* atomic adds (__atomic_fetch_add) */
 };
 

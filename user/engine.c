@@ -1110,7 +1110,21 @@ static void km_write_send(struct km_worker *w, struct km_req *r)
  * other replicas would fail.  The primary (the replica gets read it
  * from) decides; on success the other replicas get the value as a plain
  * set (ms without C), so that they hold what the primary holds.
+ *
+ * ms C I (invalidation) succeeds two ways, both answered HD: the cas
+ * matched (a plain set), or it was older than the item's (the value is
+ * replaced, the item marked stale, its TTL kept).  A plain set on the
+ * others after the second way leaves them unlike the primary (with T-1,
+ * the key on the primary and gone from the others).  So the primary's
+ * cas is read first (me: changes nothing, unlike mg); after the second
+ * way the others get C1, older than any item's cas but a fresh
+ * memcached's very first (memcached refuses C0): the same way.
  */
+static int km_cas_went_stale(const struct km_req *r, const struct km_tok *c)
+{
+	return r->cas_peeked && strtoull(c->p + 1, NULL, 10) != r->cas_before;
+}
+
 static int km_cas_rewrite(struct km_req *r)
 {
 	struct km_buf nl = {0};
@@ -1129,6 +1143,9 @@ static int km_cas_rewrite(struct km_req *r)
 			}
 		} else if (i >= (r->cmd == KM_CMD_MS ? 3u : 2u) &&
 			   t.p[0] == 'C') {
+			if (km_cas_went_stale(r, &t) &&
+			    km_buf_append(&nl, " C1", 3))
+				ret = -1;
 			i++;
 			continue;
 		}
@@ -1148,12 +1165,32 @@ static int km_cas_rewrite(struct km_req *r)
 	return ret;
 }
 
+static int km_starts_me(const char *s, size_t len)
+{
+	return len > 3 && !memcmp(s, "ME ", 3);
+}
+
+/* "ME key exp=.. la=.. cas=N ...": the primary's cas before the ms */
+static void km_cas_peeked(struct km_req *r, const char *reply, size_t len)
+{
+	const char *p = reply ? memmem(reply, len, " cas=", 5) : NULL;
+
+	if (!p || !km_starts_me(reply, len))
+		return;
+	r->cas_before = strtoull(p + 5, NULL, 10);
+	r->cas_peeked = 1;
+}
+
 static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 			   const char *reply, size_t len)
 {
 	struct km_req *r = op->req;
 	struct km_wrep *wr = &r->reps[op->rank];
 
+	if (op->cmd == KM_CMD_ME) {
+		km_cas_peeked(r, reply, len);
+		return;
+	}
 	wr->done = 1;
 	if (reply) {
 		wr->cls = km_wrep_class(r, reply, len);
@@ -1183,6 +1220,43 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 	}
 }
 
+/* Has the forwarded meta line the flag f (tokens from first on)? */
+static int km_line_flag(const struct km_req *r, unsigned int first, char f)
+{
+	size_t pos = 0;
+	struct km_tok t;
+	unsigned int i = 0;
+
+	while (km_next_token(r->line.p, r->line.len - 2, &pos, &t))
+		if (i++ >= first && t.p[0] == f)
+			return 1;
+	return 0;
+}
+
+/* me KEY to the primary, on the connection the ms then takes */
+static void km_cas_peek(struct km_worker *w, struct km_req *r)
+{
+	char line[KM_KEY_MAX + 16];
+	size_t pos = 0;
+	struct km_tok t;
+	struct km_op *op;
+	int n;
+
+	if (!km_next_token(r->line.p, r->line.len - 2, &pos, &t) ||
+	    !km_next_token(r->line.p, r->line.len - 2, &pos, &t) ||
+	    t.len > KM_KEY_MAX)
+		return;
+	n = snprintf(line, sizeof(line), "me %.*s%s\r\n", (int)t.len, t.p,
+		     r->base64 ? " b" : "");
+	op = km_op_new(w, r, r->reps[0].be, KM_RK_LINE);
+	if (!op)
+		return;
+	op->cmd = KM_CMD_ME;
+	op->kind = KM_RK_LINE;
+	r->pending++;
+	km_backend_submit(w, op, r->pool_idx, line, n, NULL, 0);
+}
+
 static void km_cas_send(struct km_worker *w, struct km_req *r)
 {
 	unsigned int i;
@@ -1203,6 +1277,8 @@ static void km_cas_send(struct km_worker *w, struct km_req *r)
 	}
 	r->cas_phase = 1;
 	km_req_open(r); /* until its copies are queued */
+	if (r->cmd == KM_CMD_MS && r->nreps > 1 && km_line_flag(r, 3, 'I'))
+		km_cas_peek(w, r);
 	km_write_send_range(w, r, 0, 1);
 }
 
@@ -1286,6 +1362,8 @@ int km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
 		reply = NULL; /* another request's: as if the backend failed */
 		err = -1;
 	}
+	if (reply && km_reply_unwell(reply, len))
+		km_health_passive_failure(op->be, "SERVER_ERROR");
 	switch (r->type) {
 	case KM_RT_READ:
 		err |= km_read_op_done(w, op, reply, len);

@@ -115,11 +115,24 @@ void km_health_parse_stats(const char *buf, size_t len, long *pid, long *uptime)
 	}
 }
 
-/* One probe: 0 and pid/uptime, or -errno with what failed in *what. */
-static int km_probe(__u8 id, const struct sockaddr_in *sa, long *pid,
-		    long *uptime, const char **what)
+/* The reply is complete: stats' END, then MN when verify sent mn. */
+static int km_probe_done(const char *buf, size_t len, int verify)
 {
-	static const char req[] = "stats\r\n";
+	if (verify)
+		return len >= 9 && !memcmp(buf + len - 9, "END\r\nMN\r\n", 9);
+	return len >= 5 && !memcmp(buf + len - 5, "END\r\n", 5);
+}
+
+/*
+ * One probe: 0 and pid/uptime, or -errno with what failed in *what.
+ * verify adds a no-op request (mn): it goes where clients' requests go
+ * in memcached, which stats alone may not show.
+ */
+static int km_probe(__u8 id, const struct sockaddr_in *sa, int verify,
+		    long *pid, long *uptime, const char **what)
+{
+	static const char req[] = "stats\r\nmn\r\n";
+	size_t reqlen = verify ? sizeof(req) - 1 : sizeof("stats\r\n") - 1;
 	char buf[8192];
 	struct timespec deadline;
 	size_t len = 0;
@@ -133,8 +146,7 @@ static int km_probe(__u8 id, const struct sockaddr_in *sa, long *pid,
 			return fd;
 	}
 	*what = "probe send";
-	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) !=
-	    (ssize_t)sizeof(req) - 1) {
+	if (send(fd, req, reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen) {
 		err = -EIO;
 		goto fail;
 	}
@@ -153,7 +165,7 @@ static int km_probe(__u8 id, const struct sockaddr_in *sa, long *pid,
 			goto fail;
 		}
 		len += n;
-		if (len >= 5 && !memcmp(buf + len - 5, "END\r\n", 5))
+		if (km_probe_done(buf, len, verify))
 			break;
 		if (len >= sizeof(buf) - 1) {
 			err = -EMSGSIZE;
@@ -170,18 +182,62 @@ fail:
 	return err;
 }
 
-/* Lock held.  A failure from a probe or the data path. */
-static void km_health_fail_locked(struct km_backend_info *b, const char *what)
+static void km_health_down_locked(struct km_backend_info *b, const char *what,
+				  int n)
 {
 	char reason[96];
 
+	snprintf(reason, sizeof(reason), "%s, %d failures", what, n);
+	b->passive = 0;
+	km_backend_set_state_locked(b->id, KM_BE_DOWN, reason);
+}
+
+/* Lock held.  A failure from a probe or the data path. */
+static void km_health_fail_locked(struct km_backend_info *b, const char *what)
+{
 	b->oks = 0;
 	b->fails++;
-	if (b->kb.state != KM_BE_DOWN && b->fails >= km_d.cfg.fall) {
-		snprintf(reason, sizeof(reason), "%s, %d failures", what,
-			 b->fails);
-		km_backend_set_state_locked(b->id, KM_BE_DOWN, reason);
+	if (b->kb.state != KM_BE_DOWN && b->fails >= km_d.cfg.fall)
+		km_health_down_locked(b, what, b->fails);
+}
+
+static long km_mono_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec * 1000L + now.tv_nsec / 1000000L;
+}
+
+/*
+ * Lock held.  A request that failed (timeout, reset, refused, the
+ * backend's own SERVER_ERROR) counts towards --fall within a window of
+ * ten probe intervals or request timeouts, whichever is longer: good
+ * probes in between do not clear it, or a backend that answers probes
+ * and nothing else would never go down at a low request rate.  Such a
+ * backend comes back only once a probe's request (mn) is answered too.
+ */
+static void km_health_passive_locked(struct km_backend_info *b,
+				     const char *what)
+{
+	int slice = km_d.cfg.probe_interval_ms > km_d.cfg.timeout_ms
+			    ? km_d.cfg.probe_interval_ms
+			    : km_d.cfg.timeout_ms;
+	long now = km_mono_ms();
+
+	if (!b->passive || now - b->passive_since > 10L * slice) {
+		b->passive = 0;
+		b->passive_since = now;
 	}
+	b->passive++;
+	if (b->kb.state != KM_BE_DOWN && b->passive >= km_d.cfg.fall &&
+	    b->fails < km_d.cfg.fall) {
+		b->verify = 1;
+		b->oks = 0;
+		km_health_down_locked(b, what, b->passive);
+		return;
+	}
+	km_health_fail_locked(b, what);
 }
 
 void km_health_passive_failure(__u8 id, const char *what)
@@ -190,7 +246,7 @@ void km_health_passive_failure(__u8 id, const char *what)
 		return;
 	pthread_mutex_lock(&km_d.lock);
 	if (km_d.be[id].id)
-		km_health_fail_locked(&km_d.be[id], what);
+		km_health_passive_locked(&km_d.be[id], what);
 	pthread_mutex_unlock(&km_d.lock);
 }
 
@@ -246,6 +302,7 @@ static void km_health_ok_locked(struct km_backend_info *b, long pid,
 			snprintf(reason, sizeof(reason), "%d probes ok",
 				 b->oks);
 			km_health_set_refill_locked(b);
+			b->verify = 0;
 			km_backend_set_state_locked(b->id, KM_BE_UP, reason);
 		}
 	} else if (restarted && b->kb.state == KM_BE_UP) {
@@ -263,7 +320,7 @@ static void km_health_round(void)
 		const char *what = "probe";
 		long pid = 0, uptime = 0;
 		unsigned int gen;
-		int err;
+		int err, verify;
 
 		pthread_mutex_lock(&km_d.lock);
 		if (!km_d.be[id].id) {
@@ -272,6 +329,7 @@ static void km_health_round(void)
 		}
 		sa = km_d.be[id].addr;
 		gen = km_d.be[id].gen;
+		verify = km_d.be[id].verify;
 		pthread_mutex_unlock(&km_d.lock);
 		if (gen != km_probe_gen[id] && km_probe_fd[id] >= 0) {
 			close(km_probe_fd[id]);
@@ -279,7 +337,7 @@ static void km_health_round(void)
 		}
 		km_probe_gen[id] = gen;
 
-		err = km_probe(id, &sa, &pid, &uptime, &what);
+		err = km_probe(id, &sa, verify, &pid, &uptime, &what);
 
 		pthread_mutex_lock(&km_d.lock);
 		if (km_d.be[id].id && km_d.be[id].gen == gen) {

@@ -759,6 +759,21 @@ enum km_reply_class km_reply_classify(const char *s, size_t len)
 	return KM_RC_OK;
 }
 
+int km_reply_unwell(const char *s, size_t len)
+{
+	static const char *const about_object[] = {
+		"SERVER_ERROR object too large for cache\r\n",
+		"SERVER_ERROR out of memory storing object\r\n"};
+	unsigned int i;
+
+	if (!km_starts(s, len, "SERVER_ERROR"))
+		return 0;
+	for (i = 0; i < sizeof(about_object) / sizeof(about_object[0]); i++)
+		if (km_starts(s, len, about_object[i]))
+			return 0;
+	return 1;
+}
+
 static int km_b64_val(int c)
 {
 	if (c >= 'A' && c <= 'Z')

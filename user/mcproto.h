@@ -130,6 +130,12 @@ enum km_reply_class {
 };
 
 enum km_reply_class km_reply_classify(const char *reply, size_t len);
+/*
+ * A SERVER_ERROR that says the backend is unwell (a health failure), not
+ * one about this request's object ("object too large for cache", "out of
+ * memory storing object": the next value may well fit).
+ */
+int km_reply_unwell(const char *reply, size_t len);
 
 /* Base64-decode a meta key (b flag) for hashing; -1 if invalid. */
 int km_base64_decode(const char *in, size_t len, char *out, size_t outsize);

@@ -75,6 +75,7 @@ struct km_bconn {
 	int dirty; /* on the worker's flush list */
 	struct km_bconn *dirty_next;
 	uint64_t retry_at; /* no reconnect before (after a failure) */
+	uint64_t last_rx;  /* ms: connected, or last bytes received */
 	struct km_buf out, in;
 	struct km_op *head, *tail;
 	unsigned int nops;

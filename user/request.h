@@ -69,7 +69,10 @@ struct km_req {
 			* backends' lines are in res */
 	int bad_key;   /* reads: a key over 250 bytes, the reply an error */
 	int cas_phase; /* KM_RT_CAS: 1 = primary, 2 = the others */
-	int base64;    /* writes: the key is base64 (meta b) */
+	/* ms C I: the primary's cas before it (me), to tell its two ways */
+	int cas_peeked;
+	unsigned long long cas_before;
+	int base64; /* writes: the key is base64 (meta b) */
 	/* writes: the key's turn (engine.c, "One order a key") */
 	struct km_worker *w;	 /* the worker it belongs to */
 	unsigned int seq;	 /* its stripe + 1 while it holds or waits */

@@ -3,8 +3,10 @@
 # valid, nearly valid and broken text and meta requests, pipelined or cut at
 # random byte boundaries, sent to a fresh memcached and to kmagentd built
 # with ASan/UBSan (build-san/kmagentd) in front of two fresh memcacheds: every
-# reply byte for byte equal (cas values compared structurally), and no
-# sanitizer report from kmagentd, leaks at exit included.
+# reply byte for byte equal (cas values compared structurally), some steps
+# read late, the two replicas equal after every step (each key the step
+# names read from both), and no sanitizer report from kmagentd, leaks at
+# exit included.  Half-closed streams: 25_hostile_tcp.sh.
 #
 #   FUZZ_SECS=N   how long (default 40, seed 1; `make fuzz`: 600, a new seed)
 #   FUZZ_SEED=N   replay one run (the seed is printed first)
@@ -29,6 +31,7 @@ seed=${FUZZ_SEED:-}
 args=(--secs "${FUZZ_SECS:-40}")
 [ -n "$seed" ] && args+=(--seed "$seed")
 lab_in c "$LAB_PY" "$LAB_ROOT/tests/tools/mcfuzz.py" "${args[@]}" \
+	--replicas 198.18.0.2:11211,198.18.0.3:11211 \
 	198.18.0.1:11211 198.18.0.4:11210
 lab_eq "every reply through kmagentd equals memcached's (mcfuzz exit)" 0 $?
 lab_ok "kmagentd survived the run" lab_alive km-p

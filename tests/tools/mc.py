@@ -16,7 +16,8 @@ Usage:
                                                        "set KEY VALUE", "get KEY VALUE" (a hit
                                                        with VALUE expected), "miss KEY"; prints
                                                        "ok|FAIL ms line" each, then "requests N",
-                                                       "failed N", "max_ms M"; exit 1 if any failed
+                                                       "failed N", "max_ms M"; exit 1 if any failed;
+                                                       --pace-ms N starts one every N ms
 
 HOST:PORT may be a unix socket path instead (starting with "/").
 Values are bytes: the command line's UTF-8 encoding is sent unchanged and a
@@ -197,10 +198,13 @@ def run_seq(a, out):
     n = failed = 0
     worst = 0.0
     c = None
+    start = time.monotonic()
     for text in sys.stdin.buffer.read().splitlines():
         f = text.split(None, 2)
         if not f:
             continue
+        if a.pace_ms:
+            time.sleep(max(0.0, start + n * a.pace_ms / 1000 - time.monotonic()))
         n += 1
         t0 = time.monotonic()
         good = False
@@ -235,6 +239,7 @@ def main():
     ap.add_argument("--udp", action="store_true")
     ap.add_argument("--timeout", type=float, default=2.0)
     ap.add_argument("--quiet-ms", type=int, default=200)
+    ap.add_argument("--pace-ms", type=int, default=0)
     ap.add_argument("server")
     ap.add_argument("command")
     ap.add_argument("args", nargs="*")

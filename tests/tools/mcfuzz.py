@@ -2,7 +2,9 @@
 """Differential protocol fuzzer: random request streams, two servers, same bytes.
 
   mcfuzz.py [--seed N] [--secs S | --steps N] [--transcript FILE]
-            [--no-shrink] REFERENCE:PORT CANDIDATE:PORT
+            [--no-shrink] [--replicas HOST:PORT,HOST:PORT...]
+            [--modes [late][,halfclose]]
+            REFERENCE:PORT CANDIDATE:PORT
 
 Generates, from a grammar of memcached's text and meta protocols, random
 steps (one to a dozen requests each) of valid, nearly valid and broken
@@ -15,7 +17,18 @@ memcached) and to CANDIDATE (kmagentd in front of memcacheds) pipelined in
 one write or cut at random byte boundaries, and the replies, delimited as
 tests/tools/mcdiff.py delimits them (a "version" sentinel; "<closed>" when
 the server hangs up), must be byte for byte equal after mcdiff's
-normalisation of cas values.
+normalisation of cas values.  --modes (default "late") makes some steps
+hostile in how they are sent: read late (the client reads nothing for
+300 ms after sending), half-closed (shutdown(SHUT_WR) after the step, no
+sentinel: each server must answer what it was sent, then close).  With --replicas (the memcacheds behind
+CANDIDATE, every key on each of them), after every step each key the step
+names is read directly from each replica (mg v f t): value and flags must be
+equal on all of them, and TTLs within a second (a write lands on each
+replica at its own time).  Checked again 200 ms later before it counts (a
+noreply write may still be on its way to a replica when the step's
+sentinel is answered).  A read changes what later reads see (mg's h flag,
+the W token of a stale item): REFERENCE is read the same way each time, so
+that its state and the replicas' stay alike.
 
 Seeded and reproducible: the seed is printed first, and --seed replays the
 same steps.  On the first mismatch it prints the step, both replies, and,
@@ -47,10 +60,12 @@ import base64
 import os
 import random
 import re
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mc import parse_hostport  # noqa: E402
 from mcdiff import SENTINEL, Target  # noqa: E402
 
 KEY250 = b"K" * 250
@@ -159,6 +174,17 @@ class Gen:
             del toks[self.r.randrange(1, len(toks))]
         return self.line(toks) + self.data_block(v, vlen)
 
+    def big_write(self):
+        """A well-formed write of a value over memcached's 2048-byte line
+        (never refused, so its block is never read as a line), exptimes
+        that overflow 32 bits (memcached truncates them)."""
+        cmd = self.pick(b"set", b"add", b"replace", b"append", b"prepend")
+        v = b"w" * self.r.randint(2049, 8000)
+        exp = self.pick(b"0", b"4294967296", b"4294967295", b"-4294967296")
+        toks = [cmd, self.r.choice(self.keys), self.pick(b"0", b"3"), exp,
+                b"%d" % len(v), self.maybe_noreply(0.1)]
+        return self.line(toks) + v + b"\r\n"
+
     def retrieval(self):
         cmd = self.pick(b"get", b"get", b"gets", b"gat", b"gats", b"bget")
         toks = [cmd]
@@ -265,6 +291,8 @@ class Gen:
 
     def request(self):
         r = self.r.random()
+        if r < 0.02:
+            return self.big_write()
         if r < 0.3:
             return self.storage()
         if r < 0.5:
@@ -366,17 +394,97 @@ def same(r, c):
         c.startswith(r[:-len(TIMEOUT)])
 
 
-class Runner:
-    def __init__(self, ref, cand, rnd):
-        self.ref, self.cand, self.r = ref, cand, rnd
+def touched(keys, data):
+    """The keys of the grammar that data names, plainly or in base64."""
+    return [k for k in keys if k in data or base64.b64encode(k) in data]
 
-    def send(self, t, data, cuts):
+
+class Replicas:
+    """The memcacheds behind the candidate, read directly."""
+
+    def __init__(self, hostports, reference):
+        self.addrs = [parse_hostport(h) for h in hostports]
+        self.ref = parse_hostport(reference)
+
+    def read(self, addr, keys):
+        """{key: (value, flags, ttl) or None} on one replica."""
+        with socket.create_connection(addr, timeout=5) as s:
+            s.sendall(b"".join(b"mg %s v f t\r\n" % k for k in keys) +
+                      b"mn\r\n")
+            buf = b""
+            while not buf.endswith(b"MN\r\n"):
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise OSError("replica %s:%d closed" % addr)
+                buf += chunk
+        out = {}
+        for k in keys:
+            line, buf = buf.split(b"\r\n", 1)
+            if line == b"EN":
+                out[k] = None
+                continue
+            toks = line.split(b" ")
+            if toks[0] != b"VA":
+                out[k] = line  # an error: shown as is
+                continue
+            n = int(toks[1])
+            fl = {t[:1]: t[1:] for t in toks[2:]}
+            out[k] = (buf[:n], fl.get(b"f"), int(fl.get(b"t", b"-1")))
+            buf = buf[n + 2:]
+        return out
+
+    def diff_once(self, keys):
+        views = [self.read(a, keys) for a in self.addrs]
+        self.read(self.ref, keys)  # the same side effects there
+        bad = []
+        for k in keys:
+            vs = [v[k] for v in views]
+            a = vs[0]
+            for b in vs[1:]:
+                if a is None or b is None or not isinstance(a, tuple) or \
+                        not isinstance(b, tuple):
+                    ok = a == b
+                else:
+                    ok = a[:2] == b[:2] and (a[2] == b[2] or (
+                        a[2] >= 0 and b[2] >= 0 and abs(a[2] - b[2]) <= 1))
+                if not ok:
+                    bad.append((k, vs))
+                    break
+        return bad
+
+    def diff(self, keys):
+        """[(key, [view of each replica])] that differ, twice in a row."""
+        if not keys or not self.diff_once(keys):
+            return []
+        time.sleep(0.2)
+        return self.diff_once(keys)
+
+
+def show_diff(bad):
+    return "; ".join("%r: %s" % (k, " vs ".join(
+        show(v if v is None or not isinstance(v, tuple) else
+             (v[0] if len(v[0]) < 40 else v[0][:40] + b"...(%d)" % len(v[0]),
+              v[1], v[2]), 200) for v in vs)) for k, vs in bad)
+
+
+class Runner:
+    def __init__(self, ref, cand, rnd, replicas=None, keys=(), modes=()):
+        self.ref, self.cand, self.r = ref, cand, rnd
+        self.replicas, self.keys, self.modes = replicas, keys, modes
+
+    def replicas_differ(self, data):
+        if not self.replicas:
+            return []
+        return self.replicas.diff(touched(self.keys, data))
+
+    def send(self, t, data, cuts, mode=""):
         if t.sock is None:
             t.connect()
         data = t.fill_cas(data)
+        end = b"" if mode == "halfclose" else SENTINEL
         try:
             if not cuts:
-                t.sock.sendall(data + SENTINEL)
+                t.sock.sendall(data + end)
             else:
                 prev = 0
                 for c in cuts + [len(data)]:
@@ -385,20 +493,33 @@ class Runner:
                         t.sock.sendall(data[prev:c])
                         time.sleep(0.001)
                     prev = c
-                t.sock.sendall(SENTINEL)
+                t.sock.sendall(end)
+            if mode == "halfclose":
+                t.sock.shutdown(socket.SHUT_WR)
         except OSError:
             t.drop()
             return b"<send failed>"  # reset or broken pipe, as timing has it
         return None
 
-    def exchange(self, data, cuts, wait):
+    def exchange(self, data, cuts, wait, mode=""):
         """Both targets, the same bytes and cuts: their normalised replies."""
         out = []
         for t in (self.ref, self.cand):
-            failed = self.send(t, data, cuts)
+            failed = self.send(t, data, cuts, mode)
+            if failed is None and mode == "late":
+                time.sleep(0.3)
+            # half-closed: read until the server closes
             raw = failed if failed is not None else t.read_reply(wait)
+            if mode == "halfclose":
+                t.drop()
             out.append(t.normalize(raw))
         return out
+
+    def mode_for(self, data):
+        if data.endswith(b"quit\r\n") or not self.modes or \
+                self.r.random() >= 0.08:
+            return ""
+        return self.r.choice(self.modes)
 
     def cuts_for(self, data):
         if self.r.random() < 0.6 or len(data) < 2 or \
@@ -421,9 +542,9 @@ class Runner:
     def replay(self, steps):
         """Does this subsequence still make the servers differ?"""
         self.reset()
-        for reqs, cuts, wait in steps:
-            a, b = self.exchange(b"".join(reqs), cuts, wait)
-            if not same(a, b):
+        for reqs, cuts, wait, mode in steps:
+            a, b = self.exchange(b"".join(reqs), cuts, wait, mode)
+            if not same(a, b) or self.replicas_differ(b"".join(reqs)):
                 return True
         return False
 
@@ -455,7 +576,7 @@ def shrink(runner, history, budget=200):
     budget = [budget]
     steps = ddmin(history, runner.replay, budget)
     # requests: (step, request) pairs, each step sent in one write uncut
-    flat = [(i, q) for i, (reqs, _, _) in enumerate(steps) for q in reqs]
+    flat = [(i, q) for i, (reqs, *_) in enumerate(steps) for q in reqs]
 
     def regroup(pairs):
         out = []
@@ -464,7 +585,7 @@ def shrink(runner, history, budget=200):
                 out[-1][1].append(q)
             else:
                 out.append((i, [q]))
-        return [(reqs, [], steps[i][2]) for i, reqs in out]
+        return [(reqs, [], steps[i][2], steps[i][3]) for i, reqs in out]
 
     if runner.replay(regroup(flat)):
         flat = ddmin(flat, lambda p: runner.replay(regroup(p)), budget)
@@ -484,6 +605,9 @@ def main():
     ap.add_argument("--steps", type=int, help="this many steps, not --secs")
     ap.add_argument("--transcript", help="every step and both replies here")
     ap.add_argument("--no-shrink", action="store_true")
+    ap.add_argument("--replicas", help="HOST:PORT,... behind CANDIDATE")
+    ap.add_argument("--modes", default="late",
+                    help="hostile ways to send some steps: late,halfclose")
     ap.add_argument("reference")
     ap.add_argument("candidate")
     a = ap.parse_args()
@@ -500,7 +624,13 @@ def main():
     except OSError as e:
         print("mcfuzz: cannot connect: %s" % e, file=sys.stderr)
         return 2
-    runner = Runner(ref, cand, rnd)
+    replicas = Replicas(a.replicas.split(","), a.reference) \
+        if a.replicas else None
+    modes = [m for m in a.modes.split(",") if m]
+    if any(m not in ("late", "halfclose") for m in modes):
+        print("mcfuzz: --modes: late, halfclose", file=sys.stderr)
+        return 2
+    runner = Runner(ref, cand, rnd, replicas, gen.keys, modes)
     runner.reset()
     tr = open(a.transcript, "w") if a.transcript else None
     done, t0, history = 0, time.monotonic(), []
@@ -512,18 +642,24 @@ def main():
         reqs = gen.step()
         data = b"".join(reqs)
         cuts = runner.cuts_for(data)
+        mode = runner.mode_for(data)
         wait = 3 if len(data) < 100000 else 8
-        r, c = runner.exchange(data, cuts, wait)
+        r, c = runner.exchange(data, cuts, wait, mode)
         done += 1
-        history.append((reqs, cuts, wait))
+        history.append((reqs, cuts, wait, mode))
         if tr:
-            tr.write("== %d cuts=%s\n>> %r\nreference: %r\ncandidate: %r\n" %
-                     (done, cuts, data, r, c))
-        if same(r, c):
+            tr.write("== %d cuts=%s %s\n>> %r\nreference: %r\ncandidate: %r\n"
+                     % (done, cuts, mode, data, r, c))
+        bad = runner.replicas_differ(data) if same(r, c) else None
+        if bad == []:
             continue
-        print("not ok - step %d differs (seed %d)" % (done, seed))
+        if bad:
+            print("not ok - step %d: replicas differ (seed %d)" % (done, seed))
+            print("#   replicas : %s" % show_diff(bad))
+        else:
+            print("not ok - step %d differs (seed %d)" % (done, seed))
         print("#   request  : %s" % show(data))
-        print("#   cut at   : %s" % cuts)
+        print("#   cut at   : %s%s" % (cuts, ", " + mode if mode else ""))
         print("#   reference: %s" % show(r))
         print("#   candidate: %s" % show(c))
         if not a.no_shrink:
@@ -532,20 +668,25 @@ def main():
                   "flush_all on a fresh connection):" % (len(small),
                                                          len(history)))
             runner.reset()
-            for i, (reqs, cu, w) in enumerate(small, 1):
+            for i, (reqs, cu, w, mo) in enumerate(small, 1):
                 d = b"".join(reqs)
-                x, y = runner.exchange(d, cu, w)
-                print("#  %d >> %s%s" % (i, show(d, 600),
-                                        " cut at %s" % cu if cu else ""))
+                x, y = runner.exchange(d, cu, w, mo)
+                print("#  %d >> %s%s%s" % (i, show(d, 600),
+                                          " cut at %s" % cu if cu else "",
+                                          " (%s)" % mo if mo else ""))
                 print("#     reference: %s" % show(x, 600))
                 print("#     candidate: %s" % show(y, 600))
+                bad = runner.replicas_differ(d)
+                if bad:
+                    print("#     replicas : %s" % show_diff(bad))
         if tr:
             tr.close()
         return 1
     if tr:
         tr.close()
-    print("ok - %d random steps, every reply equal (seed %d, %.0f s)" %
-          (done, seed, time.monotonic() - t0))
+    print("ok - %d random steps, every reply equal%s (seed %d, %.0f s)" %
+          (done, ", replicas equal after each" if replicas else "", seed,
+           time.monotonic() - t0))
     return 0
 
 

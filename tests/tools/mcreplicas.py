@@ -65,6 +65,21 @@ STEPS = [
      b"mg t4 T100 v\r\n", [b"t4"], 0),
     ("3 s later: touch/gat/gats/mg T extended the TTL on every replica", b"",
      [b"t1", b"t2", b"t3", b"t4"], 3),
+    # ms C I with a cas older than the item's: memcached keeps the item,
+    # stale, its TTL unchanged (T-1 ignored); a plain set on the other
+    # replicas (ms without C) would expire it there: the key on one
+    # replica, gone from the others
+    ("ms C I with a stale cas, T-1", st(b"set", b"s", b"one", 0, 1000) +
+     st(b"set", b"s", b"two", 0, 1000) + b"ms s 3 C1 I T-1\r\nnew\r\n",
+     [b"s"], 0),
+    ("ms C I with the current cas, T-1: a plain set, gone everywhere",
+     b"mg s c\r\nms s 3 C{cas} I T-1\r\nnew\r\n", [b"s"], 0),
+    ("pipelined odd gets, replace exptime 2^32 of 4000 bytes, bad meta flags",
+     st(b"set", b"u", b"old") + b"get u \xff k\x01 u " + b"L" * 251 +
+     b"\r\ngets u\tv u\r\n" + st(b"replace", b"u", b"r" * 4000, 3,
+                                   4294967296) +
+     b"mg u v zz\r\nms u 2 C1 I T-1 !\r\nhi\r\nms u 2 C1 I T-1\r\nhi\r\n"
+     b"md u q Zq\r\n", [b"u"], 0),
     ("flush_all", b"flush_all\r\n", [b"a", b"b", b"n"], 0),
 ]
 

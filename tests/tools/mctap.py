@@ -8,11 +8,13 @@ client sends to FILE as "<epoch seconds> <state> c<conn> <line repr>"
 (state "fwd" or "muted").  Signals:
   SIGUSR1  mute: keep accepting and reading, forward nothing, answer nothing
            (a backend that hangs: its clients see timeouts, not resets)
+  SIGHUP   stall: answer `stats` (forwarded), swallow every other request
+           (a backend that passes health probes and answers no client)
   SIGUSR2  unmute: close the connections that saw muted data (their
            requests were lost), forward again
   SIGTERM  exit
 Used by tests/integration/13_health_tcp.sh to see which requests reach a
-backend while kmagentd considers it down.
+backend while kmagentd considers it down, and by 57_health_stall_tcp.sh.
 """
 
 import argparse
@@ -26,14 +28,16 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mc import parse_hostport  # noqa: E402
 
-state = {"muted": False, "unmute": False, "stop": False}
+state = {"muted": False, "stall": False, "unmute": False, "stop": False}
 
 
 def on_signal(signum, _frame):
     if signum == signal.SIGUSR1:
         state["muted"] = True
+    elif signum == signal.SIGHUP:
+        state["stall"] = True
     elif signum == signal.SIGUSR2:
-        state["muted"] = False
+        state["muted"] = state["stall"] = False
         state["unmute"] = True
     else:
         state["stop"] = True
@@ -43,7 +47,16 @@ class Conn:
     def __init__(self, cid, client, upstream):
         self.cid, self.client, self.upstream = cid, client, upstream
         self.partial = b""
+        self.stall_partial = b""
         self.saw_muted = False
+
+
+def stats_only(conn, data):
+    """The complete `stats` lines of data: what a stalled backend answers."""
+    conn.stall_partial += data
+    *lines, conn.stall_partial = conn.stall_partial.split(b"\n")
+    return b"".join(ln + b"\n" for ln in lines
+                    if ln.rstrip(b"\r").split(b" ")[0] == b"stats")
 
 
 def log_lines(log, conn, data, muted):
@@ -62,7 +75,8 @@ def main():
     ap.add_argument("upstream")
     ap.add_argument("--log", required=True)
     a = ap.parse_args()
-    for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
+    for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGTERM,
+              signal.SIGINT):
         signal.signal(s, on_signal)
     up_addr = parse_hostport(a.upstream)
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -123,6 +137,13 @@ def main():
                 if muted:
                     conn.saw_muted = True
                     continue
+                if state["stall"]:
+                    fwd = stats_only(conn, data)
+                    if fwd != data:
+                        conn.saw_muted = True
+                    data = fwd
+                    if not data:
+                        continue
                 try:
                     conn.upstream.sendall(data)
                 except OSError:

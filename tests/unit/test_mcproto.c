@@ -459,6 +459,22 @@ static void test_classify(void **state)
 	assert_int_equal(km_reply_classify("", 0), KM_RC_FAILED);
 }
 
+static void test_unwell(void **state)
+{
+	static const char busy[] = "SERVER_ERROR too many open connections\r\n";
+	static const char big[] = "SERVER_ERROR object too large for cache\r\n";
+	static const char full[] =
+		"SERVER_ERROR out of memory storing object\r\n";
+
+	(void)state;
+	assert_true(km_reply_unwell(busy, sizeof(busy) - 1));
+	assert_true(km_reply_unwell("SERVER_ERROR x\r\n", 16));
+	assert_false(km_reply_unwell(big, sizeof(big) - 1));
+	assert_false(km_reply_unwell(full, sizeof(full) - 1));
+	assert_false(km_reply_unwell("CLIENT_ERROR bad\r\n", 18));
+	assert_false(km_reply_unwell("END\r\n", 5));
+}
+
 static void test_numbers_like_memcached(void **state)
 {
 	struct km_tok t;
@@ -512,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_reply_fits),
 		cmocka_unit_test(test_parse_value),
 		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_unwell),
 		cmocka_unit_test(test_numbers_like_memcached),
 		cmocka_unit_test(test_base64),
 	};
