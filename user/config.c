@@ -60,6 +60,8 @@ enum km_opt_id {
 	O_CHECK,
 	O_UDPRETRY,
 	O_UDPRATIO,
+	O_IDLETIMEOUT,
+	O_CONNBUFFER,
 };
 
 static const struct option km_long_opts[] = {
@@ -99,6 +101,8 @@ static const struct option km_long_opts[] = {
 	{"check-config", no_argument, NULL, O_CHECK},
 	{"udp-retry", required_argument, NULL, O_UDPRETRY},
 	{"udp-reply-ratio", required_argument, NULL, O_UDPRATIO},
+	{"idle-timeout", required_argument, NULL, O_IDLETIMEOUT},
+	{"conn-buffer", required_argument, NULL, O_CONNBUFFER},
 	{NULL, 0, NULL, 0},
 };
 
@@ -116,6 +120,8 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->journal_max = KM_JOURNAL_MAX;
 	cfg->udp_retry_ms = KM_UDP_RETRY_DEFAULT_MS;
 	cfg->udp_reply_ratio = KM_UDP_RATIO;
+	cfg->idle_timeout = KM_IDLE_TIMEOUT;
+	cfg->conn_buffer = KM_CONN_BUFFER;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -447,6 +453,17 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			goto bad;
 		cfg->udp_reply_ratio = v;
 		return 0;
+	case O_IDLETIMEOUT:
+		if (km_parse_int(arg, 0, 31536000, &v))
+			goto bad;
+		cfg->idle_timeout = v;
+		return 0;
+	case O_CONNBUFFER:
+		/* below one 64k read's replies, a client could stall itself */
+		if (km_parse_size(arg, &size) || size < 65536)
+			goto bad;
+		cfg->conn_buffer = size;
+		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
@@ -694,6 +711,12 @@ void km_config_usage(FILE *out)
 	      "                            default: the subnets served, lo)\n"
 	      "      --udp-reply-ratio N   UDP replies over one datagram at\n"
 	      "                            most N x the request (10; 0: any)\n"
+	      "      --idle-timeout SECS   close a TCP client silent this "
+	      "long\n"
+	      "                            (600; 0: never)\n"
+	      "      --conn-buffer SIZE    replies held for one client before "
+	      "its\n"
+	      "                            requests wait (4m)\n"
 	      "      --ctl PATH            control socket\n"
 	      "                            (/run/kmagent/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"

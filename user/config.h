@@ -20,7 +20,9 @@
 #define KM_DEFAULT_PORT	 11211
 #define KM_DEFAULT_CTL	 "/run/kmagent/kmagent.sock"
 #define KM_ITEM_SIZE_MAX (1024 * 1024)
-#define KM_UDP_RATIO	 10 /* --udp-reply-ratio */
+#define KM_UDP_RATIO	 10	   /* --udp-reply-ratio */
+#define KM_IDLE_TIMEOUT	 600	   /* --idle-timeout, seconds */
+#define KM_CONN_BUFFER	 (4 << 20) /* --conn-buffer, bytes */
 
 struct km_cfg_backend {
 	char name[KM_NAME_MAX]; /* as given: "host:port" */
@@ -79,6 +81,10 @@ struct km_cfg {
 	 * this many times the request's bytes (reflection attacks); 0 = any.
 	 */
 	unsigned int udp_reply_ratio;
+	/* a TCP client silent this long (no byte in or out) is closed */
+	unsigned int idle_timeout; /* seconds, 0 = never */
+	/* a client's replies held (unsent or in assembly): not read above */
+	size_t conn_buffer;
 };
 
 /* What km_config_parse_args asks the caller to do. */

@@ -69,6 +69,13 @@ struct km_req {
 	int bad_key;   /* reads: a key over 250 bytes, the reply an error */
 	int cas_phase; /* KM_RT_CAS: 1 = primary, 2 = the others */
 	int base64;    /* writes: the key is base64 (meta b) */
+	/*
+	 * Memory bounds (proxy.c, "Backpressure"): a read asks for keys
+	 * [0, kend) only, streams the finished ones from emitted on; ukeys
+	 * are the keys counted in c->ukeys, charged the bytes in c->asm.
+	 */
+	unsigned int kend, emitted, ukeys;
+	size_t charged;
 };
 
 struct km_conn {
@@ -98,6 +105,13 @@ struct km_conn {
 	struct km_conn *dirty_next;
 	unsigned int pool_idx;
 	int counted; /* in curr_connections */
+	int rdhup;   /* the peer shut its side: read to the end */
+	int rd_shut; /* ... and it came: answer what was read, then close */
+	size_t asm_bytes;   /* replies in assembly, in its requests' buffers */
+	unsigned int ukeys; /* keys asked of backends, not answered yet */
+	size_t est;	    /* bytes a key's reply is expected to take */
+	uint64_t active;    /* ms of the last byte in or out (idle timeout) */
+	struct km_conn *lru_prev, *lru_next; /* the worker's, oldest first */
 };
 
 #endif /* KM_REQUEST_H */
