@@ -20,9 +20,10 @@
 #define KM_DEFAULT_PORT	 11211
 #define KM_DEFAULT_CTL	 "/run/kmagent/kmagent.sock"
 #define KM_ITEM_SIZE_MAX (1024 * 1024)
-#define KM_UDP_RATIO	 10	   /* --udp-reply-ratio */
-#define KM_IDLE_TIMEOUT	 600	   /* --idle-timeout, seconds */
-#define KM_CONN_BUFFER	 (4 << 20) /* --conn-buffer, bytes */
+#define KM_UDP_RATIO	 10	       /* --udp-reply-ratio */
+#define KM_IDLE_TIMEOUT	 600	       /* --idle-timeout, seconds */
+#define KM_CONN_BUFFER	 (4 << 20)     /* --conn-buffer, bytes */
+#define KM_REPLY_MEMORY	 (256ul << 20) /* --reply-memory, bytes */
 
 struct km_cfg_backend {
 	char name[KM_NAME_MAX]; /* as given: "host:port" */
@@ -85,6 +86,7 @@ struct km_cfg {
 	unsigned int idle_timeout; /* seconds, 0 = never */
 	/* a client's replies held (unsent or in assembly): not read above */
 	size_t conn_buffer;
+	size_t reply_memory; /* ... and all clients' together */
 };
 
 /* What km_config_parse_args asks the caller to do. */

@@ -90,16 +90,51 @@ static size_t km_conn_held(const struct km_conn *c)
 	return km_buf_used(&c->out) + c->asm_bytes;
 }
 
+static size_t km_conn_claim(const struct km_conn *c)
+{
+	return km_conn_held(c) + (size_t)c->ukeys * c->est;
+}
+
+/*
+ * The clients' claims together, bounded by --reply-memory: over it, a
+ * client that holds anything waits, and one that holds nothing asks one
+ * key at a time, so that those who read their replies are still served
+ * while those who do not have taken the memory.  Each worker brings its
+ * clients' parts up to date as it handles them (km_conn_account).
+ */
+static size_t km_claimed;
+
+static void km_conn_account(struct km_conn *c)
+{
+	size_t now = c->dead ? 0 : km_conn_claim(c);
+
+	if (now == c->claimed)
+		return;
+	__atomic_add_fetch(&km_claimed, now - c->claimed, __ATOMIC_RELAXED);
+	c->claimed = now;
+}
+
+static int km_total_over(const struct km_conn *c)
+{
+	size_t total = __atomic_load_n(&km_claimed, __ATOMIC_RELAXED);
+
+	return total - c->claimed + km_conn_claim(c) >= km_d.cfg.reply_memory;
+}
+
 static int km_conn_has_room(const struct km_conn *c)
 {
-	return km_conn_held(c) + (size_t)c->ukeys * c->est <
-	       km_d.cfg.conn_buffer;
+	size_t claim = km_conn_claim(c);
+
+	return claim < km_d.cfg.conn_buffer &&
+	       (claim == 0 || !km_total_over(c));
 }
 
 unsigned int km_conn_key_room(const struct km_conn *c, int head)
 {
 	if (c->udp)
 		return UINT_MAX; /* one datagram's worth of request */
+	if (km_total_over(c))
+		return 1;
 	/* the head's window waits for the client only, not for the
 	 * replies of the requests queued behind it */
 	return km_window_keys(km_d.cfg.conn_buffer,
@@ -243,8 +278,8 @@ static void km_conn_resume(struct km_worker *w, struct km_conn *c)
 	if (!c->paused || c->nreq >= KM_MAX_PIPELINE / 2 || c->closing ||
 	    c->dead || (c->held && c->nopen) ||
 	    (c->udp ? km_buf_used(&c->out) > KM_OUT_HIGH / 2
-		    : km_conn_held(c) + (size_t)c->ukeys * c->est >
-			      km_d.cfg.conn_buffer / 2))
+		    : km_conn_claim(c) > km_d.cfg.conn_buffer / 2 ||
+			      !km_conn_has_room(c)))
 		return;
 	c->paused = c->held = 0;
 	km_conn_process(w, c);
@@ -267,6 +302,7 @@ static void km_conn_free(struct km_worker *w, struct km_conn *c)
 		r->next = NULL;
 		km_req_detach(w, r);
 	}
+	km_conn_account(c); /* dead: its part goes */
 	if (c->udp && w->nfree_udp < 256 && c->in.cap <= 65536 &&
 	    c->out.cap <= 65536) {
 		c->dirty_next = w->free_udp;
@@ -432,6 +468,7 @@ static void km_worker_flush(struct km_worker *w)
 			km_conn_resume(w, c);
 			if (km_conn_spent(c))
 				km_conn_close(w, c);
+			km_conn_account(c);
 		}
 		while ((bc = w->dirty_b)) {
 			w->dirty_b = bc->dirty_next;

@@ -110,6 +110,7 @@ struct km_conn {
 	size_t asm_bytes;   /* replies in assembly, in its requests' buffers */
 	unsigned int ukeys; /* keys asked of backends, not answered yet */
 	size_t est;	    /* bytes a key's reply is expected to take */
+	size_t claimed;	    /* its part of the total (--reply-memory) */
 	uint64_t active;    /* ms of the last byte in or out (idle timeout) */
 	struct km_conn *lru_prev, *lru_next; /* the worker's, oldest first */
 };

@@ -100,6 +100,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.udp_retry_ms, 100);
 	assert_int_equal(cfg.idle_timeout, 600);
 	assert_int_equal(cfg.conn_buffer, 4 << 20);
+	assert_int_equal(cfg.reply_memory, 256ul << 20);
 	assert_string_equal(cfg.ctl_path, "/run/kmagent/kmagent.sock");
 	assert_false(cfg.foreground);
 }
@@ -200,6 +201,8 @@ static const struct bad_case bad_cases[] = {
 	{{"-s", "127.0.0.1:1", "--conn-buffer", "4k", NULL},
 	 "--conn-buffer: invalid value '4k'"},
 	{{"-s", "127.0.0.1:1", "--conn-buffer", "2g", NULL}, "--conn-buffer"},
+	{{"-s", "127.0.0.1:1", "--reply-memory", "512k", NULL},
+	 "--reply-memory: invalid value '512k'"},
 };
 
 /* The bounds on hostile clients: memcached's 0 = off, sizes as -I. */
@@ -208,8 +211,14 @@ static void test_client_bounds(void **state)
 	const char *args[] = {"-s", "127.0.0.1:1",   "--idle-timeout",
 			      "0",  "--conn-buffer", "16m",
 			      NULL};
-	const char *args2[] = {"-s",	"127.0.0.1:1",	  "--conn-buffer",
-			       "65536", "--idle-timeout", "30",
+	const char *args2[] = {"-s",
+			       "127.0.0.1:1",
+			       "--conn-buffer",
+			       "65536",
+			       "--idle-timeout",
+			       "30",
+			       "--reply-memory",
+			       "2g",
 			       NULL};
 	struct km_cfg cfg;
 
@@ -220,6 +229,7 @@ static void test_client_bounds(void **state)
 	assert_int_equal(parse(&cfg, args2), KM_CFG_RUN);
 	assert_int_equal(cfg.idle_timeout, 30);
 	assert_int_equal(cfg.conn_buffer, 65536);
+	assert_int_equal(cfg.reply_memory, 2ul << 30);
 }
 
 static void test_bad_flags_are_named(void **state)
