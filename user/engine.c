@@ -30,6 +30,7 @@
 #include "stats.h"
 
 #define KM_ERR_UNAVAILABLE "SERVER_ERROR backend unavailable\r\n"
+#define KM_ORPHAN_WIN	   16 /* keys a window when the client left */
 
 /* ---- allocation: per-worker free lists keep buffers warm ------------ */
 
@@ -338,6 +339,9 @@ static __u8 km_key_next_readable(struct km_key *k)
  * an earlier one waits for the connection code to stream it to the client
  * (km_read_stream), which then opens the next one.
  */
+static void km_read_window(struct km_worker *w, struct km_req *r);
+static void km_gat_window_done(struct km_worker *w, struct km_req *r);
+
 static void km_read_batch_done(struct km_worker *w, struct km_req *r)
 {
 	unsigned int i;
@@ -351,6 +355,13 @@ static void km_read_batch_done(struct km_worker *w, struct km_req *r)
 		km_conn_req_ready(w, r->c);
 		return;
 	}
+	if (r->type == KM_RT_GAT) {
+		/* nobody reads it, but every key must be touched */
+		r->emitted = r->kend;
+		km_buf_shrink(&r->res);
+		km_read_window(w, r);
+		return;
+	}
 	/* nobody waits for the rest */
 	for (i = r->kend; i < r->nkeys; i++)
 		r->keys[i].done = 1;
@@ -359,18 +370,32 @@ static void km_read_batch_done(struct km_worker *w, struct km_req *r)
 }
 
 static void km_read_round(struct km_worker *w, struct km_req *r);
+static void km_gat_send(struct km_worker *w, struct km_req *r,
+			unsigned int from);
 
 /* Open the next window of keys: as many as the client has room for. */
 static void km_read_window(struct km_worker *w, struct km_req *r)
 {
-	unsigned int n = r->c ? km_conn_key_room(r->c, r->kend > 0) : r->nkeys;
+	unsigned int from = r->kend, n = KM_ORPHAN_WIN;
+	int dispatching = r->dispatching;
 
+	if (r->c)
+		n = km_conn_key_room(r->c, r->kend > 0);
 	n = r->nkeys - r->kend < n ? r->nkeys - r->kend : n;
 	r->kend += n;
 	r->ukeys += n;
 	if (r->c)
 		r->c->ukeys += n;
-	km_read_round(w, r);
+	if (r->type != KM_RT_GAT) {
+		km_read_round(w, r);
+		return;
+	}
+	/* its last op out decides, once all are out (km_gat_op_done) */
+	r->dispatching = 1;
+	km_gat_send(w, r, from);
+	r->dispatching = dispatching;
+	if (r->pending == 0 && !r->answered)
+		km_gat_window_done(w, r);
 }
 
 int km_read_stream(struct km_worker *w, struct km_req *r, struct km_buf *out,
@@ -378,7 +403,7 @@ int km_read_stream(struct km_worker *w, struct km_req *r, struct km_buf *out,
 {
 	int err = 0;
 
-	if (r->type != KM_RT_READ || r->answered)
+	if ((r->type != KM_RT_READ && r->type != KM_RT_GAT) || r->answered)
 		return 0;
 	while (r->emitted < r->kend && r->keys[r->emitted].done) {
 		const struct km_key *k = &r->keys[r->emitted];
@@ -402,8 +427,8 @@ int km_read_stream(struct km_worker *w, struct km_req *r, struct km_buf *out,
 
 int km_read_wants_more(const struct km_req *r)
 {
-	return r->type == KM_RT_READ && !r->answered && r->emitted == r->kend &&
-	       r->kend < r->nkeys;
+	return (r->type == KM_RT_READ || r->type == KM_RT_GAT) &&
+	       !r->answered && r->emitted == r->kend && r->kend < r->nkeys;
 }
 
 /*
@@ -608,13 +633,14 @@ static int km_read_op_done(struct km_worker *w, struct km_op *op,
 
 /* ---- gat / gats: a touch on every writable replica, best hit -------- */
 
-static void km_gat_finish(struct km_worker *w, struct km_req *r)
+/* Every op of the window answered: its keys are done. */
+static void km_gat_window_done(struct km_worker *w, struct km_req *r)
 {
 	unsigned int i;
 
-	for (i = 0; i < r->nkeys; i++)
+	for (i = 0; i < r->kend; i++)
 		r->keys[i].done = 1;
-	km_read_finish(w, r);
+	km_read_batch_done(w, r);
 }
 
 static int km_gat_op_done(struct km_worker *w, struct km_op *op,
@@ -627,11 +653,13 @@ static int km_gat_op_done(struct km_worker *w, struct km_op *op,
 		err = km_values_match(r, op, reply, len, 1);
 	/* the last op out, once dispatch is over */
 	if (r->pending == 1 && !r->dispatching && !r->answered)
-		km_gat_finish(w, r);
+		km_gat_window_done(w, r);
 	return err;
 }
 
-static void km_gat_send(struct km_worker *w, struct km_req *r)
+/* The window's keys [from, kend) to every writable replica of each. */
+static void km_gat_send(struct km_worker *w, struct km_req *r,
+			unsigned int from)
 {
 	struct km_buf reqs[KM_MAX_BACKENDS];
 	struct km_op *ops[KM_MAX_BACKENDS] = {0};
@@ -639,7 +667,7 @@ static void km_gat_send(struct km_worker *w, struct km_req *r)
 	unsigned int i, j, b;
 
 	memset(reqs, 0, sizeof(reqs));
-	for (i = 0; i < r->nkeys; i++) {
+	for (i = from; i < r->kend; i++) {
 		struct km_key *k = &r->keys[i];
 
 		for (j = 0; j < k->nr; j++) {
@@ -671,9 +699,6 @@ static void km_gat_send(struct km_worker *w, struct km_req *r)
 					  km_buf_used(&reqs[b]), NULL, 0);
 		km_buf_free(&reqs[b]);
 	}
-	/* nothing sent, or every op already completed */
-	if (r->pending == 0 && !r->answered)
-		km_gat_finish(w, r);
 }
 
 /* ---- one backend answers: mg, me, version, stats ARGS --------------- */
@@ -1392,6 +1417,7 @@ static int km_dispatch_read(struct km_worker *w, struct km_conn *c,
 	struct km_tok t;
 	int gat = pr->cmd == KM_CMD_GAT || pr->cmd == KM_CMD_GATS;
 
+	(void)c;
 	if (km_buf_append(&r->line, pr->line, pr->len))
 		return -1;
 	km_next_token(r->line.p, r->line.len, &pos, &t); /* the verb */
@@ -1419,13 +1445,12 @@ static int km_dispatch_read(struct km_worker *w, struct km_conn *c,
 		km_key_set_replicas(k, ring, t.p, t.len, 0);
 	}
 	KM_ADD(km_d.c.cmd_get, r->nkeys);
-	if (!gat)
-		km_req_open(r); /* a miss asks the next replica later */
+	/* a miss asks the next replica later; a long request's next window
+	 * goes out later too, and must not be overtaken by a later write */
+	km_req_open(r);
 	if (gat) {
 		KM_ADD(km_d.c.cmd_touch, r->nkeys);
-		r->kend = r->ukeys = r->nkeys;
-		c->ukeys += r->nkeys;
-		km_gat_send(w, r);
+		km_read_window(w, r);
 	} else if (r->nkeys == 0) {
 		km_read_finish(w, r);
 	} else {

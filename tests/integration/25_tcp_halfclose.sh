@@ -26,6 +26,8 @@ curr() {
 
 hc pipeline $P $R $M1 $M2
 lab_eq "pipelined requests + FIN" 0 $?
+hc window $P $R
+lab_eq "long get and gat, a delete after them" 0 $?
 hc setfin $P $M1 $M2 -n 50
 lab_eq "set + FIN in one segment" 0 $?
 hc empty $P

@@ -3,6 +3,10 @@
 
   mchalfclose.py pipeline SERVER REF BACKEND...   pipelined requests + FIN
   mchalfclose.py setfin SERVER BACKEND... [-n N]  set + FIN in one segment
+  mchalfclose.py window SERVER REF                a get and a gat of 300
+                                                  keys (asked a window at a
+                                                  time), a delete after
+                                                  them, then the FIN
   mchalfclose.py empty SERVER                     FIN alone: closed at once
   mchalfclose.py flood SERVER [-n N] [-r ROUNDS]  N half-closed clients a
                                                   round, kept open; then a
@@ -113,6 +117,29 @@ def cmd_pipeline(server, ref, backends):
     for b in backends:
         report(backend_get(b, "hc2" + tag) == b"abc",
                "the set before the FIN is on %s" % b)
+
+
+def cmd_window(server, ref):
+    tag = b"%d" % os.getpid()
+    keys = [b"w%s_%d" % (tag, i) for i in range(300)]
+    sets = b"".join(b"set %s 0 0 %d noreply\r\n%s\r\n" % (k, len(k), k)
+                    for k in keys)
+    for hp in (server, ref):
+        c = Client(hp)
+        c.send(sets + b"mn\r\n")
+        c.readline()
+        c.close()
+    req = (b"get " + b" ".join(keys) + b"\r\n"
+           + b"gat 0 " + b" ".join(keys) + b"\r\n"
+           + b"delete " + keys[-1] + b"\r\n"
+           + b"get " + keys[-1] + b"\r\n")
+    want = exchange(ref, req)
+    got = exchange(server, req)
+    report(want is not None and got == want,
+           "a get and a gat of 300 keys, then a delete of the last, FIN: "
+           "answered as memcached answers (%s bytes)"
+           % (len(got) if got else got),
+           "got %r... want %r..." % ((got or b"")[-80:], (want or b"")[-80:]))
 
 
 def cmd_setfin(server, backends, n):
@@ -241,6 +268,8 @@ def main():
         cmd_pipeline(a[1], a[2], a[3:])
     elif cmd == "setfin":
         cmd_setfin(a[1], a[2:], n)
+    elif cmd == "window":
+        cmd_window(a[1], a[2])
     elif cmd == "empty":
         cmd_empty(a[1])
     elif cmd == "flood":

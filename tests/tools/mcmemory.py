@@ -6,9 +6,10 @@
       CONNS connections each pipeline GETS gets of one SIZE-byte value and
       never read (--warm: after reading one such reply).
   mcmemory.py multiget SERVER PID [--keys 500] [--size 1000000] [--noread]
-      one get naming the SIZE-byte key KEYS times; the reply is read and
-      checked byte for byte (VALUE blocks in request order, then END),
-      or never read with --noread.
+                                  [--gat]
+      one get (--gat: gat) naming the SIZE-byte key KEYS times; the reply
+      is read and checked byte for byte (VALUE blocks in request order,
+      then END), or never read with --noread.
 
 Meanwhile another client sets and gets small keys and must be served.
 PID is the proxy's: its VmRSS before, its peak (VmHWM, reset through
@@ -160,25 +161,26 @@ def run(args):
                     report(False, "warm-up get")
             s.sendall(req * args["gets"])
             hostile.append(s)
-        time.sleep(4)
+        time.sleep(2.5)
         what = "%d connections x %d pipelined gets of %d bytes, never " \
             "read" % (args["conns"], args["gets"], len(value))
     else:
         s = connect(server)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        s.sendall(b"get" + (b" " + key) * args["keys"] + b"\r\n")
+        verb = b"gat 0" if args["gat"] else b"get"
+        s.sendall(verb + (b" " + key) * args["keys"] + b"\r\n")
         hostile.append(s)
         if args["noread"]:
-            time.sleep(4)
-            what = "a get of %d x the %d-byte key, never read" % (
-                args["keys"], len(value))
+            time.sleep(2.5)
+            what = "a %s of %d x the %d-byte key, never read" % (
+                verb.split()[0].decode(), args["keys"], len(value))
         else:
             ok, detail = read_multiget(s, key, args["keys"], value)
-            report(ok, "the get of %d x the %d-byte key answered as "
-                   "memcached does (VALUE blocks in order, END)"
-                   % (args["keys"], len(value)), detail)
-            what = "a get of %d x the %d-byte key, read" % (args["keys"],
-                                                             len(value))
+            what = "a %s of %d x the %d-byte key" % (
+                verb.split()[0].decode(), args["keys"], len(value))
+            report(ok, "%s answered as memcached does (VALUE blocks in "
+                   "order, END)" % what, detail)
+            what += ", read"
     time.sleep(0.5)
     peak = vm(pid, "VmHWM")
     inn.stop = True
@@ -211,12 +213,12 @@ def main():
         return 2
     args = {"mode": a[0], "server": a[1], "pid": int(a[2]), "conns": 2,
             "gets": 1100, "size": 1000000, "keys": 500, "noread": False,
-            "warm": False,
+            "warm": False, "gat": False,
             "bound": 256, "left": 48}
     rest = a[3:]
     while rest:
         opt = rest.pop(0)
-        if opt in ("--noread", "--warm"):
+        if opt in ("--noread", "--warm", "--gat"):
             args[opt[2:]] = True
         else:
             args[opt[2:]] = int(rest.pop(0))
