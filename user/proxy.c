@@ -922,8 +922,10 @@ static void km_conn_idle_check(struct km_worker *w)
 		KM_INC(km_d.c.idle_kicks);
 		km_conn_close(w, c);
 	}
-	/* freed buffers go back to the system, not kept at their peak */
-	malloc_trim(0);
+	/* freed buffers go back to the system, not kept at their peak (one
+	 * worker trims every thread's arena) */
+	if (w->id == 0)
+		malloc_trim(0);
 }
 
 static void *km_worker_main(void *arg)
