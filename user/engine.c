@@ -256,6 +256,10 @@ static void km_req_answered(struct km_worker *w, struct km_req *r)
 	km_req_charge(r);
 	if (r->answered)
 		return;
+	/* reads tell the size of each key's reply (km_values_match) */
+	if (r->c && r->type != KM_RT_READ && r->type != KM_RT_GAT &&
+	    r->type != KM_RT_LOCAL)
+		km_conn_note_reply(r->c, km_buf_used(&r->resp));
 	r->answered = 1;
 	if (r->c)
 		km_conn_req_ready(w, r->c);

@@ -883,6 +883,12 @@ static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
 				break;
 			if (evs[i].events & EPOLLRDHUP)
 				c->rdhup = 1;
+			/* reset after its FIN: no reply can reach it now */
+			if (c->rd_shut &&
+			    (evs[i].events & (EPOLLHUP | EPOLLERR))) {
+				km_conn_close(w, c);
+				break;
+			}
 			if (!c->rd_shut &&
 			    (evs[i].events &
 			     (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
