@@ -120,6 +120,9 @@ def cmd_pipeline(server, ref, backends):
 
 
 def cmd_window(server, ref):
+    """memcached itself may close on the FIN before it answers what it
+    read with it (when its read filled its buffer): the expected reply
+    is written out here, and memcached only stores the same keys."""
     tag = b"%d" % os.getpid()
     keys = [b"w%s_%d" % (tag, i) for i in range(300)]
     sets = b"".join(b"set %s 0 0 %d noreply\r\n%s\r\n" % (k, len(k), k)
@@ -129,17 +132,19 @@ def cmd_window(server, ref):
         c.send(sets + b"mn\r\n")
         c.readline()
         c.close()
+    values = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(k), k)
+                      for k in keys)
+    want = values + b"END\r\n" + values + b"END\r\nDELETED\r\nEND\r\n"
     req = (b"get " + b" ".join(keys) + b"\r\n"
            + b"gat 0 " + b" ".join(keys) + b"\r\n"
            + b"delete " + keys[-1] + b"\r\n"
            + b"get " + keys[-1] + b"\r\n")
-    want = exchange(ref, req)
     got = exchange(server, req)
-    report(want is not None and got == want,
+    report(got == want,
            "a get and a gat of 300 keys, then a delete of the last, FIN: "
-           "answered as memcached answers (%s bytes)"
+           "every one answered in order (%s bytes)"
            % (len(got) if got else got),
-           "got %r... want %r..." % ((got or b"")[-80:], (want or b"")[-80:]))
+           "got %r... want %r..." % ((got or b"")[-80:], want[-80:]))
 
 
 def cmd_setfin(server, backends, n):
