@@ -199,6 +199,7 @@ void km_backend_flush(struct km_worker *w, struct km_bconn *bc)
 		}
 		km_buf_consume(&bc->out, n);
 	}
+	km_buf_shrink(&bc->out);
 }
 
 static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
@@ -265,6 +266,9 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 		}
 		if (bc->ev.fd < 0)
 			return;
+		/* a big reply grew it: not kept at that size */
+		if (!km_buf_used(&bc->in))
+			km_buf_shrink(&bc->in);
 		/* a short read emptied the socket; edge-triggered epoll
 		 * reports the next data: no recv just to see EAGAIN */
 		if (short_read)

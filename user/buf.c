@@ -5,6 +5,8 @@
 
 #include "proxy.h"
 
+#define KM_BUF_KEEP (64 << 10) /* kept for reuse; larger ones freed */
+
 int km_buf_reserve(struct km_buf *b, size_t n)
 {
 	size_t used = b->len - b->off, cap;
@@ -56,4 +58,12 @@ void km_buf_free(struct km_buf *b)
 {
 	free(b->p);
 	memset(b, 0, sizeof(*b));
+}
+
+void km_buf_shrink(struct km_buf *b)
+{
+	if (b->cap > KM_BUF_KEEP)
+		km_buf_free(b);
+	else
+		b->off = b->len = 0;
 }

@@ -66,6 +66,9 @@ enum km_opt_id {
 	O_BYPASSHOLD,
 	O_UDPRATIO,
 	O_UDPREPLYMAX,
+	O_IDLETIMEOUT,
+	O_CONNBUFFER,
+	O_REPLYMEM,
 };
 
 static const struct option km_long_opts[] = {
@@ -111,6 +114,9 @@ static const struct option km_long_opts[] = {
 	{"state-dir", required_argument, NULL, O_STATEDIR},
 	{"udp-reply-ratio", required_argument, NULL, O_UDPRATIO},
 	{"udp-reply-max", required_argument, NULL, O_UDPREPLYMAX},
+	{"idle-timeout", required_argument, NULL, O_IDLETIMEOUT},
+	{"conn-buffer", required_argument, NULL, O_CONNBUFFER},
+	{"reply-memory", required_argument, NULL, O_REPLYMEM},
 	{NULL, 0, NULL, 0},
 };
 
@@ -131,6 +137,9 @@ void km_config_defaults(struct km_cfg *cfg)
 	cfg->udp_retry_ms = KM_UDP_RETRY_DEFAULT_MS;
 	cfg->bypass_hold_ms = 30000;
 	cfg->udp_reply_max = KM_UDP_REPLY_AUTO;
+	cfg->idle_timeout = KM_IDLE_TIMEOUT;
+	cfg->conn_buffer = KM_CONN_BUFFER;
+	cfg->reply_memory = KM_REPLY_MEMORY;
 	cfg->probe_interval_ms = 1000;
 	cfg->probe_timeout_ms = 500;
 	cfg->fall = 2;
@@ -198,8 +207,8 @@ static int km_parse_int(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
-/* bytes, or with a k/m suffix as memcached's -I takes it */
-static int km_parse_size(const char *s, unsigned long *out)
+/* bytes, or with a k/m/g suffix as memcached's -I takes it, up to max */
+static int km_parse_size(const char *s, unsigned long max, unsigned long *out)
 {
 	unsigned long v, mul = 1;
 	char *end;
@@ -212,7 +221,9 @@ static int km_parse_size(const char *s, unsigned long *out)
 		mul = 1024, end++;
 	else if (*end == 'm' || *end == 'M')
 		mul = 1024 * 1024, end++;
-	if (*end || v == 0 || v > (1ul << 30) / mul)
+	else if (*end == 'g' || *end == 'G')
+		mul = 1024 * 1024 * 1024, end++;
+	if (*end || v == 0 || v > max / mul)
 		return -1;
 	*out = v * mul;
 	return 0;
@@ -415,7 +426,7 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 		cfg->rise = v;
 		return 0;
 	case O_ITEMMAX:
-		if (km_parse_size(arg, &size) || size < 1024)
+		if (km_parse_size(arg, 1ul << 30, &size) || size < 1024)
 			goto bad;
 		cfg->item_size_max = size;
 		return 0;
@@ -507,6 +518,22 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 		if (km_parse_int(arg, 0, 65535, &v))
 			goto bad;
 		cfg->udp_reply_max = v;
+		return 0;
+	case O_IDLETIMEOUT:
+		if (km_parse_int(arg, 0, 31536000, &v))
+			goto bad;
+		cfg->idle_timeout = v;
+		return 0;
+	case O_CONNBUFFER:
+		/* below one 64k read's replies, a client could stall itself */
+		if (km_parse_size(arg, 1ul << 30, &size) || size < 65536)
+			goto bad;
+		cfg->conn_buffer = size;
+		return 0;
+	case O_REPLYMEM:
+		if (km_parse_size(arg, 1ul << 40, &size) || size < (1ul << 20))
+			goto bad;
+		cfg->reply_memory = size;
 		return 0;
 	}
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
@@ -804,6 +831,15 @@ void km_config_usage(FILE *out)
 	      "datagrams\n"
 	      "                            are dropped (default: one item of\n"
 	      "                            --item-size-max; 0: any)\n"
+	      "      --idle-timeout SECS   close a TCP client silent this "
+	      "long\n"
+	      "                            (600; 0: never)\n"
+	      "      --conn-buffer SIZE    replies held for one client before "
+	      "its\n"
+	      "                            requests wait (4m)\n"
+	      "      --reply-memory SIZE   replies held for all clients "
+	      "together\n"
+	      "                            before theirs wait (256m)\n"
 	      "      --ctl PATH            control socket\n"
 	      "                            (/run/kmagent/kmagent.sock)\n"
 	      "      --metrics ADDR:PORT   Prometheus metrics listener\n"

@@ -22,8 +22,11 @@
 #define KM_DEFAULT_PORT	  11211
 #define KM_DEFAULT_CTL	  "/run/kmagent/kmagent.sock"
 #define KM_ITEM_SIZE_MAX  (1024 * 1024)
-#define KM_UDP_REPLY_AUTO UINT_MAX /* --udp-reply-max: from item_size_max */
-#define KM_UNIX_MASK	  0700	   /* -a: memcached's default */
+#define KM_UDP_REPLY_AUTO UINT_MAX  /* --udp-reply-max: from item_size_max */
+#define KM_IDLE_TIMEOUT	  600	    /* --idle-timeout, seconds */
+#define KM_CONN_BUFFER	  (4 << 20) /* --conn-buffer, bytes */
+#define KM_REPLY_MEMORY	  (256ul << 20) /* --reply-memory, bytes */
+#define KM_UNIX_MASK	  0700		/* -a: memcached's default */
 
 struct km_cfg_backend {
 	char name[KM_NAME_MAX]; /* as given: "host:port" */
@@ -88,6 +91,11 @@ struct km_cfg {
 	 * KM_UDP_REPLY_AUTO = what one item of item_size_max needs.
 	 */
 	unsigned int udp_reply_max;
+	/* a TCP client silent this long (no byte in or out) is closed */
+	unsigned int idle_timeout; /* seconds, 0 = never */
+	/* a client's replies held (unsent or in assembly): not read above */
+	size_t conn_buffer;
+	size_t reply_memory; /* ... and all clients' together */
 };
 
 /* The datagrams bound in force: --udp-reply-max, or its default. */

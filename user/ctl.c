@@ -631,6 +631,9 @@ static void km_reload_live(const struct km_cfg *n, bool *replicas_changed)
 	km_d.cfg.rise = n->rise;
 	km_d.cfg.item_size_max = n->item_size_max;
 	km_d.cfg.max_conns = n->max_conns;
+	km_d.cfg.idle_timeout = n->idle_timeout;
+	km_d.cfg.conn_buffer = n->conn_buffer;
+	km_d.cfg.reply_memory = n->reply_memory;
 	km_d.cfg.verbose = n->verbose;
 	km_d.cfg.replicas = n->replicas;
 	km_d.cfg.repair_rate = n->repair_rate;

@@ -105,6 +105,7 @@ struct km_counters {
 	uint64_t udp_denied; /* datagrams from clients not allowed: dropped */
 	uint64_t udp_capped; /* replies over --udp-reply-max: dropped */
 	uint64_t protocol_errors; /* ERROR/CLIENT_ERROR sent to clients */
+	uint64_t idle_kicks;	  /* clients closed by --idle-timeout */
 	uint64_t bytes_read;	  /* from clients, TCP and UDP */
 	uint64_t bytes_written;	  /* to clients */
 	/* refills that would have flushed a backend with no replica known

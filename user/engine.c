@@ -30,6 +30,7 @@
 #include "stats.h"
 
 #define KM_ERR_UNAVAILABLE "SERVER_ERROR backend unavailable\r\n"
+#define KM_ORPHAN_WIN	   16 /* keys a window when the client left */
 
 /* ---- allocation: per-worker free lists keep buffers warm ------------ */
 
@@ -67,6 +68,8 @@ static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
 	r->nkeys = 0;
 	r->nreps = 0;
 	r->gat_exp_len = 0;
+	r->kend = r->emitted = r->ukeys = 0;
+	r->charged = 0;
 	return r;
 }
 
@@ -191,6 +194,26 @@ static struct km_wrep *km_req_add_rep(struct km_req *r, __u8 be)
 
 /* ---- answering, in order -------------------------------------------- */
 
+/* What r holds for its client counts towards the client's bound. */
+static void km_req_charge(struct km_req *r)
+{
+	size_t now = km_buf_used(&r->res) + km_buf_used(&r->resp);
+
+	if (!r->c)
+		return;
+	r->c->asm_bytes -= r->charged;
+	r->c->asm_bytes += now;
+	r->charged = now;
+}
+
+/* r's keys are answered: they leave the client's window. */
+static void km_req_unwindow(struct km_req *r)
+{
+	if (r->c)
+		r->c->ukeys -= r->ukeys;
+	r->ukeys = 0;
+}
+
 static void km_req_release(struct km_worker *w, struct km_req *r)
 {
 	if (--r->pending == 0 && !r->c && !r->dispatching)
@@ -235,8 +258,14 @@ static void km_req_close(struct km_worker *w, struct km_req *r)
 static void km_req_answered(struct km_worker *w, struct km_req *r)
 {
 	km_req_close(w, r);
+	km_req_unwindow(r);
+	km_req_charge(r);
 	if (r->answered)
 		return;
+	/* reads tell the size of each key's reply (km_values_match) */
+	if (r->c && r->type != KM_RT_READ && r->type != KM_RT_GAT &&
+	    r->type != KM_RT_LOCAL)
+		km_conn_note_reply(r->c, km_buf_used(&r->resp));
 	r->answered = 1;
 	if (r->c)
 		km_conn_req_ready(w, r->c);
@@ -245,6 +274,10 @@ static void km_req_answered(struct km_worker *w, struct km_req *r)
 /* The head of c's queue left: called by the connection code. */
 void km_req_detach(struct km_worker *w, struct km_req *r)
 {
+	km_req_unwindow(r);
+	if (r->c)
+		r->c->asm_bytes -= r->charged;
+	r->charged = 0;
 	r->c = NULL;
 	if (r->pending == 0 && !r->dispatching)
 		km_req_free(w, r);
@@ -279,8 +312,10 @@ static void km_read_finish(struct km_worker *w, struct km_req *r)
 
 		if (k->hit_rank >= 0) {
 			hits++;
-			km_buf_append(&r->resp, r->res.p + k->res_off,
-				      k->res_len);
+			/* the ones before emitted were streamed already */
+			if (i >= r->emitted)
+				km_buf_append(&r->resp, r->res.p + k->res_off,
+					      k->res_len);
 		} else if (!k->answered) {
 			unavailable = 1;
 		}
@@ -293,6 +328,7 @@ static void km_read_finish(struct km_worker *w, struct km_req *r)
 	else if (km_buf_append(&r->resp, "END\r\n", 5))
 		km_req_set_resp(r, KM_ERR_UNAVAILABLE,
 				sizeof(KM_ERR_UNAVAILABLE) - 1);
+	km_buf_shrink(&r->res); /* copied: one copy is enough */
 	km_req_answered(w, r);
 }
 
@@ -309,8 +345,106 @@ static __u8 km_key_next_readable(struct km_key *k)
 }
 
 /*
- * Send every key that needs a backend to its next readable replica, one
- * op per backend ("get k1 k2 ...").  Keys with no replica left are done.
+ * Every key of the window is done.  The last window answers the request;
+ * an earlier one waits for the connection code to stream it to the client
+ * (km_read_stream), which then opens the next one.
+ */
+static void km_read_window(struct km_worker *w, struct km_req *r);
+static void km_gat_window_done(struct km_worker *w, struct km_req *r);
+
+static void km_read_batch_done(struct km_worker *w, struct km_req *r)
+{
+	unsigned int i;
+
+	if (r->kend == r->nkeys) {
+		km_read_finish(w, r);
+		return;
+	}
+	km_req_unwindow(r);
+	if (r->c) {
+		km_conn_req_ready(w, r->c);
+		return;
+	}
+	if (r->type == KM_RT_GAT) {
+		/* nobody reads it, but every key must be touched */
+		r->emitted = r->kend;
+		km_buf_shrink(&r->res);
+		km_read_window(w, r);
+		return;
+	}
+	/* nobody waits for the rest */
+	for (i = r->kend; i < r->nkeys; i++)
+		r->keys[i].done = 1;
+	r->kend = r->nkeys;
+	km_read_finish(w, r);
+}
+
+static void km_read_round(struct km_worker *w, struct km_req *r);
+static void km_gat_send(struct km_worker *w, struct km_req *r,
+			unsigned int from);
+
+/* Open the next window of keys: as many as the client has room for. */
+static void km_read_window(struct km_worker *w, struct km_req *r)
+{
+	unsigned int from = r->kend, n = KM_ORPHAN_WIN;
+	int dispatching = r->dispatching;
+
+	if (r->c)
+		n = km_conn_key_room(r->c, r->kend > 0);
+	n = r->nkeys - r->kend < n ? r->nkeys - r->kend : n;
+	r->kend += n;
+	r->ukeys += n;
+	if (r->c)
+		r->c->ukeys += n;
+	if (r->type != KM_RT_GAT) {
+		km_read_round(w, r);
+		return;
+	}
+	/* its last op out decides, once all are out (km_gat_op_done) */
+	r->dispatching = 1;
+	km_gat_send(w, r, from);
+	r->dispatching = dispatching;
+	if (r->pending == 0 && !r->answered)
+		km_gat_window_done(w, r);
+}
+
+int km_read_stream(struct km_worker *w, struct km_req *r, struct km_buf *out,
+		   int room)
+{
+	int err = 0;
+
+	if ((r->type != KM_RT_READ && r->type != KM_RT_GAT) || r->answered)
+		return 0;
+	while (r->emitted < r->kend && r->keys[r->emitted].done) {
+		const struct km_key *k = &r->keys[r->emitted];
+
+		/* a bad key makes the whole reply an error: none go out */
+		if (k->hit_rank >= 0 && !r->bad_key &&
+		    km_buf_append(out, r->res.p + k->res_off, k->res_len))
+			err = -1;
+		r->emitted++;
+	}
+	if (err || r->emitted < r->kend || r->kend == r->nkeys || !room) {
+		km_req_charge(r);
+		return err;
+	}
+	/* the window went out: its values are no longer needed */
+	km_buf_shrink(&r->res);
+	km_req_charge(r);
+	km_read_window(w, r);
+	return 0;
+}
+
+int km_read_wants_more(const struct km_req *r)
+{
+	return (r->type == KM_RT_READ || r->type == KM_RT_GAT) &&
+	       !r->answered && r->emitted == r->kend && r->kend < r->nkeys;
+}
+
+/*
+ * Send every key of the window that needs a backend to its next readable
+ * replica, one op per backend ("get k1 k2 ...").  Keys with no replica
+ * left are done.
  */
 static void km_read_round(struct km_worker *w, struct km_req *r)
 {
@@ -319,7 +453,7 @@ static void km_read_round(struct km_worker *w, struct km_req *r)
 	unsigned int i, b, all_done = 1;
 	char scratch[4096];
 
-	for (i = 0; i < r->nkeys; i++) {
+	for (i = 0; i < r->kend; i++) {
 		struct km_key *k = &r->keys[i];
 		__u8 be;
 
@@ -399,10 +533,10 @@ static void km_read_round(struct km_worker *w, struct km_req *r)
 		km_buf_free(req);
 	}
 	if (all_done && !r->answered) {
-		for (i = 0; i < r->nkeys && r->keys[i].done; i++)
+		for (i = 0; i < r->kend && r->keys[i].done; i++)
 			;
-		if (i == r->nkeys)
-			km_read_finish(w, r);
+		if (i == r->kend)
+			km_read_batch_done(w, r);
 	}
 }
 
@@ -417,6 +551,7 @@ static void km_key_store_hit(struct km_req *r, struct km_key *k, int rank,
 		return;
 	k->res_len = v->block;
 	k->hit_rank = rank;
+	km_req_charge(r);
 }
 
 /*
@@ -450,6 +585,8 @@ static int km_values_match(struct km_req *r, struct km_op *op,
 		}
 		if (n > 0 && v.nkey == k->len &&
 		    !memcmp(v.key, r->line.p + k->off, k->len)) {
+			if (r->c)
+				km_conn_note_reply(r->c, v.block);
 			km_key_store_hit(r, k, rank, &v);
 			if (!is_gat) {
 				k->done = 1;
@@ -464,6 +601,8 @@ static int km_values_match(struct km_req *r, struct km_op *op,
 			off += n;
 			n = km_parse_value(reply + off, len - off, &v);
 		} else if (!is_gat) {
+			if (r->c)
+				km_conn_note_reply(r->c, 0);
 			if (k->nmissed < KM_MAX_REPLICAS)
 				k->missed[k->nmissed++] = op->be;
 			KM_INC(km_d.be[op->be].c.fallbacks);
@@ -497,18 +636,21 @@ static int km_read_op_done(struct km_worker *w, struct km_op *op,
 	}
 	if (!r->answered)
 		km_read_round(w, r);
+	if (r->c && !r->answered)
+		km_conn_req_ready(w, r->c); /* its done keys may stream */
 	return err;
 }
 
 /* ---- gat / gats: a touch on every writable replica, best hit -------- */
 
-static void km_gat_finish(struct km_worker *w, struct km_req *r)
+/* Every op of the window answered: its keys are done. */
+static void km_gat_window_done(struct km_worker *w, struct km_req *r)
 {
 	unsigned int i;
 
-	for (i = 0; i < r->nkeys; i++)
+	for (i = 0; i < r->kend; i++)
 		r->keys[i].done = 1;
-	km_read_finish(w, r);
+	km_read_batch_done(w, r);
 }
 
 static int km_gat_op_done(struct km_worker *w, struct km_op *op,
@@ -521,11 +663,13 @@ static int km_gat_op_done(struct km_worker *w, struct km_op *op,
 		err = km_values_match(r, op, reply, len, 1);
 	/* the last op out, once dispatch is over */
 	if (r->pending == 1 && !r->dispatching && !r->answered)
-		km_gat_finish(w, r);
+		km_gat_window_done(w, r);
 	return err;
 }
 
-static void km_gat_send(struct km_worker *w, struct km_req *r)
+/* The window's keys [from, kend) to every writable replica of each. */
+static void km_gat_send(struct km_worker *w, struct km_req *r,
+			unsigned int from)
 {
 	struct km_buf reqs[KM_MAX_BACKENDS];
 	struct km_op *ops[KM_MAX_BACKENDS] = {0};
@@ -533,7 +677,7 @@ static void km_gat_send(struct km_worker *w, struct km_req *r)
 	unsigned int i, j, b;
 
 	memset(reqs, 0, sizeof(reqs));
-	for (i = 0; i < r->nkeys; i++) {
+	for (i = from; i < r->kend; i++) {
 		struct km_key *k = &r->keys[i];
 
 		for (j = 0; j < k->nr; j++) {
@@ -565,9 +709,6 @@ static void km_gat_send(struct km_worker *w, struct km_req *r)
 					  km_buf_used(&reqs[b]), NULL, 0);
 		km_buf_free(&reqs[b]);
 	}
-	/* nothing sent, or every op already completed */
-	if (r->pending == 0 && !r->answered)
-		km_gat_finish(w, r);
 }
 
 /* ---- one backend answers: mg, me, version, stats ARGS --------------- */
@@ -1517,15 +1658,16 @@ static int km_dispatch_read(struct km_worker *w, struct km_conn *c,
 		km_key_set_replicas(k, ring, t.p, t.len, 0);
 	}
 	KM_ADD(km_d.c.cmd_get, r->nkeys);
-	if (!gat)
-		km_req_open(r); /* a miss asks the next replica later */
+	/* a miss asks the next replica later; a long request's next window
+	 * goes out later too, and must not be overtaken by a later write */
+	km_req_open(r);
 	if (gat) {
 		KM_ADD(km_d.c.cmd_touch, r->nkeys);
-		km_gat_send(w, r);
+		km_read_window(w, r);
 	} else if (r->nkeys == 0) {
 		km_read_finish(w, r);
 	} else {
-		km_read_round(w, r);
+		km_read_window(w, r);
 	}
 	return 0;
 }
@@ -1757,6 +1899,10 @@ void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 	r->noreply = pr->noreply;
 	r->quiet = pr->quiet;
 	km_req_enqueue(c, r);
+	if (type != KM_RT_READ && type != KM_RT_GAT) {
+		r->ukeys = 1;
+		c->ukeys++;
+	}
 	switch (type) {
 	case KM_RT_READ:
 	case KM_RT_GAT:

@@ -23,8 +23,8 @@
 	X(cmd_touch) X(cmd_flush) X(get_hits) X(get_misses) X(fallbacks)       \
 		X(fallback_hits) X(divergent) X(write_failures)                \
 			X(backend_timeouts) X(udp_requests) X(udp_denied)      \
-				X(udp_capped) X(protocol_errors) X(bytes_read) \
-					X(bytes_written) X(flushes_avoided)
+				X(udp_capped) X(protocol_errors) X(idle_kicks) \
+					X(bytes_read) X(bytes_written) X(flushes_avoided)
 /* clang-format on */
 #define KM_BE_COUNTERS_FIELDS(X)                                               \
 	X(requests)                                                            \

@@ -31,14 +31,17 @@
 #include <sys/time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <limits.h>
+#include <malloc.h>
 
 #include "daemon.h"
 #include "engine.h"
 #include "log.h"
 #include "proxy.h"
+#include "window.h"
 
 #define KM_MAX_PIPELINE 1024	   /* queued requests per connection */
-#define KM_OUT_HIGH	(4 << 20)  /* stop reading above this much output */
+#define KM_OUT_HIGH	(4 << 20)  /* UDP: stop parsing above this output */
 #define KM_IDLE_BUF	(64 << 10) /* larger buffers are freed once empty */
 #define KM_GET_LINE_MAX (64 << 20) /* memcached: unbounded */
 #define KM_UDP_MAX	1400	   /* memcached's UDP_MAX_PAYLOAD_SIZE */
@@ -73,6 +76,108 @@ void km_conn_mark_dirty(struct km_worker *w, struct km_conn *c)
 void km_conn_req_ready(struct km_worker *w, struct km_conn *c)
 {
 	km_conn_mark_dirty(w, c);
+}
+
+/*
+ * Backpressure.  What a client makes kmagentd hold is bounded by
+ * --conn-buffer: its unsent output, the replies assembled for its queued
+ * requests (asm_bytes), and those it has asked for, at est bytes a key
+ * (ukeys).  Above it, its input is not parsed and a long get asks for no
+ * more keys; est is the size of its recent replies (a large one raises it
+ * at once, small ones lower it by an eighth each), first item-size-max/8,
+ * so that a client of 1 MB values has a few keys out at a time, one of
+ * small values up to KM_WIN_MAX.
+ */
+static size_t km_conn_held(const struct km_conn *c)
+{
+	return km_buf_used(&c->out) + c->asm_bytes;
+}
+
+static size_t km_conn_claim(const struct km_conn *c)
+{
+	return km_conn_held(c) + (size_t)c->ukeys * c->est;
+}
+
+/*
+ * The clients' claims together, bounded by --reply-memory: over it, a
+ * client that holds anything waits, and one that holds nothing asks one
+ * key at a time, so that those who read their replies are still served
+ * while those who do not have taken the memory.  Each worker brings its
+ * clients' parts up to date as it handles them (km_conn_account).
+ */
+static size_t km_claimed;
+
+static void km_conn_account(struct km_conn *c)
+{
+	size_t now = c->dead ? 0 : km_conn_claim(c);
+
+	if (now == c->claimed)
+		return;
+	__atomic_add_fetch(&km_claimed, now - c->claimed, __ATOMIC_RELAXED);
+	c->claimed = now;
+}
+
+static int km_total_over(const struct km_conn *c)
+{
+	size_t total = __atomic_load_n(&km_claimed, __ATOMIC_RELAXED);
+
+	return total - c->claimed + km_conn_claim(c) >= km_d.cfg.reply_memory;
+}
+
+static int km_conn_has_room(const struct km_conn *c)
+{
+	size_t claim = km_conn_claim(c);
+
+	return claim < km_d.cfg.conn_buffer &&
+	       (claim == 0 || !km_total_over(c));
+}
+
+unsigned int km_conn_key_room(const struct km_conn *c, int head)
+{
+	if (c->udp)
+		return UINT_MAX; /* one datagram's worth of request */
+	if (km_total_over(c))
+		return 1;
+	/* the head's window waits for the client only, not for the
+	 * replies of the requests queued behind it */
+	return km_window_keys(km_d.cfg.conn_buffer,
+			      head ? km_buf_used(&c->out)
+				   : km_conn_held(c) +
+					      (size_t)c->ukeys * c->est,
+			      c->est);
+}
+
+void km_conn_note_reply(struct km_conn *c, size_t bytes)
+{
+	c->est = km_window_est(c->est, bytes);
+}
+
+/* TCP clients in the order of their last activity, for --idle-timeout. */
+static void km_lru_unlink(struct km_worker *w, struct km_conn *c)
+{
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else if (w->lru_head == c)
+		w->lru_head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else if (w->lru_tail == c)
+		w->lru_tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+}
+
+static void km_lru_touch(struct km_worker *w, struct km_conn *c)
+{
+	c->active = w->now;
+	if (w->lru_tail == c)
+		return;
+	km_lru_unlink(w, c);
+	c->lru_prev = w->lru_tail;
+	if (w->lru_tail)
+		w->lru_tail->lru_next = c;
+	else
+		w->lru_head = c;
+	w->lru_tail = c;
 }
 
 static void km_conn_process(struct km_worker *w, struct km_conn *c);
@@ -124,7 +229,18 @@ static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 {
 	struct km_req *r;
 
-	while ((r = c->head) && r->answered) {
+	while ((r = c->head)) {
+		if (!r->answered) {
+			if (c->udp)
+				break;
+			/* a long get goes out key by key, in key order */
+			if (km_read_stream(w, r, &c->out,
+					   km_buf_used(&c->out) <
+						   km_d.cfg.conn_buffer))
+				c->closing = 1;
+			if (!r->answered)
+				break;
+		}
 		c->head = r->next;
 		if (!c->head)
 			c->tail = NULL;
@@ -158,14 +274,26 @@ static void km_conn_read(struct km_worker *w, struct km_conn *c);
  */
 static void km_conn_resume(struct km_worker *w, struct km_conn *c)
 {
-	if (!c->paused || c->nreq >= KM_MAX_PIPELINE / 2 ||
-	    km_buf_used(&c->out) > KM_OUT_HIGH / 2 || c->closing || c->dead ||
-	    (c->held && (c->nopen || c->nseq)))
+	/* the client read enough for a long get's next keys */
+	if (!c->udp && c->head && km_read_wants_more(c->head) &&
+	    km_buf_used(&c->out) < km_d.cfg.conn_buffer)
+		km_conn_mark_dirty(w, c);
+	if (!c->paused || c->nreq >= KM_MAX_PIPELINE / 2 || c->closing ||
+	    c->dead || (c->held && (c->nopen || c->nseq)) ||
+	    (c->udp ? km_buf_used(&c->out) > KM_OUT_HIGH / 2
+		    : km_conn_claim(c) > km_d.cfg.conn_buffer / 2 ||
+			      !km_conn_has_room(c)))
 		return;
 	c->paused = c->held = 0;
 	km_conn_process(w, c);
-	if (!c->udp && !c->paused && !c->dead && !c->closing)
+	if (!c->udp && !c->paused && !c->dead && !c->closing && !c->rd_shut)
 		km_conn_read(w, c);
+}
+
+/* The client shut its side and everything it sent is answered. */
+static int km_conn_spent(const struct km_conn *c)
+{
+	return c->rd_shut && !c->nreq && !c->paused && !km_buf_used(&c->out);
 }
 
 static void km_conn_free(struct km_worker *w, struct km_conn *c)
@@ -177,6 +305,7 @@ static void km_conn_free(struct km_worker *w, struct km_conn *c)
 		r->next = NULL;
 		km_req_detach(w, r);
 	}
+	km_conn_account(c); /* dead: its part goes */
 	if (c->udp && w->nfree_udp < 256 && c->in.cap <= 65536 &&
 	    c->out.cap <= 65536) {
 		c->dirty_next = w->free_udp;
@@ -203,6 +332,8 @@ static void km_conn_close(struct km_worker *w, struct km_conn *c)
 	if (c->counted)
 		KM_DEC(km_d.c.curr_connections);
 	c->counted = 0;
+	if (!c->udp)
+		km_lru_unlink(w, c);
 	km_conn_mark_dirty(w, c); /* freed at the end of the round */
 }
 
@@ -288,6 +419,7 @@ static int km_conn_flush(struct km_conn *c)
 		}
 		KM_ADD(km_d.c.bytes_written, n);
 		km_buf_consume(&c->out, n);
+		km_lru_touch(c->w, c);
 	}
 	/* a big reply grew it: do not keep it for an idle client */
 	if (c->out.cap > KM_IDLE_BUF)
@@ -326,10 +458,14 @@ static void km_worker_flush(struct km_worker *w)
 				km_conn_close(w, c);
 				continue;
 			}
-			if (c->closing && !km_buf_used(&c->out))
+			if (c->closing && !km_buf_used(&c->out)) {
 				km_conn_close(w, c);
-			else
-				km_conn_resume(w, c);
+				continue;
+			}
+			km_conn_resume(w, c);
+			if (km_conn_spent(c))
+				km_conn_close(w, c);
+			km_conn_account(c);
 		}
 		while ((bc = w->dirty_b)) {
 			w->dirty_b = bc->dirty_next;
@@ -409,7 +545,8 @@ static void km_conn_process(struct km_worker *w, struct km_conn *c)
 			continue;
 		}
 		if (c->nreq >= KM_MAX_PIPELINE ||
-		    km_buf_used(&c->out) > KM_OUT_HIGH) {
+		    (c->udp ? km_buf_used(&c->out) > KM_OUT_HIGH
+			    : !km_conn_has_room(c))) {
 			c->paused = 1;
 			break;
 		}
@@ -507,7 +644,10 @@ static void km_conn_read(struct km_worker *w, struct km_conn *c)
 		n = recv(c->ev.fd, c->in.p + c->in.len, c->in.cap - c->in.len,
 			 0);
 		if (n == 0) {
-			km_conn_close(w, c);
+			/* as memcached: what came before the FIN is answered,
+			 * then the connection closes (km_conn_spent) */
+			c->rd_shut = 1;
+			km_conn_mark_dirty(w, c);
 			return;
 		}
 		if (n < 0) {
@@ -519,12 +659,15 @@ static void km_conn_read(struct km_worker *w, struct km_conn *c)
 		}
 		c->in.len += n;
 		KM_ADD(km_d.c.bytes_read, n);
+		km_lru_touch(w, c);
 		km_conn_process(w, c);
 		if (c->dead || c->closing)
 			return;
 		if (!km_buf_used(&c->in) && c->in.cap > KM_IDLE_BUF)
 			km_buf_free(&c->in);
-		if ((size_t)n < 16384 && !c->paused)
+		/* after a FIN (EPOLLRDHUP), read on to see it: edge-triggered
+		 * epoll reports no more */
+		if ((size_t)n < 16384 && !c->paused && !c->rdhup)
 			return;
 		if (c->paused)
 			return; /* resumed by km_conn_resume */
@@ -571,6 +714,7 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 		c->ev.fd = fd;
 		c->w = w;
 		c->pool_idx = fd;
+		c->est = km_window_est_initial(km_d.cfg.item_size_max);
 		ev.data.ptr = &c->ev;
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 			close(fd);
@@ -578,6 +722,7 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 			continue;
 		}
 		c->counted = 1;
+		km_lru_touch(w, c);
 		KM_INC(km_d.c.curr_connections);
 		KM_INC(km_d.c.total_connections);
 	}
@@ -768,8 +913,17 @@ static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
 
 			if (c->dead)
 				break;
-			if (evs[i].events &
-			    (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			if (evs[i].events & EPOLLRDHUP)
+				c->rdhup = 1;
+			/* reset after its FIN: no reply can reach it now */
+			if (c->rd_shut &&
+			    (evs[i].events & (EPOLLHUP | EPOLLERR))) {
+				km_conn_close(w, c);
+				break;
+			}
+			if (!c->rd_shut &&
+			    (evs[i].events &
+			     (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 				km_conn_read(w, c);
 			if (!c->dead && (evs[i].events & EPOLLOUT) &&
 			    km_buf_used(&c->out))
@@ -785,6 +939,34 @@ static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
 			break;
 		}
 	}
+}
+
+/*
+ * --idle-timeout: a client with no byte in or out for that long is closed,
+ * as memcached's -o idle_timeout does, unless it waits for backends (their
+ * own timeout answers it).  One that does not read its replies counts as
+ * idle too: it holds a slot and its replies for nothing.
+ */
+static void km_conn_idle_check(struct km_worker *w)
+{
+	uint64_t limit = km_d.cfg.idle_timeout * 1000ull;
+	struct km_conn *c;
+
+	if (w->now - w->idle_check < 1000)
+		return;
+	w->idle_check = w->now;
+	while (limit && (c = w->lru_head) && c->active + limit <= w->now) {
+		if (c->head && c->head->pending) {
+			km_lru_touch(w, c);
+			continue;
+		}
+		KM_INC(km_d.c.idle_kicks);
+		km_conn_close(w, c);
+	}
+	/* freed buffers go back to the system, not kept at their peak (one
+	 * worker trims every thread's arena) */
+	if (w->id == 0)
+		malloc_trim(0);
 }
 
 static void *km_worker_main(void *arg)
@@ -808,6 +990,7 @@ static void *km_worker_main(void *arg)
 			km_backend_check_timeouts(w);
 			last_check = w->now;
 		}
+		km_conn_idle_check(w);
 		km_worker_flush(w);
 	}
 	km_backend_close_all(w);
@@ -1219,6 +1402,8 @@ void km_stats_build(struct km_buf *out, int reset, const struct km_buf *extra)
 		(unsigned long)KM_LOAD(k->protocol_errors));
 	km_stat(b, "kmagent_flushes_avoided", "%lu",
 		(unsigned long)KM_LOAD(k->flushes_avoided));
+	km_stat(b, "kmagent_idle_kicks", "%lu",
+		(unsigned long)KM_LOAD(k->idle_kicks));
 	km_stat(b, "kmagent_write_policy", "%s",
 		km_write_policy_name(km_d.cfg.write_policy));
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {

@@ -25,6 +25,8 @@ int km_buf_reserve(struct km_buf *b, size_t n);
 int km_buf_append(struct km_buf *b, const void *d, size_t n);
 void km_buf_consume(struct km_buf *b, size_t n);
 void km_buf_free(struct km_buf *b);
+/* Empty b; give a big one's memory back rather than keep it at peak. */
+void km_buf_shrink(struct km_buf *b);
 
 static inline size_t km_buf_used(const struct km_buf *b)
 {
@@ -105,6 +107,8 @@ struct km_worker {
 	struct km_ev seq_ev;
 	pthread_mutex_t seq_lock;
 	struct km_req *seq_head, *seq_tail;
+	struct km_conn *lru_head, *lru_tail; /* TCP clients, idlest first */
+	uint64_t idle_check;
 };
 
 struct km_cfg;

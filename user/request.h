@@ -78,6 +78,13 @@ struct km_req {
 	unsigned int seq;	 /* its stripe + 1 while it holds or waits */
 	int seq_waiting;	 /* queued behind another write */
 	struct km_req *seq_next; /* in the stripe's queue, the inbox */
+	/*
+	 * Memory bounds (proxy.c, "Backpressure"): a read asks for keys
+	 * [0, kend) only, streams the finished ones from emitted on; ukeys
+	 * are the keys counted in c->ukeys, charged the bytes in c->asm.
+	 */
+	unsigned int kend, emitted, ukeys;
+	size_t charged;
 };
 
 struct km_conn {
@@ -107,6 +114,14 @@ struct km_conn {
 	struct km_conn *dirty_next;
 	unsigned int pool_idx;
 	int counted; /* in curr_connections */
+	int rdhup;   /* the peer shut its side: read to the end */
+	int rd_shut; /* ... and it came: answer what was read, then close */
+	size_t asm_bytes;   /* replies in assembly, in its requests' buffers */
+	unsigned int ukeys; /* keys asked of backends, not answered yet */
+	size_t est;	    /* bytes a key's reply is expected to take */
+	size_t claimed;	    /* its part of the total (--reply-memory) */
+	uint64_t active;    /* ms of the last byte in or out (idle timeout) */
+	struct km_conn *lru_prev, *lru_next; /* the worker's, oldest first */
 };
 
 #endif /* KM_REQUEST_H */

@@ -98,6 +98,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.item_size_max, 1024 * 1024);
 	assert_int_equal(cfg.replicas, 0);
 	assert_int_equal(cfg.udp_retry_ms, 100);
+	assert_int_equal(cfg.idle_timeout, 600);
+	assert_int_equal(cfg.conn_buffer, 4 << 20);
+	assert_int_equal(cfg.reply_memory, 256ul << 20);
 	assert_string_equal(cfg.ctl_path, "/run/kmagent/kmagent.sock");
 	assert_false(cfg.foreground);
 	assert_int_equal(cfg.unix_mask, 0700); /* memcached's -a */
@@ -230,7 +233,41 @@ static const struct bad_case bad_cases[] = {
 	{{"-s", "127.0.0.1:1", "--item-size-max", "1x", NULL},
 	 "--item-size-max"},
 	{{"-s", "127.0.0.1:1", "extra", NULL}, "unexpected argument 'extra'"},
+	{{"-s", "127.0.0.1:1", "--idle-timeout", "-1", NULL},
+	 "--idle-timeout: invalid value '-1'"},
+	{{"-s", "127.0.0.1:1", "--conn-buffer", "4k", NULL},
+	 "--conn-buffer: invalid value '4k'"},
+	{{"-s", "127.0.0.1:1", "--conn-buffer", "2g", NULL}, "--conn-buffer"},
+	{{"-s", "127.0.0.1:1", "--reply-memory", "512k", NULL},
+	 "--reply-memory: invalid value '512k'"},
 };
+
+/* The bounds on hostile clients: memcached's 0 = off, sizes as -I. */
+static void test_client_bounds(void **state)
+{
+	const char *args[] = {"-s", "127.0.0.1:1",   "--idle-timeout",
+			      "0",  "--conn-buffer", "16m",
+			      NULL};
+	const char *args2[] = {"-s",
+			       "127.0.0.1:1",
+			       "--conn-buffer",
+			       "65536",
+			       "--idle-timeout",
+			       "30",
+			       "--reply-memory",
+			       "2g",
+			       NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.idle_timeout, 0);
+	assert_int_equal(cfg.conn_buffer, 16 << 20);
+	assert_int_equal(parse(&cfg, args2), KM_CFG_RUN);
+	assert_int_equal(cfg.idle_timeout, 30);
+	assert_int_equal(cfg.conn_buffer, 65536);
+	assert_int_equal(cfg.reply_memory, 2ul << 30);
+}
 
 static void test_bad_flags_are_named(void **state)
 {
@@ -396,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_udp_port_and_unix_mask),
 		cmocka_unit_test(test_long_options),
+		cmocka_unit_test(test_client_bounds),
 		cmocka_unit_test(test_bad_flags_are_named),
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_config_file),
