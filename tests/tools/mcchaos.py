@@ -39,7 +39,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mc import Client  # noqa: E402
+from mc import Client, ProtocolError  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 INF = float("inf")
@@ -346,6 +346,9 @@ class History:
 
 # ---- the workload ---------------------------------------------------------
 
+OP_WEIGHTS = [("get", 40), ("set", 20), ("delete", 10), ("add", 10),
+              ("cas", 10), ("incr", 10)]
+
 class Garbled(Exception):
     pass
 
@@ -408,7 +411,8 @@ class Worker(threading.Thread):
         except Garbled as e:
             op.res, op.note = "garbled", str(e)
             self.drop()
-        except (OSError, ValueError, Exception) as e:  # noqa: B014
+        except (OSError, ValueError, ProtocolError) as e:
+            # an error or timeout: the request may have been applied
             op.res, op.note = "indet", str(e)[:60]
             self.drop()
         op.cpl = self.hist.now()
@@ -466,26 +470,28 @@ class Worker(threading.Thread):
     def one(self):
         rng = self.rng
         k = rng.randrange(self.a.keys)
-        r = rng.random()
-        if self.a.owners and r >= 0.40:
+        r = rng.random() * self.a.weight_sum
+        for kind, w in OP_WEIGHTS:
+            if kind in self.a.ops:
+                if r < w:
+                    break
+                r -= w
+        if self.a.owners and kind != "get":
             # --owners: a key's writes come from one client only
             own = list(range(self.cid, self.a.keys, self.a.clients))
             if not own:
-                r = 0.0
+                kind = "get"
             else:
                 k = own[k % len(own)]
         P, U = self.proxy, self.udp
-        if r < 0.40:
+        if kind == "get":
             self.run_op(Op(self.cid, P, U, "get", k), self.do_get)
-        elif r < 0.60:
-            op = Op(self.cid, P, U, "set", k, self.next_value(k))
-            self.run_op(op, lambda c, o: self.store(b"set", c, o))
-        elif r < 0.70:
+        elif kind in ("set", "add"):
+            op = Op(self.cid, P, U, kind, k, self.next_value(k))
+            self.run_op(op, lambda c, o: self.store(kind.encode(), c, o))
+        elif kind == "delete":
             self.run_op(Op(self.cid, P, U, "delete", k), self.do_delete)
-        elif r < 0.80:
-            op = Op(self.cid, P, U, "add", k, self.next_value(k))
-            self.run_op(op, lambda c, o: self.store(b"add", c, o))
-        elif r < 0.90:
+        elif kind == "cas":
             v = self.next_value(k)
             g = Op(self.cid, P, U, "gets", k)
             tok = []
@@ -540,18 +546,40 @@ def schedule(a):
             p = rng.choice(freep)
             ev = (kind, p, min(dur, 2.0), None)
             busy[p] = t + min(dur, 2.0) + a.settle
-        elif kind == "reload-add" and len(members) < len(BACKENDS):
-            b = rng.choice([b for b in BACKENDS if b not in members])
-            members = [m for m in BACKENDS if m in members or m == b]
-            ev = (kind, b, 0, (list(members), replicas))
-        elif kind == "reload-remove" and len(members) > 2:
-            b = rng.choice(members)
-            members = [m for m in members if m != b]
-            ev = (kind, b, 0, (list(members), replicas))
-        elif kind == "reload-replicas":
-            r = rng.choice([x for x in (1, 2, 3) if x != replicas])
-            replicas = r
-            ev = (kind, "-", 0, (list(members), replicas))
+        elif kind.startswith("reload-") and busy.get("ring", 0) <= t:
+            # a change, or (when there is nothing to add or remove) a
+            # change and its undoing DUR later: a backend removed and
+            # added back, or a spare added and removed again
+            spare = [b for b in BACKENDS if b not in members]
+            back = None
+            if kind == "reload-add" and spare or \
+                    kind == "reload-remove" and len(members) <= 2:
+                b = rng.choice(spare)
+                new = [m for m in BACKENDS if m in members or m == b]
+                if kind == "reload-remove":
+                    back = (None, b, list(members))
+            elif kind in ("reload-add", "reload-remove"):
+                b = rng.choice(members)
+                new = [m for m in members if m != b]
+                if kind == "reload-add":
+                    back = (None, b, list(members))
+            else:
+                b = "-"
+                replicas = rng.choice([x for x in (1, 2, 3) if x != replicas])
+                new = list(members)
+            label = kind if b == "-" else \
+                "reload-add" if len(new) > len(members) else "reload-remove"
+            members = new
+            ev = (label, b, 0, (list(members), replicas))
+            if back:
+                out.append((round(t, 3),) + ev)
+                t2 = min(t + dur, end)
+                members = back[2]
+                ev = None
+                out.append((round(t2, 3), "reload-remove" if
+                            label == "reload-add" else "reload-add", back[1],
+                            0, (list(members), replicas)))
+                busy["ring"] = t2 + 0.001
         elif kind == "resync":
             ev = (kind, rng.choice(BACKENDS), 0, rng.choice(proxies))
         elif kind == "forget":
@@ -559,7 +587,7 @@ def schedule(a):
             ev = (kind, p, 0, [q for q in proxies if q != p][0])
         if ev:
             out.append((round(t, 3),) + ev)
-    return out
+    return sorted(out, key=lambda e: e[0])
 
 
 class Nemesis(threading.Thread):
@@ -947,16 +975,24 @@ class Checker:
                     op.kind in ("delete", "incr", "cas") and op.res == "notfound":
                 w, b = must_present(op)
                 if w is not None and must_present(op, nf_max(op))[0] is None:
-                    self.violation("refused-visible", op, "miss after %s: a "
+                    self.violation("answer", op, "miss after %s: a "
                                    "delete answered NOT_FOUND was applied"
                                    % w.kind, [w])
-                elif w is not None:
+                elif w is not None and op.kind in ("get", "gets"):
                     self.violation("lost", op, "miss, yet %s took %s and kept "
                                    "its memory" % (b, keyname(key)), [w])
+                elif w is not None:
+                    self.violation("answer", op, "NOT_FOUND, yet %s took %s "
+                                   "and kept its memory" % (b, keyname(key)), [w])
+            elif op.kind == "add" and op.res == "ok":
+                w, b = must_present(op)
+                if w is not None:
+                    self.violation("answer", op, "add accepted, yet "
+                                   "%s held an acknowledged value" % b, [w])
             elif op.kind == "add" and op.res == "notstored":
                 absent, d = must_absent(op)
                 if absent:
-                    self.violation("refused-visible", op, "add refused while "
+                    self.violation("answer", op, "add refused while "
                                    "the key must be absent", [d])
             if op.kind == "incr" and op.res == "ok":
                 self.check_value(op, key, stale, incr_inv, incr=True)
@@ -975,7 +1011,7 @@ class Checker:
             self.violation("phantom", op, "read before it was written", [w])
             return
         if w.res in ("notstored", "exists", "notfound"):
-            self.violation("refused-visible", op, "the value of a refused %s"
+            self.violation("answer", op, "the value of a refused %s"
                            % w.kind, [w])
             return
         if w.res == "fail":
@@ -998,28 +1034,64 @@ class Checker:
             if n < j:
                 refused = [o for o in may if o.res == "notfound"]
                 if n + len(refused) >= j:
-                    self.violation("refused-visible", op, "%d increments, %d "
+                    self.violation("answer", op, "%d increments, %d "
                                    "acknowledged: an incr answered NOT_FOUND "
                                    "was applied" % (j, n), [w] + refused[:2])
                 else:
                     self.violation("phantom", op, "%d increments, %d possible"
                                    % (j, n), [w])
                 return
-            prod = self.incr_val.get(v)
+        seen = v - 1 if incr else v     # what the incr found
+        if seen % INCR_ROOM:
+            prod = self.incr_val.get(seen)
             if prod is None or prod is op:
                 return       # an incr we cannot name: no staleness check
             prod_cpl = prod.cpl
         else:
             prod, prod_cpl = w, w.cpl
-        if incr:
-            return           # an incr's result: its base was current enough
-        cls, x = stale(op, prod_cpl, v)
+        cls, x = stale(op, prod_cpl, seen)
         if cls:
-            self.violation(cls, op, "an older value, after %s was acknowledged"
-                           % x.kind, [prod, x])
+            self.violation(cls, op, "%san older value, after %s was "
+                           "acknowledged" % ("incremented " if incr else "",
+                                             x.kind), [prod, x])
 
 
 # ---- main -----------------------------------------------------------------
+
+def dump(hist, path):
+    """The history as JSON lines: --recheck reads it back."""
+    with open(path, "w") as f:
+        for e in hist.events:
+            f.write(json.dumps({"event": e}) + "\n")
+        for t, ring in hist.rings:
+            f.write(json.dumps({"ring": [t, ring]}) + "\n")
+        for op in hist.ops:
+            d = {s: getattr(op, s) for s in Op.__slots__ if s != "id"}
+            if d["cpl"] == INF:
+                d["cpl"] = "inf"
+            f.write(json.dumps(d) + "\n")
+
+
+def load(path):
+    hist = History()
+    with open(path) as f:
+        for line in f:
+            d = json.loads(line)
+            if "event" in d:
+                hist.events.append(tuple(d["event"]))
+            elif "ring" in d:
+                t, ring = d["ring"]
+                hist.rings.append((t, {int(k): v for k, v in ring.items()}))
+            else:
+                op = Op(d["client"], d["proxy"], d["udp"], d["kind"], d["key"],
+                        d["value"])
+                for s in ("inv", "cpl", "res", "got", "note"):
+                    setattr(op, s, d[s])
+                if op.cpl == "inf":
+                    op.cpl = INF
+                hist.add(op)
+    return hist
+
 
 def final_reads(hist, a, lab):
     """Every key through every kmagentd, TCP, after the cluster settled."""
@@ -1032,9 +1104,9 @@ def final_reads(hist, a, lab):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lab-id", required=True)
-    ap.add_argument("--lab-dir", required=True)
-    ap.add_argument("--bpffs", required=True)
+    ap.add_argument("--lab-id")
+    ap.add_argument("--lab-dir")
+    ap.add_argument("--bpffs")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--proxies", type=int, choices=(1, 2), default=2)
@@ -1062,12 +1134,20 @@ def main():
     ap.add_argument("--kmagentd", default="build/kmagentd")
     ap.add_argument("--km-arg", action="append", default=[],
                     help="one more kmagentd argument (repeatable)")
+    ap.add_argument("--ops", default="get,set,delete,add,cas,incr",
+                    help="operations drawn (cas: gets then cas)")
     ap.add_argument("--owners", action="store_true",
                     help="each key written by one client only (reads by all):"
                     " no concurrent writes of a key from two connections")
     ap.add_argument("--plan-only", action="store_true")
     ap.add_argument("--dump", help="write the whole history to this file")
+    ap.add_argument("--recheck", metavar="DUMP",
+                    help="check a dumped history again, run nothing")
     a = ap.parse_args()
+    a.ops = a.ops.split(",")
+    if "get" not in a.ops or any(o not in dict(OP_WEIGHTS) for o in a.ops):
+        ap.error("--ops: a comma list of get,set,delete,add,cas,incr with get")
+    a.weight_sum = sum(w for o, w in OP_WEIGHTS if o in a.ops)
     if a.nemesis == "all":
         a.nemesis = list(NEMESES)
     elif a.nemesis == "none":
@@ -1081,10 +1161,20 @@ def main():
     # on is paused or cut off: up to the longest fault, plus timeouts
     a.horizon = a.fault_max + a.settle + 2 * a.op_timeout
 
+    if a.recheck:
+        hist = load(a.recheck)
+        viol = Checker(hist, a).check()
+        print("# violations: %s" % (", ".join("%s %d" % kv for kv in
+                                              sorted(viol.items())) or "none"))
+        return 1 if any(k != "stale-cross-window" for k in viol) else 0
+
     plan = schedule(a)
+    if not a.plan_only and not (a.lab_id and a.lab_dir and a.bpffs):
+        ap.error("--lab-id, --lab-dir and --bpffs are needed (chaos.sh gives them)")
     print("# seed %d duration %.0fs proxies %d clients %d (udp %.0f%%) keys %d"
           % (a.seed, a.duration, a.proxies, a.clients, a.udp_frac * 100, a.keys))
     print("# nemesis: %s" % (",".join(a.nemesis) or "none"))
+    print("# ops: %s%s" % (",".join(a.ops), ", one writer a key" if a.owners else ""))
     print("# plan: %d actions" % len(plan))
     for e in plan:
         print("#   %7.3f %-15s %-3s dur %.2f %s" % (e[0], e[1], e[2], e[3],
@@ -1140,23 +1230,24 @@ def main():
         lab.stop_all()
 
     if a.dump:
-        with open(a.dump, "w") as f:
-            for e in hist.events:
-                f.write("event %9.3f %-14s %-4s %s\n" % e)
-            for op in sorted(hist.ops, key=lambda o: o.inv):
-                f.write("%s\n" % op)
+        dump(hist, a.dump)
     viol = Checker(hist, a).check()
     kinds = {}
     for op in hist.ops:
         kinds[op.kind] = kinds.get(op.kind, 0) + 1
     indet = sum(op.res == "indet" for op in hist.ops)
     fails = sum(op.res == "fail" for op in hist.ops)
-    nev = sum(1 for e in hist.events if e[1] not in ("ctl", "started", "heal"))
+    evk = {}
+    for e in hist.events:
+        if e[1] not in ("ctl", "started", "heal"):
+            evk[e[1]] = evk.get(e[1], 0) + 1
+    nev = sum(evk.values())
     print("\n# seed %d: %d operations in %.1f s (%.0f/s), %s" % (
         a.seed, nload, t_load, nload / max(t_load, 0.001),
         " ".join("%s %d" % kv for kv in sorted(kinds.items()))))
-    print("# %d indeterminate, %d refused connections, %d nemesis events"
-          % (indet, fails, nev))
+    print("# %d indeterminate, %d refused connections, %d nemesis events%s"
+          % (indet, fails, nev, (": " + " ".join(
+              "%s %d" % kv for kv in sorted(evk.items()))) if evk else ""))
     for c in nem.crashes:
         print("# CRASH: %s" % c)
     failing = {k: v for k, v in viol.items() if k != "stale-cross-window"}

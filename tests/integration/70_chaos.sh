@@ -1,0 +1,45 @@
+#!/bin/bash
+# The randomized sequence tester (docs/operations.md, "What the chaos test
+# checks") on a fixed set of seeds, each in a lab of its own
+# (tests/integration/chaos.sh): four memcached, two kmagentd with the kernel
+# path, clients over TCP and UDP.  Only the nemesis classes and operations
+# that today's kmagentd survives run here (CHAOS_CLASSES, CHAOS_OPS): the
+# others find violations that are being fixed (issue 16).  Then the checker
+# is checked: a run with a planted bug (every backend flushed behind
+# kmagentd's back) must fail and report lost writes.
+#
+#   CHAOS_SECS=N    seconds a seed (default 20)
+. "$(dirname "$0")/lib.sh"
+lab_need_root
+here=$(cd "$(dirname "$0")" && pwd)
+secs=${CHAOS_SECS:-20}
+# no cas: a cas's token is one replica's, see the report of issue 16
+ops=${CHAOS_OPS:-get,set,delete,add,incr}
+classes=${CHAOS_CLASSES:-km-kill,drain,resync,forget}
+
+# chaos WHAT ARGS...: one run; its output as comments, $out its summary
+chaos()
+{
+	local what=$1 t0
+	shift
+	t0=$(date +%s)
+	out=$(bash "$here/chaos.sh" "$@" 2>&1)
+	rc=$?
+	grep -v '^#   ' <<<"$out" | sed 's/^/# | /' | tail -n 60
+	lab_log "$what: exit $rc in $(($(date +%s) - t0)) s"
+}
+
+for seed in 1 2 3; do
+	chaos "seed $seed" --seed $seed --duration "$secs" --owners \
+		--ops "$ops" --nemesis "$classes"
+	lab_eq "seed $seed: no violation, no crash ($classes)" 0 $rc
+	lab_ok "seed $seed: operations were made" \
+		grep -qE '^# seed [0-9]+: [1-9][0-9]* operations' <<<"$out"
+done
+
+chaos "planted bug" --seed 4 --duration 8 --owners --ops "$ops" \
+	--nemesis none --plant flush
+lab_eq "a planted flush of every backend fails the run" 1 $rc
+lab_ok "... as lost acknowledged writes" \
+	grep -qE '^# violations: .*lost [1-9]' <<<"$out"
+lab_done
