@@ -583,8 +583,13 @@ def schedule(a):
         elif kind == "resync":
             ev = (kind, rng.choice(BACKENDS), 0, rng.choice(proxies))
         elif kind == "forget":
-            p = rng.choice(proxies)
-            ev = (kind, p, 0, [q for q in proxies if q != p][0])
+            # its use: a kmagentd that is gone (down now, when km-term or
+            # km-kill run too) is forgotten by the other one
+            gone = [q for q in proxies if q not in freep] or proxies
+            q = rng.choice(gone)
+            p = [x for x in proxies if x != q][0]
+            if p in freep:
+                ev = (kind, p, 0, q)
         if ev:
             out.append((round(t, 3),) + ev)
     return sorted(out, key=lambda e: e[0])
@@ -727,11 +732,14 @@ class Nemesis(threading.Thread):
                 except OSError:
                     pass
         elif self.a.plant == "phantom":
+            # every key, on every backend: some read sees one before the
+            # workload overwrites it
             for b in BACKENDS:
                 try:
                     c = Client("%s:%d" % (ADDR[b], MC_PORT))
-                    c.store(b"set", keyname(0).encode(),
-                            b"%d" % make_value(0, 99, 1))
+                    for k in range(self.a.keys):
+                        c.store(b"set", keyname(k).encode(),
+                                b"%d" % make_value(k, 99, 1))
                     c.close()
                 except OSError:
                     pass
@@ -819,6 +827,12 @@ class Checker:
                 for b in BACKENDS:
                     out[b].append((t, t + 0.001))
         return out
+
+    def slow(self, op):
+        """An operation this slow may have timed out on a replica
+        (kmagentd --timeout, or the kernel path's --udp-retry) and been
+        answered by the others: which replicas took it is unknown."""
+        return self.a.udp_slow if op.udp else self.a.tcp_slow
 
     def faulted(self, b, t0, t1):
         s = self.a.settle
@@ -940,8 +954,10 @@ class Checker:
             i = bisect.bisect_left(del_inv, op.cpl if op.cpl != INF else op.inv)
             dmax = max(del_maxc[i - 1] if i else -INF, dmax_nf)
             j = bisect.bisect_left(acked_cpl, op.inv)
+            if op.cpl - op.inv >= self.slow(op):
+                return None, None   # a replica may have timed out
             for w in reversed(acked[max(0, j - 50):j]):
-                if w.inv < dmax:
+                if w.inv < dmax or w.cpl - w.inv >= self.slow(w):
                     continue
                 rc = op.cpl if op.cpl != INF else op.inv + 1
                 for b in self.members(key, w.inv, rc):
@@ -1126,6 +1142,11 @@ def main():
     ap.add_argument("--window", type=float, default=1.0,
                     help="s a stale read through another kmagentd is allowed")
     ap.add_argument("--op-timeout", type=float, default=1.0)
+    ap.add_argument("--tcp-slow", type=float, default=0.25,
+                    help="s: a TCP operation this slow may have missed a "
+                    "replica (kmagentd --timeout is 0.3)")
+    ap.add_argument("--udp-slow", type=float, default=0.08,
+                    help="s: the same over UDP (--udp-retry is 0.1)")
     ap.add_argument("--final-wait", type=float, default=4.0)
     ap.add_argument("--show", type=int, default=2,
                     help="failing histories printed per class")
