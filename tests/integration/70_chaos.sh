@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 secs=${CHAOS_SECS:-20}
 # no cas: a cas's token is one replica's, see the report of issue 16
 ops=${CHAOS_OPS:-get,set,delete,add,incr}
-classes=${CHAOS_CLASSES:-km-kill,drain,resync,forget}
+classes=${CHAOS_CLASSES:-km-kill,forget}
 
 # chaos WHAT ARGS...: one run; its output as comments, $out its summary
 chaos()
