@@ -3,10 +3,15 @@
 # checks") on a fixed set of seeds, each in a lab of its own
 # (tests/integration/chaos.sh): four memcached, two kmagentd with the kernel
 # path, clients over TCP and UDP.  Only the nemesis classes and operations
-# that today's kmagentd survives run here (CHAOS_CLASSES, CHAOS_OPS): the
-# others find violations that are being fixed (issue 16).  Then the checker
-# is checked: a run with a planted bug (every backend flushed behind
-# kmagentd's back) must fail and report lost writes.
+# that today's kmagentd survives run here (CHAOS_CLASSES, CHAOS_OPS), with
+# one writer a key (--owners): the others find violations that are being
+# fixed (issue 16).  Failing today: concurrent writers of a key with no
+# fault at all; cas with any fault (its token is one replica's); mc-kill,
+# mc-pause, km-term, reload-add, reload-remove, reload-replicas,
+# drain-writes, partition, loss; drain and resync now and then.  Add a
+# class here once its fix lands.  Then the checker is checked: a run with
+# a planted bug (every backend flushed behind kmagentd's back) must fail
+# and report lost writes.
 #
 #   CHAOS_SECS=N    seconds a seed (default 20)
 . "$(dirname "$0")/lib.sh"
