@@ -357,6 +357,33 @@ class Refused(Exception):
     """The request was never sent: it cannot have been applied."""
 
 
+class StrictClient(Client):
+    """mc.Client that keeps the datagrams it skips: a request is answered
+    before the next is sent, so on one socket a datagram for another
+    request id is a second answer or someone else's reply."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.strays = []
+
+    def recv_udp_reply(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("udp reply timed out")
+            self.sock.settimeout(left)
+            dgram = self.sock.recv(65536)
+            if len(dgram) < 8:
+                self.strays.append(dgram)
+                continue
+            rid, seq, tot, _ = struct.unpack("!HHHH", dgram[:8])
+            if rid != self.reqid or seq != 0 or tot != 1:
+                self.strays.append(dgram)
+                continue
+            return dgram[8:]
+
+
 class Worker(threading.Thread):
     def __init__(self, cid, proxy, udp, hist, a, stop):
         super().__init__(daemon=True)
@@ -369,8 +396,9 @@ class Worker(threading.Thread):
     def connect(self):
         if self.conn is None:
             try:
-                self.conn = Client("%s:%d" % (ADDR[self.proxy], KM_PORT),
-                                   udp=self.udp, timeout=self.a.op_timeout)
+                self.conn = StrictClient("%s:%d" % (ADDR[self.proxy], KM_PORT),
+                                         udp=self.udp,
+                                         timeout=self.a.op_timeout)
             except OSError as e:
                 raise Refused(str(e))
         return self.conn
@@ -406,6 +434,11 @@ class Worker(threading.Thread):
         try:
             c = self.connect()
             fn(c, op)
+            if c.buf:
+                raise Garbled("bytes after the reply: %r" % c.buf[:60])
+            if c.strays:
+                raise Garbled("a datagram for another request: %r"
+                              % c.strays[0][:60])
         except Refused as e:
             op.res, op.note = "fail", str(e)[:60]
         except Garbled as e:
@@ -416,7 +449,7 @@ class Worker(threading.Thread):
             op.res, op.note = "indet", str(e)[:60]
             self.drop()
         op.cpl = self.hist.now()
-        if op.res in ("indet",):
+        if op.res in ("indet", "garbled"):
             op.cpl = INF
             op.note = (op.note or "") + " @%.3f" % self.hist.now()
         self.hist.add(op)
@@ -796,6 +829,7 @@ class Checker:
         self.h, self.a = hist, a
         self.viol = {}
         self.shown = {}
+        self.flagged = set()     # ops already reported: no evidence
         self.faults = self.fault_intervals()
         self.kills = {b: [t for (t, k, tg, _) in hist.events
                           if k == "kill-9" and tg == b] for b in BACKENDS}
@@ -851,6 +885,7 @@ class Checker:
         return {b for b in BACKENDS if ADDR[b] in m}
 
     def violation(self, cls, op, why, related=()):
+        self.flagged.add(op)
         self.viol[cls] = self.viol.get(cls, 0) + 1
         if self.shown.get(cls, 0) >= self.a.show:
             return
@@ -957,7 +992,8 @@ class Checker:
             if op.cpl - op.inv >= self.slow(op):
                 return None, None   # a replica may have timed out
             for w in reversed(acked[max(0, j - 50):j]):
-                if w.inv < dmax or w.cpl - w.inv >= self.slow(w):
+                if w.inv < dmax or w.cpl - w.inv >= self.slow(w) or \
+                        w in self.flagged:
                     continue
                 rc = op.cpl if op.cpl != INF else op.inv + 1
                 for b in self.members(key, w.inv, rc):
@@ -1065,6 +1101,9 @@ class Checker:
             prod_cpl = prod.cpl
         else:
             prod, prod_cpl = w, w.cpl
+        if prod in self.flagged:
+            self.flagged.add(op)    # built on a reported value: tainted
+            return
         cls, x = stale(op, prod_cpl, seen)
         if cls:
             self.violation(cls, op, "%san older value, after %s was "
