@@ -8,10 +8,11 @@
 # fixed (issue 16).  Failing today: concurrent writers of a key with no
 # fault at all; cas with any fault (its token is one replica's); mc-kill,
 # mc-pause, km-term, reload-add, reload-remove, reload-replicas,
-# drain-writes, partition, loss; drain and resync now and then.  Add a
-# class here once its fix lands.  Then the checker is checked: a run with
-# a planted bug (every backend flushed behind kmagentd's back) must fail
-# and report lost writes.
+# drain-writes, partition, loss; drain, resync and forget now and then
+# (forget of a kmagentd just restarted: its flush and resync race with
+# deletes).  Add a class here once its fix lands.  Then the checker is
+# checked: a run with a planted bug (every backend flushed behind
+# kmagentd's back) must fail and report lost writes.
 #
 #   CHAOS_SECS=N    seconds a seed (default 20)
 . "$(dirname "$0")/lib.sh"
@@ -20,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 secs=${CHAOS_SECS:-20}
 # no cas: a cas's token is one replica's, see the report of issue 16
 ops=${CHAOS_OPS:-get,set,delete,add,incr}
-classes=${CHAOS_CLASSES:-km-kill,forget}
+classes=${CHAOS_CLASSES:-km-kill}
 
 # chaos WHAT ARGS...: one run; its output as comments, $out its summary
 chaos()
@@ -30,7 +31,11 @@ chaos()
 	t0=$(date +%s)
 	out=$(bash "$here/chaos.sh" "$@" 2>&1)
 	rc=$?
-	grep -v '^#   ' <<<"$out" | sed 's/^/# | /' | tail -n 60
+	# the first failing histories, then the summary
+	sed -n '/^VIOLATION/,$p' <<<"$out" | grep -v '^# ' | head -n 80 |
+		sed 's/^/# | /'
+	grep -E '^# (seed|[0-9]+ indet|violations|CRASH)' <<<"$out" |
+		sed 's/^/# | /'
 	lab_log "$what: exit $rc in $(($(date +%s) - t0)) s"
 }
 
