@@ -2,6 +2,8 @@
 """kmagent's randomized sequence tester: a workload, a nemesis, a checker.
 
   mcchaos.py --lab-id ID --lab-dir DIR --bpffs DIR [options]
+  mcchaos.py --plan-only --seed N [options]      the nemesis schedule only
+  mcchaos.py --recheck DUMP [options]            check a --dump history again
 
 Run inside the client namespace of the lab that tests/integration/chaos.sh
 builds (memcached hosts m1..m4, kmagentd hosts pa and pb, client c).  It
