@@ -5,6 +5,8 @@
 #   make demo       the article's scenario in a namespace lab, narrated
 #   make bench      benchmarks against memcached direct and nutcracker
 #   make fuzz       the differential protocol fuzzer, FUZZ_SECS (600) long
+#   make chaos      the randomized sequence tester: SEED, DURATION (s),
+#                   CHAOS_ARGS (tests/tools/mcchaos.py -h)
 #   make SAN=1 ...  the same with ASan/UBSan, into build-san/
 #   make install    kmagentd, kmagentctl, man pages, unit, sample config
 #                   (PREFIX=/usr/local, DESTDIR= for staging)
@@ -42,8 +44,8 @@ TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools
 	      $(patsubst bench/%.c,$(BUILD)/tools/%,$(wildcard bench/*.c))
 HEADERS    := $(wildcard include/*.h user/*.h bpf/*.h bench/*.h)
 
-.PHONY: all progs deps test unit demo bench fuzz format check-format clean \
-	install
+.PHONY: all progs deps test unit demo bench fuzz chaos format check-format \
+	clean install
 all: $(BPF_OBJS) $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
 
 # what `make install` and the Debian package need, nothing more
@@ -85,6 +87,15 @@ fuzz: deps
 	$(MAKE) all
 	$(MAKE) SAN=1 build-san/kmagentd
 	FUZZ_SECS=$(FUZZ_SECS) bash tests/integration/24_fuzz_tcp.sh
+
+# docs/operations.md, "What the chaos test checks": DURATION seconds as runs
+# of at most 120 s with seeds SEED, SEED+1...; SEED=N DURATION=D replays one
+SEED ?= 1
+DURATION ?= 60
+CHAOS_ARGS ?=
+chaos: deps
+	$(MAKE) all
+	scripts/chaos.sh $(SEED) $(DURATION) $(CHAOS_ARGS)
 
 # unit tests only: what `make SAN=1 unit` builds for the sanitizer run
 unit: $(UNIT_TESTS)
