@@ -1,26 +1,32 @@
 #!/bin/bash
 # The randomized sequence tester (docs/operations.md, "What the chaos test
 # checks") on a fixed set of seeds, each in a lab of its own
-# (tests/integration/chaos.sh): four memcached, two kmagentd with the kernel
-# path, clients over TCP and UDP.  Only what today's kmagentd survives
-# runs here (CHAOS_CLASSES, CHAOS_OPS): one writer a key (--owners), no
-# cas, no nemesis.  Failing today (issue 16): every nemesis class, at once
-# for mc-kill, mc-pause, km-term, reload-add, reload-remove,
-# reload-replicas, drain-writes, partition and loss, in some runs for
-# drain, resync, forget and km-kill (2 of 14); cas now and then with no
-# fault (its token is one replica's), always with one; concurrent writers
-# of a key.  Add a class here once its fix lands (CHAOS_CLASSES=km-kill
-# tries one).  Then the checker is checked: a run with a planted bug
-# (every backend flushed behind kmagentd's back) must fail and report
-# lost writes.
+# (tests/integration/chaos.sh): four memcached, kmagentd with the kernel
+# path, clients over TCP and UDP.
+#  - one kmagentd, TCP clients writing the same keys concurrently (every
+#    operation, cas included), under the nemesis classes it survives
+#    reliably today (CHAOS_CLASSES): kmagentd SIGTERM and SIGKILL,
+#    forget, resync, drain;
+#  - two kmagentd, TCP and UDP through the kernel path, one writer a key,
+#    no fault;
+#  - the checker checked: a run with a planted bug (every backend flushed
+#    behind kmagentd's back) must fail and report lost writes.
+# Failing today, being fixed (issue 16): two kmagentd or the kernel path
+# with concurrent writers of a key (their writes are not ordered against
+# each other); memcached killed and restarted empty (a refill races
+# writes: now and then a stale value or an add answered by the empty
+# replica); memcached paused, reload removing a backend and packet loss
+# pass most seeds but not all (a stale read right after a delete); reload
+# adding a backend or changing replicas, drain --writes, partitions.
+# `make chaos` runs any of them.
 #
 #   CHAOS_SECS=N    seconds a seed (default 20)
 . "$(dirname "$0")/lib.sh"
 lab_need_root
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${CHAOS_SECS:-20}
-ops=${CHAOS_OPS:-get,set,delete,add,incr}
-classes=${CHAOS_CLASSES:-none}
+ops=${CHAOS_OPS:-get,set,delete,add,cas,incr}
+classes=${CHAOS_CLASSES:-km-term,km-kill,forget,resync,drain}
 
 # chaos WHAT ARGS...: one run; its output as comments, $out its summary
 chaos()
@@ -38,15 +44,18 @@ chaos()
 	lab_log "$what: exit $rc in $(($(date +%s) - t0)) s"
 }
 
-for seed in 1 2 3; do
-	chaos "seed $seed" --seed $seed --duration "$secs" --owners \
-		--ops "$ops" --nemesis "$classes"
+for seed in 1 2; do
+	chaos "seed $seed" --seed $seed --duration "$secs" --proxies 1 \
+		--udp-frac 0 --ops "$ops" --nemesis "$classes"
 	lab_eq "seed $seed: no violation, no crash ($classes)" 0 $rc
 	lab_ok "seed $seed: operations were made" \
 		grep -qE '^# seed [0-9]+: [1-9][0-9]* operations' <<<"$out"
 done
+chaos "seed 3, two kmagentd" --seed 3 --duration "$secs" --owners \
+	--ops get,set,delete,add,incr --nemesis none
+lab_eq "seed 3, two kmagentd, TCP and UDP: no violation" 0 $rc
 
-chaos "planted bug" --seed 4 --duration 8 --owners --ops "$ops" \
+chaos "planted bug" --seed 4 --duration 8 --owners --ops get,set,delete,add,incr \
 	--nemesis none --plant flush
 lab_eq "a planted flush of every backend fails the run" 1 $rc
 lab_ok "... as lost acknowledged writes" \
