@@ -69,6 +69,27 @@ lab_eq "nothing went up to kmagentd B" "$u0" "$(kstat "$PB" passed_up)"
 lab_eq "get via kmagent A (remote primary) returns the value" "$VALUE" \
 	"$(mc $A:11210 get $KEY)"
 
+lab_log "a value of 15 datagrams, its primary B: local to kmagent B, remote to A"
+for i in $(seq 0 99); do
+	BIG=big$i
+	[ "$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" $BIG \
+		198.18.0.1:11211 198.18.0.2:11211 | cut -d' ' -f1)" == "$B:11211" ] &&
+		break
+done
+big=$(head -c 20000 /dev/zero | tr '\0' v)
+lab_eq "set $BIG (20,000 bytes) over TCP" STORED \
+	"$(lab_mc c $A:11210 set $BIG "$big")"
+for h in b a; do
+	pin=$PB addr=$B
+	[ $h == a ] && pin=$PA addr=$A
+	g0=$(kstat "$pin" kernel_gets) u0=$(kstat "$pin" passed_up)
+	lab_eq "UDP get of $BIG via kmagent $h: all 20,000 bytes" 20000 \
+		"$(mc $addr:11210 get $BIG | wc -c)"
+	lab_eq "... routed in $h's kernel, nothing passed up" \
+		"$((g0 + 1)) $u0" \
+		"$(kstat "$pin" kernel_gets) $(kstat "$pin" passed_up)"
+done
+
 lab_log "step 4: stop memcached on B"
 lab_kill mc-b TERM
 lab_not "step 4: memcached B no longer answers" lab_answers c $B 11211
