@@ -1343,7 +1343,13 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 			r->cas_phase = 2;
 			km_write_send_range(w, r, 1, r->nreps);
 			km_req_close(w, r); /* the copies are queued */
-			return; /* answered when the copies are done */
+			if (r->pending > 1)
+				return; /* answered when the copies are done */
+			/* no copy could be sent (out of memory): done now */
+			km_write_journal(r);
+			km_seq_give(r);
+			km_write_answer(w, r, wr);
+			return;
 		}
 		/* refused (EXISTS, NOT_FOUND): nothing changed anywhere */
 		if (!km_wrep_usable(wr) || wr->cls == KM_RC_OK)
