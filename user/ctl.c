@@ -465,17 +465,10 @@ static void km_cmd_drain(FILE *out, const char *arg, const char *mode,
 		flags |= KM_BE_F_NO_WRITES;
 	snprintf(why, sizeof(why), "kmagentctl %s%s",
 		 drain ? "drain" : "undrain", mode ? " --writes" : "");
-	if (!drain && !km_journal_empty(id)) {
-		/* it missed writes while drained: no reads before a replay */
-		pthread_mutex_lock(&km_d.lock);
-		if (km_d.be[id].kb.state == KM_BE_UP) {
-			km_d.be[id].refill = KM_REFILL_REPLAY;
-			km_backend_set_state_locked(
-				id, KM_BE_WARMING,
-				"undrain: replaying the writes it missed");
-		}
-		pthread_mutex_unlock(&km_d.lock);
-	}
+	/* it missed writes while drained: no reads before a replay */
+	if (!drain && !km_journal_empty(id))
+		km_backend_warm_for_replay(
+			id, "undrain: replaying the writes it missed");
 	km_backend_set_flags(id, KM_BE_F_NO_READS | KM_BE_F_NO_WRITES, flags,
 			     why);
 	km_journal_set_drain(id, flags); /* a restart keeps it (--state-dir) */

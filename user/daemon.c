@@ -64,7 +64,7 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
 static void km_daemon_note_handoff_locked(const struct km_ring *old,
 					  const struct km_ring *ring)
 {
-	unsigned int id, slot, r, kept;
+	unsigned int id, slot, kept;
 
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		struct km_backend_info *b = &km_d.be[id];
@@ -72,21 +72,12 @@ static void km_daemon_note_handoff_locked(const struct km_ring *old,
 
 		if (!b->id)
 			continue;
-		for (slot = kept = 0; slot < KM_RING_SLOTS; slot++) {
-			const struct km_slot *o = &old->slots[slot];
-
-			for (r = 0; r < o->nr && r < KM_MAX_REPLICAS; r++)
-				kept += o->be[r] == id;
-		}
+		for (slot = kept = 0; slot < KM_RING_SLOTS && !kept; slot++)
+			kept = km_slot_has(&old->slots[slot], id);
 		for (slot = 0; slot < KM_RING_SLOTS; slot++) {
-			const struct km_slot *o = &old->slots[slot];
-			const struct km_slot *s = &ring->slots[slot];
-			bool in_old = false, in_new = false;
+			bool in_old = km_slot_has(&old->slots[slot], id);
+			bool in_new = km_slot_has(&ring->slots[slot], id);
 
-			for (r = 0; r < o->nr && r < KM_MAX_REPLICAS; r++)
-				in_old |= o->be[r] == id;
-			for (r = 0; r < s->nr && r < KM_MAX_REPLICAS; r++)
-				in_new |= s->be[r] == id;
 			if (in_new && !in_old)
 				b->fill_joined = true;
 			/* left, or a slot of a backend new to the ring */
@@ -94,10 +85,10 @@ static void km_daemon_note_handoff_locked(const struct km_ring *old,
 			if (!any)
 				continue;
 			if (!b->stale)
-				b->stale = calloc(1, (KM_RING_SLOTS + 7) / 8);
+				b->stale = calloc(1, KM_SLOT_BITS_BYTES);
 			if (!b->stale)
 				break; /* purged nothing: as before */
-			b->stale[slot / 8] |= 1u << (slot % 8);
+			km_slot_bit_set(b->stale, slot);
 		}
 	}
 }
@@ -252,6 +243,18 @@ int km_backend_remove(__u8 id)
 out:
 	pthread_mutex_unlock(&km_d.lock);
 	return err;
+}
+
+void km_backend_warm_for_replay(__u8 id, const char *why)
+{
+	if (!id || id >= KM_MAX_BACKENDS)
+		return;
+	pthread_mutex_lock(&km_d.lock);
+	if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP) {
+		km_d.be[id].refill = KM_REFILL_REPLAY;
+		km_backend_set_state_locked(id, KM_BE_WARMING, why);
+	}
+	pthread_mutex_unlock(&km_d.lock);
 }
 
 static void km_run_backend_hooks(const struct km_backend_info *b,

@@ -196,6 +196,11 @@ void km_backend_set_state(__u8 id, enum km_backend_state st,
 			  const char *reason);
 void km_backend_set_state_locked(__u8 id, enum km_backend_state st,
 				 const char *reason);
+/*
+ * It owes the writes in its journal (or all, when lost): an up backend
+ * serves no read until they are replayed (warming, refill by replay).
+ */
+void km_backend_warm_for_replay(__u8 id, const char *why);
 /* Set the flags in mask to those of flags; the others stay. */
 void km_backend_set_flags(__u8 id, __u8 mask, __u8 flags, const char *reason);
 const char *km_backend_state_name(enum km_backend_state st);

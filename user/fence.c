@@ -280,12 +280,7 @@ static bool km_fence_update(__u8 peer, const struct km_fence_view *x,
 static void km_fence_debt_lost(__u8 id, const char *why)
 {
 	km_journal_set_lost(id, why);
-	pthread_mutex_lock(&km_d.lock);
-	if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP) {
-		km_d.be[id].refill = KM_REFILL_REPLAY;
-		km_backend_set_state_locked(id, KM_BE_WARMING, why);
-	}
-	pthread_mutex_unlock(&km_d.lock);
+	km_backend_warm_for_replay(id, why);
 }
 
 /*
@@ -307,16 +302,11 @@ static void km_fence_owed_before(__u8 id, const char *name)
 			"restarted: replaying the writes its journal says it "
 			"missed\n",
 			name, km_fence_me);
-		pthread_mutex_lock(&km_d.lock);
 		/* drained for writes: replayed at undrain, not into it now */
-		if (km_d.be[id].id && km_d.be[id].kb.state == KM_BE_UP &&
-		    !(km_d.be[id].kb.flags & KM_BE_F_NO_WRITES)) {
-			km_d.be[id].refill = KM_REFILL_REPLAY;
-			km_backend_set_state_locked(
-				id, KM_BE_WARMING,
-				"journaled writes to replay");
-		}
-		pthread_mutex_unlock(&km_d.lock);
+		if (!(__atomic_load_n(&km_d.be[id].kb.flags, __ATOMIC_RELAXED) &
+		      KM_BE_F_NO_WRITES))
+			km_backend_warm_for_replay(
+				id, "journaled writes to replay");
 		return;
 	}
 	km_warn("backend %s: fenced by this kmagentd (%s) before it "

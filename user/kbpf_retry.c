@@ -47,7 +47,7 @@ static struct {
 	__u64 silent_due_ms[KM_MAX_BACKENDS]; /* atomic; 0 = nothing due */
 	pthread_t thread;
 	int up;
-	int live, copy; /* the mode: live frames, or we send what runs make */
+	int copy; /* copy mode: we send what each run makes */
 	struct km_retry_tx tx;
 	volatile int stop;
 	long long warned_ms;
@@ -238,7 +238,6 @@ static int km_kr_pick_mode(enum km_retry_mode mode)
 		km_kr.q->n = 0;
 		live_err = km_kr_run_live(km_kr.ifindex[0], 0);
 		if (!live_err) {
-			km_kr.live = 1;
 			km_info("kernel path: retry by live frames "
 				"(BPF_PROG_RUN)\n");
 			return 0;
@@ -417,10 +416,11 @@ int km_kretry_start(struct km_bpf *kb, const struct km_cfg *cfg)
 		goto fail;
 	}
 	err = km_kr_pick_mode(cfg->udp_retry_mode);
-	if (err > 0)
-		err = 0; /* logged: no retry thread */
-	if (err || !(km_kr.copy || km_kr.live))
+	if (err) {
+		if (err > 0)
+			err = 0; /* logged: no retry thread */
 		goto fail;
+	}
 	err = -pthread_create(&km_kr.thread, NULL, km_kr_main, NULL);
 	if (err)
 		goto fail;
@@ -440,6 +440,6 @@ void km_kretry_stop(void)
 		km_kr.up = 0;
 	}
 	km_retry_tx_close(&km_kr.tx);
-	km_kr.live = km_kr.copy = 0;
+	km_kr.copy = 0;
 	km_kr_unmap();
 }

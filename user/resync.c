@@ -1130,11 +1130,6 @@ static unsigned long long km_dump_cas(const char *s, size_t len)
 	return 0;
 }
 
-static bool km_slot_bit(const __u8 *bits, __u32 slot)
-{
-	return bits[slot / 8] & (1u << (slot % 8));
-}
-
 /* Delete what buffered md lines ask, quietly, and start a new batch. */
 static int km_purge_flush(struct km_conn *dst, struct km_buf *out)
 {
@@ -1307,16 +1302,6 @@ static int km_pass_run(struct km_pass *ps, unsigned int src_idx)
 }
 
 /* ---- ownership of slots ------------------------------------------------- */
-
-static bool km_slot_has(const struct km_slot *s, __u8 id)
-{
-	unsigned int i;
-
-	for (i = 0; i < s->nr && i < KM_MAX_REPLICAS; i++)
-		if (s->be[i] == id)
-			return true;
-	return false;
-}
 
 /*
  * Give each of the target's slots (still to do) to the first live source

@@ -37,8 +37,8 @@ struct km_rsd_slot {
 	struct km_journal_snap snap; /* the journal, while it is replayed */
 	bool src[KM_MAX_BACKENDS];   /* the replay's sources, by id */
 	time_t last_bg;		     /* end of the last replay while UP */
-	__u8 *purge;		     /* joined slots (km_backend_info) */
-	bool purge_only;	     /* a join's first step: purge, no copy */
+	__u8 *purge;		     /* stale slots (km_backend_info) */
+	bool purge_only;	     /* slots it left: purged, nothing copied */
 };
 
 static struct km_rsd_slot km_rsd[KM_MAX_BACKENDS];
@@ -241,7 +241,7 @@ static void km_rsd_put_purge(__u8 id, struct km_rsd_slot *s)
 		km_d.be[id].stale = s->purge;
 		s->purge = NULL;
 	} else if (km_d.be[id].id) {
-		for (i = 0; i < (KM_RING_SLOTS + 7) / 8; i++)
+		for (i = 0; i < KM_SLOT_BITS_BYTES; i++)
 			km_d.be[id].stale[i] |= s->purge[i];
 	}
 	pthread_mutex_unlock(&km_d.lock);

@@ -101,3 +101,13 @@ const struct km_slot *km_ring_lookup(const struct km_ring *ring,
 {
 	return &ring->slots[km_ring_slot_of(key, len)];
 }
+
+bool km_slot_has(const struct km_slot *s, __u8 id)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->nr && i < KM_MAX_REPLICAS; i++)
+		if (s->be[i] == id)
+			return true;
+	return false;
+}

@@ -2,6 +2,7 @@
 #ifndef KM_RING_H
 #define KM_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "kmagent.h"
 
@@ -21,5 +22,19 @@ int km_ring_build(struct km_ring *ring, const struct km_ring_member *members,
 __u32 km_ring_slot_of(const char *key, size_t len);
 const struct km_slot *km_ring_lookup(const struct km_ring *ring,
 				     const char *key, size_t len);
+/* Is backend id one of the slot's replicas? */
+bool km_slot_has(const struct km_slot *s, __u8 id);
+
+/* A set of ring slots, one bit each (purges: resync.h). */
+#define KM_SLOT_BITS_BYTES ((KM_RING_SLOTS + 7) / 8)
+static inline bool km_slot_bit(const __u8 *bits, __u32 slot)
+{
+	return bits[slot / 8] & (1u << (slot % 8));
+}
+
+static inline void km_slot_bit_set(__u8 *bits, __u32 slot)
+{
+	bits[slot / 8] |= 1u << (slot % 8);
+}
 
 #endif /* KM_RING_H */
