@@ -75,6 +75,20 @@ static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
 	if (bc->ev.fd >= 0 || bc->nops)
 		km_debug("backend %s: %s, %u requests failed\n",
 			 km_d.be[bc->be].name, why, bc->nops);
+	/*
+	 * Reset, not FIN: a write we now count as missed must not reach the
+	 * backend later (retransmitted after a partition heals, or read
+	 * from its socket when a paused memcached resumes), after its replay
+	 * or a newer write.  A reset drops both queues.
+	 */
+	if (bc->ev.fd >= 0 && bc->nops) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+		if (setsockopt(bc->ev.fd, SOL_SOCKET, SO_LINGER, &lg,
+			       sizeof(lg)))
+			km_debug("backend %s: SO_LINGER: %s\n",
+				 km_d.be[bc->be].name, strerror(errno));
+	}
 	km_bconn_close(w, bc);
 	bc->retry_at = w->now + KM_RECONNECT_MS;
 	if (how & KM_BF_TIMEOUT) {

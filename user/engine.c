@@ -164,6 +164,7 @@ static struct km_key *km_req_add_key(struct km_req *r, unsigned int off,
 	k->off = off;
 	k->len = len;
 	k->nr = k->next = k->inflight = k->done = k->answered = 0;
+	k->asked = 0;
 	k->nmissed = 0;
 	k->hit_rank = -1;
 	k->res_off = k->res_len = 0;
@@ -332,13 +333,56 @@ static void km_read_finish(struct km_worker *w, struct km_req *r)
 	km_req_answered(w, r);
 }
 
-/* Next readable candidate of k, or 0; counts the fallback. */
-static __u8 km_key_next_readable(struct km_key *k)
+/* The bytes of k as memcached stores them (base64 decoded); 0 or -1. */
+static int km_key_bytes(const struct km_req *r, const struct km_key *k,
+			char *dec, const char **key, size_t *len)
+{
+	int n;
+
+	*key = r->line.p + k->off;
+	*len = k->len;
+	if (!r->base64)
+		return 0;
+	n = km_base64_decode(*key, *len, dec, KM_KEY_MAX);
+	if (n <= 0)
+		return -1;
+	*key = dec;
+	*len = n;
+	return 0;
+}
+
+/*
+ * May be answer for k, in a read or as a write's reply?  Readable, and
+ * it took every write of k: one it missed is in its journal until
+ * replayed.  Another replica answers meanwhile (docs/operations.md, "Who
+ * answers for a key").
+ */
+static int km_be_current(const struct km_req *r, const struct km_key *k,
+			 __u8 be)
+{
+	char dec[KM_KEY_MAX];
+	const char *key;
+	size_t len;
+
+	if (!km_be_readable(be))
+		return 0;
+	if (!k->len)
+		return 1;
+	if (km_key_bytes(r, k, dec, &key, &len))
+		return 1;
+	return !km_journal_owes(be, key, len);
+}
+
+/*
+ * Next candidate of k to read from, or 0.  A replica that owes k a write
+ * is skipped: its copy may be older than an acknowledged write.
+ */
+static __u8 km_key_next_readable(const struct km_req *r, struct km_key *k)
 {
 	while (k->next < k->nr) {
 		__u8 be = k->be[k->next++];
 
-		if (km_be_readable(be))
+		if (km_be_current(r, k, be))
 			return be;
 	}
 	return 0;
@@ -461,12 +505,12 @@ static void km_read_round(struct km_worker *w, struct km_req *r)
 			all_done &= k->done;
 			continue;
 		}
-		be = km_key_next_readable(k);
+		be = km_key_next_readable(r, k);
 		if (!be) {
 			k->done = 1;
 			continue;
 		}
-		if (k->next > 1)
+		if (k->asked++) /* skipping one that owes it is no fallback */
 			KM_INC(km_d.c.fallbacks);
 		all_done = 0;
 		if (!ops[be]) {
@@ -790,13 +834,13 @@ static void km_one_send(struct km_worker *w, struct km_req *r)
 
 	if (r->answered)
 		return;
-	if (k->next > 0 && r->cmd == KM_CMD_MG)
-		KM_INC(km_d.c.fallbacks);
-	be = km_key_next_readable(k);
+	be = km_key_next_readable(r, k);
 	if (!be) {
 		km_one_finish(w, r);
 		return;
 	}
+	if (k->asked++ && r->cmd == KM_CMD_MG)
+		KM_INC(km_d.c.fallbacks);
 	if (r->cmd == KM_CMD_MG)
 		kind = KM_RK_META;
 	else if (r->cmd == KM_CMD_STATS)
@@ -1048,12 +1092,19 @@ static int km_key_is_text(const char *key, size_t len)
 	return 1;
 }
 
-/* The first key it misses makes it owe writes: fence it now (fence.h). */
-static void km_write_missed(__u8 be, const char *key, size_t len)
+/*
+ * The first key it misses makes it owe writes: fence it now (fence.h).
+ * wr: the write sent to it, NULL if none was.
+ */
+static void km_write_missed(__u8 be, const struct km_wrep *wr, const char *key,
+			    size_t len)
 {
 	if (km_journal_empty(be))
 		__atomic_store_n(&km_d.fence_kick, 1, __ATOMIC_RELAXED);
-	km_journal_note(be, key, len);
+	if (wr && wr->cls == KM_RC_FAILED)
+		km_journal_note_sent(be, key, len);
+	else
+		km_journal_note(be, key, len);
 }
 
 /* Could the write have changed a replica?  Not when all refused it. */
@@ -1068,20 +1119,75 @@ static int km_write_may_have_changed(const struct km_req *r)
 	return 0;
 }
 
+/* The value block of a meta reply after its "VA n flags" line, or NULL. */
+static const char *km_meta_value(const struct km_wrep *wr, size_t *n)
+{
+	const char *p = km_buf_data(&wr->reply);
+	size_t len = km_buf_used(&wr->reply);
+	const char *nl = len > 2 ? memchr(p, '\n', len) : NULL;
+
+	if (!nl || memcmp(p, "VA", 2))
+		return NULL;
+	*n = len - (nl + 1 - p);
+	return nl + 1;
+}
+
+/*
+ * Did two replicas answer alike?  Text replies byte for byte; a meta
+ * reply by its status and value, not by the flags it returns (a cas
+ * unique, a TTL left), which are each replica's own.
+ */
+static int km_wrep_same(const struct km_req *r, const struct km_wrep *a,
+			const struct km_wrep *b)
+{
+	size_t na = km_buf_used(&a->reply), nb = km_buf_used(&b->reply);
+	const char *va, *vb;
+
+	if (r->cmd != KM_CMD_MS && r->cmd != KM_CMD_MD &&
+	    r->cmd != KM_CMD_MA && r->cmd != KM_CMD_MG)
+		return na == nb && (!na || !memcmp(km_buf_data(&a->reply),
+						   km_buf_data(&b->reply), na));
+	if (!na || !nb) /* quiet: silent on success */
+		return na == nb;
+	if (na < 2 || nb < 2 ||
+	    memcmp(km_buf_data(&a->reply), km_buf_data(&b->reply), 2))
+		return 0;
+	va = km_meta_value(a, &na);
+	vb = km_meta_value(b, &nb);
+	return !va || !vb || (na == nb && !memcmp(va, vb, na));
+}
+
+/*
+ * Did replica wr end the write as the authority did?  A delete leaves the
+ * key absent whatever it answered; any other reply that differs (an add
+ * one refused, an incr from another value, a touch of a key one lacks)
+ * says they now hold different things.
+ */
+static int km_wrep_agrees(const struct km_req *r, const struct km_wrep *wr,
+			  const struct km_wrep *auth)
+{
+	if (!auth || wr == auth)
+		return 1;
+	if (r->cmd == KM_CMD_DELETE || r->cmd == KM_CMD_MD)
+		return km_wrep_overwrote(r, wr) && km_wrep_overwrote(r, auth);
+	return km_wrep_same(r, wr, auth);
+}
+
 /*
  * The write is over on every replica: the replicas of its key that did
- * not take it (not writable, failed, timed out) are journaled; those that
- * overwrote it are up to date for it again.
+ * not take it (not writable, failed, timed out) or that ended it unlike
+ * the authority (the replica that answers for the key, km_write_auth)
+ * owe it and are journaled; those that overwrote it as the authority did
+ * are up to date for it again.
  */
-static void km_write_journal(const struct km_req *r)
+static void km_write_journal(const struct km_req *r,
+			     const struct km_wrep *auth)
 {
 	const struct km_key *k = &r->keys[0];
 	char dec[KM_KEY_MAX];
 	const char *key;
-	size_t pos = 0, len;
-	struct km_tok t;
+	size_t len;
 	unsigned int i;
-	int n;
 
 	if (!r->nkeys || !km_write_may_have_changed(r))
 		return;
@@ -1091,19 +1197,9 @@ static void km_write_journal(const struct km_req *r)
 				km_journal_note_flush(k->be[i]);
 		return;
 	}
-	if (r->type == KM_RT_BCAST ||
-	    !km_next_token(r->line.p, r->line.len - 2, &pos, &t) ||
-	    !km_next_token(r->line.p, r->line.len - 2, &pos, &t))
+	if (r->type == KM_RT_BCAST || !k->len ||
+	    km_key_bytes(r, k, dec, &key, &len))
 		return;
-	key = t.p;
-	len = t.len;
-	if (r->base64) {
-		n = km_base64_decode(t.p, t.len, dec, sizeof(dec));
-		if (n <= 0)
-			return;
-		key = dec;
-		len = n;
-	}
 	for (i = 0; i < k->nr; i++) {
 		const struct km_wrep *wr = km_req_rep_of(r, k->be[i]);
 
@@ -1118,36 +1214,78 @@ static void km_write_journal(const struct km_req *r)
 		if (!km_wrep_usable_of(wr) && !km_key_is_text(key, len))
 			km_journal_set_lost(k->be[i], "missed a binary key");
 		else if (!km_wrep_usable_of(wr))
-			km_write_missed(k->be[i], key, len);
+			km_write_missed(k->be[i], wr, key, len);
+		else if (!km_wrep_agrees(r, wr, auth)) {
+			km_debug("%.*s: %s answered unlike %s: owes it now\n",
+				 (int)len, key, km_d.be[k->be[i]].name,
+				 km_d.be[auth->be].name);
+			km_write_missed(k->be[i], wr, key, len);
+		}
 		else if (km_wrep_overwrote(r, wr))
 			km_journal_forget(k->be[i], key, len);
 	}
 }
 
 /*
- * The primary's reply: that of the replica the next read of the key goes
- * to (the first readable one), so that what the client is told (an add's
- * STORED or NOT_STORED) is what it reads back; a warming replica first in
- * the ring, empty, would say STORED to an add the others refused.
+ * The authority: the reply of the replica the next read of the key goes
+ * to (the first that took every write of it, km_be_current), so that what
+ * the client is told (an add's STORED or NOT_STORED, an incr's value) is
+ * what it reads back.  NULL when no such replica answered.
  */
-static const struct km_wrep *
-km_write_primary_rep(const struct km_req *r, const struct km_wrep *first_ok)
+static const struct km_wrep *km_write_auth(const struct km_req *r)
 {
+	const struct km_key *k = &r->keys[0];
 	unsigned int i;
 
 	for (i = 0; i < r->nreps; i++)
 		if (km_wrep_usable(&r->reps[i]) &&
-		    km_be_readable(r->reps[i].be))
+		    km_be_current(r, k, r->reps[i].be))
 			return &r->reps[i];
-	return first_ok;
+	return NULL;
+}
+
+/*
+ * Does the write's outcome not depend on what a replica holds (set, ms
+ * without a mode, cas or invalidation flag)?  Its STORED is true of every
+ * replica that took it, authority or not.
+ */
+static int km_write_blind(const struct km_req *r)
+{
+	size_t pos = 0;
+	struct km_tok t;
+	unsigned int i = 0;
+
+	if (r->cmd == KM_CMD_SET)
+		return 1;
+	if (r->cmd != KM_CMD_MS)
+		return 0;
+	while (km_next_token(r->line.p, r->line.len - 2, &pos, &t))
+		if (i++ >= 3 && (t.p[0] == 'C' || t.p[0] == 'I' ||
+				 (t.p[0] == 'M' && t.len == 2 &&
+				  t.p[1] != 'S' && t.p[1] != 's')))
+			return 0;
+	return 1;
+}
+
+/* Some replica it goes to took every write of its key (km_be_current). */
+static int km_write_has_current(const struct km_req *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nreps; i++)
+		if (km_be_current(r, &r->keys[0], r->reps[i].be))
+			return 1;
+	return 0;
 }
 
 static void km_write_all_done(struct km_worker *w, struct km_req *r)
 {
 	const struct km_wrep *pick = NULL, *first_ok = NULL;
+	const struct km_wrep *auth = km_write_auth(r);
 	unsigned int i;
 
-	km_write_journal(r);
+	km_write_journal(r, auth);
+
 	for (i = 0; i < r->nreps; i++) {
 		const struct km_wrep *wr = &r->reps[i];
 
@@ -1170,7 +1308,7 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 	if (r->answered)
 		return;
 	if (r->cmd == KM_CMD_MG) {
-		km_write_answer(w, r, km_mg_touch_pick(r, first_ok));
+		km_write_answer(w, r, auth ? auth : km_mg_touch_pick(r, first_ok));
 		return;
 	}
 	switch (km_d.cfg.write_policy) {
@@ -1187,7 +1325,7 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 		pick = first_ok;
 		break;
 	case KM_WP_PRIMARY:
-		pick = km_write_primary_rep(r, first_ok);
+		pick = auth ? auth : km_write_blind(r) ? first_ok : NULL;
 		break;
 	}
 	km_write_answer(w, r, pick);
@@ -1346,14 +1484,14 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 			if (r->pending > 1)
 				return; /* answered when the copies are done */
 			/* no copy could be sent (out of memory): done now */
-			km_write_journal(r);
+			km_write_journal(r, NULL);
 			km_seq_give(r);
 			km_write_answer(w, r, wr);
 			return;
 		}
 		/* refused (EXISTS, NOT_FOUND): nothing changed anywhere */
 		if (!km_wrep_usable(wr) || wr->cls == KM_RC_OK)
-			km_write_journal(r);
+			km_write_journal(r, NULL);
 		km_seq_give(r);
 		km_write_answer(w, r, km_wrep_usable(wr) ? wr : NULL);
 		return;
@@ -1361,7 +1499,7 @@ static void km_cas_op_done(struct km_worker *w, struct km_op *op,
 	if (reply && wr->cls != KM_RC_OK)
 		KM_INC(km_d.c.divergent);
 	if (r->pending == 1) {
-		km_write_journal(r);
+		km_write_journal(r, NULL);
 		km_seq_give(r);
 		km_write_answer(w, r, &r->reps[0]);
 	}
@@ -1408,8 +1546,10 @@ static void km_cas_send(struct km_worker *w, struct km_req *r)
 {
 	unsigned int i;
 
-	/* the primary: the first readable replica, where gets read */
-	for (i = 0; i < r->nreps && !km_be_readable(r->reps[i].be); i++)
+	/* the primary: where gets read (km_key_next_readable) */
+	for (i = 0; i < r->nreps &&
+		    !km_be_current(r, &r->keys[0], r->reps[i].be);
+	     i++)
 		;
 	if (i > 0 && i < r->nreps) {
 		__u8 be = r->reps[i].be;
@@ -1692,11 +1832,14 @@ static int km_dispatch_write(struct km_worker *w, struct km_request *pr,
 	k = km_req_add_key(r, 0, 0);
 	if (!k)
 		return -1;
-	if (r->type == KM_RT_BCAST)
+	if (r->type == KM_RT_BCAST) {
 		km_key_all_backends(k);
-	else
+	} else {
+		k->off = pr->tok[1].p - pr->line;
+		k->len = pr->tok[1].len;
 		km_key_set_replicas(k, ring, pr->tok[1].p, pr->tok[1].len,
 				    pr->base64);
+	}
 	for (i = 0; i < k->nr; i++)
 		if (km_be_writable(k->be[i]) && !km_req_add_rep(r, k->be[i]))
 			return -1;
@@ -1719,6 +1862,17 @@ static int km_dispatch_write(struct km_worker *w, struct km_request *pr,
 
 static void km_write_go(struct km_worker *w, struct km_req *r)
 {
+	/*
+	 * An add, incr, delete... answered by a replica that missed writes
+	 * of the key would say what that replica holds, not what was
+	 * acknowledged: with no replica up to date, none is sent.
+	 */
+	if (r->type != KM_RT_BCAST && r->nreps && !km_write_blind(r) &&
+	    !km_write_has_current(r)) {
+		km_seq_give(r);
+		km_write_answer(w, r, NULL);
+		return;
+	}
 	if (r->type == KM_RT_CAS)
 		km_cas_send(w, r);
 	else
@@ -1737,6 +1891,7 @@ static int km_dispatch_one(struct km_worker *w, struct km_request *pr,
 		return -1;
 	if (pr->cmd == KM_CMD_MG || pr->cmd == KM_CMD_ME) {
 		km_req_open(r); /* a miss asks the next replica later */
+		r->base64 = pr->base64;
 		k->off = pr->tok[1].p - pr->line;
 		k->len = pr->tok[1].len;
 		km_key_set_replicas(k, km_daemon_ring(), pr->tok[1].p,

@@ -18,6 +18,7 @@
 struct km_jnode {
 	struct km_jnode *next;
 	__u32 hash;
+	bool sticky; /* only a replay settles it (km_journal_note_sent) */
 	unsigned int len;
 	char key[];
 };
@@ -28,6 +29,7 @@ struct km_jset {
 	size_t nbuckets;
 	size_t n; /* written under lock, read without (km_journal_empty) */
 	bool lost, flush;
+	int whole; /* lost || flush: read without the lock (km_journal_owes) */
 	char why[96];
 	unsigned long long noted;
 };
@@ -36,6 +38,12 @@ static struct km_jset km_js[KM_MAX_BACKENDS] = {
 	[0 ... KM_MAX_BACKENDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
 static size_t km_journal_max = KM_JOURNAL_MAX;
+/*
+ * The keys of the replay under way, by backend, under km_js[be].lock:
+ * taken from the journal, still owed (km_journal_owes) until the replay
+ * ends (km_journal_snap_free), since its copy of them may be older.
+ */
+static struct km_jset km_jr[KM_MAX_BACKENDS];
 
 /*
  * The file (journal.h, "Durable").  Lock order: a backend's km_js lock,
@@ -67,11 +75,18 @@ static struct km_jset *km_jset_of(__u8 be)
 	return be && be < KM_MAX_BACKENDS ? &km_js[be] : NULL;
 }
 
+/* After lost or flush changed: what km_journal_owes reads unlocked. */
+static void km_jset_whole_locked(struct km_jset *js)
+{
+	__atomic_store_n(&js->whole, js->lost || js->flush, __ATOMIC_RELAXED);
+}
+
 static void km_jset_lost_locked(struct km_jset *js, const char *why)
 {
 	if (!js->lost)
 		snprintf(js->why, sizeof(js->why), "%s", why);
 	js->lost = true;
+	km_jset_whole_locked(js);
 }
 
 static void km_jset_free_keys_locked(struct km_jset *js)
@@ -133,15 +148,19 @@ static struct km_jnode **km_jset_find_locked(struct km_jset *js, __u32 hash,
 }
 
 /* 0, or -errno with the journal marked lost: it no longer says it all. */
-static int km_jset_add_locked(struct km_jset *js, const char *key, size_t len)
+static int km_jset_add_locked(struct km_jset *js, const char *key, size_t len,
+			      bool sticky)
 {
 	__u32 hash = km_hash_key(key, len);
-	struct km_jnode *nd;
+	struct km_jnode *nd, **pp;
 
 	if (js->lost)
 		return 0; /* a full resync comes anyway */
-	if (km_jset_find_locked(js, hash, key, len))
+	pp = km_jset_find_locked(js, hash, key, len);
+	if (pp) {
+		(*pp)->sticky |= sticky;
 		return 0;
+	}
 	if (js->n >= km_journal_max) {
 		km_jset_lost_locked(js, "journal full");
 		km_jset_free_keys_locked(js);
@@ -155,6 +174,7 @@ static int km_jset_add_locked(struct km_jset *js, const char *key, size_t len)
 		return -ENOMEM;
 	}
 	nd->hash = hash;
+	nd->sticky = sticky;
 	nd->len = len;
 	memcpy(nd->key, key, len);
 	nd->next = js->tab[hash & (js->nbuckets - 1)];
@@ -163,7 +183,7 @@ static int km_jset_add_locked(struct km_jset *js, const char *key, size_t len)
 	return 0;
 }
 
-void km_journal_note(__u8 be, const char *key, size_t len)
+static void km_journal_add(__u8 be, const char *key, size_t len, bool sticky)
 {
 	struct km_jset *js = km_jset_of(be);
 
@@ -171,7 +191,7 @@ void km_journal_note(__u8 be, const char *key, size_t len)
 		return;
 	pthread_mutex_lock(&js->lock);
 	js->noted++;
-	if (!km_jset_add_locked(js, key, len) && !js->lost)
+	if (!km_jset_add_locked(js, key, len, sticky) && !js->lost)
 		km_jf_append(be, 'n', key, len);
 	pthread_mutex_unlock(&js->lock);
 }
@@ -183,6 +203,38 @@ bool km_journal_empty(__u8 be)
 	return !js || !__atomic_load_n(&js->n, __ATOMIC_RELAXED);
 }
 
+void km_journal_note(__u8 be, const char *key, size_t len)
+{
+	km_journal_add(be, key, len, false);
+}
+
+void km_journal_note_sent(__u8 be, const char *key, size_t len)
+{
+	km_journal_add(be, key, len, true);
+}
+
+bool km_journal_owes(__u8 be, const char *key, size_t len)
+{
+	struct km_jset *js = km_jset_of(be);
+	bool owes;
+
+	struct km_jset *jr = &km_jr[be];
+	__u32 hash;
+
+	if (!js || (!__atomic_load_n(&js->n, __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&js->whole, __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&jr->n, __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&jr->whole, __ATOMIC_RELAXED)))
+		return false;
+	hash = km_hash_key(key, len);
+	pthread_mutex_lock(&js->lock);
+	owes = js->lost || js->flush || jr->lost ||
+	       km_jset_find_locked(js, hash, key, len) ||
+	       km_jset_find_locked(jr, hash, key, len);
+	pthread_mutex_unlock(&js->lock);
+	return owes;
+}
+
 void km_journal_forget(__u8 be, const char *key, size_t len)
 {
 	struct km_jset *js = km_jset_of(be);
@@ -192,7 +244,7 @@ void km_journal_forget(__u8 be, const char *key, size_t len)
 		return;
 	pthread_mutex_lock(&js->lock);
 	pp = km_jset_find_locked(js, km_hash_key(key, len), key, len);
-	if (pp) {
+	if (pp && !(*pp)->sticky) {
 		nd = *pp;
 		*pp = nd->next;
 		free(nd);
@@ -210,6 +262,7 @@ void km_journal_note_flush(__u8 be)
 	/* what it missed before the flush is gone everywhere */
 	pthread_mutex_lock(&js->lock);
 	js->flush = true;
+	km_jset_whole_locked(js);
 	km_jset_free_keys_locked(js);
 	km_jf_append(be, 'F', NULL, 0);
 	pthread_mutex_unlock(&js->lock);
@@ -256,6 +309,13 @@ int km_journal_take(__u8 be, struct km_journal_snap *s)
 		}
 	}
 	km_jf_pend_locked(be, js, s->keys, k);
+	km_jset_free_keys_locked(&km_jr[be]);
+	if (js->lost || js->flush)
+		km_jset_lost_locked(&km_jr[be], "replay of a lost journal");
+	for (i = 0; i < k; i++)
+		km_jset_add_locked(&km_jr[be], s->keys[i].key, s->keys[i].len,
+				   false);
+	s->be = be;
 	s->n = k;
 	s->lost = js->lost;
 	s->flush = js->flush;
@@ -266,6 +326,7 @@ int km_journal_take(__u8 be, struct km_journal_snap *s)
 	js->nbuckets = 0;
 	__atomic_store_n(&js->n, 0, __ATOMIC_RELAXED);
 	js->lost = js->flush = false;
+	km_jset_whole_locked(js);
 	js->why[0] = 0;
 out:
 	pthread_mutex_unlock(&js->lock);
@@ -277,10 +338,24 @@ static struct km_jnode *km_jnode_of(const struct km_jkey *k)
 	return (struct km_jnode *)(k->key - offsetof(struct km_jnode, key));
 }
 
+/* js lock held: no replay under way. */
+static void km_jr_clear_locked(__u8 be)
+{
+	km_jset_free_keys_locked(&km_jr[be]);
+	km_jr[be].lost = false;
+	km_jset_whole_locked(&km_jr[be]);
+}
+
 void km_journal_snap_free(struct km_journal_snap *s)
 {
+	struct km_jset *js = km_jset_of(s->be);
 	size_t i;
 
+	if (js) {
+		pthread_mutex_lock(&js->lock);
+		km_jr_clear_locked(s->be);
+		pthread_mutex_unlock(&js->lock);
+	}
 	for (i = 0; i < s->n; i++)
 		free(km_jnode_of(&s->keys[i]));
 	free(s->keys);
@@ -297,8 +372,10 @@ void km_journal_put_back(__u8 be, struct km_journal_snap *s)
 		if (s->lost)
 			km_jset_lost_locked(js, s->why);
 		js->flush |= s->flush;
+		km_jset_whole_locked(js);
 		for (i = 0; i < s->n && !js->lost; i++)
-			km_jset_add_locked(js, s->keys[i].key, s->keys[i].len);
+			km_jset_add_locked(js, s->keys[i].key, s->keys[i].len,
+				   false);
 		pthread_mutex_unlock(&js->lock);
 	}
 	km_journal_snap_free(s);
@@ -313,7 +390,9 @@ void km_journal_clear(__u8 be)
 	pthread_mutex_lock(&js->lock);
 	km_jset_free_keys_locked(js);
 	js->lost = js->flush = false;
+	km_jset_whole_locked(js);
 	js->why[0] = 0;
+	km_jr_clear_locked(be);
 	pthread_mutex_unlock(&js->lock);
 }
 
@@ -411,7 +490,7 @@ static void km_jf_pend_locked(__u8 be, const struct km_jset *js,
 		km_jset_lost_locked(p, js->why);
 	p->flush |= js->flush;
 	for (i = 0; i < n && !p->lost; i++)
-		km_jset_add_locked(p, keys[i].key, keys[i].len);
+		km_jset_add_locked(p, keys[i].key, keys[i].len, false);
 	pthread_mutex_unlock(&km_jf.lock);
 }
 
@@ -533,7 +612,7 @@ static int km_jf_load_line(char *line)
 		if (!n)
 			return -EINVAL;
 		pthread_mutex_lock(&km_js[be].lock);
-		km_jset_add_locked(&km_js[be], key, n);
+		km_jset_add_locked(&km_js[be], key, n, false);
 		pthread_mutex_unlock(&km_js[be].lock);
 		return 0;
 	case 'F':

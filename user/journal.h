@@ -49,6 +49,7 @@ struct km_journal_snap {
 	size_t n;
 	bool lost;  /* the keys do not say everything it missed */
 	bool flush; /* it missed a flush_all */
+	__u8 be;    /* whose: its keys stay owed until this is freed */
 	char why[96];
 };
 
@@ -62,10 +63,22 @@ struct km_journal_info {
 void km_journal_set_max(size_t max_keys);
 /* The backend missed a write of key (raw bytes, as memcached stores it). */
 void km_journal_note(__u8 be, const char *key, size_t len);
+/*
+ * It was sent a write of key and gave no answer (timeout, connection
+ * lost): the write may still land, after newer ones, so no overwrite
+ * settles the debt, only a replay (which deletes the key first).
+ */
+void km_journal_note_sent(__u8 be, const char *key, size_t len);
 /* It took an overwrite of key: it is up to date for it. */
 void km_journal_forget(__u8 be, const char *key, size_t len);
 void km_journal_note_flush(__u8 be);
 void km_journal_set_lost(__u8 be, const char *why);
+/*
+ * Does it owe a write of key (noted, or its journal lost or a flush
+ * missed)?  Lock-free while it owes nothing: for the data path, which
+ * neither reads key from it nor takes its answer for key meanwhile.
+ */
+bool km_journal_owes(__u8 be, const char *key, size_t len);
 /* Keys noted and not forgotten: lock-free, for the data path. */
 bool km_journal_empty(__u8 be);
 /* Hand over and clear the journal (replay starts). */

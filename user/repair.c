@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "daemon.h"
+#include "journal.h"
 #include "log.h"
 #include "repair.h"
 #include "resync.h"
@@ -110,6 +111,14 @@ static void km_repair_hook_fn(const char *key, size_t nkey, const char *value,
 		memcpy(j->key, key, nkey);
 		j->nmissed = ntodo;
 		memcpy(j->missed, todo, ntodo);
+		/*
+		 * Until a replay settles it, the key is owed: our copy may
+		 * land after a client's delete (taken back only later, by
+		 * the recheck), and nobody may read it or take its answer
+		 * for the key meanwhile (journal.h).
+		 */
+		for (i = 0; i < ntodo; i++)
+			km_journal_note_sent(todo[i], key, nkey);
 		pthread_cond_signal(&km_rp.cond);
 	}
 	pthread_mutex_unlock(&km_rp.lock);

@@ -28,6 +28,7 @@ struct km_key {
 	__u32 slot;	       /* its ring slot (writes: its turn, engine.c) */
 	__u8 be[KM_MAX_BACKENDS - 1];
 	__u8 next;     /* next candidate to try */
+	__u8 asked;    /* candidates sent the key so far */
 	__u8 inflight; /* an op for this key is out */
 	__u8 done;
 	__u8 answered; /* some backend gave a real answer (hit or miss) */

@@ -511,6 +511,7 @@ static void km_batch_free(struct km_batch *b)
  * an `ms` for each hit of this batch.  Two round trips a batch.
  */
 struct km_step {
+	const struct km_resync_opts *o;
 	struct km_batch *b, *prev;
 	unsigned int vnext; /* prev->store index of the next key to check */
 	unsigned int vleft; /* check replies still expected */
@@ -653,6 +654,9 @@ static int km_parse_check(struct km_step *st, const char *s, size_t len)
 		return -EPROTO;
 	}
 	prev->undone++;
+	if (st->o->on_owed)
+		st->o->on_owed(st->o->target_id, prev->arena.p + k->off,
+			       k->len);
 	if (km_add_key_line(&st->b->out, "md ", prev->arena.p + k->off, k->len,
 			    "") ||
 	    km_buf_printf(&st->b->out, " C%llu q\r\n",
@@ -828,7 +832,8 @@ static int km_step_exchange(struct km_pass *ps, struct km_step *st)
 static int km_batch_run(struct km_pass *ps)
 {
 	struct km_resync *rs = ps->rs;
-	struct km_step st = {.b = ps->cur, .prev = ps->prev, .now = time(NULL)};
+	struct km_step st = {
+		.o = &rs->o, .b = ps->cur, .prev = ps->prev, .now = time(NULL)};
 	struct km_batch *b = ps->cur;
 	int err;
 

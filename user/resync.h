@@ -80,6 +80,12 @@ struct km_resync_opts {
 	 */
 	const __u8 *purge;
 	const char *lock_owner;
+	/*
+	 * A key whose copy was undone (the delete check): the target lacks
+	 * what the source holds and owes it (journal.h).  From the resync
+	 * thread.
+	 */
+	void (*on_owed)(__u8 target, const char *key, size_t len);
 	/* after a batch's values are fetched, before they are written */
 	void (*on_fetched)(struct km_resync *rs, void *arg);
 	/* after each batch, from the resync thread (progress, tests) */

@@ -281,6 +281,12 @@ static void km_rsd_start_purge(__u8 id, struct km_rsd_slot *s,
 		v->name);
 }
 
+/* A copy undone by the delete check: the target owes the key again. */
+static void km_rsd_owed(__u8 target, const char *key, size_t len)
+{
+	km_journal_note(target, key, len);
+}
+
 /* manual: the state is left alone; journal: replay it (km_rsd_plan) */
 static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 			     const struct km_rsd_view *v, bool manual,
@@ -293,6 +299,7 @@ static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 	memset(&o, 0, sizeof(o));
 	o.ring = km_daemon_ring();
 	o.target_id = id;
+	o.on_owed = km_rsd_owed;
 	km_rsd_sources(&o, id);
 	if (manual && journal && !o.nr_sources)
 		return; /* nothing to copy its missed keys from yet */
