@@ -177,6 +177,17 @@ out:
 	return us;
 }
 
+/* ,"listen":"0.0.0.0:11211" or "[::]:11211": -l and -p, as written */
+static void km_json_listen(FILE *out)
+{
+	union km_addr a = km_d.cfg.listen_addr;
+	char buf[KM_ADDR_STRLEN];
+
+	a.in.sin_port = htons(km_d.cfg.port); /* = sin6_port */
+	fputs(",\"listen\":", out);
+	km_json_cstr(out, km_addr_str(&a, buf, sizeof(buf)));
+}
+
 static void km_json_resync(FILE *out, __u8 id)
 {
 	struct km_resync_progress p;
@@ -323,6 +334,7 @@ static void km_cmd_status(FILE *out)
 	km_status_bypass(out);
 	fputs(",\"config_file\":", out);
 	km_json_cstr(out, km_d.cfg.config_file);
+	km_json_listen(out);
 	fputs(",\"ifaces\":[", out);
 	for (i = 0; i < (int)km_d.cfg.nr_ifaces; i++) {
 		if (i)
