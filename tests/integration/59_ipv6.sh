@@ -9,6 +9,7 @@
 # listener on IPv6; -l ADDR6 serving IPv6 only; the differential protocol
 # test (tests/tools/mcdiff.py) over IPv6; a reload in IPv6 forms.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/udp_lib.sh"
 
 KEY=becd0000
 VALUE=测试例子
@@ -23,6 +24,7 @@ A=[$A6] B=[$B6]
 C6=2001:2::a X6=2001:2::20
 
 lab_init
+udp_bpffs
 lab_host a 198.18.0.1
 lab_host6 a $A6
 lab_host b 198.18.0.2
@@ -194,6 +196,45 @@ lab_ok "reload removes [$B6]:11301" \
 	grep -qF "\"removed\":[\"[$B6]:11301\"]" <<<"$out"
 lab_eq "kmagentd on C serves after the reload" STORED \
 	"$(lab_mc c "[$C6]:11310" set afterreload 1)"
+
+# ---- the kernel path (IPv4 only) with -l :: ---------------------------------
+
+PIN=$UDP_BPFFS/x
+lab_pin_dir "$PIN"
+udp_xdp_peer x
+LAB_LABEL=mc-a4 lab_memcached a 11411
+LAB_LABEL=mc-b4 lab_memcached b 11411
+out=$(lab_in x "$LAB_KMAGENTD" -D -l :: -p 11410 -s "[$A6]:11411" \
+	-s 198.18.0.2:11411 -I eth0 --pin-root "$PIN" 2>&1)
+lab_eq "-I with an IPv6 backend: refused (exit 2)" 2 $?
+lab_ok "... saying why" grep -qF -- \
+	"-I: backend [$A6]:11411 is IPv6: the kernel path routes to IPv4 backends only" \
+	<<<"$out"
+out=$(lab_in x "$LAB_KMAGENTD" -D -l $X6 -p 11410 -s 198.18.0.1:11411 \
+	-I eth0 --pin-root "$PIN" 2>&1)
+lab_eq "-I with -l ADDR6 (IPv6 only): refused (exit 2)" 2 $?
+lab_kmagentd x -l :: -p 11410 -s 198.18.0.1:11411 -s 198.18.0.2:11411 \
+	-I eth0 --pin-root "$PIN" --allow 198.18.0.0/24 --allow 2001:2::/64
+lab_ok "X knows the backends' MACs" udp_wait neighbours 10 \
+	udp_neigh_known_in x 198.18.0.1 198.18.0.2
+w0=$(kstat "$PIN" kernel_writes) g0=$(kstat "$PIN" kernel_gets)
+lab_eq "IPv4 UDP set through -I and -l :: answers STORED" STORED \
+	"$(lab_mc c --udp 198.18.0.11:11410 set k4 four)"
+lab_eq "... cloned in the kernel" $((w0 + 1)) "$(kstat "$PIN" kernel_writes)"
+lab_eq "IPv4 UDP get answered" four \
+	"$(lab_mc c --udp 198.18.0.11:11410 get k4)"
+lab_eq "... in the kernel" $((g0 + 1)) "$(kstat "$PIN" kernel_gets)"
+r0=$(kstat "$PIN" rx_service) g0=$(kstat "$PIN" kernel_gets)
+lab_eq "IPv6 UDP set (passed to kmagentd's socket) answers STORED" STORED \
+	"$(lab_mc c --udp "[$X6]:11410" set k6 six)"
+lab_eq "IPv6 UDP get answered by kmagentd" six \
+	"$(lab_mc c --udp "[$X6]:11410" get k6)"
+lab_eq "IPv4 UDP get of the key kmagentd wrote, in the kernel" six \
+	"$(lab_mc c --udp 198.18.0.11:11410 get k6)"
+lab_eq "the IPv6 datagrams never met the kernel path" "$r0" \
+	$(($(kstat "$PIN" rx_service) - 1))
+lab_eq "the IPv6 get was not routed in the kernel" $((g0 + 1)) \
+	"$(kstat "$PIN" kernel_gets)"
 
 lab_ok "kmagentd A survived" lab_alive km-a
 lab_ok "kmagentd B survived" lab_alive km-b
