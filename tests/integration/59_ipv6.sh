@@ -87,6 +87,9 @@ article()
 	[ $t == tcp ] && lab_ok "A's journal names the IPv6 backend B missed" \
 		grep -qF "n [$B6]:11211 $(printf %s missed-$t | od -An -tx1 |
 			tr -d ' \n')" "$LAB_DIR/state-a/journal"
+	# A owes B that write: its fence for B, on A, says so (fence.c)
+	[ $t == tcp ] && lab_ok "A fences B on memcached A (key names [$B6])" \
+		udp_wait fence 5 lab_mc c "$A:11211" get "kmagent:fence:[$B6]:11211"
 
 	lab_restart mc-b
 	lab_ok "[$t] step 6: memcached B answers again" lab_answers c "$B" 11211
@@ -110,6 +113,8 @@ article()
 		"$(mc "$A:11210" get $KEY)"
 	lab_eq "[$t] step 7: get via kmagent B returns the value" "$VALUE" \
 		"$(mc "$B:11210" get $KEY)"
+	lab_ok "[$t] read-repair wrote it back to B over IPv6" \
+		udp_wait read-repair 5 lab_mc c "$B:11211" get $KEY
 	lab_mc c "$A:11211" delete $KEY >/dev/null
 	lab_mc c "$B:11211" delete $KEY >/dev/null
 }
