@@ -64,7 +64,7 @@ article()
 {
 	local via=$1 t=${1:-tcp} i up
 	t=${t#--}
-	mc() { lab_mc c --timeout 3 $via "$@"; }
+	mc() { lab_mc c --timeout 3 ${via:+"$via"} "$@"; }
 
 	lab_log "[$t] step 1: set $KEY through kmagent A"
 	lab_eq "[$t] step 1: set $KEY \"$VALUE\" via kmagent A answers STORED" \
@@ -83,12 +83,12 @@ article()
 		"$(mc "$B:11210" get $KEY)"
 	# a write B misses: A's journal notes it for B
 	lab_eq "[$t] a write while B is down is STORED on A" STORED \
-		"$(mc "$A:11210" set missed-$t x)"
-	[ $t == tcp ] && lab_ok "A's journal names the IPv6 backend B missed" \
-		grep -qF "n [$B6]:11211 $(printf %s missed-$t | od -An -tx1 |
+		"$(mc "$A:11210" set "missed-$t" x)"
+	[ "$t" == tcp ] && lab_ok "A's journal names the IPv6 backend B missed" \
+		grep -qF "n [$B6]:11211 $(printf %s "missed-$t" | od -An -tx1 |
 			tr -d ' \n')" "$LAB_DIR/state-a/journal"
 	# A owes B that write: its fence for B, on A, says so (fence.c)
-	[ $t == tcp ] && lab_ok "A fences B on memcached A (key names [$B6])" \
+	[ "$t" == tcp ] && lab_ok "A fences B on memcached A (key names [$B6])" \
 		udp_wait fence 5 lab_mc c "$A:11211" get "kmagent:fence:[$B6]:11211"
 
 	lab_restart mc-b
