@@ -792,6 +792,8 @@ static void km_allow_net(const struct sockaddr *a, const struct sockaddr *m,
 unsigned int km_allow_default(const struct km_cfg *cfg,
 			      struct km_cfg_allow *out, unsigned int max)
 {
+	/* an IPv4 socket meets no IPv6 client: its list stays as it was */
+	int v6 = cfg->listen_addr.sa.sa_family == AF_INET6;
 	struct ifaddrs *ifa, *i;
 	unsigned int n = 0;
 
@@ -799,16 +801,19 @@ unsigned int km_allow_default(const struct km_cfg *cfg,
 	out[n].family = AF_INET;
 	out[n].addr.s_addr = htonl(INADDR_LOOPBACK & 0xff000000);
 	out[n++].prefix = 8;
-	out[n].family = AF_INET6;
-	out[n].addr6 = in6addr_loopback;
-	out[n++].prefix = 128;
+	if (v6) {
+		out[n].family = AF_INET6;
+		out[n].addr6 = in6addr_loopback;
+		out[n++].prefix = 128;
+	}
 	if (getifaddrs(&ifa))
 		return n;
 	for (i = ifa; i && n < max; i = i->ifa_next) {
 		const struct sockaddr *a = i->ifa_addr, *m = i->ifa_netmask;
 
 		if (!a || !m || (i->ifa_flags & IFF_LOOPBACK) ||
-		    (a->sa_family != AF_INET && a->sa_family != AF_INET6))
+		    (a->sa_family != AF_INET &&
+		     (a->sa_family != AF_INET6 || !v6)))
 			continue;
 		/* the interfaces served: the one of -l (all without), -I's */
 		if (!km_listen_serves(cfg, a) &&
