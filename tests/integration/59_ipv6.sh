@@ -155,6 +155,11 @@ lab_ok "kmagentctl backends prints [$A6]:11211" \
 	grep -qF "[$A6]:11211" <<<"$out"
 lab_ok "kmagentctl --json backends names [$B6]:11211" \
 	grep -qF "\"name\":\"[$B6]:11211\"" <<<"$(ctl -j backends)"
+lab_ok "kmagentctl drain [$B6]:11211 (by its name)" ctl drain "[$B6]:11211"
+lab_ok "... B no longer takes reads" grep -qF \
+	"\"name\":\"[$B6]:11211\",\"state\":\"up\",\"no_reads\":true" \
+	<<<"$(ctl -j backends)"
+lab_ok "kmagentctl undrain [$B6]:11211" ctl undrain "[$B6]:11211"
 out=$(ctl -j status)
 lab_ok "kmagentctl --json status: listen [::]:11210" \
 	grep -qF '"listen":"[::]:11210"' <<<"$out"
