@@ -132,6 +132,14 @@ lab_eq "... and the IPv6 client reads it too" from-v4 \
 lab_eq "IPv4 client of -l :: (UDP, --allow 198.18.0.0/24 matches it)" \
 	from-v4 "$(lab_mc c --udp 198.18.0.1:11210 get v4key)"
 
+# a reply of many datagrams (memcached's frame header on each) over IPv6
+big=$(head -c 20000 /dev/zero | tr '\0' 'v')
+lab_mc c "$A:11210" set bigkey "$big" >/dev/null
+lab_eq "a 20000-byte value over IPv6 UDP (15 datagrams) comes back whole" \
+	20000 "$(lab_mc c --udp "$A:11210" get bigkey | wc -c)"
+lab_eq "... and to an IPv4 client of -l ::" 20000 \
+	"$(lab_mc c --udp 198.18.0.1:11210 get bigkey | wc -c)"
+
 # ---- --allow: IPv6 networks ------------------------------------------------
 
 udp_denied() {
