@@ -117,11 +117,12 @@ static int km_bconn_connect(struct km_worker *w, struct km_bconn *bc)
 				 .data.ptr = &bc->ev};
 	int fd, one = 1;
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(b->addr.sa.sa_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (const struct sockaddr *)&b->addr, sizeof(b->addr)) &&
+	if (connect(fd, &b->addr.sa, km_addr_len(&b->addr)) &&
 	    errno != EINPROGRESS) {
 		int err = -errno;
 

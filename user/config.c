@@ -126,6 +126,7 @@ void km_config_defaults(struct km_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->port = KM_DEFAULT_PORT;
+	cfg->listen_addr.in.sin_family = AF_INET; /* 0.0.0.0, as magent */
 	cfg->udp_port = -1;
 	cfg->unix_mask = KM_UNIX_MASK;
 	cfg->max_conns = 4096;
@@ -162,36 +163,169 @@ const char *km_write_policy_name(enum km_write_policy p)
 	return "?";
 }
 
-int km_parse_hostport(const char *s, int default_port, struct sockaddr_in *out)
+int km_addr_is_any(const union km_addr *a)
 {
-	char host[KM_NAME_MAX];
-	const char *colon = strrchr(s, ':');
-	struct addrinfo hints = {.ai_family = AF_INET}, *res;
-	size_t hlen = colon ? (size_t)(colon - s) : strlen(s);
-	long port = default_port;
-	char *end;
+	if (a->sa.sa_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
+	return a->in.sin_addr.s_addr == htonl(INADDR_ANY);
+}
 
-	if (hlen == 0 || hlen >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (colon) {
-		errno = 0;
-		port = strtol(colon + 1, &end, 10);
-		if (errno || *end || end == colon + 1 || port < 1 ||
-		    port > 65535)
-			return -EINVAL;
+const char *km_addr_str(const union km_addr *a, char *buf, size_t size)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int v6 = a->sa.sa_family == AF_INET6;
+
+	inet_ntop(a->sa.sa_family,
+		  v6 ? (const void *)&a->in6.sin6_addr
+		     : (const void *)&a->in.sin_addr,
+		  host, sizeof(host));
+	snprintf(buf, size, v6 ? "[%s]:%u" : "%s:%u", host,
+		 ntohs(v6 ? a->in6.sin6_port : a->in.sin_port));
+	return buf;
+}
+
+const char *km_hostport_error(int err)
+{
+	switch (err) {
+	case -EDESTADDRREQ:
+		return "an IPv6 address takes brackets: [ADDR]:PORT";
+	case -ERANGE:
+		return "bad port (1-65535)";
+	case -ENOENT:
+		return "unknown host";
+	case -EAFNOSUPPORT:
+		return "not an IPv6 address between the brackets";
+	case -ENAMETOOLONG:
+		return "host name too long";
 	}
-	memset(out, 0, sizeof(*out));
-	out->sin_family = AF_INET;
-	out->sin_port = htons(port);
-	if (inet_pton(AF_INET, host, &out->sin_addr) == 1)
-		return 0;
+	return "not HOST:PORT or [IPV6]:PORT";
+}
+
+/* A numeric IPv6 address, with a %zone if any, into out (port kept). */
+static int km_parse_in6(const char *host, union km_addr *out)
+{
+	struct addrinfo hints = {.ai_family = AF_INET6,
+				 .ai_flags = AI_NUMERICHOST},
+			*res;
+	in_port_t port = out->in6.sin6_port;
+
 	if (getaddrinfo(host, NULL, &hints, &res))
-		return -ENOENT;
-	out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+		return -EAFNOSUPPORT;
+	memcpy(&out->in6, res->ai_addr, sizeof(out->in6));
+	out->in6.sin6_port = port;
 	freeaddrinfo(res);
 	return 0;
+}
+
+/* A name: its first IPv4 address (as before IPv6), else its first IPv6. */
+static int km_resolve(const char *host, union km_addr *out)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM},
+			*res, *r, *pick = NULL;
+	in_port_t port = out->in.sin_port;
+
+	if (getaddrinfo(host, NULL, &hints, &res))
+		return -ENOENT;
+	for (r = res; r; r = r->ai_next) {
+		if (r->ai_family == AF_INET) {
+			pick = r;
+			break;
+		}
+		if (r->ai_family == AF_INET6 && !pick)
+			pick = r;
+	}
+	if (pick)
+		memcpy(out, pick->ai_addr, pick->ai_addrlen);
+	freeaddrinfo(res);
+	if (!pick)
+		return -ENOENT;
+	/* sin_port and sin6_port lie at the same offset */
+	out->in.sin_port = port;
+	return 0;
+}
+
+/* "[v6]..." or "host...": the host into host[], the rest after it. */
+static int km_split_host(const char *s, char *host, size_t size,
+			 const char **rest, int *bracketed)
+{
+	const char *colon = strrchr(s, ':'), *close;
+	size_t hlen;
+
+	*bracketed = s[0] == '[';
+	if (*bracketed) {
+		close = strchr(s, ']');
+		if (!close)
+			return -EINVAL;
+		s++;
+		hlen = close - s;
+		*rest = close + 1;
+	} else {
+		if (colon && strchr(s, ':') != colon)
+			return -EDESTADDRREQ; /* two colons: a bare IPv6 */
+		hlen = colon ? (size_t)(colon - s) : strlen(s);
+		*rest = s + hlen;
+	}
+	if (hlen == 0)
+		return -EINVAL;
+	if (hlen >= size)
+		return -ENAMETOOLONG;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	return 0;
+}
+
+int km_parse_hostport(const char *s, int default_port, union km_addr *out)
+{
+	char host[KM_NAME_MAX];
+	const char *rest;
+	long port = default_port;
+	int bracketed, err;
+	char *end;
+
+	err = km_split_host(s, host, sizeof(host), &rest, &bracketed);
+	if (err)
+		return err;
+	if (*rest == ':') {
+		errno = 0;
+		port = strtol(rest + 1, &end, 10);
+		if (errno || *end || end == rest + 1 || port < 1 ||
+		    port > 65535)
+			return -ERANGE;
+	} else if (*rest || !default_port) {
+		return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	if (bracketed) {
+		out->in6.sin6_family = AF_INET6;
+		out->in6.sin6_port = htons(port);
+		return km_parse_in6(host, out);
+	}
+	out->in.sin_family = AF_INET;
+	out->in.sin_port = htons(port);
+	if (inet_pton(AF_INET, host, &out->in.sin_addr) == 1)
+		return 0;
+	return km_resolve(host, out);
+}
+
+int km_parse_listen(const char *s, union km_addr *out)
+{
+	char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+	size_t n = strlen(s);
+
+	memset(out, 0, sizeof(*out));
+	out->in.sin_family = AF_INET;
+	if (inet_pton(AF_INET, s, &out->in.sin_addr) == 1)
+		return 0;
+	/* "::1" as memcached's -l takes it, or "[::1]" */
+	if (s[0] == '[' && n > 2 && s[n - 1] == ']')
+		s++, n -= 2;
+	if (n >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	out->in6.sin6_family = AF_INET6;
+	return km_parse_in6(host, out) ? -EINVAL : 0;
 }
 
 static int km_parse_int(const char *s, long lo, long hi, long *out)
@@ -229,22 +363,89 @@ static int km_parse_size(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-static int km_parse_cidr(const char *s, struct km_cfg_allow *a)
+/*
+ * An IPv4-mapped IPv6 network (::ffff:10.0.0.0/104) is kept as the IPv4
+ * one: a dual-stack socket reports IPv4 clients in that form, and they
+ * are checked against the IPv4 networks.
+ */
+int km_parse_cidr(const char *s, struct km_cfg_allow *a)
 {
-	char buf[32];
+	char buf[INET6_ADDRSTRLEN];
 	const char *slash = strchr(s, '/');
 	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	long prefix = 32;
+	long prefix;
 
+	memset(a, 0, sizeof(*a));
 	if (n >= sizeof(buf))
 		return -1;
 	memcpy(buf, s, n);
 	buf[n] = '\0';
-	if (inet_pton(AF_INET, buf, &a->addr) != 1)
+	if (inet_pton(AF_INET, buf, &a->addr) == 1)
+		a->family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, &a->addr6) == 1)
+		a->family = AF_INET6;
+	else
 		return -1;
-	if (slash && km_parse_int(slash + 1, 0, 32, &prefix))
+	prefix = a->family == AF_INET ? 32 : 128;
+	if (slash && km_parse_int(slash + 1, 0, prefix, &prefix))
 		return -1;
 	a->prefix = prefix;
+	if (a->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a->addr6) &&
+	    prefix >= 96) {
+		memcpy(&a->addr, &a->addr6.s6_addr[12], sizeof(a->addr));
+		memset(&a->addr6, 0, sizeof(a->addr6));
+		a->family = AF_INET;
+		a->prefix = prefix - 96;
+	}
+	return 0;
+}
+
+static int km_in_net4(struct in_addr addr, const struct km_cfg_allow *a)
+{
+	__be32 mask = a->prefix ? htonl(~0u << (32 - a->prefix)) : 0;
+
+	return (addr.s_addr & mask) == (a->addr.s_addr & mask);
+}
+
+static int km_in_net6(const struct in6_addr *addr, const struct km_cfg_allow *a)
+{
+	unsigned int i, bits = a->prefix;
+	unsigned char mask;
+
+	for (i = 0; i < 16 && bits; i++) {
+		mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+		if ((addr->s6_addr[i] ^ a->addr6.s6_addr[i]) & mask)
+			return 0;
+		bits -= bits >= 8 ? 8 : bits;
+	}
+	return 1;
+}
+
+int km_allow_match(const struct km_cfg_allow *list, unsigned int n,
+		   const struct sockaddr *peer)
+{
+	const struct sockaddr_in6 *in6 = (const void *)peer;
+	sa_family_t family = peer->sa_family;
+	struct in_addr v4;
+	unsigned int i;
+
+	if (family == AF_INET) {
+		v4 = ((const struct sockaddr_in *)(const void *)peer)->sin_addr;
+	} else if (family == AF_INET6 &&
+		   IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+		/* an IPv4 client of a dual-stack socket */
+		memcpy(&v4, &in6->sin6_addr.s6_addr[12], sizeof(v4));
+		family = AF_INET;
+	} else if (family != AF_INET6) {
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (list[i].family != family)
+			continue;
+		if (family == AF_INET ? km_in_net4(v4, &list[i])
+				      : km_in_net6(&in6->sin6_addr, &list[i]))
+			return 1;
+	}
 	return 0;
 }
 
@@ -261,6 +462,7 @@ int km_config_add_backend(struct km_cfg *cfg, const char *hostport, int backup,
 {
 	struct km_cfg_backend *b;
 	unsigned int i;
+	int e;
 
 	if (cfg->nr_backends >= KM_MAX_BACKENDS - 1) {
 		fprintf(err, "kmagentd: %s: too many backends (max %d)\n",
@@ -268,10 +470,13 @@ int km_config_add_backend(struct km_cfg *cfg, const char *hostport, int backup,
 		return -1;
 	}
 	b = &cfg->backends[cfg->nr_backends];
-	if (km_copy(b->name, sizeof(b->name), hostport) ||
-	    km_parse_hostport(hostport, KM_DEFAULT_PORT, &b->addr)) {
-		fprintf(err, "kmagentd: %s: invalid backend address '%s'\n",
-			where, hostport);
+	if (km_copy(b->name, sizeof(b->name), hostport))
+		e = -ENAMETOOLONG;
+	else
+		e = km_parse_hostport(hostport, KM_DEFAULT_PORT, &b->addr);
+	if (e) {
+		fprintf(err, "kmagentd: %s: invalid backend address '%s': %s\n",
+			where, hostport, km_hostport_error(e));
 		return -1;
 	}
 	for (i = 0; i < cfg->nr_backends; i++) {
@@ -299,9 +504,11 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			   FILE *err, const char *where,
 			   struct km_list_reset *reset)
 {
+	const char *why = NULL;
 	unsigned long size;
 	char *end;
 	long v;
+	int e;
 
 	switch (id) {
 	case O_BACKEND:
@@ -313,8 +520,9 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 		return km_config_add_backend(cfg, arg, id == O_BACKUP, err,
 					     where);
 	case O_LISTEN:
+		why = "not an IPv4 or IPv6 address (0.0.0.0, ::, ::1)";
 		if (km_copy(cfg->listen, sizeof(cfg->listen), arg) ||
-		    inet_pton(AF_INET, arg, &cfg->listen_addr) != 1)
+		    km_parse_listen(arg, &cfg->listen_addr))
 			goto bad;
 		return 0;
 	case O_PORT:
@@ -443,8 +651,10 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			cfg->nr_allow = 0;
 			reset->allow = 1;
 		}
-		if (cfg->nr_allow >= KM_MAX_ALLOW ||
-		    km_parse_cidr(arg, &cfg->allow[cfg->nr_allow]))
+		if (cfg->nr_allow >= KM_MAX_ALLOW)
+			goto bad;
+		why = "not ADDR/PREFIX (10.0.0.0/8, 2001:db8::/32)";
+		if (km_parse_cidr(arg, &cfg->allow[cfg->nr_allow]))
 			goto bad;
 		cfg->nr_allow++;
 		return 0;
@@ -453,10 +663,13 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 			goto bad;
 		return 0;
 	case O_METRICS:
-		if (km_copy(cfg->metrics, sizeof(cfg->metrics), arg) ||
-		    !strchr(arg, ':') ||
-		    km_parse_hostport(arg, 0, &cfg->metrics_addr))
+		e = km_copy(cfg->metrics, sizeof(cfg->metrics), arg)
+			    ? -ENAMETOOLONG
+			    : km_parse_hostport(arg, 0, &cfg->metrics_addr);
+		if (e) {
+			why = km_hostport_error(e);
 			goto bad;
+		}
 		return 0;
 	case O_REPAIRRATE:
 		if (km_parse_int(arg, 0, 10000000, &v))
@@ -539,7 +752,8 @@ static int km_config_apply(struct km_cfg *cfg, int id, const char *arg,
 	fprintf(err, "kmagentd: %s: unknown option\n", where);
 	return -1;
 bad:
-	fprintf(err, "kmagentd: %s: invalid value '%s'\n", where, arg);
+	fprintf(err, "kmagentd: %s: invalid value '%s'%s%s\n", where, arg,
+		why ? ": " : "", why ? why : "");
 	return -1;
 }
 
@@ -649,6 +863,37 @@ static void km_opt_where(int id, char *buf, size_t size)
 	snprintf(buf, size, "option");
 }
 
+/*
+ * The kernel path (-I) is IPv4 only: it would serve IPv4 clients on an
+ * IPv6-only listener, and its backend table cannot hold an IPv6 replica,
+ * so it would route reads and writes around it.  Refused (at start and
+ * on reload) rather than served wrongly; docs/operations.md.
+ */
+static int km_config_check_kernel_ipv4(const struct km_cfg *cfg, FILE *err)
+{
+	unsigned int i;
+
+	if (cfg->listen_addr.sa.sa_family == AF_INET6 &&
+	    !km_addr_is_any(&cfg->listen_addr)) {
+		fprintf(err,
+			"kmagentd: -I: the kernel path serves IPv4 clients: "
+			"not with -l %s (IPv6 only; use -l :: or an IPv4 "
+			"address)\n",
+			cfg->listen);
+		return -1;
+	}
+	for (i = 0; i < cfg->nr_backends; i++) {
+		if (cfg->backends[i].addr.sa.sa_family != AF_INET6)
+			continue;
+		fprintf(err,
+			"kmagentd: -I: backend %s is IPv6: the kernel path "
+			"routes to IPv4 backends only (run without -I)\n",
+			cfg->backends[i].name);
+		return -1;
+	}
+	return 0;
+}
+
 enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 					   char **argv, FILE *err)
 {
@@ -708,6 +953,8 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 		fprintf(err, "kmagentd: -I serves UDP: not with -U 0\n");
 		return KM_CFG_ERROR;
 	}
+	if (cfg->nr_ifaces && km_config_check_kernel_ipv4(cfg, err))
+		return KM_CFG_ERROR;
 	return KM_CFG_RUN;
 }
 
@@ -782,9 +1029,12 @@ void km_config_usage(FILE *out)
 	      "A replicating memcached proxy (magent compatible).\n"
 	      "\n"
 	      "magent options:\n"
-	      "  -s, --backend HOST:PORT   a memcached backend (repeatable)\n"
+	      "  -s, --backend HOST:PORT   a memcached backend (repeatable;\n"
+	      "                            IPv6: [2001:db8::1]:11211)\n"
 	      "  -b, --backup HOST:PORT    magent's backup: another replica\n"
-	      "  -l, --listen ADDR         listen address (default all)\n"
+	      "  -l, --listen ADDR         listen address (default all IPv4;\n"
+	      "                            :: all IPv6 and IPv4, ::1 IPv6 "
+	      "only)\n"
 	      "  -p, --port PORT           TCP and UDP port (default 11211)\n"
 	      "  -n, --max-conns N         max client connections (4096)\n"
 	      "  -i, --pool-size N         connections per backend per thread "
@@ -825,7 +1075,8 @@ void km_config_usage(FILE *out)
 	      "  -I, --iface IFACE         attach the kernel path "
 	      "(repeatable)\n"
 	      "      --pin-root DIR        BPF pin root (/sys/fs/bpf/kmagent)\n"
-	      "      --allow CIDR          UDP clients allowed (repeatable;\n"
+	      "      --allow CIDR          UDP clients allowed, IPv4 or IPv6\n"
+	      "                            (repeatable;\n"
 	      "                            default: the subnets served, lo)\n"
 	      "      --udp-reply-max N     UDP reply objects of more "
 	      "datagrams\n"

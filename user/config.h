@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <net/if.h>
 #include "kmagent.h"
 
@@ -28,23 +30,45 @@
 #define KM_REPLY_MEMORY	  (256ul << 20) /* --reply-memory, bytes */
 #define KM_UNIX_MASK	  0700		/* -a: memcached's default */
 
+/* An IPv4 or IPv6 address and port; sa.sa_family says which. */
+union km_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+/* The length bind/connect take for a. */
+static inline socklen_t km_addr_len(const union km_addr *a)
+{
+	return a->sa.sa_family == AF_INET6 ? sizeof(a->in6) : sizeof(a->in);
+}
+
+/* The wildcard address (0.0.0.0 or ::)? */
+int km_addr_is_any(const union km_addr *a);
+/* "198.18.0.1:11211" or "[2001:2::1]:11211", as operators write them */
+const char *km_addr_str(const union km_addr *a, char *buf, size_t size);
+#define KM_ADDR_STRLEN (INET6_ADDRSTRLEN + 8)
+
 struct km_cfg_backend {
-	char name[KM_NAME_MAX]; /* as given: "host:port" */
-	struct sockaddr_in addr;
+	char name[KM_NAME_MAX]; /* as given: "host:port", "[v6]:port" */
+	union km_addr addr;
 	int backup; /* given with -b (a replica like the others) */
 };
 
+/* An --allow network; an IPv4-mapped IPv6 one is kept as IPv4. */
 struct km_cfg_allow {
-	struct in_addr addr;
+	sa_family_t family; /* AF_INET or AF_INET6 */
 	unsigned int prefix;
+	struct in_addr addr;   /* AF_INET */
+	struct in6_addr addr6; /* AF_INET6 */
 };
 
 struct km_cfg {
 	struct km_cfg_backend backends[KM_MAX_BACKENDS - 1];
 	unsigned int nr_backends;
 
-	char listen[KM_NAME_MAX]; /* -l, "" = INADDR_ANY */
-	struct in_addr listen_addr;
+	char listen[KM_NAME_MAX];    /* -l, "" = INADDR_ANY */
+	union km_addr listen_addr;   /* port 0; "::" is dual-stack */
 	int port;		     /* -p, TCP and UDP */
 	char unix_path[KM_PATH_MAX]; /* -f */
 	unsigned int unix_mask;	     /* -a: its mode */
@@ -77,7 +101,7 @@ struct km_cfg {
 	unsigned int nr_allow;
 	char ctl_path[KM_PATH_MAX];
 	char metrics[KM_NAME_MAX]; /* "addr:port", "" = off */
-	struct sockaddr_in metrics_addr;
+	union km_addr metrics_addr;
 	unsigned int repair_rate;    /* read-repairs a second (ops) */
 	unsigned int udp_retry_ms;   /* kernel path: retry after, 0 = never */
 	unsigned int udp_retry_mode; /* enum km_retry_mode */
@@ -128,8 +152,25 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 					   char **argv, FILE *err);
 /* One config file into cfg; 0 or -1 with a "config:LINE:" message. */
 int km_config_load_file(struct km_cfg *cfg, const char *path, FILE *err);
-/* "host:port" (host a name or dotted quad) to an address. */
-int km_parse_hostport(const char *s, int default_port, struct sockaddr_in *out);
+/*
+ * "host:port" (host a name or dotted quad) or "[IPv6]:port" to an address;
+ * the port may be left out when default_port is not 0.  A name resolves
+ * to its IPv4 address if it has one (as before IPv6), else its IPv6 one.
+ * 0 or a negative errno that km_hostport_error explains.
+ */
+int km_parse_hostport(const char *s, int default_port, union km_addr *out);
+const char *km_hostport_error(int err);
+/* An -l address: "198.18.0.1", "::", "::1" or "[::1]"; 0 or -EINVAL. */
+int km_parse_listen(const char *s, union km_addr *out);
+/* A --allow network: "10.0.0.0/8", "2001:db8::/32"; 0 or -1. */
+int km_parse_cidr(const char *s, struct km_cfg_allow *a);
+/*
+ * Is peer (sockaddr_in or sockaddr_in6) in one of the n networks?  An
+ * IPv4-mapped IPv6 peer (an IPv4 client of `-l ::`) is checked against
+ * the IPv4 ones.
+ */
+int km_allow_match(const struct km_cfg_allow *list, unsigned int n,
+		   const struct sockaddr *peer);
 int km_config_add_backend(struct km_cfg *cfg, const char *hostport, int backup,
 			  FILE *err, const char *where);
 const char *km_write_policy_name(enum km_write_policy p);

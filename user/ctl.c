@@ -145,7 +145,7 @@ static __u8 km_be_lookup(const char *arg)
 }
 
 /* One `mn` round trip: the backend's latency as seen from here. */
-static long km_be_latency_us(const struct sockaddr_in *sa)
+static long km_be_latency_us(const union km_addr *sa)
 {
 	struct timeval tv = {0, 200 * 1000};
 	struct timespec t0, t1;
@@ -154,7 +154,7 @@ static long km_be_latency_us(const struct sockaddr_in *sa)
 	long us = -1;
 	int fd, one = 1;
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(sa->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -162,7 +162,7 @@ static long km_be_latency_us(const struct sockaddr_in *sa)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	pfd.fd = fd;
 	pfd.events = POLLIN;
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)))
+	if (connect(fd, &sa->sa, km_addr_len(sa)))
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (send(fd, "mn\r\n", 4, MSG_NOSIGNAL) != 4)
@@ -175,6 +175,17 @@ static long km_be_latency_us(const struct sockaddr_in *sa)
 out:
 	close(fd);
 	return us;
+}
+
+/* ,"listen":"0.0.0.0:11211" or "[::]:11211": -l and -p, as written */
+static void km_json_listen(FILE *out)
+{
+	union km_addr a = km_d.cfg.listen_addr;
+	char buf[KM_ADDR_STRLEN];
+
+	a.in.sin_port = htons(km_d.cfg.port); /* = sin6_port */
+	fputs(",\"listen\":", out);
+	km_json_cstr(out, km_addr_str(&a, buf, sizeof(buf)));
 }
 
 static void km_json_resync(FILE *out, __u8 id)
@@ -323,6 +334,7 @@ static void km_cmd_status(FILE *out)
 	km_status_bypass(out);
 	fputs(",\"config_file\":", out);
 	km_json_cstr(out, km_d.cfg.config_file);
+	km_json_listen(out);
 	fputs(",\"ifaces\":[", out);
 	for (i = 0; i < (int)km_d.cfg.nr_ifaces; i++) {
 		if (i)

@@ -29,7 +29,7 @@ const char *km_backend_state_name(enum km_backend_state st)
 }
 
 static void km_backend_fill(struct km_backend_info *b, __u8 id,
-			    const char *name, const struct sockaddr_in *sa)
+			    const char *name, const union km_addr *sa)
 {
 	unsigned int gen = b->gen + 1;
 
@@ -38,8 +38,18 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
 	b->gen = gen;
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->addr = *sa;
-	b->kb.addr = sa->sin_addr.s_addr;
-	b->kb.port = sa->sin_port;
+	/*
+	 * kb.addr is also the table's "in use" mark.  An IPv6 backend never
+	 * reaches the kernel's table (-I refuses it, config.c): any non-zero
+	 * value marks it.
+	 */
+	if (sa->sa.sa_family == AF_INET6) {
+		b->kb.addr = htonl(INADDR_NONE);
+		b->kb.port = sa->in6.sin6_port;
+	} else {
+		b->kb.addr = sa->in.sin_addr.s_addr;
+		b->kb.port = sa->in.sin_port;
+	}
 	km_journal_name(id, name);
 	/*
 	 * Optimistic start: a new backend serves at once; the first failed
@@ -140,7 +150,16 @@ static void km_daemon_name_fences(const struct km_cfg *cfg)
 		km_fence_set_name(cfg->name);
 		return;
 	}
-	if (cfg->listen[0])
+	if (cfg->listen_addr.sa.sa_family == AF_INET6 &&
+	    !km_addr_is_any(&cfg->listen_addr)) {
+		union km_addr a = cfg->listen_addr;
+
+		/* "[2001:2::1]:11211": a word, and the port stays apart */
+		a.in6.sin6_port = htons(cfg->port);
+		km_fence_set_name(km_addr_str(&a, name, sizeof(name)));
+		return;
+	}
+	if (cfg->listen[0] && cfg->listen_addr.sa.sa_family == AF_INET)
 		snprintf(host, sizeof(host), "%s", cfg->listen);
 	else if (gethostname(host, sizeof(host)))
 		snprintf(host, sizeof(host), "kmagentd");
@@ -187,7 +206,7 @@ struct km_backend_info *km_backend_by_name(const char *name)
 
 int km_backend_add(const char *hostport)
 {
-	struct sockaddr_in sa;
+	union km_addr sa;
 	unsigned int id;
 	int err;
 

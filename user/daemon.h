@@ -45,7 +45,7 @@ enum km_refill {
 struct km_backend_info {
 	__u8 id; /* index in km_daemon.be[], 0 = slot unused */
 	char name[KM_NAME_MAX];
-	struct sockaddr_in addr;
+	union km_addr addr;
 	/* addr/port/state/flags as the kernel sees them (include/kmagent.h) */
 	struct km_backend kb;
 	unsigned int gen; /* bumped when the slot is reused: reconnect */

@@ -31,7 +31,7 @@ struct km_fence_entry {
 struct km_fence_view {
 	__u8 id;
 	char name[KM_NAME_MAX];
-	struct sockaddr_in addr;
+	union km_addr addr;
 	unsigned int gen;
 	bool reachable; /* a peer to read and write fences on */
 	bool owes;	/* we hold a debt to it: our name in its fences */

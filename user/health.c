@@ -69,18 +69,17 @@ int km_health_wait(int fd, short events, const struct timespec *deadline)
 	return n == 0 ? -ETIMEDOUT : 0;
 }
 
-int km_health_connect(const struct sockaddr_in *sa,
-		      const struct timespec *deadline)
+int km_health_connect(const union km_addr *sa, const struct timespec *deadline)
 {
 	int fd, err = 0, one = 1;
 	socklen_t sl = sizeof(err);
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(sa->sa.sa_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) &&
-	    errno != EINPROGRESS) {
+	if (connect(fd, &sa->sa, km_addr_len(sa)) && errno != EINPROGRESS) {
 		err = -errno;
 		goto fail;
 	}
@@ -128,8 +127,8 @@ static int km_probe_done(const char *buf, size_t len, int verify)
  * verify adds a no-op request (mn): it goes where clients' requests go
  * in memcached, which stats alone may not show.
  */
-static int km_probe(__u8 id, const struct sockaddr_in *sa, int verify,
-		    long *pid, long *uptime, const char **what)
+static int km_probe(__u8 id, const union km_addr *sa, int verify, long *pid,
+		    long *uptime, const char **what)
 {
 	static const char req[] = "stats\r\nmn\r\n";
 	size_t reqlen = verify ? sizeof(req) - 1 : sizeof("stats\r\n") - 1;
@@ -316,7 +315,7 @@ static void km_health_round(void)
 	unsigned int id;
 
 	for (id = 1; id < KM_MAX_BACKENDS && !km_d.stop; id++) {
-		struct sockaddr_in sa;
+		union km_addr sa;
 		const char *what = "probe";
 		long pid = 0, uptime = 0;
 		unsigned int gen;

@@ -11,12 +11,11 @@ void km_health_parse_stats(const char *buf, size_t len, long *pid,
 			   long *uptime);
 
 /* Blocking I/O with a deadline, for the probe thread (health, fence). */
-struct sockaddr_in;
+union km_addr;
 struct timespec;
 void km_deadline_in(struct timespec *deadline, int ms);
 int km_health_wait(int fd, short events, const struct timespec *deadline);
 /* A connected TCP socket (non-blocking), or -errno. */
-int km_health_connect(const struct sockaddr_in *sa,
-		      const struct timespec *deadline);
+int km_health_connect(const union km_addr *sa, const struct timespec *deadline);
 
 #endif /* KM_HEALTH_H */

@@ -72,17 +72,19 @@ static struct {
  * connect sends nothing): a backend behind another interface than the
  * clients' answers that one.  0 when unknown.
  */
-static __be32 km_kbpf_src_towards(const struct sockaddr_in *addr)
+static __be32 km_kbpf_src_towards(const union km_addr *addr)
 {
 	struct sockaddr_in me;
 	socklen_t len = sizeof(me);
 	__be32 src = 0;
 	int fd;
 
+	if (addr->sa.sa_family != AF_INET)
+		return 0; /* never: -I refuses IPv6 backends (config.c) */
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
-	if (!connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) &&
+	if (!connect(fd, &addr->sa, sizeof(addr->in)) &&
 	    !getsockname(fd, (struct sockaddr *)&me, &len))
 		src = me.sin_addr.s_addr;
 	close(fd);
@@ -474,7 +476,7 @@ static void km_kbpf_check_routes(const struct km_cfg *cfg)
 		if (!b->id)
 			continue;
 		src = km_kbpf_src_towards(&b->addr);
-		if (!src || src == b->addr.sin_addr.s_addr)
+		if (!src || src == b->addr.in.sin_addr.s_addr)
 			continue;
 		ifname = km_iface_of(src, name, sizeof(name));
 		if (!ifname || !strcmp(ifname, "lo"))
@@ -497,8 +499,11 @@ static int km_kbpf_default_allow(const struct km_cfg *cfg)
 	unsigned int i, n = km_allow_default(cfg, a, KM_MAX_ALLOW);
 	int err = 0;
 
+	/* IPv6 clients never meet the kernel path: the daemon checks them */
 	for (i = 0; !err && i < n; i++)
-		err = km_bpf_allow_add(km_kb, a[i].addr.s_addr, a[i].prefix);
+		if (a[i].family == AF_INET)
+			err = km_bpf_allow_add(km_kb, a[i].addr.s_addr,
+					       a[i].prefix);
 	return err;
 }
 
@@ -511,7 +516,10 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 	err = km_bpf_get_config(km_kb, &kc);
 	if (err)
 		return err;
-	kc.proxy_addr = cfg->listen_addr.s_addr;
+	/* -l :: serves every address, as 0.0.0.0 (-I refuses -l ::1) */
+	kc.proxy_addr = cfg->listen_addr.sa.sa_family == AF_INET
+				? cfg->listen_addr.in.sin_addr.s_addr
+				: 0;
 	kc.write_policy = cfg->write_policy;
 	/* a previous run's bypass (km_kbpf_bypass): judged again from here */
 	kc.bypass_until_ns = 0;
@@ -520,8 +528,9 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 		kc.pending_timeout_ns = cfg->timeout_ms * 1000000ull;
 	err = km_bpf_set_config(km_kb, &kc);
 	for (i = 0; !err && i < cfg->nr_allow; i++)
-		err = km_bpf_allow_add(km_kb, cfg->allow[i].addr.s_addr,
-				       cfg->allow[i].prefix);
+		if (cfg->allow[i].family == AF_INET)
+			err = km_bpf_allow_add(km_kb, cfg->allow[i].addr.s_addr,
+					       cfg->allow[i].prefix);
 	if (!err && !cfg->nr_allow)
 		err = km_kbpf_default_allow(cfg);
 	return err;

@@ -383,15 +383,15 @@ static void *km_metrics_main(void *arg)
 	return NULL;
 }
 
-int km_metrics_start(const struct sockaddr_in *addr)
+int km_metrics_start(const union km_addr *addr)
 {
 	int one = 1, err;
 
-	km_met.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	km_met.fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (km_met.fd < 0)
 		return -errno;
 	setsockopt(km_met.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(km_met.fd, (const struct sockaddr *)addr, sizeof(*addr)) ||
+	if (bind(km_met.fd, &addr->sa, km_addr_len(addr)) ||
 	    listen(km_met.fd, 16)) {
 		err = -errno;
 		close(km_met.fd);

@@ -35,7 +35,7 @@
 struct km_be_view {
 	__u8 id;
 	char name[KM_NAME_MAX];
-	struct sockaddr_in addr;
+	union km_addr addr;
 	struct km_backend kb;
 	time_t since;
 	char reason[96];
@@ -46,7 +46,7 @@ struct km_be_view {
 /* Fills v[] (KM_MAX_BACKENDS rows), returns how many. */
 int km_be_snapshot(struct km_be_view *v);
 
-int km_metrics_start(const struct sockaddr_in *addr);
+int km_metrics_start(const union km_addr *addr);
 void km_metrics_stop(void);
 /* The whole exposition, as served. */
 void km_metrics_render(FILE *out);

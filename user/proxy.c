@@ -728,25 +728,11 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 	}
 }
 
-static int km_in_net(__be32 addr, const struct km_cfg_allow *a)
-{
-	__be32 mask = a->prefix ? htonl(~0u << (32 - a->prefix)) : 0;
-
-	return (addr & mask) == (a->addr.s_addr & mask);
-}
-
 /* memcached answers anyone: a reflector.  kmagentd only its clients. */
 static int km_udp_allowed(const struct sockaddr_storage *peer)
 {
-	const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
-	unsigned int i;
-
-	if (peer->ss_family != AF_INET)
-		return 0;
-	for (i = 0; i < km_nudp_allow; i++)
-		if (km_in_net(sin->sin_addr.s_addr, &km_udp_allow[i]))
-			return 1;
-	return 0;
+	return km_allow_match(km_udp_allow, km_nudp_allow,
+			      (const struct sockaddr *)peer);
 }
 
 static int km_iface_listed(const struct km_cfg *cfg, const char *name)
@@ -759,31 +745,81 @@ static int km_iface_listed(const struct km_cfg *cfg, const char *name)
 	return 0;
 }
 
+/* Is local address a one the daemon's sockets serve (-l)? */
+static int km_listen_serves(const struct km_cfg *cfg, const struct sockaddr *a)
+{
+	const union km_addr *l = &cfg->listen_addr;
+
+	if (km_addr_is_any(l))
+		/* 0.0.0.0 serves IPv4, :: both (dual-stack) */
+		return a->sa_family == AF_INET || l->sa.sa_family == AF_INET6;
+	if (a->sa_family != l->sa.sa_family)
+		return 0;
+	if (a->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)
+			       ->sin_addr.s_addr == l->in.sin_addr.s_addr;
+	return !memcmp(
+		&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+		&l->in6.sin6_addr, sizeof(l->in6.sin6_addr));
+}
+
+/* The network of interface address a (netmask m) into out. */
+static void km_allow_net(const struct sockaddr *a, const struct sockaddr *m,
+			 struct km_cfg_allow *out)
+{
+	const struct sockaddr_in6 *a6 = (const void *)a, *m6 = (const void *)m;
+	unsigned int k;
+
+	memset(out, 0, sizeof(*out));
+	out->family = a->sa_family;
+	if (a->sa_family == AF_INET) {
+		__be32 ip = ((const struct sockaddr_in *)(const void *)a)
+				    ->sin_addr.s_addr,
+		       mask = ((const struct sockaddr_in *)(const void *)m)
+				      ->sin_addr.s_addr;
+
+		out->prefix = __builtin_popcount(mask);
+		out->addr.s_addr = ip & mask;
+		return;
+	}
+	for (k = 0; k < 16; k++) {
+		out->addr6.s6_addr[k] =
+			a6->sin6_addr.s6_addr[k] & m6->sin6_addr.s6_addr[k];
+		out->prefix += __builtin_popcount(m6->sin6_addr.s6_addr[k]);
+	}
+}
+
 unsigned int km_allow_default(const struct km_cfg *cfg,
 			      struct km_cfg_allow *out, unsigned int max)
 {
+	/* an IPv4 socket meets no IPv6 client: its list stays as it was */
+	int v6 = cfg->listen_addr.sa.sa_family == AF_INET6;
 	struct ifaddrs *ifa, *i;
 	unsigned int n = 0;
 
+	memset(out, 0, 2 * sizeof(*out));
+	out[n].family = AF_INET;
 	out[n].addr.s_addr = htonl(INADDR_LOOPBACK & 0xff000000);
 	out[n++].prefix = 8;
+	if (v6) {
+		out[n].family = AF_INET6;
+		out[n].addr6 = in6addr_loopback;
+		out[n++].prefix = 128;
+	}
 	if (getifaddrs(&ifa))
 		return n;
 	for (i = ifa; i && n < max; i = i->ifa_next) {
-		const struct sockaddr_in *a = (void *)i->ifa_addr;
-		const struct sockaddr_in *m = (void *)i->ifa_netmask;
+		const struct sockaddr *a = i->ifa_addr, *m = i->ifa_netmask;
 
-		if (!a || a->sin_family != AF_INET || !m ||
-		    (i->ifa_flags & IFF_LOOPBACK))
+		if (!a || !m || (i->ifa_flags & IFF_LOOPBACK) ||
+		    (a->sa_family != AF_INET &&
+		     (a->sa_family != AF_INET6 || !v6)))
 			continue;
 		/* the interfaces served: the one of -l (all without), -I's */
-		if (cfg->listen_addr.s_addr != htonl(INADDR_ANY) &&
-		    a->sin_addr.s_addr != cfg->listen_addr.s_addr &&
+		if (!km_listen_serves(cfg, a) &&
 		    !km_iface_listed(cfg, i->ifa_name))
 			continue;
-		out[n].prefix = __builtin_popcount(m->sin_addr.s_addr);
-		out[n].addr.s_addr = a->sin_addr.s_addr & m->sin_addr.s_addr;
-		n++;
+		km_allow_net(a, m, &out[n++]);
 	}
 	freeifaddrs(ifa);
 	return n;
@@ -1004,19 +1040,53 @@ static int km_port_of(const struct km_cfg *cfg, int type)
 	return type == SOCK_DGRAM ? km_cfg_udp_port(cfg) : cfg->port;
 }
 
-static int km_listen_socket(int type, const struct km_cfg *cfg)
+/* -l as messages print it before ":port": "0.0.0.0", "[::1]" */
+static const char *km_listen_host(const struct km_cfg *cfg)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons(km_port_of(cfg, type)),
-				 .sin_addr = cfg->listen_addr};
-	int fd, one = 1;
+	static __thread char buf[KM_NAME_MAX + 2];
 
-	fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!cfg->listen[0])
+		return "0.0.0.0";
+	if (cfg->listen_addr.sa.sa_family != AF_INET6 || cfg->listen[0] == '[')
+		return cfg->listen;
+	snprintf(buf, sizeof(buf), "[%s]", cfg->listen);
+	return buf;
+}
+
+/*
+ * A socket for -l's address sa (not bound yet).  "::" is dual-stack (IPv4
+ * clients arrive as ::ffff:a.b.c.d) whatever net.ipv6.bindv6only says; an
+ * explicit IPv6 address serves IPv6 only.
+ */
+static int km_listen_fd(int type, const union km_addr *sa)
+{
+	int fd, v6only = !km_addr_is_any(sa), err;
+
+	fd = socket(sa->sa.sa_family, type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	if (sa->sa.sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+		       sizeof(v6only))) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int km_listen_socket(int type, const struct km_cfg *cfg)
+{
+	union km_addr sa = cfg->listen_addr;
+	int fd, one = 1;
+
+	sa.in.sin_port = htons(km_port_of(cfg, type)); /* = sin6_port */
+	fd = km_listen_fd(type | SOCK_NONBLOCK, &sa);
+	if (fd < 0)
+		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	if (bind(fd, &sa.sa, km_addr_len(&sa)) ||
 	    (type == SOCK_STREAM && listen(fd, 1024))) {
 		int err = -errno;
 
@@ -1090,9 +1160,8 @@ static int km_worker_setup(struct km_worker *w, unsigned int id)
 		return -ENOMEM;
 	fd = km_listen_socket(SOCK_STREAM, cfg);
 	if (fd < 0) {
-		km_err("listen on %s:%d (tcp): %s\n",
-		       cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
-		       strerror(-fd));
+		km_err("listen on %s:%d (tcp): %s\n", km_listen_host(cfg),
+		       cfg->port, strerror(-fd));
 		return fd;
 	}
 	w->listen_ev.kind = KM_EV_LISTEN;
@@ -1116,8 +1185,7 @@ static int km_worker_udp(struct km_worker *w, const struct km_cfg *cfg)
 
 	fd = km_listen_socket(SOCK_DGRAM, cfg);
 	if (fd < 0) {
-		km_err("listen on %s:%d (udp): %s\n",
-		       cfg->listen[0] ? cfg->listen : "0.0.0.0",
+		km_err("listen on %s:%d (udp): %s\n", km_listen_host(cfg),
 		       km_cfg_udp_port(cfg), strerror(-fd));
 		return fd;
 	}
@@ -1135,17 +1203,16 @@ static int km_worker_udp(struct km_worker *w, const struct km_cfg *cfg)
  */
 static int km_port_free(const struct km_cfg *cfg, int type)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons(km_port_of(cfg, type)),
-				 .sin_addr = cfg->listen_addr};
+	union km_addr sa = cfg->listen_addr;
 	int fd, one = 1, err = 0;
 
-	fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	sa.in.sin_port = htons(km_port_of(cfg, type)); /* = sin6_port */
+	fd = km_listen_fd(type, &sa);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (type == SOCK_STREAM)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
+	if (bind(fd, &sa.sa, km_addr_len(&sa)))
 		err = -errno;
 	close(fd);
 	if (err == -EADDRINUSE)
@@ -1153,7 +1220,7 @@ static int km_port_free(const struct km_cfg *cfg, int type)
 		       "memcached listens there\n",
 		       km_port_of(cfg, type),
 		       type == SOCK_STREAM ? "tcp" : "udp",
-		       cfg->listen[0] ? cfg->listen : "0.0.0.0");
+		       km_listen_host(cfg));
 	else if (err)
 		km_err("port %d (%s): %s\n", km_port_of(cfg, type),
 		       type == SOCK_STREAM ? "tcp" : "udp", strerror(-err));
@@ -1219,13 +1286,13 @@ int km_proxy_run(void)
 	if (km_cfg_udp_port(cfg) == cfg->port)
 		km_info("listening on %s:%d (tcp, udp), %u workers, %u "
 			"backends\n",
-			cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
-			km_nworkers, cfg->nr_backends);
+			km_listen_host(cfg), cfg->port, km_nworkers,
+			cfg->nr_backends);
 	else
 		km_info("listening on %s:%d (tcp), udp %d (0: none), %u "
 			"workers, %u backends\n",
-			cfg->listen[0] ? cfg->listen : "0.0.0.0", cfg->port,
-			km_cfg_udp_port(cfg), km_nworkers, cfg->nr_backends);
+			km_listen_host(cfg), cfg->port, km_cfg_udp_port(cfg),
+			km_nworkers, cfg->nr_backends);
 	return 0;
 }
 

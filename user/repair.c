@@ -137,7 +137,7 @@ static int km_repair_fd(__u8 id)
 {
 	struct km_repair_conn *c = &km_rp.conn[id];
 	struct timeval tv = {0, KM_REPAIR_IO_MS * 1000};
-	struct sockaddr_in sa;
+	union km_addr sa;
 	unsigned int gen;
 	int fd, one = 1;
 
@@ -148,13 +148,13 @@ static int km_repair_fd(__u8 id)
 	if (c->fd > 0 && c->gen == gen)
 		return c->fd;
 	km_repair_drop(id);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+	if (connect(fd, &sa.sa, km_addr_len(&sa))) {
 		close(fd);
 		return -errno;
 	}

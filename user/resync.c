@@ -282,7 +282,7 @@ static int km_keyset_add(struct km_keyset *ks, __u64 h)
 
 /* ---- connections -------------------------------------------------------- */
 
-static int km_conn_open(struct km_conn *c, const struct sockaddr_in *a,
+static int km_conn_open(struct km_conn *c, const union km_addr *a,
 			int timeout_ms, const int *cancel)
 {
 	struct pollfd pfd;
@@ -293,12 +293,12 @@ static int km_conn_open(struct km_conn *c, const struct sockaddr_in *a,
 	c->fd = -1;
 	c->timeout_ms = timeout_ms;
 	c->cancel = cancel;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) &&
-	    errno != EINPROGRESS) {
+	if (connect(fd, &a->sa, km_addr_len(a)) && errno != EINPROGRESS) {
 		err = -errno;
 		goto fail;
 	}
@@ -1272,7 +1272,7 @@ static void km_replay_count_dropped(struct km_resync *rs)
 static int km_pass_run(struct km_pass *ps, unsigned int src_idx)
 {
 	struct km_resync *rs = ps->rs;
-	const struct sockaddr_in *sa = &rs->o.sources[src_idx].addr;
+	const union km_addr *sa = &rs->o.sources[src_idx].addr;
 	int err, sweeps = 0;
 	__u64 first = 0;
 

@@ -35,6 +35,7 @@
 #include "kmagent.h"
 #include "ring.h"
 #include "journal.h"
+#include "config.h"
 
 enum km_resync_state {
 	KM_RS_IDLE = 0,
@@ -46,7 +47,7 @@ enum km_resync_state {
 
 struct km_resync_source {
 	__u8 id; /* backend id, as in the ring */
-	struct sockaddr_in addr;
+	union km_addr addr;
 };
 
 struct km_resync;
@@ -54,7 +55,7 @@ struct km_resync;
 struct km_resync_opts {
 	const struct km_ring *ring; /* copied: the caller may free it */
 	__u8 target_id;
-	struct sockaddr_in target;
+	union km_addr target;
 	struct km_resync_source sources[KM_MAX_BACKENDS];
 	unsigned int nr_sources;
 	unsigned int batch;	 /* keys per pipelined batch; 0 = 2048 */

@@ -7,6 +7,7 @@
  * datagram replies, write cloning and reply aggregation, pass-through of
  * everything else, and every truncation of valid frames.
  */
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 
 #include "km_test.h"
@@ -681,6 +682,89 @@ static void test_passthrough(void)
 	      "another destination address passed untouched");
 }
 
+/*
+ * IPv6 clients are served by kmagentd's own UDP socket (-l ::): every
+ * program leaves their frames untouched, to the service port, the NAT
+ * port and the backends' alike, tagged or not.
+ */
+static void build_ipv6(struct km_t_frame *f, __u16 dport, const char *req,
+		       __u16 vlan)
+{
+	struct ipv6hdr *ip6;
+	km_t_udphdr *udp;
+	km_t_mchdr *mc;
+	size_t plen = strlen(req);
+	__u32 l3;
+
+	/* an IPv4 frame of the same shape, then its L3 made IPv6 */
+	km_t_build(f, &km_t_client, &km_t_proxy, 7, 0, 1, req, plen, vlan);
+	l3 = f->l2;
+	memcpy(f->buf + l3 - 2, &(__be16){htons(ETH_P_IPV6)}, 2);
+	memset(f->buf + l3, 0, sizeof(f->buf) - l3);
+	ip6 = (struct ipv6hdr *)(f->buf + l3);
+	ip6->version = 6;
+	ip6->nexthdr = IPPROTO_UDP;
+	ip6->hop_limit = 64;
+	ip6->payload_len = htons(8 + 8 + plen);
+	inet_pton(AF_INET6, "2001:2::a", &ip6->saddr);
+	inet_pton(AF_INET6, "2001:2::1", &ip6->daddr);
+	udp = (km_t_udphdr *)(ip6 + 1);
+	udp->source = htons(km_t_client.port);
+	udp->dest = htons(dport);
+	udp->len = ip6->payload_len;
+	mc = (km_t_mchdr *)(udp + 1);
+	mc->rid = htons(7);
+	mc->total = htons(1);
+	memcpy(mc + 1, req, plen);
+	f->len = l3 + 40 + 8 + 8 + plen;
+}
+
+static void test_ipv6_passthrough(void)
+{
+	static const struct {
+		__u16 port;
+		const char *req;
+	} cases[] = {
+		{SVC_PORT, "get k\r\n"},
+		{SVC_PORT, "set k 0 0 1\r\nx\r\n"},
+		{SVC_PORT, "delete k\r\n"},
+		{NAT_PORT, "VALUE k 0 1\r\nx\r\nEND\r\n"},
+		{MC_PORT, "get k\r\n"},
+	};
+	int egress_fd = km_bpf_prog_fd(kb, "km_tc_egress");
+	struct km_t_frame f, orig;
+	struct km_stats s0 = stats(), s1;
+	unsigned int i, vlan;
+	int v;
+
+	printf("IPv6 frames pass untouched (kmagentd's socket serves them)\n");
+	for (vlan = 0; vlan <= 5; vlan += 5) {
+		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			build_ipv6(&f, cases[i].port, cases[i].req, vlan);
+			orig = f;
+			v = km_t_run_xdp(xdp_fd, &f, if0);
+			CHECK(v == XDP_PASS && f.len == orig.len &&
+				      !memcmp(f.buf, orig.buf, f.len),
+			      "IPv6 %s to %u, vlan %u: XDP_PASS untouched "
+			      "(%d)",
+			      cases[i].req, cases[i].port, vlan, v);
+			v = km_t_run_tc(tc_fd, &f, if0);
+			CHECK(v == TC_ACT_OK && !memcmp(f.buf, orig.buf, f.len),
+			      "IPv6 %.6s to %u, vlan %u: tc ingress "
+			      "TC_ACT_OK untouched (%d)",
+			      cases[i].req, cases[i].port, vlan, v);
+			v = km_t_run_tc(egress_fd, &f, if0);
+			CHECK(v == TC_ACT_OK && !memcmp(f.buf, orig.buf, f.len),
+			      "IPv6 %.6s to %u, vlan %u: tc egress "
+			      "TC_ACT_OK untouched (%d)",
+			      cases[i].req, cases[i].port, vlan, v);
+		}
+	}
+	s1 = stats();
+	CHECK(!memcmp(&s0, &s1, sizeof(s0)),
+	      "IPv6 frames counted nowhere (not ours, not denied)");
+}
+
 static void test_denied(void)
 {
 	struct km_t_ep outsider = km_t_client;
@@ -1239,6 +1323,7 @@ int main(void)
 	test_multi_datagram();
 	test_vlan_and_redirect();
 	test_passthrough();
+	test_ipv6_passthrough();
 	test_denied();
 	test_truncation();
 	test_pending_full_and_timeout();

@@ -6,6 +6,7 @@
 #   . "$(dirname "$0")/lib.sh"
 #   lab_init                          # trap lab_cleanup EXIT, switch + bridge
 #   lab_host a 198.18.0.1             # netns "km<pid>a", eth0 on the bridge
+#   lab_host6 a 2001:2::1             # and an IPv6 address (RFC 5180 range)
 #   lab_memcached a                   # memcached -u root -p 11211 -U 11211 -l ADDR
 #   lab_kmagentd a -p 11210 -s 198.18.0.1:11211 -s 198.18.0.2:11211
 #   lab_in a python3 tests/tools/mc.py 198.18.0.1:11210 get k
@@ -60,6 +61,7 @@ declare -A LAB_PNS=()	# label -> host the process runs in
 declare -A LAB_LOG=()	# label -> its log file
 declare -A LAB_WAIT=()	# label -> "ADDR:PORT" that answers when it is ready
 declare -A LAB_ADDR=()	# host -> address
+declare -A LAB_ADDR6=()	# host -> IPv6 address (lab_host6)
 declare -A LAB_CTL=()	# kmagentd label -> its control socket (--ctl)
 LAB_LABELS=()		# labels in start order
 LAB_OK=0
@@ -232,6 +234,21 @@ lab_xdp_pass()
 	fi
 }
 
+# lab_host6 HOST ADDR6: an IPv6 address too on HOST's eth0 (after lab_host),
+# from 2001:2::/48 (RFC 5180, IPv6's benchmarking range), /64, usable at
+# once (nodad: no duplicate address detection to wait for)
+lab_host6()
+{
+	local h=$1 addr=$2
+	case $addr in
+	2001:2::* | 2001:2:0:*) ;;
+	*) lab_die "lab address $addr outside 2001:2::/48" ;;
+	esac
+	ip -n "$(lab_ns "$h")" addr add "$addr/64" dev eth0 nodad ||
+		lab_die "cannot set $addr on $(lab_ns "$h")"
+	LAB_ADDR6[$h]=$addr
+}
+
 # lab_addr HOST: the address given to lab_host
 lab_addr() { printf '%s' "${LAB_ADDR[$1]}"; }
 
@@ -346,7 +363,14 @@ lab_kmagentd()
 		case ${args[i]} in
 		-p | --port) port=${args[i + 1]} ;;
 		--port=*) port=${args[i]#--port=} ;;
-		-l | --listen) [ "${args[i + 1]}" != 0.0.0.0 ] && addr=${args[i + 1]} ;;
+		-l | --listen)
+			case ${args[i + 1]} in
+			0.0.0.0 | ::) ;; # every address: the host's answers
+			\[*) addr=${args[i + 1]} ;;
+			*:*) addr="[${args[i + 1]}]" ;;
+			*) addr=${args[i + 1]} ;;
+			esac
+			;;
 		--ctl) LAB_CTL[$label]=${args[i + 1]} ctl_given=1 ;;
 		esac
 	done

@@ -19,7 +19,7 @@ Usage:
                                                        "failed N", "max_ms M"; exit 1 if any failed;
                                                        --pace-ms N starts one every N ms
 
-HOST:PORT may be a unix socket path instead (starting with "/").
+HOST:PORT may be [IPV6]:PORT, or a unix socket path (starting with "/").
 Values are bytes: the command line's UTF-8 encoding is sent unchanged and a
 value read back is written to stdout unchanged (no newline added).
 `raw` reads until the connection closes or the server has been quiet for
@@ -46,8 +46,10 @@ class ProtocolError(Exception):
 
 def parse_hostport(s):
     host, _, port = s.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # [IPv6]:PORT
     if not host or not port.isdigit():
-        raise ValueError("expected HOST:PORT, got %r" % s)
+        raise ValueError("expected HOST:PORT or [IPV6]:PORT, got %r" % s)
     return host, int(port)
 
 
@@ -68,7 +70,8 @@ class Client:
             return
         self.addr = parse_hostport(hostport) if isinstance(hostport, str) else hostport
         if udp:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            family = socket.AF_INET6 if ":" in self.addr[0] else socket.AF_INET
+            self.sock = socket.socket(family, socket.SOCK_DGRAM)
             self.sock.connect(self.addr)
         else:
             self.sock = socket.create_connection(self.addr, timeout=timeout)

@@ -66,9 +66,9 @@ static void test_magent_command_line(void **state)
 	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
 	assert_int_equal(cfg.nr_backends, 2);
 	assert_string_equal(cfg.backends[0].name, "198.18.0.1:11211");
-	assert_int_equal(ntohs(cfg.backends[1].addr.sin_port), 11212);
+	assert_int_equal(ntohs(cfg.backends[1].addr.in.sin_port), 11212);
 	assert_int_equal(cfg.backends[1].backup, 1);
-	assert_int_equal(cfg.listen_addr.s_addr, htonl(0x7f000001));
+	assert_int_equal(cfg.listen_addr.in.sin_addr.s_addr, htonl(0x7f000001));
 	assert_int_equal(cfg.port, 11210);
 	assert_int_equal(cfg.max_conns, 100);
 	assert_int_equal(cfg.pool_size, 4);
@@ -88,7 +88,7 @@ static void test_defaults(void **state)
 	(void)state;
 	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
 	assert_int_equal(cfg.port, 11211);
-	assert_int_equal(ntohs(cfg.backends[0].addr.sin_port), 11211);
+	assert_int_equal(ntohs(cfg.backends[0].addr.in.sin_port), 11211);
 	assert_int_equal(cfg.write_policy, KM_WP_PRIMARY);
 	assert_int_equal(cfg.timeout_ms, 1000);
 	assert_int_equal(cfg.probe_interval_ms, 1000);
@@ -202,14 +202,14 @@ static void test_long_options(void **state)
 	assert_int_equal(cfg.nr_allow, 1);
 	assert_int_equal(cfg.allow[0].prefix, 15);
 	assert_string_equal(cfg.ctl_path, "/tmp/ctl.sock");
-	assert_int_equal(ntohs(cfg.metrics_addr.sin_port), 9100);
+	assert_int_equal(ntohs(cfg.metrics_addr.in.sin_port), 9100);
 	assert_string_equal(cfg.pin_root, "/sys/fs/bpf/x");
 	assert_int_equal(cfg.threads, 3);
 	assert_int_equal(cfg.udp_retry_ms, 40);
 }
 
 struct bad_case {
-	const char *args[6];
+	const char *args[8];
 	const char *msg; /* must appear in the error output */
 };
 
@@ -240,6 +240,39 @@ static const struct bad_case bad_cases[] = {
 	{{"-s", "127.0.0.1:1", "--conn-buffer", "2g", NULL}, "--conn-buffer"},
 	{{"-s", "127.0.0.1:1", "--reply-memory", "512k", NULL},
 	 "--reply-memory: invalid value '512k'"},
+	/* IPv6: each mistake named */
+	{{"-s", "2001:db8::1:11211", NULL},
+	 "invalid backend address '2001:db8::1:11211': an IPv6 address "
+	 "takes brackets: [ADDR]:PORT"},
+	{{"-s", "::1", NULL}, "an IPv6 address takes brackets"},
+	{{"-s", "[::1]:99999", NULL}, "'[::1]:99999': bad port (1-65535)"},
+	{{"-s", "[::1]:", NULL}, "bad port"},
+	{{"-s", "[::1", NULL}, "'[::1': not HOST:PORT or [IPV6]:PORT"},
+	{{"-s", "[::1]11211", NULL}, "not HOST:PORT or [IPV6]:PORT"},
+	{{"-s", "[]:11211", NULL}, "not HOST:PORT"},
+	{{"-s", "[198.18.0.1]:11211", NULL},
+	 "not an IPv6 address between the brackets"},
+	{{"-s", "[2001:db8::g]:11211", NULL},
+	 "not an IPv6 address between the brackets"},
+	{{"-s", "127.0.0.1:1", "-l", "::g", NULL},
+	 "-l: invalid value '::g': not an IPv4 or IPv6 address"},
+	{{"-s", "127.0.0.1:1", "-l", "[::1]:11211", NULL}, "-l: invalid value"},
+	{{"-s", "127.0.0.1:1", "--allow", "2001:db8::/129", NULL},
+	 "--allow: invalid value '2001:db8::/129': not ADDR/PREFIX"},
+	{{"-s", "127.0.0.1:1", "--allow", "198.18.0.0/33", NULL},
+	 "--allow: invalid value '198.18.0.0/33'"},
+	{{"-s", "127.0.0.1:1", "--allow", "2001:db8::/x", NULL}, "--allow"},
+	{{"-s", "127.0.0.1:1", "--metrics", "[::1]", NULL},
+	 "--metrics: invalid value '[::1]': not HOST:PORT"},
+	{{"-s", "127.0.0.1:1", "--metrics", "::1:9100", NULL},
+	 "--metrics: invalid value '::1:9100': an IPv6 address takes brackets"},
+	{{"-s", "[::1]:11211", "-s", "[::1]:11211", NULL},
+	 "duplicate backend '[::1]:11211'"},
+	/* the kernel path is IPv4 only: refused, not served wrongly */
+	{{"-s", "[2001:2::1]:11211", "-I", "lo", NULL},
+	 "-I: backend [2001:2::1]:11211 is IPv6"},
+	{{"-s", "127.0.0.1:1", "-l", "::1", "-I", "lo", NULL},
+	 "-I: the kernel path serves IPv4 clients: not with -l ::1"},
 };
 
 /* The bounds on hostile clients: memcached's 0 = off, sizes as -I. */
@@ -382,6 +415,170 @@ static void test_config_errors_name_the_line(void **state)
 	assert_non_null(strstr(errbuf, "cannot open"));
 }
 
+static const char *addr_str(const union km_addr *a)
+{
+	static char buf[KM_ADDR_STRLEN];
+
+	return km_addr_str(a, buf, sizeof(buf));
+}
+
+/* -l and -s as operators write them, IPv4 and IPv6 */
+static void test_ipv6_addresses(void **state)
+{
+	const char *args[] = {"-l", "::",
+			      "-s", "[::1]:11211",
+			      "-s", "[2001:db8::1]:11212",
+			      "-s", "198.18.0.1:11211",
+			      "-s", "[2001:db8::2]",
+			      "-s", "localhost:11213",
+			      NULL};
+	const char *v6only[] = {"-l", "::1", "-s", "127.0.0.1:1", NULL};
+	const char *brackets[] = {"-l", "[2001:2::1]", "-s", "127.0.0.1:1",
+				  NULL};
+	const char *v4[] = {"-l", "198.18.0.1", "-s", "127.0.0.1:1", NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.listen_addr.sa.sa_family, AF_INET6);
+	assert_true(km_addr_is_any(&cfg.listen_addr));
+	assert_int_equal(cfg.nr_backends, 5);
+	assert_string_equal(cfg.backends[0].name, "[::1]:11211");
+	assert_int_equal(cfg.backends[0].addr.sa.sa_family, AF_INET6);
+	assert_int_equal(km_addr_len(&cfg.backends[0].addr),
+			 sizeof(struct sockaddr_in6));
+	assert_string_equal(addr_str(&cfg.backends[0].addr), "[::1]:11211");
+	assert_string_equal(addr_str(&cfg.backends[1].addr),
+			    "[2001:db8::1]:11212");
+	assert_int_equal(cfg.backends[2].addr.sa.sa_family, AF_INET);
+	assert_int_equal(km_addr_len(&cfg.backends[2].addr),
+			 sizeof(struct sockaddr_in));
+	assert_string_equal(addr_str(&cfg.backends[2].addr),
+			    "198.18.0.1:11211");
+	/* no port: memcached's, as for IPv4 */
+	assert_string_equal(addr_str(&cfg.backends[3].addr),
+			    "[2001:db8::2]:11211");
+	/* a name resolves to its IPv4 address first, as before IPv6 */
+	assert_string_equal(addr_str(&cfg.backends[4].addr), "127.0.0.1:11213");
+
+	assert_int_equal(parse(&cfg, v6only), KM_CFG_RUN);
+	assert_int_equal(cfg.listen_addr.sa.sa_family, AF_INET6);
+	assert_false(km_addr_is_any(&cfg.listen_addr));
+	assert_true(IN6_IS_ADDR_LOOPBACK(&cfg.listen_addr.in6.sin6_addr));
+	assert_int_equal(parse(&cfg, brackets), KM_CFG_RUN);
+	assert_string_equal(addr_str(&cfg.listen_addr), "[2001:2::1]:0");
+	assert_int_equal(parse(&cfg, v4), KM_CFG_RUN);
+	assert_int_equal(cfg.listen_addr.sa.sa_family, AF_INET);
+	assert_string_equal(addr_str(&cfg.listen_addr), "198.18.0.1:0");
+	/* the default stays IPv4's 0.0.0.0, as magent's */
+	km_config_defaults(&cfg);
+	assert_int_equal(cfg.listen_addr.sa.sa_family, AF_INET);
+	assert_true(km_addr_is_any(&cfg.listen_addr));
+}
+
+static void peer4(struct sockaddr_storage *ss, const char *ip)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	in->sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+}
+
+static void peer6(struct sockaddr_storage *ss, const char *ip)
+{
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	in6->sin6_family = AF_INET6;
+	assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+}
+
+static int allowed(const struct km_cfg *cfg, const struct sockaddr_storage *p)
+{
+	return km_allow_match(cfg->allow, cfg->nr_allow,
+			      (const struct sockaddr *)p);
+}
+
+/* --allow: IPv6 networks; an IPv4 client of -l :: meets the IPv4 ones */
+static void test_allow_ipv6(void **state)
+{
+	const char *args[] = {"-s",	 "127.0.0.1:1",
+			      "--allow", "2001:db8::/32",
+			      "--allow", "::1",
+			      "--allow", "198.18.0.0/15",
+			      "--allow", "::ffff:10.0.0.0/104",
+			      NULL};
+	struct sockaddr_storage p;
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.nr_allow, 4);
+	assert_int_equal(cfg.allow[0].family, AF_INET6);
+	assert_int_equal(cfg.allow[0].prefix, 32);
+	assert_int_equal(cfg.allow[1].prefix, 128);
+	/* a mapped network is kept as the IPv4 one */
+	assert_int_equal(cfg.allow[3].family, AF_INET);
+	assert_int_equal(cfg.allow[3].prefix, 8);
+	assert_int_equal(cfg.allow[3].addr.s_addr, htonl(0x0a000000));
+
+	peer6(&p, "2001:db8:ffff::7");
+	assert_true(allowed(&cfg, &p));
+	peer6(&p, "2001:db9::7");
+	assert_false(allowed(&cfg, &p));
+	peer6(&p, "::1");
+	assert_true(allowed(&cfg, &p));
+	peer6(&p, "::2");
+	assert_false(allowed(&cfg, &p));
+	peer4(&p, "198.19.1.2");
+	assert_true(allowed(&cfg, &p));
+	peer4(&p, "198.20.1.2");
+	assert_false(allowed(&cfg, &p));
+	peer4(&p, "10.1.2.3");
+	assert_true(allowed(&cfg, &p));
+	/* IPv4 clients of a dual-stack socket */
+	peer6(&p, "::ffff:198.18.0.9");
+	assert_true(allowed(&cfg, &p));
+	peer6(&p, "::ffff:10.9.9.9");
+	assert_true(allowed(&cfg, &p));
+	peer6(&p, "::ffff:192.0.2.1");
+	assert_false(allowed(&cfg, &p));
+}
+
+/* The same forms in the config file (and so in kmagentctl reload). */
+static void test_config_file_ipv6(void **state)
+{
+	char *path = write_file("listen ::\n"
+				"backend [2001:2::1]:11211\n"
+				"backend [2001:2::2]:11211 # two\n"
+				"backend 198.18.0.1:11211\n"
+				"allow 2001:2::/48\n"
+				"metrics [::1]:9100\n");
+	const char *args[] = {"-c", path, NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, args), KM_CFG_RUN);
+	assert_int_equal(cfg.listen_addr.sa.sa_family, AF_INET6);
+	assert_int_equal(cfg.nr_backends, 3);
+	assert_string_equal(cfg.backends[1].name, "[2001:2::2]:11211");
+	assert_string_equal(addr_str(&cfg.backends[1].addr),
+			    "[2001:2::2]:11211");
+	assert_int_equal(cfg.allow[0].prefix, 48);
+	assert_string_equal(addr_str(&cfg.metrics_addr), "[::1]:9100");
+	unlink(path);
+
+	path = write_file("backend [2001:2::1]:11211\n"
+			  "backend 2001:2::2:11211\n");
+	args[1] = path;
+	assert_int_equal(parse(&cfg, args), KM_CFG_ERROR);
+	assert_non_null(strstr(errbuf, "config:2: invalid backend address "
+				       "'2001:2::2:11211': an IPv6 address "
+				       "takes brackets"));
+	unlink(path);
+}
+
 static void test_version_and_check_config(void **state)
 {
 	const char *version[] = {"--version", NULL};
@@ -440,6 +637,9 @@ int main(void)
 		cmocka_unit_test(test_flags_override_the_file),
 		cmocka_unit_test(test_config_errors_name_the_line),
 		cmocka_unit_test(test_version_and_check_config),
+		cmocka_unit_test(test_ipv6_addresses),
+		cmocka_unit_test(test_allow_ipv6),
+		cmocka_unit_test(test_config_file_ipv6),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

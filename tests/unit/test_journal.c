@@ -301,6 +301,53 @@ static void test_torn_line_and_removed_backend(void **state)
 	rm_state_dir(dir);
 }
 
+static void owe_ipv6_and_die(const char *dir)
+{
+	km_journal_name(1, "198.18.0.1:11211");
+	km_journal_name(2, "[2001:2::2]:11211");
+	if (km_journal_open(dir))
+		_exit(3);
+	note(2, "v6");
+}
+
+/*
+ * Records name a backend as written: an IPv6 one in brackets, next to an
+ * IPv4 one in a file of an earlier version (the format is unchanged).
+ */
+static void test_ipv6_names(void **state)
+{
+	char *dir = state_dir(), path[128], line[128];
+	struct km_journal_snap s;
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("n 198.18.0.1:11211 6b31\n", f); /* an IPv4-only version's */
+	fclose(f);
+	in_child(owe_ipv6_and_die, dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) &&
+	       strcmp(line, "n [2001:2::2]:11211 7636\n"))
+		;
+	assert_string_equal(line, "n [2001:2::2]:11211 7636\n");
+	fclose(f);
+	km_journal_name(1, "198.18.0.1:11211");
+	km_journal_name(2, "[2001:2::2]:11211");
+	assert_int_equal(km_journal_open(dir), 0);
+	assert_int_equal(km_journal_take(1, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_true(snap_has(&s, "k1"));
+	km_journal_snap_free(&s);
+	assert_int_equal(km_journal_take(2, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_true(snap_has(&s, "v6"));
+	km_journal_snap_free(&s);
+	rm_state_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -315,6 +362,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_settle_forgets, teardown),
 		cmocka_unit_test_teardown(test_torn_line_and_removed_backend,
 					  teardown),
+		cmocka_unit_test_teardown(test_ipv6_names, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -351,12 +351,12 @@ static void opts_for(struct km_resync_opts *o, __u8 target)
 	memset(o, 0, sizeof(*o));
 	o->ring = ring;
 	o->target_id = target;
-	o->target = mcs[target - 1].addr;
+	o->target.in = mcs[target - 1].addr;
 	for (i = 0; i < NR_MC; i++) {
 		if (i + 1 == target)
 			continue;
 		o->sources[o->nr_sources].id = i + 1;
-		o->sources[o->nr_sources].addr = mcs[i].addr;
+		o->sources[o->nr_sources].addr.in = mcs[i].addr;
 		o->nr_sources++;
 	}
 }
