@@ -1020,8 +1020,9 @@ static int km_parse_quiet(struct km_conn *c, void *ctx)
 		c->pos += total;
 		if (km_line_is(s, len, "MN"))
 			return 1;
+		/* EX: a quiet md C<cas> that a newer write beat, as meant */
 		if (!km_line_is(s, len, "NF") && !km_line_is(s, len, "HD") &&
-		    !km_line_is(s, len, "OK"))
+		    !km_line_is(s, len, "EX") && !km_line_is(s, len, "OK"))
 			return -EPROTO;
 	}
 	return 0;

@@ -154,6 +154,11 @@ class Lab:
                 "-p", str(KM_PORT), "--ctl", self.ctl_path(p), "--name", p,
                 "-t", "2", "--probe-interval", "200", "--probe-timeout", "200",
                 "--timeout", "300", "-v"] + self.a.km_arg
+        # as packaged (/var/lib/kmagent): the journal outlives a restart
+        if not self.a.no_state_dir:
+            d = os.path.join(self.a.lab_dir, "chaos-state-%s" % p)
+            os.makedirs(d, exist_ok=True)
+            argv += ["--state-dir", d]
         if self.a.udp_frac > 0:
             argv += ["-I", "eth0", "--pin-root",
                      os.path.join(self.a.bpffs, p)]
@@ -1194,6 +1199,10 @@ def main():
     ap.add_argument("--plant", choices=("flush", "phantom"),
                     help="a deliberate bug the checker must catch")
     ap.add_argument("--kmagentd", default="build/kmagentd")
+    ap.add_argument("--no-state-dir", action="store_true",
+                    help="kmagentd without --state-dir: its journal dies "
+                    "with it, and the stale reads docs/operations.md "
+                    "allows then are reported too")
     ap.add_argument("--km-arg", action="append", default=[],
                     help="one more kmagentd argument (repeatable)")
     ap.add_argument("--ops", default="get,set,delete,add,cas,incr",
