@@ -146,10 +146,12 @@ static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
 }
 
 /*
- * Fill tg with the writable replicas of slot and their next hops.  Returns
- * their number, plus 256 * (1 + the index of the one on this host) when
- * one is local, or -1 when one cannot be reached from here (or two are
- * local).  Global: verified once, not once per path of km_tc_write.
+ * Fill tg with the writable replicas of slot and their next hops, from
+ * the per-CPU next-hop cache the reads use: a FIB and neighbour lookup per
+ * replica was a quarter of a replicated write's BPF time.  Returns their
+ * number, plus 256 * (1 + the index of the one on this host) when one is
+ * local, or -1 when one cannot be reached from here (or two are local).
+ * Global: verified once, not once per path of km_tc_write.
  */
 __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 					    struct km_slot *slot, __be32 proxy,
@@ -157,6 +159,7 @@ __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 {
 	int i, rc, k = 0, local = -1;
 	struct km_backend *be;
+	__u64 now = bpf_ktime_get_coarse_ns();
 
 	if (!skb || !slot || !tg)
 		return -1;
@@ -172,8 +175,10 @@ __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 			tg->skipped[tg->nr_skipped++ & 7] = slot->be[i];
 			continue;
 		}
-		rc = km_fib(skb, km_nat_src(slot->be[i], proxy), be->addr,
-			    skb->ifindex, &tg->tv[k & 7]);
+		rc = km_fib_cached_in(skb, &tg->fib,
+				      km_nat_src(slot->be[i], proxy),
+				      slot->be[i], be, skb->ifindex, now,
+				      &tg->tv[k & 7]);
 		if (rc < 0 || (rc == KM_FIB_LOCAL && local >= 0))
 			return -1;
 		if (rc == KM_FIB_LOCAL)
