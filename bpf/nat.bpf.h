@@ -122,10 +122,11 @@ struct {
 } km_nexthop SEC(".maps");
 
 /* f: km_fib_in's lookup buffer */
-static __always_inline int
-km_fib_cached_in(void *ctx, struct bpf_fib_lookup *f, __be32 src, __u32 id,
-		 const struct km_backend *be, __u32 ifindex, __u64 now,
-		 struct km_hdrvals *v)
+static __always_inline int km_fib_cached_in(void *ctx, struct bpf_fib_lookup *f,
+					    __be32 src, __u32 id,
+					    const struct km_backend *be,
+					    __u32 ifindex, __u64 now,
+					    struct km_hdrvals *v)
 {
 	struct km_nexthop *nh = bpf_map_lookup_elem(&km_nexthop, &id);
 	int rc;
