@@ -34,24 +34,16 @@ struct km_tc_hdr {
 };
 
 /* km_tc_nat_l3l4 and km_tc_nat read these fields as runs of bytes */
-_Static_assert(__builtin_offsetof(struct km_tc_hdr, daddr) ==
-			       __builtin_offsetof(struct km_tc_hdr, saddr) +
-				       4 &&
-		       __builtin_offsetof(struct km_tc_hdr, dport) ==
-			       __builtin_offsetof(struct km_tc_hdr, sport) +
-				       2 &&
-		       __builtin_offsetof(struct km_tc_hdr, rid) ==
-			       __builtin_offsetof(struct km_tc_hdr, sport) + 4,
+#define KM_NEXT_TO(t, a, b, n)                                                 \
+	(__builtin_offsetof(t, b) == __builtin_offsetof(t, a) + (n))
+_Static_assert(KM_NEXT_TO(struct km_tc_hdr, saddr, daddr, 4) &&
+		       KM_NEXT_TO(struct km_tc_hdr, sport, dport, 2) &&
+		       KM_NEXT_TO(struct km_tc_hdr, dport, rid, 2),
 	       "km_tc_hdr: saddr daddr, sport dport rid adjacent");
-_Static_assert(__builtin_offsetof(struct km_hdrvals, smac) == ETH_ALEN &&
-		       __builtin_offsetof(struct km_hdrvals, daddr) ==
-			       __builtin_offsetof(struct km_hdrvals, saddr) +
-				       4 &&
-		       __builtin_offsetof(struct km_hdrvals, dport) ==
-			       __builtin_offsetof(struct km_hdrvals, sport) +
-				       2 &&
-		       __builtin_offsetof(struct km_hdrvals, rid) ==
-			       __builtin_offsetof(struct km_hdrvals, sport) + 4,
+_Static_assert(KM_NEXT_TO(struct km_hdrvals, dmac, smac, ETH_ALEN) &&
+		       KM_NEXT_TO(struct km_hdrvals, saddr, daddr, 4) &&
+		       KM_NEXT_TO(struct km_hdrvals, sport, dport, 2) &&
+		       KM_NEXT_TO(struct km_hdrvals, dport, rid, 2),
 	       "km_hdrvals: dmac smac, saddr daddr, sport dport rid adjacent");
 
 /* p's header fields, as km_tc_nat starts from them. */
