@@ -576,8 +576,8 @@ def main():
       "`build/tools/kmbench`, report by `bench/report.py`); do not edit by "
       "hand.  %s, %d repetition(s) of %g s per cell, targets alternating "
       "within each repetition, medians shown.  %d keys, %d-byte values, "
-      "uniform keys, all keys preloaded on both backends (so every get "
-      "hits).  Whole run: %d s." % (
+      "uniform keys (zipf ones where a section says so), all keys "
+      "preloaded on both backends (so every get hits).  Whole run: %d s." % (
           "Quick run (BENCH_QUICK=1)" if a.quick == "1" else "Full run",
           a.reps, a.secs, a.keys, a.value, a.elapsed))
     P("")

@@ -496,20 +496,25 @@ print(" ".join(str(i) for i in sorted(ids)))'
 }
 
 # bpf_stats [HOST...]: "id name run_time_ns run_cnt" per program attached
-# to their (k's) eth0
+# to their (k's) eth0.  Their ids are looked up once per host (BPF_IDS),
+# the figures with one bpftool call: two per cell, not two per program and
+# host (seconds a cell on a busy machine).
+declare -A BPF_IDS=()
 bpf_stats()
 {
-	local id h
+	local h ids=''
 	for h in "${@:-k}"; do
-		bpf_prog_ids "$h"
-	done | tr ' ' '\n' | while read -r id; do
-		[ -n "$id" ] || continue
-		bpftool -j prog show id "$id" 2>/dev/null | python3 -c '
-import json, sys
-p = json.load(sys.stdin)
-print(p["id"], p.get("name", "?"), p.get("run_time_ns", 0),
-      p.get("run_cnt", 0))'
+		[ -n "${BPF_IDS[$h]:-}" ] || BPF_IDS[$h]=$(bpf_prog_ids "$h")
+		ids+=" ${BPF_IDS[$h]}"
 	done
+	# shellcheck disable=SC2086
+	bpftool -j prog show 2>/dev/null | python3 -c '
+import json, sys
+ids = set(int(i) for i in sys.argv[1:])
+for p in json.load(sys.stdin):
+    if p["id"] in ids:
+        print(p["id"], p.get("name", "?"), p.get("run_time_ns", 0),
+              p.get("run_cnt", 0))' $ids
 }
 
 # ---- the shape, checked -----------------------------------------------------
@@ -700,6 +705,7 @@ article_down()
 	local h
 	for h in a b; do
 		stop "km-$h"
+		unset "BPF_IDS[$h]"
 		rm -rf "$PIN_ROOT-$h"
 		in_ns "$h" ip link set dev eth0 xdp off 2>/dev/null
 		in_ns "$h" tc qdisc del dev eth0 clsact 2>/dev/null
