@@ -66,9 +66,14 @@ enum kmb_outcome {
 	R_NEED_MORE, /* incomplete reply (TCP: wait for more bytes) */
 };
 
+/* -s given several times: the connections take the servers in turn, as a
+ * client's pool of proxies does (the article's shape: one per host) */
+#define KMB_MAX_SERVERS 4
+
 struct kmb_opts {
-	struct sockaddr_in srv;
-	const char *server;
+	struct sockaddr_in srv[KMB_MAX_SERVERS];
+	unsigned int nsrv;
+	char server[KMB_MAX_SERVERS * 24]; /* as given, comma-separated */
 	bool udp;
 	unsigned int conns;
 	unsigned int window;
@@ -123,6 +128,7 @@ struct kmb_conn {
 	int fd;
 	bool udp;
 	struct kmb_worker *w;
+	const struct sockaddr_in *srv;
 	unsigned int inflight;
 	uint64_t retry_at; /* reconnect time when fd < 0 */
 	bool want_out;
@@ -512,7 +518,7 @@ static int conn_open(struct kmb_conn *c)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	else
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&opt.srv, sizeof(opt.srv)) < 0)
+	if (connect(fd, (const struct sockaddr *)c->srv, sizeof(*c->srv)) < 0)
 		goto fail;
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
@@ -871,10 +877,12 @@ static void udp_expire(struct kmb_conn *c, uint64_t now)
 
 static int conn_init(struct kmb_worker *w, struct kmb_conn *c, bool udp)
 {
+	static unsigned int next_srv; /* set up before the threads start */
 	unsigned int n = 4;
 
 	memset(c, 0, sizeof(*c));
 	c->w = w;
+	c->srv = &opt.srv[next_srv++ % opt.nsrv];
 	c->udp = udp;
 	c->fd = -1;
 	if (udp) {
@@ -1261,7 +1269,9 @@ static void usage(FILE *f)
 		"\n"
 		"memcached load generator; checks every reply.\n"
 		"\n"
-		"  -s, --server HOST:PORT   target (required)\n"
+		"  -s, --server HOST:PORT   target (required); up to 4 -s: "
+		"the\n"
+		"                           connections take them in turn\n"
 		"  -u, --udp                memcached UDP protocol\n"
 		"      --tcp                TCP (default)\n"
 		"  -c, --conns N            connections or UDP sockets (16)\n"
@@ -1275,6 +1285,7 @@ static void usage(FILE *f)
 		"  -V, --value-size N|MIN-MAX  value bytes (100)\n"
 		"      --dist uniform|zipf[:THETA]  key popularity (uniform; "
 		"zipf theta 0.99)\n"
+		"      --zipf               --dist zipf:0.99\n"
 		"  -r, --ratio GET:SET      operation mix (1:0 = gets only)\n"
 		"      --op get|set         shorthand for --ratio 1:0 / 0:1\n"
 		"  -p, --preload            set every key over TCP and read it "
@@ -1314,11 +1325,17 @@ static int parse_server(const char *s)
 	port = strtoul(colon + 1, &end, 10);
 	if (*end || !port || port > 65535)
 		return -EINVAL;
+	if (opt.nsrv == KMB_MAX_SERVERS ||
+	    strlen(opt.server) + strlen(s) + 2 > sizeof(opt.server))
+		return -EINVAL;
 	if (getaddrinfo(host, NULL, &hints, &ai))
 		return -EINVAL;
-	memcpy(&opt.srv, ai->ai_addr, sizeof(opt.srv));
-	opt.srv.sin_port = htons((uint16_t)port);
+	memcpy(&opt.srv[opt.nsrv], ai->ai_addr, sizeof(opt.srv[0]));
+	opt.srv[opt.nsrv++].sin_port = htons((uint16_t)port);
 	freeaddrinfo(ai);
+	if (opt.server[0])
+		strcat(opt.server, ",");
+	strcat(opt.server, s);
 	return 0;
 }
 
@@ -1388,6 +1405,7 @@ static int parse_args(int argc, char **argv)
 		O_WARMUP,
 		O_PREFIX,
 		O_DIST,
+		O_ZIPF,
 		O_OP,
 		O_TIMEOUT,
 		O_INTERVAL,
@@ -1407,6 +1425,7 @@ static int parse_args(int argc, char **argv)
 		{"key-prefix", required_argument, NULL, O_PREFIX},
 		{"value-size", required_argument, NULL, 'V'},
 		{"dist", required_argument, NULL, O_DIST},
+		{"zipf", no_argument, NULL, O_ZIPF},
 		{"ratio", required_argument, NULL, 'r'},
 		{"op", required_argument, NULL, O_OP},
 		{"preload", no_argument, NULL, 'p'},
@@ -1426,7 +1445,6 @@ static int parse_args(int argc, char **argv)
 				 NULL)) != -1) {
 		switch (ch) {
 		case 's':
-			opt.server = optarg;
 			if (parse_server(optarg)) {
 				fprintf(stderr, "kmbench: bad server %s\n",
 					optarg);
@@ -1484,6 +1502,10 @@ static int parse_args(int argc, char **argv)
 			if (!parse_dist(optarg))
 				goto bad;
 			break;
+		case O_ZIPF:
+			opt.zipf = true;
+			opt.theta = 0.99;
+			break;
 		case 'r':
 			if (!parse_ratio(optarg))
 				goto bad;
@@ -1528,7 +1550,7 @@ static int parse_args(int argc, char **argv)
 			return -1;
 		}
 	}
-	if (!opt.server || optind != argc) {
+	if (!opt.nsrv || optind != argc) {
 		usage(stderr);
 		return -1;
 	}

@@ -29,13 +29,15 @@ TITLE = {
     "kmagent-tcp": "kmagent TCP path",
     "kmagent-udp": "kmagent UDP, userspace",
     "kmagent-kernel": "kmagent UDP, kernel path",
+    "article-kernel": "kmagent UDP, kernel path, article's shape",
 }
 SHAPES = ["16x1", "2x16", "1x1"]
 SHAPE_TITLE = {"16x1": "16 connections x 1 in flight",
                "2x16": "2 connections x 16 in flight (pipelined)",
                "1x1": "1 connection x 1 in flight (latency)"}
 OPS = ["get", "set"]
-UDP = {"direct-udp", "hop-udp", "kmagent-udp", "kmagent-kernel"}
+UDP = {"direct-udp", "hop-udp", "kmagent-udp", "kmagent-kernel",
+       "article-kernel"}
 PROXIES = {"nutcracker", "kmagent-tcp", "kmagent-udp", "kmagent-kernel"}
 
 
@@ -60,6 +62,7 @@ def load_results(work, clk_tck):
         except ValueError:
             r = {}
         r["rc"] = int(rc)
+        r["rep"] = rep
         # seconds of CPU: the process, its host's own NIC (the receive
         # NAPI kthread, where XDP and tc run), the switch side (the peer's
         # NAPI kthread, BENCH_SWITCH_NAPI=thread: what the host sent, into
@@ -423,6 +426,115 @@ def shape_text(work, runs, proxy_cpu):
     return "  ".join(out)
 
 
+def article_bpf(work, runs):
+    """The article's shape: BPF ns per request of both hosts' programs, per
+    (dist, op): medians over the repetitions, the set/get ratio of each
+    repetition, and ns per run of each program (summed over them)."""
+    per_rep = {}
+    progs = {}
+    for line in read_lines(os.path.join(work, "bpf-article.txt")):
+        rep, shape, op, name, dt, dc = line.split()
+        per_rep.setdefault((shape, op, rep), 0)
+        per_rep[(shape, op, rep)] += int(dt)
+        p = progs.setdefault((shape, op, name), [0, 0])
+        p[0] += int(dt)
+        p[1] += int(dc)
+    ns = {}
+    for (shape, op, rep), dt in per_rep.items():
+        for r in runs.get(("article-kernel", shape, op), []):
+            if r["rep"] == rep and r.get("ops"):
+                ns.setdefault((shape, op), {})[rep] = dt / r["ops"]
+    out = {}
+    for shape in ("16x1", "16x1z"):
+        g, s = ns.get((shape, "get"), {}), ns.get((shape, "set"), {})
+        ratios = [s[r] / g[r] for r in sorted(g) if r in s and g[r]]
+        out[shape] = (median(g.values()), median(s.values()),
+                      median(ratios), ratios)
+    return out, progs
+
+
+def skew_and_article(P, summ, runs, work, na):
+    """The zipf rows of the proxy-host shape, and the article's shape."""
+    dist = {"16x1": "uniform", "16x1z": "zipf 0.99"}
+    P("")
+    P("## Skewed keys, and the article's shape (16x1)")
+    P("")
+    P("The same 16x1 cells with keys drawn zipf (s = 0.99, `kmbench "
+      "--zipf`) beside the uniform ones, for the targets measured so; "
+      "then the article's shape: `kmagentd -I eth0` (port 11210) beside "
+      "memcached on a and on b, each proxying both (one backend local, "
+      "reached up the host's stack; one remote), the client's 16 "
+      "connections taking the two kmagents in turn (`kmbench -s a -s b`), "
+      "a phase of its own after the others (no XDP on a and b before), "
+      "the daemons running.  vs direct: over memcached direct UDP (or TCP) "
+      "with the same keys, same run.")
+    P("")
+    P("| target | keys | get ops/s | get vs direct | get p99 us | "
+      "set ops/s | set vs direct | set p99 us | errors | lost | wrong |")
+    P("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in TARGETS + ["article-kernel"]:
+        for shape in ("16x1", "16x1z"):
+            g = summ.get((t, shape, "get"))
+            st = summ.get((t, shape, "set"))
+            if not g and not st:
+                continue
+            cells = []
+            for s in (g, st):
+                op = "get" if s is g else "set"
+                d = summ.get((direct_of(t), shape, op))
+                if not s or s["tput"] is None:
+                    cells.append("- | - | -")
+                    continue
+                cells.append("%s | %s | %s" % (
+                    fmt(s["tput"]),
+                    "1" if t == direct_of(t) else
+                    fmt(ratio(s["tput"], d and d["tput"]), "{:.2f}"),
+                    fmt(s["p99"], "{:.1f}")))
+            tot = [x for x in (g, st) if x]
+            P("| %s | %s | %s | %s | %d | %d | %d |" % (
+                TITLE[t], dist[shape], cells[0], cells[1],
+                sum(x["errors"] for x in tot), sum(x["lost"] for x in tot),
+                sum(x["wrong"] for x in tot)))
+    if "article-kernel" in na:
+        P("")
+        P("Article's shape: %s" % na["article-kernel"])
+    ab, progs = article_bpf(work, runs)
+    if not progs:
+        return
+    P("")
+    P("BPF time in the article's shape (kernel.bpf_stats_enabled; every "
+      "program on a's and on b's eth0, per request served; a set is "
+      "replicated to both, local and remote):")
+    P("")
+    P("| keys | BPF ns per get | BPF ns per set x2 | set / get (median of "
+      "the repetitions' ratios) | per repetition |")
+    P("|---|---:|---:|---:|---|")
+    for shape in ("16x1", "16x1z"):
+        g, s, r, rs = ab[shape]
+        P("| %s | %s | %s | %s | %s |" % (
+            dist[shape], fmt(g), fmt(s), fmt(r, "{:.2f} x"),
+            " ".join("%.2f" % x for x in rs)))
+    P("")
+    P("| load | program | runs per request | ns per run |")
+    P("|---|---|---:|---:|")
+    for (shape, op, name), (dt, dc) in sorted(progs.items()):
+        s = summ.get(("article-kernel", shape, op))
+        P("| %s %s | %s | %s | %s |" % (
+            op, dist[shape], name,
+            fmt(dc / s["ops"] if s and s["ops"] else None, "{:.2f}"),
+            fmt(dt / dc if dc else None)))
+
+
+def include(P, name):
+    """A hand-written part of the report, kept across regenerations."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "docs", name)
+    if os.path.exists(path):
+        with open(path) as f:
+            for l in f.read().rstrip("\n").split("\n"):
+                P(l)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -464,8 +576,8 @@ def main():
       "`build/tools/kmbench`, report by `bench/report.py`); do not edit by "
       "hand.  %s, %d repetition(s) of %g s per cell, targets alternating "
       "within each repetition, medians shown.  %d keys, %d-byte values, "
-      "uniform keys, all keys preloaded on both backends (so every get "
-      "hits).  Whole run: %d s." % (
+      "uniform keys (zipf ones where a section says so), all keys "
+      "preloaded on both backends (so every get hits).  Whole run: %d s." % (
           "Quick run (BENCH_QUICK=1)" if a.quick == "1" else "Full run",
           a.reps, a.secs, a.keys, a.value, a.elapsed))
     P("")
@@ -707,6 +819,9 @@ def main():
               "get touches are no longer in cache, and bpf_stats_enabled "
               "adds two clock reads to every run (40-50 ns a run in "
               "kmbpfcost with it on).")
+    P("")
+    include(P, "bpf-write-profile.md")
+    skew_and_article(P, summ, runs, w, na)
     P("")
     P("## Availability: kill -9 of a backend under load")
     P("")

@@ -107,6 +107,12 @@ int km_tc_egress(struct __sk_buff *skb)
 	struct km_stats *st;
 	struct km_pkt p;
 
+	/* Received, not sent by a local socket: a write's clone (whose
+	 * bpf_clone_redirect runs this program), a fallback or a forwarded
+	 * frame.  A local backend's reply never is: skip the parse and the
+	 * pending lookup, a third of a replicated write's BPF time here. */
+	if (skb->ingress_ifindex)
+		return TC_ACT_OK;
 	if (km_begin((void *)(long)skb->data, (void *)(long)skb->data_end, &p,
 		     &cfg, &st))
 		return TC_ACT_OK;

@@ -32,6 +32,9 @@ struct km_targets {
 	__u8 ids[KM_MAX_REPLICAS];
 	__u8 nr_skipped; /* replicas of the slot not writable now */
 	__u8 skipped[KM_MAX_REPLICAS];
+	/* km_fib_in's, off the stack: km_tc_targets runs below the
+	 * biggest frame there is (km_tc_clone's) */
+	struct bpf_fib_lookup fib;
 };
 
 struct {
@@ -55,22 +58,22 @@ static __always_inline struct km_targets *km_targets_get(void)
  * Next hop towards dst: 0, KM_FIB_LOCAL (v holds only the addresses), or
  * -1 when the kernel cannot forward there (no route, neighbour unknown).
  */
-static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
-				  __u32 ifindex, struct km_hdrvals *v)
+static __always_inline int km_fib_in(void *ctx, struct bpf_fib_lookup *f,
+				     __be32 src, __be32 dst, __u32 ifindex,
+				     struct km_hdrvals *v)
 {
-	struct bpf_fib_lookup f;
 	long rc;
 
 	/* 127/8 arriving on a NIC is a martian: leave it to kmagentd */
 	if ((bpf_ntohl(dst) >> 24) == 127)
 		return -1;
-	__builtin_memset(&f, 0, sizeof(f));
-	f.family = AF_INET;
-	f.l4_protocol = IPPROTO_UDP;
-	f.ipv4_src = src;
-	f.ipv4_dst = dst;
-	f.ifindex = ifindex;
-	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
+	__builtin_memset(f, 0, sizeof(*f));
+	f->family = AF_INET;
+	f->l4_protocol = IPPROTO_UDP;
+	f->ipv4_src = src;
+	f->ipv4_dst = dst;
+	f->ifindex = ifindex;
+	rc = bpf_fib_lookup(ctx, f, sizeof(*f), 0);
 	v->saddr = src;
 	v->daddr = dst;
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
@@ -78,12 +81,20 @@ static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
 				      */
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
-	__builtin_memcpy(v->dmac, f.dmac, ETH_ALEN);
-	__builtin_memcpy(v->smac, f.smac, ETH_ALEN);
-	v->ifindex = f.ifindex;
+	__builtin_memcpy(v->dmac, f->dmac, ETH_ALEN);
+	__builtin_memcpy(v->smac, f->smac, ETH_ALEN);
+	v->ifindex = f->ifindex;
 	v->saddr = src;
 	v->daddr = dst;
 	return 0;
+}
+
+static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
+				  __u32 ifindex, struct km_hdrvals *v)
+{
+	struct bpf_fib_lookup f;
+
+	return km_fib_in(ctx, &f, src, dst, ifindex, v);
 }
 
 /*
@@ -110,10 +121,12 @@ struct {
 	__type(value, struct km_nexthop);
 } km_nexthop SEC(".maps");
 
-static __always_inline int km_fib_cached(void *ctx, __be32 src, __u32 id,
-					 const struct km_backend *be,
-					 __u32 ifindex, __u64 now,
-					 struct km_hdrvals *v)
+/* f: km_fib_in's lookup buffer */
+static __always_inline int km_fib_cached_in(void *ctx, struct bpf_fib_lookup *f,
+					    __be32 src, __u32 id,
+					    const struct km_backend *be,
+					    __u32 ifindex, __u64 now,
+					    struct km_hdrvals *v)
 {
 	struct km_nexthop *nh = bpf_map_lookup_elem(&km_nexthop, &id);
 	int rc;
@@ -124,7 +137,7 @@ static __always_inline int km_fib_cached(void *ctx, __be32 src, __u32 id,
 		*v = nh->v;
 		return nh->rc;
 	}
-	rc = km_fib(ctx, src, be->addr, ifindex, v);
+	rc = km_fib_in(ctx, f, src, be->addr, ifindex, v);
 	if (nh && rc >= 0) {
 		nh->v = *v;
 		nh->rc = rc;
@@ -134,6 +147,16 @@ static __always_inline int km_fib_cached(void *ctx, __be32 src, __u32 id,
 		nh->ts = now;
 	}
 	return rc;
+}
+
+static __always_inline int km_fib_cached(void *ctx, __be32 src, __u32 id,
+					 const struct km_backend *be,
+					 __u32 ifindex, __u64 now,
+					 struct km_hdrvals *v)
+{
+	struct bpf_fib_lookup f;
+
+	return km_fib_cached_in(ctx, &f, src, id, be, ifindex, now, v);
 }
 
 static __always_inline int km_xdp_out(struct xdp_md *ctx, __u32 ifindex)

@@ -33,6 +33,19 @@ struct km_tc_hdr {
 	__be16 rid;
 };
 
+/* km_tc_nat_l3l4 and km_tc_nat read these fields as runs of bytes */
+#define KM_NEXT_TO(t, a, b, n)                                                 \
+	(__builtin_offsetof(t, b) == __builtin_offsetof(t, a) + (n))
+_Static_assert(KM_NEXT_TO(struct km_tc_hdr, saddr, daddr, 4) &&
+		       KM_NEXT_TO(struct km_tc_hdr, sport, dport, 2) &&
+		       KM_NEXT_TO(struct km_tc_hdr, dport, rid, 2),
+	       "km_tc_hdr: saddr daddr, sport dport rid adjacent");
+_Static_assert(KM_NEXT_TO(struct km_hdrvals, dmac, smac, ETH_ALEN) &&
+		       KM_NEXT_TO(struct km_hdrvals, saddr, daddr, 4) &&
+		       KM_NEXT_TO(struct km_hdrvals, sport, dport, 2) &&
+		       KM_NEXT_TO(struct km_hdrvals, dport, rid, 2),
+	       "km_hdrvals: dmac smac, saddr daddr, sport dport rid adjacent");
+
 /* p's header fields, as km_tc_nat starts from them. */
 static __always_inline void km_tc_hdr_of(const struct km_pkt *p,
 					 struct km_tc_hdr *h)
@@ -46,48 +59,54 @@ static __always_inline void km_tc_hdr_of(const struct km_pkt *p,
 	h->rid = p->frame->rid;
 }
 
-static __always_inline int km_tc_set4(struct __sk_buff *skb, __u32 off,
-				      __u32 csum_off_l3, __u32 csum_off_l4,
-				      __be32 from, __be32 to)
+/*
+ * The one's complement difference between n bytes (even) at from and at
+ * to, as bpf_l3/l4_csum_replace take it with size 0: one call per
+ * checksum for several fields, not one per field and checksum.
+ */
+static __always_inline __u32 km_csum_delta(const void *from, const void *to,
+					   int n)
 {
-	if (from == to)
-		return 0;
-	if (bpf_l4_csum_replace(skb, csum_off_l4, from, to,
-				KM_L4_CSUM_FLAGS | BPF_F_PSEUDO_HDR | 4))
-		return -1;
-	if (bpf_l3_csum_replace(skb, csum_off_l3, from, to, 4))
-		return -1;
-	return bpf_skb_store_bytes(skb, off, &to, 4, 0) ? -1 : 0;
+	const __u16 *a = from, *b = to;
+	__u32 s = 0;
+	int i;
+
+	for (i = 0; i < n / 2; i++)
+		s += (__u16)~a[i] + b[i];
+	return s;
 }
 
-static __always_inline int km_tc_set2(struct __sk_buff *skb, __u32 off,
-				      __u32 csum_off_l4, __be16 from, __be16 to)
-{
-	if (from == to)
-		return 0;
-	if (bpf_l4_csum_replace(skb, csum_off_l4, from, to,
-				KM_L4_CSUM_FLAGS | 2))
-		return -1;
-	return bpf_skb_store_bytes(skb, off, &to, 2, 0) ? -1 : 0;
-}
-
-/* Rewrite addresses, ports and request id from h's values to v's. */
+/*
+ * Rewrite addresses, ports and request id from h's values to v's: a
+ * checksum update and a store per group of fields that changes (the
+ * addresses, 8 bytes; ports and request id), instead of per field.
+ */
 static __always_inline int km_tc_nat_l3l4(struct __sk_buff *skb,
 					  struct km_tc_hdr *h,
 					  const struct km_hdrvals *v)
 {
 	__u32 l3c = h->ip_off + offsetof(struct iphdr, check);
 	__u32 l4c = h->udp_off + offsetof(struct udphdr, check);
+	__u32 d;
 
-	if (km_tc_set4(skb, h->ip_off + offsetof(struct iphdr, saddr), l3c, l4c,
-		       h->saddr, v->saddr) ||
-	    km_tc_set4(skb, h->ip_off + offsetof(struct iphdr, daddr), l3c, l4c,
-		       h->daddr, v->daddr) ||
-	    km_tc_set2(skb, h->udp_off, l4c, h->sport, v->sport) ||
-	    km_tc_set2(skb, h->udp_off + 2, l4c, h->dport, v->dport) ||
-	    km_tc_set2(skb, h->udp_off + sizeof(struct udphdr), l4c, h->rid,
-		       v->rid))
-		return -1;
+	if (h->saddr != v->saddr || h->daddr != v->daddr) {
+		d = km_csum_delta(&h->saddr, &v->saddr, 8);
+		if (bpf_l3_csum_replace(skb, l3c, 0, d, 0) ||
+		    bpf_l4_csum_replace(skb, l4c, 0, d,
+					KM_L4_CSUM_FLAGS | BPF_F_PSEUDO_HDR) ||
+		    bpf_skb_store_bytes(
+			    skb, h->ip_off + offsetof(struct iphdr, saddr),
+			    &v->saddr, 8, 0))
+			return -1;
+	}
+	if (h->sport != v->sport || h->dport != v->dport || h->rid != v->rid) {
+		d = km_csum_delta(&h->sport, &v->sport, 6);
+		if (bpf_l4_csum_replace(skb, l4c, 0, d, KM_L4_CSUM_FLAGS) ||
+		    bpf_skb_store_bytes(skb, h->udp_off, &v->sport, 4, 0) ||
+		    bpf_skb_store_bytes(skb, h->udp_off + sizeof(struct udphdr),
+					&v->rid, 2, 0))
+			return -1;
+	}
 	h->saddr = v->saddr;
 	h->daddr = v->daddr;
 	h->sport = v->sport;
@@ -139,21 +158,23 @@ static __always_inline int km_tc_set_payload(struct __sk_buff *skb,
 static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
 				     const struct km_hdrvals *v)
 {
-	if (bpf_skb_store_bytes(skb, 0, (void *)v->dmac, ETH_ALEN, 0) ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, (void *)v->smac, ETH_ALEN, 0))
+	/* dmac and smac: in the Ethernet header's order */
+	if (bpf_skb_store_bytes(skb, 0, (void *)v->dmac, 2 * ETH_ALEN, 0))
 		return -1;
 	return km_tc_nat_l3l4(skb, h, v);
 }
 
 /*
- * Fill tg with the writable replicas of slot and their next hops.  Returns
- * their number, plus 256 * (1 + the index of the one on this host) when
- * one is local, or -1 when one cannot be reached from here (or two are
- * local).  Global: verified once, not once per path of km_tc_write.
+ * Fill tg with the writable replicas of slot and their next hops, from
+ * the per-CPU next-hop cache the reads use: a FIB and neighbour lookup per
+ * replica was a quarter of a replicated write's BPF time.  Returns their
+ * number, plus 256 * (1 + the index of the one on this host) when one is
+ * local, or -1 when one cannot be reached from here (or two are local).
+ * Global: verified once, not once per path of km_tc_write.
  */
 __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 					    struct km_slot *slot, __be32 proxy,
-					    struct km_targets *tg)
+					    struct km_targets *tg, __u64 now)
 {
 	int i, rc, k = 0, local = -1;
 	struct km_backend *be;
@@ -172,8 +193,9 @@ __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 			tg->skipped[tg->nr_skipped++ & 7] = slot->be[i];
 			continue;
 		}
-		rc = km_fib(skb, km_nat_src(slot->be[i], proxy), be->addr,
-			    skb->ifindex, &tg->tv[k & 7]);
+		rc = km_fib_cached_in(
+			skb, &tg->fib, km_nat_src(slot->be[i], proxy),
+			slot->be[i], be, skb->ifindex, now, &tg->tv[k & 7]);
 		if (rc < 0 || (rc == KM_FIB_LOCAL && local >= 0))
 			return -1;
 		if (rc == KM_FIB_LOCAL)
@@ -261,7 +283,8 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	tv = tg->tv;
 	ids = tg->ids;
 	proxy = cfg->proxy_addr ?: p->ip->daddr;
-	rc = km_tc_targets(skb, slot, proxy, tg);
+	now = bpf_ktime_get_coarse_ns();
+	rc = km_tc_targets(skb, slot, proxy, tg, now);
 	if (rc < 0) {
 		st->no_route++; /* unreachable, or a second local one */
 		return TC_ACT_OK;
@@ -279,7 +302,6 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	}
 	km_tc_hdr_of(p, &h);
 	if (!r.noreply) {
-		now = bpf_ktime_get_coarse_ns();
 		e = km_claim(cfg, st, now, &idx);
 		if (!e)
 			return TC_ACT_OK;
@@ -386,8 +408,7 @@ static __always_inline int km_tc_refetch(struct __sk_buff *skb,
 		return -1;
 	/* from here on the skb is ours: a failure drops it */
 	if (km_tc_set_payload(skb, p, l2, &v, e->req, len, sum) ||
-	    bpf_skb_store_bytes(skb, 0, v.dmac, ETH_ALEN, 0) ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, v.smac, ETH_ALEN, 0)) {
+	    bpf_skb_store_bytes(skb, 0, v.dmac, 2 * ETH_ALEN, 0)) {
 		st->helper_errors++;
 		return TC_ACT_SHOT;
 	}

@@ -140,6 +140,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_pending *e;
 	struct km_slot *slot;
 	__u32 n = p->payload_len, idx;
+	const char *verb;
 	__be32 proxy;
 	int local;
 	__u8 be_id;
@@ -153,6 +154,12 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	if (p->frame->total != bpf_htons(1) || p->frame->seq)
 		return XDP_PASS;
 	if (km_bypassed(cfg) || n < 6 || n > KM_REQ_MAX)
+		return XDP_PASS;
+	/* no read (get, gets, mg) starts otherwise: a write goes on to tc
+	 * without being copied and parsed here first */
+	verb = (const char *)(p->frame + 1);
+	if ((void *)(verb + 1) > (void *)(long)ctx->data_end ||
+	    (*verb != 'g' && *verb != 'm'))
 		return XDP_PASS;
 	sc = km_scratch_get();
 	if (!sc)

@@ -8,7 +8,9 @@
 # Knobs (environment): BENCH_REPS, BENCH_SECS, BENCH_KEYS, BENCH_VALUE,
 # KM_THREADS (kmagentd -t), BENCH_OUT (docs/benchmarks.md), BENCH_NOPLOT=1,
 # BENCH_POLL_IDLE=0 (keep the idle governor's halt, see main), BENCH_PERF=1
-# (perf profile of the userspace proxies), BENCH_TARGETS (a subset).
+# (perf profile of the userspace proxies), BENCH_TARGETS (a subset),
+# BENCH_ZIPF_TARGETS (measured again with zipf keys, 16x1), BENCH_ARTICLE=0
+# (no article-shape phase).
 #
 # The lab: one switch namespace holding a bridge, and one namespace per
 # host on it, each with a veth "eth0" (198.18.0.0/24, no default route):
@@ -19,7 +21,13 @@
 #   k  198.18.0.4   kmagentd with the kernel path (-I eth0), 11211
 #   r  198.18.0.5   a plain IP router to memcached a (198.18.1.1)
 # The client has its own namespace so that XDP on k's eth0 sees the
-# requests as real ingress.  Everything is named after this script's PID
+# requests as real ingress.
+#
+# The article's shape, a phase of its own after the others: kmagentd -I
+# eth0 (port 11210) on a and on b beside their memcached, each proxying
+# both, the client's connections taking the two in turn (kmbench -s a -s
+# b).  Only then, so that no XDP on a's and b's eth0 touches the other
+# rows; detached again afterwards.  Everything is named after this script's PID
 # and removed by the EXIT trap, as is the sysctl kernel.bpf_stats_enabled
 # (restored to its value at start).
 #
@@ -112,7 +120,7 @@ cleanup()
 	for ns in "${NSES[@]}"; do
 		ip netns del "$ns" 2>/dev/null
 	done
-	rm -rf "$PIN_ROOT"
+	rm -rf "$PIN_ROOT" "$PIN_ROOT-a" "$PIN_ROOT-b"
 	[ -n "$STATS_OLD" ] && sysctl -q -w kernel.bpf_stats_enabled="$STATS_OLD"
 	return 0
 }
@@ -262,16 +270,17 @@ hop_up()
 	in_ns a ip route add "$NET.0/24" via "${ADDR[r]}" table 100
 }
 
-# XDP_TX out of k's eth0 lands on its peer: give the peer NAPI (BRIEF §4).
+# xdp_pass_on_peer [HOST]: XDP_TX out of HOST's (k's) eth0 lands on its
+# peer: give the peer NAPI (BRIEF §4).
 xdp_pass_on_peer()
 {
-	local obj=$WORK/xdp_pass.o
-	printf '%s\n' '#include <linux/bpf.h>' \
+	local obj=$WORK/xdp_pass.o h=${1:-k}
+	[ -f "$obj" ] || printf '%s\n' '#include <linux/bpf.h>' \
 		'__attribute__((section("xdp"), used)) int km_bench_pass(struct xdp_md *c) { return XDP_PASS; }' \
 		'char _l[] __attribute__((section("license"), used)) = "GPL";' |
 		clang -O2 -g -target bpf -I"/usr/include/$(gcc -dumpmachine)" \
 			-c -x c - -o "$obj" || return 1
-	ip -n "${P}sw" link set dev "kb${ID}k" xdpdrv obj "$obj" sec xdp
+	ip -n "${P}sw" link set dev "kb${ID}$h" xdpdrv obj "$obj" sec xdp
 }
 
 # start LABEL HOST CMD...: run CMD in HOST's namespace on HOST's core,
@@ -395,6 +404,8 @@ TARGETS=(direct-tcp direct-udp hop-tcp hop-udp nutcracker kmagent-tcp kmagent-ud
 if [ -n "${BENCH_TARGETS:-}" ]; then
 	read -r -a TARGETS <<<"$BENCH_TARGETS"
 fi
+# measured with zipf keys too (16x1), those of TARGETS only
+read -r -a ZIPF_TARGETS <<<"${BENCH_ZIPF_TARGETS:-direct-tcp direct-udp kmagent-tcp kmagent-kernel}"
 
 setup_targets()
 {
@@ -460,10 +471,10 @@ setup_targets()
 	fi
 }
 
-# ids of the BPF programs attached to k's eth0 (XDP and tc)
+# ids of the BPF programs attached to HOST's (k's) eth0 (XDP and tc)
 bpf_prog_ids()
 {
-	in_ns k bpftool -j net show dev eth0 2>/dev/null |
+	in_ns "${1:-k}" bpftool -j net show dev eth0 2>/dev/null |
 		python3 -c '
 import json, sys
 ids = set()
@@ -484,17 +495,26 @@ except Exception:
 print(" ".join(str(i) for i in sorted(ids)))'
 }
 
-# bpf_stats: "id name run_time_ns run_cnt" per program attached to k's eth0
+# bpf_stats [HOST...]: "id name run_time_ns run_cnt" per program attached
+# to their (k's) eth0.  Their ids are looked up once per host (BPF_IDS),
+# the figures with one bpftool call: two per cell, not two per program and
+# host (seconds a cell on a busy machine).
+declare -A BPF_IDS=()
 bpf_stats()
 {
-	local id
-	for id in $(bpf_prog_ids); do
-		bpftool -j prog show id "$id" 2>/dev/null | python3 -c '
-import json, sys
-p = json.load(sys.stdin)
-print(p["id"], p.get("name", "?"), p.get("run_time_ns", 0),
-      p.get("run_cnt", 0))'
+	local h ids=''
+	for h in "${@:-k}"; do
+		[ -n "${BPF_IDS[$h]:-}" ] || BPF_IDS[$h]=$(bpf_prog_ids "$h")
+		ids+=" ${BPF_IDS[$h]}"
 	done
+	# shellcheck disable=SC2086
+	bpftool -j prog show 2>/dev/null | python3 -c '
+import json, sys
+ids = set(int(i) for i in sys.argv[1:])
+for p in json.load(sys.stdin):
+    if p["id"] in ids:
+        print(p["id"], p.get("name", "?"), p.get("run_time_ns", 0),
+              p.get("run_cnt", 0))' $ids
 }
 
 # ---- the shape, checked -----------------------------------------------------
@@ -577,18 +597,31 @@ shape_check()
 }
 
 # ---- one measurement --------------------------------------------------------
-# run_one TARGET SHAPE OP REP: append one line to results.tsv
+# run_one TARGET SHAPE OP REP [zipf]: append one line to results.tsv (zipf:
+# keys drawn zipf 0.99, the shape recorded as e.g. 16x1z).  A target's
+# servers are comma-separated (the article's shape: both kmagents).
 run_one()
 {
-	local t=$1 shape=$2 op=$3 rep=$4 proto server label host conns window
-	local pid json rc b0 b1 p0 p1 r0 r1 x0 x1 k0 k1 w0 w1 rx tx
+	local t=$1 shape=$2 op=$3 rep=$4 dist=${5:-uniform} proto server label
+	local host conns window pid json rc b0 b1 p0 p1 r0 r1 x0 x1 k0 k1 w0 w1
+	local rx tx srv bhosts='' sargs=() dargs=()
 	read -r proto server label host <<<"${TGT[$t]}"
 	conns=${shape%x*}
 	window=${shape#*x}
 	pid=${PID[$label]:-}
 	rx=$(napi_pids "$host" rx)
 	tx=$(napi_pids "$host" tx)
-	[ "$t" = kmagent-kernel ] && b0=$(bpf_stats)
+	for srv in ${server//,/ }; do
+		sargs+=(-s "$srv")
+	done
+	if [ "$dist" = zipf ]; then
+		dargs=(--zipf)
+		shape+=z
+	fi
+	[ "$t" = kmagent-kernel ] && bhosts=k
+	[ "$t" = article-kernel ] && bhosts="a b"
+	# shellcheck disable=SC2086
+	[ -n "$bhosts" ] && b0=$(bpf_stats $bhosts)
 	# shellcheck disable=SC2086
 	{
 		p0=$(run_ns $pid)
@@ -599,9 +632,9 @@ run_one()
 	}
 	json=$(timeout $((SECS + 20)) ip netns exec "${P}c" \
 		taskset -c "${HOST_CPU[c]}" "$KMBENCH" \
-		-s "$server" "--$proto" -c "$conns" -w "$window" -d "$SECS" \
+		"${sargs[@]}" "--$proto" -c "$conns" -w "$window" -d "$SECS" \
 		-k "$KEYS" -V "$VALUE" --op "$op" --timeout 200 --json \
-		--seed "$rep" --label "$t" 2>>"$WORK/kmbench.log")
+		"${dargs[@]}" --seed "$rep" --label "$t" 2>>"$WORK/kmbench.log")
 	rc=$?
 	# shellcheck disable=SC2086
 	{
@@ -611,12 +644,17 @@ run_one()
 		k1=$(core_ticks "$PROXY_CPU")
 		w1=$(run_count $rx)
 	}
-	if [ "$t" = kmagent-kernel ]; then
-		b1=$(bpf_stats)
+	if [ -n "$bhosts" ]; then
+		# shellcheck disable=SC2086
+		b1=$(bpf_stats $bhosts)
+		# bpf.txt: the proxy host's; bpf-article.txt: both hosts',
+		# per repetition (ratios of one repetition's cells)
 		join <(sort <<<"$b0") <(sort <<<"$b1") |
-			awk -v s="$shape" -v o="$op" \
-				'{ print s, o, $2, $6 - $3, $7 - $4 }' \
-				>>"$WORK/bpf.txt"
+			awk -v s="$shape" -v o="$op" -v r="$rep" -v a="$t" \
+				'{ if (a == "article-kernel") printf "%s ", r;
+				   print s, o, $2, $6 - $3, $7 - $4 }' \
+				>>"$WORK/$([ "$t" = article-kernel ] &&
+					echo bpf-article.txt || echo bpf.txt)"
 	fi
 	[ $rc -eq 1 ] && log "WRONG values from $t $shape $op (see $WORK/kmbench.log)"
 	[ -z "$json" ] && json='{}'
@@ -627,6 +665,68 @@ run_one()
 		"$shape" "$op" "$rep" "$((p1 - p0))" "$((r1 - r0))" \
 		"$((x1 - x0))" "$((k1 - k0))" "$((w1 - w0))" "$rc" "$json" \
 		>>"$WORK/results.tsv"
+}
+
+# ---- the article's shape ----------------------------------------------------
+# article_up: kmagentd -I eth0 beside memcached on a and on b
+article_up()
+{
+	local h
+	for h in a b; do
+		if ! xdp_pass_on_peer "$h"; then
+			NA[article-kernel]="n/a (could not attach XDP_PASS to $h's peer)"
+			return 1
+		fi
+		# shellcheck disable=SC2046
+		start "km-$h" "$h" "$KMAGENTD" -D -l "${ADDR[$h]}" -p 11210 \
+			-s "${ADDR[a]}:11211" -s "${ADDR[b]}:11211" \
+			-t "$KM_THREADS" -I eth0 --ctl "$WORK/km-$h.sock" \
+			--pin-root "$PIN_ROOT-$h"
+	done
+	for h in a b; do
+		wait_tcp c "${ADDR[$h]}" 11210
+		for _ in $(seq 100); do
+			alive "km-$h" || break
+			[ -n "$(bpf_prog_ids "$h")" ] && break
+			sleep 0.1
+		done
+		if ! alive "km-$h" || [ -z "$(bpf_prog_ids "$h")" ]; then
+			NA[article-kernel]="n/a (kmagentd -I on $h failed, see $WORK/km-$h.log)"
+			return 1
+		fi
+	done
+	TGT[article-kernel]="udp ${ADDR[a]}:11210,${ADDR[b]}:11210 - -"
+}
+
+# article_down: the daemons gone, their programs detached, so that what
+# follows (availability, resync) sees a and b as before
+article_down()
+{
+	local h
+	for h in a b; do
+		stop "km-$h"
+		unset "BPF_IDS[$h]"
+		rm -rf "$PIN_ROOT-$h"
+		in_ns "$h" ip link set dev eth0 xdp off 2>/dev/null
+		in_ns "$h" tc qdisc del dev eth0 clsact 2>/dev/null
+		ip -n "${P}sw" link set dev "kb$ID$h" xdp off 2>/dev/null
+	done
+}
+
+# article_phase: its cells, REPS repetitions, uniform and zipf keys
+article_phase()
+{
+	local rep op dist
+	article_up || { article_down; return 0; }
+	for rep in $(seq "$REPS"); do
+		for dist in uniform zipf; do
+			for op in get set; do
+				run_one article-kernel 16x1 "$op" "$rep" "$dist"
+			done
+		done
+	done
+	log "article's shape done ($(($(date +%s) - T0)) s)"
+	article_down
 }
 
 # ---- availability: kill -9 a backend under load ---------------------------
@@ -878,8 +978,19 @@ main()
 				done
 			done
 		done
+		# skewed keys: the hot keys' slots, pending entries and
+		# memcached items stay in cache, and one backend gets more
+		for op in get set; do
+			for t in "${ZIPF_TARGETS[@]}"; do
+				[ -n "${TGT[$t]:-}" ] || continue
+				[[ " ${TARGETS[*]} " == *" $t "* ]] || continue
+				run_one "$t" 16x1 "$op" "$rep" zipf
+			done
+		done
 		log "repetition $rep/$REPS done ($(($(date +%s) - T0)) s)"
 	done
+	[ "${BENCH_ARTICLE:-1}" = 1 ] && [ -n "${TGT[kmagent-kernel]:-}" ] &&
+		article_phase
 
 	# peak RSS now: the availability runs restart the userspace proxies
 	for l in nutcracker km-p km-k; do
@@ -901,7 +1012,7 @@ main()
 	resync_speed 1 >"$WORK/resync.txt"
 	resync_speed 0 >>"$WORK/resync.txt"
 
-	for t in "${TARGETS[@]}"; do
+	for t in "${TARGETS[@]}" article-kernel; do
 		[ -n "${NA[$t]:-}" ] && printf '%s\t%s\n' "$t" "${NA[$t]}"
 	done >"$WORK/na.txt"
 	machine_info >"$WORK/machine.txt"
