@@ -76,7 +76,7 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
  * was never filled for only has its partial copies purged.
  */
 static void km_handoff_slot_locked(struct km_backend_info *b, __u32 slot,
-				   bool in_old, bool in_new, bool new_to_ring)
+				   bool in_old, bool in_new)
 {
 	bool leaving = km_slot_bit(b->leaving, slot);
 	bool member = in_old && !leaving;
@@ -88,7 +88,6 @@ static void km_handoff_slot_locked(struct km_backend_info *b, __u32 slot,
 		/* what it holds of the slot is from an earlier membership */
 		km_slot_bit_store(b->joining, slot, true);
 		b->has_joining = true;
-		b->fill_joined |= !new_to_ring;
 		stale = true;
 	} else if (!in_new && member && km_slot_bit(b->joining, slot)) {
 		km_slot_bit_store(b->joining, slot, false);
@@ -108,19 +107,17 @@ static void km_handoff_slot_locked(struct km_backend_info *b, __u32 slot,
 static void km_daemon_note_handoff_locked(const struct km_ring *old,
 					  const struct km_ring *ring)
 {
-	unsigned int id, slot, kept;
+	unsigned int id, slot;
 
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		struct km_backend_info *b = &km_d.be[id];
 
 		if (!b->id)
 			continue;
-		for (slot = kept = 0; slot < KM_RING_SLOTS && !kept; slot++)
-			kept = km_slot_has(&old->slots[slot], id);
 		for (slot = 0; slot < KM_RING_SLOTS; slot++)
 			km_handoff_slot_locked(
 				b, slot, km_slot_has(&old->slots[slot], id),
-				km_slot_has(&ring->slots[slot], id), !kept);
+				km_slot_has(&ring->slots[slot], id));
 	}
 }
 
@@ -264,7 +261,6 @@ void km_daemon_joined(__u8 id, unsigned long ring_gen)
 	if (b->id && b->has_joining && ring_gen == km_d.ring_gen) {
 		km_slot_bits_clear(b->joining);
 		b->has_joining = false;
-		b->fill_joined = false;
 		km_daemon_end_handoff_locked();
 	}
 	pthread_mutex_unlock(&km_d.lock);

@@ -74,7 +74,6 @@ struct km_backend_info {
 	 * before a warming backend serves reads.
 	 */
 	__u8 *stale;
-	bool fill_joined; /* it joined slots: copy them in (add mode) */
 	/*
 	 * The ring handoff (daemon.c): slots it joined and was not filled
 	 * for yet (nobody reads their keys from it, engine.c), and slots it

@@ -61,8 +61,7 @@ struct km_rsd_view {
 	enum km_refill refill;
 	bool writable;
 	bool stale;	  /* slots to purge (km_backend_info) */
-	bool fill_joined; /* idem */
-	bool joining;	  /* idem: has_joining */
+	bool joining;	  /* has_joining (km_backend_info) */
 	char name[KM_NAME_MAX];
 };
 
@@ -77,7 +76,6 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 	v->refill = b->refill;
 	v->writable = km_backend_writable(&b->kb);
 	v->stale = b->stale != NULL;
-	v->fill_joined = b->fill_joined;
 	v->joining = b->has_joining;
 	snprintf(v->name, sizeof(v->name), "%s", b->name);
 	pthread_mutex_unlock(&km_d.lock);
@@ -187,7 +185,7 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 	if (!journal)
 		return;
 	o->lock_owner = km_fence_name();
-	if (v->refill == KM_REFILL_FLUSH) {
+	if (v->refill == KM_REFILL_FLUSH && v->state == KM_BE_WARMING) {
 		/* again after a failed try: what it missed is still unknown */
 		km_journal_clear(id);
 		o->flush_first = true;
@@ -550,11 +548,8 @@ static void km_rsd_tick(__u8 id)
 	} else if (v.state == KM_BE_UP && v.stale) {
 		km_rsd_start_purge(id, s, &v);
 		return;
-	} else if (s->requested ||
-		   (v.state == KM_BE_UP && (v.fill_joined || v.joining))) {
-		pthread_mutex_lock(&km_d.lock);
-		km_d.be[id].fill_joined = false; /* copied now, add mode */
-		pthread_mutex_unlock(&km_d.lock);
+	} else if (s->requested || (v.state == KM_BE_UP && v.joining)) {
+		/* add mode; it serves none of the joined slots meanwhile */
 		km_rsd_start_one(id, s, &v, true, false);
 	} else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
 		   time(NULL) - s->last_bg >= KM_RSD_BG_SECS)
