@@ -62,48 +62,87 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
 }
 
 /*
- * Ring changes are a handoff.  A backend that leaves slots keeps copies
- * of their keys that no write reaches any more: if the slots ever came
- * back to it, those copies (deleted or overwritten since) would be served
- * and copied around.  So they are purged as soon as it leaves (resync.h,
- * purge), or before it serves reads again if it is down.  A backend new
- * to the ring (or back after a removal) is warming anyway: all its slots
- * are purged before its refill.  One that joins slots gets them copied in
- * (add mode; null-fallback covers the keys meanwhile).
+ * Ring changes are a handoff (docs/operations.md, "Ring changes").  Per
+ * slot, a backend that joins it is "joining" until a resync filled it
+ * (km_daemon_joined): it gets the slot's writes but serves no read of its
+ * keys, and no resync copies them from it.  One that leaves it is
+ * "leaving": it stays in the published ring's slot, after the members,
+ * so it keeps getting writes and serving reads as their last resort,
+ * until nobody joins anything any more; then its copies of the slot's
+ * keys are purged (resync.h, purge) and the ring drops it.  Its copies
+ * are never left to come back stale: writes reach them until they go.
+ * A backend new to the ring (or back after a removal) is warming anyway:
+ * all its slots are purged before its refill.  One that leaves a slot it
+ * was never filled for only has its partial copies purged.
  */
+static void km_handoff_slot_locked(struct km_backend_info *b, __u32 slot,
+				   bool in_old, bool in_new)
+{
+	bool leaving = km_slot_bit(b->leaving, slot);
+	bool member = in_old && !leaving;
+	bool stale = false;
+
+	if (in_new && leaving) {
+		km_slot_bit_store(b->leaving, slot, false); /* back: it kept up */
+	} else if (in_new && !member) {
+		/* what it holds of the slot is from an earlier membership */
+		km_slot_bit_store(b->joining, slot, true);
+		b->has_joining = true;
+		stale = true;
+	} else if (!in_new && member && km_slot_bit(b->joining, slot)) {
+		km_slot_bit_store(b->joining, slot, false);
+		stale = true;
+	} else if (!in_new && member) {
+		km_slot_bit_store(b->leaving, slot, true);
+		b->has_leaving = true;
+	}
+	if (!stale)
+		return;
+	if (!b->stale)
+		b->stale = calloc(1, KM_SLOT_BITS_BYTES);
+	if (b->stale) /* else purged nothing: as before */
+		km_slot_bit_set(b->stale, slot);
+}
+
 static void km_daemon_note_handoff_locked(const struct km_ring *old,
 					  const struct km_ring *ring)
 {
-	unsigned int id, slot, kept;
+	unsigned int id, slot;
 
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		struct km_backend_info *b = &km_d.be[id];
-		bool any;
 
 		if (!b->id)
 			continue;
-		for (slot = kept = 0; slot < KM_RING_SLOTS && !kept; slot++)
-			kept = km_slot_has(&old->slots[slot], id);
-		for (slot = 0; slot < KM_RING_SLOTS; slot++) {
-			bool in_old = km_slot_has(&old->slots[slot], id);
-			bool in_new = km_slot_has(&ring->slots[slot], id);
+		for (slot = 0; slot < KM_RING_SLOTS; slot++)
+			km_handoff_slot_locked(
+				b, slot, km_slot_has(&old->slots[slot], id),
+				km_slot_has(&ring->slots[slot], id));
+	}
+}
 
-			if (in_new && !in_old)
-				b->fill_joined = true;
-			/* left, or a slot of a backend new to the ring */
-			any = kept ? in_old && !in_new : in_new;
-			if (!any)
-				continue;
-			if (!b->stale)
-				b->stale = calloc(1, KM_SLOT_BITS_BYTES);
-			if (!b->stale)
-				break; /* purged nothing: as before */
-			km_slot_bit_set(b->stale, slot);
+/* The backends leaving each slot go after its members (see above). */
+static void km_ring_add_leaving_locked(struct km_ring *ring)
+{
+	unsigned int id, slot;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id || !b->has_leaving)
+			continue;
+		for (slot = 0; slot < KM_RING_SLOTS; slot++) {
+			struct km_slot *s = &ring->slots[slot];
+
+			if (km_slot_bit(b->leaving, slot) &&
+			    s->nr < KM_MAX_REPLICAS && !km_slot_has(s, id))
+				s->be[s->nr++] = id;
 		}
 	}
 }
 
-int km_daemon_rebuild_ring_locked(void)
+/* Build from the table, note the handoff from the current ring, publish. */
+static int km_daemon_swap_ring_locked(bool handoff)
 {
 	struct km_ring_member m[KM_MAX_BACKENDS];
 	struct km_ring *ring, *old;
@@ -126,8 +165,10 @@ int km_daemon_rebuild_ring_locked(void)
 		return err;
 	}
 	old = km_d.ring;
-	if (old)
+	if (old && handoff)
 		km_daemon_note_handoff_locked(old, ring);
+	km_ring_add_leaving_locked(ring);
+	__atomic_store_n(&km_d.ring_gen, km_d.ring_gen + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&km_d.ring, ring, __ATOMIC_RELEASE);
 	/* requests last far less than the time between two rebuilds */
 	free(km_d.retired);
@@ -136,6 +177,93 @@ int km_daemon_rebuild_ring_locked(void)
 		if (km_d.ring_hooks[i].fn)
 			km_d.ring_hooks[i].fn(ring, km_d.ring_hooks[i].ctx);
 	return 0;
+}
+
+static void km_daemon_end_handoff_locked(void);
+
+int km_daemon_rebuild_ring_locked(void)
+{
+	int err = km_daemon_swap_ring_locked(true);
+
+	if (!err)
+		km_daemon_end_handoff_locked(); /* if nobody joins */
+	return err;
+}
+
+/*
+ * Does a member of some slot lack what a leaving backend may hold: not
+ * filled yet, or owing writes (journal.h)?  Then the leaving backends
+ * stay: they may hold the only good copy.
+ */
+static bool km_handoff_pending_locked(void)
+{
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
+
+		if (b->id && (b->has_joining || !km_journal_settled(id)))
+			return true;
+	}
+	return false;
+}
+
+/* Nobody joins or owes any more: the leaving backends go (see above). */
+static void km_daemon_end_handoff_locked(void)
+{
+	unsigned int id, i;
+	bool any = false;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		any |= km_d.be[id].id && km_d.be[id].has_leaving;
+	if (!any || km_handoff_pending_locked())
+		return;
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id || !b->has_leaving)
+			continue;
+		if (!b->stale)
+			b->stale = calloc(1, KM_SLOT_BITS_BYTES);
+		for (i = 0; b->stale && i < KM_SLOT_BITS_BYTES; i++)
+			b->stale[i] |= b->leaving[i];
+		km_slot_bits_clear(b->leaving);
+		b->has_leaving = false;
+	}
+	if (km_daemon_swap_ring_locked(false))
+		km_warn("ring handoff over, but the ring could not be rebuilt: "
+			"the backends that left slots keep getting their "
+			"writes\n");
+	else
+		km_info("ring handoff over: every backend that joined slots "
+			"is filled, those that left them are purged\n");
+}
+
+void km_daemon_handoff_check(void)
+{
+	pthread_mutex_lock(&km_d.lock);
+	km_daemon_end_handoff_locked();
+	pthread_mutex_unlock(&km_d.lock);
+}
+
+void km_daemon_joined(__u8 id, unsigned long ring_gen)
+{
+	struct km_backend_info *b;
+
+	if (!id || id >= KM_MAX_BACKENDS)
+		return;
+	b = &km_d.be[id];
+	pthread_mutex_lock(&km_d.lock);
+	/* a later change may have made it join more: filled by the next */
+	km_debug("backend %s: filled as of ring %lu (now %lu)%s\n", b->name,
+		 ring_gen, km_d.ring_gen,
+		 b->has_joining ? "" : ", joining nothing");
+	if (b->id && b->has_joining && ring_gen == km_d.ring_gen) {
+		km_slot_bits_clear(b->joining);
+		b->has_joining = false;
+		km_daemon_end_handoff_locked();
+	}
+	pthread_mutex_unlock(&km_d.lock);
 }
 
 /*
@@ -254,6 +382,9 @@ int km_backend_remove(__u8 id)
 	km_journal_name(id, NULL);
 	free(km_d.be[id].stale);
 	km_d.be[id].stale = NULL;
+	km_slot_bits_clear(km_d.be[id].joining);
+	km_slot_bits_clear(km_d.be[id].leaving);
+	km_d.be[id].has_joining = km_d.be[id].has_leaving = false;
 	km_d.be[id].id = 0;
 	km_d.be[id].kb.addr = 0;
 	km_d.be[id].gen++;
@@ -331,6 +462,7 @@ int km_backend_incomplete(__u8 id)
 	if (!id || id >= KM_MAX_BACKENDS)
 		return 0;
 	return b->kb.state == KM_BE_WARMING || !km_journal_empty(id) ||
+	       __atomic_load_n(&b->has_joining, __ATOMIC_RELAXED) ||
 	       time(NULL) <
 		       __atomic_load_n(&b->suspect_until, __ATOMIC_RELAXED);
 }

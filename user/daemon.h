@@ -74,7 +74,16 @@ struct km_backend_info {
 	 * before a warming backend serves reads.
 	 */
 	__u8 *stale;
-	bool fill_joined; /* it joined slots: copy them in (add mode) */
+	/*
+	 * The ring handoff (daemon.c): slots it joined and was not filled
+	 * for yet (nobody reads their keys from it, engine.c), and slots it
+	 * left that it still holds and still gets writes for, until every
+	 * joining backend is filled.  Written under the lock with atomic
+	 * byte ops, read by the data path without it (km_slot_bit_load).
+	 */
+	__u8 joining[KM_SLOT_BITS_BYTES];
+	__u8 leaving[KM_SLOT_BITS_BYTES];
+	bool has_joining, has_leaving;
 	char reason[96];  /* reason of the last state change */
 
 	/* data-path failures in the window since passive_since (ms,
@@ -142,6 +151,8 @@ struct km_daemon {
 	struct km_backend_info be[KM_MAX_BACKENDS]; /* by id, be[0] unused */
 	struct km_ring *ring;	 /* current, see km_daemon_ring() */
 	struct km_ring *retired; /* previous, freed at the next swap */
+	unsigned long ring_gen;	 /* swaps so far (a freed ring's address
+				    may come back: compare this) */
 	time_t started;
 	pid_t pid;
 	volatile int stop;     /* set by signals: workers exit */
@@ -182,6 +193,20 @@ static inline const struct km_ring *km_daemon_ring(void)
 
 /* Rebuild the ring from the current table and publish it (lock held). */
 int km_daemon_rebuild_ring_locked(void);
+/*
+ * Backend id was filled for every slot it joined as of ring_gen (a resync
+ * from the ring that was current when it started): it serves them now,
+ * and once nobody joins any more, the backends that left slots are
+ * purged of them and the ring drops them.
+ */
+void km_daemon_joined(__u8 id, unsigned long ring_gen);
+/* Ends the handoff once nobody joins or owes writes any more. */
+void km_daemon_handoff_check(void);
+/* Is id still joining slot (not filled for it yet)? */
+static inline bool km_be_joining(__u8 id, __u32 slot)
+{
+	return km_slot_bit_load(km_d.be[id].joining, slot);
+}
 /* Add a backend "host:port" (returns its id) / remove one, ring rebuilt. */
 int km_backend_add(const char *hostport);
 int km_backend_remove(__u8 id);

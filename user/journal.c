@@ -196,6 +196,16 @@ static void km_journal_add(__u8 be, const char *key, size_t len, bool sticky)
 	pthread_mutex_unlock(&js->lock);
 }
 
+bool km_journal_settled(__u8 be)
+{
+	struct km_jset *js = km_jset_of(be);
+
+	return !js || (!__atomic_load_n(&js->n, __ATOMIC_RELAXED) &&
+		       !__atomic_load_n(&js->whole, __ATOMIC_RELAXED) &&
+		       !__atomic_load_n(&km_jr[be].n, __ATOMIC_RELAXED) &&
+		       !__atomic_load_n(&km_jr[be].whole, __ATOMIC_RELAXED));
+}
+
 bool km_journal_empty(__u8 be)
 {
 	struct km_jset *js = km_jset_of(be);

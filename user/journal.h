@@ -79,6 +79,8 @@ void km_journal_set_lost(__u8 be, const char *why);
  * neither reads key from it nor takes its answer for key meanwhile.
  */
 bool km_journal_owes(__u8 be, const char *key, size_t len);
+/* It owes nothing: no key noted, none under replay, not lost. */
+bool km_journal_settled(__u8 be);
 /* Keys noted and not forgotten: lock-free, for the data path. */
 bool km_journal_empty(__u8 be);
 /* Hand over and clear the journal (replay starts). */

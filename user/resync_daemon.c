@@ -27,7 +27,7 @@
 struct km_rsd_slot {
 	struct km_resync *rs;
 	unsigned int gen;	    /* backend's gen at the start */
-	const struct km_ring *ring; /* ring at the start */
+	unsigned long ring_gen; /* km_d.ring_gen at the start */
 	bool manual;		    /* on demand: state left alone */
 	bool requested;
 	time_t last_fail;
@@ -61,7 +61,7 @@ struct km_rsd_view {
 	enum km_refill refill;
 	bool writable;
 	bool stale;	  /* slots to purge (km_backend_info) */
-	bool fill_joined; /* idem */
+	bool joining;	  /* has_joining (km_backend_info) */
 	char name[KM_NAME_MAX];
 };
 
@@ -76,7 +76,7 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 	v->refill = b->refill;
 	v->writable = km_backend_writable(&b->kb);
 	v->stale = b->stale != NULL;
-	v->fill_joined = b->fill_joined;
+	v->joining = b->has_joining;
 	snprintf(v->name, sizeof(v->name), "%s", b->name);
 	pthread_mutex_unlock(&km_d.lock);
 }
@@ -185,7 +185,7 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 	if (!journal)
 		return;
 	o->lock_owner = km_fence_name();
-	if (v->refill == KM_REFILL_FLUSH) {
+	if (v->refill == KM_REFILL_FLUSH && v->state == KM_BE_WARMING) {
 		/* again after a failed try: what it missed is still unknown */
 		km_journal_clear(id);
 		o->flush_first = true;
@@ -220,11 +220,26 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 static void km_rsd_take_purge(__u8 id, struct km_rsd_slot *s,
 			      struct km_resync_opts *o)
 {
+	const struct km_backend_info *b = &km_d.be[id];
+	const struct km_ring *ring;
+	unsigned int slot;
+
 	pthread_mutex_lock(&km_d.lock);
 	if (!s->purge) {
 		s->purge = km_d.be[id].stale;
 		km_d.be[id].stale = NULL;
 	}
+	/*
+	 * Never a slot it is a filled member of now: its copies there are
+	 * the current ones (a purge put off since, then the slot came back).
+	 */
+	ring = km_d.ring;
+	for (slot = 0; s->purge && ring && slot < KM_RING_SLOTS; slot++)
+		if (km_slot_bit(s->purge, slot) &&
+		    km_slot_has(&ring->slots[slot], id) &&
+		    !km_slot_bit(b->joining, slot) &&
+		    !km_slot_bit(b->leaving, slot))
+			s->purge[slot / 8] &= ~(1u << (slot % 8));
 	pthread_mutex_unlock(&km_d.lock);
 	o->purge = s->purge;
 }
@@ -257,6 +272,7 @@ static void km_rsd_put_purge(__u8 id, struct km_rsd_slot *s)
 static void km_rsd_start_purge(__u8 id, struct km_rsd_slot *s,
 			       const struct km_rsd_view *v)
 {
+	unsigned long gen = __atomic_load_n(&km_d.ring_gen, __ATOMIC_ACQUIRE);
 	struct km_resync_opts o;
 
 	memset(&o, 0, sizeof(o));
@@ -274,7 +290,7 @@ static void km_rsd_start_purge(__u8 id, struct km_rsd_slot *s,
 		return;
 	}
 	s->gen = v->gen;
-	s->ring = o.ring;
+	s->ring_gen = gen;
 	s->manual = true;
 	s->purge_only = true;
 	km_info("resync of %s: purging its copies of the ring slots it left\n",
@@ -287,24 +303,53 @@ static void km_rsd_owed(__u8 target, const char *key, size_t len)
 	km_journal_note(target, key, len);
 }
 
+/*
+ * The ring a copy into target reads, from the published one: without the
+ * backends still joining a slot (empty there, daemon.c), but target.
+ * NULL: no memory (the published ring is used).
+ */
+static struct km_ring *km_rsd_source_ring(__u8 target,
+					  const struct km_ring *ring)
+{
+	struct km_ring *r = malloc(sizeof(*r));
+	unsigned int slot, i, n;
+
+	if (!r)
+		return NULL;
+	memcpy(r, ring, sizeof(*r));
+	for (slot = 0; slot < KM_RING_SLOTS; slot++) {
+		struct km_slot *sl = &r->slots[slot];
+
+		for (i = n = 0; i < sl->nr && i < KM_MAX_REPLICAS; i++)
+			if (sl->be[i] == target ||
+			    !km_be_joining(sl->be[i], slot))
+				sl->be[n++] = sl->be[i];
+		sl->nr = n;
+	}
+	return r;
+}
+
 /* manual: the state is left alone; journal: replay it (km_rsd_plan) */
-static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
+static void km_rsd_start_from(__u8 id, struct km_rsd_slot *s,
 			     const struct km_rsd_view *v, bool manual,
-			     bool journal)
+			     bool journal, unsigned long ring_gen,
+			     const struct km_ring *ring,
+			     const struct km_ring *src_ring)
 {
 	struct km_resync_opts o;
 	unsigned int i;
 	int err;
 
 	memset(&o, 0, sizeof(o));
-	o.ring = km_daemon_ring();
+	o.ring = src_ring ? src_ring : ring;
 	o.target_id = id;
 	o.on_owed = km_rsd_owed;
 	km_rsd_sources(&o, id);
 	if (manual && journal && !o.nr_sources)
 		return; /* nothing to copy its missed keys from yet */
 	km_rsd_plan(id, s, v, journal, &o);
-	if (!manual)
+	/* a full copy first purges what it holds from earlier memberships */
+	if (!manual || !journal)
 		km_rsd_take_purge(id, s, &o);
 	if (!o.nr_sources && !o.replay && !o.flush_first && !o.purge) {
 		/* nobody holds its keys: serving it empty is all we can do */
@@ -324,7 +369,7 @@ static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 		return;
 	}
 	s->gen = v->gen;
-	s->ring = o.ring;
+	s->ring_gen = ring_gen;
 	s->manual = manual;
 	memset(s->src, 0, sizeof(s->src));
 	for (i = 0; i < o.nr_sources; i++)
@@ -338,6 +383,19 @@ static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
 	else
 		km_info("resync of %s started from %u replica%s\n", v->name,
 			o.nr_sources, o.nr_sources > 1 ? "s" : "");
+}
+
+static void km_rsd_start_one(__u8 id, struct km_rsd_slot *s,
+			     const struct km_rsd_view *v, bool manual,
+			     bool journal)
+{
+	/* the generation first: a swap in between makes it older, not newer */
+	unsigned long gen = __atomic_load_n(&km_d.ring_gen, __ATOMIC_ACQUIRE);
+	const struct km_ring *ring = km_daemon_ring();
+	struct km_ring *src_ring = km_rsd_source_ring(id, ring);
+
+	km_rsd_start_from(id, s, v, manual, journal, gen, ring, src_ring);
+	free(src_ring); /* the resync copied it */
 }
 
 /* Did the replay have a source for this key? */
@@ -405,6 +463,9 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 	if (st == KM_RS_DONE) {
 		free(s->purge);
 		s->purge = NULL;
+		/* every key of its slots copied in: it joined them */
+		if (!replay && !s->purge_only)
+			km_daemon_joined(id, s->ring_gen);
 	} else {
 		km_rsd_put_purge(id, s);
 	}
@@ -431,7 +492,7 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 	if (s->manual || !v->exists || v->gen != s->gen ||
 	    v->state != KM_BE_WARMING)
 		return;
-	if (s->ring != km_daemon_ring()) {
+	if (s->ring_gen != __atomic_load_n(&km_d.ring_gen, __ATOMIC_ACQUIRE)) {
 		km_info("resync of %s: the ring changed, again\n", v->name);
 		return; /* the next tick starts a new one */
 	}
@@ -487,10 +548,8 @@ static void km_rsd_tick(__u8 id)
 	} else if (v.state == KM_BE_UP && v.stale) {
 		km_rsd_start_purge(id, s, &v);
 		return;
-	} else if (s->requested || (v.state == KM_BE_UP && v.fill_joined)) {
-		pthread_mutex_lock(&km_d.lock);
-		km_d.be[id].fill_joined = false; /* copied now, add mode */
-		pthread_mutex_unlock(&km_d.lock);
+	} else if (s->requested || (v.state == KM_BE_UP && v.joining)) {
+		/* add mode; it serves none of the joined slots meanwhile */
 		km_rsd_start_one(id, s, &v, true, false);
 	} else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
 		   time(NULL) - s->last_bg >= KM_RSD_BG_SECS)
@@ -508,6 +567,7 @@ static void *km_rsd_main(void *arg)
 		for (id = 1; id < KM_MAX_BACKENDS; id++)
 			km_rsd_tick(id);
 		pthread_mutex_unlock(&km_rsd_lock);
+		km_daemon_handoff_check();
 		usleep(KM_RSD_TICK_US);
 	}
 	pthread_mutex_lock(&km_rsd_lock);

@@ -37,4 +37,29 @@ static inline void km_slot_bit_set(__u8 *bits, __u32 slot)
 	bits[slot / 8] |= 1u << (slot % 8);
 }
 
+/* For bitmaps the data path reads without the lock (daemon.h). */
+static inline void km_slot_bits_clear(__u8 *bits)
+{
+	unsigned int i;
+
+	for (i = 0; i < KM_SLOT_BITS_BYTES; i++)
+		__atomic_store_n(&bits[i], 0, __ATOMIC_RELAXED);
+}
+
+static inline bool km_slot_bit_load(const __u8 *bits, __u32 slot)
+{
+	return __atomic_load_n(&bits[slot / 8], __ATOMIC_RELAXED) &
+	       (1u << (slot % 8));
+}
+
+static inline void km_slot_bit_store(__u8 *bits, __u32 slot, bool on)
+{
+	if (on)
+		__atomic_fetch_or(&bits[slot / 8], 1u << (slot % 8),
+				  __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&bits[slot / 8], ~(1u << (slot % 8)),
+				   __ATOMIC_RELAXED);
+}
+
 #endif /* KM_RING_H */
