@@ -118,6 +118,8 @@ int km_be_snapshot(struct km_be_view *v)
 		memcpy(v[n].reason, b->reason, sizeof(v[n].reason));
 		v[n].pid = b->pid;
 		v[n].uptime = b->uptime;
+		v[n].joining = b->has_joining;
+		v[n].leaving = b->has_leaving;
 		v[n].c = b->c;
 		n++;
 	}
@@ -254,6 +256,9 @@ static void km_json_be_row(FILE *out, const struct km_be_view *v, bool latency)
 	fprintf(out, ",\"fenced\":%s,\"fence_held\":%s",
 		v->kb.flags & KM_BE_F_FENCED ? "true" : "false",
 		km_fence_holds(v->id) ? "true" : "false");
+	/* the ring handoff: slots not filled yet / left, still written */
+	fprintf(out, ",\"joining\":%s,\"leaving\":%s",
+		v->joining ? "true" : "false", v->leaving ? "true" : "false");
 	fputs(",\"resync\":", out);
 	km_json_resync(out, v->id);
 	km_json_journal(out, v->id);

@@ -40,6 +40,7 @@ struct km_be_view {
 	time_t since;
 	char reason[96];
 	long pid, uptime;
+	bool joining, leaving; /* the ring handoff (daemon.c) */
 	struct km_be_counters c;
 };
 

@@ -5,8 +5,10 @@
 # again by reload.  A backend that stopped being a replica of a key kept
 # its old copy: when the key's replica set came back to it, that copy used
 # to be served (74 of 150 deleted keys came back) and copied around.  Now
-# a backend that leaves slots has its copies of their keys purged at once
-# (md C<cas>), and one that joins slots gets them copied in.  Checked
+# a ring change is a handoff (docs/operations.md): a backend that leaves
+# slots keeps their writes until every joiner is filled, then its copies
+# are purged (md C<cas>); one that joins serves them only once filled.
+# Checked
 # through kmagentd with every backend in turn drained for reads, so that
 # each replica's copy is the one read.  Then replicas 2 -> 3 -> 2 -> 3
 # with writes in between: the same.
@@ -44,6 +46,8 @@ all_up() {
 check_all() { # check_all WHAT VALUE-PREFIX BACKEND-NUMBERS...
 	local what=$1 v=$2 i
 	shift 2
+	# each copy read in turn: the joined slots must be filled first
+	lab_ok "$what: the ring handoff is over" ops_wait_handoff 20
 	for i in "$@"; do
 		ctl drain "${M[$i]}" >/dev/null
 		lab_eq "$what, ${M[$i]} drained: deleted keys stay deleted" \

@@ -16,6 +16,26 @@ ops_py() { local h=$1; shift; lab_in "$h" "$LAB_PY" "$OPS_PY" "$@"; }
 ctl() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-p]}" "$@"; }
 jget() { "$LAB_PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2], {"d": d}))' "$1" "$2"; }
 
+# ops_wait_handoff SECS: no backend joins or leaves ring slots any more
+# (the ring handoff is over: joiners filled, leavers purged)
+ops_wait_handoff()
+{
+	local secs=$1 t0 j
+	t0=$(date +%s)
+	while :; do
+		j=$(ctl -j backends 2>/dev/null)
+		if [ -n "$j" ] && "$LAB_PY" -c '
+import json, sys
+d = json.loads(sys.argv[1])
+sys.exit(any(b["joining"] or b["leaving"] for b in d["backends"]))
+' "$j"; then
+			return 0
+		fi
+		[ $(($(date +%s) - t0)) -ge "$secs" ] && return 1
+		sleep 0.1
+	done
+}
+
 # ops_wait_state NAME STATE REASON-REGEX SECS: until backend NAME is STATE
 # with a matching reason
 ops_wait_state()
