@@ -19,7 +19,8 @@ import statistics
 import sys
 
 TARGETS = ["direct-tcp", "direct-udp", "hop-tcp", "hop-udp", "nutcracker",
-           "kmagent-tcp", "kmagent-udp", "kmagent-kernel"]
+           "kmagent-tcp", "kmagent-udp", "kmagent-kernel", "kmagent-owing",
+           "kmagent-journal"]
 TITLE = {
     "direct-tcp": "memcached direct, TCP",
     "direct-udp": "memcached direct, UDP",
@@ -29,6 +30,9 @@ TITLE = {
     "kmagent-tcp": "kmagent TCP path",
     "kmagent-udp": "kmagent UDP, userspace",
     "kmagent-kernel": "kmagent UDP, kernel path",
+    "kmagent-owing": "kmagent TCP, b drained for writes, journal in memory",
+    "kmagent-journal": "kmagent TCP, b drained for writes, journal in "
+                       "--state-dir",
     "article-kernel": "kmagent UDP, kernel path, article's shape",
 }
 SHAPES = ["16x1", "2x16", "1x1"]
@@ -38,7 +42,10 @@ SHAPE_TITLE = {"16x1": "16 connections x 1 in flight",
 OPS = ["get", "set"]
 UDP = {"direct-udp", "hop-udp", "kmagent-udp", "kmagent-kernel",
        "article-kernel"}
-PROXIES = {"nutcracker", "kmagent-tcp", "kmagent-udp", "kmagent-kernel"}
+# the journal's cost: 16x1 sets only (scripts/bench.sh, journal_phase)
+JOURNAL = {"kmagent-owing", "kmagent-journal"}
+PROXIES = {"nutcracker", "kmagent-tcp", "kmagent-udp", "kmagent-kernel",
+           "kmagent-owing", "kmagent-journal"}
 
 
 def direct_of(t):
@@ -354,6 +361,9 @@ def targets_issue6(summ, per_req):
                 0.8)
     T.ratio_row("TCP get vs nutcracker", "kmagent-tcp", "nutcracker",
                 "get", 1.5)
+    T.ratio_row("TCP set, a replica owing: journal in --state-dir vs in "
+                "memory only (reference)", "kmagent-journal",
+                "kmagent-owing", "set")
     T.ratio_row("TCP set x2 replicas vs direct single set", "kmagent-tcp",
                 "direct-tcp", "set", 0.6)
     T.cpu_row("TCP path: proxy CPU per request", "kmagent-tcp", "get", 8,
@@ -663,6 +673,8 @@ def main():
               "|---:|")
             for t in TARGETS:
                 s = summ.get((t, shape, op))
+                if t in JOURNAL and (shape, op) != ("16x1", "set"):
+                    continue  # measured there only (journal_phase)
                 if not s or s["tput"] is None:
                     P("| %s | %s | | | | | | | | | | | |" % (
                         TITLE[t], na.get(t, "n/a (no result)")))

@@ -444,6 +444,8 @@ setup_targets()
 		NA[kmagent-udp]=${NA[kmagent-tcp]}
 	fi
 
+	[ "${BENCH_JOURNAL:-1}" = 1 ] && journal_targets
+
 	if ! grep -q -- '--iface' <<<"$("$KMAGENTD" --help 2>&1)" ||
 		[ ! -e "$ROOT/build/kmagent.bpf.o" ]; then
 		NA[kmagent-kernel]="n/a (not built)"
@@ -469,6 +471,44 @@ setup_targets()
 	else
 		NA[kmagent-kernel]="n/a (kmagentd -I failed, see $WORK/km-k.log)"
 	fi
+}
+
+# The journal's cost (issue 16): b drained for writes on two more
+# kmagentd of p, so that every set leaves b a debt.  kmagent-owing keeps
+# its journal in memory, kmagent-journal appends it to --state-dir's file
+# too (one write(2) a new key); sets 16x1 only (journal_phase).
+journal_targets()
+{
+	local t label port dir
+	for t in owing:km-o:11212 journal:km-j:11213; do
+		IFS=: read -r t label port <<<"$t"
+		dir=()
+		[ "$t" = journal ] && mkdir -p "$WORK/state" &&
+			dir=(--state-dir "$WORK/state")
+		start "$label" p "$KMAGENTD" -D -l "${ADDR[p]}" -p "$port" \
+			-s "${ADDR[a]}:11211" -s "${ADDR[b]}:11211" \
+			-t "$KM_THREADS" --ctl "$WORK/$label.sock" "${dir[@]}"
+		if wait_tcp c "${ADDR[p]}" "$port" && alive "$label" &&
+			in_ns p "$KMAGENTCTL" -s "$WORK/$label.sock" -w drain \
+				"${ADDR[b]}:11211" >/dev/null; then
+			TGT[kmagent-$t]="tcp ${ADDR[p]}:$port $label p"
+		else
+			NA[kmagent-$t]="n/a (kmagentd did not start, see $WORK/$label.log)"
+		fi
+	done
+}
+
+# journal_phase: 16x1 sets through kmagent-owing and kmagent-journal,
+# alternating, REPS repetitions
+journal_phase()
+{
+	local rep t
+	for rep in $(seq "$REPS"); do
+		for t in kmagent-owing kmagent-journal; do
+			[ -n "${TGT[$t]:-}" ] && run_one "$t" 16x1 set "$rep"
+		done
+	done
+	log "journal phase done ($(($(date +%s) - T0)) s)"
 }
 
 # ids of the BPF programs attached to HOST's (k's) eth0 (XDP and tc)
@@ -989,6 +1029,7 @@ main()
 		done
 		log "repetition $rep/$REPS done ($(($(date +%s) - T0)) s)"
 	done
+	[ "${BENCH_JOURNAL:-1}" = 1 ] && journal_phase
 	[ "${BENCH_ARTICLE:-1}" = 1 ] && [ -n "${TGT[kmagent-kernel]:-}" ] &&
 		article_phase
 
