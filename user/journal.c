@@ -406,6 +406,75 @@ void km_journal_clear(__u8 be)
 	pthread_mutex_unlock(&js->lock);
 }
 
+/* Collect from's debts (noted and under replay) that mine() keeps. */
+static int km_jset_collect_locked(const struct km_jset *js,
+				  bool (*mine)(const char *, size_t, void *),
+				  void *ctx, struct km_jkey **out, size_t *n,
+				  size_t *cap)
+{
+	size_t i;
+
+	for (i = 0; i < js->nbuckets; i++) {
+		const struct km_jnode *nd;
+
+		for (nd = js->tab[i]; nd; nd = nd->next) {
+			struct km_jkey *k;
+
+			if (!mine(nd->key, nd->len, ctx))
+				continue;
+			if (*n == *cap) {
+				size_t c = *cap ? *cap * 2 : 64;
+				struct km_jkey *p = realloc(*out, c * sizeof(*p));
+
+				if (!p)
+					return -ENOMEM;
+				*out = p;
+				*cap = c;
+			}
+			k = &(*out)[(*n)++];
+			k->len = nd->len;
+			k->key = malloc(nd->len);
+			if (!k->key) {
+				(*n)--;
+				return -ENOMEM;
+			}
+			memcpy(k->key, nd->key, nd->len);
+		}
+	}
+	return 0;
+}
+
+void km_journal_inherit(__u8 to, __u8 from,
+			bool (*mine)(const char *key, size_t len, void *ctx),
+			void *ctx)
+{
+	struct km_jset *js = km_jset_of(from);
+	struct km_jkey *keys = NULL;
+	size_t n = 0, cap = 0, i;
+	bool all;
+	int err;
+
+	if (!js || !km_jset_of(to) || to == from || km_journal_settled(from))
+		return;
+	pthread_mutex_lock(&js->lock);
+	all = js->lost || js->flush || km_jr[from].lost;
+	err = km_jset_collect_locked(js, mine, ctx, &keys, &n, &cap);
+	if (!err)
+		err = km_jset_collect_locked(&km_jr[from], mine, ctx, &keys,
+					     &n, &cap);
+	pthread_mutex_unlock(&js->lock);
+	if (all || err)
+		km_journal_set_lost(to, all ? "copied from a replica that "
+					      "owed every write"
+					    : "journal: out of memory");
+	for (i = 0; i < n; i++) {
+		if (!all && !err)
+			km_journal_note(to, keys[i].key, keys[i].len);
+		free(keys[i].key);
+	}
+	free(keys);
+}
+
 void km_journal_get_info(__u8 be, struct km_journal_info *info)
 {
 	struct km_jset *js = km_jset_of(be);

@@ -83,6 +83,14 @@ bool km_journal_owes(__u8 be, const char *key, size_t len);
 bool km_journal_settled(__u8 be);
 /* Keys noted and not forgotten: lock-free, for the data path. */
 bool km_journal_empty(__u8 be);
+/*
+ * A copy from `from` into `to` took from's values of the keys it owes
+ * (maybe stale): `to` owes those of them that mine() says are its own
+ * too; all of them when from's journal is lost.
+ */
+void km_journal_inherit(__u8 to, __u8 from,
+			bool (*mine)(const char *key, size_t len, void *ctx),
+			void *ctx);
 /* Hand over and clear the journal (replay starts). */
 int km_journal_take(__u8 be, struct km_journal_snap *s);
 /* A replay did not finish: its keys (and flags) go back in. */

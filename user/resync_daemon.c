@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -297,6 +298,30 @@ static void km_rsd_start_purge(__u8 id, struct km_rsd_slot *s,
 		v->name);
 }
 
+/* Is the key one of target's (ctx: its id) in the current ring? */
+static bool km_rsd_mine(const char *key, size_t len, void *ctx)
+{
+	__u8 target = (__u8)(uintptr_t)ctx;
+
+	return km_slot_has(km_ring_lookup(km_daemon_ring(), key, len), target);
+}
+
+/*
+ * A full copy into target takes each source's value of the keys that
+ * source owes, maybe older than the last acknowledged write: target owes
+ * them too (asked at the start and at the end: a replay of the source in
+ * between would hide one).
+ */
+static void km_rsd_inherit(__u8 target, const bool *src)
+{
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		if (src[id])
+			km_journal_inherit(target, id, km_rsd_mine,
+					   (void *)(uintptr_t)target);
+}
+
 /* A copy undone by the delete check: the target owes the key again. */
 static void km_rsd_owed(__u8 target, const char *key, size_t len)
 {
@@ -374,6 +399,8 @@ static void km_rsd_start_from(__u8 id, struct km_rsd_slot *s,
 	memset(s->src, 0, sizeof(s->src));
 	for (i = 0; i < o.nr_sources; i++)
 		s->src[o.sources[i].id] = true;
+	if (!o.replay)
+		km_rsd_inherit(id, s->src);
 	if (o.replay)
 		km_info("resync of %s: replaying %zu missed keys%s from %u "
 			"replica%s\n",
@@ -464,8 +491,10 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 		free(s->purge);
 		s->purge = NULL;
 		/* every key of its slots copied in: it joined them */
-		if (!replay && !s->purge_only)
+		if (!replay && !s->purge_only) {
+			km_rsd_inherit(id, s->src);
 			km_daemon_joined(id, s->ring_gen);
+		}
 	} else {
 		km_rsd_put_purge(id, s);
 	}
