@@ -77,6 +77,7 @@ deps:
 	@scripts/install-deps.sh
 
 test: deps
+	$(MAKE) check-format
 	$(MAKE) all
 	$(MAKE) SAN=1 unit build-san/kmagentd
 	tests/run.sh

@@ -83,7 +83,8 @@ static void km_handoff_slot_locked(struct km_backend_info *b, __u32 slot,
 	bool stale = false;
 
 	if (in_new && leaving) {
-		km_slot_bit_store(b->leaving, slot, false); /* back: it kept up */
+		km_slot_bit_store(b->leaving, slot,
+				  false); /* back: it kept up */
 	} else if (in_new && !member) {
 		/* what it holds of the slot is from an earlier membership */
 		km_slot_bit_store(b->joining, slot, true);

@@ -84,7 +84,7 @@ struct km_backend_info {
 	__u8 joining[KM_SLOT_BITS_BYTES];
 	__u8 leaving[KM_SLOT_BITS_BYTES];
 	bool has_joining, has_leaving;
-	char reason[96];  /* reason of the last state change */
+	char reason[96]; /* reason of the last state change */
 
 	/* data-path failures in the window since passive_since (ms,
 	 * CLOCK_MONOTONIC): good probes do not clear them (health.c) */

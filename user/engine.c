@@ -1145,8 +1145,8 @@ static int km_wrep_same(const struct km_req *r, const struct km_wrep *a,
 	size_t na = km_buf_used(&a->reply), nb = km_buf_used(&b->reply);
 	const char *va, *vb;
 
-	if (r->cmd != KM_CMD_MS && r->cmd != KM_CMD_MD &&
-	    r->cmd != KM_CMD_MA && r->cmd != KM_CMD_MG)
+	if (r->cmd != KM_CMD_MS && r->cmd != KM_CMD_MD && r->cmd != KM_CMD_MA &&
+	    r->cmd != KM_CMD_MG)
 		return na == nb && (!na || !memcmp(km_buf_data(&a->reply),
 						   km_buf_data(&b->reply), na));
 	if (!na || !nb) /* quiet: silent on success */
@@ -1182,8 +1182,7 @@ static int km_wrep_agrees(const struct km_req *r, const struct km_wrep *wr,
  * owe it and are journaled; those that overwrote it as the authority did
  * are up to date for it again.
  */
-static void km_write_journal(const struct km_req *r,
-			     const struct km_wrep *auth)
+static void km_write_journal(const struct km_req *r, const struct km_wrep *auth)
 {
 	const struct km_key *k = &r->keys[0];
 	char dec[KM_KEY_MAX];
@@ -1222,8 +1221,7 @@ static void km_write_journal(const struct km_req *r,
 				 (int)len, key, km_d.be[k->be[i]].name,
 				 km_d.be[auth->be].name);
 			km_write_missed(k->be[i], wr, key, len);
-		}
-		else if (km_wrep_overwrote(r, wr))
+		} else if (km_wrep_overwrote(r, wr))
 			km_journal_forget(k->be[i], key, len);
 	}
 }
@@ -1310,7 +1308,8 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 	if (r->answered)
 		return;
 	if (r->cmd == KM_CMD_MG) {
-		km_write_answer(w, r, auth ? auth : km_mg_touch_pick(r, first_ok));
+		km_write_answer(w, r,
+				auth ? auth : km_mg_touch_pick(r, first_ok));
 		return;
 	}
 	switch (km_d.cfg.write_policy) {
@@ -1549,9 +1548,8 @@ static void km_cas_send(struct km_worker *w, struct km_req *r)
 	unsigned int i;
 
 	/* the primary: where gets read (km_key_next_readable) */
-	for (i = 0; i < r->nreps &&
-		    !km_be_current(r, &r->keys[0], r->reps[i].be);
-	     i++)
+	for (i = 0;
+	     i < r->nreps && !km_be_current(r, &r->keys[0], r->reps[i].be); i++)
 		;
 	if (i > 0 && i < r->nreps) {
 		__u8 be = r->reps[i].be;

@@ -385,7 +385,7 @@ void km_journal_put_back(__u8 be, struct km_journal_snap *s)
 		km_jset_whole_locked(js);
 		for (i = 0; i < s->n && !js->lost; i++)
 			km_jset_add_locked(js, s->keys[i].key, s->keys[i].len,
-				   false);
+					   false);
 		pthread_mutex_unlock(&js->lock);
 	}
 	km_journal_snap_free(s);
@@ -424,7 +424,8 @@ static int km_jset_collect_locked(const struct km_jset *js,
 				continue;
 			if (*n == *cap) {
 				size_t c = *cap ? *cap * 2 : 64;
-				struct km_jkey *p = realloc(*out, c * sizeof(*p));
+				struct km_jkey *p =
+					realloc(*out, c * sizeof(*p));
 
 				if (!p)
 					return -ENOMEM;
@@ -460,8 +461,8 @@ void km_journal_inherit(__u8 to, __u8 from,
 	all = js->lost || js->flush || km_jr[from].lost;
 	err = km_jset_collect_locked(js, mine, ctx, &keys, &n, &cap);
 	if (!err)
-		err = km_jset_collect_locked(&km_jr[from], mine, ctx, &keys,
-					     &n, &cap);
+		err = km_jset_collect_locked(&km_jr[from], mine, ctx, &keys, &n,
+					     &cap);
 	pthread_mutex_unlock(&js->lock);
 	if (all || err)
 		km_journal_set_lost(to, all ? "copied from a replica that "

@@ -27,9 +27,9 @@
 
 struct km_rsd_slot {
 	struct km_resync *rs;
-	unsigned int gen;	    /* backend's gen at the start */
+	unsigned int gen;	/* backend's gen at the start */
 	unsigned long ring_gen; /* km_d.ring_gen at the start */
-	bool manual;		    /* on demand: state left alone */
+	bool manual;		/* on demand: state left alone */
 	bool requested;
 	time_t last_fail;
 	bool have_last;
@@ -61,8 +61,8 @@ struct km_rsd_view {
 	enum km_backend_state state;
 	enum km_refill refill;
 	bool writable;
-	bool stale;	  /* slots to purge (km_backend_info) */
-	bool joining;	  /* has_joining (km_backend_info) */
+	bool stale;   /* slots to purge (km_backend_info) */
+	bool joining; /* has_joining (km_backend_info) */
 	char name[KM_NAME_MAX];
 };
 
@@ -356,10 +356,10 @@ static struct km_ring *km_rsd_source_ring(__u8 target,
 
 /* manual: the state is left alone; journal: replay it (km_rsd_plan) */
 static void km_rsd_start_from(__u8 id, struct km_rsd_slot *s,
-			     const struct km_rsd_view *v, bool manual,
-			     bool journal, unsigned long ring_gen,
-			     const struct km_ring *ring,
-			     const struct km_ring *src_ring)
+			      const struct km_rsd_view *v, bool manual,
+			      bool journal, unsigned long ring_gen,
+			      const struct km_ring *ring,
+			      const struct km_ring *src_ring)
 {
 	struct km_resync_opts o;
 	unsigned int i;
