@@ -240,6 +240,26 @@ static void km_daemon_end_handoff_locked(void)
 			"is filled, those that left them are purged\n");
 }
 
+void km_daemon_rejoin(__u8 id)
+{
+	struct km_backend_info *b;
+	const struct km_ring *ring;
+	unsigned int slot;
+
+	if (!id || id >= KM_MAX_BACKENDS)
+		return;
+	b = &km_d.be[id];
+	pthread_mutex_lock(&km_d.lock);
+	ring = km_d.ring;
+	for (slot = 0; b->id && ring && slot < KM_RING_SLOTS; slot++)
+		if (km_slot_has(&ring->slots[slot], id) &&
+		    !km_slot_bit(b->leaving, slot)) {
+			km_slot_bit_store(b->joining, slot, true);
+			b->has_joining = true;
+		}
+	pthread_mutex_unlock(&km_d.lock);
+}
+
 void km_daemon_handoff_check(void)
 {
 	pthread_mutex_lock(&km_d.lock);

@@ -200,6 +200,13 @@ int km_daemon_rebuild_ring_locked(void);
  * purged of them and the ring drops them.
  */
 void km_daemon_joined(__u8 id, unsigned long ring_gen);
+/*
+ * An operator's resync of id (kmagentctl resync): its copy in add mode
+ * may put back, for a moment, a value a client just deleted (until the
+ * delete check): it joins its slots again, serving none until the copy
+ * is done (km_daemon_joined).
+ */
+void km_daemon_rejoin(__u8 id);
 /* Ends the handoff once nobody joins or owes writes any more. */
 void km_daemon_handoff_check(void);
 /* Is id still joining slot (not filled for it yet)? */

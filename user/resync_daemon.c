@@ -298,6 +298,15 @@ static void km_rsd_start_purge(__u8 id, struct km_rsd_slot *s,
 		v->name);
 }
 
+/* Is another backend up, that a copy into id could read from? */
+static bool km_rsd_has_sources(__u8 id)
+{
+	struct km_resync_opts o = {0};
+
+	km_rsd_sources(&o, id);
+	return o.nr_sources > 0;
+}
+
 /* Is the key one of target's (ctx: its id) in the current ring? */
 static bool km_rsd_mine(const char *key, size_t len, void *ctx)
 {
@@ -579,6 +588,8 @@ static void km_rsd_tick(__u8 id)
 		return;
 	} else if (s->requested || (v.state == KM_BE_UP && v.joining)) {
 		/* add mode; it serves none of the joined slots meanwhile */
+		if (s->requested && km_rsd_has_sources(id))
+			km_daemon_rejoin(id);
 		km_rsd_start_one(id, s, &v, true, false);
 	} else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
 		   time(NULL) - s->last_bg >= KM_RSD_BG_SECS)
