@@ -700,14 +700,7 @@ static void km_reload_backends(FILE *out, const struct km_cfg *n)
 		first = false;
 	}
 	fputc(']', out);
-	/*
-	 * A removal hands the removed backend's slots to others that never
-	 * held those keys: copy them over (add mode, state unchanged).
-	 * Null-fallback and read-repair cover the time it takes.
-	 */
-	for (i = 0; !first && i < nv; i++)
-		if (km_cfg_has_backend(n, v[i].name))
-			km_resyncd_request(v[i].id);
+	/* the backends that gained slots are filled by the ring handoff */
 }
 
 int km_reload(FILE *out)
@@ -717,7 +710,7 @@ int km_reload(FILE *out)
 	size_t msglen = 0;
 	FILE *err;
 	bool repl;
-	int ret = -1, i;
+	int ret = -1;
 
 	err = open_memstream(&msg, &msglen);
 	if (!n || !err) {
@@ -741,10 +734,6 @@ int km_reload(FILE *out)
 	fputs("{\"ok\":true", out);
 	km_reload_backends(out, n);
 	km_reload_live(n, &repl);
-	/* more replicas a key: backends gained slots they never held */
-	for (i = 1; repl && i < KM_MAX_BACKENDS; i++)
-		if (km_d.be[i].id)
-			km_resyncd_request(i);
 	fprintf(out, ",\"replicas_changed\":%s,\"restart_needed\":[",
 		repl ? "true" : "false");
 	km_reload_restart_only(out, &old, n);
