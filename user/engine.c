@@ -352,7 +352,7 @@ static int km_key_bytes(const struct km_req *r, const struct km_key *k,
 }
 
 /*
- * May be answer for k (a read, a write's reply)?  Readable, and
+ * Can it answer for k (a read, a write's reply)?  Readable, and
  * it took every write of k: one it missed is in its journal until
  * replayed.  Another replica answers meanwhile (docs/operations.md, "Who
  * answers for a key").
