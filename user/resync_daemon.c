@@ -338,28 +338,44 @@ static void km_rsd_owed(__u8 target, const char *key, size_t len)
 }
 
 /*
+ * Drop the members of a slot still joining it (they hold only the writes
+ * since they joined, daemon.c), unless no other member is left: then the
+ * joiners hold all that survived, and are the only source.
+ */
+static void km_rsd_skip_joiners(struct km_slot *sl, unsigned int slot,
+				__u8 target)
+{
+	__u8 be[KM_MAX_REPLICAS];
+	unsigned int i, n = 0, filled = 0;
+
+	for (i = 0; i < sl->nr && i < KM_MAX_REPLICAS; i++) {
+		if (sl->be[i] != target && km_be_joining(sl->be[i], slot))
+			continue;
+		filled += sl->be[i] != target;
+		be[n++] = sl->be[i];
+	}
+	if (!filled)
+		return;
+	memcpy(sl->be, be, n);
+	sl->nr = n;
+}
+
+/*
  * The ring a copy into target reads, from the published one: without the
- * backends still joining a slot (empty there, daemon.c), but target.
+ * backends still joining a slot but target (km_rsd_skip_joiners).
  * NULL: no memory (the published ring is used).
  */
 static struct km_ring *km_rsd_source_ring(__u8 target,
 					  const struct km_ring *ring)
 {
 	struct km_ring *r = malloc(sizeof(*r));
-	unsigned int slot, i, n;
+	unsigned int slot;
 
 	if (!r)
 		return NULL;
 	memcpy(r, ring, sizeof(*r));
-	for (slot = 0; slot < KM_RING_SLOTS; slot++) {
-		struct km_slot *sl = &r->slots[slot];
-
-		for (i = n = 0; i < sl->nr && i < KM_MAX_REPLICAS; i++)
-			if (sl->be[i] == target ||
-			    !km_be_joining(sl->be[i], slot))
-				sl->be[n++] = sl->be[i];
-		sl->nr = n;
-	}
+	for (slot = 0; slot < KM_RING_SLOTS; slot++)
+		km_rsd_skip_joiners(&r->slots[slot], slot, target);
 	return r;
 }
 
