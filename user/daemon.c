@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "daemon.h"
+#include "ring.h"
 #include "fence.h"
 #include "journal.h"
 #include "log.h"
@@ -209,6 +210,28 @@ static bool km_handoff_pending_locked(void)
 	return false;
 }
 
+/*
+ * Nobody joins or leaves a slot: every member is filled for the ring as
+ * configured.  The journal keeps it for the next start (see
+ * km_daemon_restore_ring).
+ */
+static void km_daemon_note_settled_locked(void)
+{
+	struct km_journal_ring r = {.replicas = km_d.cfg.replicas};
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id)
+			continue;
+		if (b->has_joining || b->has_leaving)
+			return;
+		snprintf(r.names[r.n++], sizeof(r.names[0]), "%s", b->name);
+	}
+	km_journal_set_ring(&r);
+}
+
 /* Nobody joins or owes any more: the leaving backends go (see above). */
 static void km_daemon_end_handoff_locked(void)
 {
@@ -217,8 +240,10 @@ static void km_daemon_end_handoff_locked(void)
 
 	for (id = 1; id < KM_MAX_BACKENDS; id++)
 		any |= km_d.be[id].id && km_d.be[id].has_leaving;
-	if (!any || km_handoff_pending_locked())
+	if (!any || km_handoff_pending_locked()) {
+		km_daemon_note_settled_locked();
 		return;
+	}
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		struct km_backend_info *b = &km_d.be[id];
 
@@ -231,13 +256,86 @@ static void km_daemon_end_handoff_locked(void)
 		km_slot_bits_clear(b->leaving);
 		b->has_leaving = false;
 	}
-	if (km_daemon_swap_ring_locked(false))
+	if (km_daemon_swap_ring_locked(false)) {
 		km_warn("ring handoff over, but the ring could not be rebuilt: "
 			"the backends that left slots keep getting their "
 			"writes\n");
-	else
-		km_info("ring handoff over: every backend that joined slots "
-			"is filled, those that left them are purged\n");
+		return;
+	}
+	km_info("ring handoff over: every backend that joined slots "
+		"is filled, those that left them are purged\n");
+	km_daemon_note_settled_locked();
+}
+
+/*
+ * The ring the journal recorded, with the configured backends' ids: a
+ * recorded backend no longer configured gets a free id (it has no entry
+ * in the table, so it only shapes the slots).
+ */
+static int km_daemon_saved_ring_locked(const struct km_journal_ring *saved,
+				       struct km_ring *old)
+{
+	struct km_ring_member m[KM_MAX_BACKENDS];
+	bool used[KM_MAX_BACKENDS] = {false};
+	unsigned int id, i, free_id = 1;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		used[id] = km_d.be[id].id != 0;
+	for (i = 0; i < saved->n; i++) {
+		const struct km_backend_info *b =
+			km_backend_by_name(saved->names[i]);
+
+		if (b) {
+			id = b->id;
+		} else {
+			while (free_id < KM_MAX_BACKENDS && used[free_id])
+				free_id++;
+			if (free_id == KM_MAX_BACKENDS)
+				return -E2BIG;
+			id = free_id;
+			used[id] = true;
+		}
+		m[i].id = id;
+		m[i].name = saved->names[i];
+	}
+	return km_ring_build(old, m, saved->n, saved->replicas);
+}
+
+int km_daemon_restore_ring(void)
+{
+	struct km_journal_ring *saved = malloc(sizeof(*saved));
+	struct km_ring *old = malloc(sizeof(*old));
+	unsigned int id, joining = 0, leaving = 0;
+	int err = -ENOMEM;
+
+	if (!saved || !old)
+		goto out;
+	err = 0;
+	if (!km_journal_ring(saved))
+		goto out;
+	pthread_mutex_lock(&km_d.lock);
+	err = km_daemon_saved_ring_locked(saved, old);
+	if (!err) {
+		km_daemon_note_handoff_locked(old, km_d.ring);
+		err = km_daemon_swap_ring_locked(false);
+	}
+	for (id = 1; !err && id < KM_MAX_BACKENDS; id++) {
+		joining += km_d.be[id].id && km_d.be[id].has_joining;
+		leaving += km_d.be[id].id && km_d.be[id].has_leaving;
+	}
+	if (!err && (joining || leaving))
+		km_info("ring changed since the last run (%u backends, %u "
+			"replicas then): %u backend%s join slots, %u leave "
+			"them\n",
+			saved->n, saved->replicas, joining,
+			joining == 1 ? "" : "s", leaving);
+	if (!err)
+		km_daemon_end_handoff_locked();
+	pthread_mutex_unlock(&km_d.lock);
+out:
+	free(saved);
+	free(old);
+	return err;
 }
 
 void km_daemon_rejoin(__u8 id)

@@ -209,6 +209,13 @@ void km_daemon_joined(__u8 id, unsigned long ring_gen);
 void km_daemon_rejoin(__u8 id);
 /* Ends the handoff once nobody joins or owes writes any more. */
 void km_daemon_handoff_check(void);
+/*
+ * At start, once the journal is loaded: hand the ring off from the one
+ * every member was last filled for (journal.h, km_journal_ring), as a
+ * reload would, when the configuration changed while no kmagentd ran.
+ * 0 or -errno (the configured ring stays, every backend taken as filled).
+ */
+int km_daemon_restore_ring(void);
 /* Is id still joining slot (not filled for it yet)? */
 static inline bool km_be_joining(__u8 id, __u32 slot)
 {

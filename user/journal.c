@@ -49,7 +49,7 @@ static struct km_jset km_jr[KM_MAX_BACKENDS];
  * The file (journal.h, "Durable").  Lock order: a backend's km_js lock,
  * then km_jf.lock; a checkpoint takes every km_js lock, in id order.
  */
-#define KM_JF_NAME 64
+#define KM_JF_NAME KM_JOURNAL_NAME
 static struct {
 	pthread_mutex_t lock;
 	FILE *f; /* NULL: in memory only */
@@ -57,6 +57,8 @@ static struct {
 	bool known_past;
 	char names[KM_MAX_BACKENDS][KM_JF_NAME];
 	unsigned int drain[KM_MAX_BACKENDS]; /* km_journal_set_drain */
+	struct km_journal_ring ring;	     /* km_journal_set_ring */
+	bool ring_known;
 	/* keys of replays under way (taken, not settled): still owed */
 	struct km_jset pending[KM_MAX_BACKENDS];
 } km_jf = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -506,6 +508,7 @@ void km_journal_fini(void)
 	km_jf.f = NULL;
 	km_jf.path[0] = 0;
 	km_jf.known_past = false;
+	km_jf.ring_known = false;
 	pthread_mutex_unlock(&km_jf.lock);
 }
 
@@ -574,6 +577,17 @@ static void km_jf_pend_locked(__u8 be, const struct km_jset *js,
 	pthread_mutex_unlock(&km_jf.lock);
 }
 
+/* "R <replicas> <name> ...": the ring, one line (km_journal_set_ring). */
+static void km_jf_write_ring(FILE *f)
+{
+	unsigned int i;
+
+	fprintf(f, "R %u", km_jf.ring.replicas);
+	for (i = 0; i < km_jf.ring.n; i++)
+		fprintf(f, " %s", km_jf.ring.names[i]);
+	fputc('\n', f);
+}
+
 static void km_jf_dump_set(FILE *f, __u8 be, const struct km_jset *js)
 {
 	size_t i;
@@ -614,6 +628,8 @@ static int km_jf_checkpoint(void)
 		err = -errno;
 		goto out;
 	}
+	if (km_jf.ring_known)
+		km_jf_write_ring(f);
 	for (be = 1; be < KM_MAX_BACKENDS; be++) {
 		if (!km_jf.names[be][0])
 			continue;
@@ -659,6 +675,30 @@ static int km_hexval(int c)
 	return -1;
 }
 
+/* An "R" line's words: the last one in the file wins. */
+static int km_jf_load_ring(char *words)
+{
+	struct km_journal_ring r = {0};
+	char *w, *save = NULL, *end;
+
+	w = strtok_r(words, " ", &save);
+	if (!w)
+		return -EINVAL;
+	r.replicas = strtoul(w, &end, 10);
+	if (*end)
+		return -EINVAL;
+	while ((w = strtok_r(NULL, " ", &save))) {
+		if (r.n == KM_MAX_BACKENDS || strlen(w) >= KM_JF_NAME)
+			return -EINVAL;
+		snprintf(r.names[r.n++], KM_JF_NAME, "%s", w);
+	}
+	pthread_mutex_lock(&km_jf.lock);
+	km_jf.ring = r;
+	km_jf.ring_known = true;
+	pthread_mutex_unlock(&km_jf.lock);
+	return 0;
+}
+
 /* One line of an earlier run's file into the journal: 0, or -EINVAL. */
 static int km_jf_load_line(char *line)
 {
@@ -670,6 +710,8 @@ static int km_jf_load_line(char *line)
 	line[strcspn(line, "\n")] = 0;
 	if (!line[0] || !line[1] || line[1] != ' ')
 		return -EINVAL;
+	if (line[0] == 'R')
+		return km_jf_load_ring(line + 2);
 	name = line + 2;
 	arg = strchr(name, ' ');
 	if (arg)
@@ -770,4 +812,45 @@ void km_journal_set_drain(__u8 be, unsigned int flags)
 unsigned int km_journal_drain(__u8 be)
 {
 	return be && be < KM_MAX_BACKENDS ? km_jf.drain[be] : 0;
+}
+
+static bool km_jf_same_ring(const struct km_journal_ring *a,
+			    const struct km_journal_ring *b)
+{
+	unsigned int i;
+
+	if (a->replicas != b->replicas || a->n != b->n)
+		return false;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->names[i], b->names[i]))
+			return false;
+	return true;
+}
+
+void km_journal_set_ring(const struct km_journal_ring *r)
+{
+	pthread_mutex_lock(&km_jf.lock);
+	if (!km_jf.ring_known || !km_jf_same_ring(&km_jf.ring, r)) {
+		km_jf.ring = *r;
+		km_jf.ring_known = true;
+		if (km_jf.f) {
+			km_jf_write_ring(km_jf.f);
+			if (fflush(km_jf.f))
+				km_err("journal %s: %s\n", km_jf.path,
+				       strerror(errno));
+		}
+	}
+	pthread_mutex_unlock(&km_jf.lock);
+}
+
+bool km_journal_ring(struct km_journal_ring *r)
+{
+	bool known;
+
+	pthread_mutex_lock(&km_jf.lock);
+	known = km_jf.ring_known;
+	if (known)
+		*r = km_jf.ring;
+	pthread_mutex_unlock(&km_jf.lock);
+	return known;
 }

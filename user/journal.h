@@ -120,4 +120,22 @@ void km_journal_settle(__u8 be);
 void km_journal_set_drain(__u8 be, unsigned int flags);
 unsigned int km_journal_drain(__u8 be);
 
+/*
+ * The last ring every member was filled for (daemon.c, the handoff): its
+ * replicas and its members' names.  Kept in the same file, so that a
+ * kmagentd started with another configuration (a backend added, removed
+ * or replicas changed while it was stopped) hands the ring off from it
+ * instead of taking every configured backend as filled.
+ */
+#define KM_JOURNAL_NAME 64
+struct km_journal_ring {
+	unsigned int replicas, n;
+	char names[KM_MAX_BACKENDS][KM_JOURNAL_NAME];
+};
+
+/* Record r, unless it is the one recorded already. */
+void km_journal_set_ring(const struct km_journal_ring *r);
+/* The one recorded last (loaded from the file, or set): false if none. */
+bool km_journal_ring(struct km_journal_ring *r);
+
 #endif /* KM_JOURNAL_H */

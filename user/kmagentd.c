@@ -189,6 +189,11 @@ static void km_open_journal(const struct km_cfg *cfg)
 			km_journal_known_past() ? ", loaded from the last run"
 						: "");
 	km_restore_drains();
+	err = km_daemon_restore_ring();
+	if (err)
+		km_err("ring of the last run: %s: every configured backend is "
+		       "taken as filled for its slots\n",
+		       strerror(-err));
 }
 
 /* --check-config: one line on stdout when good, the errors when not. */

@@ -11,7 +11,11 @@
 # Checked
 # through kmagentd with every backend in turn drained for reads, so that
 # each replica's copy is the one read.  Then replicas 2 -> 3 -> 2 -> 3
-# with writes in between: the same.
+# with writes in between: the same.  And the same when the configuration
+# changes while kmagentd is stopped (a backend put back, replicas raised):
+# a restarted kmagentd used to take every configured backend as filled, and
+# served the copies a removed backend kept (the journal now keeps the ring
+# every member was last filled for, and a start hands off from it).
 . "$(dirname "$0")/lib.sh"
 
 N=300
@@ -35,7 +39,8 @@ conf() { # conf REPLICAS BACKEND-NUMBERS...
 	} >"$CONF"
 }
 conf 2 1 2 3
-lab_kmagentd p -p 11210 -c "$CONF" --probe-interval 200 --probe-timeout 200 -v
+lab_kmagentd p -p 11210 -c "$CONF" --probe-interval 200 --probe-timeout 200 -v \
+	--state-dir "$LAB_DIR/state"
 LOG=${LAB_LOG[km-p]}
 all_up() {
 	local i
@@ -97,4 +102,31 @@ conf 3 1 2 3
 lab_ok "replicas 3 again" ctl reload
 lab_ok "all up" all_up 1 2 3
 check_all "after 2 -> 3 -> 2 -> 3" v3- 1 2 3
+
+lab_log "m3 removed by reload, then put back while kmagentd is stopped"
+conf 2 1 2
+lab_ok "reload removes m3" ctl reload
+lab_ok "the ring handoff is over" ops_wait_handoff 20
+lab_eq "odd keys written again" "failed 0" \
+	"$(ops_py c setv $P odd- 0 $((N / 2)) v4-)"
+lab_eq "odd keys deleted" "failed 0" "$(ops_py c del $P odd- 0 $((N / 2)))"
+lab_eq "even keys overwritten" "failed 0" \
+	"$(ops_py c setv $P even- 0 $((N / 2)) v5-)"
+lab_kill km-p TERM
+conf 2 1 2 3
+lab_restart km-p
+lab_ok "the start saw the ring change" grep -q \
+	"ring changed since the last run (2 backends, 2 replicas then)" "$LOG"
+lab_ok "all up" all_up 1 2 3
+check_all "m3 back after a restart" v5- 1 2 3
+
+lab_log "replicas 2 -> 3 while kmagentd is stopped"
+lab_eq "odd keys deleted" "failed 0" "$(ops_py c del $P odd- 0 $((N / 2)))"
+lab_eq "even keys overwritten" "failed 0" \
+	"$(ops_py c setv $P even- 0 $((N / 2)) v6-)"
+lab_kill km-p TERM
+conf 3 1 2 3
+lab_restart km-p
+lab_ok "all up" all_up 1 2 3
+check_all "replicas 3 after a restart" v6- 1 2 3
 lab_done

@@ -348,6 +348,53 @@ static void test_ipv6_names(void **state)
 	rm_state_dir(dir);
 }
 
+static void set_ring(unsigned int replicas, unsigned int n)
+{
+	struct km_journal_ring r = {.replicas = replicas, .n = n};
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		snprintf(r.names[i], sizeof(r.names[i]), "198.18.0.%u:11211",
+			 i + 1);
+	km_journal_set_ring(&r);
+}
+
+static void change_ring_and_die(const char *dir)
+{
+	struct km_journal_snap s;
+
+	name_backends();
+	set_ring(2, 2); /* as km_daemon_init does, before the open */
+	if (km_journal_open(dir))
+		_exit(3);
+	set_ring(3, 3);
+	note(1, "a");
+	if (km_journal_take(1, &s)) /* a checkpoint rewrites the file */
+		_exit(4);
+	km_journal_snap_free(&s);
+	km_journal_settle(1);
+}
+
+/* The ring outlives a kill and a checkpoint; the file's wins at open. */
+static void test_ring_outlives_a_kill(void **state)
+{
+	char *dir = state_dir();
+	struct km_journal_ring r;
+
+	(void)state;
+	assert_false(km_journal_ring(&r));
+	in_child(change_ring_and_die, dir);
+	name_backends();
+	set_ring(1, 1);
+	assert_int_equal(km_journal_open(dir), 0);
+	assert_true(km_journal_ring(&r));
+	assert_int_equal(r.replicas, 3);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.names[0], "198.18.0.1:11211");
+	assert_string_equal(r.names[2], "198.18.0.3:11211");
+	rm_state_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +410,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_torn_line_and_removed_backend,
 					  teardown),
 		cmocka_unit_test_teardown(test_ipv6_names, teardown),
+		cmocka_unit_test_teardown(test_ring_outlives_a_kill, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
