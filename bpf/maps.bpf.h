@@ -170,6 +170,19 @@ static __always_inline int km_bypassed(const struct km_config *cfg)
 	return until && bpf_ktime_get_coarse_ns() < until;
 }
 
+/* kmagentd is alive to serve what KM_BE_F_OWES leaves it (km_config). */
+static __always_inline int km_daemon_alive(const struct km_config *cfg)
+{
+	return cfg && bpf_ktime_get_coarse_ns() < cfg->daemon_until_ns;
+}
+
+/* be owes writes, with kmagentd alive to know for which keys. */
+static __always_inline int km_backend_owes(const struct km_config *cfg,
+					   const struct km_backend *be)
+{
+	return (be->flags & KM_BE_F_OWES) && km_daemon_alive(cfg);
+}
+
 static __always_inline struct km_scratch *km_scratch_get(void)
 {
 	__u32 zero = 0;

@@ -310,6 +310,22 @@ static __always_inline __u32 km_write_cmd_len(const char *b, int *wc)
 }
 
 /*
+ * A write whose outcome does not depend on what a replica holds: set, and
+ * delete (whatever each answers, none holds the key after it).  The rest
+ * (add, cas, incr, append, meta commands, ...) goes to kmagentd, which
+ * orders them per key with its other writes and answers with the reply of
+ * the replica that is up to date for the key (docs/operations.md, "Who
+ * answers for a key").  Cloned, each replica would decide on its own.
+ */
+static __always_inline int km_write_blind(const struct km_scratch *sc)
+{
+	const char *b = sc->buf;
+
+	return KM_IS4(b, 0, "set ") ||
+	       (KM_IS4(b, 0, "dele") && KM_IS2(b, 4, "te") && b[6] == ' ');
+}
+
+/*
  * A write: command, key, rest of the line, and for a storage command its
  * data; n may be cut short of the datagram (only its start is copied): the
  * command line must fit in it, and total is the datagram's payload.  The

@@ -35,6 +35,7 @@ struct km_targets {
 	/* km_fib_in's, off the stack: km_tc_targets runs below the
 	 * biggest frame there is (km_tc_clone's) */
 	struct bpf_fib_lookup fib;
+	struct km_hdrvals swap; /* km_tc_targets_owes_not_first's, ditto */
 };
 
 struct {

@@ -165,12 +165,52 @@ static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
 }
 
 /*
+ * The first of tg's k targets owes writes: swap it with the first that
+ * does not (a write's answer is its first target's reply).  Returns where
+ * the local target (index local) is now.  Global: verified once, apart
+ * from km_tc_targets' loop.
+ */
+__attribute__((noinline)) int
+km_tc_targets_owes_not_first(struct km_targets *tg, int k, int local)
+{
+	const struct km_config *cfg = km_config_get();
+	struct km_backend *be;
+	__u8 id;
+	int j;
+
+	if (!tg || !km_daemon_alive(cfg))
+		return local;
+	be = km_backend_get(tg->ids[0]);
+	if (!be || !(be->flags & KM_BE_F_OWES))
+		return local;
+	for (j = 1; j < KM_MAX_REPLICAS; j++) {
+		if (j >= k)
+			return local;
+		be = km_backend_get(tg->ids[j]);
+		if (be && !(be->flags & KM_BE_F_OWES))
+			break;
+	}
+	if (j >= KM_MAX_REPLICAS)
+		return local;
+	__builtin_memcpy(&tg->swap, &tg->tv[0], sizeof(tg->swap));
+	__builtin_memcpy(&tg->tv[0], &tg->tv[j], sizeof(tg->swap));
+	__builtin_memcpy(&tg->tv[j], &tg->swap, sizeof(tg->swap));
+	id = tg->ids[0];
+	tg->ids[0] = tg->ids[j];
+	tg->ids[j] = id;
+	return local == 0 ? j : local == j ? 0 : local;
+}
+
+/*
  * Fill tg with the writable replicas of slot and their next hops, from
  * the per-CPU next-hop cache the reads use: a FIB and neighbour lookup per
- * replica was a quarter of a replicated write's BPF time.  Returns their
- * number, plus 256 * (1 + the index of the one on this host) when one is
- * local, or -1 when one cannot be reached from here (or two are local).
- * Global: verified once, not once per path of km_tc_write.
+ * replica was a quarter of a replicated write's BPF time.  One that owes
+ * writes (KM_BE_F_OWES) is not first when another is not: the first's
+ * reply is the answer, and its own may disagree with what the key's reads
+ * see.  Returns their number, plus
+ * 256 * (1 + the index of the one on this host) when one is local, or -1
+ * when one cannot be reached from here (or two are local).  Global:
+ * verified once, not once per path of km_tc_write.
  */
 __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 					    struct km_slot *slot, __be32 proxy,
@@ -268,7 +308,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		return TC_ACT_OK;
 	if (bpf_skb_load_bytes(skb, p->payload_off, sc->buf, n))
 		return TC_ACT_OK;
-	if (km_parse_write(sc, n, p->payload_len, &r))
+	if (km_parse_write(sc, n, p->payload_len, &r) || !km_write_blind(sc))
 		return TC_ACT_OK;
 	/* the data block ends as memcached wants, or it answers twice */
 	if (r.vtok &&
@@ -294,7 +334,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		st->no_backend++;
 		return TC_ACT_OK;
 	}
-	local = (rc >> 8) - 1;
+	local = km_tc_targets_owes_not_first(tg, k, (rc >> 8) - 1);
 	if (local >= 0) {
 		local_be = km_backend_get(ids[local & 7]);
 		if (!local_be)

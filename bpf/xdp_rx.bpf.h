@@ -16,20 +16,24 @@
 #include "nat.bpf.h"
 
 /*
- * The first replica in slot's order that is readable and not in tried's
- * list (tried may be NULL); KM_BACKEND_NONE if none.  Global functions,
+ * The first replica in slot's order that is readable, owes no write
+ * (KM_BE_F_OWES: its copy of the key may be older) and is not in tried's
+ * list (tried may be NULL); KM_BACKEND_NONE if none, and kmagentd serves
+ * the read.  Global functions,
  * this one and km_write_choose: verified once instead of on every path of
  * their callers, which keeps the programs well under the verifier's limit.
  */
 __attribute__((noinline)) int km_next_readable(struct km_slot *slot,
 					       struct km_pending *tried)
 {
+	const struct km_config *cfg;
 	struct km_backend *be;
 	__u8 id;
 	int i;
 
 	if (!slot)
 		return KM_BACKEND_NONE;
+	cfg = km_config_get();
 	for (i = 0; i < KM_MAX_REPLICAS; i++) {
 		if (i >= slot->nr)
 			break;
@@ -37,7 +41,7 @@ __attribute__((noinline)) int km_next_readable(struct km_slot *slot,
 		if (tried && km_tried(tried, id))
 			continue;
 		be = km_backend_get(id);
-		if (be && km_backend_readable(be))
+		if (be && km_backend_readable(be) && !km_backend_owes(cfg, be))
 			return id;
 	}
 	return KM_BACKEND_NONE;

@@ -68,6 +68,14 @@ enum km_backend_flags {
 	KM_BE_F_SILENT = 1 << 3,
 	/* Another kmagentd knows it missed writes (user/fence.h): no reads. */
 	KM_BE_F_FENCED = 1 << 4,
+	/*
+	 * Set by the daemon: it owes writes of some keys (its journal is not
+	 * empty), joins slots it is not filled for, or is warming.  Only
+	 * kmagentd knows for which keys, so while kmagentd is alive
+	 * (daemon_until_ns) the programs read from the slot's other replicas
+	 * and answer a write with another replica's reply when one answers.
+	 */
+	KM_BE_F_OWES = 1 << 5,
 };
 
 /* One entry of the km_backends array map, indexed by backend id. */
@@ -166,6 +174,12 @@ struct km_config {
 	 * serve alone again.
 	 */
 	__u64 bypass_until_ns;
+	/*
+	 * kmagentd's heartbeat (bpf_ktime_get_coarse_ns), renewed every
+	 * second: until then it serves what KM_BE_F_OWES leaves it.  A
+	 * killed or frozen daemon's lapses, and the programs serve alone.
+	 */
+	__u64 daemon_until_ns;
 };
 
 enum km_pending_kind {

@@ -16,6 +16,9 @@ struct km_daemon km_d = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
+static void km_run_backend_hooks(const struct km_backend_info *b,
+				 enum km_backend_state old);
+
 const char *km_backend_state_name(enum km_backend_state st)
 {
 	switch (st) {
@@ -355,6 +358,8 @@ void km_daemon_rejoin(__u8 id)
 			km_slot_bit_store(b->joining, slot, true);
 			b->has_joining = true;
 		}
+	if (b->has_joining) /* the kernel path leaves its slots to us */
+		km_run_backend_hooks(b, b->kb.state);
 	pthread_mutex_unlock(&km_d.lock);
 }
 

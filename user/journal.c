@@ -38,6 +38,7 @@ static struct km_jset km_js[KM_MAX_BACKENDS] = {
 	[0 ... KM_MAX_BACKENDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
 static size_t km_journal_max = KM_JOURNAL_MAX;
+static void (*km_journal_owing_fn)(__u8 be); /* km_journal_on_owing */
 /*
  * The keys of the replay under way, by backend, under km_js[be].lock:
  * taken from the journal, still owed (km_journal_owes) until the replay
@@ -185,6 +186,21 @@ static int km_jset_add_locked(struct km_jset *js, const char *key, size_t len,
 	return 0;
 }
 
+void km_journal_on_owing(void (*fn)(__u8 be))
+{
+	__atomic_store_n(&km_journal_owing_fn, fn, __ATOMIC_RELEASE);
+}
+
+/* After a debt was added (no lock held): tell whoever listens. */
+static void km_journal_owing(__u8 be)
+{
+	void (*fn)(__u8) =
+		__atomic_load_n(&km_journal_owing_fn, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(be);
+}
+
 static void km_journal_add(__u8 be, const char *key, size_t len, bool sticky)
 {
 	struct km_jset *js = km_jset_of(be);
@@ -196,6 +212,7 @@ static void km_journal_add(__u8 be, const char *key, size_t len, bool sticky)
 	if (!km_jset_add_locked(js, key, len, sticky) && !js->lost)
 		km_jf_append(be, 'n', key, len);
 	pthread_mutex_unlock(&js->lock);
+	km_journal_owing(be);
 }
 
 bool km_journal_settled(__u8 be)
@@ -278,6 +295,7 @@ void km_journal_note_flush(__u8 be)
 	km_jset_free_keys_locked(js);
 	km_jf_append(be, 'F', NULL, 0);
 	pthread_mutex_unlock(&js->lock);
+	km_journal_owing(be);
 }
 
 void km_journal_set_lost(__u8 be, const char *why)
@@ -291,6 +309,7 @@ void km_journal_set_lost(__u8 be, const char *why)
 	km_jset_free_keys_locked(js);
 	km_jf_append(be, 'L', why, strlen(why));
 	pthread_mutex_unlock(&js->lock);
+	km_journal_owing(be);
 }
 
 int km_journal_take(__u8 be, struct km_journal_snap *s)
@@ -389,6 +408,7 @@ void km_journal_put_back(__u8 be, struct km_journal_snap *s)
 			km_jset_add_locked(js, s->keys[i].key, s->keys[i].len,
 					   false);
 		pthread_mutex_unlock(&js->lock);
+		km_journal_owing(be);
 	}
 	km_journal_snap_free(s);
 }
@@ -753,6 +773,7 @@ static int km_jf_load_line(char *line)
 int km_journal_open(const char *dir)
 {
 	char line[4096];
+	unsigned int be;
 	FILE *f;
 	int err = 0, bad = 0;
 
@@ -774,6 +795,9 @@ int km_journal_open(const char *dir)
 		err = km_jf_checkpoint();
 	if (err)
 		km_jf.path[0] = 0;
+	for (be = 1; be < KM_MAX_BACKENDS; be++)
+		if (!km_journal_settled(be))
+			km_journal_owing(be);
 	return err;
 }
 

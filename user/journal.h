@@ -79,6 +79,13 @@ void km_journal_set_lost(__u8 be, const char *why);
  * neither reads key from it nor takes its answer for key meanwhile.
  */
 bool km_journal_owes(__u8 be, const char *key, size_t len);
+/*
+ * fn(be) after every change that may have made be owe (a key noted, lost,
+ * a flush missed, a replay put back), from the thread that made it, no
+ * lock held: the kernel path must stop serving be's slots before the
+ * write that made the debt is answered (kbpf_daemon.c).
+ */
+void km_journal_on_owing(void (*fn)(__u8 be));
 /* It owes nothing: no key noted, none under replay, not lost. */
 bool km_journal_settled(__u8 be);
 /* Keys noted and not forgotten: lock-free, for the data path. */

@@ -506,6 +506,18 @@ int km_bpf_set_backend(struct km_bpf *kb, __u8 id, const struct km_backend *b)
 	return 0;
 }
 
+int km_bpf_get_backend(struct km_bpf *kb, __u8 id, struct km_backend *b)
+{
+	__u32 key = id;
+
+	if (id == KM_BACKEND_NONE || id >= KM_MAX_BACKENDS)
+		return -EINVAL;
+	if (bpf_map__lookup_elem(kb->skel->maps.km_backends, &key, sizeof(key),
+				 b, sizeof(*b), 0))
+		return -errno;
+	return 0;
+}
+
 int km_bpf_set_backend_src(struct km_bpf *kb, __u8 id, __be32 src)
 {
 	__u32 key = id;

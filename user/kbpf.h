@@ -40,6 +40,7 @@ int km_bpf_is_generic(struct km_bpf *kb, const char *ifname);
 /* Fill the inactive half of km_ring, then make it the active one. */
 int km_bpf_set_ring(struct km_bpf *kb, const struct km_ring *ring);
 int km_bpf_set_backend(struct km_bpf *kb, __u8 id, const struct km_backend *b);
+int km_bpf_get_backend(struct km_bpf *kb, __u8 id, struct km_backend *b);
 /* Source address towards backend id (network order), 0 = the client's. */
 int km_bpf_set_backend_src(struct km_bpf *kb, __u8 id, __be32 src);
 int km_bpf_get_config(struct km_bpf *kb, struct km_config *cfg);
@@ -103,6 +104,11 @@ __u64 km_bpf_coarse_ns(void);
 struct km_cfg;
 int km_kbpf_start(const struct km_cfg *cfg);
 void km_kbpf_stop(void);
+/*
+ * Write backend id's kernel entry again from the daemon's table (with
+ * KM_BE_F_OWES as it stands), keeping the kernel-set flags in keep.
+ */
+void km_kbpf_repush(__u8 id, __u8 keep);
 /* A failed start: stop, then km_bpf_undo. */
 void km_kbpf_abort(void);
 /*

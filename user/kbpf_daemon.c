@@ -91,17 +91,71 @@ static __be32 km_kbpf_src_towards(const union km_addr *addr)
 	return src;
 }
 
-static void km_kbpf_push_backend(const struct km_backend_info *b)
+/*
+ * KM_BE_F_OWES, ours to set (include/kmagent.h): the programs leave the
+ * backend's slots to us while it owes writes or joins slots.  Pushes are
+ * serialized, each with the state as of its own time, so that the last
+ * one the kernel gets is never older than a debt.  km_kb_owes: what the
+ * kernel was told last.
+ */
+static pthread_mutex_t km_kb_push_lock = PTHREAD_MUTEX_INITIALIZER;
+/* set by the programs, cleared by a state or flags change only */
+#define KM_BE_F_KERNEL (KM_BE_F_REFUSED | KM_BE_F_SILENT)
+static bool km_kb_owes[KM_MAX_BACKENDS];
+
+/*
+ * A down backend gets nothing from the programs: its debts change nothing
+ * there.  A warming one gets writes, and may be a slot's first replica,
+ * whose reply the programs would answer a delete with.
+ */
+static bool km_kbpf_owes(const struct km_backend_info *b)
 {
+	enum km_backend_state st =
+		__atomic_load_n(&b->kb.state, __ATOMIC_RELAXED);
+
+	return st != KM_BE_DOWN &&
+	       (st == KM_BE_WARMING || !km_journal_settled(b->id) ||
+		__atomic_load_n(&b->has_joining, __ATOMIC_RELAXED));
+}
+
+/* b's entry, with keep's flags of the kernel's entry (set by the programs) */
+static void km_kbpf_push_keeping(const struct km_backend_info *b, __u8 keep)
+{
+	struct km_backend kb, cur;
+	bool owes;
 	int err;
 
-	err = km_bpf_set_backend(km_kb, b->id, &b->kb);
+	pthread_mutex_lock(&km_kb_push_lock);
+	/* a debt noted from here on finds false and pushes again */
+	__atomic_store_n(&km_kb_owes[b->id], false, __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	owes = km_kbpf_owes(b);
+	kb = b->kb;
+	if (owes)
+		kb.flags |= KM_BE_F_OWES;
+	if (keep && !km_bpf_get_backend(km_kb, b->id, &cur))
+		kb.flags |= cur.flags & keep;
+	err = km_bpf_set_backend(km_kb, b->id, &kb);
+	if (!err && owes)
+		__atomic_store_n(&km_kb_owes[b->id], true, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&km_kb_push_lock);
 	if (!err)
 		err = km_bpf_set_backend_src(km_kb, b->id,
 					     km_kbpf_src_towards(&b->addr));
 	if (err)
 		km_warn("kernel path: backend %s: %s\n", b->name,
 			strerror(-err));
+}
+
+static void km_kbpf_push_backend(const struct km_backend_info *b)
+{
+	km_kbpf_push_keeping(b, 0);
+}
+
+void km_kbpf_repush(__u8 id, __u8 keep)
+{
+	if (km_kb && id && id < KM_MAX_BACKENDS && km_d.be[id].id)
+		km_kbpf_push_keeping(&km_d.be[id], keep);
 }
 
 /* Called with km_d.lock held after a backend's state or flags changed. */
@@ -112,6 +166,51 @@ static void km_kbpf_on_backend(const struct km_backend_info *b,
 	(void)ctx;
 	if (b->id)
 		km_kbpf_push_backend(b);
+}
+
+/*
+ * A debt was noted (journal.h, km_journal_on_owing), on the data path:
+ * a syscall only when the kernel was not told already.  The fences pair
+ * with km_kbpf_push_backend's: either it sees the debt, or this sees its
+ * false and pushes after it.
+ */
+static void km_kbpf_on_owing(__u8 id)
+{
+	if (!km_kb || !id || id >= KM_MAX_BACKENDS)
+		return;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&km_kb_owes[id], __ATOMIC_SEQ_CST))
+		return;
+	if (km_d.be[id].id)
+		km_kbpf_push_keeping(&km_d.be[id], KM_BE_F_KERNEL);
+}
+
+/* Debts settled and joins done since: the kernel serves the slots again. */
+static void km_kbpf_check_owes(void)
+{
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		if (km_d.be[id].id &&
+		    __atomic_load_n(&km_kb_owes[id], __ATOMIC_RELAXED) &&
+		    !km_kbpf_owes(&km_d.be[id]))
+			km_kbpf_push_keeping(&km_d.be[id], KM_BE_F_KERNEL);
+}
+
+/*
+ * kmagentd alive: KM_BE_F_OWES holds until then (km_config).  Renewed
+ * each second; a frozen or killed daemon's lapses within 2 s.
+ */
+static int km_kbpf_heartbeat(__u64 until_ns)
+{
+	struct km_config kc;
+	int err;
+
+	err = km_bpf_get_config(km_kb, &kc);
+	if (err)
+		return err;
+	kc.daemon_until_ns = until_ns;
+	return km_bpf_set_config(km_kb, &kc);
 }
 
 static void km_kbpf_push_all_backends(void)
@@ -427,7 +526,13 @@ static void *km_kbpf_events(void *arg)
 			break;
 		}
 		km_kbpf_check_lost_events();
+		km_kbpf_check_owes();
 		if (km_now_ms() >= next) {
+			err = km_kbpf_heartbeat(km_bpf_coarse_ns() +
+						2000000000ull);
+			if (err)
+				km_warn("kernel path: heartbeat: %s\n",
+					strerror(-err));
 			km_kbpf_check_bypass();
 			km_kbpf_check_replies();
 			next += 1000;
@@ -523,6 +628,7 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 	kc.write_policy = cfg->write_policy;
 	/* a previous run's bypass (km_kbpf_bypass): judged again from here */
 	kc.bypass_until_ns = 0;
+	kc.daemon_until_ns = km_bpf_coarse_ns() + 2000000000ull;
 	kc.udp_reply_max = km_cfg_udp_reply_max(cfg);
 	if (cfg->timeout_ms > 0)
 		kc.pending_timeout_ns = cfg->timeout_ms * 1000000ull;
@@ -569,6 +675,8 @@ int km_kbpf_start(const struct km_cfg *cfg)
 	if (!err)
 		err = km_daemon_add_backend_hook(km_kbpf_on_backend, NULL);
 	if (!err)
+		km_journal_on_owing(km_kbpf_on_owing);
+	if (!err)
 		err = km_daemon_add_ring_hook(km_kbpf_on_ring, NULL);
 	pthread_mutex_unlock(&km_d.lock);
 	if (err) {
@@ -612,6 +720,7 @@ fail:
 /* Leave everything attached and pinned: traffic flows without us. */
 void km_kbpf_stop(void)
 {
+	km_journal_on_owing(NULL);
 	km_kb_stop = 1;
 	km_kretry_stop();
 	if (km_kb_thread_up) {
@@ -621,6 +730,8 @@ void km_kbpf_stop(void)
 	/* the programs serve alone now: nobody is there to take UDP */
 	if (km_kb && km_kbpf_bypassed() && km_kbpf_set_bypass_until(0))
 		km_warn("kernel path: cannot lift the bypass at exit\n");
+	if (km_kb && km_kbpf_heartbeat(0))
+		km_warn("kernel path: cannot stop the heartbeat at exit\n");
 }
 
 /*

@@ -277,22 +277,17 @@ static int km_kr_pick_mode(enum km_retry_mode mode)
 /* Reads may go to backend id again: rewrite its entry without SILENT. */
 static void km_kr_unsilence(__u8 id)
 {
-	struct km_backend cur, b;
+	struct km_backend cur;
 	__u32 key = id;
 
 	pthread_mutex_lock(&km_d.lock);
 	if (km_d.be[id].id &&
 	    !bpf_map_lookup_elem(km_kr.backends_fd, &key, &cur) &&
 	    (cur.flags & KM_BE_F_SILENT)) {
-		b = km_d.be[id].kb;
 		/* the other kernel-set flag stays until a state change */
-		b.flags |= cur.flags & KM_BE_F_REFUSED;
-		if (bpf_map_update_elem(km_kr.backends_fd, &key, &b, BPF_ANY))
-			km_warn("kernel path: backend %s: clear silent: %s\n",
-				km_d.be[id].name, strerror(errno));
-		else
-			km_debug("kernel path: backend %s: reads again\n",
-				 km_d.be[id].name);
+		km_kbpf_repush(id, KM_BE_F_REFUSED);
+		km_debug("kernel path: backend %s: reads again\n",
+			 km_d.be[id].name);
 	}
 	pthread_mutex_unlock(&km_d.lock);
 }

@@ -4,7 +4,8 @@
 # B's miss is turned into a get to A inside the kernel, A hits, and the
 # kernel reports the fallback hit through km_events; kmagentd must then
 # fetch the value from A and write it to B.  km_stats shows the reads
-# never went up to kmagentd; B ends up holding exactly those keys.
+# never went up to kmagentd; B ends up holding exactly those keys.  While
+# B owes the keys under repair, the kernel reads its keys from A.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
 
@@ -43,18 +44,30 @@ done
 lab_log "$b_first of $N keys hash to B first"
 lab_ok "both kinds of keys are there" test $b_first -gt 5 -a $b_first -lt $((N - 5))
 
+# While B owes the keys under repair (KM_BE_F_OWES), the kernel reads
+# B's keys from A without asking B: the others are found missing on a
+# later read, once B owes nothing.  So rounds of reads, until B is whole.
 f0=$(kstat "$PIN" fallback_hits) u0=$(kstat "$PIN" passed_up)
-ok=0
-for ((i = 0; i < N; i++)); do
-	[ "$(udp_mc c --timeout 1 $P get u$i)" == "u$i" ] && ok=$((ok + 1))
+ok=0 rounds=0
+repaired() {
+	"$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-p]}" -j stats -i 0 |
+		"$LAB_PY" -c 'import json,sys; print(json.load(sys.stdin)["repair"]["repaired"])'
+}
+while [ $rounds -lt 10 ] && [ "$(repaired)" -lt $b_first ]; do
+	for ((i = 0; i < N; i++)); do
+		[ "$(udp_mc c --timeout 1 $P get u$i)" == "u$i" ] &&
+			ok=$((ok + 1))
+	done
+	rounds=$((rounds + 1))
+	sleep 0.5 # the repairs under way end, and B owes nothing again
 done
-lab_eq "every UDP get through the kernel path returns the value" $N $ok
+lab_log "$rounds rounds of $N gets"
+lab_eq "every UDP get through the kernel path returns the value" \
+	$((rounds * N)) $ok
 lab_eq "the kernel fell back to A once per key that B missed" \
 	$((f0 + b_first)) "$(kstat "$PIN" fallback_hits)"
 lab_eq "no get went up to kmagentd" "$u0" "$(kstat "$PIN" passed_up)"
-lab_ok "kmagentd repaired them all" udp_wait "repairs" 10 \
-	sh -c "test \"\$('$LAB_ROOT/build/kmagentctl' -s '${LAB_CTL[km-p]}' -j stats -i 0 |
-		'$LAB_PY' -c 'import json,sys; print(json.load(sys.stdin)[\"repair\"][\"repaired\"])')\" -ge $b_first"
+lab_eq "kmagentd repaired them all" $b_first "$(repaired)"
 lab_eq "B now holds exactly the keys it missed" $b_first "$(ops_py c count $B $N u)"
 key=$(for ((i = 0; i < N; i++)); do
 	[ "$(ops_py c mg $B u$i)" != EN ] && echo u$i && break; done)
