@@ -317,12 +317,22 @@ static __always_inline __u32 km_write_cmd_len(const char *b, int *wc)
  * the replica that is up to date for the key (docs/operations.md, "Who
  * answers for a key").  Cloned, each replica would decide on its own.
  */
-static __always_inline int km_write_blind(const struct km_scratch *sc)
+enum km_blind {
+	KM_BLIND_NOT = 0,
+	KM_BLIND_SET = 1,
+	KM_BLIND_DELETE =
+		2, /* its answer is the replica's: not one that owes */
+};
+
+static __always_inline enum km_blind km_write_blind(const struct km_scratch *sc)
 {
 	const char *b = sc->buf;
 
-	return KM_IS4(b, 0, "set ") ||
-	       (KM_IS4(b, 0, "dele") && KM_IS2(b, 4, "te") && b[6] == ' ');
+	if (KM_IS4(b, 0, "set "))
+		return KM_BLIND_SET;
+	if (KM_IS4(b, 0, "dele") && KM_IS2(b, 4, "te") && b[6] == ' ')
+		return KM_BLIND_DELETE;
+	return KM_BLIND_NOT;
 }
 
 /*

@@ -290,7 +290,8 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	struct km_slot *slot;
 	__u32 n = p->payload_len, idx = 0, k = 0;
 	int i, rc, local = -1; /* the local replica's index in tv/ids */
-	struct km_backend *local_be = NULL;
+	struct km_backend *local_be = NULL, *be0;
+	enum km_blind blind;
 	__be32 proxy;
 	__u64 now = 0;
 	char crlf[2];
@@ -308,7 +309,10 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		return TC_ACT_OK;
 	if (bpf_skb_load_bytes(skb, p->payload_off, sc->buf, n))
 		return TC_ACT_OK;
-	if (km_parse_write(sc, n, p->payload_len, &r) || !km_write_blind(sc))
+	if (km_parse_write(sc, n, p->payload_len, &r))
+		return TC_ACT_OK;
+	blind = km_write_blind(sc);
+	if (blind == KM_BLIND_NOT)
 		return TC_ACT_OK;
 	/* the data block ends as memcached wants, or it answers twice */
 	if (r.vtok &&
@@ -335,6 +339,12 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		return TC_ACT_OK;
 	}
 	local = km_tc_targets_owes_not_first(tg, k, (rc >> 8) - 1);
+	/* every replica owes writes: kmagentd knows if one is up to date */
+	if (blind == KM_BLIND_DELETE) {
+		be0 = km_backend_get(ids[0]);
+		if (!be0 || km_backend_owes(cfg, be0))
+			return TC_ACT_OK;
+	}
 	if (local >= 0) {
 		local_be = km_backend_get(ids[local & 7]);
 		if (!local_be)
