@@ -129,9 +129,12 @@ class Lab:
         return False
 
     def start_memcached(self, b):
+        # CHAOS_MC_ARGS="-vv": every command each memcached saw, in its
+        # log, to follow a failing seed's key from replica to replica
         self.spawn("mc-" + b, b, ["memcached", "-u", "root", "-p", str(MC_PORT),
                                   "-U", str(MC_PORT), "-l", ADDR[b], "-t", "1",
-                                  "-m", "64"])
+                                  "-m", "64"] +
+                   os.environ.get("CHAOS_MC_ARGS", "").split())
         return self.wait_answer("mc-" + b, ADDR[b], MC_PORT)
 
     def conf_path(self, p):
