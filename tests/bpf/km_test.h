@@ -425,7 +425,8 @@ static inline int km_t_world(struct km_bpf **kb, struct km_ring *ring, int nbe,
 	    km_bpf_allow_add(*kb, km_t_addr("198.18.0.0"), 16))
 		return -1;
 	for (i = 1; i <= nbe; i++) {
-		struct km_backend b = {.addr = km_t_addr(km_t_be[i].ip),
+		struct km_backend b = {.addr.v4 = km_t_addr(km_t_be[i].ip),
+				       .family = KM_FAM_V4,
 				       .port = htons(km_t_be[i].port),
 				       .state = KM_BE_UP};
 

@@ -94,7 +94,9 @@ static int backend_flags(__u8 id)
 /* Backend id at addr (its own by default), up, no flag. */
 static void set_backend(__u8 id, const char *addr)
 {
-	struct km_backend b = {.addr = km_t_addr(addr ? addr : km_t_be[id].ip),
+	struct km_backend b = {.addr.v4 =
+				       km_t_addr(addr ? addr : km_t_be[id].ip),
+			       .family = KM_FAM_V4,
 			       .port = htons(MC_PORT),
 			       .state = KM_BE_UP};
 
