@@ -35,17 +35,9 @@ lab_host x 198.18.0.11
 lab_host6 x $X6
 lab_log "A=$A, B=$B: kmagent's ring puts B first for $KEY, as magent did"
 
-# memcached on IPv6 only: -l [ADDR] (memcached's RFC 3986 form)
-mc6()
-{
-	local h=$1 port=$2 label=${3:-mc-$1}
-	lab_spawn "$label" "$h" "$LAB_MEMCACHED" -u root -p "$port" \
-		-U "$port" -l "[${LAB_ADDR6[$h]}]"
-	LAB_WAIT[$label]=[${LAB_ADDR6[$h]}]:$port
-	lab_wait_ready "$label"
-}
-mc6 a 11211
-mc6 b 11211
+# memcached on IPv6 only
+lab_memcached6 a 11211
+lab_memcached6 b 11211
 lab_not "memcached A does not listen on IPv4" lab_answers c 198.18.0.1 11211
 
 BACKENDS=(-s "[2001:2::1]:11211" -s "[2001:2::2]:11211")
@@ -182,9 +174,9 @@ lab_ok "metrics served on [$A6]:9100" \
 
 # ---- -l ADDR6: IPv6 only; the differential test over IPv6 ------------------
 
-mc6 c 11300 mc-r
-mc6 a 11301 mc-a2
-mc6 b 11301 mc-b2
+lab_memcached6 c 11300 mc-r
+lab_memcached6 a 11301 mc-a2
+lab_memcached6 b 11301 mc-b2
 conf=$LAB_DIR/kmagent-c.conf
 printf '%s\n' "backend [$A6]:11301" "backend [$B6]:11301" >"$conf"
 lab_kmagentd c -c "$conf" -l $C6 -p 11310
