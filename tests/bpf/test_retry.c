@@ -641,7 +641,7 @@ static void test_frames_leave(int live)
 		    .data_size_in = sizeof(frame), .ctx_in = &ctx,
 		    .ctx_size_in = sizeof(ctx), .repeat = 1,
 		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-	struct km_retry_tx tx = {-1, -1};
+	struct km_retry_tx tx = {-1, -1, -1};
 	int sock = -1, pfd, idx, got = 0, i, v, err;
 	struct km_t_frame f;
 	__u32 st;
