@@ -34,7 +34,7 @@ static const struct km_t_ep be6[] = {
 
 static struct km_bpf *kb;
 static struct km_ring ring;
-static int xdp_fd, tc6_fd, tc4_fd, if0;
+static int xdp_fd, tc6_fd, tc4_fd, retry_fd, q_fd, dl_fd, if0;
 static char pin_root[64];
 
 static struct km_stats stats(void)
@@ -60,16 +60,22 @@ static int backend_flags(__u8 id)
 	return bpf_map_lookup_elem(fd, &key, &b) ? -1 : b.flags;
 }
 
-static void set_backend6(__u8 id, __u8 flags)
+/* Backend id at addr (its own when NULL), up, with flags. */
+static void set_backend6_at(__u8 id, const char *addr, __u8 flags)
 {
 	struct km_backend b = {.family = KM_FAM_V6,
 			       .port = htons(MC_PORT),
 			       .state = KM_BE_UP,
 			       .flags = flags};
 
-	inet_pton(AF_INET6, be6[id].ip, b.addr.v6);
+	inet_pton(AF_INET6, addr ? addr : be6[id].ip, b.addr.v6);
 	if (km_bpf_set_backend(kb, id, &b))
 		printf("set backend %u failed\n", id);
+}
+
+static void set_backend6(__u8 id, __u8 flags)
+{
+	set_backend6_at(id, NULL, flags);
 }
 
 /*
@@ -108,7 +114,10 @@ static int setup(void)
 	xdp_fd = km_bpf_xdp_fd(kb);
 	tc4_fd = km_bpf_tc_fd(kb);
 	tc6_fd = km_bpf_prog_fd(kb, "km_tc_clone6");
-	return tc6_fd < 0 ? -1 : 0;
+	retry_fd = km_bpf_prog_fd(kb, "km_xdp_retry");
+	q_fd = km_bpf_map_fd(kb, KM_MAP_RETRY_Q);
+	dl_fd = km_bpf_map_fd(kb, KM_MAP_DEADLINE);
+	return tc6_fd < 0 || retry_fd < 0 || q_fd < 0 || dl_fd < 0 ? -1 : 0;
 }
 
 /* A get from the client, expected routed to replica be; its request id. */
@@ -272,6 +281,69 @@ static void test_refused(void)
 	set_backend6(s->be[0], 0);
 }
 
+/*
+ * km_xdp_retry on request idx overdue with deadline word w, on a copy:
+ * its verdict, and the frame it made of it in f.
+ */
+static int run_retry(__u32 idx, __u64 w, struct km_t_frame *f)
+{
+	static struct km_retry_q q;
+	__u32 zero = 0;
+
+	memset(&q, 0, sizeof(q));
+	q.n = 1;
+	q.any_if = 1;
+	q.d[0].idx = idx;
+	q.d[0].w = w;
+	if (bpf_map_update_elem(q_fd, &zero, &q, BPF_ANY))
+		return -1;
+	memset(f, 0, sizeof(*f));
+	f->len = KM_RETRY_FRAME_LEN;
+	f->l2 = 14;
+	return km_t_run_xdp(retry_fd, f, if0);
+}
+
+static __u64 deadline(__u32 idx)
+{
+	__u64 w = 0;
+
+	bpf_map_lookup_elem(dl_fd, &idx, &w);
+	return w;
+}
+
+/* A silent backend's IPv6 read goes to the next replica (--udp-retry). */
+static void test_retry(void)
+{
+	const char *req = "get rt6\r\n", *hit = "VALUE rt6 0 1\r\nr\r\nEND\r\n";
+	const struct km_slot *s = slot_of("rt6");
+	struct km_stats s0 = stats();
+	struct km_t_frame f;
+	int idx, v;
+	__u64 w;
+
+	printf("IPv6 read retried on the next replica, from a fresh frame\n");
+	idx = send_get(req, 41, 0, s->be[0], "get rt6");
+	if (idx < 0)
+		return;
+	w = deadline(idx);
+	CHECK(w && (w & KM_DL_BE) == s->be[0], "deadline armed");
+	v = run_retry(idx, w, &f);
+	CHECK(v == XDP_TX, "retry: XDP_TX (got %d)", v);
+	km_t_check_to6(&f, &proxy6_nat, &be6[s->be[1]], "retried request");
+	km_t_check_payload6(&f, req, "retried request");
+	CHECK(ntohs(km_t_mc6(&f)->rid) == idx, "retried: the entry's id");
+	CHECK(stats().retries == s0.retries + 1, "retries counted");
+	CHECK(backend_flags(s->be[0]) == KM_BE_F_SILENT,
+	      "primary flagged silent");
+	v = reply_from(s->be[0], idx, hit, 0, &f);
+	CHECK(v == XDP_DROP, "the primary's late reply dropped (got %d)", v);
+	v = reply_from(s->be[1], idx, hit, 0, &f);
+	CHECK(v == XDP_TX, "the next replica's hit forwarded (got %d)", v);
+	km_t_check_to6(&f, &proxy6, &client6, "hit after retry");
+	km_t_check_payload6(&f, hit, "hit after retry");
+	set_backend6(s->be[0], 0);
+}
+
 /* Writes: cloned by km_tc_clone6 to every replica, replies combined. */
 static void test_writes(void)
 {
@@ -348,6 +420,96 @@ static void test_writes(void)
 		      "%.6s: write counters", cases[i].req);
 	}
 	close(sock);
+}
+
+/* A write one replica never answers: the retry answers from the others. */
+static void test_write_retry(void)
+{
+	const char *req = "set wr6 0 0 1\r\nq\r\n";
+	const struct km_slot *s = slot_of("wr6");
+	struct km_stats s0 = stats();
+	struct km_t_frame f, c;
+	int sock, v, idx = -1;
+	unsigned int k;
+
+	printf("IPv6 write with a silent replica answered by the retry\n");
+	sock = km_t_pkt_sock("kv1");
+	if (!CHECK(sock >= 0, "packet socket on kv1"))
+		return;
+	km_t_build6(&f, &client6, &proxy6, 700, 0, 1, req, strlen(req), 0);
+	v = km_t_run_tc(tc6_fd, &f, if0);
+	CHECK(v == TC_ACT_SHOT, "write cloned (got %d)", v);
+	for (k = 0; k < s->nr; k++)
+		if (!km_t_recv_udp6(sock, MC_PORT, &c))
+			idx = ntohs(km_t_mc6(&c)->rid);
+	close(sock);
+	if (!CHECK(idx >= 0, "clones seen"))
+		return;
+	for (k = 0; k + 1 < s->nr; k++)
+		CHECK(reply_from(s->be[k], idx, "STORED\r\n", 0, &f) ==
+			      XDP_DROP,
+		      "reply %u kept back", k);
+	v = run_retry(idx, deadline(idx), &f);
+	CHECK(v == XDP_TX, "retry answers the client (got %d)", v);
+	km_t_check_to6(&f, &proxy6, &client6, "write answered by the retry");
+	km_t_check_payload6(&f, "STORED\r\n", "write answered by the retry");
+	CHECK(ntohs(km_t_mc6(&f)->rid) == 700, "the client's request id");
+	CHECK(stats().retry_writes == s0.retry_writes + 1,
+	      "retry_writes counted");
+	CHECK(backend_flags(s->be[s->nr - 1]) == KM_BE_F_SILENT,
+	      "the silent replica flagged");
+	set_backend6(s->be[s->nr - 1], 0);
+}
+
+/*
+ * A replica on the proxy's host: the get goes up the stack with the
+ * client's address, the reply is caught by km_tc_egress6 on its way out;
+ * a write's datagram goes up to it, after the clones to the others.
+ */
+static void test_local_backend(void)
+{
+	const char *req = "get lk6\r\n", *hit = "VALUE lk6 0 1\r\nL\r\nEND\r\n";
+	const char *set = "set lk6 0 0 1\r\nL\r\n";
+	const struct km_slot *s = slot_of("lk6");
+	const struct km_t_ep local_be = {
+		{0x02, 0, 0, 0, 0, 0x01}, "2001:2::1", MC_PORT};
+	int egress_fd = km_bpf_prog_fd(kb, "km_tc_egress6");
+	struct km_t_frame f;
+	int idx, v;
+
+	printf("IPv6 local backend: up the stack, replies caught at egress\n");
+	if (!CHECK(egress_fd >= 0, "km_tc_egress6 loaded"))
+		return;
+	set_backend6_at(s->be[0], local_be.ip, 0);
+	km_t_build6(&f, &client6, &proxy6, 51, 0, 1, req, strlen(req), 0);
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_PASS, "local get: passed up the stack (got %d)", v);
+	km_t_check_to6(&f, &client6, &local_be, "local get");
+	idx = ntohs(km_t_mc6(&f)->rid);
+	km_t_build6(&f, &local_be, &client6, idx, 0, 1, hit, strlen(hit), 0);
+	v = km_t_run_tc(egress_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "local hit: let out (got %d)", v);
+	km_t_check_to6(&f, &proxy6, &client6, "local hit to client");
+	km_t_check_payload6(&f, hit, "local hit to client");
+	CHECK(ntohs(km_t_mc6(&f)->rid) == 51, "local hit: client's rid");
+
+	/* a local miss: on to the next (remote) replica, from egress */
+	km_t_build6(&f, &client6, &proxy6, 52, 0, 1, req, strlen(req), 0);
+	km_t_run_xdp(xdp_fd, &f, if0);
+	idx = ntohs(km_t_mc6(&f)->rid);
+	km_t_build6(&f, &local_be, &client6, idx, 0, 1, "END\r\n", 5, 0);
+	v = km_t_run_tc(egress_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "local miss: sent on (got %d)", v);
+	km_t_check_to6(&f, &proxy6_nat, &be6[s->be[1]], "fallback from local");
+	km_t_check_payload6(&f, req, "fallback from local");
+
+	/* a write: the datagram itself goes up to the local replica */
+	km_t_build6(&f, &client6, &proxy6, 53, 0, 1, set, strlen(set), 0);
+	v = km_t_run_tc(tc6_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "local write: up the stack (got %d)", v);
+	km_t_check_to6(&f, &client6, &local_be, "local write");
+	km_t_check_payload6(&f, set, "local write");
+	set_backend6(s->be[0], 0);
 }
 
 /*
@@ -454,7 +616,10 @@ int main(void)
 	test_reads();
 	test_fallback();
 	test_refused();
+	test_retry();
 	test_writes();
+	test_write_retry();
+	test_local_backend();
 	test_passthrough();
 	test_denied_and_mixed();
 	rc = km_t_failed ? 1 : 0;
