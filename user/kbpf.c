@@ -447,7 +447,7 @@ static int km_enable_forwarding(const char *ifname, const char *ipv)
 		else
 			km_info("%s: enabled %s forwarding (needed by "
 				"bpf_fib_lookup)\n",
-				ifname, ipv);
+				ifname, strcmp(ipv, "ipv6") ? "IPv4" : "IPv6");
 	}
 	if (fclose(f) && !err)
 		err = -errno;

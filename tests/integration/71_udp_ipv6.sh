@@ -45,7 +45,7 @@ lab_kmagentd p -l :: -p 11210 -s "$NAME_2" -s "$NAME_3" -I eth0 \
 # kmagentd's health probes resolve the backends' addresses (ND)
 udp_kernel_ready "$A6" "$B6"
 lab_ok "kmagentd turned IPv6 forwarding on for bpf_fib_lookup" \
-	grep -q "eth0: enabled ipv6 forwarding" "${LAB_LOG[km-p]}"
+	grep -q "eth0: enabled IPv6 forwarding" "${LAB_LOG[km-p]}"
 lab_ok "the kernel holds B as an IPv6 backend" \
 	test "$(kbe_field "$PIN" $BID family)" == 6
 
