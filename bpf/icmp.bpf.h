@@ -192,9 +192,11 @@ static __always_inline int km_xdp_icmp(struct xdp_md *ctx, void *data,
 		return XDP_PASS;
 	st = km_stats_get();
 	cfg = km_config_get();
+	if (!st || !cfg || (fam == KM_FAM_V6 && !cfg->serve_v6))
+		return XDP_PASS; /* no IPv6 request of ours to bounce */
 	idx = bpf_ntohs(q.qframe->rid);
 	e = bpf_map_lookup_elem(&km_pending, &idx);
-	if (!st || !cfg || !e || !e->ts)
+	if (!e || !e->ts)
 		return XDP_PASS;
 	id = km_quote_backend(e, &q, fam);
 	be = km_backend_get(id);

@@ -41,7 +41,7 @@ static __always_inline int km_for_us(const struct km_config *cfg,
 /*
  * What every program does first: parse the datagram, find the maps.  -1
  * when it is none of ours (not UDP of family fam, no ports configured,
- * no maps).
+ * no maps, IPv6 while kmagentd serves IPv4 only).
  */
 static __always_inline int km_begin(void *data, void *end, struct km_pkt *p,
 				    struct km_config **cfg,
@@ -53,7 +53,9 @@ static __always_inline int km_begin(void *data, void *end, struct km_pkt *p,
 		return -1;
 	*st = km_stats_get();
 	*cfg = km_config_get();
-	return *st && *cfg ? 0 : -1;
+	if (!*st || !*cfg)
+		return -1;
+	return fam == KM_FAM_V6 && !(*cfg)->serve_v6 ? -1 : 0;
 }
 
 /*

@@ -189,8 +189,8 @@ struct km_config {
 	__u32 write_policy;	  /* enum km_write_policy */
 	__u64 pending_timeout_ns; /* 0 = KM_PENDING_TIMEOUT_NS */
 	__be32 proxy_addr;	  /* 0 = the address each client used */
-	/* IPv6 datagrams to the service port: served (1: kmagentd listens on
-	 * IPv6, all addresses), or left alone (0) */
+	/* IPv6 datagrams: served (1: kmagentd listens on IPv6, all
+	 * addresses), or left alone (0), to the NAT port too */
 	__u32 serve_v6;
 	/* a read reply of more datagrams than this is dropped (reflection:
 	 * a spoofed source gets no more than one item of item_size_max); 0 =
