@@ -8,6 +8,8 @@
 # each took.  The key hashes to B first (as the article's magent did):
 # step 5 (B stopped) is answered through the ICMPv6 port unreachable B's
 # host sends, step 7 (B back, empty) through the in-kernel null-fallback.
+# Then, kmagentd running: an IPv4 client of IPv6 backends (passed up),
+# and a silent B (SIGSTOP) whose read km_xdp_retry sends on to A.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
 
@@ -154,6 +156,18 @@ lab_eq "an IPv4 client's get through kmagentd returns the value" "$VALUE" \
 lab_eq "the kernel found no IPv4 route to the IPv6 backend" $((n0 + 1)) \
 	"$(k no_route)"
 lab_eq "... and routed nothing" "$g0" "$(k kernel_gets)"
+
+lab_log "a silent IPv6 backend (memcached B stopped): the read is retried"
+lab_ok "B readable in the kernel" udp_wait "B readable" 20 kbe_readable "$PIN" $BID
+r0=$(k retries) g0=$(k kernel_gets)
+kill -STOP "$(lab_pid mc-b)"
+lab_eq "get via kmagent returns the value from A" "$VALUE" \
+	"$(mc "$P:11210" get $KEY)"
+kill -CONT "$(lab_pid mc-b)"
+lab_eq "routed in the kernel" $((g0 + 1)) "$(k kernel_gets)"
+lab_eq "sent again to A by km_xdp_retry (--udp-retry)" $((r0 + 1)) \
+	"$(k retries)"
+lab_eq "no helper failed" 0 "$(k helper_errors)"
 
 bpftool map dump pinned "$PIN/km_stats" | grep -v ': 0,\?$' | sed 's/^/# /'
 lab_done
