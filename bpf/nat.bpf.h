@@ -48,7 +48,7 @@ struct km_targets {
 	__u8 ids[KM_MAX_REPLICAS];
 	__u8 nr_skipped; /* replicas of the slot not writable now */
 	__u8 skipped[KM_MAX_REPLICAS];
-	/* km_fib_in's, off the stack: km_tc_targets runs below the
+	/* km_fib_in's, off the stack: km_tc_targets4/6 run below the
 	 * biggest frame there is (km_tc_clone's); so are these */
 	struct bpf_fib_lookup fib;
 	union km_ip proxy; /* the address the client sent to */
