@@ -475,6 +475,7 @@ static void test_local_backend(void)
 		{0x02, 0, 0, 0, 0, 0x01}, "2001:2::1", MC_PORT};
 	int egress_fd = km_bpf_prog_fd(kb, "km_tc_egress6");
 	struct km_t_frame f;
+	unsigned int k;
 	int idx, v;
 
 	printf("IPv6 local backend: up the stack, replies caught at egress\n");
@@ -509,6 +510,18 @@ static void test_local_backend(void)
 	CHECK(v == TC_ACT_OK, "local write: up the stack (got %d)", v);
 	km_t_check_to6(&f, &client6, &local_be, "local write");
 	km_t_check_payload6(&f, set, "local write");
+	idx = ntohs(km_t_mc6(&f)->rid);
+	/* the remote replicas' replies kept, the local one's answers */
+	for (k = 1; k < s->nr; k++)
+		CHECK(reply_from(s->be[k], idx, "STORED\r\n", 0, &f) ==
+			      XDP_DROP,
+		      "remote write reply %u kept back", k);
+	km_t_build6(&f, &local_be, &client6, idx, 0, 1, "STORED\r\n", 8, 0);
+	v = km_t_run_tc(egress_fd, &f, if0);
+	CHECK(v == TC_ACT_OK, "local write reply: let out (got %d)", v);
+	km_t_check_to6(&f, &proxy6, &client6, "combined write reply");
+	km_t_check_payload6(&f, "STORED\r\n", "combined write reply");
+	CHECK(ntohs(km_t_mc6(&f)->rid) == 53, "write reply: client's rid");
 	set_backend6(s->be[0], 0);
 }
 
