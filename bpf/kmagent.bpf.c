@@ -27,15 +27,19 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
- * Is this datagram addressed to us: IPv4 to proxy_addr (any address when
- * it is 0), IPv6 when kmagentd listens on IPv6?
+ * Is this datagram addressed to us, where kmagentd listens (-l): IPv4 to
+ * proxy_addr (any address when it is 0), IPv6 to any address or to
+ * proxy_addr6 (enum km_serve_v6)?
  */
 static __always_inline int km_for_us(const struct km_config *cfg,
 				     const struct km_pkt *p)
 {
 	if (p->family == KM_FAM_V6)
-		return cfg->serve_v6;
-	return !cfg->proxy_addr || p->ip->daddr == cfg->proxy_addr;
+		return cfg->serve_v6 == KM_V6_ALL ||
+		       (cfg->serve_v6 == KM_V6_ONLY &&
+			km_pkt_addr_is(p, 1, KM_FAM_V6, &cfg->proxy_addr6));
+	return cfg->serve_v6 != KM_V6_ONLY &&
+	       (!cfg->proxy_addr || p->ip->daddr == cfg->proxy_addr);
 }
 
 /*

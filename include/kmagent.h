@@ -147,8 +147,8 @@ enum km_write_policy {
 #define KM_MAP_DEADLINE "km_deadline" /* __u64 by request id, see below */
 #define KM_MAP_RETRY_Q	"km_retry_q"  /* struct km_retry_q, not pinned */
 /*
- * km_progs (not pinned): the programs km_xdp_rx tail-calls, by index.
- * Its IPv6 copy, for IPv6 frames (bpf/kmagent.bpf.c).
+ * km_progs (not pinned): the programs km_xdp_rx tail-calls, by index;
+ * KM_PROG_XDP6 is km_xdp_rx6, for IPv6 frames (bpf/kmagent.bpf.c).
  */
 enum km_prog_idx { KM_PROG_XDP6 = 0, KM_PROG_NR };
 /* Pinned links (bpffs file names under the pin root). */
@@ -189,9 +189,8 @@ struct km_config {
 	__u32 write_policy;	  /* enum km_write_policy */
 	__u64 pending_timeout_ns; /* 0 = KM_PENDING_TIMEOUT_NS */
 	__be32 proxy_addr;	  /* 0 = the address each client used */
-	/* IPv6 datagrams: served (1: kmagentd listens on IPv6, all
-	 * addresses), or left alone (0), to the NAT port too */
-	__u32 serve_v6;
+	__u32 serve_v6;		  /* enum km_serve_v6 */
+	union km_ip proxy_addr6;  /* KM_V6_ONLY: the address served */
 	/* a read reply of more datagrams than this is dropped (reflection:
 	 * a spoofed source gets no more than one item of item_size_max); 0 =
 	 * any */
@@ -203,6 +202,15 @@ struct km_config {
 	 * serve alone again.
 	 */
 	__u64 bypass_until_ns;
+};
+
+/* Which datagrams of each family the kernel path serves (kmagentd's -l). */
+enum km_serve_v6 {
+	KM_V6_NONE = 0, /* IPv4 only (-l 0.0.0.0, -l ADDR4): IPv6 left alone,
+			 * to the NAT port too */
+	KM_V6_ALL = 1,	/* both families, every address (-l ::) */
+	KM_V6_ONLY = 2, /* IPv6 to proxy_addr6 only (-l ADDR6): IPv4 left
+			 * alone */
 };
 
 enum km_pending_kind {

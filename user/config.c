@@ -863,29 +863,6 @@ static void km_opt_where(int id, char *buf, size_t size)
 	snprintf(buf, size, "option");
 }
 
-/*
- * The kernel path (-I) tells its clients by address only for IPv4 (-l
- * 198.18.0.1); for IPv6 it serves every address or none: it would serve
- * IPv4 clients, and IPv6 ones to other addresses, on an IPv6-only
- * listener.  Refused (at start and on reload) rather than served wrongly;
- * docs/operations.md.  Backends of both families are fine: the kernel
- * answers a client from backends of its own family, and hands the rest
- * up to kmagentd.
- */
-static int km_config_check_kernel_listen(const struct km_cfg *cfg, FILE *err)
-{
-	if (cfg->listen_addr.sa.sa_family == AF_INET6 &&
-	    !km_addr_is_any(&cfg->listen_addr)) {
-		fprintf(err,
-			"kmagentd: -I: the kernel path serves IPv6 clients "
-			"on every address or none: not with -l %s (use -l "
-			":: or an IPv4 address)\n",
-			cfg->listen);
-		return -1;
-	}
-	return 0;
-}
-
 enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 					   char **argv, FILE *err)
 {
@@ -945,8 +922,6 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 		fprintf(err, "kmagentd: -I serves UDP: not with -U 0\n");
 		return KM_CFG_ERROR;
 	}
-	if (cfg->nr_ifaces && km_config_check_kernel_listen(cfg, err))
-		return KM_CFG_ERROR;
 	return KM_CFG_RUN;
 }
 

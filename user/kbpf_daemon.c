@@ -524,11 +524,19 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 	err = km_bpf_get_config(km_kb, &kc);
 	if (err)
 		return err;
-	/* -l :: serves every address, as 0.0.0.0 (-I refuses -l ::1) */
+	/* -l :: serves every address, as 0.0.0.0 */
 	kc.proxy_addr = cfg->listen_addr.sa.sa_family == AF_INET
 				? cfg->listen_addr.in.sin_addr.s_addr
 				: 0;
-	kc.serve_v6 = cfg->listen_addr.sa.sa_family == AF_INET6;
+	/* -l ::: both families, every address; -l ADDR6: that one only */
+	kc.serve_v6 = KM_V6_NONE;
+	memset(&kc.proxy_addr6, 0, sizeof(kc.proxy_addr6));
+	if (cfg->listen_addr.sa.sa_family == AF_INET6)
+		kc.serve_v6 = km_addr_is_any(&cfg->listen_addr) ? KM_V6_ALL
+								: KM_V6_ONLY;
+	if (kc.serve_v6 == KM_V6_ONLY)
+		memcpy(kc.proxy_addr6.v6, &cfg->listen_addr.in6.sin6_addr,
+		       sizeof(kc.proxy_addr6));
 	kc.write_policy = cfg->write_policy;
 	/* a previous run's bypass (km_kbpf_bypass): judged again from here */
 	kc.bypass_until_ns = 0;

@@ -106,7 +106,7 @@ static int setup(void)
 	}
 	if (km_bpf_get_config(kb, &cfg))
 		return -1;
-	cfg.serve_v6 = 1;
+	cfg.serve_v6 = KM_V6_ALL;
 	inet_pton(AF_INET6, "2001:2::", &net);
 	if (km_bpf_set_config(kb, &cfg) || km_bpf_allow6_add(kb, &net, 64))
 		return -1;
@@ -583,6 +583,42 @@ static void test_passthrough(void)
 	}
 }
 
+/* -l ADDR6: IPv6 to that address only, IPv4 left alone. */
+static void test_v6_only(void)
+{
+	const struct km_slot *s = slot_of("k6");
+	struct km_t_ep other = proxy6;
+	struct km_t_frame f, orig;
+	struct km_config cfg;
+	struct km_stats s0;
+	int v;
+
+	printf("-l ADDR6: only IPv6 to that address is the kernel's\n");
+	if (!CHECK(!km_bpf_get_config(kb, &cfg), "config read"))
+		return;
+	cfg.serve_v6 = KM_V6_ONLY;
+	inet_pton(AF_INET6, proxy6.ip, cfg.proxy_addr6.v6);
+	km_bpf_set_config(kb, &cfg);
+	s0 = stats();
+	send_get("get k6\r\n", 11, 0, s->be[0], "get to the listening address");
+	other.ip = "2001:2::99";
+	km_t_build6(&f, &client6, &other, 12, 0, 1, "get k6\r\n", 8, 0);
+	orig = f;
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_PASS && !memcmp(f.buf, orig.buf, f.len),
+	      "IPv6 to another address: untouched (%d)", v);
+	km_t_build(&f, &km_t_client, &km_t_proxy, 13, 0, 1, "get k6\r\n", 8, 0);
+	orig = f;
+	v = km_t_run_xdp(xdp_fd, &f, if0);
+	CHECK(v == XDP_PASS && !memcmp(f.buf, orig.buf, f.len),
+	      "IPv4: untouched (%d)", v);
+	CHECK(stats().rx_service == s0.rx_service + 1,
+	      "only the get to the listening address was the kernel's");
+	cfg.serve_v6 = KM_V6_ALL;
+	memset(&cfg.proxy_addr6, 0, sizeof(cfg.proxy_addr6));
+	km_bpf_set_config(kb, &cfg);
+}
+
 static void test_denied_and_mixed(void)
 {
 	struct km_t_ep outsider = client6;
@@ -634,6 +670,7 @@ int main(void)
 	test_write_retry();
 	test_local_backend();
 	test_passthrough();
+	test_v6_only();
 	test_denied_and_mixed();
 	rc = km_t_failed ? 1 : 0;
 	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);

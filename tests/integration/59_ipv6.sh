@@ -215,9 +215,6 @@ lab_pin_dir "$PIN"
 udp_xdp_peer x
 LAB_LABEL=mc-a4 lab_memcached a 11411
 LAB_LABEL=mc-b4 lab_memcached b 11411
-out=$(lab_in x "$LAB_KMAGENTD" -D -l $X6 -p 11410 -s 198.18.0.1:11411 \
-	-I eth0 --pin-root "$PIN" 2>&1)
-lab_eq "-I with -l ADDR6 (IPv6 only): refused (exit 2)" 2 $?
 lab_kmagentd x -l :: -p 11410 -s 198.18.0.1:11411 -s 198.18.0.2:11411 \
 	-I eth0 --pin-root "$PIN" --allow 198.18.0.0/24 --allow 2001:2::/64
 lab_ok "X knows the backends' MACs" udp_wait neighbours 10 \

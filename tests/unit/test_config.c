@@ -268,17 +268,14 @@ static const struct bad_case bad_cases[] = {
 	 "--metrics: invalid value '::1:9100': an IPv6 address takes brackets"},
 	{{"-s", "[::1]:11211", "-s", "[::1]:11211", NULL},
 	 "duplicate backend '[::1]:11211'"},
-	/* the kernel path tells IPv6 clients by family only: refused, not
-	 * served wrongly (IPv6 backends are fine: see test_kernel_ipv6) */
-	{{"-s", "127.0.0.1:1", "-l", "::1", "-I", "lo", NULL},
-	 "-I: the kernel path serves IPv6 clients on every address or none: "
-	 "not with -l ::1"},
 };
 
-/* -I with IPv6 backends, alone or beside IPv4 ones, and -l :: */
+/* -I with IPv6 backends, alone or beside IPv4 ones; -l ::, -l ADDR6 */
 static void test_kernel_ipv6(void **state)
 {
 	const char *v6[] = {"-s", "[2001:2::1]:11211", "-I", "lo", NULL};
+	const char *only6[] = {
+		"-s", "[2001:2::1]:11211", "-l", "2001:2::4", "-I", "lo", NULL};
 	const char *mixed[] = {"-s", "[2001:2::1]:11211",
 			       "-s", "198.18.0.2:11211",
 			       "-l", "::",
@@ -291,6 +288,8 @@ static void test_kernel_ipv6(void **state)
 	assert_int_equal(cfg.nr_ifaces, 1);
 	assert_int_equal(parse(&cfg, mixed), KM_CFG_RUN);
 	assert_int_equal(cfg.nr_backends, 2);
+	assert_int_equal(parse(&cfg, only6), KM_CFG_RUN);
+	assert_int_equal(cfg.listen_addr.sa.sa_family, AF_INET6);
 }
 
 /* The bounds on hostile clients: memcached's 0 = off, sizes as -I. */
