@@ -26,32 +26,53 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Is this datagram addressed to us (any address when proxy_addr is 0)? */
+/*
+ * Is this datagram addressed to us, where kmagentd listens (-l): IPv4 to
+ * proxy_addr (any address when it is 0), IPv6 to any address or to
+ * proxy_addr6 (enum km_serve_v6)?
+ */
 static __always_inline int km_for_us(const struct km_config *cfg,
 				     const struct km_pkt *p)
 {
-	return !cfg->proxy_addr || p->ip->daddr == cfg->proxy_addr;
+	if (p->family == KM_FAM_V6)
+		return cfg->serve_v6 == KM_V6_ALL ||
+		       (cfg->serve_v6 == KM_V6_ONLY &&
+			km_pkt_addr_is(p, 1, KM_FAM_V6, &cfg->proxy_addr6));
+	return cfg->serve_v6 != KM_V6_ONLY &&
+	       (!cfg->proxy_addr || p->ip->daddr == cfg->proxy_addr);
 }
 
 /*
  * What every program does first: parse the datagram, find the maps.  -1
- * when it is none of ours (not UDP, no ports configured, no maps).
+ * when it is none of ours (not UDP of family fam, no ports configured,
+ * no maps, IPv6 while kmagentd serves IPv4 only).
  */
 static __always_inline int km_begin(void *data, void *end, struct km_pkt *p,
 				    struct km_config **cfg,
-				    struct km_stats **st)
+				    struct km_stats **st, const __u8 fam)
 {
-	if (km_parse(data, end, p))
+	if (km_parse(data, end, p) || p->family != fam)
 		return -1;
 	if (!km_service_port || !km_nat_port)
 		return -1;
 	*st = km_stats_get();
 	*cfg = km_config_get();
-	return *st && *cfg ? 0 : -1;
+	if (!*st || !*cfg)
+		return -1;
+	return fam == KM_FAM_V6 && !(*cfg)->serve_v6 ? -1 : 0;
 }
 
-SEC("xdp")
-int km_xdp_rx(struct xdp_md *ctx)
+/*
+ * Each entry point is built twice: for IPv4 and for IPv6 (km_*6).  One
+ * program walking both families' paths would be twice as much for the
+ * verifier, over its limit for km_tc_clone; each copy knows its family
+ * (a constant), and the other's code is not in it.  XDP has one program
+ * per interface: km_xdp_rx tail-calls km_xdp_rx6 (km_progs).  tc runs
+ * its filters in turn: km_tc_clone and km_tc_egress leave IPv6 frames
+ * (TC_ACT_UNSPEC) to the IPv6 filters after them.  (A tail call there
+ * makes the kernel refuse km_tc_clone: EINVAL once verified, on 6.18.)
+ */
+static __always_inline int km_xdp_rx_fam(struct xdp_md *ctx, const __u8 fam)
 {
 	/* read once: clang would otherwise reuse one load as a plain
 	 * integer, which the verifier no longer sees as the packet's end */
@@ -61,8 +82,12 @@ int km_xdp_rx(struct xdp_md *ctx)
 	struct km_stats *st;
 	struct km_pkt p;
 
-	if (km_begin(data, end, &p, &cfg, &st))
-		return km_xdp_icmp(ctx, data, end);
+	if (fam == KM_FAM_V4 && km_l3_is_v6(data, end)) {
+		bpf_tail_call(ctx, &km_progs, KM_PROG_XDP6);
+		return XDP_PASS; /* no IPv6 program: kmagentd serves */
+	}
+	if (km_begin(data, end, &p, &cfg, &st, fam))
+		return km_xdp_icmp(ctx, data, end, fam);
 	if (p.udp->dest == bpf_htons(km_service_port) && km_for_us(cfg, &p))
 		return km_xdp_request(ctx, &p, cfg, st);
 	/* replies come to the source used towards their backend, which may
@@ -72,22 +97,39 @@ int km_xdp_rx(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-SEC("tc")
-int km_tc_clone(struct __sk_buff *skb)
+SEC("xdp")
+int km_xdp_rx(struct xdp_md *ctx)
 {
+	return km_xdp_rx_fam(ctx, KM_FAM_V4);
+}
+
+SEC("xdp")
+int km_xdp_rx6(struct xdp_md *ctx)
+{
+	return km_xdp_rx_fam(ctx, KM_FAM_V6);
+}
+
+static __always_inline int km_tc_clone_fam(struct __sk_buff *skb,
+					   const __u8 fam)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
 	struct km_config *cfg;
 	struct km_stats *st;
+	union km_ip client;
 	struct km_pkt p;
 	int rc;
 
-	if (km_begin((void *)(long)skb->data, (void *)(long)skb->data_end, &p,
-		     &cfg, &st))
+	if (fam == KM_FAM_V4 && km_l3_is_v6(data, end))
+		return TC_ACT_UNSPEC; /* to km_tc_clone6 */
+	if (km_begin(data, end, &p, &cfg, &st, fam))
 		return TC_ACT_OK;
 	if (p.udp->dest == bpf_htons(km_nat_port))
 		return km_tc_fallback(skb, &p, cfg, st);
 	if (p.udp->dest != bpf_htons(km_service_port) || !km_for_us(cfg, &p))
 		return TC_ACT_OK;
-	if (!km_client_allowed(p.ip->saddr)) {
+	km_pkt_saddr(&p, &client);
+	if (!km_client_allowed(p.family, &client)) {
 		st->denied++;
 		return TC_ACT_SHOT;
 	}
@@ -99,10 +141,24 @@ int km_tc_clone(struct __sk_buff *skb)
 	return rc;
 }
 
-/* Local backends' replies to clients, on their way out (see nat.bpf.h). */
 SEC("tc")
-int km_tc_egress(struct __sk_buff *skb)
+int km_tc_clone(struct __sk_buff *skb)
 {
+	return km_tc_clone_fam(skb, KM_FAM_V4);
+}
+
+SEC("tc")
+int km_tc_clone6(struct __sk_buff *skb)
+{
+	return km_tc_clone_fam(skb, KM_FAM_V6);
+}
+
+/* Local backends' replies to clients, on their way out (see nat.bpf.h). */
+static __always_inline int km_tc_egress_fam(struct __sk_buff *skb,
+					    const __u8 fam)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
 	struct km_config *cfg;
 	struct km_stats *st;
 	struct km_pkt p;
@@ -113,10 +169,23 @@ int km_tc_egress(struct __sk_buff *skb)
 	 * pending lookup, a third of a replicated write's BPF time here. */
 	if (skb->ingress_ifindex)
 		return TC_ACT_OK;
-	if (km_begin((void *)(long)skb->data, (void *)(long)skb->data_end, &p,
-		     &cfg, &st))
+	if (fam == KM_FAM_V4 && km_l3_is_v6(data, end))
+		return TC_ACT_UNSPEC; /* to km_tc_egress6 */
+	if (km_begin(data, end, &p, &cfg, &st, fam))
 		return TC_ACT_OK;
 	return km_tc_local_reply(skb, &p, cfg, st);
+}
+
+SEC("tc")
+int km_tc_egress(struct __sk_buff *skb)
+{
+	return km_tc_egress_fam(skb, KM_FAM_V4);
+}
+
+SEC("tc")
+int km_tc_egress6(struct __sk_buff *skb)
+{
+	return km_tc_egress_fam(skb, KM_FAM_V6);
 }
 
 /*

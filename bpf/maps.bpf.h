@@ -40,13 +40,13 @@ struct {
 /*
  * The source address to use towards each backend (the daemon asks the
  * routing table: a backend behind another interface must be able to
- * answer it); 0 = the address the client used.
+ * answer it), of the backend's family; 0 = the address the client used.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KM_MAX_BACKENDS);
 	__type(key, __u32);
-	__type(value, __be32);
+	__type(value, union km_ip);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } km_be_src SEC(".maps");
 
@@ -78,6 +78,14 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } km_deadline SEC(".maps");
+
+/* km_xdp_rx's tail calls (KM_PROG_*), filled by the loader; its own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, KM_PROG_NR);
+	__type(key, __u32);
+	__type(value, __u32);
+} km_progs SEC(".maps");
 
 /* kmagentd's batch of overdue requests for km_xdp_retry; its own. */
 struct {
@@ -112,6 +120,15 @@ struct {
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } km_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, KM_ALLOW_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct km_lpm6_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_allow6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -198,19 +215,25 @@ static __always_inline struct km_slot *km_ring_get(const struct km_config *cfg,
 	return bpf_map_lookup_elem(&km_ring, &key);
 }
 
-/* The proxy's source address towards backend id. */
-static __always_inline __be32 km_nat_src(__u32 id, __be32 proxy)
+/* The proxy's source address towards backend id, into out. */
+static __always_inline void km_nat_src(__u32 id, const union km_ip *proxy,
+				       union km_ip *out)
 {
-	__be32 *src = bpf_map_lookup_elem(&km_be_src, &id);
+	union km_ip *src = bpf_map_lookup_elem(&km_be_src, &id);
 
-	return src && *src ? *src : proxy;
+	*out = src && km_ip_set(src) ? *src : *proxy;
 }
 
-static __always_inline int km_client_allowed(__be32 addr)
+/* Is the client at a (of family fam) in km_allow (IPv4), km_allow6? */
+static __always_inline int km_client_allowed(__u8 fam, const union km_ip *a)
 {
-	struct km_lpm_key key = {.prefixlen = 32, .addr = addr};
+	struct km_lpm6_key k6 = {.prefixlen = 128};
+	struct km_lpm_key key = {.prefixlen = 32, .addr = a->v4};
 
-	return bpf_map_lookup_elem(&km_allow, &key) != NULL;
+	if (fam != KM_FAM_V6)
+		return bpf_map_lookup_elem(&km_allow, &key) != NULL;
+	__builtin_memcpy(k6.addr, a->v6, 16);
+	return bpf_map_lookup_elem(&km_allow6, &k6) != NULL;
 }
 
 #endif /* KM_MAPS_BPF_H */

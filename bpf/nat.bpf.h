@@ -13,17 +13,33 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
 
 /* Where a rewritten datagram goes: every header field the proxy owns. */
 struct km_hdrvals {
 	__u8 dmac[ETH_ALEN];
 	__u8 smac[ETH_ALEN];
-	__be32 saddr;
-	__be32 daddr;
+	union km_ip saddr;
+	union km_ip daddr;
 	__be16 sport;
 	__be16 dport;
 	__be16 rid;
 	__u32 ifindex; /* egress: XDP_TX when it is the ingress */
+};
+
+/* Where the header fields of the datagram being cloned sit, and their values.
+ */
+struct km_tc_hdr {
+	__u64 family; /* first: see km_pkt */
+	__u32 ip_off;
+	__u32 udp_off;
+	union km_ip saddr;
+	union km_ip daddr;
+	__be16 sport;
+	__be16 dport;
+	__be16 rid;
 };
 
 /* The replicas a write is cloned to: too big for the stack, per CPU. */
@@ -32,10 +48,19 @@ struct km_targets {
 	__u8 ids[KM_MAX_REPLICAS];
 	__u8 nr_skipped; /* replicas of the slot not writable now */
 	__u8 skipped[KM_MAX_REPLICAS];
-	/* km_fib_in's, off the stack: km_tc_targets runs below the
-	 * biggest frame there is (km_tc_clone's) */
+	/* km_fib_in's, off the stack: km_tc_targets4/6 run below the
+	 * biggest frame there is (km_tc_clone's); so are these */
 	struct bpf_fib_lookup fib;
-	struct km_hdrvals swap; /* km_tc_targets_owes_not_first's, ditto */
+	struct km_hdrvals swap; /* km_tc_targets_owes_not_first's */
+	union km_ip proxy;	/* the address the client sent to */
+	union km_ip src;	/* the proxy's towards the replica at hand */
+	/* km_tc_clones': the datagram's headers as they are now, the
+	 * request id of the clones, the replica on this host (-1: none) */
+	struct km_tc_hdr h;
+	struct km_hdrvals lv; /* the local replica's headers */
+	__be16 rid;
+	__s8 local;
+	__u8 nr; /* replicas in tv[] and ids[] */
 };
 
 struct {
@@ -55,28 +80,53 @@ static __always_inline struct km_targets *km_targets_get(void)
 /* km_fib: dst is an address of this host (a local backend). */
 #define KM_FIB_LOCAL 1
 
+/* The lookup's addresses, by family; -1 for a destination never routed. */
+static __always_inline int km_fib_addrs(struct bpf_fib_lookup *f, __u8 fam,
+					const union km_ip *src,
+					const union km_ip *dst)
+{
+	if (fam == KM_FAM_V6) {
+		/* ::1 arriving on a NIC is a martian: leave it to kmagentd */
+		if (!(dst->v6[0] | dst->v6[1] | dst->v6[2] |
+		      (dst->v6[3] ^ bpf_htonl(1))))
+			return -1;
+		f->family = AF_INET6;
+		__builtin_memcpy(f->ipv6_src, src->v6, 16);
+		__builtin_memcpy(f->ipv6_dst, dst->v6, 16);
+		return 0;
+	}
+	/* 127/8 arriving on a NIC is a martian: leave it to kmagentd */
+	if ((bpf_ntohl(dst->v4) >> 24) == 127)
+		return -1;
+	f->family = AF_INET;
+	f->ipv4_src = src->v4;
+	f->ipv4_dst = dst->v4;
+	return 0;
+}
+
 /*
- * Next hop towards dst: 0, KM_FIB_LOCAL (v holds only the addresses), or
- * -1 when the kernel cannot forward there (no route, neighbour unknown).
+ * Next hop towards backend be, for a request of family fam from src: 0,
+ * KM_FIB_LOCAL (v holds only the addresses), or -1 when the kernel cannot
+ * forward there (no route, neighbour unknown, a backend of the other
+ * family: NAT does not translate between them).
  */
 static __always_inline int km_fib_in(void *ctx, struct bpf_fib_lookup *f,
-				     __be32 src, __be32 dst, __u32 ifindex,
+				     __u8 fam, const union km_ip *src,
+				     const struct km_backend *be, __u32 ifindex,
 				     struct km_hdrvals *v)
 {
 	long rc;
 
-	/* 127/8 arriving on a NIC is a martian: leave it to kmagentd */
-	if ((bpf_ntohl(dst) >> 24) == 127)
+	if (be->family != fam)
 		return -1;
 	__builtin_memset(f, 0, sizeof(*f));
-	f->family = AF_INET;
+	if (km_fib_addrs(f, fam, src, &be->addr))
+		return -1;
 	f->l4_protocol = IPPROTO_UDP;
-	f->ipv4_src = src;
-	f->ipv4_dst = dst;
 	f->ifindex = ifindex;
 	rc = bpf_fib_lookup(ctx, f, sizeof(*f), 0);
-	v->saddr = src;
-	v->daddr = dst;
+	v->saddr = *src;
+	v->daddr = be->addr;
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
 		return KM_FIB_LOCAL; /* a local route (or another non-unicast)
 				      */
@@ -85,17 +135,16 @@ static __always_inline int km_fib_in(void *ctx, struct bpf_fib_lookup *f,
 	__builtin_memcpy(v->dmac, f->dmac, ETH_ALEN);
 	__builtin_memcpy(v->smac, f->smac, ETH_ALEN);
 	v->ifindex = f->ifindex;
-	v->saddr = src;
-	v->daddr = dst;
 	return 0;
 }
 
-static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
-				  __u32 ifindex, struct km_hdrvals *v)
+static __always_inline int km_fib(void *ctx, __u8 fam, const union km_ip *src,
+				  const struct km_backend *be, __u32 ifindex,
+				  struct km_hdrvals *v)
 {
 	struct bpf_fib_lookup f;
 
-	return km_fib_in(ctx, &f, src, dst, ifindex, v);
+	return km_fib_in(ctx, &f, fam, src, be, ifindex, v);
 }
 
 /*
@@ -108,8 +157,8 @@ static __always_inline int km_fib(void *ctx, __be32 src, __be32 dst,
 
 struct km_nexthop {
 	__u64 ts; /* 0 = empty */
-	__be32 src;
-	__be32 dst;
+	union km_ip src;
+	union km_ip dst;
 	__u32 in_ifindex;
 	int rc; /* km_fib's return */
 	struct km_hdrvals v;
@@ -122,27 +171,45 @@ struct {
 	__type(value, struct km_nexthop);
 } km_nexthop SEC(".maps");
 
+/*
+ * A km_hdrvals copied word by word: a struct copy is loaded whole into
+ * registers first, and their spills alone overflowed the stack frames.
+ */
+static __always_inline void km_hv_copy(struct km_hdrvals *dst,
+				       const struct km_hdrvals *src)
+{
+	__u32 *d = (__u32 *)dst;
+	const __u32 *s = (const __u32 *)src;
+	int i;
+
+	for (i = 0; i < (int)(sizeof(*dst) / 4); i++) {
+		__u32 w = s[i];
+
+		km_barrier_var(w);
+		d[i] = w;
+	}
+}
+
 /* f: km_fib_in's lookup buffer */
-static __always_inline int km_fib_cached_in(void *ctx, struct bpf_fib_lookup *f,
-					    __be32 src, __u32 id,
-					    const struct km_backend *be,
-					    __u32 ifindex, __u64 now,
-					    struct km_hdrvals *v)
+static __always_inline int
+km_fib_cached_in(void *ctx, struct bpf_fib_lookup *f, __u8 fam,
+		 const union km_ip *src, __u32 id, const struct km_backend *be,
+		 __u32 ifindex, __u64 now, struct km_hdrvals *v)
 {
 	struct km_nexthop *nh = bpf_map_lookup_elem(&km_nexthop, &id);
 	int rc;
 
 	if (nh && nh->ts && (__s64)(now - nh->ts) < (__s64)KM_NH_TTL_NS &&
-	    nh->src == src && nh->dst == be->addr &&
-	    nh->in_ifindex == ifindex) {
-		*v = nh->v;
+	    km_ip_eq(&nh->src, src) && km_ip_eq(&nh->dst, &be->addr) &&
+	    nh->in_ifindex == ifindex && be->family == fam) {
+		km_hv_copy(v, &nh->v);
 		return nh->rc;
 	}
-	rc = km_fib_in(ctx, f, src, be->addr, ifindex, v);
+	rc = km_fib_in(ctx, f, fam, src, be, ifindex, v);
 	if (nh && rc >= 0) {
-		nh->v = *v;
+		km_hv_copy(&nh->v, v);
 		nh->rc = rc;
-		nh->src = src;
+		nh->src = *src;
 		nh->dst = be->addr;
 		nh->in_ifindex = ifindex;
 		nh->ts = now;
@@ -150,14 +217,15 @@ static __always_inline int km_fib_cached_in(void *ctx, struct bpf_fib_lookup *f,
 	return rc;
 }
 
-static __always_inline int km_fib_cached(void *ctx, __be32 src, __u32 id,
+static __always_inline int km_fib_cached(void *ctx, __u8 fam,
+					 const union km_ip *src, __u32 id,
 					 const struct km_backend *be,
 					 __u32 ifindex, __u64 now,
 					 struct km_hdrvals *v)
 {
 	struct bpf_fib_lookup f;
 
-	return km_fib_cached_in(ctx, &f, src, id, be, ifindex, now, v);
+	return km_fib_cached_in(ctx, &f, fam, src, id, be, ifindex, now, v);
 }
 
 static __always_inline int km_xdp_out(struct xdp_md *ctx, __u32 ifindex)
@@ -217,45 +285,72 @@ static __always_inline void km_to_service(const struct km_pending *e,
 	v->ifindex = e->ifindex;
 }
 
-/* Header-only rewrite: MACs, addresses, ports, request id. */
+/*
+ * Header-only rewrite: MACs, addresses, ports, request id.  One checksum
+ * update for the addresses (and the IPv4 header's), one for the ports and
+ * the request id.
+ */
 static __always_inline void km_nat(struct km_pkt *p, const struct km_hdrvals *v)
 {
 	struct udphdr *udp = p->udp;
+	struct {
+		__be16 sport, dport, rid;
+	} pr = {udp->source, udp->dest, p->frame->rid};
+	struct ipv6hdr *ip6 = p->ip6;
+	struct iphdr *ip = p->ip;
+	__u32 d;
 
 	km_mac_copy(p->eth->h_dest, v->dmac);
 	km_mac_copy(p->eth->h_source, v->smac);
-	km_udp_csum_replace4(udp, p->ip->saddr, v->saddr);
-	km_udp_csum_replace4(udp, p->ip->daddr, v->daddr);
-	km_ip_set_addrs(p->ip, v->saddr, v->daddr);
-	km_udp_csum_replace2(udp, udp->source, v->sport);
-	km_udp_csum_replace2(udp, udp->dest, v->dport);
-	km_udp_csum_replace2(udp, p->frame->rid, v->rid);
+	if (p->family == KM_FAM_V6 && ip6) {
+		/* saddr and daddr, 32 bytes, in the header as in v */
+		d = km_csum_delta(&ip6->saddr, &v->saddr, 32);
+		__builtin_memcpy(&ip6->saddr, &v->saddr, 32);
+	} else if (ip) {
+		d = km_csum_delta(&ip->saddr, &v->saddr.v4, 4) +
+		    km_csum_delta(&ip->daddr, &v->daddr.v4, 4);
+		ip->check = km_csum_apply(ip->check, d);
+		ip->saddr = v->saddr.v4;
+		ip->daddr = v->daddr.v4;
+	} else {
+		return;
+	}
+	d += km_csum_delta(&pr, &v->sport, 6);
+	km_udp_csum_apply(udp, d);
 	udp->source = v->sport;
 	udp->dest = v->dport;
 	p->frame->rid = v->rid;
 }
 
-/* Checksum of UDP header + frame header + payload (summed: payload_sum). */
-static __always_inline __u16 km_udp_csum_full(const struct iphdr *ip,
+/*
+ * Checksum of UDP header + frame header + payload (summed: payload_sum),
+ * from source s to destination d.  The pseudo-header's addresses are
+ * summed as km_ip's: IPv4 in the first word, zeros after.
+ */
+static __always_inline __u16 km_udp_csum_full(const union km_ip *s,
+					      const union km_ip *d,
 					      const struct udphdr *udp,
 					      const struct km_udp_frame *f,
 					      __u32 payload_sum)
 {
-	__u64 s = payload_sum;
+	const __u16 *a = (const __u16 *)s, *b = (const __u16 *)d;
+	__u64 sum = payload_sum;
 	__u16 c;
+	int i;
 
-	s += (ip->saddr & 0xffff) + (ip->saddr >> 16);
-	s += (ip->daddr & 0xffff) + (ip->daddr >> 16);
-	s += bpf_htons(IPPROTO_UDP);
-	s += udp->len; /* pseudo-header */
-	s += udp->source;
-	s += udp->dest;
-	s += udp->len;
-	s += f->rid;
-	s += f->seq;
-	s += f->total;
-	s += f->reserved;
-	c = ~km_csum_fold(s);
+#pragma unroll
+	for (i = 0; i < 8; i++)
+		sum += a[i] + b[i];
+	sum += bpf_htons(IPPROTO_UDP);
+	sum += udp->len; /* pseudo-header */
+	sum += udp->source;
+	sum += udp->dest;
+	sum += udp->len;
+	sum += f->rid;
+	sum += f->seq;
+	sum += f->total;
+	sum += f->reserved;
+	c = ~km_csum_fold(sum);
 	return c ? c : 0xffff;
 }
 
@@ -275,11 +370,13 @@ static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
 				       const char *src, __u32 len, __u32 sum)
 {
 	__u32 l2 = p->l2_len, ulen;
+	struct ipv6hdr *ip6;
 	struct km_udp_frame *f;
 	struct udphdr *udp;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	void *data, *end;
+	int v6 = p->family == KM_FAM_V6;
 
 	if (len < 1 || len > KM_REQ_MAX)
 		return KM_EMIT_NOROOM;
@@ -293,17 +390,23 @@ static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
 	ip = data + sizeof(*eth);
 	if (l2 != sizeof(*eth))
 		ip = data + sizeof(*eth) + sizeof(struct km_vlan_hdr);
-	udp = (void *)(ip + 1);
+	ip6 = (void *)ip;
+	udp = v6 ? (void *)(ip6 + 1) : (void *)(ip + 1);
 	f = (void *)(udp + 1);
 	if ((void *)(f + 1) > end)
 		return KM_EMIT_BROKEN;
 	km_mac_copy(eth->h_dest, v->dmac);
 	km_mac_copy(eth->h_source, v->smac);
 	ulen = sizeof(*udp) + sizeof(*f) + len;
-	ip->tot_len = bpf_htons(sizeof(*ip) + ulen);
-	ip->saddr = v->saddr;
-	ip->daddr = v->daddr;
-	ip->check = km_ip_csum(ip);
+	if (v6) {
+		ip6->payload_len = bpf_htons(ulen);
+		__builtin_memcpy(&ip6->saddr, &v->saddr, 32);
+	} else {
+		ip->tot_len = bpf_htons(sizeof(*ip) + ulen);
+		ip->saddr = v->saddr.v4;
+		ip->daddr = v->daddr.v4;
+		ip->check = km_ip_csum(ip);
+	}
 	udp->source = v->sport;
 	udp->dest = v->dport;
 	udp->len = bpf_htons(ulen);
@@ -311,7 +414,7 @@ static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
 	f->seq = 0;
 	f->total = bpf_htons(1);
 	f->reserved = 0;
-	udp->check = km_udp_csum_full(ip, udp, f, sum);
+	udp->check = km_udp_csum_full(&v->saddr, &v->daddr, udp, f, sum);
 	return 0;
 }
 

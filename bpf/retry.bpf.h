@@ -39,6 +39,30 @@ static __always_inline struct km_retry_q *km_retry_q_get(void)
 	return bpf_map_lookup_elem(&km_retry_q, &zero);
 }
 
+/* km_retry_frame's IPv6 header, UDP and frame headers at ip. */
+static __always_inline int km_retry_frame6(void *ip, void *end, __u32 l2,
+					   struct km_pkt *p, void *data)
+{
+	struct ipv6hdr *ip6 = ip;
+	struct km_udp_frame *f;
+	struct udphdr *udp;
+
+	udp = (void *)(ip6 + 1);
+	f = (void *)(udp + 1);
+	if ((void *)(f + 1) > end)
+		return -1;
+	__builtin_memset(ip6, 0, sizeof(*ip6));
+	ip6->version = 6;
+	ip6->hop_limit = 64;
+	ip6->nexthdr = IPPROTO_UDP;
+	ip6->payload_len = bpf_htons(KM_RETRY_FRAME_LEN - l2 - sizeof(*ip6));
+	__builtin_memset(udp, 0, sizeof(*udp));
+	udp->len = ip6->payload_len;
+	udp->check = 0xffff; /* km_xdp_emit computes it: not "none" */
+	__builtin_memset(f, 0, sizeof(*f));
+	return km_parse(data, end, p);
+}
+
 /*
  * Fresh headers over the whole frame (KM_RETRY_FRAME_LEN bytes), untagged
  * or with e's VLAN tag, parsed into p for km_xdp_emit: a live frame's page
@@ -51,6 +75,7 @@ km_retry_frame(struct xdp_md *ctx, const struct km_pending *e, struct km_pkt *p)
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct km_vlan_hdr *vh;
+	__be16 proto = bpf_htons(ETH_P_IP);
 	struct km_udp_frame *f;
 	struct udphdr *udp;
 	struct iphdr *ip;
@@ -62,17 +87,21 @@ km_retry_frame(struct xdp_md *ctx, const struct km_pending *e, struct km_pkt *p)
 		return -1;
 	if (data + KM_RETRY_FRAME_LEN > end)
 		return -1;
+	if (e->family == KM_FAM_V6)
+		proto = bpf_htons(ETH_P_IPV6);
 	ip = data + sizeof(*eth);
 	if (e->vlan_tci) {
 		vh = data + sizeof(*eth);
 		eth->h_proto = bpf_htons(ETH_P_8021Q);
 		vh->tci = e->vlan_tci;
-		vh->proto = bpf_htons(ETH_P_IP);
+		vh->proto = proto;
 		ip = (void *)(vh + 1);
 		l2 += sizeof(*vh);
 	} else {
-		eth->h_proto = bpf_htons(ETH_P_IP);
+		eth->h_proto = proto;
 	}
+	if (e->family == KM_FAM_V6)
+		return km_retry_frame6(ip, end, l2, p, data);
 	udp = (void *)(ip + 1);
 	f = (void *)(udp + 1);
 	if ((void *)(f + 1) > end)

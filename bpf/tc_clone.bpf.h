@@ -21,82 +21,88 @@
 /* km_tc_write: the datagram goes up the stack to a local replica. */
 #define KM_TC_UP_LOCAL 100
 
-/* Where the header fields of the datagram being cloned sit, and their values.
- */
-struct km_tc_hdr {
-	__u32 ip_off;
-	__u32 udp_off;
-	__be32 saddr;
-	__be32 daddr;
-	__be16 sport;
-	__be16 dport;
-	__be16 rid;
-};
-
 /* km_tc_nat_l3l4 and km_tc_nat read these fields as runs of bytes */
 #define KM_NEXT_TO(t, a, b, n)                                                 \
 	(__builtin_offsetof(t, b) == __builtin_offsetof(t, a) + (n))
-_Static_assert(KM_NEXT_TO(struct km_tc_hdr, saddr, daddr, 4) &&
+_Static_assert(KM_NEXT_TO(struct km_tc_hdr, saddr, daddr, 16) &&
 		       KM_NEXT_TO(struct km_tc_hdr, sport, dport, 2) &&
 		       KM_NEXT_TO(struct km_tc_hdr, dport, rid, 2),
 	       "km_tc_hdr: saddr daddr, sport dport rid adjacent");
 _Static_assert(KM_NEXT_TO(struct km_hdrvals, dmac, smac, ETH_ALEN) &&
-		       KM_NEXT_TO(struct km_hdrvals, saddr, daddr, 4) &&
+		       KM_NEXT_TO(struct km_hdrvals, saddr, daddr, 16) &&
 		       KM_NEXT_TO(struct km_hdrvals, sport, dport, 2) &&
 		       KM_NEXT_TO(struct km_hdrvals, dport, rid, 2),
 	       "km_hdrvals: dmac smac, saddr daddr, sport dport rid adjacent");
+_Static_assert(KM_NEXT_TO(struct ipv6hdr, saddr, daddr, 16),
+	       "ipv6hdr: saddr daddr adjacent");
 
 /* p's header fields, as km_tc_nat starts from them. */
 static __always_inline void km_tc_hdr_of(const struct km_pkt *p,
 					 struct km_tc_hdr *h)
 {
+	h->family = p->family;
 	h->ip_off = p->l2_len;
-	h->udp_off = p->l2_len + sizeof(struct iphdr);
-	h->saddr = p->ip->saddr;
-	h->daddr = p->ip->daddr;
+	if (p->family == KM_FAM_V6) {
+		h->udp_off = p->l2_len + sizeof(struct ipv6hdr);
+		__builtin_memcpy(&h->saddr, &p->ip6->saddr, 32);
+	} else {
+		h->udp_off = p->l2_len + sizeof(struct iphdr);
+		__builtin_memset(&h->saddr, 0, 32);
+		h->saddr.v4 = p->ip->saddr;
+		h->daddr.v4 = p->ip->daddr;
+	}
 	h->sport = p->udp->source;
 	h->dport = p->udp->dest;
 	h->rid = p->frame->rid;
 }
 
 /*
- * The one's complement difference between n bytes (even) at from and at
- * to, as bpf_l3/l4_csum_replace take it with size 0: one call per
- * checksum for several fields, not one per field and checksum.
+ * The addresses, from h's to v's: IPv4 has a header checksum and its two
+ * addresses apart in v (km_ip's); IPv6 only the pseudo-header's share.
  */
-static __always_inline __u32 km_csum_delta(const void *from, const void *to,
-					   int n)
+static __always_inline int km_tc_nat_l3(struct __sk_buff *skb,
+					struct km_tc_hdr *h,
+					const struct km_hdrvals *v)
 {
-	const __u16 *a = from, *b = to;
-	__u32 s = 0;
-	int i;
+	__u32 l3c = h->ip_off + offsetof(struct iphdr, check);
+	__u32 l4c = h->udp_off + offsetof(struct udphdr, check);
+	__be32 a4[2] = {v->saddr.v4, v->daddr.v4};
+	__u32 d;
 
-	for (i = 0; i < n / 2; i++)
-		s += (__u16)~a[i] + b[i];
-	return s;
+	if (h->family == KM_FAM_V6) {
+		d = km_csum_delta(&h->saddr, &v->saddr, 32);
+		return bpf_l4_csum_replace(skb, l4c, 0, d,
+					   KM_L4_CSUM_FLAGS |
+						   BPF_F_PSEUDO_HDR) ||
+		       bpf_skb_store_bytes(
+			       skb, h->ip_off + offsetof(struct ipv6hdr, saddr),
+			       &v->saddr, 32, 0);
+	}
+	d = km_csum_delta(&h->saddr.v4, &v->saddr.v4, 4) +
+	    km_csum_delta(&h->daddr.v4, &v->daddr.v4, 4);
+	return bpf_l3_csum_replace(skb, l3c, 0, d, 0) ||
+	       bpf_l4_csum_replace(skb, l4c, 0, d,
+				   KM_L4_CSUM_FLAGS | BPF_F_PSEUDO_HDR) ||
+	       bpf_skb_store_bytes(skb,
+				   h->ip_off + offsetof(struct iphdr, saddr),
+				   a4, 8, 0);
 }
 
 /*
  * Rewrite addresses, ports and request id from h's values to v's: a
  * checksum update and a store per group of fields that changes (the
- * addresses, 8 bytes; ports and request id), instead of per field.
+ * addresses; ports and request id), instead of per field.
  */
 static __always_inline int km_tc_nat_l3l4(struct __sk_buff *skb,
 					  struct km_tc_hdr *h,
 					  const struct km_hdrvals *v)
 {
-	__u32 l3c = h->ip_off + offsetof(struct iphdr, check);
 	__u32 l4c = h->udp_off + offsetof(struct udphdr, check);
 	__u32 d;
 
-	if (h->saddr != v->saddr || h->daddr != v->daddr) {
-		d = km_csum_delta(&h->saddr, &v->saddr, 8);
-		if (bpf_l3_csum_replace(skb, l3c, 0, d, 0) ||
-		    bpf_l4_csum_replace(skb, l4c, 0, d,
-					KM_L4_CSUM_FLAGS | BPF_F_PSEUDO_HDR) ||
-		    bpf_skb_store_bytes(
-			    skb, h->ip_off + offsetof(struct iphdr, saddr),
-			    &v->saddr, 8, 0))
+	if (!km_ip_eq(&h->saddr, &v->saddr) ||
+	    !km_ip_eq(&h->daddr, &v->daddr)) {
+		if (km_tc_nat_l3(skb, h, v))
 			return -1;
 	}
 	if (h->sport != v->sport || h->dport != v->dport || h->rid != v->rid) {
@@ -121,6 +127,39 @@ static __always_inline int km_tc_nat_l3l4(struct __sk_buff *skb,
  * request id; MACs untouched.  len and l2 (p's) are checked by the caller.
  * The checksums are computed from scratch, as km_xdp_emit does.
  */
+static __always_inline int km_tc_set_payload6(struct __sk_buff *skb,
+					      const struct km_pkt *p, __u32 l2,
+					      const struct km_hdrvals *v,
+					      const char *src, __u32 len,
+					      __u32 sum)
+{
+	struct {
+		struct ipv6hdr ip;
+		struct udphdr udp;
+		struct km_udp_frame f;
+	} h;
+
+	if (!p->ip6)
+		return -1;
+	h.ip = *p->ip6;
+	h.ip.payload_len = bpf_htons(sizeof(h) - sizeof(h.ip) + len);
+	__builtin_memcpy(&h.ip.saddr, &v->saddr, 32);
+	h.udp.source = v->sport;
+	h.udp.dest = v->dport;
+	h.udp.len = h.ip.payload_len;
+	h.udp.check = 0;
+	h.f.rid = v->rid;
+	h.f.seq = 0;
+	h.f.total = bpf_htons(1);
+	h.f.reserved = 0;
+	h.udp.check = km_udp_csum_full(&v->saddr, &v->daddr, &h.udp, &h.f, sum);
+	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + len, 0) ||
+	    bpf_skb_store_bytes(skb, l2 + sizeof(h), src, len, 0) ||
+	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0))
+		return -1;
+	return 0;
+}
+
 static __always_inline int km_tc_set_payload(struct __sk_buff *skb,
 					     const struct km_pkt *p, __u32 l2,
 					     const struct km_hdrvals *v,
@@ -133,10 +172,14 @@ static __always_inline int km_tc_set_payload(struct __sk_buff *skb,
 		struct km_udp_frame f;
 	} h;
 
+	if (p->family == KM_FAM_V6)
+		return km_tc_set_payload6(skb, p, l2, v, src, len, sum);
+	if (!p->ip)
+		return -1;
 	h.ip = *p->ip;
 	h.ip.tot_len = bpf_htons(sizeof(h) + len);
-	h.ip.saddr = v->saddr;
-	h.ip.daddr = v->daddr;
+	h.ip.saddr = v->saddr.v4;
+	h.ip.daddr = v->daddr.v4;
 	h.ip.check = km_ip_csum(&h.ip);
 	h.udp.source = v->sport;
 	h.udp.dest = v->dport;
@@ -146,7 +189,7 @@ static __always_inline int km_tc_set_payload(struct __sk_buff *skb,
 	h.f.seq = 0;
 	h.f.total = bpf_htons(1);
 	h.f.reserved = 0;
-	h.udp.check = km_udp_csum_full(&h.ip, &h.udp, &h.f, sum);
+	h.udp.check = km_udp_csum_full(&v->saddr, &v->daddr, &h.udp, &h.f, sum);
 	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + len, 0) ||
 	    bpf_skb_store_bytes(skb, l2 + sizeof(h), src, len, 0) ||
 	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0))
@@ -204,38 +247,38 @@ km_tc_targets_owes_not_first(struct km_targets *tg, int k, int local)
 /*
  * Fill tg with the writable replicas of slot and their next hops, from
  * the per-CPU next-hop cache the reads use: a FIB and neighbour lookup per
- * replica was a quarter of a replicated write's BPF time.  One that owes
- * writes (KM_BE_F_OWES) is not first when another is not: the first's
- * reply is the answer, and its own may disagree with what the key's reads
- * see.  Returns their number, plus
- * 256 * (1 + the index of the one on this host) when one is local, or -1
- * when one cannot be reached from here (or two are local).  Global:
- * verified once, not once per path of km_tc_write.
+ * replica was a quarter of a replicated write's BPF time (one that owes
+ * writes is then moved from the front: km_tc_targets_owes_not_first).
+ * Returns their number, plus 256 * (1 + the index of the one on this
+ * host) when one is local, or -1 when one cannot be reached from here (or
+ * two are local).  Global: verified once, not once per path of
+ * km_tc_write; one per family (fam a constant), so that the verifier
+ * walks one family's lookups per replica, not both, and each has a small
+ * stack frame.
  */
-__attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
-					    struct km_slot *slot, __be32 proxy,
-					    struct km_targets *tg, __u64 now)
+static __always_inline int km_tc_targets_fam(struct __sk_buff *skb,
+					     struct km_slot *slot,
+					     struct km_targets *tg, __u64 now,
+					     const __u8 fam)
 {
 	int i, rc, k = 0, local = -1;
 	struct km_backend *be;
 
-	if (!skb || !slot || !tg)
-		return -1;
 	tg->nr_skipped = 0;
 	for (i = 0; i < KM_MAX_REPLICAS; i++) {
 		if (i >= slot->nr)
 			break;
 		be = km_backend_get(slot->be[i]);
-		if (!be || !be->addr)
+		if (!be || !km_ip_set(&be->addr))
 			continue;
 		if (!km_backend_writable(be)) {
 			/* it misses this write: kmagentd journals it */
 			tg->skipped[tg->nr_skipped++ & 7] = slot->be[i];
 			continue;
 		}
-		rc = km_fib_cached_in(
-			skb, &tg->fib, km_nat_src(slot->be[i], proxy),
-			slot->be[i], be, skb->ifindex, now, &tg->tv[k & 7]);
+		km_nat_src(slot->be[i], &tg->proxy, &tg->src);
+		rc = km_fib_cached_in(skb, &tg->fib, fam, &tg->src, slot->be[i],
+				      be, skb->ifindex, now, &tg->tv[k & 7]);
 		if (rc < 0 || (rc == KM_FIB_LOCAL && local >= 0))
 			return -1;
 		if (rc == KM_FIB_LOCAL)
@@ -246,6 +289,24 @@ __attribute__((noinline)) int km_tc_targets(struct __sk_buff *skb,
 		k++;
 	}
 	return k + 256 * (local + 1);
+}
+
+__attribute__((noinline)) int km_tc_targets4(struct __sk_buff *skb,
+					     struct km_slot *slot,
+					     struct km_targets *tg, __u64 now)
+{
+	if (!skb || !slot || !tg)
+		return -1;
+	return km_tc_targets_fam(skb, slot, tg, now, KM_FAM_V4);
+}
+
+__attribute__((noinline)) int km_tc_targets6(struct __sk_buff *skb,
+					     struct km_slot *slot,
+					     struct km_targets *tg, __u64 now)
+{
+	if (!skb || !slot || !tg)
+		return -1;
+	return km_tc_targets_fam(skb, slot, tg, now, KM_FAM_V6);
 }
 
 /*
@@ -274,25 +335,53 @@ static __always_inline void km_event_write_missed(struct km_scratch *sc,
 	bpf_ringbuf_submit(ev, 0);
 }
 
+/*
+ * Send a clone of skb to each replica of tg but the local one.  Global:
+ * verified once, not once per family and path of km_tc_write.
+ */
+__attribute__((noinline)) int
+km_tc_clones(struct __sk_buff *skb, struct km_targets *tg, struct km_stats *st)
+{
+	struct km_be_stats *bst;
+	int i;
+
+	if (!skb || !tg || !st)
+		return 0;
+	for (i = 0; i < KM_MAX_REPLICAS; i++) {
+		if (i >= tg->nr)
+			break;
+		if (i == tg->local)
+			continue;
+		tg->tv[i].rid = tg->rid;
+		if (km_tc_nat(skb, &tg->h, &tg->tv[i]) ||
+		    bpf_clone_redirect(skb, tg->tv[i].ifindex, 0)) {
+			st->helper_errors++;
+			continue; /* that replica times out: counted there */
+		}
+		st->write_clones++;
+		bst = km_be_stats_get(tg->ids[i]);
+		if (bst)
+			bst->writes++;
+	}
+	return 0;
+}
+
 /* Returns a tc verdict: TC_ACT_OK leaves the datagram to kmagentd. */
 static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 				       const struct km_config *cfg,
 				       struct km_stats *st)
 {
-	struct km_hdrvals *tv, lv = {};
 	struct km_targets *tg;
 	__u8 *ids;
 	struct km_be_stats *bst;
 	struct km_pending *e = NULL;
 	struct km_req r = {};
 	struct km_scratch *sc;
-	struct km_tc_hdr h;
 	struct km_slot *slot;
 	__u32 n = p->payload_len, idx = 0, k = 0;
 	int i, rc, local = -1; /* the local replica's index in tv/ids */
 	struct km_backend *local_be = NULL, *be0;
 	enum km_blind blind;
-	__be32 proxy;
 	__u64 now = 0;
 	char crlf[2];
 
@@ -324,11 +413,13 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	tg = km_targets_get();
 	if (!slot || !tg)
 		return TC_ACT_OK;
-	tv = tg->tv;
 	ids = tg->ids;
-	proxy = cfg->proxy_addr ?: p->ip->daddr;
+	km_proxy_addr(cfg, p, &tg->proxy);
 	now = bpf_ktime_get_coarse_ns();
-	rc = km_tc_targets(skb, slot, proxy, tg, now);
+	if (p->family == KM_FAM_V6)
+		rc = km_tc_targets6(skb, slot, tg, now);
+	else
+		rc = km_tc_targets4(skb, slot, tg, now);
 	if (rc < 0) {
 		st->no_route++; /* unreachable, or a second local one */
 		return TC_ACT_OK;
@@ -350,12 +441,12 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		if (!local_be)
 			return TC_ACT_OK;
 	}
-	km_tc_hdr_of(p, &h);
+	km_tc_hdr_of(p, &tg->h);
 	if (!r.noreply) {
 		e = km_claim(cfg, st, now, &idx);
 		if (!e)
 			return TC_ACT_OK;
-		km_pending_open(e, p, proxy, skb->ifindex, &r);
+		km_pending_open(e, p, &tg->proxy, skb->ifindex, &r);
 		e->kind = KM_PK_WRITE;
 		e->cur_be = ids[0];
 		e->nr_tried = 0;
@@ -376,33 +467,22 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	}
 	/* the datagram itself goes to the local replica, after the clones */
 	if (local_be) {
-		km_mac_copy(lv.dmac, p->eth->h_dest);
-		km_mac_copy(lv.smac, p->eth->h_source);
-		lv.saddr = h.saddr; /* the client's: see km_to_local */
-		lv.daddr = local_be->addr;
-		lv.sport = h.sport;
-		lv.dport = local_be->port;
-		lv.rid = bpf_htons(e ? idx : KM_RID_NOREPLY);
+		km_mac_copy(tg->lv.dmac, p->eth->h_dest);
+		km_mac_copy(tg->lv.smac, p->eth->h_source);
+		/* the client's address: see km_to_local */
+		tg->lv.saddr = tg->h.saddr;
+		tg->lv.daddr = local_be->addr;
+		tg->lv.sport = tg->h.sport;
+		tg->lv.dport = local_be->port;
+		tg->lv.rid = bpf_htons(e ? idx : KM_RID_NOREPLY);
 	}
 	/* p's packet pointers are dead from here: helpers below change data */
-	for (i = 0; i < KM_MAX_REPLICAS; i++) {
-		if (i >= (int)k)
-			break;
-		if (i == local)
-			continue;
-		/* noreply: a request id no entry has, so that a reply
-		 * memcached sends anyway is no other client's */
-		tv[i].rid = bpf_htons(e ? idx : KM_RID_NOREPLY);
-		if (km_tc_nat(skb, &h, &tv[i]) ||
-		    bpf_clone_redirect(skb, tv[i].ifindex, 0)) {
-			st->helper_errors++;
-			continue; /* that replica times out: counted there */
-		}
-		st->write_clones++;
-		bst = km_be_stats_get(ids[i]);
-		if (bst)
-			bst->writes++;
-	}
+	/* noreply: a request id no entry has, so that a reply memcached
+	 * sends anyway is no other client's */
+	tg->rid = bpf_htons(e ? idx : KM_RID_NOREPLY);
+	tg->local = local;
+	tg->nr = k;
+	km_tc_clones(skb, tg, st);
 	st->kernel_writes++;
 	if (r.noreply)
 		st->noreply_writes++;
@@ -410,7 +490,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		km_event_write_missed(sc, &r, tg, st);
 	if (!local_be)
 		return TC_ACT_SHOT;
-	if (km_tc_nat(skb, &h, &lv)) {
+	if (km_tc_nat(skb, &tg->h, &tg->lv)) {
 		st->helper_errors++;
 		return TC_ACT_SHOT;
 	}
@@ -618,20 +698,19 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 	if (!e)
 		return TC_ACT_OK;
 	ts = e->ts;
-	if (!ts || p->ip->daddr != e->client_addr ||
-	    p->udp->dest != e->client_port)
+	if (!ts || p->udp->dest != e->client_port ||
+	    !km_pkt_addr_is(p, 1, e->family, &e->client_addr))
 		return TC_ACT_OK;
 	if (e->kind == KM_PK_WRITE)
 		return km_tc_local_write_reply(skb, p, e, idx, ts, st);
-	if (e->kind == KM_PK_DONE &&
-	    km_sent_to(e, p->ip->saddr, p->udp->source))
+	if (e->kind == KM_PK_DONE && km_sent_to_pkt(e, p))
 		goto late; /* quarantined after a retry */
 	if (e->kind != KM_PK_GET && e->kind != KM_PK_MG)
 		return TC_ACT_OK;
 	cur = e->cur_be;
 	if (!km_from_backend(cur, p)) {
 		/* the local backend, after a retry sent the read elsewhere */
-		if (e->retried && km_sent_to(e, p->ip->saddr, p->udp->source))
+		if (e->retried && km_sent_to_pkt(e, p))
 			goto late;
 		return TC_ACT_OK;
 	}

@@ -52,7 +52,8 @@ static __always_inline int km_from_backend(__u8 id, const struct km_pkt *p)
 {
 	struct km_backend *be = km_backend_get(id);
 
-	return be && be->addr == p->ip->saddr && be->port == p->udp->source;
+	return be && be->port == p->udp->source &&
+	       km_pkt_addr_is(p, 0, be->family, &be->addr);
 }
 
 /*
@@ -60,29 +61,41 @@ static __always_inline int km_from_backend(__u8 id, const struct km_pkt *p)
  * replicas, a write's replicas)?  A reply from one that is not awaited
  * any more is a late one.  Global: verified once.
  */
-__attribute__((noinline)) int km_sent_to(struct km_pending *e, __u32 addr,
-					 __u32 port)
+__attribute__((noinline)) int km_sent_to(struct km_pending *e,
+					 union km_ip *addr, __u32 port)
 {
 	struct km_backend *be;
 	int i;
 
-	if (!e)
+	if (!e || !addr)
 		return 0;
 	for (i = 0; i < KM_MAX_REPLICAS; i++) {
 		if (i >= e->nr_tried)
 			break;
 		be = km_backend_get(e->tried[i]);
-		if (be && be->addr == addr && be->port == port)
+		if (be && km_ip_eq(&be->addr, addr) && be->port == port)
 			return 1;
 	}
 	for (i = 0; i < KM_MAX_REPLICAS; i++) {
 		if (i >= e->nr_wr)
 			break;
 		be = km_backend_get(e->wr_be[i]);
-		if (be && be->addr == addr && be->port == port)
+		if (be && km_ip_eq(&be->addr, addr) && be->port == port)
 			return 1;
 	}
 	return 0;
+}
+
+/* Did p come from a backend a request of e was sent to (km_sent_to)? */
+static __always_inline int km_sent_to_pkt(struct km_pending *e,
+					  const struct km_pkt *p)
+{
+	union km_ip a;
+
+	if (p->family != e->family)
+		return 0;
+	km_pkt_saddr(p, &a);
+	return km_sent_to(e, &a, p->udp->source);
 }
 
 /* The index of the write replica p came from in e's list, or -1. */
@@ -112,13 +125,13 @@ static __always_inline __u8 km_first_readable(struct km_slot *slot,
 }
 
 /* A claimed entry for p's request r: who gets the reply, about what key. */
-static __always_inline void km_pending_open(struct km_pending *e,
-					    const struct km_pkt *p,
-					    __be32 proxy, __u32 ifindex,
-					    const struct km_req *r)
+static __always_inline void
+km_pending_open(struct km_pending *e, const struct km_pkt *p,
+		const union km_ip *proxy, __u32 ifindex, const struct km_req *r)
 {
-	e->client_addr = p->ip->saddr;
-	e->proxy_addr = proxy;
+	km_pkt_saddr(p, &e->client_addr);
+	e->proxy_addr = *proxy;
+	e->family = p->family;
 	e->client_port = p->udp->source;
 	e->client_rid = p->frame->rid;
 	km_mac_copy(e->client_mac, p->eth->h_source);
@@ -130,6 +143,19 @@ static __always_inline void km_pending_open(struct km_pending *e,
 	e->key_len = r->key_len;
 	e->rx_dgrams = 0;
 	e->wr_got = 0;
+}
+
+/* The address the proxy answers from: cfg's, else the one p was sent to. */
+static __always_inline void km_proxy_addr(const struct km_config *cfg,
+					  const struct km_pkt *p,
+					  union km_ip *a)
+{
+	if (p->family == KM_FAM_V6) {
+		__builtin_memcpy(a->v6, &p->ip6->daddr, 16);
+		return;
+	}
+	__builtin_memset(a, 0, sizeof(*a));
+	a->v4 = cfg->proxy_addr ?: p->ip->daddr;
 }
 
 static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
@@ -144,14 +170,15 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_pending *e;
 	struct km_slot *slot;
 	__u32 n = p->payload_len, idx;
+	union km_ip proxy, src;
 	const char *verb;
-	__be32 proxy;
 	int local;
 	__u8 be_id;
 	__u64 now;
 
 	st->rx_service++;
-	if (!km_client_allowed(p->ip->saddr)) {
+	km_pkt_saddr(p, &src);
+	if (!km_client_allowed(p->family, &src)) {
 		st->denied++;
 		return XDP_DROP;
 	}
@@ -180,9 +207,10 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		st->no_backend++;
 		return XDP_PASS;
 	}
-	proxy = cfg->proxy_addr ?: p->ip->daddr;
+	km_proxy_addr(cfg, p, &proxy);
+	km_nat_src(be_id, &proxy, &src);
 	now = bpf_ktime_get_coarse_ns();
-	local = km_fib_cached(ctx, km_nat_src(be_id, proxy), be_id, be,
+	local = km_fib_cached(ctx, p->family, &src, be_id, be,
 			      ctx->ingress_ifindex, now, &v);
 	if (local < 0) {
 		st->no_route++;
@@ -196,7 +224,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 		st->helper_errors++;
 		return XDP_PASS;
 	}
-	km_pending_open(e, p, proxy, ctx->ingress_ifindex, &r);
+	km_pending_open(e, p, &proxy, ctx->ingress_ifindex, &r);
 	e->kind = r.kind;
 	e->cur_be = be_id;
 	e->nr_tried = 1;
@@ -273,8 +301,11 @@ static __always_inline int km_next_hop(void *ctx, const struct km_pending *e,
 				       struct km_hdrvals *v,
 				       struct km_stats *st)
 {
-	int local = km_fib(ctx, km_nat_src(next, e->proxy_addr), nb->addr,
-			   ifindex, v);
+	union km_ip src;
+	int local;
+
+	km_nat_src(next, &e->proxy_addr, &src);
+	local = km_fib(ctx, e->family, &src, nb, ifindex, v);
 
 	if (local < 0 || (local == KM_FIB_LOCAL && no_local)) {
 		st->no_route++;
@@ -328,6 +359,7 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_backend *nb = NULL;
 	struct km_hdrvals v = {};
 	struct km_slot *slot;
+	union km_ip src;
 	int rc, local;
 	__u32 sum;
 	__u8 next;
@@ -342,8 +374,8 @@ static __always_inline int km_xdp_fallback(struct xdp_md *ctx, struct km_pkt *p,
 		st->helper_errors++;
 		return -1;
 	}
-	local = km_fib(ctx, km_nat_src(next, e->proxy_addr), nb->addr,
-		       ctx->ingress_ifindex, &v);
+	km_nat_src(next, &e->proxy_addr, &src);
+	local = km_fib(ctx, e->family, &src, nb, ctx->ingress_ifindex, &v);
 	if (local < 0) {
 		/*
 		 * A replica is left but the kernel cannot reach it (next hop
@@ -579,8 +611,7 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 	}
 	if (e->kind == KM_PK_WRITE)
 		return km_xdp_write_reply(ctx, p, e, idx, ts, st);
-	if (e->kind == KM_PK_DONE &&
-	    km_sent_to(e, p->ip->saddr, p->udp->source))
+	if (e->kind == KM_PK_DONE && km_sent_to_pkt(e, p))
 		goto late; /* quarantined after a retry */
 	if (e->kind != KM_PK_GET && e->kind != KM_PK_MG) {
 		st->stray_replies++; /* quarantined after a timeout */
@@ -588,7 +619,7 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 	}
 	cur = e->cur_be;
 	if (!km_from_backend(cur, p)) {
-		if (e->retried && km_sent_to(e, p->ip->saddr, p->udp->source))
+		if (e->retried && km_sent_to_pkt(e, p))
 			goto late;
 		st->stray_replies++;
 		return XDP_PASS;

@@ -78,24 +78,52 @@ enum km_backend_flags {
 	KM_BE_F_OWES = 1 << 5,
 };
 
+/*
+ * An address of either family, network order: IPv4 in v4 with the rest
+ * zero, IPv6 in v6.  Which one is said by a family byte beside it (the IP
+ * version, KM_FAM_V4 or KM_FAM_V6): the kernel path answers a client only
+ * with backends of its own family (NAT keeps the header's size).
+ */
+union km_ip {
+	__be32 v4;
+	__be32 v6[4];
+};
+#define KM_FAM_V4 4
+#define KM_FAM_V6 6
+
+static inline int km_ip_set(const union km_ip *a)
+{
+	return (a->v6[0] | a->v6[1] | a->v6[2] | a->v6[3]) != 0;
+}
+
+/* One test, not four: each branch is a path more for the verifier. */
+static inline int km_ip_eq(const union km_ip *a, const union km_ip *b)
+{
+	return ((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) |
+		(a->v6[2] ^ b->v6[2]) | (a->v6[3] ^ b->v6[3])) == 0;
+}
+
 /* One entry of the km_backends array map, indexed by backend id. */
 struct km_backend {
-	__be32 addr; /* IPv4, network order; 0 = unused id */
-	__be16 port; /* memcached's port, TCP and UDP alike */
-	__u8 state;  /* enum km_backend_state */
-	__u8 flags;  /* enum km_backend_flags */
+	union km_ip addr; /* all zero = unused id */
+	__be16 port;	  /* memcached's port, TCP and UDP alike */
+	__u8 state;	  /* enum km_backend_state */
+	__u8 flags;	  /* enum km_backend_flags */
+	__u8 family;	  /* KM_FAM_V4 or KM_FAM_V6 */
+	__u8 pad[3];
 };
 
 static inline int km_backend_readable(const struct km_backend *b)
 {
-	return b->addr && b->state == KM_BE_UP &&
+	return km_ip_set(&b->addr) && b->state == KM_BE_UP &&
 	       !(b->flags & (KM_BE_F_NO_READS | KM_BE_F_REFUSED |
 			     KM_BE_F_SILENT | KM_BE_F_FENCED));
 }
 
 static inline int km_backend_writable(const struct km_backend *b)
 {
-	return b->addr && (b->state == KM_BE_UP || b->state == KM_BE_WARMING) &&
+	return km_ip_set(&b->addr) &&
+	       (b->state == KM_BE_UP || b->state == KM_BE_WARMING) &&
 	       !(b->flags & (KM_BE_F_NO_WRITES | KM_BE_F_REFUSED));
 }
 
@@ -121,10 +149,16 @@ enum km_write_policy {
 #define KM_MAP_STATS	"km_stats"
 #define KM_MAP_BE_STATS "km_be_stats"
 #define KM_MAP_ALLOW	"km_allow"
+#define KM_MAP_ALLOW6	"km_allow6"
 #define KM_MAP_EVENTS	"km_events"
-#define KM_MAP_BE_SRC	"km_be_src"   /* __be32 by backend id, 0 = proxy's */
+#define KM_MAP_BE_SRC	"km_be_src"   /* union km_ip by id, 0 = proxy's */
 #define KM_MAP_DEADLINE "km_deadline" /* __u64 by request id, see below */
 #define KM_MAP_RETRY_Q	"km_retry_q"  /* struct km_retry_q, not pinned */
+/*
+ * km_progs (not pinned): the programs km_xdp_rx tail-calls, by index;
+ * KM_PROG_XDP6 is km_xdp_rx6, for IPv6 frames (bpf/kmagent.bpf.c).
+ */
+enum km_prog_idx { KM_PROG_XDP6 = 0, KM_PROG_NR };
 /* Pinned links (bpffs file names under the pin root). */
 #define KM_LINK_XDP_FMT "link_xdp_%d" /* ifindex */
 
@@ -163,6 +197,8 @@ struct km_config {
 	__u32 write_policy;	  /* enum km_write_policy */
 	__u64 pending_timeout_ns; /* 0 = KM_PENDING_TIMEOUT_NS */
 	__be32 proxy_addr;	  /* 0 = the address each client used */
+	__u32 serve_v6;		  /* enum km_serve_v6 */
+	union km_ip proxy_addr6;  /* KM_V6_ONLY: the address served */
 	/* a read reply of more datagrams than this is dropped (reflection:
 	 * a spoofed source gets no more than one item of item_size_max); 0 =
 	 * any */
@@ -180,6 +216,15 @@ struct km_config {
 	 * killed or frozen daemon's lapses, and the programs serve alone.
 	 */
 	__u64 daemon_until_ns;
+};
+
+/* Which datagrams of each family the kernel path serves (kmagentd's -l). */
+enum km_serve_v6 {
+	KM_V6_NONE = 0, /* IPv4 only (-l 0.0.0.0, -l ADDR4): IPv6 left alone,
+			 * to the NAT port too */
+	KM_V6_ALL = 1,	/* both families, every address (-l ::) */
+	KM_V6_ONLY = 2, /* IPv6 to proxy_addr6 only (-l ADDR6): IPv4 left
+			 * alone */
 };
 
 enum km_pending_kind {
@@ -202,8 +247,8 @@ enum km_pending_kind {
  */
 struct km_pending {
 	__u64 ts; /* claim time (bpf_ktime_get_ns), 0 = free */
-	__be32 client_addr;
-	__be32 proxy_addr; /* the address the client sent to */
+	union km_ip client_addr;
+	union km_ip proxy_addr; /* the address the client sent to */
 	__be16 client_port;
 	__be16 client_rid;  /* the client's request id, restored on reply */
 	__u8 client_mac[6]; /* source MAC of the request (next hop back) */
@@ -212,6 +257,7 @@ struct km_pending {
 	__u32 ifindex;	/* where the request came in */
 	__u32 slot;	/* ring slot of the key */
 	__u8 kind;	/* enum km_pending_kind */
+	__u8 family;	/* the client's (and so the backends'): KM_FAM_V* */
 	__u8 cur_be;	/* reads: the backend asked now */
 	__u8 nr_tried;	/* reads: backends asked so far */
 	__u8 tried[KM_MAX_REPLICAS]; /* reads: in order, last = cur_be */
@@ -289,9 +335,9 @@ struct km_retry_q {
 /*
  * The frame kmagentd hands km_xdp_retry: its contents do not matter (the
  * program writes every header; pages are recycled between runs), only
- * its size, room for the longest request with a VLAN tag.
+ * its size, room for the longest request with a VLAN tag over IPv6.
  */
-#define KM_RETRY_FRAME_LEN (18 + 20 + 8 + 8 + KM_REQ_MAX)
+#define KM_RETRY_FRAME_LEN (18 + 40 + 8 + 8 + KM_REQ_MAX)
 
 /* memcached's UDP frame header, in front of every datagram's payload. */
 struct km_udp_frame {
@@ -351,6 +397,11 @@ struct km_be_stats {
 struct km_lpm_key {
 	__u32 prefixlen;
 	__be32 addr;
+};
+/* km_allow6: the same for IPv6 clients. */
+struct km_lpm6_key {
+	__u32 prefixlen;
+	__be32 addr[4];
 };
 #define KM_ALLOW_MAX 256
 

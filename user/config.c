@@ -863,37 +863,6 @@ static void km_opt_where(int id, char *buf, size_t size)
 	snprintf(buf, size, "option");
 }
 
-/*
- * The kernel path (-I) is IPv4 only: it would serve IPv4 clients on an
- * IPv6-only listener, and its backend table cannot hold an IPv6 replica,
- * so it would route reads and writes around it.  Refused (at start and
- * on reload) rather than served wrongly; docs/operations.md.
- */
-static int km_config_check_kernel_ipv4(const struct km_cfg *cfg, FILE *err)
-{
-	unsigned int i;
-
-	if (cfg->listen_addr.sa.sa_family == AF_INET6 &&
-	    !km_addr_is_any(&cfg->listen_addr)) {
-		fprintf(err,
-			"kmagentd: -I: the kernel path serves IPv4 clients: "
-			"not with -l %s (IPv6 only; use -l :: or an IPv4 "
-			"address)\n",
-			cfg->listen);
-		return -1;
-	}
-	for (i = 0; i < cfg->nr_backends; i++) {
-		if (cfg->backends[i].addr.sa.sa_family != AF_INET6)
-			continue;
-		fprintf(err,
-			"kmagentd: -I: backend %s is IPv6: the kernel path "
-			"routes to IPv4 backends only (run without -I)\n",
-			cfg->backends[i].name);
-		return -1;
-	}
-	return 0;
-}
-
 enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 					   char **argv, FILE *err)
 {
@@ -953,8 +922,6 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
 		fprintf(err, "kmagentd: -I serves UDP: not with -U 0\n");
 		return KM_CFG_ERROR;
 	}
-	if (cfg->nr_ifaces && km_config_check_kernel_ipv4(cfg, err))
-		return KM_CFG_ERROR;
 	return KM_CFG_RUN;
 }
 

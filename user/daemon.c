@@ -42,16 +42,14 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
 	b->gen = gen;
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->addr = *sa;
-	/*
-	 * kb.addr is also the table's "in use" mark.  An IPv6 backend never
-	 * reaches the kernel's table (-I refuses it, config.c): any non-zero
-	 * value marks it.
-	 */
+	/* kb.addr is also the table's "in use" mark: never all zero */
 	if (sa->sa.sa_family == AF_INET6) {
-		b->kb.addr = htonl(INADDR_NONE);
+		memcpy(b->kb.addr.v6, &sa->in6.sin6_addr, sizeof(b->kb.addr));
+		b->kb.family = KM_FAM_V6;
 		b->kb.port = sa->in6.sin6_port;
 	} else {
-		b->kb.addr = sa->in.sin_addr.s_addr;
+		b->kb.addr.v4 = sa->in.sin_addr.s_addr;
+		b->kb.family = KM_FAM_V4;
 		b->kb.port = sa->in.sin_port;
 	}
 	km_journal_name(id, name);
@@ -480,7 +478,7 @@ int km_backend_add(const char *hostport)
 	err = km_daemon_rebuild_ring_locked();
 	if (err) {
 		km_d.be[id].id = 0;
-		km_d.be[id].kb.addr = 0;
+		memset(&km_d.be[id].kb.addr, 0, sizeof(union km_ip));
 		goto out;
 	}
 	km_info("backend %u %s added\n", id, hostport);
@@ -510,7 +508,7 @@ int km_backend_remove(__u8 id)
 	km_slot_bits_clear(km_d.be[id].leaving);
 	km_d.be[id].has_joining = km_d.be[id].has_leaving = false;
 	km_d.be[id].id = 0;
-	km_d.be[id].kb.addr = 0;
+	memset(&km_d.be[id].kb.addr, 0, sizeof(union km_ip));
 	km_d.be[id].gen++;
 	err = km_daemon_rebuild_ring_locked();
 	km_info("backend %u %s removed\n", id, km_d.be[id].name);

@@ -30,8 +30,11 @@
 #include "log.h"
 #include "kmagent.skel.h"
 
-#define KM_TC_HANDLE	  0x4b4d /* "KM" */
-#define KM_TC_PRIO	  0x4b4d
+#define KM_TC_HANDLE 0x4b4d /* "KM" */
+#define KM_TC_PRIO   0x4b4d
+/* the IPv6 filters, run after the IPv4 ones (kmagent.bpf.c) */
+#define KM_TC_HANDLE6	  0x4b4e
+#define KM_TC_PRIO6	  0x4b4e
 #define KM_BPFFS	  "/sys/fs/bpf"
 
 #define KM_BPF_MAX_IFACES 16
@@ -51,6 +54,7 @@ struct km_bpf {
 	int nr_ifaces;
 	int ncpus;
 	int fresh_root; /* no maps were pinned before this open */
+	int ipv6;	/* km_bpf_opts.ipv6 */
 };
 
 static int km_libbpf_verbosity;
@@ -185,6 +189,18 @@ static void km_unpin_stale_maps(struct bpf_object *obj)
 	}
 }
 
+/* km_xdp_rx's tail call to its IPv6 copy (kmagent.bpf.c). */
+static int km_bpf_fill_progs(struct km_bpf *kb)
+{
+	__u32 key = KM_PROG_XDP6;
+	int fd = bpf_program__fd(kb->skel->progs.km_xdp_rx6);
+
+	if (bpf_map__update_elem(kb->skel->maps.km_progs, &key, sizeof(key),
+				 &fd, sizeof(fd), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
@@ -198,6 +214,7 @@ int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts)
 	snprintf(kb->pin_root, sizeof(kb->pin_root), "%s",
 		 opts->pin_root ? opts->pin_root : KM_PIN_ROOT);
 	km_libbpf_verbosity = opts->verbose;
+	kb->ipv6 = opts->ipv6;
 	libbpf_set_print(km_libbpf_print);
 	kb->ncpus = libbpf_num_possible_cpus();
 	if (kb->ncpus <= 0) {
@@ -224,6 +241,11 @@ int km_bpf_open(struct km_bpf **out, const struct km_bpf_opts *opts)
 	if (err) {
 		km_err("load BPF programs (pin root %s): %s\n", kb->pin_root,
 		       strerror(-err));
+		goto err_destroy;
+	}
+	err = km_bpf_fill_progs(kb);
+	if (err) {
+		km_err("km_progs: %s\n", strerror(-err));
 		goto err_destroy;
 	}
 	/* a fresh km_config: default timeout, everything else 0 */
@@ -341,6 +363,30 @@ static int km_attach_xdp(struct km_bpf *kb, int ifindex, const char *ifname,
  * interface, never crossing XDP.  (tc on lo would not see them: the
  * backend answers the client's address, which is not local.)
  */
+/* The IPv4 filter p4 at the hook, then the IPv6 one p6 after it. */
+static int km_attach_tc_pair(struct bpf_tc_hook *hook, struct bpf_tc_opts *to,
+			     const struct bpf_program *p4,
+			     const struct bpf_program *p6)
+{
+	int err;
+
+	to->handle = KM_TC_HANDLE;
+	to->priority = KM_TC_PRIO;
+	to->prog_fd = bpf_program__fd(p4);
+	to->prog_id = 0;
+	err = bpf_tc_attach(hook, to);
+	if (err)
+		return err;
+	to->handle = KM_TC_HANDLE6;
+	to->priority = KM_TC_PRIO6;
+	to->prog_fd = bpf_program__fd(p6);
+	to->prog_id = 0;
+	err = bpf_tc_attach(hook, to);
+	to->handle = KM_TC_HANDLE;
+	to->priority = KM_TC_PRIO;
+	return err;
+}
+
 static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname,
 			int *fresh)
 {
@@ -362,32 +408,34 @@ static int km_attach_tc(struct km_bpf *kb, int ifindex, const char *ifname,
 			return err;
 		}
 	}
-	to.prog_fd = bpf_program__fd(kb->skel->progs.km_tc_clone);
-	err = bpf_tc_attach(&hook, &to);
+	err = km_attach_tc_pair(&hook, &to, kb->skel->progs.km_tc_clone,
+				kb->skel->progs.km_tc_clone6);
 	if (err) {
 		km_err("%s: attach tc ingress: %s\n", ifname, strerror(-err));
 		return err;
 	}
 	hook.attach_point = BPF_TC_EGRESS;
-	to.prog_fd = bpf_program__fd(kb->skel->progs.km_tc_egress);
-	to.prog_id = 0;
-	err = bpf_tc_attach(&hook, &to);
+	err = km_attach_tc_pair(&hook, &to, kb->skel->progs.km_tc_egress,
+				kb->skel->progs.km_tc_egress6);
 	if (err)
 		km_err("%s: attach tc egress: %s\n", ifname, strerror(-err));
 	return err;
 }
 
 /*
- * bpf_fib_lookup answers only for interfaces with IPv4 forwarding on (it
- * checks the ingress device as a router would): turn it on for ifname.
+ * bpf_fib_lookup answers only for interfaces with forwarding on (it
+ * checks the ingress device as a router would): turn it on for ifname,
+ * for IPv4 ("ipv4") or IPv6 ("ipv6").  IPv6 forwarding also makes the
+ * interface ignore router advertisements (unless accept_ra is 2): it is
+ * turned on only for IPv6 backends.
  */
-static int km_enable_forwarding(const char *ifname)
+static int km_enable_forwarding(const char *ifname, const char *ipv)
 {
 	char path[128];
 	FILE *f;
 	int err = 0;
 
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding",
+	snprintf(path, sizeof(path), "/proc/sys/net/%s/conf/%s/forwarding", ipv,
 		 ifname);
 	f = fopen(path, "r+");
 	if (!f)
@@ -397,9 +445,9 @@ static int km_enable_forwarding(const char *ifname)
 		if (fputs("1\n", f) < 0)
 			err = -EIO;
 		else
-			km_info("%s: enabled IPv4 forwarding (needed by "
+			km_info("%s: enabled %s forwarding (needed by "
 				"bpf_fib_lookup)\n",
-				ifname);
+				ifname, strcmp(ipv, "ipv6") ? "IPv4" : "IPv6");
 	}
 	if (fclose(f) && !err)
 		err = -errno;
@@ -418,7 +466,9 @@ int km_bpf_attach(struct km_bpf *kb, const char *ifname)
 	}
 	if (kb->nr_ifaces >= KM_BPF_MAX_IFACES)
 		return -E2BIG;
-	err = km_enable_forwarding(ifname);
+	err = km_enable_forwarding(ifname, "ipv4");
+	if (!err && kb->ipv6)
+		err = km_enable_forwarding(ifname, "ipv6");
 	if (err) {
 		km_err("%s: enable forwarding: %s\n", ifname, strerror(-err));
 		return err;
@@ -518,14 +568,14 @@ int km_bpf_get_backend(struct km_bpf *kb, __u8 id, struct km_backend *b)
 	return 0;
 }
 
-int km_bpf_set_backend_src(struct km_bpf *kb, __u8 id, __be32 src)
+int km_bpf_set_backend_src(struct km_bpf *kb, __u8 id, const union km_ip *src)
 {
 	__u32 key = id;
 
 	if (id == KM_BACKEND_NONE || id >= KM_MAX_BACKENDS)
 		return -EINVAL;
 	if (bpf_map__update_elem(kb->skel->maps.km_be_src, &key, sizeof(key),
-				 &src, sizeof(src), BPF_ANY))
+				 src, sizeof(*src), BPF_ANY))
 		return -errno;
 	return 0;
 }
@@ -538,6 +588,20 @@ int km_bpf_allow_add(struct km_bpf *kb, __be32 addr, unsigned int prefix)
 	if (prefix > 32)
 		return -EINVAL;
 	if (bpf_map__update_elem(kb->skel->maps.km_allow, &key, sizeof(key),
+				 &one, sizeof(one), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int km_bpf_allow6_add(struct km_bpf *kb, const void *addr6, unsigned int prefix)
+{
+	struct km_lpm6_key key = {.prefixlen = prefix};
+	__u32 one = 1;
+
+	if (prefix > 128)
+		return -EINVAL;
+	memcpy(key.addr, addr6, sizeof(key.addr));
+	if (bpf_map__update_elem(kb->skel->maps.km_allow6, &key, sizeof(key),
 				 &one, sizeof(one), BPF_ANY))
 		return -errno;
 	return 0;
@@ -660,11 +724,10 @@ static int km_prog_is(__u32 id, const char *name)
 
 /* Our filter (handle, priority, program name) on one tc hook: 1 removed. */
 static int km_detach_tc_one(int ifindex, enum bpf_tc_attach_point ap,
-			    const char *prog)
+			    const char *prog, __u32 handle)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
-	LIBBPF_OPTS(bpf_tc_opts, to, .handle = KM_TC_HANDLE,
-		    .priority = KM_TC_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, to, .handle = handle, .priority = handle);
 	int err;
 
 	/* no clsact (-EINVAL) or no such filter (-ENOENT): nothing to do */
@@ -691,10 +754,17 @@ static int km_detach_tc(int ifindex)
 {
 	int n = 0, r;
 
-	r = km_detach_tc_one(ifindex, BPF_TC_INGRESS, "km_tc_clone");
+	r = km_detach_tc_one(ifindex, BPF_TC_INGRESS, "km_tc_clone",
+			     KM_TC_HANDLE);
 	n += r > 0;
-	r = km_detach_tc_one(ifindex, BPF_TC_EGRESS, "km_tc_egress");
+	r = km_detach_tc_one(ifindex, BPF_TC_EGRESS, "km_tc_egress",
+			     KM_TC_HANDLE);
 	n += r > 0;
+	/* not counted: one filter each way, for either family */
+	km_detach_tc_one(ifindex, BPF_TC_INGRESS, "km_tc_clone6",
+			 KM_TC_HANDLE6);
+	km_detach_tc_one(ifindex, BPF_TC_EGRESS, "km_tc_egress6",
+			 KM_TC_HANDLE6);
 	return n;
 }
 

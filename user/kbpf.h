@@ -20,6 +20,7 @@ struct km_bpf_opts {
 	__u16 service_port;   /* UDP port clients use (host order) */
 	__u16 nat_port;	      /* source port towards backends; 0 = default */
 	int verbose;	      /* libbpf messages: 1 warnings, 2 debug */
+	int ipv6; /* IPv6 backends: turn IPv6 forwarding on (attach) */
 };
 
 #define KM_NAT_PORT_DEFAULT 11299
@@ -41,11 +42,14 @@ int km_bpf_is_generic(struct km_bpf *kb, const char *ifname);
 int km_bpf_set_ring(struct km_bpf *kb, const struct km_ring *ring);
 int km_bpf_set_backend(struct km_bpf *kb, __u8 id, const struct km_backend *b);
 int km_bpf_get_backend(struct km_bpf *kb, __u8 id, struct km_backend *b);
-/* Source address towards backend id (network order), 0 = the client's. */
-int km_bpf_set_backend_src(struct km_bpf *kb, __u8 id, __be32 src);
+/* Source address towards backend id (its family), 0 = the client's. */
+int km_bpf_set_backend_src(struct km_bpf *kb, __u8 id, const union km_ip *src);
 int km_bpf_get_config(struct km_bpf *kb, struct km_config *cfg);
 int km_bpf_set_config(struct km_bpf *kb, const struct km_config *cfg);
 int km_bpf_allow_add(struct km_bpf *kb, __be32 addr, unsigned int prefix);
+/* An IPv6 network (addr6: 16 bytes, network order) to km_allow6. */
+int km_bpf_allow6_add(struct km_bpf *kb, const void *addr6,
+		      unsigned int prefix);
 
 /* Counters summed over CPUs. */
 int km_bpf_stats(struct km_bpf *kb, struct km_stats *out);

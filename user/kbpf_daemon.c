@@ -70,23 +70,25 @@ static struct {
 /*
  * The address the routing table picks as source towards addr (a UDP
  * connect sends nothing): a backend behind another interface than the
- * clients' answers that one.  0 when unknown.
+ * clients' answers that one.  All zero when unknown.
  */
-static __be32 km_kbpf_src_towards(const union km_addr *addr)
+static union km_ip km_kbpf_src_towards(const union km_addr *addr)
 {
-	struct sockaddr_in me;
+	union km_ip src = {0};
+	union km_addr me;
 	socklen_t len = sizeof(me);
-	__be32 src = 0;
 	int fd;
 
-	if (addr->sa.sa_family != AF_INET)
-		return 0; /* never: -I refuses IPv6 backends (config.c) */
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	fd = socket(addr->sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return 0;
-	if (!connect(fd, &addr->sa, sizeof(addr->in)) &&
-	    !getsockname(fd, (struct sockaddr *)&me, &len))
-		src = me.sin_addr.s_addr;
+		return src;
+	if (!connect(fd, &addr->sa, km_addr_len(addr)) &&
+	    !getsockname(fd, &me.sa, &len)) {
+		if (me.sa.sa_family == AF_INET6)
+			memcpy(src.v6, &me.in6.sin6_addr, sizeof(src));
+		else
+			src.v4 = me.in.sin_addr.s_addr;
+	}
 	close(fd);
 	return src;
 }
@@ -121,6 +123,7 @@ static bool km_kbpf_owes(const struct km_backend_info *b)
 /* b's entry, with keep's flags of the kernel's entry (set by the programs) */
 static void km_kbpf_push_keeping(const struct km_backend_info *b, __u8 keep)
 {
+	union km_ip src = km_kbpf_src_towards(&b->addr);
 	struct km_backend kb, cur;
 	bool owes;
 	int err;
@@ -140,8 +143,7 @@ static void km_kbpf_push_keeping(const struct km_backend_info *b, __u8 keep)
 		__atomic_store_n(&km_kb_owes[b->id], true, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&km_kb_push_lock);
 	if (!err)
-		err = km_bpf_set_backend_src(km_kb, b->id,
-					     km_kbpf_src_towards(&b->addr));
+		err = km_bpf_set_backend_src(km_kb, b->id, &src);
 	if (err)
 		km_warn("kernel path: backend %s: %s\n", b->name,
 			strerror(-err));
@@ -578,9 +580,10 @@ static void km_kbpf_check_routes(const struct km_cfg *cfg)
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		const struct km_backend_info *b = &km_d.be[id];
 
-		if (!b->id)
+		/* IPv6: not checked (km_iface_of knows IPv4 only) */
+		if (!b->id || b->addr.sa.sa_family != AF_INET)
 			continue;
-		src = km_kbpf_src_towards(&b->addr);
+		src = km_kbpf_src_towards(&b->addr).v4;
 		if (!src || src == b->addr.in.sin_addr.s_addr)
 			continue;
 		ifname = km_iface_of(src, name, sizeof(name));
@@ -597,6 +600,14 @@ static void km_kbpf_check_routes(const struct km_cfg *cfg)
 	}
 }
 
+/* One --allow network into km_allow or km_allow6. */
+static int km_kbpf_allow(const struct km_cfg_allow *a)
+{
+	if (a->family == AF_INET6)
+		return km_bpf_allow6_add(km_kb, &a->addr6, a->prefix);
+	return km_bpf_allow_add(km_kb, a->addr.s_addr, a->prefix);
+}
+
 /* The clients allowed by default: as the daemon's UDP socket allows. */
 static int km_kbpf_default_allow(const struct km_cfg *cfg)
 {
@@ -604,11 +615,8 @@ static int km_kbpf_default_allow(const struct km_cfg *cfg)
 	unsigned int i, n = km_allow_default(cfg, a, KM_MAX_ALLOW);
 	int err = 0;
 
-	/* IPv6 clients never meet the kernel path: the daemon checks them */
 	for (i = 0; !err && i < n; i++)
-		if (a[i].family == AF_INET)
-			err = km_bpf_allow_add(km_kb, a[i].addr.s_addr,
-					       a[i].prefix);
+		err = km_kbpf_allow(&a[i]);
 	return err;
 }
 
@@ -621,10 +629,19 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 	err = km_bpf_get_config(km_kb, &kc);
 	if (err)
 		return err;
-	/* -l :: serves every address, as 0.0.0.0 (-I refuses -l ::1) */
+	/* -l :: serves every address, as 0.0.0.0 */
 	kc.proxy_addr = cfg->listen_addr.sa.sa_family == AF_INET
 				? cfg->listen_addr.in.sin_addr.s_addr
 				: 0;
+	/* -l ::: both families, every address; -l ADDR6: that one only */
+	kc.serve_v6 = KM_V6_NONE;
+	memset(&kc.proxy_addr6, 0, sizeof(kc.proxy_addr6));
+	if (cfg->listen_addr.sa.sa_family == AF_INET6)
+		kc.serve_v6 = km_addr_is_any(&cfg->listen_addr) ? KM_V6_ALL
+								: KM_V6_ONLY;
+	if (kc.serve_v6 == KM_V6_ONLY)
+		memcpy(kc.proxy_addr6.v6, &cfg->listen_addr.in6.sin6_addr,
+		       sizeof(kc.proxy_addr6));
 	kc.write_policy = cfg->write_policy;
 	/* a previous run's bypass (km_kbpf_bypass): judged again from here */
 	kc.bypass_until_ns = 0;
@@ -634,9 +651,7 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 		kc.pending_timeout_ns = cfg->timeout_ms * 1000000ull;
 	err = km_bpf_set_config(km_kb, &kc);
 	for (i = 0; !err && i < cfg->nr_allow; i++)
-		if (cfg->allow[i].family == AF_INET)
-			err = km_bpf_allow_add(km_kb, cfg->allow[i].addr.s_addr,
-					       cfg->allow[i].prefix);
+		err = km_kbpf_allow(&cfg->allow[i]);
 	if (!err && !cfg->nr_allow)
 		err = km_kbpf_default_allow(cfg);
 	return err;
@@ -652,6 +667,9 @@ int km_kbpf_start(const struct km_cfg *cfg)
 
 	if (!cfg->nr_ifaces)
 		return 0;
+	for (i = 0; i < cfg->nr_backends; i++)
+		if (cfg->backends[i].addr.sa.sa_family == AF_INET6)
+			o.ipv6 = 1;
 	/* a missing interface fails the start before anything is attached */
 	for (i = 0; i < cfg->nr_ifaces; i++) {
 		if (!if_nametoindex(cfg->ifaces[i])) {

@@ -87,6 +87,7 @@ int km_retry_tx_open(struct km_retry_tx *tx)
 {
 	int one = 1;
 
+	tx->raw_fd = tx->raw6_fd = -1;
 	tx->pkt_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (tx->pkt_fd < 0)
 		return -errno;
@@ -101,6 +102,10 @@ int km_retry_tx_open(struct km_retry_tx *tx)
 		km_retry_tx_close(tx);
 		return err;
 	}
+	/* IPPROTO_RAW: the IPv6 header is ours too (IPV6_HDRINCL) */
+	tx->raw6_fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (tx->raw6_fd < 0)
+		km_debug("retry: raw IPv6 socket: %s\n", strerror(errno));
 	return 0;
 }
 
@@ -110,7 +115,26 @@ void km_retry_tx_close(struct km_retry_tx *tx)
 		close(tx->pkt_fd);
 	if (tx->raw_fd >= 0)
 		close(tx->raw_fd);
-	tx->pkt_fd = tx->raw_fd = -1;
+	if (tx->raw6_fd >= 0)
+		close(tx->raw6_fd);
+	tx->pkt_fd = tx->raw_fd = tx->raw6_fd = -1;
+}
+
+/* The IPv6 packet of an XDP_PASS frame into the stack. */
+static int km_retry_tx_stack6(const struct km_retry_tx *tx, const __u8 *pkt,
+			      size_t len)
+{
+	struct sockaddr_in6 to = {.sin6_family = AF_INET6};
+
+	if (tx->raw6_fd < 0)
+		return -EAFNOSUPPORT;
+	if (len < 40)
+		return -EINVAL;
+	memcpy(&to.sin6_addr, pkt + 24, sizeof(to.sin6_addr));
+	if (sendto(tx->raw6_fd, pkt, len, 0, (struct sockaddr *)&to,
+		   sizeof(to)) < 0)
+		return -errno;
+	return 0;
 }
 
 /* An XDP_PASS frame: its IP packet into the stack, to its destination. */
@@ -124,8 +148,14 @@ static int km_retry_tx_stack(const struct km_retry_tx *tx, const __u8 *frame,
 	if (len < l2 + 20)
 		return -EINVAL;
 	memcpy(&proto, frame + 12, sizeof(proto));
-	if (proto == htons(ETH_P_8021Q))
+	if (proto == htons(ETH_P_8021Q)) {
 		l2 += 4;
+		if (len < l2)
+			return -EINVAL;
+		memcpy(&proto, frame + l2 - 2, sizeof(proto));
+	}
+	if (proto == htons(ETH_P_IPV6))
+		return km_retry_tx_stack6(tx, frame + l2, len - l2);
 	if (len < l2 + 20)
 		return -EINVAL;
 	memcpy(&to.sin_addr, frame + l2 + 16, sizeof(to.sin_addr));

@@ -16,8 +16,9 @@
  * out of redirect_if; XDP_PASS: into the stack; others: nothing).
  */
 struct km_retry_tx {
-	int pkt_fd; /* AF_PACKET: frames out of an interface */
-	int raw_fd; /* raw IPv4: packets into the stack */
+	int pkt_fd;  /* AF_PACKET: frames out of an interface */
+	int raw_fd;  /* raw IPv4: packets into the stack */
+	int raw6_fd; /* raw IPv6: the same (-1: no IPv6 on this host) */
 };
 int km_retry_tx_open(struct km_retry_tx *tx);
 void km_retry_tx_close(struct km_retry_tx *tx);

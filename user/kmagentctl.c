@@ -219,15 +219,21 @@ static void km_pin_backends(FILE *out, const struct km_pinned *p, bool counters,
 			    int *st)
 {
 	struct km_backend b;
-	char addr[INET_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN], name[INET6_ADDRSTRLEN + 2];
 	unsigned int id;
 	bool first = true;
 
 	fputc('[', out);
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		if (km_pinned_backend(p, id, &b) || !b.addr)
+		if (km_pinned_backend(p, id, &b) || !km_ip_set(&b.addr))
 			continue;
-		inet_ntop(AF_INET, &b.addr, addr, sizeof(addr));
+		if (b.family == KM_FAM_V6) {
+			inet_ntop(AF_INET6, b.addr.v6, addr, sizeof(addr));
+			snprintf(name, sizeof(name), "[%s]", addr);
+		} else {
+			inet_ntop(AF_INET, &b.addr.v4, addr, sizeof(addr));
+			snprintf(name, sizeof(name), "%s", addr);
+		}
 		if (b.state < 3)
 			st[b.state]++;
 		fprintf(out,
@@ -235,7 +241,7 @@ static void km_pin_backends(FILE *out, const struct km_pinned *p, bool counters,
 			"\"port\":%u,\"state\":\"%s\","
 			"\"no_reads\":%s,\"no_writes\":%s,\"refused\":%s,"
 			"\"silent\":%s,\"fenced\":%s",
-			first ? "" : ",", id, addr, ntohs(b.port), addr,
+			first ? "" : ",", id, name, ntohs(b.port), addr,
 			ntohs(b.port), km_state_name(b.state),
 			b.flags & KM_BE_F_NO_READS ? "true" : "false",
 			b.flags & KM_BE_F_NO_WRITES ? "true" : "false",

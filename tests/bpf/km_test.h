@@ -14,6 +14,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -264,6 +265,148 @@ static inline void km_t_check_payload(struct km_t_frame *f, const char *want,
 	      "%s: payload is \"%.*s\"", what, (int)n, want);
 }
 
+/* ---- IPv6 frames: the same views and checks, 40 bytes of L3 ---- */
+
+typedef struct ipv6hdr km_t_ip6hdr;
+
+static inline km_t_ip6hdr *km_t_ip6(struct km_t_frame *f)
+{
+	return (km_t_ip6hdr *)(f->buf + f->l2);
+}
+
+static inline km_t_udphdr *km_t_udp6(struct km_t_frame *f)
+{
+	return (km_t_udphdr *)(f->buf + f->l2 + sizeof(struct ipv6hdr));
+}
+
+static inline km_t_mchdr *km_t_mc6(struct km_t_frame *f)
+{
+	return (km_t_mchdr *)(km_t_udp6(f) + 1);
+}
+
+static inline char *km_t_payload6(struct km_t_frame *f)
+{
+	return (char *)(km_t_mc6(f) + 1);
+}
+
+static inline __u32 km_t_payload_len6(struct km_t_frame *f)
+{
+	return ntohs(km_t_udp6(f)->len) - 16;
+}
+
+/* The UDP checksum over the IPv6 pseudo-header as the frame has it. */
+static inline __u16 km_t_udp6_sum(struct km_t_frame *f)
+{
+	km_t_ip6hdr *ip6 = km_t_ip6(f);
+	km_t_udphdr *udp = km_t_udp6(f);
+	__u16 ulen = ntohs(udp->len);
+	__u32 sum;
+
+	sum = km_t_sum(&ip6->saddr, 32, 0);
+	sum += IPPROTO_UDP + ulen;
+	sum = km_t_sum(udp, ulen, sum);
+	return (__u16)~km_t_fold(sum);
+}
+
+/* 0 when the UDP checksum is right (and not "none": invalid in IPv6). */
+static inline __u16 km_t_udp6_verify(struct km_t_frame *f)
+{
+	if (!km_t_udp6(f)->check)
+		return 0xdead;
+	return km_t_udp6_sum(f);
+}
+
+static inline void km_t_udp6_fix(struct km_t_frame *f)
+{
+	__u16 c;
+
+	km_t_udp6(f)->check = 0;
+	c = km_t_udp6_sum(f);
+	km_t_udp6(f)->check = htons(c ? c : 0xffff);
+}
+
+/* A memcached UDP datagram over IPv6 from src to dst; vlan 0 = untagged. */
+static inline void km_t_build6(struct km_t_frame *f, const struct km_t_ep *src,
+			       const struct km_t_ep *dst, __u16 rid, __u16 seq,
+			       __u16 total, const char *payload, size_t plen,
+			       __u16 vlan)
+{
+	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
+	km_t_ip6hdr *ip6;
+	km_t_udphdr *udp;
+	km_t_mchdr *mc;
+
+	memset(f, 0, sizeof(*f));
+	memcpy(eth->h_dest, dst->mac, 6);
+	memcpy(eth->h_source, src->mac, 6);
+	f->l2 = 14;
+	if (vlan) {
+		__be16 tag[3] = {htons(ETH_P_8021Q), htons(vlan),
+				 htons(ETH_P_IPV6)};
+
+		memcpy(f->buf + 12, tag, sizeof(tag));
+		f->l2 = 18;
+	} else {
+		eth->h_proto = htons(ETH_P_IPV6);
+	}
+	ip6 = km_t_ip6(f);
+	ip6->version = 6;
+	ip6->nexthdr = IPPROTO_UDP;
+	ip6->hop_limit = 64;
+	ip6->payload_len = htons(8 + 8 + plen);
+	inet_pton(AF_INET6, src->ip, &ip6->saddr);
+	inet_pton(AF_INET6, dst->ip, &ip6->daddr);
+	udp = km_t_udp6(f);
+	udp->source = htons(src->port);
+	udp->dest = htons(dst->port);
+	udp->len = ip6->payload_len;
+	mc = km_t_mc6(f);
+	mc->rid = htons(rid);
+	mc->seq = htons(seq);
+	mc->total = htons(total);
+	memcpy(km_t_payload6(f), payload, plen);
+	f->len = f->l2 + 40 + 8 + 8 + plen;
+	km_t_udp6_fix(f);
+}
+
+static inline int km_t_addr6_is(const struct in6_addr *a, const char *ip)
+{
+	struct in6_addr b;
+
+	return inet_pton(AF_INET6, ip, &b) == 1 && !memcmp(a, &b, sizeof(b));
+}
+
+/* f goes from src to dst over IPv6, with a right checksum and lengths. */
+static inline void km_t_check_to6(struct km_t_frame *f,
+				  const struct km_t_ep *src,
+				  const struct km_t_ep *dst, const char *what)
+{
+	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
+
+	CHECK(!memcmp(eth->h_dest, dst->mac, 6), "%s: dst MAC", what);
+	CHECK(!memcmp(eth->h_source, src->mac, 6), "%s: src MAC", what);
+	CHECK(km_t_addr6_is(&km_t_ip6(f)->saddr, src->ip), "%s: src addr",
+	      what);
+	CHECK(km_t_addr6_is(&km_t_ip6(f)->daddr, dst->ip), "%s: dst addr",
+	      what);
+	CHECK(ntohs(km_t_udp6(f)->source) == src->port, "%s: src port", what);
+	CHECK(ntohs(km_t_udp6(f)->dest) == dst->port, "%s: dst port", what);
+	CHECK(km_t_udp6_verify(f) == 0, "%s: UDP checksum", what);
+	CHECK(km_t_ip6(f)->payload_len == km_t_udp6(f)->len,
+	      "%s: IPv6/UDP lengths agree", what);
+	CHECK(f->len >= f->l2 + 40 + ntohs(km_t_udp6(f)->len),
+	      "%s: frame holds the datagram", what);
+}
+
+static inline void km_t_check_payload6(struct km_t_frame *f, const char *want,
+				       const char *what)
+{
+	size_t n = strlen(want);
+
+	CHECK(km_t_payload_len6(f) == n && !memcmp(km_t_payload6(f), want, n),
+	      "%s: payload is \"%.*s\"", what, (int)n, want);
+}
+
 /* A packet socket seeing every frame that goes through ifname. */
 static inline int km_t_pkt_sock(const char *ifname)
 {
@@ -296,6 +439,27 @@ static inline int km_t_recv_udp(int fd, __u16 dport, struct km_t_frame *f)
 		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IP) ||
 		    km_t_ip(f)->protocol != IPPROTO_UDP ||
 		    ntohs(km_t_udp(f)->dest) != dport)
+			continue;
+		return 0;
+	}
+	return -1;
+}
+
+/* The same for an untagged IPv6 UDP frame. */
+static inline int km_t_recv_udp6(int fd, __u16 dport, struct km_t_frame *f)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	ssize_t n;
+
+	while (poll(&p, 1, 1000) == 1) {
+		n = recv(fd, f->buf, sizeof(f->buf), 0);
+		if (n < 14 + 40 + 8 + 8)
+			continue;
+		f->len = n;
+		f->l2 = 14;
+		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IPV6) ||
+		    km_t_ip6(f)->nexthdr != IPPROTO_UDP ||
+		    ntohs(km_t_udp6(f)->dest) != dport)
 			continue;
 		return 0;
 	}
@@ -425,7 +589,8 @@ static inline int km_t_world(struct km_bpf **kb, struct km_ring *ring, int nbe,
 	    km_bpf_allow_add(*kb, km_t_addr("198.18.0.0"), 16))
 		return -1;
 	for (i = 1; i <= nbe; i++) {
-		struct km_backend b = {.addr = km_t_addr(km_t_be[i].ip),
+		struct km_backend b = {.addr.v4 = km_t_addr(km_t_be[i].ip),
+				       .family = KM_FAM_V4,
 				       .port = htons(km_t_be[i].port),
 				       .state = KM_BE_UP};
 

@@ -58,7 +58,8 @@ static int setup(struct km_bpf **kb, const char *pin_root)
 		return -1;
 	for (i = 1; i <= NBE; i++) {
 		snprintf(ip, sizeof(ip), "198.18.0.%d", 10 + i);
-		b.addr = km_t_addr(ip);
+		b.addr.v4 = km_t_addr(ip);
+		b.family = KM_FAM_V4;
 		b.state = i == DOWN_BE ? KM_BE_DOWN : KM_BE_UP;
 		if (km_bpf_set_backend(*kb, i, &b))
 			return -1;

@@ -94,7 +94,9 @@ static int backend_flags(__u8 id)
 /* Backend id at addr (its own by default), up, no flag. */
 static void set_backend(__u8 id, const char *addr)
 {
-	struct km_backend b = {.addr = km_t_addr(addr ? addr : km_t_be[id].ip),
+	struct km_backend b = {.addr.v4 =
+				       km_t_addr(addr ? addr : km_t_be[id].ip),
+			       .family = KM_FAM_V4,
 			       .port = htons(MC_PORT),
 			       .state = KM_BE_UP};
 
@@ -639,7 +641,7 @@ static void test_frames_leave(int live)
 		    .data_size_in = sizeof(frame), .ctx_in = &ctx,
 		    .ctx_size_in = sizeof(ctx), .repeat = 1,
 		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-	struct km_retry_tx tx = {-1, -1};
+	struct km_retry_tx tx = {-1, -1, -1};
 	int sock = -1, pfd, idx, got = 0, i, v, err;
 	struct km_t_frame f;
 	__u32 st;

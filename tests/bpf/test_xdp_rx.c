@@ -24,8 +24,10 @@ static char pin_root[64];
 
 static void set_backend(__u8 id, const char *ip, __u8 state)
 {
-	struct km_backend b = {
-		.addr = km_t_addr(ip), .port = htons(MC_PORT), .state = state};
+	struct km_backend b = {.addr.v4 = km_t_addr(ip),
+			       .family = KM_FAM_V4,
+			       .port = htons(MC_PORT),
+			       .state = state};
 
 	if (km_bpf_set_backend(kb, id, &b))
 		printf("set backend %u failed\n", id);
@@ -119,7 +121,8 @@ static void test_get_and_hit(void)
 	}
 	if (CHECK(!get_pending(idx, &e), "pending entry readable")) {
 		CHECK(e.ts != 0, "pending entry claimed");
-		CHECK(e.client_addr == km_t_addr(km_t_client.ip) &&
+		CHECK(e.client_addr.v4 == km_t_addr(km_t_client.ip) &&
+			      e.family == KM_FAM_V4 &&
 			      e.client_port == htons(km_t_client.port) &&
 			      e.client_rid == htons(77),
 		      "pending entry keeps client addr/port/rid");
@@ -575,7 +578,9 @@ static void test_vlan_and_redirect(void)
 
 	set_backend(s->be[0], "198.18.1.14", KM_BE_UP);
 	/* the daemon's choice of source address towards that backend */
-	if (km_bpf_set_backend_src(kb, s->be[0], km_t_addr("198.18.1.1")))
+	if (km_bpf_set_backend_src(
+		    kb, s->be[0],
+		    &(union km_ip){.v4 = km_t_addr("198.18.1.1")}))
 		printf("set backend source failed\n");
 	km_t_build(&f, &km_t_client, &km_t_proxy, 1, 0, 1, "get tagged\r\n", 12,
 		   0);
@@ -603,7 +608,7 @@ static void test_vlan_and_redirect(void)
 		km_t_check_to(&f, &km_t_proxy, &km_t_client,
 			      "reply from behind kv2");
 	}
-	km_bpf_set_backend_src(kb, s->be[0], 0);
+	km_bpf_set_backend_src(kb, s->be[0], &(union km_ip){0});
 	set_backend(s->be[0], km_t_be[s->be[0]].ip, KM_BE_UP);
 }
 
@@ -683,9 +688,10 @@ static void test_passthrough(void)
 }
 
 /*
- * IPv6 clients are served by kmagentd's own UDP socket (-l ::): every
- * program leaves their frames untouched, to the service port, the NAT
- * port and the backends' alike, tagged or not.
+ * IPv6 clients of a kmagentd listening on IPv4 only (serve_v6 0) are
+ * none of the kernel's: every program leaves their frames untouched, to
+ * the service port, the NAT port and the backends' alike, tagged or not.
+ * The IPv4 tc filters leave them to the IPv6 ones (TC_ACT_UNSPEC).
  */
 static void build_ipv6(struct km_t_frame *f, __u16 dport, const char *req,
 		       __u16 vlan)
@@ -732,12 +738,14 @@ static void test_ipv6_passthrough(void)
 		{MC_PORT, "get k\r\n"},
 	};
 	int egress_fd = km_bpf_prog_fd(kb, "km_tc_egress");
+	int tc6_fd = km_bpf_prog_fd(kb, "km_tc_clone6");
+	int egress6_fd = km_bpf_prog_fd(kb, "km_tc_egress6");
 	struct km_t_frame f, orig;
 	struct km_stats s0 = stats(), s1;
 	unsigned int i, vlan;
 	int v;
 
-	printf("IPv6 frames pass untouched (kmagentd's socket serves them)\n");
+	printf("IPv6 frames pass untouched when kmagentd serves IPv4 only\n");
 	for (vlan = 0; vlan <= 5; vlan += 5) {
 		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			build_ipv6(&f, cases[i].port, cases[i].req, vlan);
@@ -749,13 +757,25 @@ static void test_ipv6_passthrough(void)
 			      "(%d)",
 			      cases[i].req, cases[i].port, vlan, v);
 			v = km_t_run_tc(tc_fd, &f, if0);
-			CHECK(v == TC_ACT_OK && !memcmp(f.buf, orig.buf, f.len),
+			CHECK(v == TC_ACT_UNSPEC &&
+				      !memcmp(f.buf, orig.buf, f.len),
 			      "IPv6 %.6s to %u, vlan %u: tc ingress "
-			      "TC_ACT_OK untouched (%d)",
+			      "TC_ACT_UNSPEC untouched (%d)",
 			      cases[i].req, cases[i].port, vlan, v);
 			v = km_t_run_tc(egress_fd, &f, if0);
-			CHECK(v == TC_ACT_OK && !memcmp(f.buf, orig.buf, f.len),
+			CHECK(v == TC_ACT_UNSPEC &&
+				      !memcmp(f.buf, orig.buf, f.len),
 			      "IPv6 %.6s to %u, vlan %u: tc egress "
+			      "TC_ACT_UNSPEC untouched (%d)",
+			      cases[i].req, cases[i].port, vlan, v);
+			v = km_t_run_tc(tc6_fd, &f, if0);
+			CHECK(v == TC_ACT_OK && !memcmp(f.buf, orig.buf, f.len),
+			      "IPv6 %.6s to %u, vlan %u: tc ingress (IPv6) "
+			      "TC_ACT_OK untouched (%d)",
+			      cases[i].req, cases[i].port, vlan, v);
+			v = km_t_run_tc(egress6_fd, &f, if0);
+			CHECK(v == TC_ACT_OK && !memcmp(f.buf, orig.buf, f.len),
+			      "IPv6 %.6s to %u, vlan %u: tc egress (IPv6) "
 			      "TC_ACT_OK untouched (%d)",
 			      cases[i].req, cases[i].port, vlan, v);
 		}

@@ -8,6 +8,7 @@
 #   lab_host a 198.18.0.1             # netns "km<pid>a", eth0 on the bridge
 #   lab_host6 a 2001:2::1             # and an IPv6 address (RFC 5180 range)
 #   lab_memcached a                   # memcached -u root -p 11211 -U 11211 -l ADDR
+#   lab_memcached6 a                  # the same on its IPv6 address only
 #   lab_kmagentd a -p 11210 -s 198.18.0.1:11211 -s 198.18.0.2:11211
 #   lab_in a python3 tests/tools/mc.py 198.18.0.1:11210 get k
 #   lab_eq "get through kmagent" "value" "$(lab_mc a 198.18.0.1:11210 get k)"
@@ -345,6 +346,17 @@ lab_memcached()
 	lab_spawn "$label" "$h" "$LAB_MEMCACHED" -u root -p "$port" \
 		-U "$port" -l "$addr" "$@"
 	LAB_WAIT[$label]=$addr:$port
+	lab_wait_ready "$label"
+}
+
+# lab_memcached6 HOST [PORT [LABEL]]: memcached on HOST's IPv6 address
+# only (lab_host6), -l [ADDR] (memcached's RFC 3986 form), label "mc-HOST"
+lab_memcached6()
+{
+	local h=$1 port=${2:-11211} label=${3:-mc-$1}
+	lab_spawn "$label" "$h" "$LAB_MEMCACHED" -u root -p "$port" \
+		-U "$port" -l "[${LAB_ADDR6[$h]}]"
+	LAB_WAIT[$label]=[${LAB_ADDR6[$h]}]:$port
 	lab_wait_ready "$label"
 }
 

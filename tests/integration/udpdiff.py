@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """udpdiff.py REFERENCE:PORT CANDIDATE:PORT: one UDP request sequence, two
 servers, identical replies, request ids and datagram headers included.
+An IPv6 server is written [ADDR]:PORT.
 
 Each request is one datagram with a chosen request id; the reply's
 datagrams (8-byte frame header: request id, sequence number, count,
@@ -69,7 +70,7 @@ def ask(sock, addr, rid, req):
             d, src = sock.recvfrom(65536)
         except socket.timeout:
             break
-        if src != addr or len(d) < 8:
+        if src[:2] != addr or len(d) < 8:
             continue
         r, seq, tot, res = struct.unpack("!HHHH", d[:8])
         if r != rid:
@@ -87,10 +88,20 @@ def canon(dgrams):
     return out
 
 
+def server(arg):
+    """HOST:PORT or [ADDR6]:PORT: the address (as recvfrom gives it), family."""
+    h, p = arg.rsplit(":", 1)
+    if h.startswith("["):
+        h = socket.inet_ntop(socket.AF_INET6,
+                             socket.inet_pton(socket.AF_INET6, h[1:-1]))
+        return (h, int(p)), socket.AF_INET6
+    return (h, int(p)), socket.AF_INET
+
+
 def main():
-    ref, cand = [(h, int(p)) for h, p in (a.rsplit(":", 1) for a in sys.argv[1:3])]
-    s_ref = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s_cand = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    (ref, f_ref), (cand, f_cand) = server(sys.argv[1]), server(sys.argv[2])
+    s_ref = socket.socket(f_ref, socket.SOCK_DGRAM)
+    s_cand = socket.socket(f_cand, socket.SOCK_DGRAM)
     bad = 0
     for i, req in enumerate(STEPS):
         rid = (0x4b00 + i * 7) & 0xFFFF

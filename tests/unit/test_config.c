@@ -268,12 +268,29 @@ static const struct bad_case bad_cases[] = {
 	 "--metrics: invalid value '::1:9100': an IPv6 address takes brackets"},
 	{{"-s", "[::1]:11211", "-s", "[::1]:11211", NULL},
 	 "duplicate backend '[::1]:11211'"},
-	/* the kernel path is IPv4 only: refused, not served wrongly */
-	{{"-s", "[2001:2::1]:11211", "-I", "lo", NULL},
-	 "-I: backend [2001:2::1]:11211 is IPv6"},
-	{{"-s", "127.0.0.1:1", "-l", "::1", "-I", "lo", NULL},
-	 "-I: the kernel path serves IPv4 clients: not with -l ::1"},
 };
+
+/* -I with IPv6 backends, alone or beside IPv4 ones; -l ::, -l ADDR6 */
+static void test_kernel_ipv6(void **state)
+{
+	const char *v6[] = {"-s", "[2001:2::1]:11211", "-I", "lo", NULL};
+	const char *only6[] = {
+		"-s", "[2001:2::1]:11211", "-l", "2001:2::4", "-I", "lo", NULL};
+	const char *mixed[] = {"-s", "[2001:2::1]:11211",
+			       "-s", "198.18.0.2:11211",
+			       "-l", "::",
+			       "-I", "lo",
+			       NULL};
+	struct km_cfg cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, v6), KM_CFG_RUN);
+	assert_int_equal(cfg.nr_ifaces, 1);
+	assert_int_equal(parse(&cfg, mixed), KM_CFG_RUN);
+	assert_int_equal(cfg.nr_backends, 2);
+	assert_int_equal(parse(&cfg, only6), KM_CFG_RUN);
+	assert_int_equal(cfg.listen_addr.sa.sa_family, AF_INET6);
+}
 
 /* The bounds on hostile clients: memcached's 0 = off, sizes as -I. */
 static void test_client_bounds(void **state)
@@ -631,6 +648,7 @@ int main(void)
 		cmocka_unit_test(test_udp_port_and_unix_mask),
 		cmocka_unit_test(test_long_options),
 		cmocka_unit_test(test_client_bounds),
+		cmocka_unit_test(test_kernel_ipv6),
 		cmocka_unit_test(test_bad_flags_are_named),
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_config_file),
