@@ -315,7 +315,8 @@ static __always_inline __u32 km_write_cmd_len(const char *b, int *wc)
  * (add, cas, incr, append, meta commands, ...) goes to kmagentd, which
  * orders them per key with its other writes and answers with the reply of
  * the replica that is up to date for the key (docs/operations.md, "Who
- * answers for a key").  Cloned, each replica would decide on its own.
+ * answers for a key").  Cloned, each replica would decide on its own;
+ * they are, when kmagentd is frozen or gone and the kernel serves alone.
  */
 enum km_blind {
 	KM_BLIND_NOT = 0,
