@@ -339,8 +339,11 @@ static void km_rsd_owed(__u8 target, const char *key, size_t len)
 
 /*
  * Drop the members of a slot still joining it (they hold only the writes
- * since they joined, daemon.c), unless no other member is left: then the
- * joiners hold all that survived, and are the only source.
+ * since they joined, daemon.c), unless no member is filled for the slot,
+ * target included: then the joiners hold all that survived, and are the
+ * only source.  A target filled for the slot already takes nothing from
+ * them: a joiner's copy may be one a client deleted since (on both), and
+ * the copy's add would bring it back until its delete check.
  */
 static void km_rsd_skip_joiners(struct km_slot *sl, unsigned int slot,
 				__u8 target)
@@ -349,9 +352,12 @@ static void km_rsd_skip_joiners(struct km_slot *sl, unsigned int slot,
 	unsigned int i, n = 0, filled = 0;
 
 	for (i = 0; i < sl->nr && i < KM_MAX_REPLICAS; i++) {
-		if (sl->be[i] != target && km_be_joining(sl->be[i], slot))
+		if (km_be_joining(sl->be[i], slot)) {
+			if (sl->be[i] == target)
+				be[n++] = target;
 			continue;
-		filled += sl->be[i] != target;
+		}
+		filled++;
 		be[n++] = sl->be[i];
 	}
 	if (!filled)
