@@ -404,6 +404,21 @@ static void km_rsd_start_from(__u8 id, struct km_rsd_slot *s,
 	if (manual && journal && !o.nr_sources)
 		return; /* nothing to copy its missed keys from yet */
 	km_rsd_plan(id, s, v, journal, &o);
+	/*
+	 * A replay with nobody to copy from would delete the keys it owes,
+	 * maybe their only copies (every replica warming after a restart):
+	 * they stay owed instead (it serves none of them, answers none of
+	 * their writes) and are replayed once another replica is up.
+	 */
+	if (o.replay && !o.nr_sources && !o.flush_first) {
+		km_journal_put_back(id, &s->snap);
+		s->replay = false;
+		if (!manual)
+			km_backend_set_state(id, KM_BE_UP,
+					     "no replica to replay from: its "
+					     "missed keys stay owed");
+		return;
+	}
 	/* a full copy first purges what it holds from earlier memberships */
 	if (!manual || !journal)
 		km_rsd_take_purge(id, s, &o);
