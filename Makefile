@@ -17,8 +17,12 @@ BPFTOOL ?= bpftool
 BUILD   ?= build
 
 CFLAGS ?= -O2 -g
+# user/: lib/ (no daemon state) below daemon/ (main, shared state),
+# proxy/ (data path), control/ (control plane), loader/ (kernel path);
+# cli/ links lib/ only.  Headers are included by name from every one.
+USER_DIRS := lib daemon proxy control loader cli
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
-		   -Iinclude -Iuser -I$(BUILD)
+		   -Iinclude $(USER_DIRS:%=-Iuser/%) -I$(BUILD)
 ifeq ($(SAN),1)
 BUILD := build-san
 override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -31,10 +35,13 @@ LDLIBS := -lbpf -lelf -lz -lpthread -lm
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
 	      -Iinclude -Ibpf -I/usr/include/$(shell $(CC) -dumpmachine)
 
-MAIN_SRCS  := $(wildcard user/kmagentd.c user/kmagentctl.c)
-LIB_SRCS   := $(filter-out $(MAIN_SRCS),$(wildcard user/*.c))
+MAIN_SRCS  := user/daemon/kmagentd.c user/cli/kmagentctl.c
+LIB_SRCS   := $(wildcard user/lib/*.c)
 LIB_OBJS   := $(LIB_SRCS:user/%.c=$(BUILD)/user/%.o)
-PROGS      := $(MAIN_SRCS:user/%.c=$(BUILD)/%)
+KMD_SRCS   := $(filter-out $(MAIN_SRCS),$(wildcard \
+		$(patsubst %,user/%/*.c,daemon proxy control loader)))
+KMD_OBJS   := $(KMD_SRCS:user/%.c=$(BUILD)/user/%.o)
+PROGS      := $(BUILD)/kmagentd $(BUILD)/kmagentctl
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/%.bpf.o)
 SKELS      := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/%.skel.h)
@@ -42,7 +49,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 BPF_TESTS  := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf_%,$(wildcard tests/bpf/test_*.c))
 TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c)) \
 	      $(patsubst bench/%.c,$(BUILD)/tools/%,$(wildcard bench/*.c))
-HEADERS    := $(wildcard include/*.h user/*.h bpf/*.h bench/*.h)
+HEADERS    := $(wildcard include/*.h user/*/*.h bpf/*.h bench/*.h)
 
 .PHONY: all progs deps test unit demo bench fuzz chaos format check-format \
 	clean install
@@ -120,34 +127,43 @@ $(BUILD)/user/%.o: user/%.c $(HEADERS) | $(SKELS) $(BUILD)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 # the skeleton embeds the BPF object: a changed program rebuilds its loader
-$(BUILD)/user/kbpf.o: $(SKELS)
+$(BUILD)/user/loader/kbpf.o: $(SKELS)
 
+# libkm.a: user/lib; libkmd.a: the rest of kmagentd (it needs libkm.a after)
 $(BUILD)/libkm.a: $(LIB_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/%: $(BUILD)/user/%.o $(BUILD)/libkm.a
+$(BUILD)/libkmd.a: $(KMD_OBJS)
+	rm -f $@ && $(AR) rcs $@ $^
+
+KMD_LIBS := $(BUILD)/libkmd.a $(BUILD)/libkm.a
+
+$(BUILD)/kmagentd: $(BUILD)/user/daemon/kmagentd.o $(KMD_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libkm.a $(HEADERS)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libkm.a $(LDLIBS) -lcmocka
+$(BUILD)/kmagentctl: $(BUILD)/user/cli/kmagentctl.o $(KMD_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/bpf_%: tests/bpf/%.c $(BUILD)/libkm.a $(HEADERS) | $(SKELS)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(KMD_LIBS) $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libkm.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(KMD_LIBS) $(LDLIBS) -lcmocka
 
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libkm.a $(HEADERS)
+$(BUILD)/tests/bpf_%: tests/bpf/%.c $(KMD_LIBS) $(HEADERS) | $(SKELS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libkm.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(KMD_LIBS) $(LDLIBS) -lcmocka
 
-$(BUILD)/tools/%: bench/%.c $(BUILD)/libkm.a $(HEADERS)
+$(BUILD)/tools/%: tests/tools/%.c $(KMD_LIBS) $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libkm.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(KMD_LIBS) $(LDLIBS)
+
+$(BUILD)/tools/%: bench/%.c $(KMD_LIBS) $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(KMD_LIBS) $(LDLIBS)
 
 $(BUILD):
 	@mkdir -p $@/user $@/tests $@/tools
 
-FORMAT_SRCS = $(wildcard include/*.h user/*.[ch] bpf/*.[ch] tests/*/*.c bench/*.c)
+FORMAT_SRCS = $(wildcard include/*.h user/*/*.[ch] bpf/*.[ch] tests/*/*.c bench/*.c)
 format:
 	clang-format -i $(FORMAT_SRCS)
 

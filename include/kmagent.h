@@ -5,7 +5,7 @@
  * and nowhere else.  Keep it free of libc and libbpf: it is compiled into
  * the BPF object as well as the daemon.  Maps are pinned and adopted
  * across restarts and upgrades: a pinned map whose shape no longer matches
- * is replaced (user/kbpf.c), so a struct that changes its layout but not
+ * is replaced (user/loader/kbpf.c), so a struct that changes its layout but not
  * its size must give its map a new name.
  */
 #ifndef KMAGENT_H
@@ -66,7 +66,8 @@ enum km_backend_flags {
 	 * daemon next writes the entry, at the latest a second later.
 	 */
 	KM_BE_F_SILENT = 1 << 3,
-	/* Another kmagentd knows it missed writes (user/fence.h): no reads. */
+	/* Another kmagentd knows it missed writes (user/control/fence.h): no
+	 * reads. */
 	KM_BE_F_FENCED = 1 << 4,
 	/*
 	 * Set by the daemon: it owes writes of some keys (its journal is not
@@ -162,7 +163,7 @@ enum km_prog_idx { KM_PROG_XDP6 = 0, KM_PROG_NR };
 /* Pinned links (bpffs file names under the pin root). */
 #define KM_LINK_XDP_FMT "link_xdp_%d" /* ifindex */
 
-/* ---- kernel fast path (bpf/kmagent.bpf.c, user/kbpf.c) ---- */
+/* ---- kernel fast path (bpf/kmagent.bpf.c, user/loader/kbpf.c) ---- */
 
 /*
  * km_ring holds two rings of KM_RING_SLOTS slots: the data path reads the
@@ -278,7 +279,8 @@ struct km_pending {
 		char wr_reply[KM_MAX_REPLICAS][KM_WREPLY_MAX];
 	};
 	/* writes: the key, so that a replica that never answers has it
-	 * journaled (user/journal.h); wkey_len 0: longer than KM_WKEY_MAX */
+	 * journaled (user/lib/journal.h); wkey_len 0: longer than
+	 * KM_WKEY_MAX */
 	__u8 wkey_len;
 	char wkey[KM_WKEY_MAX];
 };

@@ -17,7 +17,7 @@ PAUSE=0
 KEY=becd0000
 VALUE=测试例子
 # magent hashed the key to B; name the hosts so that kmagent's ring puts B
-# first too (kmring.py mirrors user/ring.c): step 7 then asks B first
+# first too (kmring.py mirrors user/lib/ring.c): step 7 then asks B first
 A=198.18.0.1 B=198.18.0.2
 if [ -f tests/integration/kmring.py ]; then
 	first=$(python3 tests/integration/kmring.py $KEY 198.18.0.1:11211 \

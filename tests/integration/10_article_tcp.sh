@@ -12,7 +12,7 @@ VALUE=测试例子 # the article's value, sent as its UTF-8 bytes
 
 # The article's magent hashed the key to B, which is what made step 7 fail:
 # name the hosts so that kmagent's ring also puts B first for the key
-# (tests/integration/kmring.py mirrors user/ring.c), so that step 7 needs
+# (tests/integration/kmring.py mirrors user/lib/ring.c), so that step 7 needs
 # the null-fallback.
 A=198.18.0.1 B=198.18.0.2
 if [ -f "$LAB_ROOT/tests/integration/kmring.py" ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """kmring.py KEY NAME...: print the names in KEY's replica order.
 
-The ring of user/ring.c (rendezvous scores per slot) and the key hash of
+The ring of user/lib/ring.c (rendezvous scores per slot) and the key hash of
 include/km_hash.h, in python, so that a test can pick which backend a key
 hashes to first (e.g. the article's "magent hashes the key to B").
 tests/bpf/test_hash.c proves the C and BPF versions agree; this one is

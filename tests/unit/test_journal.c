@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Unit tests of the missed-write journal (user/journal.c). */
+/* Unit tests of the missed-write journal (user/lib/journal.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include "proxy.h"
 
-/* memcached fields taken from the backends (user/stats.c km_agg_fields) */
+/* memcached fields taken from the backends (user/lib/stats.c km_agg_fields) */
 #define KM_AGG_NR 23
 
 struct km_agg {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * kmagentctl: talk to kmagentd over its control socket (one request line,
- * one JSON reply; see user/ctl.h), print tables or the JSON itself.
+ * one JSON reply; see user/control/ctl.h), print tables or the JSON itself.
  * With the daemon unreachable, status/backends/stats read the kernel
  * path's pinned maps instead (read-only) and say so.
  *

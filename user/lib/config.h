@@ -127,7 +127,7 @@ unsigned int km_cfg_udp_reply_max(const struct km_cfg *cfg);
 
 /*
  * How kmagentd sends what the kernel path's retry program makes of an
- * overdue request (user/kbpf_retry.c).
+ * overdue request (user/loader/kbpf_retry.c).
  */
 enum km_retry_mode {
 	KM_RETRY_AUTO = 0, /* live frames where the host allows, else copy */
