@@ -141,7 +141,8 @@ KMD_LIBS := $(BUILD)/libkmd.a $(BUILD)/libkm.a
 $(BUILD)/kmagentd: $(BUILD)/user/daemon/kmagentd.o $(KMD_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/kmagentctl: $(BUILD)/user/cli/kmagentctl.o $(KMD_LIBS)
+# the CLI: the library only, no BPF object (detach.c needs no skeleton)
+$(BUILD)/kmagentctl: $(BUILD)/user/cli/kmagentctl.o $(BUILD)/libkm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(KMD_LIBS) $(HEADERS)

@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 
 #include "kmagent.h"
+#include "detach.h"
 #include "kbpf.h"
 #include "ring.h"
 

@@ -142,6 +142,9 @@ lab_eq "the kernel path still answers UDP gets" "t1" \
 	"$(udp_mc c $P get t1 | head -1)"
 
 lab_log "---- kmagentctl detach"
+# it detaches with plain libbpf calls: no skeleton, no BPF object inside
+lab_not "kmagentctl carries no BPF skeleton" \
+	sh -c "nm '$K' | grep -q _skeleton"
 out=$(ctl --pin-root "$PIN" detach); rc=$?
 lab_eq "detach exits 0" 0 $rc
 lab_not "the pin root is gone" test -e "$PIN"

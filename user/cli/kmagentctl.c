@@ -26,7 +26,7 @@
 
 #include "config.h"
 #include "json.h"
-#include "kbpf.h"
+#include "detach.h"
 #include "kmagent.h"
 #include "pinned.h"
 

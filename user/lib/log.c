@@ -2,8 +2,11 @@
 /* Logging: stderr with a timestamp in the foreground, syslog once detached. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <bpf/libbpf.h>
 
 #include "log.h"
 
@@ -41,4 +44,40 @@ void km_log(enum km_log_level lvl, const char *fmt, ...)
 			tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
 			tag[lvl], msg);
 	}
+}
+
+static int km_libbpf_verbosity;
+
+static int km_libbpf_print(enum libbpf_print_level level, const char *fmt,
+			   va_list ap)
+{
+	char *msg = NULL;
+
+	if ((level == LIBBPF_DEBUG && km_libbpf_verbosity < 2) ||
+	    (level == LIBBPF_INFO && km_libbpf_verbosity < 1))
+		return 0;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	/* the answers of a tc query on a device without our filter yet */
+	if (km_libbpf_verbosity < 2 &&
+	    (strstr(msg, "Parent Qdisc doesn't exist") ||
+	     strstr(msg, "Cannot find specified filter chain") ||
+	     strstr(msg, "Exclusivity flag on"))) {
+		free(msg);
+		return 0;
+	}
+	/* verifier logs come in one piece, too long for one log line */
+	if (strlen(msg) > 400)
+		fputs(msg, stderr);
+	else
+		km_log(level == LIBBPF_WARN ? KM_LOG_WARN : KM_LOG_DEBUG, "%s",
+		       msg);
+	free(msg);
+	return 0;
+}
+
+void km_log_libbpf(int verbose)
+{
+	km_libbpf_verbosity = verbose;
+	libbpf_set_print(km_libbpf_print);
 }

@@ -13,6 +13,11 @@ enum km_log_level {
 extern int km_log_level;
 
 void km_log_open_syslog(void); /* after daemonizing: stderr is gone */
+/*
+ * libbpf's output through km_log: warnings always, info at verbose 1,
+ * debug (verifier logs) at 2.
+ */
+void km_log_libbpf(int verbose);
 void km_log(enum km_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -67,29 +67,6 @@ int km_bpf_map_fd(struct km_bpf *kb, const char *name);
 int km_bpf_prog_fd(struct km_bpf *kb, const char *name); /* "km_tc_egress" */
 
 /*
- * Detach from ifnames (NULL-terminated, may be NULL) and remove every pin
- * under pin_root (NULL = KM_PIN_ROOT), the root included.  Works without
- * an open handle: a crashed daemon's leftovers are removed the same way.
- */
-int km_bpf_detach_all(const char *pin_root, const char *const *ifnames);
-
-/* What km_bpf_detach_netns removed. */
-struct km_bpf_detached {
-	int xdp;	       /* XDP programs */
-	int tc;		       /* tc filters */
-	int pins;	       /* files under the pin root */
-	const char *bad_iface; /* -ENODEV: this name is no interface */
-};
-
-/*
- * kmagentctl detach: km_bpf_detach_all, and our programs on every
- * interface of the network namespace, pinned or not (tc filters outlive
- * their pins).  Every ifname must exist (-ENODEV, out->bad_iface).
- */
-int km_bpf_detach_netns(const char *pin_root, const char *const *ifnames,
-			struct km_bpf_detached *out);
-
-/*
  * A failed start: detach what this handle attached (not what it adopted)
  * and remove the pins when this open created them.
  */
