@@ -8,6 +8,7 @@
 #   make chaos      the randomized sequence tester: SEED, DURATION (s),
 #                   CHAOS_ARGS (tests/tools/mcchaos.py -h)
 #   make SAN=1 ...  the same with ASan/UBSan, into build-san/
+#   make check-includes  no include cycle in user/, layers kept
 #   make install    kmagentd, kmagentctl, man pages, unit, sample config
 #                   (PREFIX=/usr/local, DESTDIR= for staging)
 
@@ -52,7 +53,7 @@ TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools
 HEADERS    := $(wildcard include/*.h user/*/*.h bpf/*.h bench/*.h)
 
 .PHONY: all progs deps test unit demo bench fuzz chaos format check-format \
-	clean install
+	check-includes clean install
 all: $(BPF_OBJS) $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
 
 # what `make install` and the Debian package need, nothing more
@@ -84,7 +85,7 @@ deps:
 	@scripts/install-deps.sh
 
 test: deps
-	$(MAKE) check-format
+	$(MAKE) check-format check-includes
 	$(MAKE) all
 	$(MAKE) SAN=1 unit build-san/kmagentd
 	tests/run.sh
@@ -170,6 +171,11 @@ format:
 
 check-format:
 	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+# no include cycle between user/ modules, lib/ and cli/ below the rest,
+# each header declaring its own module's functions only
+check-includes:
+	scripts/check-includes.py
 
 clean:
 	rm -rf build build-san

@@ -26,12 +26,12 @@
 #include "fence.h"
 #include "journal.h"
 #include "km_hash.h"
-#include "kbpf.h"
+#include "kbpf_daemon.h"
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
 #include "repair.h"
-#include "resync.h"
+#include "resync_daemon.h"
 
 #define KM_CTL_LINE_MAX 1024
 #define KM_CTL_IO_MS	2000
@@ -98,34 +98,6 @@ _Static_assert((1 KM_BE_COUNTERS_FIELDS(KM_ONE)) * sizeof(uint64_t) ==
 	       "KM_BE_COUNTERS_FIELDS out of date");
 
 /* ---- backends ----------------------------------------------------------- */
-
-int km_be_snapshot(struct km_be_view *v)
-{
-	unsigned int id;
-	int n = 0;
-
-	pthread_mutex_lock(&km_d.lock);
-	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		const struct km_backend_info *b = &km_d.be[id];
-
-		if (!b->id)
-			continue;
-		v[n].id = id;
-		memcpy(v[n].name, b->name, sizeof(v[n].name));
-		v[n].addr = b->addr;
-		v[n].kb = b->kb;
-		v[n].since = b->since;
-		memcpy(v[n].reason, b->reason, sizeof(v[n].reason));
-		v[n].pid = b->pid;
-		v[n].uptime = b->uptime;
-		v[n].joining = b->has_joining;
-		v[n].leaving = b->has_leaving;
-		v[n].c = b->c;
-		n++;
-	}
-	pthread_mutex_unlock(&km_d.lock);
-	return n;
-}
 
 /* An id, or a "host:port" name; 0 when unknown. */
 static __u8 km_be_lookup(const char *arg)

@@ -13,12 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 
 #include "daemon.h"
 #include "fence.h"
-#include "health.h"
 #include "journal.h"
 #include "log.h"
+#include "mcclient.h"
 
 #define KM_FENCE_NAMES_MAX 512 /* bytes of names in one fence */
 
@@ -70,6 +71,37 @@ const char *km_fence_name(void)
 	return km_fence_me;
 }
 
+/*
+ * Our name in fences: --name, else where clients reach us,
+ * which tells two kmagentd apart even on one host.
+ */
+void km_fence_name_from(const struct km_cfg *cfg)
+{
+	char host[256] = "kmagentd", name[KM_NAME_MAX];
+
+	if (cfg->name[0]) {
+		km_fence_set_name(cfg->name);
+		return;
+	}
+	if (cfg->listen_addr.sa.sa_family == AF_INET6 &&
+	    !km_addr_is_any(&cfg->listen_addr)) {
+		union km_addr a = cfg->listen_addr;
+
+		/* "[2001:2::1]:11211": a word, and the port stays apart */
+		a.in6.sin6_port = htons(cfg->port);
+		km_fence_set_name(km_addr_str(&a, name, sizeof(name)));
+		return;
+	}
+	if (cfg->listen[0] && cfg->listen_addr.sa.sa_family == AF_INET)
+		snprintf(host, sizeof(host), "%s", cfg->listen);
+	else if (gethostname(host, sizeof(host)))
+		snprintf(host, sizeof(host), "kmagentd");
+	host[sizeof(host) - 1] = 0;
+	/* host names are at most 64 bytes: ours fits KM_NAME_MAX */
+	snprintf(name, sizeof(name), "%.50s:%d", host, cfg->port);
+	km_fence_set_name(name);
+}
+
 bool km_fence_holds(__u8 id)
 {
 	unsigned int p;
@@ -106,7 +138,7 @@ static int km_fence_io(__u8 peer, const char *req, size_t len, char *buf,
 	while (!done(buf, got)) {
 		ssize_t n;
 
-		err = km_health_wait(km_fence_fd[peer], POLLIN, &deadline);
+		err = km_mc_wait(km_fence_fd[peer], POLLIN, &deadline);
 		if (err)
 			goto fail;
 		n = recv(km_fence_fd[peer], buf + got, cap - 1 - got, 0);
@@ -443,7 +475,7 @@ static bool km_fence_sync(const struct km_fence_view *peer,
 	km_fence_gen[peer->id] = peer->gen;
 	if (km_fence_fd[peer->id] < 0) {
 		km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
-		fd = km_health_connect(&peer->addr, &deadline);
+		fd = km_mc_connect(&peer->addr, &deadline);
 		if (fd < 0)
 			return false;
 		km_fence_fd[peer->id] = fd;

@@ -30,8 +30,12 @@
 
 #define KM_FENCE_PREFIX KM_INTERNAL_PREFIX "fence:"
 
+struct km_cfg;
+
 /* This kmagentd's name in fences: --name, or derived from -l/-p. */
 void km_fence_set_name(const char *name);
+/* The same from cfg: --name, else where clients reach us (kmagentd). */
+void km_fence_name_from(const struct km_cfg *cfg);
 const char *km_fence_name(void);
 /*
  * kmagentctl forget NAME: kmagentd NAME is gone for good.  Its name is

@@ -29,73 +29,12 @@
 #include "health.h"
 #include "journal.h"
 #include "log.h"
+#include "mcclient.h"
 
 static pthread_t km_health_thread;
 static int km_health_running;
 static int km_probe_fd[KM_MAX_BACKENDS] = {[0 ... KM_MAX_BACKENDS - 1] = -1};
 static unsigned int km_probe_gen[KM_MAX_BACKENDS];
-
-void km_deadline_in(struct timespec *deadline, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, deadline);
-	deadline->tv_sec += ms / 1000;
-	deadline->tv_nsec += (ms % 1000) * 1000000L;
-	if (deadline->tv_nsec >= 1000000000L) {
-		deadline->tv_sec++;
-		deadline->tv_nsec -= 1000000000L;
-	}
-}
-
-static long km_ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (deadline->tv_sec - now.tv_sec) * 1000 +
-	       (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
-int km_health_wait(int fd, short events, const struct timespec *deadline)
-{
-	struct pollfd p = {.fd = fd, .events = events};
-	long left = km_ms_left(deadline);
-	int n;
-
-	if (left <= 0)
-		return -ETIMEDOUT;
-	n = poll(&p, 1, left);
-	if (n < 0)
-		return -errno;
-	return n == 0 ? -ETIMEDOUT : 0;
-}
-
-int km_health_connect(const union km_addr *sa, const struct timespec *deadline)
-{
-	int fd, err = 0, one = 1;
-	socklen_t sl = sizeof(err);
-
-	fd = socket(sa->sa.sa_family,
-		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, &sa->sa, km_addr_len(sa)) && errno != EINPROGRESS) {
-		err = -errno;
-		goto fail;
-	}
-	err = km_health_wait(fd, POLLOUT, deadline);
-	if (err)
-		goto fail;
-	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
-	if (err) {
-		err = -err;
-		goto fail;
-	}
-	return fd;
-fail:
-	close(fd);
-	return err;
-}
 
 void km_health_parse_stats(const char *buf, size_t len, long *pid, long *uptime)
 {
@@ -140,7 +79,7 @@ static int km_probe(__u8 id, const union km_addr *sa, int verify, long *pid,
 	km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
 	if (fd < 0) {
 		*what = "probe connect";
-		fd = km_health_connect(sa, &deadline);
+		fd = km_mc_connect(sa, &deadline);
 		if (fd < 0)
 			return fd;
 	}
@@ -153,7 +92,7 @@ static int km_probe(__u8 id, const union km_addr *sa, int verify, long *pid,
 	for (;;) {
 		ssize_t n;
 
-		err = km_health_wait(fd, POLLIN, &deadline);
+		err = km_mc_wait(fd, POLLIN, &deadline);
 		if (err)
 			goto fail;
 		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);

@@ -11,14 +11,14 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-#include "ctl.h"
-#include "kbpf.h"
+#include "daemon.h"
+#include "kbpf_daemon.h"
 #include "log.h"
 #include "journal.h"
 #include "metrics.h"
 #include "pinned.h"
 #include "repair.h"
-#include "resync.h"
+#include "resync_daemon.h"
 
 static struct {
 	int fd;
@@ -26,6 +26,35 @@ static struct {
 	bool up;
 	volatile int stop;
 } km_met = {.fd = -1};
+
+/* A copy of the backend table (metrics.h), for metrics and ctl alike. */
+int km_be_snapshot(struct km_be_view *v)
+{
+	unsigned int id;
+	int n = 0;
+
+	pthread_mutex_lock(&km_d.lock);
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id)
+			continue;
+		v[n].id = id;
+		memcpy(v[n].name, b->name, sizeof(v[n].name));
+		v[n].addr = b->addr;
+		v[n].kb = b->kb;
+		v[n].since = b->since;
+		memcpy(v[n].reason, b->reason, sizeof(v[n].reason));
+		v[n].pid = b->pid;
+		v[n].uptime = b->uptime;
+		v[n].joining = b->has_joining;
+		v[n].leaving = b->has_leaving;
+		v[n].c = b->c;
+		n++;
+	}
+	pthread_mutex_unlock(&km_d.lock);
+	return n;
+}
 
 static void km_help(FILE *out, const char *name, const char *type,
 		    const char *help)

@@ -31,7 +31,7 @@
 	X(errors)                                                              \
 	X(timeouts) X(conn_errors) X(fallbacks) X(probes_ok) X(probes_failed)
 
-/* A copy of one backend's row, taken under km_d.lock (ctl.c). */
+/* A copy of one backend's row, taken under km_d.lock. */
 struct km_be_view {
 	__u8 id;
 	char name[KM_NAME_MAX];

@@ -133,16 +133,4 @@ const char *km_resync_state_name(enum km_resync_state st);
 int km_uri_decode(const char *in, size_t len, char *out, size_t cap);
 long km_resync_ttl_for_ms(long remaining, long now);
 
-/*
- * kmagentd glue (resync_daemon.c): a manager thread resyncs every WARMING
- * backend from the UP ones and marks it UP when done (again if the ring
- * changed meanwhile); a backend that leaves WARMING cancels its resync.
- */
-int km_resyncd_start(void);
-void km_resyncd_stop(void);
-/* On demand (kmagentctl resync): copy again, the state is left alone. */
-int km_resyncd_request(__u8 id);
-/* The running resync's progress, else the last one's; -ENOENT if none. */
-int km_resyncd_progress(__u8 id, struct km_resync_progress *p);
-
 #endif /* KM_RESYNC_H */

@@ -18,7 +18,7 @@
 #include "log.h"
 #include "fence.h"
 #include "journal.h"
-#include "resync.h"
+#include "resync_daemon.h"
 
 #define KM_RSD_TICK_US	  (100 * 1000)
 #define KM_RSD_RETRY_SECS 1

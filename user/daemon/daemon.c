@@ -8,7 +8,6 @@
 
 #include "daemon.h"
 #include "ring.h"
-#include "fence.h"
 #include "journal.h"
 #include "log.h"
 
@@ -388,37 +387,6 @@ void km_daemon_joined(__u8 id, unsigned long ring_gen)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
-/*
- * Our name in fences (fence.h): --name, else where clients reach us,
- * which tells two kmagentd apart even on one host.
- */
-static void km_daemon_name_fences(const struct km_cfg *cfg)
-{
-	char host[256] = "kmagentd", name[KM_NAME_MAX];
-
-	if (cfg->name[0]) {
-		km_fence_set_name(cfg->name);
-		return;
-	}
-	if (cfg->listen_addr.sa.sa_family == AF_INET6 &&
-	    !km_addr_is_any(&cfg->listen_addr)) {
-		union km_addr a = cfg->listen_addr;
-
-		/* "[2001:2::1]:11211": a word, and the port stays apart */
-		a.in6.sin6_port = htons(cfg->port);
-		km_fence_set_name(km_addr_str(&a, name, sizeof(name)));
-		return;
-	}
-	if (cfg->listen[0] && cfg->listen_addr.sa.sa_family == AF_INET)
-		snprintf(host, sizeof(host), "%s", cfg->listen);
-	else if (gethostname(host, sizeof(host)))
-		snprintf(host, sizeof(host), "kmagentd");
-	host[sizeof(host) - 1] = 0;
-	/* host names are at most 64 bytes: ours fits KM_NAME_MAX */
-	snprintf(name, sizeof(name), "%.50s:%d", host, cfg->port);
-	km_fence_set_name(name);
-}
-
 int km_daemon_init(const struct km_cfg *cfg)
 {
 	unsigned int i;
@@ -433,7 +401,6 @@ int km_daemon_init(const struct km_cfg *cfg)
 				&cfg->backends[i].addr);
 	err = km_daemon_rebuild_ring_locked();
 	pthread_mutex_unlock(&km_d.lock);
-	km_daemon_name_fences(cfg);
 	return err;
 }
 

@@ -274,7 +274,4 @@ void km_repair_note(const char *key, size_t nkey, const char *value,
 		    size_t nvalue, uint32_t flags, const __u8 *missed,
 		    unsigned int nmissed);
 
-/* Passive health signal from the data path (connect error, timeout). */
-void km_health_passive_failure(__u8 id, const char *what);
-
 #endif /* KM_DAEMON_H */

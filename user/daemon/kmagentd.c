@@ -25,7 +25,7 @@
 #include "health.h"
 #include "journal.h"
 #include "ctl.h"
-#include "kbpf.h"
+#include "kbpf_daemon.h"
 #include "log.h"
 #include "proxy.h"
 
@@ -254,6 +254,7 @@ int main(int argc, char **argv)
 		km_err("ring: %s\n", strerror(-err));
 		goto out;
 	}
+	km_fence_name_from(&cfg);
 	/* kernel path (kbpf), control socket and metrics plug in here */
 	if (km_proxy_start())
 		goto out_proxy;

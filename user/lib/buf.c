@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy.h"
+#include "buf.h"
 
 #define KM_BUF_KEEP (64 << 10) /* kept for reuse; larger ones freed */
 

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "proxy.h"
+#include "buf.h"
 
 /* memcached fields taken from the backends (user/lib/stats.c km_agg_fields) */
 #define KM_AGG_NR 23

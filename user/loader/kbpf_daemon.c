@@ -18,8 +18,9 @@
 #include <net/if.h>
 
 #include "daemon.h"
+#include "health.h"
 #include "journal.h"
-#include "kbpf.h"
+#include "kbpf_daemon.h"
 #include "kbpf_retry.h"
 #include "proxy.h"
 #include "log.h"
@@ -722,7 +723,7 @@ int km_kbpf_start(const struct km_cfg *cfg)
 		goto fail;
 	}
 	km_kb_thread_up = 1;
-	err = km_kretry_start(km_kb, cfg);
+	err = km_kretry_start(km_kb, cfg, km_kbpf_repush);
 	if (err) {
 		km_err("kernel path: retry thread: %s\n", strerror(-err));
 		return err;

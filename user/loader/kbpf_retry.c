@@ -51,6 +51,7 @@ static struct {
 	struct km_retry_tx tx;
 	volatile int stop;
 	long long warned_ms;
+	km_kretry_repush_fn repush;
 } km_kr = {.prog_fd = -1, .backends_fd = -1, .tx = {-1, -1}};
 
 static long long km_kr_now_ms(clockid_t clk)
@@ -315,7 +316,7 @@ static void km_kr_unsilence(__u8 id)
 	    !bpf_map_lookup_elem(km_kr.backends_fd, &key, &cur) &&
 	    (cur.flags & KM_BE_F_SILENT)) {
 		/* the other kernel-set flag stays until a state change */
-		km_kbpf_repush(id, KM_BE_F_REFUSED);
+		km_kr.repush(id, KM_BE_F_REFUSED);
 		km_debug("kernel path: backend %s: reads again\n",
 			 km_d.be[id].name);
 	}
@@ -403,13 +404,15 @@ static void km_kr_unmap(void)
 	km_kr.q = NULL;
 }
 
-int km_kretry_start(struct km_bpf *kb, const struct km_cfg *cfg)
+int km_kretry_start(struct km_bpf *kb, const struct km_cfg *cfg,
+		    km_kretry_repush_fn repush)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	int dl_fd, q_fd, err;
 	unsigned int i;
 	void *m;
 
+	km_kr.repush = repush;
 	km_kr.prog_fd = km_bpf_prog_fd(kb, "km_xdp_retry");
 	km_kr.backends_fd = km_bpf_map_fd(kb, KM_MAP_BACKENDS);
 	dl_fd = km_bpf_map_fd(kb, KM_MAP_DEADLINE);

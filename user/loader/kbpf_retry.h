@@ -26,8 +26,15 @@ int km_retry_tx_send(const struct km_retry_tx *tx, int verdict,
 		     const void *frame, size_t len, int ingress_if,
 		     int redirect_if);
 
-/* mmap the deadlines and the queue, start the thread: 0 or -errno. */
-int km_kretry_start(struct km_bpf *kb, const struct km_cfg *cfg);
+/* Write backend id's kernel entry again, keeping the flags in keep. */
+typedef void (*km_kretry_repush_fn)(__u8 id, __u8 keep);
+/*
+ * mmap the deadlines and the queue, start the thread: 0 or -errno.
+ * repush: the daemon glue's (km_kbpf_repush), for a backend that may be
+ * read again.
+ */
+int km_kretry_start(struct km_bpf *kb, const struct km_cfg *cfg,
+		    km_kretry_repush_fn repush);
 /* Join the thread, unmap; the kernel side stays as it is. */
 void km_kretry_stop(void);
 /* A KM_EV_SILENT event: clear the backend's flag KM_SILENT_HOLD_MS on. */

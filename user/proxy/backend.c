@@ -19,11 +19,20 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "backend.h"
 #include "daemon.h"
+#include "health.h"
 #include "log.h"
-#include "proxy.h"
 
 #define KM_RECONNECT_MS 100
+
+/* engine.c's km_op_complete (km_backend_set_done) */
+static km_op_done_fn km_op_done;
+
+void km_backend_set_done(km_op_done_fn fn)
+{
+	km_op_done = fn;
+}
 
 static struct km_bconn *km_bconn_get(struct km_worker *w, __u8 be,
 				     unsigned int pool_idx)
@@ -104,7 +113,7 @@ static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
 		bc->nops--;
 		KM_DEC(km_d.be[bc->be].c.inflight);
 		op->next = NULL;
-		km_op_complete(w, op, NULL, 0);
+		km_op_done(w, op, NULL, 0);
 	}
 	bc->tail = NULL;
 	bc->nops = 0;
@@ -190,7 +199,7 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 	return 0;
 fail:
 	/* the caller sees the failure through the op, as for a timeout */
-	km_op_complete(w, op, NULL, 0);
+	km_op_done(w, op, NULL, 0);
 	return -1;
 }
 
@@ -264,7 +273,7 @@ static void km_bconn_read(struct km_worker *w, struct km_bconn *bc)
 			bc->nops--;
 			KM_DEC(km_d.be[bc->be].c.inflight);
 			op->next = NULL;
-			err = km_op_complete(w, op, km_buf_data(&bc->in), len);
+			err = km_op_done(w, op, km_buf_data(&bc->in), len);
 			km_buf_consume(&bc->in, len);
 			if (err) {
 				/* not this op's reply: none after it can be

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* The request engine (engine.c) and the connection code (proxy.c). */
+/*
+ * The request engine (engine.c): what a parsed request becomes, its
+ * backend operations, and how their replies decide the client's.
+ */
 #ifndef KM_ENGINE_H
 #define KM_ENGINE_H
 
-#include "proxy.h"
+#include "backend.h"
 #include "request.h"
 
-/* engine.c */
 void km_dispatch(struct km_worker *w, struct km_conn *c, struct km_request *pr,
 		 const char *data, size_t dlen);
 void km_dispatch_too_large(struct km_worker *w, struct km_conn *c,
@@ -28,20 +30,14 @@ int km_read_stream(struct km_worker *w, struct km_req *r, struct km_buf *out,
 /* Is r a get whose window is out, waiting for room for the next one? */
 int km_read_wants_more(const struct km_req *r);
 
-/* proxy.c */
-/* Hand r to worker w's loop (from any thread); it runs km_seq_run. */
-void km_worker_wake(struct km_worker *w, struct km_req *r);
-void km_conn_req_ready(struct km_worker *w, struct km_conn *c);
-void km_conn_mark_dirty(struct km_worker *w, struct km_conn *c);
 /*
- * How many more keys c may have asked of backends (>= 1), by its
- * --conn-buffer and the size its replies take (km_conn_note_reply).  head:
- * for the head of its queue, which only the unsent output holds back.
+ * A backend operation finished; reply NULL = it failed.  -1: the reply
+ * does not answer the op (taken as a failure): the backend stream is out
+ * of step, and the connection's other ops must fail too.  Handed to
+ * backend.c as its km_op_done_fn.
  */
-unsigned int km_conn_key_room(const struct km_conn *c, int head);
-/* A key's reply took bytes (0: a miss). */
-void km_conn_note_reply(struct km_conn *c, size_t bytes);
-/* extra: the backends' lines (stats.c), before END; NULL for none */
-void km_stats_build(struct km_buf *b, int reset, const struct km_buf *extra);
+int km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
+		   size_t len);
+void km_op_free(struct km_worker *w, struct km_op *op);
 
 #endif /* KM_ENGINE_H */

@@ -8,8 +8,11 @@
 #ifndef KM_REQUEST_H
 #define KM_REQUEST_H
 
+#include <stdint.h>
 #include <sys/socket.h>
-#include "proxy.h"
+#include "buf.h"
+#include "mcproto.h"
+#include "worker.h"
 
 enum km_req_type {
 	KM_RT_LOCAL = 0, /* answered by the proxy itself */

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* A blocking memcached client with a deadline (mcclient.h). */
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "mcclient.h"
+
+void km_deadline_in(struct timespec *deadline, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, deadline);
+	deadline->tv_sec += ms / 1000;
+	deadline->tv_nsec += (ms % 1000) * 1000000L;
+	if (deadline->tv_nsec >= 1000000000L) {
+		deadline->tv_sec++;
+		deadline->tv_nsec -= 1000000000L;
+	}
+}
+
+long km_ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (deadline->tv_sec - now.tv_sec) * 1000 +
+	       (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+int km_mc_wait(int fd, short events, const struct timespec *deadline)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	long left = km_ms_left(deadline);
+	int n;
+
+	if (left <= 0)
+		return -ETIMEDOUT;
+	n = poll(&p, 1, left);
+	if (n < 0)
+		return -errno;
+	return n == 0 ? -ETIMEDOUT : 0;
+}
+
+int km_mc_connect(const union km_addr *sa, const struct timespec *deadline)
+{
+	int fd, err = 0, one = 1;
+	socklen_t sl = sizeof(err);
+
+	fd = socket(sa->sa.sa_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, &sa->sa, km_addr_len(sa)) && errno != EINPROGRESS) {
+		err = -errno;
+		goto fail;
+	}
+	err = km_mc_wait(fd, POLLOUT, deadline);
+	if (err)
+		goto fail;
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
+	if (err) {
+		err = -err;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return err;
+}
