@@ -9,6 +9,7 @@
 #                   CHAOS_ARGS (tests/tools/mcchaos.py -h)
 #   make SAN=1 ...  the same with ASan/UBSan, into build-san/
 #   make check-includes  no include cycle in user/, layers kept
+#   make compile_commands.json  for clangd (docs/HACKING.md)
 #   make install    kmagentd, kmagentctl, man pages, unit, sample config
 #                   (PREFIX=/usr/local, DESTDIR= for staging)
 
@@ -53,7 +54,7 @@ TOOLS      := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools
 HEADERS    := $(wildcard include/*.h user/*/*.h bpf/*.h bench/*.h)
 
 .PHONY: all progs deps test unit demo bench fuzz chaos format check-format \
-	check-includes clean install
+	check-includes compile_commands.json clean install
 all: $(BPF_OBJS) $(PROGS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
 
 # what `make install` and the Debian package need, nothing more
@@ -177,5 +178,11 @@ check-format:
 check-includes:
 	scripts/check-includes.py
 
+# for clangd and the like: every C file with the flags it is built with
+compile_commands.json:
+	scripts/compile-commands.py "$(CC)" "$(CFLAGS)" $(LIB_SRCS) \
+		$(KMD_SRCS) $(MAIN_SRCS) $(wildcard tests/*/*.c bench/*.c) \
+		-- "$(CLANG)" "$(BPF_CFLAGS)" $(BPF_SRCS) >$@.tmp && mv $@.tmp $@
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san compile_commands.json
