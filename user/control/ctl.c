@@ -28,6 +28,7 @@
 #include "km_hash.h"
 #include "kbpf_daemon.h"
 #include "log.h"
+#include "mcclient.h"
 #include "metrics.h"
 #include "pinned.h"
 #include "repair.h"
@@ -121,32 +122,25 @@ static __u8 km_be_lookup(const char *arg)
 /* One `mn` round trip: the backend's latency as seen from here. */
 static long km_be_latency_us(const union km_addr *sa)
 {
-	struct timeval tv = {0, 200 * 1000};
-	struct timespec t0, t1;
-	struct pollfd pfd;
+	struct timespec deadline, t0, t1;
 	char buf[16];
+	size_t len = 0;
 	long us = -1;
-	int fd, one = 1;
+	int fd;
 
-	fd = socket(sa->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* bounds connect() too: a dead host must not stall the socket */
+	km_deadline_in(&deadline, 200);
+	fd = km_mc_connect(sa, &deadline);
 	if (fd < 0)
 		return -1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* bounds connect() too: a dead host must not stall the socket */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	if (connect(fd, &sa->sa, km_addr_len(sa)))
-		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (send(fd, "mn\r\n", 4, MSG_NOSIGNAL) != 4)
-		goto out;
-	if (poll(&pfd, 1, 200) == 1 && recv(fd, buf, sizeof(buf), 0) > 0) {
+	km_deadline_in(&deadline, 200);
+	if (!km_mc_send(fd, "mn\r\n", 4, &deadline) &&
+	    km_mc_read(fd, buf, sizeof(buf), &len, KM_RK_LINE, &deadline) > 0) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		us = (t1.tv_sec - t0.tv_sec) * 1000000L +
 		     (t1.tv_nsec - t0.tv_nsec) / 1000;
 	}
-out:
 	close(fd);
 	return us;
 }

@@ -53,12 +53,10 @@ void km_health_parse_stats(const char *buf, size_t len, long *pid, long *uptime)
 	}
 }
 
-/* The reply is complete: stats' END, then MN when verify sent mn. */
-static int km_probe_done(const char *buf, size_t len, int verify)
+/* reply (n bytes at p) is stats' own, ended by END, not an error line */
+static int km_is_stats(const char *p, long n)
 {
-	if (verify)
-		return len >= 9 && !memcmp(buf + len - 9, "END\r\nMN\r\n", 9);
-	return len >= 5 && !memcmp(buf + len - 5, "END\r\n", 5);
+	return n >= 5 && !memcmp(p + n - 5, "END\r\n", 5);
 }
 
 /*
@@ -74,6 +72,7 @@ static int km_probe(__u8 id, const union km_addr *sa, int verify, long *pid,
 	char buf[8192];
 	struct timespec deadline;
 	size_t len = 0;
+	long n, mn;
 	int fd = km_probe_fd[id], err;
 
 	km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
@@ -84,34 +83,29 @@ static int km_probe(__u8 id, const union km_addr *sa, int verify, long *pid,
 			return fd;
 	}
 	*what = "probe send";
-	if (send(fd, req, reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen) {
-		err = -EIO;
+	err = km_mc_send(fd, req, reqlen, &deadline);
+	if (err)
 		goto fail;
-	}
 	*what = "probe reply";
-	for (;;) {
-		ssize_t n;
-
-		err = km_mc_wait(fd, POLLIN, &deadline);
-		if (err)
-			goto fail;
-		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-		if (n <= 0) {
-			err = n == 0 ? -ECONNRESET : -errno;
-			if (err == -EAGAIN)
-				continue;
-			goto fail;
-		}
-		len += n;
-		if (km_probe_done(buf, len, verify))
-			break;
-		if (len >= sizeof(buf) - 1) {
-			err = -EMSGSIZE;
-			goto fail;
-		}
+	n = km_mc_read(fd, buf, sizeof(buf) - 1, &len, KM_RK_STATS, &deadline);
+	if (n < 0)
+		err = n;
+	else if (!km_is_stats(buf, n))
+		err = -EPROTO;
+	if (!err && verify) {
+		/* then mn's MN, which may have come with it */
+		len -= n;
+		mn = km_mc_read(fd, buf + n, sizeof(buf) - 1 - n, &len,
+				KM_RK_LINE, &deadline);
+		if (mn < 0)
+			err = mn;
+		else if (mn != 4 || memcmp(buf + n, "MN\r\n", 4))
+			err = -EPROTO;
 	}
+	if (err)
+		goto fail;
 	*pid = *uptime = 0;
-	km_health_parse_stats(buf, len, pid, uptime);
+	km_health_parse_stats(buf, n, pid, uptime);
 	km_probe_fd[id] = fd;
 	return 0;
 fail:

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "journal.h"
 #include "log.h"
+#include "mcclient.h"
 #include "repair.h"
 #include "resync.h"
 
@@ -136,10 +137,10 @@ static void km_repair_drop(__u8 id)
 static int km_repair_fd(__u8 id)
 {
 	struct km_repair_conn *c = &km_rp.conn[id];
-	struct timeval tv = {0, KM_REPAIR_IO_MS * 1000};
+	struct timespec deadline;
 	union km_addr sa;
 	unsigned int gen;
-	int fd, one = 1;
+	int fd;
 
 	pthread_mutex_lock(&km_d.lock);
 	sa = km_d.be[id].addr;
@@ -148,16 +149,10 @@ static int km_repair_fd(__u8 id)
 	if (c->fd > 0 && c->gen == gen)
 		return c->fd;
 	km_repair_drop(id);
-	fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	km_deadline_in(&deadline, KM_REPAIR_IO_MS);
+	fd = km_mc_connect(&sa, &deadline);
 	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, &sa.sa, km_addr_len(&sa))) {
-		close(fd);
-		return -errno;
-	}
+		return fd;
 	c->fd = fd;
 	c->gen = gen;
 	return fd;
@@ -165,15 +160,10 @@ static int km_repair_fd(__u8 id)
 
 static int km_send_all(int fd, const char *p, size_t n)
 {
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+	struct timespec deadline;
 
-		if (w <= 0)
-			return -EIO;
-		p += w;
-		n -= w;
-	}
-	return 0;
+	km_deadline_in(&deadline, KM_REPAIR_IO_MS);
+	return km_mc_send(fd, p, n, &deadline) ? -EIO : 0;
 }
 
 /*
@@ -182,48 +172,34 @@ static int km_send_all(int fd, const char *p, size_t n)
  */
 static ssize_t km_read_reply(int fd, size_t *line_len)
 {
-	size_t len = 0, need = 0;
-	char *nl;
+	struct timespec deadline;
+	size_t len = 0;
+	long n;
 
-	for (;;) {
-		ssize_t r;
-
-		if (!need && (nl = memchr(km_rp.buf, '\n', len))) {
-			*line_len = nl - km_rp.buf + 1;
-			need = *line_len;
-			if (!strncmp(km_rp.buf, "VA ", 3))
-				need += strtoul(km_rp.buf + 3, NULL, 10) + 2;
-		}
-		if (need && len >= need)
-			return need;
-		if (len == KM_REPAIR_BUF)
-			return -EMSGSIZE;
-		r = recv(fd, km_rp.buf + len, KM_REPAIR_BUF - len, 0);
-		if (r <= 0)
-			return -EIO;
-		len += r;
-	}
+	km_deadline_in(&deadline, KM_REPAIR_IO_MS);
+	n = km_mc_read(fd, km_rp.buf, KM_REPAIR_BUF, &len, KM_RK_META,
+		       &deadline);
+	if (n < 0)
+		return n == -EMSGSIZE ? n : -EIO;
+	*line_len = (char *)memchr(km_rp.buf, '\n', n) - km_rp.buf + 1;
+	return n;
 }
 
 /* Send req, read a one-line reply into r (NUL-terminated): 0, or <0. */
 static int km_repair_ask(int fd, const char *req, size_t n, char *r, size_t cap)
 {
+	struct timespec deadline;
 	size_t len = 0;
+	long got;
 
 	r[0] = '\0';
 	if (km_send_all(fd, req, n))
 		return -EIO;
-	while (!memchr(r, '\n', len)) {
-		ssize_t got;
-
-		if (len >= cap - 1)
-			return -EMSGSIZE;
-		got = recv(fd, r + len, cap - 1 - len, 0);
-		if (got <= 0)
-			return -EIO;
-		len += got;
-		r[len] = '\0';
-	}
+	km_deadline_in(&deadline, KM_REPAIR_IO_MS);
+	got = km_mc_read(fd, r, cap - 1, &len, KM_RK_LINE, &deadline);
+	r[got >= 0 ? (size_t)got : len] = '\0'; /* a failure's part too */
+	if (got < 0)
+		return got == -EMSGSIZE ? -EMSGSIZE : -EIO;
 	return 0;
 }
 

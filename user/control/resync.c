@@ -18,6 +18,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "buf.h"
+#include "mcclient.h"
 #include "resync.h"
 
 #define KM_RS_BATCH	2048
@@ -35,11 +37,6 @@
 
 /* memcached reads an exptime above 30 days as an absolute unix time */
 #define KM_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
-
-struct km_buf {
-	char *p;
-	size_t len, cap;
-};
 
 struct km_conn {
 	int fd;
@@ -113,30 +110,10 @@ const char *km_resync_state_name(enum km_resync_state st)
 
 /* ---- buffers ---------------------------------------------------------- */
 
-static int km_buf_reserve(struct km_buf *b, size_t more)
-{
-	size_t cap = b->cap ? b->cap : 4096;
-	char *p;
-
-	if (b->len + more <= b->cap)
-		return 0;
-	while (cap < b->len + more)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p)
-		return -ENOMEM;
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
+/* lib/buf.c's, with resync's error: -ENOMEM */
 static int km_buf_add(struct km_buf *b, const void *d, size_t n)
 {
-	if (km_buf_reserve(b, n))
-		return -ENOMEM;
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-	return 0;
+	return km_buf_append(b, d, n) ? -ENOMEM : 0;
 }
 
 static int km_buf_printf(struct km_buf *b, const char *fmt, ...)
@@ -159,12 +136,6 @@ static int km_buf_printf(struct km_buf *b, const char *fmt, ...)
 	}
 	b->len += n;
 	return 0;
-}
-
-static void km_buf_free(struct km_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
 }
 
 /* ---- helpers exposed for tests ------------------------------------------ */
@@ -285,38 +256,19 @@ static int km_keyset_add(struct km_keyset *ks, __u64 h)
 static int km_conn_open(struct km_conn *c, const union km_addr *a,
 			int timeout_ms, const int *cancel)
 {
-	struct pollfd pfd;
-	int one = 1, err = 0, fd;
-	socklen_t sl = sizeof(err);
+	struct timespec deadline;
+	int fd;
 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->timeout_ms = timeout_ms;
 	c->cancel = cancel;
-	fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
+	km_deadline_in(&deadline, timeout_ms);
+	fd = km_mc_connect(a, &deadline);
 	if (fd < 0)
-		return -errno;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, &a->sa, km_addr_len(a)) && errno != EINPROGRESS) {
-		err = -errno;
-		goto fail;
-	}
-	pfd.fd = fd;
-	pfd.events = POLLOUT;
-	if (poll(&pfd, 1, timeout_ms) != 1) {
-		err = -ETIMEDOUT;
-		goto fail;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) || err) {
-		err = err ? -err : -errno;
-		goto fail;
-	}
+		return fd;
 	c->fd = fd;
 	return 0;
-fail:
-	close(fd);
-	return err;
 }
 
 static void km_conn_close(struct km_conn *c)

@@ -71,3 +71,51 @@ fail:
 	close(fd);
 	return err;
 }
+
+int km_mc_send(int fd, const void *d, size_t n, const struct timespec *deadline)
+{
+	const char *p = d;
+	ssize_t r;
+	int err;
+
+	while (n) {
+		r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r > 0) {
+			p += r;
+			n -= r;
+			continue;
+		}
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		err = km_mc_wait(fd, POLLOUT, deadline);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+long km_mc_read(int fd, char *buf, size_t cap, size_t *len,
+		enum km_reply_kind kind, const struct timespec *deadline)
+{
+	long done;
+	ssize_t r;
+	int err;
+
+	for (;;) {
+		done = *len ? km_reply_len(buf, *len, kind) : 0;
+		if (done)
+			return done < 0 ? -EPROTO : done;
+		if (*len >= cap)
+			return -EMSGSIZE;
+		err = km_mc_wait(fd, POLLIN, deadline);
+		if (err)
+			return err;
+		r = recv(fd, buf + *len, cap - *len, MSG_DONTWAIT);
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (r > 0)
+			*len += r;
+	}
+}
