@@ -111,17 +111,6 @@ __attribute__((noinline)) int km_expire(struct km_pending *e,
  */
 #define KM_CLAIM_WINDOW 512
 
-struct km_cursor {
-	__u32 next;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct km_cursor);
-} km_cursor SEC(".maps");
-
 static __always_inline struct km_pending *
 km_try_claim(__u32 idx, __u64 now, __u64 timeout, struct km_stats *st)
 {
