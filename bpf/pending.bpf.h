@@ -10,6 +10,8 @@
 #define KM_PENDING_BPF_H
 
 #include "kmagent.h"
+#include "parse.bpf.h"
+#include "mcproto.bpf.h"
 #include "maps.bpf.h"
 
 /* Random probes before giving up: a table this full is overloaded anyway. */
@@ -334,6 +336,27 @@ static __always_inline void km_event_hit(const struct km_pending *e,
 				  e->req + (e->key_off & 7)))
 		ev->key_len = 0;
 	bpf_ringbuf_submit(ev, 0);
+}
+
+/* A claimed entry for p's request r: who gets the reply, about what key. */
+static __always_inline void
+km_pending_open(struct km_pending *e, const struct km_pkt *p,
+		const union km_ip *proxy, __u32 ifindex, const struct km_req *r)
+{
+	km_pkt_saddr(p, &e->client_addr);
+	e->proxy_addr = *proxy;
+	e->family = p->family;
+	e->client_port = p->udp->source;
+	e->client_rid = p->frame->rid;
+	km_mac_copy(e->client_mac, p->eth->h_source);
+	km_mac_copy(e->proxy_mac, p->eth->h_dest);
+	e->vlan_tci = p->vlan_tci;
+	e->ifindex = ifindex;
+	e->slot = km_hash_slot(r->hash);
+	e->key_off = r->key_off;
+	e->key_len = r->key_len;
+	e->rx_dgrams = 0;
+	e->wr_got = 0;
 }
 
 #endif /* KM_PENDING_BPF_H */
