@@ -182,12 +182,26 @@ struct km_tc_hdr {
 	__be16 rid;
 };
 
+/*
+ * A replica index the verifier cannot bound by itself (a counter, a value
+ * read back from a map) is masked: KM_REPLICA_IDX(i).  The arrays indexed
+ * so have KM_REPLICA_MASK + 1 elements, so that the mask alone keeps the
+ * access inside them (the asserts below); the index itself is always
+ * under KM_MAX_REPLICAS.
+ */
+#define KM_REPLICA_MASK	  7
+#define KM_REPLICA_IDX(i) ((i)&KM_REPLICA_MASK)
+_Static_assert(KM_REPLICA_MASK + 1 >= KM_MAX_REPLICAS &&
+		       ((KM_REPLICA_MASK + 1) & KM_REPLICA_MASK) == 0,
+	       "KM_REPLICA_MASK: a power of two minus one, over every replica");
+#define KM_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
 /* The replicas a write is cloned to: too big for the stack, per CPU. */
 struct km_targets {
-	struct km_hdrvals tv[KM_MAX_REPLICAS];
-	__u8 ids[KM_MAX_REPLICAS];
+	struct km_hdrvals tv[KM_REPLICA_MASK + 1];
+	__u8 ids[KM_REPLICA_MASK + 1];
 	__u8 nr_skipped; /* replicas of the slot not writable now */
-	__u8 skipped[KM_MAX_REPLICAS];
+	__u8 skipped[KM_REPLICA_MASK + 1];
 	/* km_fib_in's, off the stack: km_tc_targets4/6 run below the
 	 * biggest frame there is (km_tc_clone's); so are these */
 	struct bpf_fib_lookup fib;
@@ -195,7 +209,8 @@ struct km_targets {
 	union km_ip proxy;	/* the address the client sent to */
 	union km_ip src;	/* the proxy's towards the replica at hand */
 	/* km_tc_clones': the datagram's headers as they are now, the
-	 * request id of the clones, the replica on this host (-1: none) */
+	 * request id of the clones; km_tc_targets': the replica on this
+	 * host (an index in tv and ids, -1: none), how many there are */
 	struct km_tc_hdr h;
 	struct km_hdrvals lv; /* the local replica's headers */
 	__be16 rid;
@@ -209,6 +224,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct km_targets);
 } km_targets SEC(".maps");
+
+_Static_assert(KM_NELEM(((struct km_targets *)0)->tv) > KM_REPLICA_MASK &&
+		       KM_NELEM(((struct km_targets *)0)->ids) >
+			       KM_REPLICA_MASK &&
+		       KM_NELEM(((struct km_targets *)0)->skipped) >
+			       KM_REPLICA_MASK,
+	       "km_targets: KM_REPLICA_IDX indexes tv, ids and skipped");
 
 /* km_fib_cached_in's per-CPU next-hop cache (nat.bpf.h). */
 struct km_nexthop {

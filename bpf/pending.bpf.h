@@ -328,12 +328,12 @@ static __always_inline void km_event_hit(const struct km_pending *e,
 		return;
 	ev->backend = e->cur_be;
 	for (i = 0; i < KM_MAX_REPLICAS; i++)
-		if (missed & (1u << i))
-			ev->missed[n++ & 7] = e->tried[i];
+		if ((missed & (1u << i)) && n < KM_MAX_REPLICAS)
+			ev->missed[n++] = e->tried[i];
 	ev->nr_missed = n;
 	ev->key_len = e->key_len;
 	if (bpf_probe_read_kernel(ev->key, sizeof(ev->key),
-				  e->req + (e->key_off & 7)))
+				  e->req + KM_READ_KEY_OFF(e->key_off)))
 		ev->key_len = 0;
 	bpf_ringbuf_submit(ev, 0);
 }

@@ -21,40 +21,42 @@
 #define KM_TC_UP_LOCAL 100
 
 /*
- * The first of tg's k targets owes writes: swap it with the first that
- * does not (a write's answer is its first target's reply).  Returns where
- * the local target (index local) is now.  Global: verified once, apart
- * from km_tc_targets' loop.
+ * The first of tg's targets owes writes: swap it with the first that
+ * does not (a write's answer is its first target's reply), tg->local
+ * following the local one.  Global: verified once, apart from
+ * km_tc_targets' loop.
  */
 __attribute__((noinline)) int
-km_tc_targets_owes_not_first(struct km_targets *tg, int k, int local)
+km_tc_targets_owes_not_first(struct km_targets *tg)
 {
 	const struct km_config *cfg = km_config_get();
 	struct km_backend *be;
+	int j, local;
 	__u8 id;
-	int j;
 
 	if (!tg || !km_daemon_alive(cfg))
-		return local;
+		return 0;
 	be = km_backend_get(tg->ids[0]);
 	if (!be || !(be->flags & KM_BE_F_OWES))
-		return local;
+		return 0;
 	for (j = 1; j < KM_MAX_REPLICAS; j++) {
-		if (j >= k)
-			return local;
+		if (j >= tg->nr)
+			return 0;
 		be = km_backend_get(tg->ids[j]);
 		if (be && !(be->flags & KM_BE_F_OWES))
 			break;
 	}
 	if (j >= KM_MAX_REPLICAS)
-		return local;
+		return 0;
 	__builtin_memcpy(&tg->swap, &tg->tv[0], sizeof(tg->swap));
 	__builtin_memcpy(&tg->tv[0], &tg->tv[j], sizeof(tg->swap));
 	__builtin_memcpy(&tg->tv[j], &tg->swap, sizeof(tg->swap));
 	id = tg->ids[0];
 	tg->ids[0] = tg->ids[j];
 	tg->ids[j] = id;
-	return local == 0 ? j : local == j ? 0 : local;
+	local = tg->local;
+	tg->local = local == 0 ? j : local == j ? 0 : local;
+	return 0;
 }
 
 /*
@@ -62,8 +64,8 @@ km_tc_targets_owes_not_first(struct km_targets *tg, int k, int local)
  * the per-CPU next-hop cache the reads use: a FIB and neighbour lookup per
  * replica was a quarter of a replicated write's BPF time (one that owes
  * writes is then moved from the front: km_tc_targets_owes_not_first).
- * Returns their number, plus 256 * (1 + the index of the one on this
- * host) when one is local, or -1 when one cannot be reached from here (or
+ * Their number in tg->nr, the index of the one on this host in tg->local
+ * (-1: none).  Returns 0, or -1 when one cannot be reached from here (or
  * two are local).  Global: verified once, not once per path of
  * km_tc_write; one per family (fam a constant), so that the verifier
  * walks one family's lookups per replica, not both, and each has a small
@@ -86,22 +88,26 @@ static __always_inline int km_tc_targets_fam(struct __sk_buff *skb,
 			continue;
 		if (!km_backend_writable(be)) {
 			/* it misses this write: kmagentd journals it */
-			tg->skipped[tg->nr_skipped++ & 7] = slot->be[i];
+			tg->skipped[KM_REPLICA_IDX(tg->nr_skipped++)] =
+				slot->be[i];
 			continue;
 		}
 		km_nat_src(slot->be[i], &tg->proxy, &tg->src);
 		rc = km_fib_cached_in(skb, &tg->fib, fam, &tg->src, slot->be[i],
-				      be, skb->ifindex, now, &tg->tv[k & 7]);
+				      be, skb->ifindex, now,
+				      &tg->tv[KM_REPLICA_IDX(k)]);
 		if (rc < 0 || (rc == KM_FIB_LOCAL && local >= 0))
 			return -1;
 		if (rc == KM_FIB_LOCAL)
 			local = k;
-		tg->tv[k & 7].sport = bpf_htons(km_nat_port);
-		tg->tv[k & 7].dport = be->port;
-		tg->ids[k & 7] = slot->be[i];
+		tg->tv[KM_REPLICA_IDX(k)].sport = bpf_htons(km_nat_port);
+		tg->tv[KM_REPLICA_IDX(k)].dport = be->port;
+		tg->ids[KM_REPLICA_IDX(k)] = slot->be[i];
 		k++;
 	}
-	return k + 256 * (local + 1);
+	tg->nr = k;
+	tg->local = local;
+	return 0;
 }
 
 __attribute__((noinline)) int km_tc_targets4(struct __sk_buff *skb,
@@ -141,9 +147,8 @@ static __always_inline void km_event_write_missed(struct km_scratch *sc,
 	for (i = 0; i < KM_MAX_REPLICAS; i++)
 		ev->missed[i] = i < tg->nr_skipped ? tg->skipped[i] : 0;
 	ev->key_len = r->key_len;
-	/* key_off is the verb's length plus one: under 16 */
 	if (bpf_probe_read_kernel(ev->key, sizeof(ev->key),
-				  sc->buf + (r->key_off & 15)))
+				  sc->buf + KM_KEY_OFF(r->key_off)))
 		ev->key_len = 0;
 	bpf_ringbuf_submit(ev, 0);
 }
@@ -238,12 +243,13 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		st->no_route++; /* unreachable, or a second local one */
 		return TC_ACT_OK;
 	}
-	k = rc & 0xff;
+	k = tg->nr;
 	if (!k || k > KM_MAX_REPLICAS) {
 		st->no_backend++;
 		return TC_ACT_OK;
 	}
-	local = km_tc_targets_owes_not_first(tg, k, (rc >> 8) - 1);
+	km_tc_targets_owes_not_first(tg);
+	local = tg->local;
 	/* every replica owes writes: kmagentd knows if one is up to date */
 	if (blind == KM_BLIND_DELETE) {
 		be0 = km_backend_get(ids[0]);
@@ -251,7 +257,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 			return TC_ACT_OK;
 	}
 	if (local >= 0) {
-		local_be = km_backend_get(ids[local & 7]);
+		local_be = km_backend_get(ids[KM_REPLICA_IDX(local)]);
 		if (!local_be)
 			return TC_ACT_OK;
 	}
@@ -268,10 +274,9 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		e->policy = cfg->write_policy;
 		e->req_len = 0;
 		e->retried = 0;
-		/* key_off is the verb's length plus one: under 16 */
 		e->wkey_len = r.key_len <= KM_WKEY_MAX ? r.key_len : 0;
 		if (bpf_probe_read_kernel(e->wkey, KM_WKEY_MAX,
-					  sc->buf + (r.key_off & 15)))
+					  sc->buf + KM_KEY_OFF(r.key_off)))
 			e->wkey_len = 0;
 		for (i = 0; i < KM_MAX_REPLICAS; i++) {
 			e->wr_be[i] = i < (int)k ? ids[i] : 0;
@@ -294,8 +299,6 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	/* noreply: a request id no entry has, so that a reply memcached
 	 * sends anyway is no other client's */
 	tg->rid = bpf_htons(e ? idx : KM_RID_NOREPLY);
-	tg->local = local;
-	tg->nr = k;
 	km_tc_clones(skb, tg, st);
 	st->kernel_writes++;
 	if (r.noreply)
@@ -309,7 +312,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		return TC_ACT_SHOT;
 	}
 	st->write_clones++;
-	bst = km_be_stats_get(ids[local & 7]);
+	bst = km_be_stats_get(ids[KM_REPLICA_IDX(local)]);
 	if (bst)
 		bst->writes++;
 	return KM_TC_UP_LOCAL;
