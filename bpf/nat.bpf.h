@@ -281,6 +281,26 @@ static __always_inline __u16 km_udp_csum_full(const union km_ip *s,
 	return c ? c : 0xffff;
 }
 
+/*
+ * The UDP and frame headers of a single datagram of len payload bytes
+ * (summed: payload_sum) with v's ports and request id, and its checksum.
+ */
+static __always_inline void km_udp_frame_set(struct udphdr *udp,
+					     struct km_udp_frame *f,
+					     const struct km_hdrvals *v,
+					     __u32 len, __u32 payload_sum)
+{
+	udp->source = v->sport;
+	udp->dest = v->dport;
+	udp->len = bpf_htons(sizeof(*udp) + sizeof(*f) + len);
+	f->rid = v->rid;
+	f->seq = 0;
+	f->total = bpf_htons(1);
+	f->reserved = 0;
+	udp->check =
+		km_udp_csum_full(&v->saddr, &v->daddr, udp, f, payload_sum);
+}
+
 /* km_xdp_emit's failures: the frame is intact, or it is not. */
 #define KM_EMIT_NOROOM -1 /* no tailroom to grow: nothing changed */
 #define KM_EMIT_BROKEN -2 /* half-written: drop it */
@@ -334,14 +354,7 @@ static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
 		ip->daddr = v->daddr.v4;
 		ip->check = km_ip_csum(ip);
 	}
-	udp->source = v->sport;
-	udp->dest = v->dport;
-	udp->len = bpf_htons(ulen);
-	f->rid = v->rid;
-	f->seq = 0;
-	f->total = bpf_htons(1);
-	f->reserved = 0;
-	udp->check = km_udp_csum_full(&v->saddr, &v->daddr, udp, f, sum);
+	km_udp_frame_set(udp, f, v, len, sum);
 	return 0;
 }
 
@@ -478,6 +491,18 @@ static __always_inline int km_tc_nat_l3l4(struct __sk_buff *skb,
 	return 0;
 }
 
+/* skb from l2 on: the hlen bytes of headers at h, then len bytes of src. */
+static __always_inline int km_tc_store_dgram(struct __sk_buff *skb, __u32 l2,
+					     const void *h, __u32 hlen,
+					     const char *src, __u32 len)
+{
+	if (bpf_skb_change_tail(skb, l2 + hlen + len, 0) ||
+	    bpf_skb_store_bytes(skb, l2 + hlen, src, len, 0) ||
+	    bpf_skb_store_bytes(skb, l2, h, hlen, 0))
+		return -1;
+	return 0;
+}
+
 /*
  * Make skb a single datagram of len bytes of src (a map value whose one's
  * complement sum is sum), with p's IP header and v's addresses, ports and
@@ -501,20 +526,8 @@ static __always_inline int km_tc_set_payload6(struct __sk_buff *skb,
 	h.ip = *p->ip6;
 	h.ip.payload_len = bpf_htons(sizeof(h) - sizeof(h.ip) + len);
 	__builtin_memcpy(&h.ip.saddr, &v->saddr, 32);
-	h.udp.source = v->sport;
-	h.udp.dest = v->dport;
-	h.udp.len = h.ip.payload_len;
-	h.udp.check = 0;
-	h.f.rid = v->rid;
-	h.f.seq = 0;
-	h.f.total = bpf_htons(1);
-	h.f.reserved = 0;
-	h.udp.check = km_udp_csum_full(&v->saddr, &v->daddr, &h.udp, &h.f, sum);
-	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + len, 0) ||
-	    bpf_skb_store_bytes(skb, l2 + sizeof(h), src, len, 0) ||
-	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0))
-		return -1;
-	return 0;
+	km_udp_frame_set(&h.udp, &h.f, v, len, sum);
+	return km_tc_store_dgram(skb, l2, &h, sizeof(h), src, len);
 }
 
 static __always_inline int km_tc_set_payload(struct __sk_buff *skb,
@@ -538,20 +551,8 @@ static __always_inline int km_tc_set_payload(struct __sk_buff *skb,
 	h.ip.saddr = v->saddr.v4;
 	h.ip.daddr = v->daddr.v4;
 	h.ip.check = km_ip_csum(&h.ip);
-	h.udp.source = v->sport;
-	h.udp.dest = v->dport;
-	h.udp.len = bpf_htons(sizeof(h) - sizeof(h.ip) + len);
-	h.udp.check = 0;
-	h.f.rid = v->rid;
-	h.f.seq = 0;
-	h.f.total = bpf_htons(1);
-	h.f.reserved = 0;
-	h.udp.check = km_udp_csum_full(&v->saddr, &v->daddr, &h.udp, &h.f, sum);
-	if (bpf_skb_change_tail(skb, l2 + sizeof(h) + len, 0) ||
-	    bpf_skb_store_bytes(skb, l2 + sizeof(h), src, len, 0) ||
-	    bpf_skb_store_bytes(skb, l2, &h, sizeof(h), 0))
-		return -1;
-	return 0;
+	km_udp_frame_set(&h.udp, &h.f, v, len, sum);
+	return km_tc_store_dgram(skb, l2, &h, sizeof(h), src, len);
 }
 
 /* Rewrite the skb's headers (MACs too) from h's current values to v's. */
