@@ -30,6 +30,7 @@
 #ifndef KM_RETRY_BPF_H
 #define KM_RETRY_BPF_H
 
+#include "reply.bpf.h"
 #include "read.bpf.h"
 
 static __always_inline struct km_retry_q *km_retry_q_get(void)
