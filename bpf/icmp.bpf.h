@@ -16,7 +16,7 @@
 #ifndef KM_ICMP_BPF_H
 #define KM_ICMP_BPF_H
 
-#include "xdp_rx.bpf.h"
+#include "read.bpf.h"
 
 /* <linux/icmp.h> drags in libc headers: the 8 bytes needed here */
 struct km_icmphdr {

@@ -1,9 +1,17 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * kmagent's kernel fast path: entry points only.  The work is in
- * xdp_rx.bpf.h (reads, replies, fallback), tc_clone.bpf.h (writes,
- * fallbacks XDP cannot do, a local backend's replies) and retry.bpf.h
- * (requests whose backend is silent).
+ * kmagent's kernel fast path: the entry points and what they dispatch
+ * on (port, a reply's kind).  The work is in leaf headers, each about one
+ * thing and including only those below it:
+ *
+ *   parse.bpf.h, mcproto.bpf.h   frames and memcached requests
+ *   maps.bpf.h                   every map, and their lookups
+ *   nat.bpf.h                    routing (FIB, next-hop cache), rewrites
+ *   pending.bpf.h                the pending-request table, deadlines
+ *   reply.bpf.h                  a backend reply: classifier, combiner
+ *   read.bpf.h                   reads: routing, null-fallback
+ *   write.bpf.h                  writes: targets, clones, their replies
+ *   icmp.bpf.h, retry.bpf.h      unreachable and silent backends
  *
  * Oldest kernel: 5.18, for bpf_xdp_load_bytes/bpf_xdp_store_bytes.  Also
  * needed, and older: BPF atomics with fetch and compare-and-swap (5.12),
@@ -19,9 +27,10 @@
 #include "kmagent.h"
 #include "maps.bpf.h"
 #include "parse.bpf.h"
-#include "xdp_rx.bpf.h"
+#include "reply.bpf.h"
+#include "read.bpf.h"
+#include "write.bpf.h"
 #include "icmp.bpf.h"
-#include "tc_clone.bpf.h"
 #include "retry.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -60,6 +69,111 @@ static __always_inline int km_begin(void *data, void *end, struct km_pkt *p,
 	if (!*st || !*cfg)
 		return -1;
 	return fam == KM_FAM_V6 && !(*cfg)->serve_v6 ? -1 : 0;
+}
+
+/*
+ * XDP, to the NAT port: a backend's reply.  A read's goes back to the
+ * client, a miss turning into a request to the next replica on the way;
+ * a cloned write's are combined (tc cannot see them before XDP does).
+ */
+static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
+					const struct km_config *cfg,
+					struct km_stats *st)
+{
+	void *end = (void *)(long)ctx->data_end;
+	__u32 idx = bpf_ntohs(p->frame->rid);
+	__u16 total = bpf_ntohs(p->frame->total);
+	struct km_pending *e;
+	__u64 ts;
+	int rc;
+
+	e = bpf_map_lookup_elem(&km_pending, &idx);
+	if (!e)
+		return XDP_PASS;
+	ts = e->ts;
+	switch (km_reply_classify(e, idx, ts, p, end, cfg, st, 0)) {
+	case KM_RC_STRAY:
+		st->stray_replies++;
+		return XDP_PASS;
+	case KM_RC_LATE:
+		/* the client has (or will have) its answer from another */
+		st->retry_late++;
+		return XDP_DROP;
+	case KM_RC_WRITE:
+		return km_xdp_write_reply(ctx, p, e, idx, ts, st);
+	case KM_RC_CAPPED:
+		return XDP_DROP;
+	case KM_RC_MISS:
+		rc = km_xdp_fallback(ctx, p, e, idx, cfg, st);
+		if (rc >= 0)
+			return rc;
+		st->misses++;
+		break;
+	case KM_RC_HIT:
+		break;
+	}
+	/* one more datagram of the reply; the entry goes with the last */
+	if (__sync_fetch_and_add(&e->rx_dgrams, 1) + 1 >= total)
+		return km_reply_to_client(ctx, p, e, ts, 1, st);
+	return km_reply_to_client(ctx, p, e, ts, 0, st);
+}
+
+/*
+ * tc egress: a local backend's reply to a client (km_to_local sent it the
+ * client's address), as km_xdp_reply for a remote one's.  It leaves as
+ * the proxy's reply: source = proxy address and service port, request
+ * id = the client's.
+ */
+static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
+					     struct km_pkt *p,
+					     const struct km_config *cfg,
+					     struct km_stats *st)
+{
+	void *end = (void *)(long)skb->data_end;
+	__u32 idx = bpf_ntohs(p->frame->rid);
+	__u16 total = bpf_ntohs(p->frame->total);
+	struct km_pending *e;
+	struct km_tc_hdr h;
+	struct km_hdrvals v;
+	__u64 ts;
+	int rc;
+
+	e = bpf_map_lookup_elem(&km_pending, &idx);
+	if (!e)
+		return TC_ACT_OK;
+	if (p->udp->dest != e->client_port ||
+	    !km_pkt_addr_is(p, 1, e->family, &e->client_addr))
+		return TC_ACT_OK;
+	ts = e->ts;
+	switch (km_reply_classify(e, idx, ts, p, end, cfg, st, 1)) {
+	case KM_RC_STRAY:
+		return TC_ACT_OK;
+	case KM_RC_LATE:
+		st->retry_late++;
+		return TC_ACT_SHOT; /* the client has its answer from another */
+	case KM_RC_WRITE:
+		return km_tc_local_write_reply(skb, p, e, idx, ts, st);
+	case KM_RC_CAPPED:
+		return TC_ACT_SHOT;
+	case KM_RC_MISS:
+		rc = km_tc_refetch(skb, p, e, idx, 1, cfg, st);
+		if (rc >= 0)
+			return rc;
+		st->misses++;
+		break;
+	case KM_RC_HIT:
+		break;
+	}
+	km_tc_hdr_of(p, &h);
+	km_to_client(e, &v);
+	if (km_tc_nat_l3l4(skb, &h, &v)) {
+		st->helper_errors++;
+		return TC_ACT_SHOT;
+	}
+	if (__sync_fetch_and_add(&e->rx_dgrams, 1) + 1 >= total)
+		km_finish(e, ts);
+	st->replies++;
+	return TC_ACT_OK;
 }
 
 /*

@@ -9,6 +9,7 @@
 #define KM_MAPS_BPF_H
 
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 #include "kmagent.h"
 
@@ -153,6 +154,113 @@ struct {
 	__type(value, struct km_scratch);
 } km_scratch SEC(".maps");
 
+/* ---- per-CPU working space of the write and routing paths: their value
+ * types are BPF-only, hence here and not in include/kmagent.h ---- */
+
+/* Where a rewritten datagram goes: every header field the proxy owns. */
+struct km_hdrvals {
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	union km_ip saddr;
+	union km_ip daddr;
+	__be16 sport;
+	__be16 dport;
+	__be16 rid;
+	__u32 ifindex; /* egress: XDP_TX when it is the ingress */
+};
+
+/* Where the header fields of the datagram being cloned sit, and their
+ * values. */
+struct km_tc_hdr {
+	__u64 family; /* first: see km_pkt */
+	__u32 ip_off;
+	__u32 udp_off;
+	union km_ip saddr;
+	union km_ip daddr;
+	__be16 sport;
+	__be16 dport;
+	__be16 rid;
+};
+
+/*
+ * A replica index the verifier cannot bound by itself (a counter, a value
+ * read back from a map) is masked: KM_REPLICA_IDX(i).  The arrays indexed
+ * so have KM_REPLICA_MASK + 1 elements, so that the mask alone keeps the
+ * access inside them (the asserts below); the index itself is always
+ * under KM_MAX_REPLICAS.
+ */
+#define KM_REPLICA_MASK	  7
+#define KM_REPLICA_IDX(i) ((i)&KM_REPLICA_MASK)
+_Static_assert(KM_REPLICA_MASK + 1 >= KM_MAX_REPLICAS &&
+		       ((KM_REPLICA_MASK + 1) & KM_REPLICA_MASK) == 0,
+	       "KM_REPLICA_MASK: a power of two minus one, over every replica");
+#define KM_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The replicas a write is cloned to: too big for the stack, per CPU. */
+struct km_targets {
+	struct km_hdrvals tv[KM_REPLICA_MASK + 1];
+	__u8 ids[KM_REPLICA_MASK + 1];
+	__u8 nr_skipped; /* replicas of the slot not writable now */
+	__u8 skipped[KM_REPLICA_MASK + 1];
+	/* km_fib_in's, off the stack: km_tc_targets4/6 run below the
+	 * biggest frame there is (km_tc_clone's); so are these */
+	struct bpf_fib_lookup fib;
+	struct km_hdrvals swap; /* km_tc_targets_owes_not_first's */
+	union km_ip proxy;	/* the address the client sent to */
+	union km_ip src;	/* the proxy's towards the replica at hand */
+	/* km_tc_clones': the datagram's headers as they are now, the
+	 * request id of the clones; km_tc_targets': the replica on this
+	 * host (an index in tv and ids, -1: none), how many there are */
+	struct km_tc_hdr h;
+	struct km_hdrvals lv; /* the local replica's headers */
+	__be16 rid;
+	__s8 local;
+	__u8 nr; /* replicas in tv[] and ids[] */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct km_targets);
+} km_targets SEC(".maps");
+
+_Static_assert(KM_NELEM(((struct km_targets *)0)->tv) > KM_REPLICA_MASK &&
+		       KM_NELEM(((struct km_targets *)0)->ids) >
+			       KM_REPLICA_MASK &&
+		       KM_NELEM(((struct km_targets *)0)->skipped) >
+			       KM_REPLICA_MASK,
+	       "km_targets: KM_REPLICA_IDX indexes tv, ids and skipped");
+
+/* km_fib_cached_in's per-CPU next-hop cache (nat.bpf.h). */
+struct km_nexthop {
+	__u64 ts; /* 0 = empty */
+	union km_ip src;
+	union km_ip dst;
+	__u32 in_ifindex;
+	int rc; /* km_fib's return */
+	struct km_hdrvals v;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KM_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct km_nexthop);
+} km_nexthop SEC(".maps");
+
+/* Where km_claim looks next in this CPU's window (pending.bpf.h). */
+struct km_cursor {
+	__u32 next;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct km_cursor);
+} km_cursor SEC(".maps");
+
 static __always_inline struct km_stats *km_stats_get(void)
 {
 	__u32 zero = 0;
@@ -205,6 +313,13 @@ static __always_inline struct km_scratch *km_scratch_get(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&km_scratch, &zero);
+}
+
+static __always_inline struct km_targets *km_targets_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&km_targets, &zero);
 }
 
 static __always_inline struct km_slot *km_ring_get(const struct km_config *cfg,

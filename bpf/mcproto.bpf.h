@@ -15,6 +15,25 @@
 
 #define KM_IDX(i) ((i) & (KM_SCRATCH_SIZE - 1))
 
+/*
+ * A request's key_off, masked so that the verifier sees it bounded: it is
+ * the verb's length plus one, under 16 for every verb parsed here (under
+ * 8 for the reads', stored in km_pending.req).  The key is copied from
+ * that offset, whole, out of the scratch buffer or the stored request.
+ */
+#define KM_KEY_OFF_MASK	     15
+#define KM_KEY_OFF(off)	     ((off)&KM_KEY_OFF_MASK)
+#define KM_READ_KEY_OFF_MASK 7
+#define KM_READ_KEY_OFF(off) ((off)&KM_READ_KEY_OFF_MASK)
+_Static_assert(KM_KEY_OFF_MASK + sizeof(((struct km_event *)0)->key) <=
+			       sizeof(((struct km_scratch *)0)->buf) &&
+		       KM_KEY_OFF_MASK + KM_WKEY_MAX <=
+			       sizeof(((struct km_scratch *)0)->buf),
+	       "km_scratch: room for a key at KM_KEY_OFF");
+_Static_assert(KM_READ_KEY_OFF_MASK + sizeof(((struct km_event *)0)->key) <=
+		       sizeof(((struct km_pending *)0)->req),
+	       "km_pending.req: room for a key at KM_READ_KEY_OFF");
+
 struct km_req {
 	__u32 hash;
 	__u8 kind; /* enum km_pending_kind */

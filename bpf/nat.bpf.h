@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Rewriting a parsed XDP frame: header-only NAT with incremental checksum
- * updates, and whole-payload replacement (fallback request, aggregated
- * write reply) with the checksums recomputed from scratch.
+ * Routing and rewriting: where a datagram goes (FIB and neighbour
+ * lookups, their per-CPU cache; the headers towards a backend, a client,
+ * kmagentd), and the rewrite of a parsed XDP frame or tc skb: header-only
+ * NAT with incremental checksum updates, and whole-payload replacement
+ * (fallback request, combined write reply) with the checksums recomputed
+ * from scratch.
  */
 #ifndef KM_NAT_BPF_H
 #define KM_NAT_BPF_H
@@ -16,66 +19,6 @@
 #ifndef AF_INET6
 #define AF_INET6 10
 #endif
-
-/* Where a rewritten datagram goes: every header field the proxy owns. */
-struct km_hdrvals {
-	__u8 dmac[ETH_ALEN];
-	__u8 smac[ETH_ALEN];
-	union km_ip saddr;
-	union km_ip daddr;
-	__be16 sport;
-	__be16 dport;
-	__be16 rid;
-	__u32 ifindex; /* egress: XDP_TX when it is the ingress */
-};
-
-/* Where the header fields of the datagram being cloned sit, and their values.
- */
-struct km_tc_hdr {
-	__u64 family; /* first: see km_pkt */
-	__u32 ip_off;
-	__u32 udp_off;
-	union km_ip saddr;
-	union km_ip daddr;
-	__be16 sport;
-	__be16 dport;
-	__be16 rid;
-};
-
-/* The replicas a write is cloned to: too big for the stack, per CPU. */
-struct km_targets {
-	struct km_hdrvals tv[KM_MAX_REPLICAS];
-	__u8 ids[KM_MAX_REPLICAS];
-	__u8 nr_skipped; /* replicas of the slot not writable now */
-	__u8 skipped[KM_MAX_REPLICAS];
-	/* km_fib_in's, off the stack: km_tc_targets4/6 run below the
-	 * biggest frame there is (km_tc_clone's); so are these */
-	struct bpf_fib_lookup fib;
-	struct km_hdrvals swap; /* km_tc_targets_owes_not_first's */
-	union km_ip proxy;	/* the address the client sent to */
-	union km_ip src;	/* the proxy's towards the replica at hand */
-	/* km_tc_clones': the datagram's headers as they are now, the
-	 * request id of the clones, the replica on this host (-1: none) */
-	struct km_tc_hdr h;
-	struct km_hdrvals lv; /* the local replica's headers */
-	__be16 rid;
-	__s8 local;
-	__u8 nr; /* replicas in tv[] and ids[] */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct km_targets);
-} km_targets SEC(".maps");
-
-static __always_inline struct km_targets *km_targets_get(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&km_targets, &zero);
-}
 
 /* km_fib: dst is an address of this host (a local backend). */
 #define KM_FIB_LOCAL 1
@@ -154,22 +97,6 @@ static __always_inline int km_fib(void *ctx, __u8 fam, const union km_ip *src,
  * that late.
  */
 #define KM_NH_TTL_NS (50ull * 1000 * 1000)
-
-struct km_nexthop {
-	__u64 ts; /* 0 = empty */
-	union km_ip src;
-	union km_ip dst;
-	__u32 in_ifindex;
-	int rc; /* km_fib's return */
-	struct km_hdrvals v;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, KM_MAX_BACKENDS);
-	__type(key, __u32);
-	__type(value, struct km_nexthop);
-} km_nexthop SEC(".maps");
 
 /*
  * A km_hdrvals copied word by word: a struct copy is loaded whole into
@@ -354,6 +281,26 @@ static __always_inline __u16 km_udp_csum_full(const union km_ip *s,
 	return c ? c : 0xffff;
 }
 
+/*
+ * The UDP and frame headers of a single datagram of len payload bytes
+ * (summed: payload_sum) with v's ports and request id, and its checksum.
+ */
+static __always_inline void km_udp_frame_set(struct udphdr *udp,
+					     struct km_udp_frame *f,
+					     const struct km_hdrvals *v,
+					     __u32 len, __u32 payload_sum)
+{
+	udp->source = v->sport;
+	udp->dest = v->dport;
+	udp->len = bpf_htons(sizeof(*udp) + sizeof(*f) + len);
+	f->rid = v->rid;
+	f->seq = 0;
+	f->total = bpf_htons(1);
+	f->reserved = 0;
+	udp->check =
+		km_udp_csum_full(&v->saddr, &v->daddr, udp, f, payload_sum);
+}
+
 /* km_xdp_emit's failures: the frame is intact, or it is not. */
 #define KM_EMIT_NOROOM -1 /* no tailroom to grow: nothing changed */
 #define KM_EMIT_BROKEN -2 /* half-written: drop it */
@@ -407,15 +354,215 @@ static __always_inline int km_xdp_emit(struct xdp_md *ctx, struct km_pkt *p,
 		ip->daddr = v->daddr.v4;
 		ip->check = km_ip_csum(ip);
 	}
-	udp->source = v->sport;
-	udp->dest = v->dport;
-	udp->len = bpf_htons(ulen);
-	f->rid = v->rid;
-	f->seq = 0;
-	f->total = bpf_htons(1);
-	f->reserved = 0;
-	udp->check = km_udp_csum_full(&v->saddr, &v->daddr, udp, f, sum);
+	km_udp_frame_set(udp, f, v, len, sum);
 	return 0;
+}
+
+/* ---- replies and rewrites that read a pending entry ---- */
+
+/* The address the proxy answers from: cfg's, else the one p was sent to. */
+static __always_inline void km_proxy_addr(const struct km_config *cfg,
+					  const struct km_pkt *p,
+					  union km_ip *a)
+{
+	if (p->family == KM_FAM_V6) {
+		__builtin_memcpy(a->v6, &p->ip6->daddr, 16);
+		return;
+	}
+	__builtin_memset(a, 0, sizeof(*a));
+	a->v4 = cfg->proxy_addr ?: p->ip->daddr;
+}
+
+/* The entry's client as the destination of a reply. */
+static __always_inline void km_to_client(const struct km_pending *e,
+					 struct km_hdrvals *v)
+{
+	km_mac_copy(v->dmac, e->client_mac);
+	km_mac_copy(v->smac, e->proxy_mac);
+	v->saddr = e->proxy_addr;
+	v->daddr = e->client_addr;
+	v->sport = bpf_htons(km_service_port);
+	v->dport = e->client_port;
+	v->rid = e->client_rid;
+	v->ifindex = e->ifindex;
+}
+
+/* ---- tc: rewriting an skb ---- */
+
+#define KM_L4_CSUM_FLAGS (BPF_F_MARK_MANGLED_0)
+
+/* km_tc_nat_l3l4 and km_tc_nat read these fields as runs of bytes */
+#define KM_NEXT_TO(t, a, b, n)                                                 \
+	(__builtin_offsetof(t, b) == __builtin_offsetof(t, a) + (n))
+_Static_assert(KM_NEXT_TO(struct km_tc_hdr, saddr, daddr, 16) &&
+		       KM_NEXT_TO(struct km_tc_hdr, sport, dport, 2) &&
+		       KM_NEXT_TO(struct km_tc_hdr, dport, rid, 2),
+	       "km_tc_hdr: saddr daddr, sport dport rid adjacent");
+_Static_assert(KM_NEXT_TO(struct km_hdrvals, dmac, smac, ETH_ALEN) &&
+		       KM_NEXT_TO(struct km_hdrvals, saddr, daddr, 16) &&
+		       KM_NEXT_TO(struct km_hdrvals, sport, dport, 2) &&
+		       KM_NEXT_TO(struct km_hdrvals, dport, rid, 2),
+	       "km_hdrvals: dmac smac, saddr daddr, sport dport rid adjacent");
+_Static_assert(KM_NEXT_TO(struct ipv6hdr, saddr, daddr, 16),
+	       "ipv6hdr: saddr daddr adjacent");
+
+/* p's header fields, as km_tc_nat starts from them. */
+static __always_inline void km_tc_hdr_of(const struct km_pkt *p,
+					 struct km_tc_hdr *h)
+{
+	h->family = p->family;
+	h->ip_off = p->l2_len;
+	if (p->family == KM_FAM_V6) {
+		h->udp_off = p->l2_len + sizeof(struct ipv6hdr);
+		__builtin_memcpy(&h->saddr, &p->ip6->saddr, 32);
+	} else {
+		h->udp_off = p->l2_len + sizeof(struct iphdr);
+		__builtin_memset(&h->saddr, 0, 32);
+		h->saddr.v4 = p->ip->saddr;
+		h->daddr.v4 = p->ip->daddr;
+	}
+	h->sport = p->udp->source;
+	h->dport = p->udp->dest;
+	h->rid = p->frame->rid;
+}
+
+/*
+ * The addresses, from h's to v's: IPv4 has a header checksum and its two
+ * addresses apart in v (km_ip's); IPv6 only the pseudo-header's share.
+ */
+static __always_inline int km_tc_nat_l3(struct __sk_buff *skb,
+					struct km_tc_hdr *h,
+					const struct km_hdrvals *v)
+{
+	__u32 l3c = h->ip_off + offsetof(struct iphdr, check);
+	__u32 l4c = h->udp_off + offsetof(struct udphdr, check);
+	__be32 a4[2] = {v->saddr.v4, v->daddr.v4};
+	__u32 d;
+
+	if (h->family == KM_FAM_V6) {
+		d = km_csum_delta(&h->saddr, &v->saddr, 32);
+		return bpf_l4_csum_replace(skb, l4c, 0, d,
+					   KM_L4_CSUM_FLAGS |
+						   BPF_F_PSEUDO_HDR) ||
+		       bpf_skb_store_bytes(
+			       skb, h->ip_off + offsetof(struct ipv6hdr, saddr),
+			       &v->saddr, 32, 0);
+	}
+	d = km_csum_delta(&h->saddr.v4, &v->saddr.v4, 4) +
+	    km_csum_delta(&h->daddr.v4, &v->daddr.v4, 4);
+	return bpf_l3_csum_replace(skb, l3c, 0, d, 0) ||
+	       bpf_l4_csum_replace(skb, l4c, 0, d,
+				   KM_L4_CSUM_FLAGS | BPF_F_PSEUDO_HDR) ||
+	       bpf_skb_store_bytes(skb,
+				   h->ip_off + offsetof(struct iphdr, saddr),
+				   a4, 8, 0);
+}
+
+/*
+ * Rewrite addresses, ports and request id from h's values to v's: a
+ * checksum update and a store per group of fields that changes (the
+ * addresses; ports and request id), instead of per field.
+ */
+static __always_inline int km_tc_nat_l3l4(struct __sk_buff *skb,
+					  struct km_tc_hdr *h,
+					  const struct km_hdrvals *v)
+{
+	__u32 l4c = h->udp_off + offsetof(struct udphdr, check);
+	__u32 d;
+
+	if (!km_ip_eq(&h->saddr, &v->saddr) ||
+	    !km_ip_eq(&h->daddr, &v->daddr)) {
+		if (km_tc_nat_l3(skb, h, v))
+			return -1;
+	}
+	if (h->sport != v->sport || h->dport != v->dport || h->rid != v->rid) {
+		d = km_csum_delta(&h->sport, &v->sport, 6);
+		if (bpf_l4_csum_replace(skb, l4c, 0, d, KM_L4_CSUM_FLAGS) ||
+		    bpf_skb_store_bytes(skb, h->udp_off, &v->sport, 4, 0) ||
+		    bpf_skb_store_bytes(skb, h->udp_off + sizeof(struct udphdr),
+					&v->rid, 2, 0))
+			return -1;
+	}
+	h->saddr = v->saddr;
+	h->daddr = v->daddr;
+	h->sport = v->sport;
+	h->dport = v->dport;
+	h->rid = v->rid;
+	return 0;
+}
+
+/* skb from l2 on: the hlen bytes of headers at h, then len bytes of src. */
+static __always_inline int km_tc_store_dgram(struct __sk_buff *skb, __u32 l2,
+					     const void *h, __u32 hlen,
+					     const char *src, __u32 len)
+{
+	if (bpf_skb_change_tail(skb, l2 + hlen + len, 0) ||
+	    bpf_skb_store_bytes(skb, l2 + hlen, src, len, 0) ||
+	    bpf_skb_store_bytes(skb, l2, h, hlen, 0))
+		return -1;
+	return 0;
+}
+
+/*
+ * Make skb a single datagram of len bytes of src (a map value whose one's
+ * complement sum is sum), with p's IP header and v's addresses, ports and
+ * request id; MACs untouched.  len and l2 (p's) are checked by the caller.
+ * The checksums are computed from scratch, as km_xdp_emit does.
+ */
+static __always_inline int km_tc_set_payload6(struct __sk_buff *skb,
+					      const struct km_pkt *p, __u32 l2,
+					      const struct km_hdrvals *v,
+					      const char *src, __u32 len,
+					      __u32 sum)
+{
+	struct {
+		struct ipv6hdr ip;
+		struct udphdr udp;
+		struct km_udp_frame f;
+	} h;
+
+	if (!p->ip6)
+		return -1;
+	h.ip = *p->ip6;
+	h.ip.payload_len = bpf_htons(sizeof(h) - sizeof(h.ip) + len);
+	__builtin_memcpy(&h.ip.saddr, &v->saddr, 32);
+	km_udp_frame_set(&h.udp, &h.f, v, len, sum);
+	return km_tc_store_dgram(skb, l2, &h, sizeof(h), src, len);
+}
+
+static __always_inline int km_tc_set_payload(struct __sk_buff *skb,
+					     const struct km_pkt *p, __u32 l2,
+					     const struct km_hdrvals *v,
+					     const char *src, __u32 len,
+					     __u32 sum)
+{
+	struct {
+		struct iphdr ip;
+		struct udphdr udp;
+		struct km_udp_frame f;
+	} h;
+
+	if (p->family == KM_FAM_V6)
+		return km_tc_set_payload6(skb, p, l2, v, src, len, sum);
+	if (!p->ip)
+		return -1;
+	h.ip = *p->ip;
+	h.ip.tot_len = bpf_htons(sizeof(h) + len);
+	h.ip.saddr = v->saddr.v4;
+	h.ip.daddr = v->daddr.v4;
+	h.ip.check = km_ip_csum(&h.ip);
+	km_udp_frame_set(&h.udp, &h.f, v, len, sum);
+	return km_tc_store_dgram(skb, l2, &h, sizeof(h), src, len);
+}
+
+/* Rewrite the skb's headers (MACs too) from h's current values to v's. */
+static __always_inline int km_tc_nat(struct __sk_buff *skb, struct km_tc_hdr *h,
+				     const struct km_hdrvals *v)
+{
+	/* dmac and smac: in the Ethernet header's order */
+	if (bpf_skb_store_bytes(skb, 0, (void *)v->dmac, 2 * ETH_ALEN, 0))
+		return -1;
+	return km_tc_nat_l3l4(skb, h, v);
 }
 
 #endif /* KM_NAT_BPF_H */

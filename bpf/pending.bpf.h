@@ -10,6 +10,8 @@
 #define KM_PENDING_BPF_H
 
 #include "kmagent.h"
+#include "parse.bpf.h"
+#include "mcproto.bpf.h"
 #include "maps.bpf.h"
 
 /* Random probes before giving up: a table this full is overloaded anyway. */
@@ -110,17 +112,6 @@ __attribute__((noinline)) int km_expire(struct km_pending *e,
  * compare-and-swap keeps that safe.
  */
 #define KM_CLAIM_WINDOW 512
-
-struct km_cursor {
-	__u32 next;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct km_cursor);
-} km_cursor SEC(".maps");
 
 static __always_inline struct km_pending *
 km_try_claim(__u32 idx, __u64 now, __u64 timeout, struct km_stats *st)
@@ -337,14 +328,35 @@ static __always_inline void km_event_hit(const struct km_pending *e,
 		return;
 	ev->backend = e->cur_be;
 	for (i = 0; i < KM_MAX_REPLICAS; i++)
-		if (missed & (1u << i))
-			ev->missed[n++ & 7] = e->tried[i];
+		if ((missed & (1u << i)) && n < KM_MAX_REPLICAS)
+			ev->missed[n++] = e->tried[i];
 	ev->nr_missed = n;
 	ev->key_len = e->key_len;
 	if (bpf_probe_read_kernel(ev->key, sizeof(ev->key),
-				  e->req + (e->key_off & 7)))
+				  e->req + KM_READ_KEY_OFF(e->key_off)))
 		ev->key_len = 0;
 	bpf_ringbuf_submit(ev, 0);
+}
+
+/* A claimed entry for p's request r: who gets the reply, about what key. */
+static __always_inline void
+km_pending_open(struct km_pending *e, const struct km_pkt *p,
+		const union km_ip *proxy, __u32 ifindex, const struct km_req *r)
+{
+	km_pkt_saddr(p, &e->client_addr);
+	e->proxy_addr = *proxy;
+	e->family = p->family;
+	e->client_port = p->udp->source;
+	e->client_rid = p->frame->rid;
+	km_mac_copy(e->client_mac, p->eth->h_source);
+	km_mac_copy(e->proxy_mac, p->eth->h_dest);
+	e->vlan_tci = p->vlan_tci;
+	e->ifindex = ifindex;
+	e->slot = km_hash_slot(r->hash);
+	e->key_off = r->key_off;
+	e->key_len = r->key_len;
+	e->rx_dgrams = 0;
+	e->wr_got = 0;
 }
 
 #endif /* KM_PENDING_BPF_H */

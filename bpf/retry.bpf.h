@@ -30,7 +30,8 @@
 #ifndef KM_RETRY_BPF_H
 #define KM_RETRY_BPF_H
 
-#include "xdp_rx.bpf.h"
+#include "reply.bpf.h"
+#include "read.bpf.h"
 
 static __always_inline struct km_retry_q *km_retry_q_get(void)
 {
@@ -203,11 +204,11 @@ static __always_inline int km_retry_write(struct xdp_md *ctx,
 					  __u64 w, __u64 ts0, __u64 now,
 					  struct km_stats *st, __u32 *out_if)
 {
+	struct km_write_pick pick = {};
 	struct km_hdrvals v;
-	__u32 got, wl, sum, cu;
 	struct km_pkt p;
+	__u32 got;
 	int c, j;
-	long rc;
 
 	got = e->wr_got;
 	if (e->policy == KM_WP_FIRST || (got & KM_WR_CLOSED) ||
@@ -236,21 +237,12 @@ static __always_inline int km_retry_write(struct xdp_md *ctx,
 		}
 	}
 	km_quarantine(e, ts0); /* late replies then find it and are dropped */
-	cu = c;
-	km_barrier_var(cu); /* the verifier must see the bound */
-	if (cu >= KM_MAX_REPLICAS)
+	/* none kept (too long): the client times out */
+	if (km_write_pick(e, c, &pick))
 		goto broken;
-	wl = e->wr_len[cu];
-	km_barrier_var(wl);
-	if (wl < 1 || wl > KM_WREPLY_MAX)
-		goto broken; /* not kept (too long): the client times out */
-	rc = bpf_csum_diff(NULL, 0, (void *)e->wr_reply[cu], KM_WREPLY_MAX, 0);
-	if (rc < 0)
-		goto broken;
-	sum = rc;
 	km_to_client(e, &v);
 	if (km_retry_frame(ctx, e, &p) ||
-	    km_xdp_emit(ctx, &p, &v, e->wr_reply[cu], wl, sum))
+	    km_xdp_emit(ctx, &p, &v, pick.reply, pick.len, pick.sum))
 		goto broken;
 	st->retry_writes++;
 	st->replies++;
