@@ -187,7 +187,12 @@ def hostile(a):
     return 1 if bad else 0
 
 
-INJECT = b"VALUE s0 0 6\r\nleaked\r\nEND\r\n"
+# A key nobody asks for: whichever request it lands before (the set that
+# triggers it, or a victim's get pipelined ahead of it on the shared
+# connection), its VALUE line is out of step.  A victim's own key (s0)
+# landing before a get of s0 would be a well-formed reply no proxy could
+# tell from memcached's (CI: 1 run in ~30).
+INJECT = b"VALUE leak0 0 6\r\nleaked\r\nEND\r\n"
 TRIGGER = b" garble-now "
 
 
