@@ -35,8 +35,10 @@ fb=$(d 'd["user"]["fallback_hits"]')
 lab_log "hits after a fallback: $fb of $N"
 lab_ok "some reads went to B first and fell back to A" \
 	test "$fb" -gt $((N / 4)) -a "$fb" -lt $((N * 3 / 4))
+# the repair thread works through its queue at its own pace: on a loaded
+# 2-core host 210 repairs took more than 5 s
 ok=0
-for _ in $(seq 50); do
+for _ in $(seq 200); do
 	s2=$(ctl -j stats -i 0)
 	[ "$(jget "$s2" 'd["repair"]["repaired"]')" -ge "$fb" ] && ok=1 && break
 	sleep 0.1
