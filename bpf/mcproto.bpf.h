@@ -335,13 +335,16 @@ static __always_inline __u32 km_write_cmd_len(const char *b, int *wc)
  * orders them per key with its other writes and answers with the reply of
  * the replica that is up to date for the key (docs/operations.md, "Who
  * answers for a key").  Cloned, each replica would decide on its own;
- * they are, when kmagentd is frozen or gone and the kernel serves alone.
+ * they are, when kmagentd is frozen or gone and the kernel serves alone,
+ * but for cas: its unique is one replica's own counter, so a clone is
+ * refused by the others or, worse, taken by one the client did not read.
  */
 enum km_blind {
 	KM_BLIND_NOT = 0,
 	KM_BLIND_SET = 1,
 	KM_BLIND_DELETE =
-		2, /* its answer is the replica's: not one that owes */
+		2,	    /* its answer is the replica's: not one that owes */
+	KM_BLIND_NEVER = 3, /* cas: kmagentd's only */
 };
 
 static __always_inline enum km_blind km_write_blind(const struct km_scratch *sc)
@@ -352,6 +355,8 @@ static __always_inline enum km_blind km_write_blind(const struct km_scratch *sc)
 		return KM_BLIND_SET;
 	if (KM_IS4(b, 0, "dele") && KM_IS2(b, 4, "te") && b[6] == ' ')
 		return KM_BLIND_DELETE;
+	if (KM_IS4(b, 0, "cas "))
+		return KM_BLIND_NEVER;
 	return KM_BLIND_NOT;
 }
 

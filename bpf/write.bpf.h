@@ -220,7 +220,8 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		return TC_ACT_OK;
 	/* kmagentd's, unless it is frozen or gone: then the kernel alone */
 	blind = km_write_blind(sc);
-	if (blind == KM_BLIND_NOT && km_daemon_alive(cfg))
+	if (blind == KM_BLIND_NEVER ||
+	    (blind == KM_BLIND_NOT && km_daemon_alive(cfg)))
 		return TC_ACT_OK;
 	/* the data block ends as memcached wants, or it answers twice */
 	if (r.vtok &&
