@@ -385,6 +385,22 @@ static struct km_ring *km_rsd_source_ring(__u8 target,
 	return r;
 }
 
+/*
+ * Does another backend share a slot with id?  Alone (one backend, or
+ * replicas 1), what it missed was taken by nobody: nothing can ever be
+ * replayed onto it, and its debts are moot.
+ */
+static bool km_rsd_has_peers(__u8 id, const struct km_ring *ring)
+{
+	unsigned int slot;
+
+	for (slot = 0; ring && slot < KM_RING_SLOTS; slot++)
+		if (ring->slots[slot].nr > 1 &&
+		    km_slot_has(&ring->slots[slot], id))
+			return true;
+	return false;
+}
+
 /* manual: the state is left alone; journal: replay it (km_rsd_plan) */
 static void km_rsd_start_from(__u8 id, struct km_rsd_slot *s,
 			      const struct km_rsd_view *v, bool manual,
@@ -410,7 +426,8 @@ static void km_rsd_start_from(__u8 id, struct km_rsd_slot *s,
 	 * they stay owed instead (it serves none of them, answers none of
 	 * their writes) and are replayed once another replica is up.
 	 */
-	if (o.replay && !o.nr_sources && !o.flush_first) {
+	if (o.replay && !o.nr_sources && !o.flush_first &&
+	    km_rsd_has_peers(id, ring)) {
 		km_journal_put_back(id, &s->snap);
 		s->replay = false;
 		if (!manual)
