@@ -347,7 +347,9 @@ static void km_worker_flush(struct km_worker *w)
 	struct km_conn *c;
 
 	/* answering may dirty more: loop until quiet */
-	while (w->dirty_c || w->dirty_b) {
+	while (w->dirty_c || w->dirty_b || w->failed_head) {
+		/* sending more (a read's next window) may have failed */
+		km_backend_complete_failed(w);
 		while ((c = w->dirty_c)) {
 			w->dirty_c = c->dirty_next;
 			c->dirty = 0;
@@ -871,6 +873,8 @@ static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
 			km_worker_inbox(w);
 			break;
 		}
+		/* what failed while it was being sent, its dispatch over */
+		km_backend_complete_failed(w);
 	}
 }
 
