@@ -34,7 +34,7 @@ _Static_assert(KM_READ_KEY_OFF_MASK + sizeof(((struct km_event *)0)->key) <=
 		       sizeof(((struct km_pending *)0)->req),
 	       "km_pending.req: room for a key at KM_READ_KEY_OFF");
 
-struct km_req {
+struct km_parsed_req {
 	__u32 hash;
 	__u8 kind; /* enum km_pending_kind */
 	__u8 key_off;
@@ -55,7 +55,7 @@ struct km_req {
 
 /* Hash the key at off: 1..KM_KEY_MAX printable bytes ended by ' ' or '\r'. */
 __attribute__((noinline)) int km_hash_key_at(struct km_scratch *sc, __u32 n,
-					     __u32 off, struct km_req *r)
+					     __u32 off, struct km_parsed_req *r)
 {
 	__u32 h = KM_HASH_INIT;
 	__u32 i, pos;
@@ -128,7 +128,7 @@ __attribute__((noinline)) int km_meta_flags_ok(struct km_scratch *sc,
 
 /* get KEY, gets KEY, mg KEY [flags]: one key, one line, nothing after. */
 __attribute__((noinline)) int km_parse_read(struct km_scratch *sc, __u32 n,
-					    struct km_req *r)
+					    struct km_parsed_req *r)
 {
 	const char *b;
 	__u32 off, end;
@@ -236,7 +236,7 @@ static long km_tok_step(__u32 i, void *arg)
  * verified once, not once a position and token count.
  */
 static __always_inline int km_tok_scan(struct km_scratch *sc, __u32 from,
-				       __u32 le, struct km_req *r)
+				       __u32 le, struct km_parsed_req *r)
 {
 	struct km_tok_ctx t = {
 		.buf = sc->buf, .from = from, .le = le, .vtok = r->vtok};
@@ -250,7 +250,7 @@ static __always_inline int km_tok_scan(struct km_scratch *sc, __u32 from,
 
 /* The data length at r->vpos: digits up to le or a space; -1 if none. */
 static __always_inline int km_data_len(struct km_scratch *sc, __u32 le,
-				       const struct km_req *r)
+				       const struct km_parsed_req *r)
 {
 	__u32 i, pos;
 	int v = 0;
@@ -371,7 +371,8 @@ static __always_inline enum km_blind km_write_blind(const struct km_scratch *sc)
  * two replies, the second taken for another request's).
  */
 __attribute__((noinline)) int km_parse_write(struct km_scratch *sc, __u32 n,
-					     __u32 total, struct km_req *r)
+					     __u32 total,
+					     struct km_parsed_req *r)
 {
 	__u32 off, end, want;
 	int wc, le, vlen = 0;

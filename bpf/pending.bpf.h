@@ -339,9 +339,11 @@ static __always_inline void km_event_hit(const struct km_pending *e,
 }
 
 /* A claimed entry for p's request r: who gets the reply, about what key. */
-static __always_inline void
-km_pending_open(struct km_pending *e, const struct km_pkt *p,
-		const union km_ip *proxy, __u32 ifindex, const struct km_req *r)
+static __always_inline void km_pending_open(struct km_pending *e,
+					    const struct km_pkt *p,
+					    const union km_ip *proxy,
+					    __u32 ifindex,
+					    const struct km_parsed_req *r)
 {
 	km_pkt_saddr(p, &e->client_addr);
 	e->proxy_addr = *proxy;

@@ -67,7 +67,7 @@ static __always_inline int km_xdp_request(struct xdp_md *ctx, struct km_pkt *p,
 	struct km_backend *be = NULL;
 	struct km_hdrvals v = {};
 	struct km_be_stats *bst;
-	struct km_req r = {};
+	struct km_parsed_req r = {};
 	struct km_scratch *sc;
 	struct km_pending *e;
 	struct km_slot *slot;

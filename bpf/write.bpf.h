@@ -133,7 +133,7 @@ __attribute__((noinline)) int km_tc_targets6(struct __sk_buff *skb,
  * missing it, and the key is replayed onto them when they are back.
  */
 static __always_inline void km_event_write_missed(struct km_scratch *sc,
-						  const struct km_req *r,
+						  const struct km_parsed_req *r,
 						  const struct km_targets *tg,
 						  struct km_stats *st)
 {
@@ -193,7 +193,7 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 	__u8 *ids;
 	struct km_be_stats *bst;
 	struct km_pending *e = NULL;
-	struct km_req r = {};
+	struct km_parsed_req r = {};
 	struct km_scratch *sc;
 	struct km_slot *slot;
 	__u32 n = p->payload_len, idx = 0, k = 0;

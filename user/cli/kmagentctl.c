@@ -47,34 +47,36 @@ struct km_opts {
 	int nr_ifaces;
 };
 
-static const char *km_usage_text =
+/*
+ * A command: its arguments and --help line, how it runs.  main finds it
+ * here, --help lists it from here.
+ */
+enum {
+	KM_CF_READ = 1,	    /* read-only: the pinned maps answer when
+			       kmagentd is down, and -k goes with it */
+	KM_CF_WRITES = 2,   /* -w goes with it */
+	KM_CF_ANY_ARGS = 4, /* its arguments are not checked */
+	KM_CF_LOOKUP = 8,   /* "NAME lookup ARG" or "NAME ARG" */
+};
+
+struct km_cmd {
+	const char *name;
+	const char *args; /* its one argument as usage shows it; NULL: none */
+	unsigned int flags;
+	/* its own way, else one request line: name [arg] [writes] */
+	int (*run)(struct km_opts *o, const struct km_cmd *c);
+	/* the reply as a table (without --json) */
+	void (*show)(const struct km_json *j, const char *arg);
+	const char *help; /* lines after the first are indented too */
+};
+
+static const char km_usage_head[] =
 	"Usage: kmagentctl [OPTIONS] COMMAND [ARGS]\n"
 	"Control and observe kmagentd, the replicating memcached proxy.\n"
 	"\n"
-	"Commands:\n"
-	"  status                 the daemon, its backends in short, the "
-	"kernel path\n"
-	"  backends               one row a backend: state, reason, since, "
-	"latency,\n"
-	"                         counters, resync progress\n"
-	"  ring lookup KEY        the key's hash, slot and ordered replicas "
-	"(also: ring KEY),\n"
-	"                         and the kernel ring's slot when attached\n"
-	"  drain BACKEND          stop reads to BACKEND (id or host:port)\n"
-	"  undrain BACKEND        reads and writes to BACKEND again\n"
-	"  resync BACKEND         copy BACKEND's keys again from its "
-	"replicas\n"
-	"  stats                  counters of both paths with rates\n"
-	"  reload                 re-read the configuration (like SIGHUP)\n"
-	"  repair-rate N          read-repairs allowed a second\n"
-	"  forget NAME            kmagentd NAME (its --name) is gone for "
-	"good: take it\n"
-	"                         out of every fence, flush and resync "
-	"in full the\n"
-	"                         backends it fenced\n"
-	"  detach                 with kmagentd stopped: detach the kernel "
-	"path from\n"
-	"                         its interfaces and remove its pins\n"
+	"Commands:\n";
+
+static const char km_usage_tail[] =
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH      control socket (default " KM_DEFAULT_CTL ")\n"
@@ -415,11 +417,12 @@ static void km_show_ifaces(const struct km_json *arr)
 	putchar('\n');
 }
 
-static void km_show_status(const struct km_json *j)
+static void km_show_status(const struct km_json *j, const char *arg)
 {
 	const char *src = km_json_string(j, "source", "daemon");
 	char up[32];
 
+	(void)arg; /* its reply says it all */
 	if (!strcmp(src, "pinned-maps") && km_json_bool(j, "asked")) {
 		printf("kernel path pinned in %s (--kernel: its maps only)\n",
 		       km_json_string(j, "pin_root", "?"));
@@ -460,11 +463,12 @@ static void km_kernel_flags(char *buf, size_t cap, const struct km_json *b)
 				      names[i]);
 }
 
-static void km_show_backends(const struct km_json *j)
+static void km_show_backends(const struct km_json *j, const char *arg)
 {
 	const struct km_json *arr = km_json_get(j, "backends"), *b;
 	time_t now = time(NULL);
 
+	(void)arg; /* its reply says it all */
 	printf("%-3s %-22s %-8s %-6s %-8s %-8s %-8s %-9s %-7s %-8s %-30s "
 	       "%s\n",
 	       "ID", "NAME", "STATE", "DRAIN", "SINCE", "LATENCY", "INFLIGHT",
@@ -519,13 +523,14 @@ static void km_show_backends(const struct km_json *j)
 	}
 }
 
-static void km_show_ring(const struct km_json *j)
+static void km_show_ring(const struct km_json *j, const char *arg)
 {
 	const struct km_json *r = km_json_get(j, "replicas"), *b,
 			     *k = km_json_get(j, "kernel"), *e;
 	int n = 1;
 	int read_from = (int)km_json_num(j, "read_from", 0);
 
+	(void)arg; /* its reply says it all */
 	printf("key %s: hash %.0f (0x%08lx), slot %.0f\n",
 	       km_json_string(j, "key", "?"), km_json_num(j, "hash", 0),
 	       (unsigned long)km_json_num(j, "hash", 0),
@@ -679,11 +684,11 @@ static void km_print_stats_json(const char *raw, const struct km_json *a,
 /* ---- main --------------------------------------------------------------- */
 
 /* One reply: the daemon's, else (read commands) the pinned maps'. */
-static int km_fetch(const struct km_opts *o, const char *cmd, const char *line,
-		    char **raw, struct km_json **j)
+static int km_fetch(const struct km_opts *o, const struct km_cmd *c,
+		    const char *line, char **raw, struct km_json **j)
 {
-	bool readonly = !strcmp(cmd, "status") || !strcmp(cmd, "backends") ||
-			!strcmp(cmd, "stats");
+	const char *cmd = c->name;
+	bool readonly = c->flags & KM_CF_READ;
 	int err, rc = KM_EXIT_OK;
 
 	if (o->kernel) {
@@ -734,33 +739,42 @@ static int km_fetch(const struct km_opts *o, const char *cmd, const char *line,
 	return rc;
 }
 
-static void km_show_ack(const char *cmd, const struct km_json *j,
-			const char *arg)
+static void km_show_drain(const struct km_json *j, const char *arg)
 {
-	if (!strcmp(cmd, "drain") || !strcmp(cmd, "undrain"))
-		printf("backend %.0f (%s): reads %s, writes %s\n",
-		       km_json_num(j, "id", 0), km_json_string(j, "name", arg),
-		       km_json_bool(j, "no_reads") ? "drained" : "on",
-		       km_json_bool(j, "no_writes") ? "drained" : "on");
-	else if (!strcmp(cmd, "resync"))
-		printf("backend %.0f (%s): resync requested; follow it with "
-		       "'kmagentctl backends'\n",
-		       km_json_num(j, "id", 0), arg);
-	else if (!strcmp(cmd, "repair-rate"))
-		printf("read-repair limited to %.0f a second\n",
-		       km_json_num(j, "rate_limit", 0));
-	else if (!strcmp(cmd, "forget"))
-		printf("kmagentd %s forgotten: the backends it fenced are "
-		       "flushed and resynced in full; follow it with "
-		       "'kmagentctl backends'\n",
-		       km_json_string(j, "forget", arg));
+	printf("backend %.0f (%s): reads %s, writes %s\n",
+	       km_json_num(j, "id", 0), km_json_string(j, "name", arg),
+	       km_json_bool(j, "no_reads") ? "drained" : "on",
+	       km_json_bool(j, "no_writes") ? "drained" : "on");
 }
 
-static void km_show_reload(const struct km_json *j)
+static void km_show_resync(const struct km_json *j, const char *arg)
+{
+	printf("backend %.0f (%s): resync requested; follow it with "
+	       "'kmagentctl backends'\n",
+	       km_json_num(j, "id", 0), arg);
+}
+
+static void km_show_repair_rate(const struct km_json *j, const char *arg)
+{
+	(void)arg;
+	printf("read-repair limited to %.0f a second\n",
+	       km_json_num(j, "rate_limit", 0));
+}
+
+static void km_show_forget(const struct km_json *j, const char *arg)
+{
+	printf("kmagentd %s forgotten: the backends it fenced are "
+	       "flushed and resynced in full; follow it with "
+	       "'kmagentctl backends'\n",
+	       km_json_string(j, "forget", arg));
+}
+
+static void km_show_reload(const struct km_json *j, const char *arg)
 {
 	const char *keys[] = {"added", "removed", "restart_needed"};
 	unsigned int i;
 
+	(void)arg; /* its reply says it all */
 	printf("configuration reloaded%s\n",
 	       km_json_bool(j, "replicas_changed") ? ", replicas changed" : "");
 	for (i = 0; i < 3; i++) {
@@ -775,19 +789,19 @@ static void km_show_reload(const struct km_json *j)
 	}
 }
 
-static int km_run_stats(const struct km_opts *o)
+static int km_run_stats(struct km_opts *o, const struct km_cmd *c)
 {
 	char *raw1 = NULL, *raw2 = NULL;
 	struct km_json *a = NULL, *b = NULL;
 	double dt = 0;
 	int rc;
 
-	rc = km_fetch(o, "stats", "stats", &raw1, &a);
+	rc = km_fetch(o, c, c->name, &raw1, &a);
 	if (!a || (rc != KM_EXIT_OK && rc != KM_EXIT_UNREACHABLE))
 		goto out;
 	if (o->interval > 0) {
 		usleep((useconds_t)(o->interval * 1e6));
-		rc = km_fetch(o, "stats", "stats", &raw2, &b);
+		rc = km_fetch(o, c, c->name, &raw2, &b);
 		if (!b || (rc != KM_EXIT_OK && rc != KM_EXIT_UNREACHABLE))
 			goto out;
 		dt = km_json_num(b, "time", 0) - km_json_num(a, "time", 0);
@@ -809,13 +823,14 @@ out:
  * every interface of this network namespace (tc filters outlive a lost
  * pin root).  -I names interfaces that must exist.
  */
-static int km_run_detach(struct km_opts *o)
+static int km_run_detach(struct km_opts *o, const struct km_cmd *c)
 {
 	const char *root = o->pin_root ? o->pin_root : KM_PIN_ROOT;
 	struct km_bpf_detached d;
 	char *reply = NULL;
 	int err;
 
+	(void)c;
 	if (!km_request(o->socket, "status", &reply)) {
 		free(reply);
 		fprintf(stderr,
@@ -843,59 +858,122 @@ static int km_run_detach(struct km_opts *o)
 	return KM_EXIT_OK;
 }
 
-static int km_run(struct km_opts *o, const char *cmd, int argc, char **argv)
+static const struct km_cmd km_cmds[] = {
+	{.name = "status",
+	 .flags = KM_CF_READ,
+	 .show = km_show_status,
+	 .help = "the daemon, its backends in short, the kernel path"},
+	{.name = "backends",
+	 .flags = KM_CF_READ,
+	 .show = km_show_backends,
+	 .help = "one row a backend: state, reason, since, latency,\n"
+		 "counters, resync progress"},
+	{.name = "ring",
+	 .args = "lookup KEY",
+	 .flags = KM_CF_LOOKUP,
+	 .show = km_show_ring,
+	 .help = "the key's hash, slot and ordered replicas (also: ring "
+		 "KEY),\n"
+		 "and the kernel ring's slot when attached"},
+	{.name = "drain",
+	 .args = "BACKEND",
+	 .flags = KM_CF_WRITES,
+	 .show = km_show_drain,
+	 .help = "stop reads to BACKEND (id or host:port)"},
+	{.name = "undrain",
+	 .args = "BACKEND",
+	 .show = km_show_drain,
+	 .help = "reads and writes to BACKEND again"},
+	{.name = "resync",
+	 .args = "BACKEND",
+	 .show = km_show_resync,
+	 .help = "copy BACKEND's keys again from its replicas"},
+	{.name = "stats",
+	 .flags = KM_CF_READ | KM_CF_ANY_ARGS,
+	 .run = km_run_stats,
+	 .help = "counters of both paths with rates"},
+	{.name = "reload",
+	 .show = km_show_reload,
+	 .help = "re-read the configuration (like SIGHUP)"},
+	{.name = "repair-rate",
+	 .args = "N",
+	 .show = km_show_repair_rate,
+	 .help = "read-repairs allowed a second"},
+	{.name = "forget",
+	 .args = "NAME",
+	 .show = km_show_forget,
+	 .help = "kmagentd NAME (its --name) is gone for good: take it\n"
+		 "out of every fence, flush and resync in full the\n"
+		 "backends it fenced"},
+	{.name = "detach",
+	 .run = km_run_detach,
+	 .help = "with kmagentd stopped: detach the kernel path from\n"
+		 "its interfaces and remove its pins"},
+};
+
+static const struct km_cmd *km_cmd_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(km_cmds) / sizeof(km_cmds[0]); i++)
+		if (!strcmp(km_cmds[i].name, name))
+			return &km_cmds[i];
+	return NULL;
+}
+
+/* --help: each command with its arguments, its help in a column */
+static void km_usage(FILE *out)
+{
+	size_t i;
+
+	fputs(km_usage_head, out);
+	for (i = 0; i < sizeof(km_cmds) / sizeof(km_cmds[0]); i++) {
+		const struct km_cmd *c = &km_cmds[i];
+		char left[64];
+		const char *h;
+
+		snprintf(left, sizeof(left), "%s%s%s", c->name,
+			 c->args ? " " : "", c->args ? c->args : "");
+		fprintf(out, "  %-22s ", left);
+		for (h = c->help; *h; h++) {
+			fputc(*h, out);
+			if (*h == '\n')
+				fprintf(out, "%25s", "");
+		}
+		fputc('\n', out);
+	}
+	fputs(km_usage_tail, out);
+}
+
+static int km_run(struct km_opts *o, const struct km_cmd *c, int argc,
+		  char **argv)
 {
 	char line[512], *raw = NULL;
 	struct km_json *j = NULL;
 	const char *arg = argc > 0 ? argv[0] : NULL;
 	int rc;
 
-	if (!strcmp(cmd, "stats"))
-		return km_run_stats(o);
-	if (!strcmp(cmd, "detach"))
-		return argc ? km_usage_error("detach takes no argument")
-			    : km_run_detach(o);
-	if (!strcmp(cmd, "ring")) {
-		if (argc == 2 && !strcmp(argv[0], "lookup"))
+	if (!(c->flags & KM_CF_ANY_ARGS)) {
+		if ((c->flags & KM_CF_LOOKUP) && argc == 2 &&
+		    !strcmp(argv[0], "lookup"))
 			arg = argv[1];
-		else if (argc != 1)
-			return km_usage_error("usage: ring lookup KEY");
-		snprintf(line, sizeof(line), "ring %s", arg);
-	} else if (!strcmp(cmd, "drain") || !strcmp(cmd, "undrain") ||
-		   !strcmp(cmd, "resync") || !strcmp(cmd, "repair-rate") ||
-		   !strcmp(cmd, "forget")) {
-		if (argc != 1)
-			return km_usage_error("usage: %s %s", cmd,
-					      !strcmp(cmd, "repair-rate") ? "N"
-					      : !strcmp(cmd, "forget")
-						      ? "NAME"
-						      : "BACKEND");
-		snprintf(line, sizeof(line), "%s %s%s", cmd, arg,
-			 o->writes && !strcmp(cmd, "drain") ? " writes" : "");
-	} else if (!strcmp(cmd, "status") || !strcmp(cmd, "backends") ||
-		   !strcmp(cmd, "reload")) {
-		if (argc)
-			return km_usage_error("%s takes no argument", cmd);
-		snprintf(line, sizeof(line), "%s", cmd);
-	} else {
-		return km_usage_error("unknown command '%s'", cmd);
+		else if (!c->args && argc)
+			return km_usage_error("%s takes no argument", c->name);
+		else if (c->args && argc != 1)
+			return km_usage_error("usage: %s %s", c->name, c->args);
 	}
-	rc = km_fetch(o, cmd, line, &raw, &j);
+	if (c->run)
+		return c->run(o, c);
+	snprintf(line, sizeof(line), "%s%s%s%s", c->name, arg ? " " : "",
+		 arg ? arg : "", o->writes ? " writes" : "");
+	rc = km_fetch(o, c, line, &raw, &j);
 	if (j && (rc == KM_EXIT_OK || rc == KM_EXIT_UNREACHABLE)) {
 		if (o->json)
 			printf("%s%s", raw,
 			       raw[0] && raw[strlen(raw) - 1] == '\n' ? ""
 								      : "\n");
-		else if (!strcmp(cmd, "status"))
-			km_show_status(j);
-		else if (!strcmp(cmd, "backends"))
-			km_show_backends(j);
-		else if (!strcmp(cmd, "ring"))
-			km_show_ring(j);
-		else if (!strcmp(cmd, "reload"))
-			km_show_reload(j);
 		else
-			km_show_ack(cmd, j, arg);
+			c->show(j, arg);
 	}
 	km_json_free(j);
 	free(raw);
@@ -905,6 +983,7 @@ static int km_run(struct km_opts *o, const char *cmd, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct km_opts o = {.socket = KM_DEFAULT_CTL, .interval = 1};
+	const struct km_cmd *kc;
 	const char *cmd = NULL;
 	char *rest[8];
 	int nrest = 0, c;
@@ -958,7 +1037,7 @@ int main(int argc, char **argv)
 			printf("kmagentctl %s\n", KM_VERSION);
 			return KM_EXIT_OK;
 		case 'h':
-			fputs(km_usage_text, stdout);
+			km_usage(stdout);
 			return KM_EXIT_OK;
 		default:
 			return km_usage_error("unknown option or missing value "
@@ -968,11 +1047,13 @@ int main(int argc, char **argv)
 	}
 	if (!cmd)
 		return km_usage_error("no command given");
-	if (o.writes && strcmp(cmd, "drain"))
+	kc = km_cmd_find(cmd);
+	if (o.writes && !(kc && (kc->flags & KM_CF_WRITES)))
 		return km_usage_error("--writes goes with drain");
-	if (o.kernel && strcmp(cmd, "status") && strcmp(cmd, "backends") &&
-	    strcmp(cmd, "stats"))
+	if (o.kernel && !(kc && (kc->flags & KM_CF_READ)))
 		return km_usage_error("--kernel goes with status, backends, "
 				      "stats");
-	return km_run(&o, cmd, nrest, rest);
+	if (!kc)
+		return km_usage_error("unknown command '%s'", cmd);
+	return km_run(&o, kc, nrest, rest);
 }

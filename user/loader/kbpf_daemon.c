@@ -38,7 +38,7 @@ static volatile int km_kb_stop;
  * port, where nothing catches it; the kernel path sends, nobody replies,
  * the client gets nothing, and probes (TCP) say the backend is fine.
  * Sampled once a second from km_be_stats: requests sent with no reply
- * (hit, miss or write reply) for KM_NR_WINDOW seconds while the backend
+ * (hit, miss or write reply) for KM_NOREPLY_WINDOW seconds while the backend
  * stayed up and answered health probes all along (so not a backend that
  * died between two probes) flag it and turn the kernel path into a
  * pass-through (every UDP request up to kmagentd, which asks the backends
@@ -49,16 +49,16 @@ static volatile int km_kb_stop;
  * must serve alone whenever no kmagentd runs (the deadline is in
  * km_config, so the kernel lifts it even when kmagentd was killed).
  */
-#define KM_NR_WINDOW   4 /* samples, one a second */
-#define KM_NR_MIN_SENT 3 /* sent requests before judging */
+#define KM_NOREPLY_WINDOW   4 /* samples, one a second */
+#define KM_NOREPLY_MIN_SENT 3 /* sent requests before judging */
 
 static struct {
-	__u64 sent[KM_NR_WINDOW], answered[KM_NR_WINDOW];
-	__u64 probes_ok[KM_NR_WINDOW], probes_failed[KM_NR_WINDOW];
+	__u64 sent[KM_NOREPLY_WINDOW], answered[KM_NOREPLY_WINDOW];
+	__u64 probes_ok[KM_NOREPLY_WINDOW], probes_failed[KM_NOREPLY_WINDOW];
 	unsigned int up_samples; /* consecutive samples with it up */
 	unsigned int samples;
 	int noreply; /* read by ctl and metrics threads */
-} km_nr[KM_MAX_BACKENDS];
+} km_noreply[KM_MAX_BACKENDS];
 
 /* The bypass in force; read by the ctl and metrics threads. */
 static struct {
@@ -416,8 +416,8 @@ static void km_kbpf_check_bypass(void)
 	if (!over)
 		return;
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		km_nr[id].samples = 0;
-		__atomic_store_n(&km_nr[id].noreply, 0, __ATOMIC_RELAXED);
+		km_noreply[id].samples = 0;
+		__atomic_store_n(&km_noreply[id].noreply, 0, __ATOMIC_RELAXED);
 	}
 	km_info("kernel path: bypass over: the kernel serves UDP again\n");
 }
@@ -453,9 +453,9 @@ void km_kbpf_bypass_info(struct km_bypass_info *bi)
 
 static void km_kbpf_check_backend(__u8 id)
 {
-	typeof(km_nr[0]) *h = &km_nr[id];
+	typeof(km_noreply[0]) *h = &km_noreply[id];
 	const struct km_backend_info *b = &km_d.be[id];
-	const int last = KM_NR_WINDOW - 1;
+	const int last = KM_NOREPLY_WINDOW - 1;
 	struct km_be_stats s;
 
 	if (km_bpf_be_stats(km_kb, id, &s))
@@ -474,7 +474,7 @@ static void km_kbpf_check_backend(__u8 id)
 		h->up_samples++;
 	else
 		h->up_samples = 0;
-	if (++h->samples < KM_NR_WINDOW)
+	if (++h->samples < KM_NOREPLY_WINDOW)
 		return;
 	if (h->answered[last] != h->answered[last - 1]) {
 		if (h->noreply)
@@ -484,10 +484,10 @@ static void km_kbpf_check_backend(__u8 id)
 		return;
 	}
 	/* sent a second or more ago: their replies are due by now */
-	if (h->noreply || h->up_samples < KM_NR_WINDOW ||
+	if (h->noreply || h->up_samples < KM_NOREPLY_WINDOW ||
 	    h->probes_ok[last] == h->probes_ok[0] ||
 	    h->probes_failed[last] != h->probes_failed[0] ||
-	    h->sent[last - 1] - h->sent[0] < KM_NR_MIN_SENT ||
+	    h->sent[last - 1] - h->sent[0] < KM_NOREPLY_MIN_SENT ||
 	    h->answered[last] != h->answered[0])
 		return;
 	__atomic_store_n(&h->noreply, 1, __ATOMIC_RELAXED);
@@ -496,7 +496,7 @@ static void km_kbpf_check_backend(__u8 id)
 	       "not come back through an interface with the kernel path "
 	       "(add -I for the interface towards it?)\n",
 	       b->name, (unsigned long long)(h->sent[last] - h->sent[0]),
-	       KM_NR_WINDOW);
+	       KM_NOREPLY_WINDOW);
 	km_kbpf_bypass(KM_BYPASS_LOST_REPLIES,
 		       "a backend's kernel replies are lost");
 }
@@ -513,7 +513,7 @@ static void km_kbpf_check_replies(void)
 int km_kbpf_backend_noreply(__u8 id)
 {
 	return id < KM_MAX_BACKENDS &&
-	       __atomic_load_n(&km_nr[id].noreply, __ATOMIC_RELAXED);
+	       __atomic_load_n(&km_noreply[id].noreply, __ATOMIC_RELAXED);
 }
 
 static void *km_kbpf_events(void *arg)

@@ -7,7 +7,11 @@
  * memcached answers in order, so each complete reply belongs to the FIFO's
  * head.  A timeout or a lost connection fails every queued operation (the
  * replies that might still come could no longer be matched) and counts as
- * a passive health failure.
+ * a passive health failure.  An operation that fails while it is being
+ * submitted is completed by the worker loop (km_backend_complete_failed),
+ * never inside km_backend_submit: the engine that is still sending would
+ * be re-entered (a read asking its next replica from inside the submit to
+ * the one before).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,7 +77,32 @@ static void km_bconn_close(struct km_worker *w, struct km_bconn *bc)
 enum {
 	KM_BF_TIMEOUT = 1, /* counted as a timeout */
 	KM_BF_BUSY = 2,	   /* the backend was sending: not a health failure */
+	KM_BF_LATER = 4,   /* inside km_backend_submit: completed by the loop */
 };
+
+void km_backend_fail_later(struct km_worker *w, struct km_op *op)
+{
+	op->next = NULL;
+	if (w->failed_tail)
+		w->failed_tail->next = op;
+	else
+		w->failed_head = op;
+	w->failed_tail = op;
+}
+
+void km_backend_complete_failed(struct km_worker *w)
+{
+	struct km_op *op;
+
+	/* a completion may submit again, and that may fail: in order */
+	while ((op = w->failed_head)) {
+		w->failed_head = op->next;
+		if (!w->failed_head)
+			w->failed_tail = NULL;
+		op->next = NULL;
+		km_op_done(w, op, NULL, 0);
+	}
+}
 
 /* Fail every queued operation; the callers fall back or give up. */
 static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
@@ -113,7 +142,10 @@ static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
 		bc->nops--;
 		KM_DEC(km_d.be[bc->be].c.inflight);
 		op->next = NULL;
-		km_op_done(w, op, NULL, 0);
+		if (how & KM_BF_LATER)
+			km_backend_fail_later(w, op);
+		else
+			km_op_done(w, op, NULL, 0);
 	}
 	bc->tail = NULL;
 	bc->nops = 0;
@@ -170,13 +202,13 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 	if (!bc)
 		goto fail;
 	if (bc->ev.fd >= 0 && bc->gen != km_d.be[op->be].gen)
-		km_bconn_fail(w, bc, "backend replaced", 0);
+		km_bconn_fail(w, bc, "backend replaced", KM_BF_LATER);
 	if (bc->ev.fd < 0) {
 		if (w->now < bc->retry_at)
 			goto fail;
 		err = km_bconn_connect(w, bc);
 		if (err) {
-			km_bconn_fail(w, bc, "connect failed", 0);
+			km_bconn_fail(w, bc, "connect failed", KM_BF_LATER);
 			goto fail;
 		}
 	}
@@ -198,8 +230,9 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 	km_bconn_mark_dirty(w, bc);
 	return 0;
 fail:
-	/* the caller sees the failure through the op, as for a timeout */
-	km_op_done(w, op, NULL, 0);
+	/* the caller sees the failure through the op, as for a timeout,
+	 * once its dispatch is over */
+	km_backend_fail_later(w, op);
 	return -1;
 }
 

@@ -53,9 +53,17 @@ typedef int (*km_op_done_fn)(struct km_worker *w, struct km_op *op,
 /* Before any worker runs. */
 void km_backend_set_done(km_op_done_fn fn);
 
+/*
+ * Queue op on a pooled connection; -1: it failed, and is completed
+ * (reply NULL) by km_backend_complete_failed, never inside this call.
+ */
 int km_backend_submit(struct km_worker *w, struct km_op *op,
 		      unsigned int pool_idx, const void *d1, size_t n1,
 		      const void *d2, size_t n2);
+/* op could not be sent: completed as failed by km_backend_complete_failed */
+void km_backend_fail_later(struct km_worker *w, struct km_op *op);
+/* The worker loop, after each dispatch: complete the ops that failed. */
+void km_backend_complete_failed(struct km_worker *w);
 void km_backend_event(struct km_worker *w, struct km_bconn *bc,
 		      uint32_t events);
 void km_backend_flush(struct km_worker *w, struct km_bconn *bc);

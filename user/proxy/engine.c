@@ -573,7 +573,7 @@ static void km_read_round(struct km_worker *w, struct km_req *r)
 		}
 		if (km_buf_append(req, "\r\n", 2)) {
 			km_buf_free(req);
-			km_op_complete(w, op, NULL, 0);
+			km_backend_fail_later(w, op);
 			continue;
 		}
 		km_backend_submit(w, op, r->pool_idx, km_buf_data(req),
@@ -750,7 +750,7 @@ static void km_gat_send(struct km_worker *w, struct km_req *r,
 			continue;
 		r->pending++;
 		if (km_buf_append(&reqs[b], "\r\n", 2))
-			km_op_complete(w, ops[b], NULL, 0);
+			km_backend_fail_later(w, ops[b]);
 		else
 			km_backend_submit(w, ops[b], r->pool_idx,
 					  km_buf_data(&reqs[b]),

@@ -347,7 +347,9 @@ static void km_worker_flush(struct km_worker *w)
 	struct km_conn *c;
 
 	/* answering may dirty more: loop until quiet */
-	while (w->dirty_c || w->dirty_b) {
+	while (w->dirty_c || w->dirty_b || w->failed_head) {
+		/* sending more (a read's next window) may have failed */
+		km_backend_complete_failed(w);
 		while ((c = w->dirty_c)) {
 			w->dirty_c = c->dirty_next;
 			c->dirty = 0;
@@ -871,6 +873,8 @@ static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
 			km_worker_inbox(w);
 			break;
 		}
+		/* what failed while it was being sent, its dispatch over */
+		km_backend_complete_failed(w);
 	}
 }
 
@@ -1288,6 +1292,36 @@ void km_proxy_stop(void)
 
 /* ---- stats: kmagent's own figures, memcached's format --------------- */
 
+/*
+ * daemon.h's counters as `stats` shows them, in the order clients have
+ * seen: memcached's own names first, then "threads", then kmagent's, each
+ * named kmagent_NAME.  Every counter is shown (checked below).
+ */
+/* clang-format off */
+#define KM_STATS_MEMCACHED(X)                                                  \
+	X(curr_connections) X(total_connections) X(rejected_connections)       \
+	X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(get_hits)            \
+	X(get_misses) X(bytes_read) X(bytes_written)
+#define KM_STATS_KMAGENT(X)                                                    \
+	X(fallbacks, fallbacks)                                                \
+	X(fallback_hits, fallback_hits)                                        \
+	X(divergent_writes, divergent)                                         \
+	X(failed_writes, write_failures)                                       \
+	X(backend_timeouts, backend_timeouts)                                  \
+	X(udp_requests, udp_requests)                                          \
+	X(udp_denied, udp_denied)                                              \
+	X(udp_reply_capped, udp_capped)                                        \
+	X(protocol_errors, protocol_errors)                                    \
+	X(flushes_avoided, flushes_avoided)                                    \
+	X(idle_kicks, idle_kicks)
+#define KM_ONE_FIELD(f) +1
+#define KM_ONE_NAMED(name, f) +1
+_Static_assert((0 KM_STATS_MEMCACHED(KM_ONE_FIELD)
+		  KM_STATS_KMAGENT(KM_ONE_NAMED)) * sizeof(uint64_t) ==
+	       sizeof(struct km_counters),
+	       "a counter missing from stats (KM_STATS_KMAGENT)");
+/* clang-format on */
+
 static void km_stat(struct km_buf *b, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -1331,44 +1365,14 @@ void km_stats_build(struct km_buf *out, int reset, const struct km_buf *extra)
 		(long)ru.ru_utime.tv_usec);
 	km_stat(b, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
 		(long)ru.ru_stime.tv_usec);
-	km_stat(b, "curr_connections", "%lu",
-		(unsigned long)KM_LOAD(k->curr_connections));
-	km_stat(b, "total_connections", "%lu",
-		(unsigned long)KM_LOAD(k->total_connections));
-	km_stat(b, "rejected_connections", "%lu",
-		(unsigned long)KM_LOAD(k->rejected_connections));
-	km_stat(b, "cmd_get", "%lu", (unsigned long)KM_LOAD(k->cmd_get));
-	km_stat(b, "cmd_set", "%lu", (unsigned long)KM_LOAD(k->cmd_set));
-	km_stat(b, "cmd_flush", "%lu", (unsigned long)KM_LOAD(k->cmd_flush));
-	km_stat(b, "cmd_touch", "%lu", (unsigned long)KM_LOAD(k->cmd_touch));
-	km_stat(b, "get_hits", "%lu", (unsigned long)KM_LOAD(k->get_hits));
-	km_stat(b, "get_misses", "%lu", (unsigned long)KM_LOAD(k->get_misses));
-	km_stat(b, "bytes_read", "%lu", (unsigned long)KM_LOAD(k->bytes_read));
-	km_stat(b, "bytes_written", "%lu",
-		(unsigned long)KM_LOAD(k->bytes_written));
+#define X(f) km_stat(b, #f, "%lu", (unsigned long)KM_LOAD(k->f));
+	KM_STATS_MEMCACHED(X)
+#undef X
 	km_stat(b, "threads", "%u", km_nworkers);
-	km_stat(b, "kmagent_fallbacks", "%lu",
-		(unsigned long)KM_LOAD(k->fallbacks));
-	km_stat(b, "kmagent_fallback_hits", "%lu",
-		(unsigned long)KM_LOAD(k->fallback_hits));
-	km_stat(b, "kmagent_divergent_writes", "%lu",
-		(unsigned long)KM_LOAD(k->divergent));
-	km_stat(b, "kmagent_failed_writes", "%lu",
-		(unsigned long)KM_LOAD(k->write_failures));
-	km_stat(b, "kmagent_backend_timeouts", "%lu",
-		(unsigned long)KM_LOAD(k->backend_timeouts));
-	km_stat(b, "kmagent_udp_requests", "%lu",
-		(unsigned long)KM_LOAD(k->udp_requests));
-	km_stat(b, "kmagent_udp_denied", "%lu",
-		(unsigned long)KM_LOAD(k->udp_denied));
-	km_stat(b, "kmagent_udp_reply_capped", "%lu",
-		(unsigned long)KM_LOAD(k->udp_capped));
-	km_stat(b, "kmagent_protocol_errors", "%lu",
-		(unsigned long)KM_LOAD(k->protocol_errors));
-	km_stat(b, "kmagent_flushes_avoided", "%lu",
-		(unsigned long)KM_LOAD(k->flushes_avoided));
-	km_stat(b, "kmagent_idle_kicks", "%lu",
-		(unsigned long)KM_LOAD(k->idle_kicks));
+#define X(name, f)                                                             \
+	km_stat(b, "kmagent_" #name, "%lu", (unsigned long)KM_LOAD(k->f));
+	KM_STATS_KMAGENT(X)
+#undef X
 	km_stat(b, "kmagent_write_policy", "%s",
 		km_write_policy_name(km_d.cfg.write_policy));
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {

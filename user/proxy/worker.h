@@ -40,6 +40,8 @@ struct km_worker {
 	struct km_bconn **bc[KM_MAX_BACKENDS]; /* [id][pool] */
 	unsigned int rr[KM_MAX_BACKENDS];
 	struct km_bconn *dirty_b;
+	/* ops that failed inside km_backend_submit, completed by the loop */
+	struct km_op *failed_head, *failed_tail;
 	struct km_conn *dirty_c;
 	struct km_req *free_reqs;
 	struct km_op *free_ops;
