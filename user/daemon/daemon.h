@@ -156,7 +156,8 @@ struct km_daemon {
 	time_t started;
 	pid_t pid;
 	volatile int stop;     /* set by signals: workers exit */
-	volatile int draining; /* SIGTERM: no new connections */
+	/* SIGTERM: no new connections; set by main, read by workers */
+	_Atomic int draining;
 	int fence_kick;	       /* a backend went down: fence round now */
 	struct km_counters c;  /* atomic adds */
 
