@@ -155,7 +155,8 @@ struct km_daemon {
 				    may come back: compare this) */
 	time_t started;
 	pid_t pid;
-	volatile int stop;     /* set by signals: workers exit */
+	/* set at shutdown: every thread's loop exits */
+	_Atomic int stop;
 	/* SIGTERM: no new connections; set by main, read by workers */
 	_Atomic int draining;
 	int fence_kick;	       /* a backend went down: fence round now */
