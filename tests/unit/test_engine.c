@@ -408,8 +408,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_get_hit_primary, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_get_miss_falls_back,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_miss_falls_back, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_set_both_primary_reply,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_refused_by_primary,
