@@ -120,7 +120,9 @@ chaos: deps
 	scripts/chaos.sh $(SEED) $(DURATION) $(CHAOS_ARGS)
 
 # docs/HACKING.md: kmagentd under ThreadSanitizer, a few integration tests
+# (which use build/'s kmagentctl and tools)
 test-tsan:
+	$(MAKE) all
 	$(MAKE) TSAN=1 build-tsan/kmagentd
 	scripts/tsan-smoke.sh
 
