@@ -42,7 +42,7 @@ static struct {
 	char path[KM_PATH_MAX];
 	pthread_t thread;
 	bool up;
-	volatile int stop;
+	_Atomic int stop; /* set by km_ops_stop, read by the thread */
 	int argc;
 	char **argv;
 	pthread_mutex_t reload_lock;

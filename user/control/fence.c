@@ -107,7 +107,7 @@ bool km_fence_holds(__u8 id)
 	unsigned int p;
 
 	for (p = 1; p < KM_MAX_BACKENDS; p++)
-		if (km_fence_on[p][id])
+		if (__atomic_load_n(&km_fence_on[p][id], __ATOMIC_RELAXED))
 			return true;
 	return false;
 }
@@ -283,7 +283,8 @@ static bool km_fence_update(__u8 peer, const struct km_fence_view *x,
 	bool mine = e->present && km_fence_has(e->names, km_fence_me);
 	char names[KM_FENCE_NAMES_MAX + KM_NAME_MAX + 2];
 
-	km_fence_on[peer][x->id] = mine;
+	/* read by km_fence_holds from the control thread */
+	__atomic_store_n(&km_fence_on[peer][x->id], mine, __ATOMIC_RELAXED);
 	if (x->owes == mine && !changed)
 		return false;
 	if (x->owes && mine) {
@@ -300,7 +301,7 @@ static bool km_fence_update(__u8 peer, const struct km_fence_view *x,
 	}
 	if (km_fence_write(peer, x, e, names))
 		return false;
-	km_fence_on[peer][x->id] = x->owes;
+	__atomic_store_n(&km_fence_on[peer][x->id], x->owes, __ATOMIC_RELAXED);
 	return true;
 }
 

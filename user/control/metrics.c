@@ -27,6 +27,20 @@ static struct {
 	volatile int stop;
 } km_met = {.fd = -1};
 
+/* The workers add to them without the lock: atomic loads, one by one. */
+static void km_be_counters_load(struct km_be_counters *to,
+				const struct km_be_counters *c)
+{
+	to->requests = KM_LOAD(c->requests);
+	to->errors = KM_LOAD(c->errors);
+	to->timeouts = KM_LOAD(c->timeouts);
+	to->conn_errors = KM_LOAD(c->conn_errors);
+	to->fallbacks = KM_LOAD(c->fallbacks);
+	to->probes_ok = KM_LOAD(c->probes_ok);
+	to->probes_failed = KM_LOAD(c->probes_failed);
+	to->inflight = KM_LOAD(c->inflight);
+}
+
 /* A copy of the backend table (metrics.h), for metrics and ctl alike. */
 int km_be_snapshot(struct km_be_view *v)
 {
@@ -49,7 +63,7 @@ int km_be_snapshot(struct km_be_view *v)
 		v[n].uptime = b->uptime;
 		v[n].joining = b->has_joining;
 		v[n].leaving = b->has_leaving;
-		v[n].c = b->c;
+		km_be_counters_load(&v[n].c, &b->c);
 		n++;
 	}
 	pthread_mutex_unlock(&km_d.lock);

@@ -46,7 +46,8 @@ static struct km_rsd_slot km_rsd[KM_MAX_BACKENDS];
 static pthread_mutex_t km_rsd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t km_rsd_thread;
 static bool km_rsd_up;
-static volatile int km_rsd_stop;
+static _Atomic int
+	km_rsd_stop; /* km_resyncd_stop sets it, the thread reads it */
 
 /* Called with km_d.lock held: the manager thread will see it. */
 static void km_rsd_on_warming(const struct km_backend_info *be, void *ctx)

@@ -6,8 +6,8 @@
  *
  * Threading: the backend table is written under km_daemon.lock by the
  * health thread, the control socket and reloads; the data path reads
- * be[id].kb.state/flags without the lock (single-byte loads).  The ring is
- * an RCU-like pointer: readers load it once per request (acquire), a
+ * be[id].kb.state/flags without the lock (atomic loads, km_be_kb).  The
+ * ring is an RCU-like pointer: readers load it once per request (acquire), a
  * rebuild publishes a complete new ring (release) and frees the previous
  * one only at the next swap, long after any request has finished with it.
  */
@@ -155,10 +155,12 @@ struct km_daemon {
 				    may come back: compare this) */
 	time_t started;
 	pid_t pid;
-	volatile int stop;     /* set by signals: workers exit */
-	volatile int draining; /* SIGTERM: no new connections */
-	int fence_kick;	       /* a backend went down: fence round now */
-	struct km_counters c;  /* atomic adds */
+	/* set at shutdown: every thread's loop exits */
+	_Atomic int stop;
+	/* SIGTERM: no new connections; set by main, read by workers */
+	_Atomic int draining;
+	int fence_kick;	      /* a backend went down: fence round now */
+	struct km_counters c; /* atomic adds */
 
 	struct {
 		km_backend_hook fn;
@@ -244,15 +246,38 @@ void km_backend_warm_for_replay(__u8 id, const char *why);
 void km_backend_set_flags(__u8 id, __u8 mask, __u8 flags, const char *reason);
 const char *km_backend_state_name(enum km_backend_state st);
 
-/* Data path helpers (lock-free). */
+/*
+ * Data path helpers (lock-free): kb's state and flags are stored with
+ * __atomic stores under the lock (daemon.c), so loaded atomically here;
+ * addr changes only with the ring that hands out id.
+ */
+static inline struct km_backend km_be_kb(__u8 id)
+{
+	struct km_backend kb = {.addr = km_d.be[id].kb.addr};
+
+	kb.state = __atomic_load_n(&km_d.be[id].kb.state, __ATOMIC_ACQUIRE);
+	kb.flags = __atomic_load_n(&km_d.be[id].kb.flags, __ATOMIC_ACQUIRE);
+	return kb;
+}
+
 static inline int km_be_readable(__u8 id)
 {
-	return id && km_backend_readable(&km_d.be[id].kb);
+	struct km_backend kb;
+
+	if (!id)
+		return 0;
+	kb = km_be_kb(id);
+	return km_backend_readable(&kb);
 }
 
 static inline int km_be_writable(__u8 id)
 {
-	return id && km_backend_writable(&km_d.be[id].kb);
+	struct km_backend kb;
+
+	if (!id)
+		return 0;
+	kb = km_be_kb(id);
+	return km_backend_writable(&kb);
 }
 
 /*
