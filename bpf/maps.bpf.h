@@ -80,6 +80,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } km_deadline SEC(".maps");
 
+/* KM_MAP_WRITE_GAPS: missed writes each backend's journal lacks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KM_MAX_BACKENDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} km_write_gaps SEC(".maps");
+
 /* km_xdp_rx's tail calls (KM_PROG_*), filled by the loader; its own. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -271,6 +281,15 @@ static __always_inline struct km_stats *km_stats_get(void)
 static __always_inline struct km_be_stats *km_be_stats_get(__u32 id)
 {
 	return bpf_map_lookup_elem(&km_be_stats, &id);
+}
+
+/* Backend id missed a write the ring buffer had no room to report. */
+static __always_inline void km_write_gap(__u32 id)
+{
+	__u64 *n = bpf_map_lookup_elem(&km_write_gaps, &id);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
 }
 
 static __always_inline struct km_backend *km_backend_get(__u32 id)

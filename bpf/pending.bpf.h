@@ -66,8 +66,10 @@ static __always_inline void km_event_write_silent(const struct km_pending *e,
 {
 	struct km_event *ev = km_event_new(KM_EV_WRITE_MISSED, e->slot, st);
 
-	if (!ev)
+	if (!ev) {
+		km_write_gap(be);
 		return;
+	}
 	ev->nr_missed = 1;
 	ev->missed[0] = be;
 	ev->key_len = e->wkey_len;

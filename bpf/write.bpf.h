@@ -141,8 +141,12 @@ static __always_inline void km_event_write_missed(struct km_scratch *sc,
 		km_event_new(KM_EV_WRITE_MISSED, km_hash_slot(r->hash), st);
 	int i;
 
-	if (!ev)
+	if (!ev) {
+		for (i = 0; i < KM_MAX_REPLICAS; i++)
+			if (i < tg->nr_skipped)
+				km_write_gap(tg->skipped[i]);
 		return;
+	}
 	ev->nr_missed = tg->nr_skipped;
 	for (i = 0; i < KM_MAX_REPLICAS; i++)
 		ev->missed[i] = i < tg->nr_skipped ? tg->skipped[i] : 0;

@@ -156,6 +156,12 @@ enum km_write_policy {
 #define KM_MAP_DEADLINE "km_deadline" /* __u64 by request id, see below */
 #define KM_MAP_RETRY_Q	"km_retry_q"  /* struct km_retry_q, not pinned */
 /*
+ * __u64 by backend id: writes it missed whose event found the ring buffer
+ * full, so its journal lacks their keys.  Pinned and mmap'able: kmagentd
+ * takes the count (atomically) whenever it runs, a restarted one too.
+ */
+#define KM_MAP_WRITE_GAPS "km_write_gaps"
+/*
  * km_progs (not pinned): the programs km_xdp_rx tail-calls, by index;
  * KM_PROG_XDP6 is km_xdp_rx6, for IPv6 frames (bpf/kmagent.bpf.c).
  */

@@ -324,7 +324,8 @@ static void km_fence_debt_lost(__u8 id, const char *why)
 static void km_fence_owed_before(__u8 id, const char *name)
 {
 	if (km_journal_known_past()) {
-		if (km_journal_empty(id)) {
+		/* settled: no key, and not lost (a lost one has no key) */
+		if (km_journal_settled(id)) {
 			km_info("backend %s: fenced by this kmagentd (%s) "
 				"before it restarted, and the journal says it "
 				"owes nothing: fence lifted\n",

@@ -44,6 +44,7 @@ struct km_rsd_slot {
 
 static struct km_rsd_slot km_rsd[KM_MAX_BACKENDS];
 static pthread_mutex_t km_rsd_lock = PTHREAD_MUTEX_INITIALIZER;
+static int km_rsd_open; /* km_resyncd_open */
 static pthread_t km_rsd_thread;
 static bool km_rsd_up;
 static _Atomic int
@@ -652,6 +653,13 @@ static void km_rsd_tick(__u8 id)
 	s->requested = false;
 }
 
+void km_resyncd_open(void)
+{
+	pthread_mutex_lock(&km_rsd_lock);
+	km_rsd_open = 1;
+	pthread_mutex_unlock(&km_rsd_lock);
+}
+
 static void *km_rsd_main(void *arg)
 {
 	unsigned int id;
@@ -659,7 +667,7 @@ static void *km_rsd_main(void *arg)
 	(void)arg;
 	while (!km_rsd_stop && !km_d.stop) {
 		pthread_mutex_lock(&km_rsd_lock);
-		for (id = 1; id < KM_MAX_BACKENDS; id++)
+		for (id = 1; km_rsd_open && id < KM_MAX_BACKENDS; id++)
 			km_rsd_tick(id);
 		pthread_mutex_unlock(&km_rsd_lock);
 		km_daemon_handoff_check();

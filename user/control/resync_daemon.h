@@ -10,6 +10,11 @@
  * changed meanwhile); a backend that leaves WARMING cancels its resync.
  */
 int km_resyncd_start(void);
+/*
+ * Nothing starts before this: the journal and the drains it records are
+ * loaded (kmagentd.c), or a replay would take a drained backend's keys.
+ */
+void km_resyncd_open(void);
 void km_resyncd_stop(void);
 /* On demand (kmagentctl resync): copy again, the state is left alone. */
 int km_resyncd_request(__u8 id);

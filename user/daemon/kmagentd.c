@@ -28,6 +28,7 @@
 #include "kbpf_daemon.h"
 #include "log.h"
 #include "proxy.h"
+#include "resync_daemon.h"
 
 static int km_ready_fd = -1;
 
@@ -269,6 +270,7 @@ int main(int argc, char **argv)
 	if (km_drop_privileges(&cfg))
 		goto out_proxy;
 	km_open_journal(&cfg);
+	km_resyncd_open();
 	if (cfg.pid_file[0] && km_write_pid_file(cfg.pid_file))
 		goto out_proxy;
 	/* serve only now: a client never meets the daemon still root */

@@ -12,6 +12,7 @@
 #include <ifaddrs.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -28,6 +29,7 @@
 #include "retry.h"
 
 static struct km_bpf *km_kb;
+static __u64 *km_kb_gaps; /* km_write_gaps, mmap'ed */
 static pthread_t km_kb_thread;
 static int km_kb_thread_up;
 static volatile int km_kb_stop;
@@ -277,28 +279,34 @@ static void km_kbpf_write_missed(const struct km_event *ev)
 }
 
 /*
- * Events the ring buffer had no room for (kmagentd away or slow): a
- * skipped write among them is not journaled, so the journals of the
- * backends the kernel may skip now say nothing reliable any more.
+ * Writes a replica missed that the ring buffer had no room to report
+ * (kmagentd slow, or not running at all: the kernel then serves alone),
+ * counted per replica in km_write_gaps: its journal lacks their keys, so
+ * it no longer says all the replica missed.  The counts outlive a killed
+ * kmagentd, and the next one takes them at its start.
  */
-static void km_kbpf_check_lost_events(void)
+static void km_kbpf_check_gaps(void)
 {
-	static __u64 seen;
-	static bool have_seen;
-	struct km_stats st;
 	unsigned int id;
+	__u64 n;
 
-	if (km_bpf_stats(km_kb, &st))
+	if (!km_kb_gaps)
 		return;
-	if (have_seen && st.events_lost > seen) {
-		pthread_mutex_lock(&km_d.lock);
-		for (id = 1; id < KM_MAX_BACKENDS; id++)
-			if (km_d.be[id].id && !km_be_writable(id))
-				km_journal_set_lost(id, "kernel events lost");
-		pthread_mutex_unlock(&km_d.lock);
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		n = __atomic_load_n(&km_kb_gaps[id], __ATOMIC_ACQUIRE);
+		if (!n)
+			continue;
+		if (km_d.be[id].id) {
+			km_warn("kernel path: backend %s: %llu missed writes "
+				"not reported (event ring buffer full)\n",
+				km_d.be[id].name, (unsigned long long)n);
+			km_journal_set_lost(id, "kernel events lost");
+			/* up: refilled now; down: when it is back */
+			km_backend_warm_for_replay(id, "kernel events lost");
+		}
+		/* only now: a count taken is in the journal first */
+		__atomic_fetch_sub(&km_kb_gaps[id], n, __ATOMIC_RELEASE);
 	}
-	seen = st.events_lost;
-	have_seen = true;
 }
 
 static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
@@ -528,7 +536,7 @@ static void *km_kbpf_events(void *arg)
 			km_warn("kernel path: events: %s\n", strerror(-err));
 			break;
 		}
-		km_kbpf_check_lost_events();
+		km_kbpf_check_gaps();
 		km_kbpf_check_owes();
 		if (km_now_ms() >= next) {
 			err = km_kbpf_heartbeat(km_bpf_coarse_ns() +
@@ -658,6 +666,21 @@ static int km_kbpf_configure(const struct km_cfg *cfg)
 	return err;
 }
 
+static int km_kbpf_map_gaps(void)
+{
+	int fd = km_bpf_map_fd(km_kb, KM_MAP_WRITE_GAPS);
+	void *m;
+
+	if (fd < 0)
+		return fd;
+	m = mmap(NULL, KM_MAX_BACKENDS * sizeof(__u64), PROT_READ | PROT_WRITE,
+		 MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	km_kb_gaps = m;
+	return 0;
+}
+
 int km_kbpf_start(const struct km_cfg *cfg)
 {
 	struct km_bpf_opts o = {.pin_root = cfg->pin_root,
@@ -715,8 +738,12 @@ int km_kbpf_start(const struct km_cfg *cfg)
 	}
 	km_kbpf_check_routes(cfg);
 	err = km_bpf_set_event_handler(km_kb, km_kbpf_on_event, NULL);
+	if (!err)
+		err = km_kbpf_map_gaps();
 	if (err)
 		goto fail;
+	/* before the journal is loaded and anything replays from it */
+	km_kbpf_check_gaps();
 	err = pthread_create(&km_kb_thread, NULL, km_kbpf_events, NULL);
 	if (err) {
 		err = -err;
