@@ -106,8 +106,10 @@ static void km_handoff_slot_locked(struct km_backend_info *b, __u32 slot,
 		km_slot_bit_set(b->stale, slot);
 }
 
+/* gone (by id, or NULL): filled for none of its slots of old */
 static void km_daemon_note_handoff_locked(const struct km_ring *old,
-					  const struct km_ring *ring)
+					  const struct km_ring *ring,
+					  const bool *gone)
 {
 	unsigned int id, slot;
 
@@ -118,7 +120,9 @@ static void km_daemon_note_handoff_locked(const struct km_ring *old,
 			continue;
 		for (slot = 0; slot < KM_RING_SLOTS; slot++)
 			km_handoff_slot_locked(
-				b, slot, km_slot_has(&old->slots[slot], id),
+				b, slot,
+				km_slot_has(&old->slots[slot], id) &&
+					!(gone && gone[id]),
 				km_slot_has(&ring->slots[slot], id));
 	}
 }
@@ -168,16 +172,21 @@ static int km_daemon_swap_ring_locked(bool handoff)
 	}
 	old = km_d.ring;
 	if (old && handoff)
-		km_daemon_note_handoff_locked(old, ring);
+		km_daemon_note_handoff_locked(old, ring, NULL);
 	km_ring_add_leaving_locked(ring);
+	/*
+	 * The kernel path first: when a handoff ends, it must stop reading
+	 * (falling back to) the backends that leave before our writes stop
+	 * reaching them, or it serves a value deleted meanwhile.
+	 */
+	for (i = 0; i < KM_MAX_HOOKS; i++)
+		if (km_d.ring_hooks[i].fn)
+			km_d.ring_hooks[i].fn(ring, km_d.ring_hooks[i].ctx);
 	__atomic_store_n(&km_d.ring_gen, km_d.ring_gen + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&km_d.ring, ring, __ATOMIC_RELEASE);
 	/* requests last far less than the time between two rebuilds */
 	free(km_d.retired);
 	km_d.retired = old;
-	for (i = 0; i < KM_MAX_HOOKS; i++)
-		if (km_d.ring_hooks[i].fn)
-			km_d.ring_hooks[i].fn(ring, km_d.ring_hooks[i].ctx);
 	return 0;
 }
 
@@ -273,7 +282,7 @@ static void km_daemon_end_handoff_locked(void)
  * in the table, so it only shapes the slots).
  */
 static int km_daemon_saved_ring_locked(const struct km_journal_ring *saved,
-				       struct km_ring *old)
+				       struct km_ring *old, bool *gone)
 {
 	struct km_ring_member m[KM_MAX_BACKENDS];
 	bool used[KM_MAX_BACKENDS] = {false};
@@ -297,6 +306,7 @@ static int km_daemon_saved_ring_locked(const struct km_journal_ring *saved,
 		}
 		m[i].id = id;
 		m[i].name = saved->names[i];
+		gone[id] = saved->gone[i];
 	}
 	return km_ring_build(old, m, saved->n, saved->replicas);
 }
@@ -305,6 +315,7 @@ int km_daemon_restore_ring(void)
 {
 	struct km_journal_ring *saved = malloc(sizeof(*saved));
 	struct km_ring *old = malloc(sizeof(*old));
+	bool gone[KM_MAX_BACKENDS] = {false};
 	unsigned int id, joining = 0, leaving = 0;
 	int err = -ENOMEM;
 
@@ -314,9 +325,9 @@ int km_daemon_restore_ring(void)
 	if (!km_journal_ring(saved))
 		goto out;
 	pthread_mutex_lock(&km_d.lock);
-	err = km_daemon_saved_ring_locked(saved, old);
+	err = km_daemon_saved_ring_locked(saved, old, gone);
 	if (!err) {
-		km_daemon_note_handoff_locked(old, km_d.ring);
+		km_daemon_note_handoff_locked(old, km_d.ring, gone);
 		err = km_daemon_swap_ring_locked(false);
 	}
 	for (id = 1; !err && id < KM_MAX_BACKENDS; id++) {
@@ -467,6 +478,8 @@ int km_backend_remove(__u8 id)
 		goto out;
 	}
 	km_backend_set_state_locked(id, KM_BE_DOWN, "removed");
+	/* writes stop reaching it: a restart must not take it as filled */
+	km_journal_ring_gone(km_d.be[id].name);
 	km_journal_clear(id);
 	km_journal_name(id, NULL);
 	free(km_d.be[id].stale);

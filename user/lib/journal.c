@@ -604,7 +604,8 @@ static void km_jf_write_ring(FILE *f)
 
 	fprintf(f, "R %u", km_jf.ring.replicas);
 	for (i = 0; i < km_jf.ring.n; i++)
-		fprintf(f, " %s", km_jf.ring.names[i]);
+		fprintf(f, " %s%s", km_jf.ring.gone[i] ? "-" : "",
+			km_jf.ring.names[i]);
 	fputc('\n', f);
 }
 
@@ -708,7 +709,11 @@ static int km_jf_load_ring(char *words)
 	if (*end)
 		return -EINVAL;
 	while ((w = strtok_r(NULL, " ", &save))) {
-		if (r.n == KM_MAX_BACKENDS || strlen(w) >= KM_JF_NAME)
+		if (r.n == KM_MAX_BACKENDS)
+			return -EINVAL;
+		r.gone[r.n] = *w == '-';
+		w += r.gone[r.n];
+		if (!*w || strlen(w) >= KM_JF_NAME)
 			return -EINVAL;
 		snprintf(r.names[r.n++], KM_JF_NAME, "%s", w);
 	}
@@ -846,9 +851,34 @@ static bool km_jf_same_ring(const struct km_journal_ring *a,
 	if (a->replicas != b->replicas || a->n != b->n)
 		return false;
 	for (i = 0; i < a->n; i++)
-		if (strcmp(a->names[i], b->names[i]))
+		if (strcmp(a->names[i], b->names[i]) ||
+		    a->gone[i] != b->gone[i])
 			return false;
 	return true;
+}
+
+/* Lock held: the ring recorded changed, into the file with it. */
+static void km_jf_ring_changed_locked(void)
+{
+	if (!km_jf.f)
+		return;
+	km_jf_write_ring(km_jf.f);
+	if (fflush(km_jf.f))
+		km_err("journal %s: %s\n", km_jf.path, strerror(errno));
+}
+
+void km_journal_ring_gone(const char *name)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&km_jf.lock);
+	for (i = 0; km_jf.ring_known && i < km_jf.ring.n; i++) {
+		if (strcmp(km_jf.ring.names[i], name) || km_jf.ring.gone[i])
+			continue;
+		km_jf.ring.gone[i] = true;
+		km_jf_ring_changed_locked();
+	}
+	pthread_mutex_unlock(&km_jf.lock);
 }
 
 void km_journal_set_ring(const struct km_journal_ring *r)
@@ -857,12 +887,7 @@ void km_journal_set_ring(const struct km_journal_ring *r)
 	if (!km_jf.ring_known || !km_jf_same_ring(&km_jf.ring, r)) {
 		km_jf.ring = *r;
 		km_jf.ring_known = true;
-		if (km_jf.f) {
-			km_jf_write_ring(km_jf.f);
-			if (fflush(km_jf.f))
-				km_err("journal %s: %s\n", km_jf.path,
-				       strerror(errno));
-		}
+		km_jf_ring_changed_locked();
 	}
 	pthread_mutex_unlock(&km_jf.lock);
 }

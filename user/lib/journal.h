@@ -138,10 +138,17 @@ unsigned int km_journal_drain(__u8 be);
 struct km_journal_ring {
 	unsigned int replicas, n;
 	char names[KM_MAX_BACKENDS][KM_JOURNAL_NAME];
+	/*
+	 * Removed since the ring was recorded: it took no write since, so
+	 * it is filled for none of its slots if it comes back ("-NAME").
+	 */
+	bool gone[KM_MAX_BACKENDS];
 };
 
 /* Record r, unless it is the one recorded already. */
 void km_journal_set_ring(const struct km_journal_ring *r);
+/* Backend name was removed: mark it gone in the ring recorded. */
+void km_journal_ring_gone(const char *name);
 /* The one recorded last (loaded from the file, or set): false if none. */
 bool km_journal_ring(struct km_journal_ring *r);
 
