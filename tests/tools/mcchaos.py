@@ -216,7 +216,11 @@ class Lab:
                 if not r:
                     break
                 buf += r
-            return [r["name"].split(":")[0] for r in json.loads(buf)["replicas"]]
+            # a leaving replica is purged when the handoff ends: it does
+            # not keep what it took
+            return [r["name"].split(":")[0]
+                    for r in json.loads(buf)["replicas"]
+                    if not r.get("leaving")]
         finally:
             s.close()
 

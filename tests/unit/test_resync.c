@@ -492,6 +492,56 @@ static void test_newer_writes_win(void **state)
 	}
 }
 
+static bool owes_first_key(__u8 source, const char *key, size_t len)
+{
+	char k0[64];
+
+	(void)source;
+	key_name(k0, sizeof(k0), 0);
+	return len == strlen(k0) && !memcmp(key, k0, len);
+}
+
+/*
+ * A replay never deletes a key that only replicas owing it hold (two
+ * replays would delete each other's only copy): the target's copy stays;
+ * a key a clean replica holds is replaced as before.
+ */
+static void test_replay_keeps_ambiguous_keys(void **state)
+{
+	struct km_resync_opts o;
+	struct km_resync_progress p;
+	struct km_jkey keys[2];
+	char k[2][64], req[128];
+	struct item it;
+	int i;
+
+	(void)state;
+	flush_all();
+	build_ring(3);
+	load(2, 50, 0); /* on every replica, the target too */
+	for (i = 0; i < 2; i++) {
+		key_name(k[i], sizeof(k[i]), i);
+		snprintf(req, sizeof(req), "set %s 7 0 3\r\nold\r\n", k[i]);
+		mc_cmd(&mcs[1], req, "\r\n");
+		keys[i].key = k[i];
+		keys[i].len = strlen(k[i]);
+	}
+	opts_for(&o, 2);
+	o.replay = true;
+	o.keys = keys;
+	o.nr_keys = 2;
+	o.source_owes = owes_first_key;
+	assert_int_equal(run(&o, &p), KM_RS_DONE);
+	assert_int_equal(p.ambiguous, 1);
+	assert_int_equal(p.copied, 1);
+	mc_get(&mcs[1], k[0], &it);
+	assert_true(it.found);
+	assert_string_equal(it.val, "old");
+	mc_get(&mcs[1], k[1], &it);
+	assert_true(it.found);
+	assert_string_not_equal(it.val, "old");
+}
+
 struct kill_ctx {
 	int batches;
 	int kill_at;
@@ -666,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_uri_decode_and_ttl),
 		cmocka_unit_test(test_copies_target_keys_only),
 		cmocka_unit_test(test_newer_writes_win),
+		cmocka_unit_test(test_replay_keeps_ambiguous_keys),
 		cmocka_unit_test(test_source_dies_midway),
 		cmocka_unit_test(test_all_sources_die),
 		cmocka_unit_test(test_delete_during_resync),

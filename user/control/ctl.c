@@ -397,17 +397,22 @@ static void km_cmd_ring(FILE *out, const char *key)
 		__u8 id = s->be[i];
 		char name[KM_NAME_MAX];
 		int readable = km_be_readable(id);
+		bool leaving;
 
 		pthread_mutex_lock(&km_d.lock);
 		snprintf(name, sizeof(name), "%s", km_d.be[id].name);
+		/* in the slot until the handoff ends, then purged */
+		leaving = km_slot_bit(km_d.be[id].leaving, slot);
 		pthread_mutex_unlock(&km_d.lock);
 		if (readable && !read_from)
 			read_from = id;
 		fprintf(out, "%s{\"id\":%u,\"name\":", i ? "," : "", id);
 		km_json_cstr(out, name);
-		fprintf(out, ",\"state\":\"%s\",\"readable\":%s}",
+		fprintf(out,
+			",\"state\":\"%s\",\"readable\":%s,\"leaving\":%s}",
 			km_backend_state_name(km_d.be[id].kb.state),
-			readable ? "true" : "false");
+			readable ? "true" : "false",
+			leaving ? "true" : "false");
 	}
 	fprintf(out, "],\"read_from\":%d,\"kernel\":", read_from);
 	if (kernel && !km_pinned_slot(&pin, slot, &ks)) {

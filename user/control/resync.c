@@ -1178,6 +1178,49 @@ static int km_purge_target(struct km_resync *rs, struct km_conn *dst)
 }
 
 /*
+ * May a replay key be replaced on the target: some live replica of its
+ * slot holds it without owing it?  Else the target's copy is as good as
+ * any, and stays (counted).
+ */
+static bool km_replay_has_clean_source(struct km_resync *rs,
+				       const struct km_jkey *k)
+{
+	const struct km_slot *slot =
+		&rs->o.ring->slots[km_ring_slot_of(k->key, k->len)];
+	unsigned int i;
+	__u8 id;
+
+	if (!rs->o.source_owes)
+		return true;
+	for (i = 0; i < rs->o.nr_sources; i++) {
+		id = rs->o.sources[i].id;
+		if (km_slot_has(slot, id) && !rs->dead[id] &&
+		    !rs->o.source_owes(id, k->key, k->len))
+			return true;
+	}
+	return false;
+}
+
+/* The keys no clean source holds: done before anything starts. */
+static int km_replay_keep_ambiguous(struct km_resync *rs)
+{
+	size_t i;
+	int err = 0;
+
+	for (i = 0; i < rs->o.nr_keys && !err; i++) {
+		const struct km_jkey *k = &rs->o.keys[i];
+
+		if (km_replay_has_clean_source(rs, k))
+			continue;
+		err = km_keyset_add(&rs->done, km_key_hash64(k->key, k->len));
+		pthread_mutex_lock(&rs->lock);
+		rs->p.ambiguous++;
+		pthread_mutex_unlock(&rs->lock);
+	}
+	return err;
+}
+
+/*
  * Before any copy: flush the target if asked, and delete every replay key
  * from it, so that a stale copy cannot survive (a copy is an add).  A
  * client write that lands meanwhile is newer than anything we copy: the
@@ -1191,11 +1234,19 @@ static int km_replay_prepare(struct km_resync *rs, struct km_conn *dst)
 
 	if (rs->o.flush_first)
 		err = km_flush_once(rs, dst);
+	else
+		err = km_replay_keep_ambiguous(rs);
 	while (!err && i < rs->o.nr_keys) {
 		out.len = 0;
-		for (; i < rs->o.nr_keys && out.len < 64 * 1024 && !err; i++)
-			err = km_add_key_line(&out, "md ", rs->o.keys[i].key,
-					      rs->o.keys[i].len, " q\r\n");
+		for (; i < rs->o.nr_keys && out.len < 64 * 1024 && !err; i++) {
+			const struct km_jkey *k = &rs->o.keys[i];
+
+			if (km_keyset_has(&rs->done,
+					  km_key_hash64(k->key, k->len)))
+				continue; /* kept: km_replay_keep_ambiguous */
+			err = km_add_key_line(&out, "md ", k->key, k->len,
+					      " q\r\n");
+		}
 		if (!err)
 			err = km_buf_add(&out, "mn\r\n", 4);
 		if (!err)

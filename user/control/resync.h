@@ -87,6 +87,14 @@ struct km_resync_opts {
 	 * thread.
 	 */
 	void (*on_owed)(__u8 target, const char *key, size_t len);
+	/*
+	 * Replay: does source owe key itself (its copy may be older, or
+	 * gone under its own replay)?  A key that no live replica holds
+	 * without owing it is left as it is on the target, neither deleted
+	 * nor copied (ambiguous): two replays must never delete each
+	 * other's only copy.  NULL: no source owes anything.
+	 */
+	bool (*source_owes)(__u8 source, const char *key, size_t len);
 	/* after a batch's values are fetched, before they are written */
 	void (*on_fetched)(struct km_resync *rs, void *arg);
 	/* after each batch, from the resync thread (progress, tests) */
@@ -109,6 +117,7 @@ struct km_resync_progress {
 	__u64 undone;	       /* deleted again: the source lost it meanwhile */
 	__u64 failed;	       /* the target refused to store */
 	__u64 dropped;	       /* replay: keys no live replica holds */
+	__u64 ambiguous;       /* replay: every live replica owes it: kept */
 	__u64 purged;	       /* its own copies of joined slots: deleted */
 	bool flush_skipped;    /* another kmagentd had just flushed it */
 	__u64 total_est;       /* estimate of matched at the end */

@@ -418,6 +418,7 @@ static void km_rsd_start_from(__u8 id, struct km_rsd_slot *s,
 	o.ring = src_ring ? src_ring : ring;
 	o.target_id = id;
 	o.on_owed = km_rsd_owed;
+	o.source_owes = km_journal_owes;
 	km_rsd_sources(&o, id);
 	if (manual && journal && !o.nr_sources)
 		return; /* nothing to copy its missed keys from yet */
@@ -552,6 +553,10 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 		(unsigned long long)p.existed, (unsigned long long)p.missing,
 		(unsigned long long)p.purged, p.elapsed, p.rate,
 		p.error[0] ? ": " : "", p.error);
+	if (p.ambiguous)
+		km_warn("resync of %s: %llu replayed keys kept as they are: "
+			"every live replica owes them too\n",
+			v->name, (unsigned long long)p.ambiguous);
 	if (st == KM_RS_DONE) {
 		free(s->purge);
 		s->purge = NULL;
