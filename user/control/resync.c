@@ -1177,45 +1177,81 @@ static int km_purge_target(struct km_resync *rs, struct km_conn *dst)
 	return err;
 }
 
+/* Is backend id a live source of this resync? */
+static bool km_live_source(const struct km_resync *rs, __u8 id)
+{
+	unsigned int i;
+
+	for (i = 0; i < rs->o.nr_sources; i++)
+		if (rs->o.sources[i].id == id)
+			return !rs->dead[i];
+	return false;
+}
+
 /*
  * May a replay key be replaced on the target: some live replica of its
- * slot holds it without owing it?  Else the target's copy is as good as
- * any, and stays (counted).
+ * slot holds it without owing it?
  */
-static bool km_replay_has_clean_source(struct km_resync *rs,
+static bool km_replay_has_clean_source(const struct km_resync *rs,
+				       const struct km_slot *slot,
 				       const struct km_jkey *k)
 {
-	const struct km_slot *slot =
-		&rs->o.ring->slots[km_ring_slot_of(k->key, k->len)];
 	unsigned int i;
-	__u8 id;
 
 	if (!rs->o.source_owes)
 		return true;
-	for (i = 0; i < rs->o.nr_sources; i++) {
-		id = rs->o.sources[i].id;
-		if (km_slot_has(slot, id) && !rs->dead[id] &&
-		    !rs->o.source_owes(id, k->key, k->len))
+	for (i = 0; i < slot->nr && i < KM_MAX_REPLICAS; i++)
+		if (slot->be[i] != rs->o.target_id &&
+		    km_live_source(rs, slot->be[i]) &&
+		    !rs->o.source_owes(slot->be[i], k->key, k->len))
 			return true;
-	}
 	return false;
+}
+
+/*
+ * Every live replica of its slot owes the key: no copy is known good, and
+ * none is deleted.  The first of them in the slot keeps its copy and is
+ * taken as right (counted: ambiguous); the others keep owing the key, so
+ * that reads avoid them, and copy it from the first once it is settled.
+ */
+static bool km_replay_first_of_owing(const struct km_resync *rs,
+				     const struct km_slot *slot)
+{
+	unsigned int i;
+
+	for (i = 0; i < slot->nr && i < KM_MAX_REPLICAS; i++) {
+		if (slot->be[i] == rs->o.target_id)
+			return true;
+		if (km_live_source(rs, slot->be[i]))
+			return false;
+	}
+	return true;
 }
 
 /* The keys no clean source holds: done before anything starts. */
 static int km_replay_keep_ambiguous(struct km_resync *rs)
 {
+	const struct km_slot *slot;
 	size_t i;
 	int err = 0;
 
 	for (i = 0; i < rs->o.nr_keys && !err; i++) {
 		const struct km_jkey *k = &rs->o.keys[i];
 
-		if (km_replay_has_clean_source(rs, k))
+		slot = &rs->o.ring->slots[km_ring_slot_of(k->key, k->len)];
+		if (km_replay_has_clean_source(rs, slot, k))
 			continue;
 		err = km_keyset_add(&rs->done, km_key_hash64(k->key, k->len));
+		if (err)
+			break;
 		pthread_mutex_lock(&rs->lock);
-		rs->p.ambiguous++;
+		if (km_replay_first_of_owing(rs, slot))
+			rs->p.ambiguous++;
+		else
+			rs->p.deferred++;
 		pthread_mutex_unlock(&rs->lock);
+		if (!km_replay_first_of_owing(rs, slot) && rs->o.on_owed)
+			rs->o.on_owed(rs->o.target_id, k->key, k->len);
 	}
 	return err;
 }

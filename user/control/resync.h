@@ -91,8 +91,10 @@ struct km_resync_opts {
 	 * Replay: does source owe key itself (its copy may be older, or
 	 * gone under its own replay)?  A key that no live replica holds
 	 * without owing it is left as it is on the target, neither deleted
-	 * nor copied (ambiguous): two replays must never delete each
-	 * other's only copy.  NULL: no source owes anything.
+	 * nor copied: two replays must never delete each other's only
+	 * copy.  The first such replica in the slot keeps its copy as right
+	 * (ambiguous); the others keep owing the key (on_owed: deferred).
+	 * NULL: no source owes anything.
 	 */
 	bool (*source_owes)(__u8 source, const char *key, size_t len);
 	/* after a batch's values are fetched, before they are written */
@@ -118,6 +120,7 @@ struct km_resync_progress {
 	__u64 failed;	       /* the target refused to store */
 	__u64 dropped;	       /* replay: keys no live replica holds */
 	__u64 ambiguous;       /* replay: every live replica owes it: kept */
+	__u64 deferred;	       /* ... and one before us in the slot: owed */
 	__u64 purged;	       /* its own copies of joined slots: deleted */
 	bool flush_skipped;    /* another kmagentd had just flushed it */
 	__u64 total_est;       /* estimate of matched at the end */

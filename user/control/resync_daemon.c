@@ -553,10 +553,13 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 		(unsigned long long)p.existed, (unsigned long long)p.missing,
 		(unsigned long long)p.purged, p.elapsed, p.rate,
 		p.error[0] ? ": " : "", p.error);
-	if (p.ambiguous)
-		km_warn("resync of %s: %llu replayed keys kept as they are: "
-			"every live replica owes them too\n",
-			v->name, (unsigned long long)p.ambiguous);
+	if (p.ambiguous || p.deferred)
+		km_warn("resync of %s: every live replica owes %llu replayed "
+			"keys too: %llu kept as they are, %llu left owed until "
+			"a replica before it is settled\n",
+			v->name, (unsigned long long)(p.ambiguous + p.deferred),
+			(unsigned long long)p.ambiguous,
+			(unsigned long long)p.deferred);
 	if (st == KM_RS_DONE) {
 		free(s->purge);
 		s->purge = NULL;
