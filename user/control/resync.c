@@ -941,6 +941,27 @@ static int km_dump_once(struct km_pass *ps, unsigned int src_idx)
 
 /* ---- replay: a list of keys instead of a dump ------------------------- */
 
+/*
+ * The source of k's slot owes k itself: its copy may be older than what
+ * the target missed.  Not copied now: the target keeps owing k (reads
+ * avoid it), and a later replay copies it once a source is settled.
+ */
+static bool km_replay_source_owes(struct km_resync *rs, unsigned int src_idx,
+				  const struct km_jkey *k)
+{
+	if (!rs->o.source_owes ||
+	    !rs->o.source_owes(rs->o.sources[src_idx].id, k->key, k->len))
+		return false;
+	if (km_keyset_add(&rs->done, km_key_hash64(k->key, k->len)))
+		return false; /* no memory: copied as before */
+	pthread_mutex_lock(&rs->lock);
+	rs->p.deferred++;
+	pthread_mutex_unlock(&rs->lock);
+	if (rs->o.on_owed)
+		rs->o.on_owed(rs->o.target_id, k->key, k->len);
+	return true;
+}
+
 /* The replay keys this source holds (their slot is its), in batches. */
 static int km_replay_feed(struct km_pass *ps, unsigned int src_idx)
 {
@@ -953,6 +974,8 @@ static int km_replay_feed(struct km_pass *ps, unsigned int src_idx)
 
 		if (rs->owner[km_ring_slot_of(k->key, k->len)] != src_idx ||
 		    km_keyset_has(&rs->done, km_key_hash64(k->key, k->len)))
+			continue;
+		if (km_replay_source_owes(rs, src_idx, k))
 			continue;
 		err = km_batch_add(ps->cur, k->key, k->len);
 		if (!err && ps->cur->n >= rs->o.batch)

@@ -84,21 +84,31 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
-/* Sources: every UP backend but the target, in id order. */
+/*
+ * Sources: every UP backend but the target; first those that owe no
+ * write (a slot is copied from its first source), then the others.
+ */
 static void km_rsd_sources(struct km_resync_opts *o, __u8 target)
 {
-	unsigned int id;
+	unsigned int id, pass;
+	bool clean;
 
 	pthread_mutex_lock(&km_d.lock);
 	o->target = km_d.be[target].addr;
-	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		const struct km_backend_info *b = &km_d.be[id];
+	for (pass = 0; pass < 2; pass++) {
+		for (id = 1; id < KM_MAX_BACKENDS; id++) {
+			const struct km_backend_info *b = &km_d.be[id];
 
-		if (id == target || !b->id || b->kb.state != KM_BE_UP)
-			continue;
-		o->sources[o->nr_sources].id = id;
-		o->sources[o->nr_sources].addr = b->addr;
-		o->nr_sources++;
+			if (id == target || !b->id || b->kb.state != KM_BE_UP)
+				continue;
+			clean = km_journal_settled(id) &&
+				!(b->kb.flags & KM_BE_F_NO_WRITES);
+			if (clean != !pass)
+				continue;
+			o->sources[o->nr_sources].id = id;
+			o->sources[o->nr_sources].addr = b->addr;
+			o->nr_sources++;
+		}
 	}
 	pthread_mutex_unlock(&km_d.lock);
 }
