@@ -161,7 +161,7 @@ static int km_daemon_swap_ring_locked(bool handoff)
 	ring = malloc(sizeof(*ring));
 	if (!ring)
 		return -ENOMEM;
-	err = km_ring_build(ring, m, n, km_d.cfg.replicas);
+	err = km_ring_build(ring, m, n, KM_LIVE(replicas));
 	if (err) {
 		free(ring);
 		return err;
@@ -217,7 +217,7 @@ static bool km_handoff_pending_locked(void)
  */
 static void km_daemon_note_settled_locked(void)
 {
-	struct km_journal_ring r = {.replicas = km_d.cfg.replicas};
+	struct km_journal_ring r = {.replicas = KM_LIVE(replicas)};
 	unsigned int id;
 
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {

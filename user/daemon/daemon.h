@@ -183,6 +183,16 @@ extern struct km_daemon km_d;
 #define KM_ADD(field, n) __atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
 #define KM_LOAD(field)	 __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
+/*
+ * The settings a reload changes in a running daemon (km_reload_live):
+ * written with KM_LIVE_SET under km_d.lock, read with KM_LIVE by any
+ * thread, lock held or not.  Each is one scalar on its own; no reader
+ * needs two of them to agree, so relaxed atomics are enough.
+ */
+#define KM_LIVE(field) __atomic_load_n(&km_d.cfg.field, __ATOMIC_RELAXED)
+#define KM_LIVE_SET(field, v)                                                  \
+	__atomic_store_n(&km_d.cfg.field, (v), __ATOMIC_RELAXED)
+
 /* Set up the table from cfg (backends get ids 1..n, state UP) and ring. */
 int km_daemon_init(const struct km_cfg *cfg);
 void km_daemon_fini(void);

@@ -217,7 +217,7 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 	    (n2 && km_buf_append(&bc->out, d2, n2)) ||
 	    (op->kind == KM_RK_QUIET && km_buf_append(&bc->out, "mn\r\n", 4)))
 		goto fail;
-	op->deadline = w->now + km_d.cfg.timeout_ms;
+	op->deadline = w->now + KM_LIVE(timeout_ms);
 	op->next = NULL;
 	if (bc->tail)
 		bc->tail->next = op;
@@ -366,7 +366,7 @@ static void km_bconn_timeout(struct km_worker *w, struct km_bconn *bc)
 		km_bconn_read(w, bc);
 	if (!bc->head || bc->head->deadline > w->now)
 		return;
-	if (w->now - bc->last_rx < (uint64_t)km_d.cfg.timeout_ms)
+	if (w->now - bc->last_rx < (uint64_t)KM_LIVE(timeout_ms))
 		km_bconn_fail(w, bc, "timeout while sending",
 			      KM_BF_TIMEOUT | KM_BF_BUSY);
 	else

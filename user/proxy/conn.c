@@ -71,14 +71,14 @@ static int km_total_over(const struct km_conn *c)
 {
 	size_t total = __atomic_load_n(&km_claimed, __ATOMIC_RELAXED);
 
-	return total - c->claimed + km_conn_claim(c) >= km_d.cfg.reply_memory;
+	return total - c->claimed + km_conn_claim(c) >= KM_LIVE(reply_memory);
 }
 
 int km_conn_has_room(const struct km_conn *c)
 {
 	size_t claim = km_conn_claim(c);
 
-	return claim < km_d.cfg.conn_buffer &&
+	return claim < KM_LIVE(conn_buffer) &&
 	       (claim == 0 || !km_total_over(c));
 }
 
@@ -90,7 +90,7 @@ unsigned int km_conn_key_room(const struct km_conn *c, int head)
 		return 1;
 	/* the head's window waits for the client only, not for the
 	 * replies of the requests queued behind it */
-	return km_window_keys(km_d.cfg.conn_buffer,
+	return km_window_keys(KM_LIVE(conn_buffer),
 			      head ? km_buf_used(&c->out)
 				   : km_conn_held(c) +
 					      (size_t)c->ukeys * c->est,

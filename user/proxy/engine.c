@@ -1314,7 +1314,7 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 				auth ? auth : km_mg_touch_pick(r, first_ok));
 		return;
 	}
-	switch (km_d.cfg.write_policy) {
+	switch (KM_LIVE(write_policy)) {
 	case KM_WP_WORST:
 		for (i = 0; i < r->nreps; i++)
 			if (!pick || r->reps[i].cls > pick->cls)
@@ -1347,7 +1347,7 @@ static void km_write_op_done(struct km_worker *w, struct km_op *op,
 		if (wr->cls == KM_RC_SERVER)
 			KM_INC(km_d.be[op->be].c.errors);
 	}
-	if (!r->answered && km_d.cfg.write_policy == KM_WP_FIRST &&
+	if (!r->answered && KM_LIVE(write_policy) == KM_WP_FIRST &&
 	    km_wrep_usable(wr) && r->cmd != KM_CMD_MG)
 		km_write_answer(w, r, wr);
 	/* the last op out, once dispatch is over */
@@ -1589,7 +1589,7 @@ static void km_stats_finish(struct km_worker *w, struct km_req *r)
 			km_agg_add(&agg, km_buf_data(&r->reps[i].reply),
 				   km_buf_used(&r->reps[i].reply));
 	r->res.off = r->res.len = 0;
-	if (km_agg_emit(&agg, nr, km_d.cfg.replicas, &r->res))
+	if (km_agg_emit(&agg, nr, KM_LIVE(replicas), &r->res))
 		r->res.off = r->res.len = 0;
 	km_req_answered(w, r);
 }
