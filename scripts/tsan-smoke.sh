@@ -12,11 +12,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 bin=$root/build-tsan/kmagentd
 [ -x "$bin" ] || { echo "$bin missing (make TSAN=1 build-tsan/kmagentd)"; exit 1; }
-# 44_reload is left out until its race is fixed: km_reload_live
-# (ctl.c:602) writes km_d.cfg's live settings under the lock while the
-# workers read them without it (engine.c:1317, km_write_all_done).
-# scripts/tsan-smoke.sh 44 shows it.
-[ $# -gt 0 ] || set -- 10 16 17 42 61
+[ $# -gt 0 ] || set -- 10 16 17 42 44 61
 
 dir=$(mktemp -d /tmp/kmtsan.XXXXXX) || exit 1
 trap 'rm -rf -- "$dir"' EXIT
