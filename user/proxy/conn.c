@@ -107,12 +107,7 @@ void km_worker_wake(struct km_worker *w, struct km_req *r)
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&w->seq_lock);
-	r->seq_next = NULL;
-	if (w->seq_tail)
-		w->seq_tail->seq_next = r;
-	else
-		w->seq_head = r;
-	w->seq_tail = r;
+	km_req_seq_append(&w->seq_head, &w->seq_tail, r);
 	pthread_mutex_unlock(&w->seq_lock);
 	/* a full counter still wakes it: nothing to retry */
 	if (write(w->seq_ev.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)

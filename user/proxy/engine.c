@@ -902,12 +902,7 @@ static int km_seq_take(struct km_req *r)
 	if (mine) {
 		s->busy = 1;
 	} else {
-		r->seq_next = NULL;
-		if (s->tail)
-			s->tail->seq_next = r;
-		else
-			s->head = r;
-		s->tail = r;
+		km_req_seq_append(&s->head, &s->tail, r);
 		r->seq_waiting = 1;
 	}
 	pthread_mutex_unlock(&s->lock);
