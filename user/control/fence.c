@@ -545,7 +545,7 @@ void km_fence_round(void)
 		v[nv].id = id;
 		snprintf(v[nv].name, sizeof(v[nv].name), "%s", b->name);
 		v[nv].addr = b->addr;
-		v[nv].gen = b->gen;
+		v[nv].gen = km_backend_gen(id);
 		v[nv].reachable = b->kb.state != KM_BE_DOWN;
 		v[nv].owes = km_fence_owes_locked(b);
 		nv++;

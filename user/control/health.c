@@ -260,7 +260,7 @@ static void km_health_round(void)
 			continue;
 		}
 		sa = km_d.be[id].addr;
-		gen = km_d.be[id].gen;
+		gen = km_backend_gen(id);
 		verify = km_d.be[id].verify;
 		pthread_mutex_unlock(&km_d.lock);
 		if (gen != km_probe_gen[id] && km_probe_fd[id] >= 0) {
@@ -272,7 +272,7 @@ static void km_health_round(void)
 		err = km_probe(id, &sa, verify, &pid, &uptime, &what);
 
 		pthread_mutex_lock(&km_d.lock);
-		if (km_d.be[id].id && km_d.be[id].gen == gen) {
+		if (km_d.be[id].id && km_backend_gen(id) == gen) {
 			if (err) {
 				KM_INC(km_d.be[id].c.probes_failed);
 				km_debug("backend %s: %s: %s\n",

@@ -144,7 +144,7 @@ static int km_repair_fd(__u8 id)
 
 	pthread_mutex_lock(&km_d.lock);
 	sa = km_d.be[id].addr;
-	gen = km_d.be[id].gen;
+	gen = km_backend_gen(id);
 	pthread_mutex_unlock(&km_d.lock);
 	if (c->fd > 0 && c->gen == gen)
 		return c->fd;

@@ -34,11 +34,9 @@ const char *km_backend_state_name(enum km_backend_state st)
 static void km_backend_fill(struct km_backend_info *b, __u8 id,
 			    const char *name, const union km_addr *sa)
 {
-	unsigned int gen = b->gen + 1;
-
 	memset(b, 0, sizeof(*b));
 	b->id = id;
-	b->gen = gen;
+	__atomic_fetch_add(&km_d.be_gen[id], 1, __ATOMIC_RELEASE);
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->addr = *sa;
 	/* kb.addr is also the table's "in use" mark: never all zero */
@@ -476,7 +474,7 @@ int km_backend_remove(__u8 id)
 	km_d.be[id].has_joining = km_d.be[id].has_leaving = false;
 	km_d.be[id].id = 0;
 	memset(&km_d.be[id].kb.addr, 0, sizeof(union km_ip));
-	km_d.be[id].gen++;
+	__atomic_fetch_add(&km_d.be_gen[id], 1, __ATOMIC_RELEASE);
 	err = km_daemon_rebuild_ring_locked();
 	km_info("backend %u %s removed\n", id, km_d.be[id].name);
 out:

@@ -160,18 +160,23 @@ static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
 
 static int km_bconn_connect(struct km_worker *w, struct km_bconn *bc)
 {
-	const struct km_backend_info *b = &km_d.be[bc->be];
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
 				 .data.ptr = &bc->ev};
+	union km_addr sa;
+	unsigned int gen;
 	int fd, one = 1;
 
-	fd = socket(b->addr.sa.sa_family,
-		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* a reload may fill the slot again meanwhile (km_backend_add) */
+	pthread_mutex_lock(&km_d.lock);
+	sa = km_d.be[bc->be].addr;
+	gen = km_backend_gen(bc->be);
+	pthread_mutex_unlock(&km_d.lock);
+	fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, &b->addr.sa, km_addr_len(&b->addr)) &&
-	    errno != EINPROGRESS) {
+	if (connect(fd, &sa.sa, km_addr_len(&sa)) && errno != EINPROGRESS) {
 		int err = -errno;
 
 		close(fd);
@@ -185,7 +190,7 @@ static int km_bconn_connect(struct km_worker *w, struct km_bconn *bc)
 	}
 	bc->ev.fd = fd;
 	bc->connecting = 1;
-	bc->gen = b->gen;
+	bc->gen = gen;
 	bc->last_rx = w->now;
 	return 0;
 }
@@ -208,7 +213,7 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 
 	if (!bc)
 		goto fail;
-	if (bc->ev.fd >= 0 && bc->gen != km_d.be[op->be].gen)
+	if (bc->ev.fd >= 0 && bc->gen != km_backend_gen(op->be))
 		km_bconn_fail(w, bc, "backend replaced", KM_BF_LATER);
 	if (bc->ev.fd < 0) {
 		if (w->now < bc->retry_at)
