@@ -502,6 +502,20 @@ lab_cleanup()
 	exit $rc
 }
 
+# lab_san_kmagentd: the test's kmagentd is build-san/kmagentd (ASan,
+# UBSan; make SAN=1 build-san/kmagentd), which halts on the first report,
+# leaks included
+lab_san_kmagentd()
+{
+	LAB_KMAGENTD=$LAB_ROOT/build-san/kmagentd
+	[ -x "$LAB_KMAGENTD" ] || {
+		echo "not ok - $LAB_KMAGENTD missing (make SAN=1 build-san/kmagentd)"
+		exit 1
+	}
+	export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+}
+
 # lab_two_backends [--tap]: memcached m1 (198.18.0.1) and m2 (.2), host p
 # (.4) for kmagentd, client c (.10); sets M1 M2 (port 11211) and P (p, port
 # 11210).  --tap: m2's memcached listens on its loopback, behind
