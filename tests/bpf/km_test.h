@@ -115,40 +115,49 @@ static inline km_t_iphdr *km_t_ip(struct km_t_frame *f)
 	return (km_t_iphdr *)(f->buf + f->l2);
 }
 
-static inline km_t_udphdr *km_t_udp(struct km_t_frame *f)
-{
-	return (km_t_udphdr *)(f->buf + f->l2 + sizeof(struct iphdr));
-}
+/*
+ * The views of f's UDP datagram behind l3 bytes of IP header, for IPv4
+ * (km_t_udp, km_t_mc, km_t_payload, km_t_payload_len) and IPv6 (the same
+ * names ending in 6, below).
+ */
+#define KM_T_UDP_VIEWS(sfx, l3)                                                \
+	static inline km_t_udphdr *km_t_udp##sfx(struct km_t_frame *f)         \
+	{                                                                      \
+		return (km_t_udphdr *)(f->buf + f->l2 + (l3));                 \
+	}                                                                      \
+	static inline km_t_mchdr *km_t_mc##sfx(struct km_t_frame *f)           \
+	{                                                                      \
+		return (km_t_mchdr *)(km_t_udp##sfx(f) + 1);                   \
+	}                                                                      \
+	static inline char *km_t_payload##sfx(struct km_t_frame *f)            \
+	{                                                                      \
+		return (char *)(km_t_mc##sfx(f) + 1);                          \
+	}                                                                      \
+	static inline __u32 km_t_payload_len##sfx(struct km_t_frame *f)        \
+	{                                                                      \
+		return ntohs(km_t_udp##sfx(f)->len) - 16;                      \
+	}
 
-static inline km_t_mchdr *km_t_mc(struct km_t_frame *f)
-{
-	return (km_t_mchdr *)(km_t_udp(f) + 1);
-}
+KM_T_UDP_VIEWS(, sizeof(struct iphdr))
 
-static inline char *km_t_payload(struct km_t_frame *f)
+/* The UDP checksum of udp, its pseudo-header's addresses at addrs. */
+static inline __u16 km_t_udp_sum(const km_t_udphdr *udp, const void *addrs,
+				 size_t alen)
 {
-	return (char *)(km_t_mc(f) + 1);
-}
+	__u16 ulen = ntohs(udp->len);
+	__u32 sum = km_t_sum(addrs, alen, 0);
 
-static inline __u32 km_t_payload_len(struct km_t_frame *f)
-{
-	return ntohs(km_t_udp(f)->len) - 16;
+	sum += IPPROTO_UDP + ulen;
+	sum = km_t_sum(udp, ulen, sum);
+	return (__u16)~km_t_fold(sum);
 }
 
 /* Checksum of the UDP datagram as it lies in f, 0 when it is right. */
 static inline __u16 km_t_udp_verify(struct km_t_frame *f)
 {
-	km_t_iphdr *ip = km_t_ip(f);
-	km_t_udphdr *udp = km_t_udp(f);
-	__u16 ulen = ntohs(udp->len);
-	__u32 sum = 0;
-
-	if (!udp->check)
+	if (!km_t_udp(f)->check)
 		return 0xdead; /* we never send "no checksum" here */
-	sum = km_t_sum(&ip->saddr, 8, sum);
-	sum += IPPROTO_UDP + ulen;
-	sum = km_t_sum(udp, ulen, sum);
-	return (__u16)~km_t_fold(sum);
+	return km_t_udp_sum(km_t_udp(f), &km_t_ip(f)->saddr, 8);
 }
 
 static inline __u16 km_t_ip_verify(struct km_t_frame *f)
@@ -160,14 +169,10 @@ static inline void km_t_udp_fix(struct km_t_frame *f)
 {
 	km_t_iphdr *ip = km_t_ip(f);
 	km_t_udphdr *udp = km_t_udp(f);
-	__u16 ulen = ntohs(udp->len), c;
-	__u32 sum = 0;
+	__u16 c;
 
 	udp->check = 0;
-	sum = km_t_sum(&ip->saddr, 8, sum);
-	sum += IPPROTO_UDP + ulen;
-	sum = km_t_sum(udp, ulen, sum);
-	c = ~km_t_fold(sum);
+	c = km_t_udp_sum(udp, &ip->saddr, 8);
 	udp->check = htons(c ? c : 0xffff);
 	ip->check = 0;
 	ip->check = htons(~km_t_fold(km_t_sum(ip, sizeof(*ip), 0)));
@@ -275,38 +280,12 @@ static inline km_t_ip6hdr *km_t_ip6(struct km_t_frame *f)
 	return (km_t_ip6hdr *)(f->buf + f->l2);
 }
 
-static inline km_t_udphdr *km_t_udp6(struct km_t_frame *f)
-{
-	return (km_t_udphdr *)(f->buf + f->l2 + sizeof(struct ipv6hdr));
-}
-
-static inline km_t_mchdr *km_t_mc6(struct km_t_frame *f)
-{
-	return (km_t_mchdr *)(km_t_udp6(f) + 1);
-}
-
-static inline char *km_t_payload6(struct km_t_frame *f)
-{
-	return (char *)(km_t_mc6(f) + 1);
-}
-
-static inline __u32 km_t_payload_len6(struct km_t_frame *f)
-{
-	return ntohs(km_t_udp6(f)->len) - 16;
-}
+KM_T_UDP_VIEWS(6, sizeof(struct ipv6hdr))
 
 /* The UDP checksum over the IPv6 pseudo-header as the frame has it. */
 static inline __u16 km_t_udp6_sum(struct km_t_frame *f)
 {
-	km_t_ip6hdr *ip6 = km_t_ip6(f);
-	km_t_udphdr *udp = km_t_udp6(f);
-	__u16 ulen = ntohs(udp->len);
-	__u32 sum;
-
-	sum = km_t_sum(&ip6->saddr, 32, 0);
-	sum += IPPROTO_UDP + ulen;
-	sum = km_t_sum(udp, ulen, sum);
-	return (__u16)~km_t_fold(sum);
+	return km_t_udp_sum(km_t_udp6(f), &km_t_ip6(f)->saddr, 32);
 }
 
 /* 0 when the UDP checksum is right (and not "none": invalid in IPv6). */
