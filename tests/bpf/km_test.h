@@ -582,4 +582,27 @@ static inline int km_t_world(struct km_bpf **kb, struct km_ring *ring, int nbe,
 	return 0;
 }
 
+/*
+ * A table test's main: line-buffered output, one CPU (per-CPU maps, the
+ * next-hop cache and the claim window are then one, pending entries are
+ * claimed in a known order), setup, the tests, the count.  Returns the
+ * exit status; the caller then closes what setup opened.
+ */
+static inline int km_t_main(int (*setup)(void), void (*tests)(void))
+{
+	cpu_set_t one;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+	if (setup()) {
+		printf("FAIL setup\n");
+		return 1;
+	}
+	tests();
+	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);
+	return km_t_failed ? 1 : 0;
+}
+
 #endif /* KM_TEST_H */
