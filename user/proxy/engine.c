@@ -75,21 +75,26 @@ static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
 	return r;
 }
 
-static void km_req_free(struct km_worker *w, struct km_req *r)
+static void km_req_destroy(struct km_req *r)
 {
 	unsigned int i;
 
+	km_buf_free(&r->line);
+	km_buf_free(&r->data);
+	km_buf_free(&r->res);
+	km_buf_free(&r->resp);
+	for (i = 0; i < r->rcap; i++)
+		km_buf_free(&r->reps[i].reply);
+	free(r->reps);
+	free(r->keys);
+	free(r);
+}
+
+static void km_req_free(struct km_worker *w, struct km_req *r)
+{
 	if (w->nfree_reqs >= 1024 || r->resp.cap > 65536 ||
 	    r->res.cap > 65536 || r->data.cap > 65536) {
-		km_buf_free(&r->line);
-		km_buf_free(&r->data);
-		km_buf_free(&r->res);
-		km_buf_free(&r->resp);
-		for (i = 0; i < r->rcap; i++)
-			km_buf_free(&r->reps[i].reply);
-		free(r->reps);
-		free(r->keys);
-		free(r);
+		km_req_destroy(r);
 		return;
 	}
 	r->next = w->free_reqs;
@@ -131,6 +136,24 @@ void km_op_free(struct km_worker *w, struct km_op *op)
 	op->next = w->free_ops;
 	w->free_ops = op;
 	w->nfree_ops++;
+}
+
+void km_worker_free_lists(struct km_worker *w)
+{
+	struct km_req *r;
+	struct km_op *op;
+
+	while ((r = w->free_reqs)) {
+		w->free_reqs = r->next;
+		km_req_destroy(r);
+	}
+	w->nfree_reqs = 0;
+	while ((op = w->free_ops)) {
+		w->free_ops = op->next;
+		free(op->keys);
+		free(op);
+	}
+	w->nfree_ops = 0;
 }
 
 static int km_op_add_key(struct km_op *op, unsigned int k)

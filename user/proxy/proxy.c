@@ -1253,27 +1253,7 @@ void km_proxy_stop(void)
 			close(w->seq_ev.fd);
 		if (w->epfd > 0)
 			close(w->epfd);
-		while (w->free_reqs) {
-			struct km_req *r = w->free_reqs;
-
-			w->free_reqs = r->next;
-			km_buf_free(&r->line);
-			km_buf_free(&r->data);
-			km_buf_free(&r->res);
-			km_buf_free(&r->resp);
-			for (unsigned int j = 0; j < r->rcap; j++)
-				km_buf_free(&r->reps[j].reply);
-			free(r->reps);
-			free(r->keys);
-			free(r);
-		}
-		while (w->free_ops) {
-			struct km_op *op = w->free_ops;
-
-			w->free_ops = op->next;
-			free(op->keys);
-			free(op);
-		}
+		km_worker_free_lists(w);
 		while (w->free_udp) {
 			struct km_conn *c = w->free_udp;
 
