@@ -178,30 +178,54 @@ static inline void km_t_udp_fix(struct km_t_frame *f)
 	ip->check = htons(~km_t_fold(km_t_sum(ip, sizeof(*ip), 0)));
 }
 
-/* A memcached UDP datagram from src to dst; vlan 0 = untagged. */
-static inline void km_t_build(struct km_t_frame *f, const struct km_t_ep *src,
-			      const struct km_t_ep *dst, __u16 rid, __u16 seq,
-			      __u16 total, const char *payload, size_t plen,
-			      __u16 vlan)
+/* f cleared, its Ethernet header (and VLAN tag, vlan 0: none) for proto */
+static inline void km_t_build_eth(struct km_t_frame *f,
+				  const struct km_t_ep *src,
+				  const struct km_t_ep *dst, __u16 vlan,
+				  __u16 proto)
 {
 	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
-	km_t_mchdr *mc;
-	km_t_udphdr *udp;
-	km_t_iphdr *ip;
 
 	memset(f, 0, sizeof(*f));
 	memcpy(eth->h_dest, dst->mac, 6);
 	memcpy(eth->h_source, src->mac, 6);
 	f->l2 = 14;
 	if (vlan) {
-		__be16 tag[3] = {htons(ETH_P_8021Q), htons(vlan),
-				 htons(ETH_P_IP)};
+		__be16 tag[3] = {htons(ETH_P_8021Q), htons(vlan), htons(proto)};
 
 		memcpy(f->buf + 12, tag, sizeof(tag));
 		f->l2 = 18;
 	} else {
-		eth->h_proto = htons(ETH_P_IP);
+		eth->h_proto = htons(proto);
 	}
+}
+
+/* The UDP header and memcached's frame header, then the payload */
+static inline void km_t_build_udp(km_t_udphdr *udp, const struct km_t_ep *src,
+				  const struct km_t_ep *dst, __u16 rid,
+				  __u16 seq, __u16 total, const char *payload,
+				  size_t plen)
+{
+	km_t_mchdr *mc = (km_t_mchdr *)(udp + 1);
+
+	udp->source = htons(src->port);
+	udp->dest = htons(dst->port);
+	udp->len = htons(8 + 8 + plen);
+	mc->rid = htons(rid);
+	mc->seq = htons(seq);
+	mc->total = htons(total);
+	memcpy(mc + 1, payload, plen);
+}
+
+/* A memcached UDP datagram from src to dst; vlan 0 = untagged. */
+static inline void km_t_build(struct km_t_frame *f, const struct km_t_ep *src,
+			      const struct km_t_ep *dst, __u16 rid, __u16 seq,
+			      __u16 total, const char *payload, size_t plen,
+			      __u16 vlan)
+{
+	km_t_iphdr *ip;
+
+	km_t_build_eth(f, src, dst, vlan, ETH_P_IP);
 	ip = km_t_ip(f);
 	ip->version = 4;
 	ip->ihl = 5;
@@ -211,15 +235,7 @@ static inline void km_t_build(struct km_t_frame *f, const struct km_t_ep *src,
 	inet_pton(AF_INET, src->ip, &ip->saddr);
 	inet_pton(AF_INET, dst->ip, &ip->daddr);
 	ip->tot_len = htons(20 + 8 + 8 + plen);
-	udp = km_t_udp(f);
-	udp->source = htons(src->port);
-	udp->dest = htons(dst->port);
-	udp->len = htons(8 + 8 + plen);
-	mc = km_t_mc(f);
-	mc->rid = htons(rid);
-	mc->seq = htons(seq);
-	mc->total = htons(total);
-	memcpy(km_t_payload(f), payload, plen);
+	km_t_build_udp(km_t_udp(f), src, dst, rid, seq, total, payload, plen);
 	f->len = f->l2 + 20 + 8 + 8 + plen;
 	if (f->len < 60)
 		f->len = 60; /* Ethernet minimum, padded */
@@ -311,24 +327,9 @@ static inline void km_t_build6(struct km_t_frame *f, const struct km_t_ep *src,
 			       __u16 total, const char *payload, size_t plen,
 			       __u16 vlan)
 {
-	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
 	km_t_ip6hdr *ip6;
-	km_t_udphdr *udp;
-	km_t_mchdr *mc;
 
-	memset(f, 0, sizeof(*f));
-	memcpy(eth->h_dest, dst->mac, 6);
-	memcpy(eth->h_source, src->mac, 6);
-	f->l2 = 14;
-	if (vlan) {
-		__be16 tag[3] = {htons(ETH_P_8021Q), htons(vlan),
-				 htons(ETH_P_IPV6)};
-
-		memcpy(f->buf + 12, tag, sizeof(tag));
-		f->l2 = 18;
-	} else {
-		eth->h_proto = htons(ETH_P_IPV6);
-	}
+	km_t_build_eth(f, src, dst, vlan, ETH_P_IPV6);
 	ip6 = km_t_ip6(f);
 	ip6->version = 6;
 	ip6->nexthdr = IPPROTO_UDP;
@@ -336,15 +337,7 @@ static inline void km_t_build6(struct km_t_frame *f, const struct km_t_ep *src,
 	ip6->payload_len = htons(8 + 8 + plen);
 	inet_pton(AF_INET6, src->ip, &ip6->saddr);
 	inet_pton(AF_INET6, dst->ip, &ip6->daddr);
-	udp = km_t_udp6(f);
-	udp->source = htons(src->port);
-	udp->dest = htons(dst->port);
-	udp->len = ip6->payload_len;
-	mc = km_t_mc6(f);
-	mc->rid = htons(rid);
-	mc->seq = htons(seq);
-	mc->total = htons(total);
-	memcpy(km_t_payload6(f), payload, plen);
+	km_t_build_udp(km_t_udp6(f), src, dst, rid, seq, total, payload, plen);
 	f->len = f->l2 + 40 + 8 + 8 + plen;
 	km_t_udp6_fix(f);
 }
