@@ -397,46 +397,50 @@ static inline int km_t_pkt_sock(const char *ifname)
 	return fd;
 }
 
-/* Next untagged UDP frame to port dport seen on packet socket fd, in 1 s. */
-static inline int km_t_recv_udp(int fd, __u16 dport, struct km_t_frame *f)
+/* Is f an untagged UDP frame over IPv4 (v6: IPv6) to port dport? */
+static inline int km_t_is_udp_to(struct km_t_frame *f, int v6, __u16 dport)
+{
+	__be16 proto = ((km_t_ethhdr *)f->buf)->h_proto;
+
+	if (v6)
+		return proto == htons(ETH_P_IPV6) &&
+		       km_t_ip6(f)->nexthdr == IPPROTO_UDP &&
+		       ntohs(km_t_udp6(f)->dest) == dport;
+	return proto == htons(ETH_P_IP) &&
+	       km_t_ip(f)->protocol == IPPROTO_UDP &&
+	       ntohs(km_t_udp(f)->dest) == dport;
+}
+
+/*
+ * Next untagged UDP frame over IPv4 (v6: IPv6) to port dport seen on
+ * packet socket fd, in 1 s.
+ */
+static inline int km_t_recv_fam(int fd, __u16 dport, struct km_t_frame *f,
+				int v6)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	ssize_t n;
+	ssize_t min = 14 + (v6 ? 40 : 20) + 8 + 8, n;
 
 	while (poll(&p, 1, 1000) == 1) {
 		n = recv(fd, f->buf, sizeof(f->buf), 0);
-		if (n < 14 + 20 + 8 + 8)
+		if (n < min)
 			continue;
 		f->len = n;
 		f->l2 = 14;
-		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IP) ||
-		    km_t_ip(f)->protocol != IPPROTO_UDP ||
-		    ntohs(km_t_udp(f)->dest) != dport)
-			continue;
-		return 0;
+		if (km_t_is_udp_to(f, v6, dport))
+			return 0;
 	}
 	return -1;
 }
 
-/* The same for an untagged IPv6 UDP frame. */
+static inline int km_t_recv_udp(int fd, __u16 dport, struct km_t_frame *f)
+{
+	return km_t_recv_fam(fd, dport, f, 0);
+}
+
 static inline int km_t_recv_udp6(int fd, __u16 dport, struct km_t_frame *f)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	ssize_t n;
-
-	while (poll(&p, 1, 1000) == 1) {
-		n = recv(fd, f->buf, sizeof(f->buf), 0);
-		if (n < 14 + 40 + 8 + 8)
-			continue;
-		f->len = n;
-		f->l2 = 14;
-		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IPV6) ||
-		    km_t_ip6(f)->nexthdr != IPPROTO_UDP ||
-		    ntohs(km_t_udp6(f)->dest) != dport)
-			continue;
-		return 0;
-	}
-	return -1;
+	return km_t_recv_fam(fd, dport, f, 1);
 }
 
 /* Run the XDP program on f in place; returns the verdict, -1 on error. */
