@@ -76,7 +76,11 @@ static void km_help(FILE *out, const char *name, const char *type,
 	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* A gauge of one value a backend: NAME{backend="..."} val[i] */
+/*
+ * A gauge of one value a backend: NAME{backend="..."} val[i].  Callers
+ * zero val: gcc with the package's hardening flags cannot tell that n
+ * are set, and -Werror=maybe-uninitialized fails the build.
+ */
 static void km_be_gauge(FILE *out, const char *name, const char *help,
 			const struct km_be_view *v, int n, const long long *val)
 {
@@ -152,7 +156,7 @@ static void km_metrics_progs(FILE *out, const struct km_pinned *p)
 /* The kernel path sends to a backend whose replies never come back. */
 static void km_metrics_noreply(FILE *out, const struct km_be_view *v, int n)
 {
-	long long noreply[KM_MAX_BACKENDS];
+	long long noreply[KM_MAX_BACKENDS] = {0};
 	struct km_bypass_info bi;
 	unsigned int r;
 	int i;
@@ -258,7 +262,7 @@ static void km_metrics_backend_counters(FILE *out, const struct km_be_view *v,
 
 static void km_metrics_inflight(FILE *out, const struct km_be_view *v, int n)
 {
-	long long inflight[KM_MAX_BACKENDS];
+	long long inflight[KM_MAX_BACKENDS] = {0};
 	int i;
 
 	for (i = 0; i < n; i++)
@@ -271,7 +275,7 @@ static void km_metrics_inflight(FILE *out, const struct km_be_view *v, int n)
 
 static void km_metrics_journal(FILE *out, const struct km_be_view *v, int n)
 {
-	long long keys[KM_MAX_BACKENDS], lost[KM_MAX_BACKENDS];
+	long long keys[KM_MAX_BACKENDS] = {0}, lost[KM_MAX_BACKENDS] = {0};
 	struct km_journal_info j;
 	int i;
 
@@ -292,7 +296,7 @@ static void km_metrics_journal(FILE *out, const struct km_be_view *v, int n)
 
 static void km_metrics_resync(FILE *out, const struct km_be_view *v, int n)
 {
-	long long running[KM_MAX_BACKENDS];
+	long long running[KM_MAX_BACKENDS] = {0};
 	struct km_resync_progress p;
 	int i;
 
