@@ -170,7 +170,9 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(KMD_LIBS) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(KMD_LIBS) $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/bpf_%: tests/bpf/%.c $(KMD_LIBS) $(HEADERS) | $(SKELS)
+# the skeleton is in the binary: a changed BPF program rebuilds the tests
+$(BUILD)/tests/bpf_%: tests/bpf/%.c $(KMD_LIBS) $(HEADERS) $(SKELS) \
+		     $(wildcard tests/bpf/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(KMD_LIBS) $(LDLIBS) -lcmocka
 

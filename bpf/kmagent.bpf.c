@@ -81,13 +81,13 @@ static __always_inline int km_xdp_reply(struct xdp_md *ctx, struct km_pkt *p,
 					struct km_stats *st)
 {
 	void *end = (void *)(long)ctx->data_end;
-	__u32 idx = bpf_ntohs(p->frame->rid);
 	__u16 total = bpf_ntohs(p->frame->total);
 	struct km_pending *e;
+	__u32 idx;
 	__u64 ts;
 	int rc;
 
-	e = bpf_map_lookup_elem(&km_pending, &idx);
+	e = km_pending_of(p, &idx);
 	if (!e)
 		return XDP_PASS;
 	ts = e->ts;
@@ -130,15 +130,15 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 					     struct km_stats *st)
 {
 	void *end = (void *)(long)skb->data_end;
-	__u32 idx = bpf_ntohs(p->frame->rid);
 	__u16 total = bpf_ntohs(p->frame->total);
 	struct km_pending *e;
 	struct km_tc_hdr h;
 	struct km_hdrvals v;
+	__u32 idx;
 	__u64 ts;
 	int rc;
 
-	e = bpf_map_lookup_elem(&km_pending, &idx);
+	e = km_pending_of(p, &idx);
 	if (!e)
 		return TC_ACT_OK;
 	if (p->udp->dest != e->client_port ||
@@ -155,13 +155,13 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
 		return km_tc_local_write_reply(skb, p, e, idx, ts, st);
 	case KM_RC_CAPPED:
 		return TC_ACT_SHOT;
+	case KM_RC_HIT:
+		break;
 	case KM_RC_MISS:
 		rc = km_tc_refetch(skb, p, e, idx, 1, cfg, st);
 		if (rc >= 0)
 			return rc;
 		st->misses++;
-		break;
-	case KM_RC_HIT:
 		break;
 	}
 	km_tc_hdr_of(p, &h);
@@ -185,7 +185,22 @@ static __always_inline int km_tc_local_reply(struct __sk_buff *skb,
  * its filters in turn: km_tc_clone and km_tc_egress leave IPv6 frames
  * (TC_ACT_UNSPEC) to the IPv6 filters after them.  (A tail call there
  * makes the kernel refuse km_tc_clone: EINVAL once verified, on 6.18.)
+ *
+ * KM_PROG_FAMILIES(xdp, km_xdp_rx, ...) defines both programs, km_xdp_rx
+ * and km_xdp_rx6, from km_xdp_rx_fam.
  */
+#define KM_PROG_FAMILIES(sec, name, ctx_type)                                  \
+	SEC(#sec)                                                              \
+	int name(ctx_type ctx)                                                 \
+	{                                                                      \
+		return name##_fam(ctx, KM_FAM_V4);                             \
+	}                                                                      \
+	SEC(#sec)                                                              \
+	int name##6(ctx_type ctx)                                              \
+	{                                                                      \
+		return name##_fam(ctx, KM_FAM_V6);                             \
+	}
+
 static __always_inline int km_xdp_rx_fam(struct xdp_md *ctx, const __u8 fam)
 {
 	/* read once: clang would otherwise reuse one load as a plain
@@ -211,33 +226,41 @@ static __always_inline int km_xdp_rx_fam(struct xdp_md *ctx, const __u8 fam)
 	return XDP_PASS;
 }
 
-SEC("xdp")
-int km_xdp_rx(struct xdp_md *ctx)
-{
-	return km_xdp_rx_fam(ctx, KM_FAM_V4);
-}
+KM_PROG_FAMILIES(xdp, km_xdp_rx, struct xdp_md *) /* and km_xdp_rx6 */
 
-SEC("xdp")
-int km_xdp_rx6(struct xdp_md *ctx)
+/*
+ * What both tc programs do first: KM_TC_OURS with p, cfg and st set, or
+ * their verdict: TC_ACT_UNSPEC leaves an IPv6 frame to the IPv6 filter
+ * after the IPv4 one (km_tc_clone6, km_tc_egress6), TC_ACT_OK lets
+ * one that is none of ours go.
+ */
+#define KM_TC_OURS 101
+static __always_inline int km_tc_begin(struct __sk_buff *skb, struct km_pkt *p,
+				       struct km_config **cfg,
+				       struct km_stats **st, const __u8 fam)
 {
-	return km_xdp_rx_fam(ctx, KM_FAM_V6);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (fam == KM_FAM_V4 && km_l3_is_v6(data, end))
+		return TC_ACT_UNSPEC;
+	if (km_begin(data, end, p, cfg, st, fam))
+		return TC_ACT_OK;
+	return KM_TC_OURS;
 }
 
 static __always_inline int km_tc_clone_fam(struct __sk_buff *skb,
 					   const __u8 fam)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct km_config *cfg;
 	struct km_stats *st;
 	union km_ip client;
 	struct km_pkt p;
 	int rc;
 
-	if (fam == KM_FAM_V4 && km_l3_is_v6(data, end))
-		return TC_ACT_UNSPEC; /* to km_tc_clone6 */
-	if (km_begin(data, end, &p, &cfg, &st, fam))
-		return TC_ACT_OK;
+	rc = km_tc_begin(skb, &p, &cfg, &st, fam);
+	if (rc != KM_TC_OURS)
+		return rc;
 	if (p.udp->dest == bpf_htons(km_nat_port))
 		return km_tc_fallback(skb, &p, cfg, st);
 	if (p.udp->dest != bpf_htons(km_service_port) || !km_for_us(cfg, &p))
@@ -255,27 +278,16 @@ static __always_inline int km_tc_clone_fam(struct __sk_buff *skb,
 	return rc;
 }
 
-SEC("tc")
-int km_tc_clone(struct __sk_buff *skb)
-{
-	return km_tc_clone_fam(skb, KM_FAM_V4);
-}
-
-SEC("tc")
-int km_tc_clone6(struct __sk_buff *skb)
-{
-	return km_tc_clone_fam(skb, KM_FAM_V6);
-}
+KM_PROG_FAMILIES(tc, km_tc_clone, struct __sk_buff *) /* and km_tc_clone6 */
 
 /* Local backends' replies to clients, on their way out (see nat.bpf.h). */
 static __always_inline int km_tc_egress_fam(struct __sk_buff *skb,
 					    const __u8 fam)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct km_config *cfg;
 	struct km_stats *st;
 	struct km_pkt p;
+	int rc;
 
 	/* Received, not sent by a local socket: a write's clone (whose
 	 * bpf_clone_redirect runs this program), a fallback or a forwarded
@@ -283,24 +295,13 @@ static __always_inline int km_tc_egress_fam(struct __sk_buff *skb,
 	 * pending lookup, a third of a replicated write's BPF time here. */
 	if (skb->ingress_ifindex)
 		return TC_ACT_OK;
-	if (fam == KM_FAM_V4 && km_l3_is_v6(data, end))
-		return TC_ACT_UNSPEC; /* to km_tc_egress6 */
-	if (km_begin(data, end, &p, &cfg, &st, fam))
-		return TC_ACT_OK;
+	rc = km_tc_begin(skb, &p, &cfg, &st, fam);
+	if (rc != KM_TC_OURS)
+		return rc;
 	return km_tc_local_reply(skb, &p, cfg, st);
 }
 
-SEC("tc")
-int km_tc_egress(struct __sk_buff *skb)
-{
-	return km_tc_egress_fam(skb, KM_FAM_V4);
-}
-
-SEC("tc")
-int km_tc_egress6(struct __sk_buff *skb)
-{
-	return km_tc_egress_fam(skb, KM_FAM_V6);
-}
+KM_PROG_FAMILIES(tc, km_tc_egress, struct __sk_buff *) /* and km_tc_egress6 */
 
 /*
  * Never attached: kmagentd runs it (BPF_PROG_RUN, live frames) for the

@@ -206,6 +206,14 @@ static __always_inline void km_finish(struct km_pending *e, __u64 ts)
 		km_release(e, ts);
 }
 
+/* The entry a backend's reply p answers: by its request id, *idx. */
+static __always_inline struct km_pending *km_pending_of(const struct km_pkt *p,
+							__u32 *idx)
+{
+	*idx = bpf_ntohs(p->frame->rid);
+	return bpf_map_lookup_elem(&km_pending, idx);
+}
+
 /* ---- retry deadlines (KM_MAP_DEADLINE) ---- */
 
 static __always_inline __u64 *km_deadline_get(__u32 idx)

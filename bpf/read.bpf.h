@@ -329,11 +329,11 @@ static __always_inline int km_tc_fallback(struct __sk_buff *skb,
 					  struct km_stats *st)
 {
 	void *end = (void *)(long)skb->data_end;
-	__u32 idx = bpf_ntohs(p->frame->rid);
 	struct km_pending *e;
+	__u32 idx;
 	int rc;
 
-	e = bpf_map_lookup_elem(&km_pending, &idx);
+	e = km_pending_of(p, &idx);
 	if (!e || !e->ts || (e->kind != KM_PK_GET && e->kind != KM_PK_MG))
 		return TC_ACT_OK;
 	if (!km_from_backend(e->cur_be, p))

@@ -12,14 +12,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 bin=$root/build-tsan/kmagentd
 [ -x "$bin" ] || { echo "$bin missing (make TSAN=1 build-tsan/kmagentd)"; exit 1; }
-# 44_reload is left out until its race is fixed: km_reload_live
-# (ctl.c:602) writes km_d.cfg's live settings under the lock while the
-# workers read them without it (engine.c:1317, km_write_all_done).
-# scripts/tsan-smoke.sh 44 shows it.
-[ $# -gt 0 ] || set -- 10 16 17 42 61
+[ $# -gt 0 ] || set -- 10 16 17 42 44 61
 
+failed=0
 dir=$(mktemp -d /tmp/kmtsan.XXXXXX) || exit 1
-trap 'rm -rf -- "$dir"' EXIT
+# kept after a failure: the test's output, every process's log, TSan's
+trap '[ $failed -eq 0 ] && rm -rf -- "$dir"' EXIT
 # TSan maps its shadow at fixed addresses; with many random mmap bits
 # (Linux 6.x) it dies with "unexpected memory mapping": no randomization.
 # setarch execs, so the PID the lab records is kmagentd's own.
@@ -27,14 +25,14 @@ wrap=$dir/kmagentd
 printf '#!/bin/sh\nexec setarch %s -R %q "$@"\n' "$(uname -m)" "$bin" >"$wrap"
 chmod 755 "$wrap"
 
-failed=0 start=$(date +%s)
+start=$(date +%s)
 for n in "$@"; do
 	t=$(ls tests/integration/"$n"_*.sh 2>/dev/null | head -n 1)
 	[ -n "$t" ] || { echo "FAIL $n: no such test"; failed=1; continue; }
 	logs=$dir/$(basename "$t" .sh)
 	mkdir -p "$logs"
 	t0=$(date +%s)
-	LAB_KMAGENTD=$wrap \
+	LAB_KMAGENTD=$wrap LAB_KEEP_LOGS=$logs \
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$logs/tsan" \
 		timeout 300 bash "$t" >"$logs/test.log" 2>&1
 	rc=$?
@@ -53,4 +51,5 @@ for n in "$@"; do
 	done
 done
 printf '# %ds in all\n' $(($(date +%s) - start))
+[ $failed -eq 0 ] || echo "# logs kept in $dir"
 exit $failed

@@ -115,40 +115,49 @@ static inline km_t_iphdr *km_t_ip(struct km_t_frame *f)
 	return (km_t_iphdr *)(f->buf + f->l2);
 }
 
-static inline km_t_udphdr *km_t_udp(struct km_t_frame *f)
-{
-	return (km_t_udphdr *)(f->buf + f->l2 + sizeof(struct iphdr));
-}
+/*
+ * The views of f's UDP datagram behind l3 bytes of IP header, for IPv4
+ * (km_t_udp, km_t_mc, km_t_payload, km_t_payload_len) and IPv6 (the same
+ * names ending in 6, below).
+ */
+#define KM_T_UDP_VIEWS(sfx, l3)                                                \
+	static inline km_t_udphdr *km_t_udp##sfx(struct km_t_frame *f)         \
+	{                                                                      \
+		return (km_t_udphdr *)(f->buf + f->l2 + (l3));                 \
+	}                                                                      \
+	static inline km_t_mchdr *km_t_mc##sfx(struct km_t_frame *f)           \
+	{                                                                      \
+		return (km_t_mchdr *)(km_t_udp##sfx(f) + 1);                   \
+	}                                                                      \
+	static inline char *km_t_payload##sfx(struct km_t_frame *f)            \
+	{                                                                      \
+		return (char *)(km_t_mc##sfx(f) + 1);                          \
+	}                                                                      \
+	static inline __u32 km_t_payload_len##sfx(struct km_t_frame *f)        \
+	{                                                                      \
+		return ntohs(km_t_udp##sfx(f)->len) - 16;                      \
+	}
 
-static inline km_t_mchdr *km_t_mc(struct km_t_frame *f)
-{
-	return (km_t_mchdr *)(km_t_udp(f) + 1);
-}
+KM_T_UDP_VIEWS(, sizeof(struct iphdr))
 
-static inline char *km_t_payload(struct km_t_frame *f)
+/* The UDP checksum of udp, its pseudo-header's addresses at addrs. */
+static inline __u16 km_t_udp_sum(const km_t_udphdr *udp, const void *addrs,
+				 size_t alen)
 {
-	return (char *)(km_t_mc(f) + 1);
-}
+	__u16 ulen = ntohs(udp->len);
+	__u32 sum = km_t_sum(addrs, alen, 0);
 
-static inline __u32 km_t_payload_len(struct km_t_frame *f)
-{
-	return ntohs(km_t_udp(f)->len) - 16;
+	sum += IPPROTO_UDP + ulen;
+	sum = km_t_sum(udp, ulen, sum);
+	return (__u16)~km_t_fold(sum);
 }
 
 /* Checksum of the UDP datagram as it lies in f, 0 when it is right. */
 static inline __u16 km_t_udp_verify(struct km_t_frame *f)
 {
-	km_t_iphdr *ip = km_t_ip(f);
-	km_t_udphdr *udp = km_t_udp(f);
-	__u16 ulen = ntohs(udp->len);
-	__u32 sum = 0;
-
-	if (!udp->check)
+	if (!km_t_udp(f)->check)
 		return 0xdead; /* we never send "no checksum" here */
-	sum = km_t_sum(&ip->saddr, 8, sum);
-	sum += IPPROTO_UDP + ulen;
-	sum = km_t_sum(udp, ulen, sum);
-	return (__u16)~km_t_fold(sum);
+	return km_t_udp_sum(km_t_udp(f), &km_t_ip(f)->saddr, 8);
 }
 
 static inline __u16 km_t_ip_verify(struct km_t_frame *f)
@@ -160,17 +169,52 @@ static inline void km_t_udp_fix(struct km_t_frame *f)
 {
 	km_t_iphdr *ip = km_t_ip(f);
 	km_t_udphdr *udp = km_t_udp(f);
-	__u16 ulen = ntohs(udp->len), c;
-	__u32 sum = 0;
+	__u16 c;
 
 	udp->check = 0;
-	sum = km_t_sum(&ip->saddr, 8, sum);
-	sum += IPPROTO_UDP + ulen;
-	sum = km_t_sum(udp, ulen, sum);
-	c = ~km_t_fold(sum);
+	c = km_t_udp_sum(udp, &ip->saddr, 8);
 	udp->check = htons(c ? c : 0xffff);
 	ip->check = 0;
 	ip->check = htons(~km_t_fold(km_t_sum(ip, sizeof(*ip), 0)));
+}
+
+/* f cleared, its Ethernet header (and VLAN tag, vlan 0: none) for proto */
+static inline void km_t_build_eth(struct km_t_frame *f,
+				  const struct km_t_ep *src,
+				  const struct km_t_ep *dst, __u16 vlan,
+				  __u16 proto)
+{
+	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
+
+	memset(f, 0, sizeof(*f));
+	memcpy(eth->h_dest, dst->mac, 6);
+	memcpy(eth->h_source, src->mac, 6);
+	f->l2 = 14;
+	if (vlan) {
+		__be16 tag[3] = {htons(ETH_P_8021Q), htons(vlan), htons(proto)};
+
+		memcpy(f->buf + 12, tag, sizeof(tag));
+		f->l2 = 18;
+	} else {
+		eth->h_proto = htons(proto);
+	}
+}
+
+/* The UDP header and memcached's frame header, then the payload */
+static inline void km_t_build_udp(km_t_udphdr *udp, const struct km_t_ep *src,
+				  const struct km_t_ep *dst, __u16 rid,
+				  __u16 seq, __u16 total, const char *payload,
+				  size_t plen)
+{
+	km_t_mchdr *mc = (km_t_mchdr *)(udp + 1);
+
+	udp->source = htons(src->port);
+	udp->dest = htons(dst->port);
+	udp->len = htons(8 + 8 + plen);
+	mc->rid = htons(rid);
+	mc->seq = htons(seq);
+	mc->total = htons(total);
+	memcpy(mc + 1, payload, plen);
 }
 
 /* A memcached UDP datagram from src to dst; vlan 0 = untagged. */
@@ -179,24 +223,9 @@ static inline void km_t_build(struct km_t_frame *f, const struct km_t_ep *src,
 			      __u16 total, const char *payload, size_t plen,
 			      __u16 vlan)
 {
-	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
-	km_t_mchdr *mc;
-	km_t_udphdr *udp;
 	km_t_iphdr *ip;
 
-	memset(f, 0, sizeof(*f));
-	memcpy(eth->h_dest, dst->mac, 6);
-	memcpy(eth->h_source, src->mac, 6);
-	f->l2 = 14;
-	if (vlan) {
-		__be16 tag[3] = {htons(ETH_P_8021Q), htons(vlan),
-				 htons(ETH_P_IP)};
-
-		memcpy(f->buf + 12, tag, sizeof(tag));
-		f->l2 = 18;
-	} else {
-		eth->h_proto = htons(ETH_P_IP);
-	}
+	km_t_build_eth(f, src, dst, vlan, ETH_P_IP);
 	ip = km_t_ip(f);
 	ip->version = 4;
 	ip->ihl = 5;
@@ -206,15 +235,7 @@ static inline void km_t_build(struct km_t_frame *f, const struct km_t_ep *src,
 	inet_pton(AF_INET, src->ip, &ip->saddr);
 	inet_pton(AF_INET, dst->ip, &ip->daddr);
 	ip->tot_len = htons(20 + 8 + 8 + plen);
-	udp = km_t_udp(f);
-	udp->source = htons(src->port);
-	udp->dest = htons(dst->port);
-	udp->len = htons(8 + 8 + plen);
-	mc = km_t_mc(f);
-	mc->rid = htons(rid);
-	mc->seq = htons(seq);
-	mc->total = htons(total);
-	memcpy(km_t_payload(f), payload, plen);
+	km_t_build_udp(km_t_udp(f), src, dst, rid, seq, total, payload, plen);
 	f->len = f->l2 + 20 + 8 + 8 + plen;
 	if (f->len < 60)
 		f->len = 60; /* Ethernet minimum, padded */
@@ -275,38 +296,12 @@ static inline km_t_ip6hdr *km_t_ip6(struct km_t_frame *f)
 	return (km_t_ip6hdr *)(f->buf + f->l2);
 }
 
-static inline km_t_udphdr *km_t_udp6(struct km_t_frame *f)
-{
-	return (km_t_udphdr *)(f->buf + f->l2 + sizeof(struct ipv6hdr));
-}
-
-static inline km_t_mchdr *km_t_mc6(struct km_t_frame *f)
-{
-	return (km_t_mchdr *)(km_t_udp6(f) + 1);
-}
-
-static inline char *km_t_payload6(struct km_t_frame *f)
-{
-	return (char *)(km_t_mc6(f) + 1);
-}
-
-static inline __u32 km_t_payload_len6(struct km_t_frame *f)
-{
-	return ntohs(km_t_udp6(f)->len) - 16;
-}
+KM_T_UDP_VIEWS(6, sizeof(struct ipv6hdr))
 
 /* The UDP checksum over the IPv6 pseudo-header as the frame has it. */
 static inline __u16 km_t_udp6_sum(struct km_t_frame *f)
 {
-	km_t_ip6hdr *ip6 = km_t_ip6(f);
-	km_t_udphdr *udp = km_t_udp6(f);
-	__u16 ulen = ntohs(udp->len);
-	__u32 sum;
-
-	sum = km_t_sum(&ip6->saddr, 32, 0);
-	sum += IPPROTO_UDP + ulen;
-	sum = km_t_sum(udp, ulen, sum);
-	return (__u16)~km_t_fold(sum);
+	return km_t_udp_sum(km_t_udp6(f), &km_t_ip6(f)->saddr, 32);
 }
 
 /* 0 when the UDP checksum is right (and not "none": invalid in IPv6). */
@@ -332,24 +327,9 @@ static inline void km_t_build6(struct km_t_frame *f, const struct km_t_ep *src,
 			       __u16 total, const char *payload, size_t plen,
 			       __u16 vlan)
 {
-	km_t_ethhdr *eth = (km_t_ethhdr *)f->buf;
 	km_t_ip6hdr *ip6;
-	km_t_udphdr *udp;
-	km_t_mchdr *mc;
 
-	memset(f, 0, sizeof(*f));
-	memcpy(eth->h_dest, dst->mac, 6);
-	memcpy(eth->h_source, src->mac, 6);
-	f->l2 = 14;
-	if (vlan) {
-		__be16 tag[3] = {htons(ETH_P_8021Q), htons(vlan),
-				 htons(ETH_P_IPV6)};
-
-		memcpy(f->buf + 12, tag, sizeof(tag));
-		f->l2 = 18;
-	} else {
-		eth->h_proto = htons(ETH_P_IPV6);
-	}
+	km_t_build_eth(f, src, dst, vlan, ETH_P_IPV6);
 	ip6 = km_t_ip6(f);
 	ip6->version = 6;
 	ip6->nexthdr = IPPROTO_UDP;
@@ -357,15 +337,7 @@ static inline void km_t_build6(struct km_t_frame *f, const struct km_t_ep *src,
 	ip6->payload_len = htons(8 + 8 + plen);
 	inet_pton(AF_INET6, src->ip, &ip6->saddr);
 	inet_pton(AF_INET6, dst->ip, &ip6->daddr);
-	udp = km_t_udp6(f);
-	udp->source = htons(src->port);
-	udp->dest = htons(dst->port);
-	udp->len = ip6->payload_len;
-	mc = km_t_mc6(f);
-	mc->rid = htons(rid);
-	mc->seq = htons(seq);
-	mc->total = htons(total);
-	memcpy(km_t_payload6(f), payload, plen);
+	km_t_build_udp(km_t_udp6(f), src, dst, rid, seq, total, payload, plen);
 	f->len = f->l2 + 40 + 8 + 8 + plen;
 	km_t_udp6_fix(f);
 }
@@ -425,46 +397,50 @@ static inline int km_t_pkt_sock(const char *ifname)
 	return fd;
 }
 
-/* Next untagged UDP frame to port dport seen on packet socket fd, in 1 s. */
-static inline int km_t_recv_udp(int fd, __u16 dport, struct km_t_frame *f)
+/* Is f an untagged UDP frame over IPv4 (v6: IPv6) to port dport? */
+static inline int km_t_is_udp_to(struct km_t_frame *f, int v6, __u16 dport)
+{
+	__be16 proto = ((km_t_ethhdr *)f->buf)->h_proto;
+
+	if (v6)
+		return proto == htons(ETH_P_IPV6) &&
+		       km_t_ip6(f)->nexthdr == IPPROTO_UDP &&
+		       ntohs(km_t_udp6(f)->dest) == dport;
+	return proto == htons(ETH_P_IP) &&
+	       km_t_ip(f)->protocol == IPPROTO_UDP &&
+	       ntohs(km_t_udp(f)->dest) == dport;
+}
+
+/*
+ * Next untagged UDP frame over IPv4 (v6: IPv6) to port dport seen on
+ * packet socket fd, in 1 s.
+ */
+static inline int km_t_recv_fam(int fd, __u16 dport, struct km_t_frame *f,
+				int v6)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	ssize_t n;
+	ssize_t min = 14 + (v6 ? 40 : 20) + 8 + 8, n;
 
 	while (poll(&p, 1, 1000) == 1) {
 		n = recv(fd, f->buf, sizeof(f->buf), 0);
-		if (n < 14 + 20 + 8 + 8)
+		if (n < min)
 			continue;
 		f->len = n;
 		f->l2 = 14;
-		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IP) ||
-		    km_t_ip(f)->protocol != IPPROTO_UDP ||
-		    ntohs(km_t_udp(f)->dest) != dport)
-			continue;
-		return 0;
+		if (km_t_is_udp_to(f, v6, dport))
+			return 0;
 	}
 	return -1;
 }
 
-/* The same for an untagged IPv6 UDP frame. */
+static inline int km_t_recv_udp(int fd, __u16 dport, struct km_t_frame *f)
+{
+	return km_t_recv_fam(fd, dport, f, 0);
+}
+
 static inline int km_t_recv_udp6(int fd, __u16 dport, struct km_t_frame *f)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	ssize_t n;
-
-	while (poll(&p, 1, 1000) == 1) {
-		n = recv(fd, f->buf, sizeof(f->buf), 0);
-		if (n < 14 + 40 + 8 + 8)
-			continue;
-		f->len = n;
-		f->l2 = 14;
-		if (((km_t_ethhdr *)f->buf)->h_proto != htons(ETH_P_IPV6) ||
-		    km_t_ip6(f)->nexthdr != IPPROTO_UDP ||
-		    ntohs(km_t_udp6(f)->dest) != dport)
-			continue;
-		return 0;
-	}
-	return -1;
+	return km_t_recv_fam(fd, dport, f, 1);
 }
 
 /* Run the XDP program on f in place; returns the verdict, -1 on error. */
@@ -601,6 +577,29 @@ static inline int km_t_world(struct km_bpf **kb, struct km_ring *ring, int nbe,
 	if (km_ring_build(ring, m, nbe, nbe) || km_bpf_set_ring(*kb, ring))
 		return -1;
 	return 0;
+}
+
+/*
+ * A table test's main: line-buffered output, one CPU (per-CPU maps, the
+ * next-hop cache and the claim window are then one, pending entries are
+ * claimed in a known order), setup, the tests, the count.  Returns the
+ * exit status; the caller then closes what setup opened.
+ */
+static inline int km_t_main(int (*setup)(void), void (*tests)(void))
+{
+	cpu_set_t one;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+	if (setup()) {
+		printf("FAIL setup\n");
+		return 1;
+	}
+	tests();
+	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);
+	return km_t_failed ? 1 : 0;
 }
 
 #endif /* KM_TEST_H */

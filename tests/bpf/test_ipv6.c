@@ -649,19 +649,8 @@ static void test_denied_and_mixed(void)
 	      "other family: counted as no route, nothing routed");
 }
 
-int main(void)
+static void tests(void)
 {
-	cpu_set_t one;
-	int rc = 1;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	CPU_ZERO(&one);
-	CPU_SET(0, &one);
-	sched_setaffinity(0, sizeof(one), &one);
-	if (setup()) {
-		printf("FAIL setup\n");
-		goto out;
-	}
 	test_reads();
 	test_fallback();
 	test_refused();
@@ -672,9 +661,12 @@ int main(void)
 	test_passthrough();
 	test_v6_only();
 	test_denied_and_mixed();
-	rc = km_t_failed ? 1 : 0;
-	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);
-out:
+}
+
+int main(void)
+{
+	int rc = km_t_main(setup, tests);
+
 	km_bpf_close(kb);
 	km_bpf_detach_all(pin_root, NULL);
 	return rc;

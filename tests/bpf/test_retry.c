@@ -706,20 +706,8 @@ out:
 	km_bpf_poll(kb, 10);
 }
 
-int main(void)
+static void tests(void)
 {
-	cpu_set_t one;
-	int rc = 1;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	/* one CPU: pending entries are then claimed in a known order */
-	CPU_ZERO(&one);
-	CPU_SET(0, &one);
-	sched_setaffinity(0, sizeof(one), &one);
-	if (setup()) {
-		printf("FAIL setup\n");
-		goto out;
-	}
 	test_read_retry();
 	test_retry_each_replica_once();
 	test_answer_first();
@@ -729,9 +717,12 @@ int main(void)
 	test_local_silent();
 	test_frames_leave(1);
 	test_frames_leave(0);
-	rc = km_t_failed ? 1 : 0;
-	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);
-out:
+}
+
+int main(void)
+{
+	int rc = km_t_main(setup, tests);
+
 	km_bpf_close(kb);
 	km_bpf_detach_all(pin_root, NULL);
 	return rc;

@@ -323,26 +323,18 @@ static int setup(void)
 		       : 0;
 }
 
-int main(void)
+static void tests(void)
 {
-	cpu_set_t one;
 	size_t i;
-	int rc = 1;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	/* one CPU: the per-CPU next-hop cache and claim window are one */
-	CPU_ZERO(&one);
-	CPU_SET(0, &one);
-	sched_setaffinity(0, sizeof(one), &one);
-	if (setup()) {
-		printf("FAIL setup\n");
-		goto out;
-	}
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i]);
-	rc = km_t_failed ? 1 : 0;
-	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);
-out:
+}
+
+int main(void)
+{
+	int rc = km_t_main(setup, tests);
+
 	if (sock >= 0)
 		close(sock);
 	km_bpf_close(kb);

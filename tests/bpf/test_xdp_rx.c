@@ -1308,25 +1308,11 @@ static void test_local_write(void)
 	close(sock);
 }
 
-int main(void)
+static void tests(void)
 {
-	int rc = 1;
-
-	cpu_set_t one;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	/* one CPU: pending entries are then claimed in a known order */
-	CPU_ZERO(&one);
-	CPU_SET(0, &one);
-	sched_setaffinity(0, sizeof(one), &one);
-	if (setup()) {
-		printf("FAIL setup\n");
-		goto out;
-	}
-	if (km_bpf_set_event_handler(kb, on_event, NULL)) {
-		printf("FAIL event handler\n");
-		goto out;
-	}
+	if (!CHECK(!km_bpf_set_event_handler(kb, on_event, NULL),
+		   "event handler set"))
+		return;
 	test_get_and_hit();
 	test_fallback("bar", "get bar\r\n", "END\r\n",
 		      "VALUE bar 0 1\r\nx\r\nEND\r\n");
@@ -1354,9 +1340,12 @@ int main(void)
 	test_local_write();
 	test_refused();
 	dump_stats();
-	rc = km_t_failed ? 1 : 0;
-	printf("%d checks passed, %d failed\n", km_t_passed, km_t_failed);
-out:
+}
+
+int main(void)
+{
+	int rc = km_t_main(setup, tests);
+
 	km_bpf_close(kb);
 	km_bpf_detach_all(pin_root, NULL);
 	return rc;

@@ -20,23 +20,8 @@ HEALTH=(--timeout $TIMEOUT_MS --probe-interval 200 --probe-timeout 200
 	--fall 2 --rise 2)
 FALL_WAIT=2	# > fall x (interval + probe timeout) + a request timeout
 
-lab_init
-lab_host m1 198.18.0.1
-lab_host m2 198.18.0.2
-lab_host p 198.18.0.4
-lab_host c 198.18.0.10
-M1=198.18.0.1:11211 M2=198.18.0.2:11211 P=198.18.0.4:11210
-
-lab_memcached m1 11211
 # m2: memcached on its loopback, the tap on its lab address
-LAB_ADDR[m2]=127.0.0.1
-lab_memcached m2 11211
-LAB_ADDR[m2]=198.18.0.2
-taplog=$LAB_DIR/m2.tap
-lab_spawn tap-m2 m2 "$LAB_PY" "$LAB_ROOT/tests/tools/mctap.py" \
-	$M2 127.0.0.1:11211 --log "$taplog"
-LAB_WAIT[tap-m2]=$M2
-lab_wait_ready tap-m2
+lab_two_backends --tap
 # shellcheck disable=SC2086
 lab_kmagentd p -p 11210 -s $M1 -s $M2 "${HEALTH[@]}" ${KM_EXTRA_ARGS:-}
 

@@ -6,14 +6,7 @@
 # address or config line gets a message naming it and exit status 2.
 . "$(dirname "$0")/lib.sh"
 
-lab_init
-lab_host m1 198.18.0.1
-lab_host m2 198.18.0.2
-lab_host p 198.18.0.4
-lab_host c 198.18.0.10
-M1=198.18.0.1:11211 M2=198.18.0.2:11211
-lab_memcached m1 11211
-lab_memcached m2 11211
+lab_two_backends
 mc() { lab_mc c --timeout 3 "$@"; }
 
 lab_log "a magent command line: -u -n -l -p -s -b -k -i -v -f, plus -t"

@@ -7,14 +7,7 @@
 # round of the connection cases is what it was after the first.
 . "$(dirname "$0")/lib.sh"
 
-lab_init
-lab_host m1 198.18.0.1
-lab_host m2 198.18.0.2
-lab_host p 198.18.0.4
-lab_host c 198.18.0.10
-M1=198.18.0.1:11211 M2=198.18.0.2:11211 P=198.18.0.4:11210
-lab_memcached m1 11211
-lab_memcached m2 11211
+lab_two_backends
 # shellcheck disable=SC2086
 lab_kmagentd p -p 11210 -s $M1 -s $M2 ${KM_EXTRA_ARGS:-}
 

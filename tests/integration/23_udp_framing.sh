@@ -17,22 +17,10 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
 
-lab_init
-udp_bpffs
-PIN=$UDP_BPFFS/p
-lab_pin_dir "$PIN"
-lab_host r 198.18.0.1  # the reference memcached
-lab_host m1 198.18.0.2 # kmagentd's backends
-lab_host m2 198.18.0.3
-lab_host p 198.18.0.4  # kmagentd with the kernel path
-lab_host c 198.18.0.10
+udp_lab_ref
 lab_host x 198.19.0.10 # another subnet, on the same LAN
 lab_in x ip route add 198.18.0.0/24 dev eth0 || lab_die "route on x"
 lab_in p ip route add 198.19.0.0/24 dev eth0 || lab_die "route on p"
-udp_xdp_peer p
-lab_memcached r 11211
-lab_memcached m1 11211
-lab_memcached m2 11211
 lab_kmagentd p -l 198.18.0.4 -p 11210 -s 198.18.0.2:11211 \
 	-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN"
 udp_kernel_ready 198.18.0.2 198.18.0.3

@@ -12,17 +12,10 @@
 #   FUZZ_SEED=N   replay one run (the seed is printed first)
 . "$(dirname "$0")/lib.sh"
 
-SAN_KMAGENTD=$LAB_ROOT/build-san/kmagentd
-[ -x "$SAN_KMAGENTD" ] ||
-	{ echo "not ok - $SAN_KMAGENTD missing (make SAN=1 build-san/kmagentd)"; exit 1; }
-LAB_KMAGENTD=$SAN_KMAGENTD
-# report, do not stop, on the first error: the log is checked at the end
-export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-
+lab_san_kmagentd
 lab_judge_lab
 lab_judge_kmagentd
-lab_log "kmagentd: $SAN_KMAGENTD (sanitizers)"
+lab_log "kmagentd: $LAB_KMAGENTD (sanitizers)"
 
 # make test: one fixed seed, the same requests every run; make fuzz (which
 # sets FUZZ_SECS): a new seed each time

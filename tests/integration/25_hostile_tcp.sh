@@ -10,13 +10,7 @@
 # kmagentd built with ASan/UBSan: no sanitizer report, leaks included.
 . "$(dirname "$0")/lib.sh"
 
-SAN_KMAGENTD=$LAB_ROOT/build-san/kmagentd
-[ -x "$SAN_KMAGENTD" ] ||
-	{ echo "not ok - $SAN_KMAGENTD missing (make SAN=1 build-san/kmagentd)"; exit 1; }
-LAB_KMAGENTD=$SAN_KMAGENTD
-export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-
+lab_san_kmagentd
 lab_judge_lab
 lab_judge_kmagentd
 REF=198.18.0.1:11211 P=198.18.0.4:11210

@@ -7,9 +7,7 @@
 . "$(dirname "$0")/udp_lib.sh"
 
 udp_lab_pab
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 \
-	-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN"
-udp_kernel_ready 198.18.0.2 198.18.0.3
+udp_kmagentd_pab
 
 mc() { udp_mc c --timeout 1 "$@"; }
 lab_eq "set through kmagent" STORED "$(mc 198.18.0.1:11210 set rk v1)"

@@ -6,26 +6,12 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
 
-lab_init
-udp_bpffs
-PIN=$UDP_BPFFS/p
-lab_pin_dir "$PIN"
 . "$(dirname "$0")/ops_lib.sh"
-lab_host p 198.18.0.1
-lab_host a 198.18.0.2
-lab_host b 198.18.0.3
-lab_host c 198.18.0.10
-udp_xdp_peer p
-A=198.18.0.2:11211 B=198.18.0.3:11211 P=198.18.0.1:11210
-lab_memcached a 11211
-lab_memcached b 11211
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s $A -s $B -I eth0 --pin-root "$PIN" \
-	--probe-interval 200 --probe-timeout 200 --metrics 198.18.0.1:9411
+udp_lab_pab
+udp_kmagentd_pab --probe-interval 200 --probe-timeout 200 \
+	--metrics 198.18.0.1:9411
 K=$LAB_ROOT/build/kmagentctl
 CTL=${LAB_CTL[km-p]}
-lab_ok "P knows A's and B's MAC" udp_wait "neighbours" 10 \
-	sh -c "ip -n $(lab_ns p) neigh show 198.18.0.2 | grep -q lladdr &&
-	       ip -n $(lab_ns p) neigh show 198.18.0.3 | grep -q lladdr"
 lab_eq "a value stored over TCP" "stored 50" "$(ops_py c fill $P 50 t)"
 for i in $(seq 0 9); do udp_mc c $P get t$i >/dev/null; done
 

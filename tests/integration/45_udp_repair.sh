@@ -10,24 +10,9 @@
 . "$(dirname "$0")/udp_lib.sh"
 
 N=60
-lab_init
-udp_bpffs
-PIN=$UDP_BPFFS/p
-lab_pin_dir "$PIN"
 . "$(dirname "$0")/ops_lib.sh"
-lab_host p 198.18.0.1
-lab_host a 198.18.0.2
-lab_host b 198.18.0.3
-lab_host c 198.18.0.10
-udp_xdp_peer p
-A=198.18.0.2:11211 B=198.18.0.3:11211 P=198.18.0.1:11210
-lab_memcached a 11211
-lab_memcached b 11211
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s $A -s $B -I eth0 --pin-root "$PIN" \
-	--probe-interval 200 --probe-timeout 200
-lab_ok "P knows A's and B's MAC" udp_wait "neighbours" 10 \
-	sh -c "ip -n $(lab_ns p) neigh show 198.18.0.2 | grep -q lladdr &&
-	       ip -n $(lab_ns p) neigh show 198.18.0.3 | grep -q lladdr"
+udp_lab_pab
+udp_kmagentd_pab --probe-interval 200 --probe-timeout 200
 # read-repair writes only to a replica kmagentd has reason to think
 # incomplete: B restarts (empty) and is resynced, then the keys below are
 # written to A alone, as if the resync had missed them

@@ -14,11 +14,8 @@
 . "$(dirname "$0")/udp_lib.sh"
 
 udp_lab_pab
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 \
-	-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN" \
-	--probe-interval 60000 --udp-retry 50 -v --metrics 198.18.0.1:9412 \
-	--udp-retry-mode copy
-udp_kernel_ready 198.18.0.2 198.18.0.3
+udp_kmagentd_pab --probe-interval 60000 --udp-retry 50 -v \
+	--metrics 198.18.0.1:9412 --udp-retry-mode copy
 lab_ok "the retry says how it is sent" grep -q \
 	"kernel path: retry by copies sent by kmagentd" "${LAB_LOG[km-p]}"
 KMB=(-s 198.18.0.1:11210 -k 400 --key-prefix rt:)

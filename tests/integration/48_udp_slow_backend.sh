@@ -9,10 +9,7 @@
 . "$(dirname "$0")/udp_lib.sh"
 
 udp_lab_pab
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 \
-	-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN" \
-	--probe-interval 60000 --udp-retry 50 -v
-udp_kernel_ready 198.18.0.2 198.18.0.3
+udp_kmagentd_pab --probe-interval 60000 --udp-retry 50 -v
 # live frames where the host allows them, else copies: never silent
 lab_ok "the retry says how it is sent" grep -Eq \
 	"kernel path: retry by (live frames|copies sent by kmagentd: this host refuses)" \

@@ -12,9 +12,7 @@
 . "$(dirname "$0")/ops_lib.sh"
 
 udp_lab_pab
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s 198.18.0.2:11211 \
-	-s 198.18.0.3:11211 -I eth0 --pin-root "$PIN" --allow 198.18.0.0/24
-udp_kernel_ready 198.18.0.2 198.18.0.3
+udp_kmagentd_pab --allow 198.18.0.0/24
 P=198.18.0.1:11210 N=50
 PMAC=$(ip -n "$(lab_ns p)" -o link show eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 lab_mc c $P set hk hostile-value >/dev/null

@@ -8,15 +8,8 @@
 # (no replica up to copy it from): the last acknowledged write was lost.
 . "$(dirname "$0")/lib.sh"
 
-lab_init
 . "$(dirname "$0")/ops_lib.sh"
-lab_host m1 198.18.0.1
-lab_host m2 198.18.0.2
-lab_host p 198.18.0.4
-lab_host c 198.18.0.10
-P=198.18.0.4:11210
-lab_memcached m1 11211
-lab_memcached m2 11211
+lab_two_backends
 lab_kmagentd p -p 11210 -s 198.18.0.1:11211 -s 198.18.0.2:11211 \
 	--timeout 300 --probe-interval 60000 --probe-timeout 200 -v
 

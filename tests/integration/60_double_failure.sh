@@ -17,10 +17,7 @@
 
 N=200
 udp_lab_pab
-P=198.18.0.1:11210 A=198.18.0.2:11211 B=198.18.0.3:11211
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s $A -s $B -I eth0 --pin-root "$PIN" \
-	--probe-interval 200 --probe-timeout 200 --fall 2 --rise 2 -v
-udp_kernel_ready 198.18.0.2 198.18.0.3
+udp_kmagentd_pab --probe-interval 200 --probe-timeout 200 --fall 2 --rise 2 -v
 
 # writes PROTO PREFIX / reads PROTO PREFIX: N sets / N checked gets
 # through kmagentd; print the number that failed

@@ -502,6 +502,47 @@ lab_cleanup()
 	exit $rc
 }
 
+# lab_san_kmagentd: the test's kmagentd is build-san/kmagentd (ASan,
+# UBSan; make SAN=1 build-san/kmagentd), which halts on the first report,
+# leaks included
+lab_san_kmagentd()
+{
+	LAB_KMAGENTD=$LAB_ROOT/build-san/kmagentd
+	[ -x "$LAB_KMAGENTD" ] || {
+		echo "not ok - $LAB_KMAGENTD missing (make SAN=1 build-san/kmagentd)"
+		exit 1
+	}
+	export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+}
+
+# lab_two_backends [--tap]: memcached m1 (198.18.0.1) and m2 (.2), host p
+# (.4) for kmagentd, client c (.10); sets M1 M2 (port 11211) and P (p, port
+# 11210).  --tap: m2's memcached listens on its loopback, behind
+# tests/tools/mctap.py on its lab address (label tap-m2, log $taplog).
+lab_two_backends()
+{
+	lab_init
+	lab_host m1 198.18.0.1
+	lab_host m2 198.18.0.2
+	lab_host p 198.18.0.4
+	lab_host c 198.18.0.10
+	M1=198.18.0.1:11211 M2=198.18.0.2:11211 P=198.18.0.4:11210
+	lab_memcached m1 11211
+	if [ "${1:-}" != --tap ]; then
+		lab_memcached m2 11211
+		return
+	fi
+	LAB_ADDR[m2]=127.0.0.1
+	lab_memcached m2 11211
+	LAB_ADDR[m2]=198.18.0.2
+	taplog=$LAB_DIR/m2.tap
+	lab_spawn tap-m2 m2 "$LAB_PY" "$LAB_ROOT/tests/tools/mctap.py" \
+		"$M2" 127.0.0.1:11211 --log "$taplog"
+	LAB_WAIT[tap-m2]=$M2
+	lab_wait_ready tap-m2
+}
+
 lab_judge_lab()
 {
 	lab_init

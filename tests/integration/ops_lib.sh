@@ -57,6 +57,18 @@ sys.exit(0 if b["state"] == sys.argv[3] and re.search(sys.argv[4], b["reason"]) 
 	done
 }
 
+# ops_until SECS CMD...: until CMD succeeds (tried every 0.1 s), SECS at most
+ops_until()
+{
+	local secs=$1 t0
+	shift
+	t0=$(date +%s)
+	until "$@"; do
+		[ $(($(date +%s) - t0)) -ge "$secs" ] && return 1
+		sleep 0.1
+	done
+}
+
 # ops_wait_log FILE REGEX COUNT SECS: until REGEX matches COUNT lines
 ops_wait_log()
 {

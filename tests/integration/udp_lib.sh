@@ -126,6 +126,8 @@ udp_wait()
 	return 1
 }
 
+# udp_lab_pab: proxy host p (198.18.0.1, pin root $PIN), memcached a (.2)
+# and b (.3), client c (.10); sets P (p, port 11210), A and B (port 11211)
 udp_lab_pab()
 {
 	lab_init
@@ -136,9 +138,72 @@ udp_lab_pab()
 	lab_host a 198.18.0.2
 	lab_host b 198.18.0.3
 	lab_host c 198.18.0.10
+	P=198.18.0.1:11210 A=198.18.0.2:11211 B=198.18.0.3:11211
 	udp_xdp_peer p
 	lab_memcached a 11211
 	lab_memcached b 11211
+}
+
+# udp_load PROXY PIN WHOSE A B: kmbench (which checks every value it reads
+# back) runs mixed UDP sets and gets through PROXY, 16 sockets x 4 in
+# flight, for 3 s, served by the kernel path pinned at PIN (WHOSE: "the",
+# "A's"); then replicas A and B must hold the same values
+udp_load()
+{
+	local proxy=$1 pin=$2 whose=$3 a=$4 b=$5 out rc i k va vb
+	local diff=0 present=0
+
+	out=$(lab_in c "$LAB_ROOT/build/tools/kmbench" -s "$proxy" --udp \
+		--ratio 1:1 -k 2000 -c 16 -w 4 -d 3 --key-prefix ld: 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | sed 's/^/# /'
+	lab_eq "kmbench saw no wrong value (exit status)" 0 $rc
+	lab_ne "gets were served in $whose kernel" 0 \
+		"$(kstat "$pin" kernel_gets)"
+	lab_ne "sets were cloned in $whose kernel" 0 \
+		"$(kstat "$pin" kernel_writes)"
+	lab_eq "no helper failed" 0 "$(kstat "$pin" helper_errors)"
+	# a lost reply does not matter: the write itself reached both or
+	# neither... or one, when a clone was lost
+	for ((i = 0; i < 50; i++)); do
+		k=ld:$((i * 40))
+		va=$(lab_mc c "$a" get "$k")
+		vb=$(lab_mc c "$b" get "$k")
+		[ -n "$va" ] && present=$((present + 1))
+		[ "$va" == "$vb" ] || diff=$((diff + 1))
+	done
+	lab_log "$present of 50 sampled keys set; replicas differ on $diff"
+	lab_ne "the sampled keys were written" 0 $present
+	lab_eq "replicas agree on the sampled keys" 0 $diff
+}
+
+# udp_lab_ref: the differential tests' lab: reference memcached r
+# (198.18.0.1), kmagentd's backends m1 (.2) and m2 (.3), proxy host p (.4,
+# pin root $PIN), client c (.10)
+udp_lab_ref()
+{
+	lab_init
+	udp_bpffs
+	PIN=$UDP_BPFFS/p
+	lab_pin_dir "$PIN"
+	lab_host r 198.18.0.1
+	lab_host m1 198.18.0.2
+	lab_host m2 198.18.0.3
+	lab_host p 198.18.0.4
+	lab_host c 198.18.0.10
+	udp_xdp_peer p
+	lab_memcached r 11211
+	lab_memcached m1 11211
+	lab_memcached m2 11211
+}
+
+# udp_kmagentd_pab [ARGS...]: in udp_lab_pab, kmagentd on P in front of A
+# and B with the kernel path on eth0 and ARGS; returns once that is ready
+udp_kmagentd_pab()
+{
+	lab_kmagentd p -l 198.18.0.1 -p 11210 -s "$A" -s "$B" -I eth0 \
+		--pin-root "$PIN" "$@"
+	udp_kernel_ready 198.18.0.2 198.18.0.3
 }
 
 # bpf_fib_lookup routes only once the next hop is resolved: until then

@@ -255,32 +255,6 @@ static int setup(void **state)
 	return 0;
 }
 
-/* The worker's free lists (proxy.c frees them as a worker ends). */
-static void free_lists(void)
-{
-	struct km_req *r;
-	struct km_op *op;
-	unsigned int i;
-
-	while ((r = w.free_reqs)) {
-		w.free_reqs = r->next;
-		km_buf_free(&r->line);
-		km_buf_free(&r->data);
-		km_buf_free(&r->res);
-		km_buf_free(&r->resp);
-		for (i = 0; i < r->rcap; i++)
-			km_buf_free(&r->reps[i].reply);
-		free(r->reps);
-		free(r->keys);
-		free(r);
-	}
-	while ((op = w.free_ops)) {
-		w.free_ops = op->next;
-		free(op->keys);
-		free(op);
-	}
-}
-
 static int teardown(void **state)
 {
 	int i;
@@ -289,7 +263,7 @@ static int teardown(void **state)
 	while (conn.head)
 		client_done();
 	km_backend_close_all(&w);
-	free_lists();
+	km_worker_free_lists(&w);
 	close(w.epfd);
 	close(w.seq_ev.fd);
 	pthread_mutex_destroy(&w.seq_lock);

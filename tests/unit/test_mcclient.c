@@ -48,6 +48,17 @@ static void peer_says(struct pair *p, const char *s)
 	assert_int_equal(write(p->peer, s, strlen(s)), (ssize_t)strlen(s));
 }
 
+/* km_mc_read of one reply of kind into buf[cap], ms to wait */
+static long read_reply(struct pair *p, char *buf, size_t cap,
+		       enum km_reply_kind kind, int ms)
+{
+	struct timespec dl;
+	size_t len = 0;
+
+	km_deadline_in(&dl, ms);
+	return km_mc_read(p->me, buf, cap, &len, kind, &dl);
+}
+
 static void test_send(void **state)
 {
 	struct pair *p = *state;
@@ -65,30 +76,22 @@ static void test_read_values(void **state)
 {
 	static const char r[] = "VALUE k 0 2\r\nhi\r\nEND\r\n";
 	struct pair *p = *state;
-	struct timespec dl;
 	char buf[64];
-	size_t len = 0;
 
 	peer_says(p, "VALUE k 0 2\r\nh");
 	peer_says(p, "i\r\nEND\r\n");
-	km_deadline_in(&dl, 1000);
-	assert_int_equal(
-		km_mc_read(p->me, buf, sizeof(buf), &len, KM_RK_VALUES, &dl),
-		sizeof(r) - 1);
+	assert_int_equal(read_reply(p, buf, sizeof(buf), KM_RK_VALUES, 1000),
+			 sizeof(r) - 1);
 	assert_memory_equal(buf, r, sizeof(r) - 1);
 }
 
 static void test_read_meta(void **state)
 {
 	struct pair *p = *state;
-	struct timespec dl;
 	char buf[64];
-	size_t len = 0;
 
 	peer_says(p, "VA 3 f0\r\nabc\r\n");
-	km_deadline_in(&dl, 1000);
-	assert_int_equal(
-		km_mc_read(p->me, buf, sizeof(buf), &len, KM_RK_META, &dl), 14);
+	assert_int_equal(read_reply(p, buf, sizeof(buf), KM_RK_META, 1000), 14);
 }
 
 /* two replies in one read: the second is kept for the next call */
@@ -116,79 +119,55 @@ static void test_read_two(void **state)
 static void test_read_timeout(void **state)
 {
 	struct pair *p = *state;
-	struct timespec dl;
 	char buf[64];
-	size_t len = 0;
 
 	peer_says(p, "VALUE k 0 2\r\n");
-	km_deadline_in(&dl, 50);
-	assert_int_equal(
-		km_mc_read(p->me, buf, sizeof(buf), &len, KM_RK_VALUES, &dl),
-		-ETIMEDOUT);
+	assert_int_equal(read_reply(p, buf, sizeof(buf), KM_RK_VALUES, 50),
+			 -ETIMEDOUT);
 }
 
 static void test_read_closed(void **state)
 {
 	struct pair *p = *state;
-	struct timespec dl;
 	char buf[64];
-	size_t len = 0;
 
 	peer_says(p, "STAT pid 1\r\n");
 	close(p->peer);
 	p->peer = -1;
-	km_deadline_in(&dl, 1000);
-	assert_int_equal(
-		km_mc_read(p->me, buf, sizeof(buf), &len, KM_RK_STATS, &dl),
-		-ECONNRESET);
+	assert_int_equal(read_reply(p, buf, sizeof(buf), KM_RK_STATS, 1000),
+			 -ECONNRESET);
 }
 
 static void test_read_too_big(void **state)
 {
 	struct pair *p = *state;
-	struct timespec dl;
 	char buf[8];
-	size_t len = 0;
 
 	peer_says(p, "VALUE k 0 20\r\n");
-	km_deadline_in(&dl, 1000);
-	assert_int_equal(
-		km_mc_read(p->me, buf, sizeof(buf), &len, KM_RK_VALUES, &dl),
-		-EMSGSIZE);
+	assert_int_equal(read_reply(p, buf, sizeof(buf), KM_RK_VALUES, 1000),
+			 -EMSGSIZE);
 }
 
 static void test_read_garbage(void **state)
 {
 	struct pair *p = *state;
-	struct timespec dl;
 	char buf[64];
-	size_t len = 0;
 
 	peer_says(p, "VA x\r\n");
-	km_deadline_in(&dl, 1000);
-	assert_int_equal(
-		km_mc_read(p->me, buf, sizeof(buf), &len, KM_RK_META, &dl),
-		-EPROTO);
+	assert_int_equal(read_reply(p, buf, sizeof(buf), KM_RK_META, 1000),
+			 -EPROTO);
 }
 
 int main(void)
 {
+/* each test on a socketpair of its own */
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_send, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_values, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_read_meta, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_read_two, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_timeout, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_read_closed, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_read_too_big, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_read_garbage, setup,
-						teardown),
+		T(test_send),	      T(test_read_values),  T(test_read_meta),
+		T(test_read_two),     T(test_read_timeout), T(test_read_closed),
+		T(test_read_too_big), T(test_read_garbage),
 	};
+#undef T
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

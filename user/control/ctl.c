@@ -296,7 +296,7 @@ static void km_cmd_status(FILE *out)
 		"\"kernel_path\":%s,\"kernel_bypassed\":%s,\"pin_root\":",
 		KM_VERSION, (int)km_d.pid,
 		(long long)(time(NULL) - km_d.started), km_d.cfg.port,
-		km_d.cfg.replicas, km_write_policy_name(km_d.cfg.write_policy),
+		KM_LIVE(replicas), km_write_policy_name(KM_LIVE(write_policy)),
 		n, st[KM_BE_UP], st[KM_BE_WARMING], st[KM_BE_DOWN], rs,
 		kernel ? "true" : "false",
 		km_kbpf_bypassed() ? "true" : "false");
@@ -599,30 +599,31 @@ static void km_reload_restart_only(FILE *out, const struct km_cfg *o,
 #undef KM_DIFF
 }
 
-/* Settings the data path and health thread read live from km_d.cfg. */
+/*
+ * Settings the data path and health thread read live from km_d.cfg, with
+ * KM_LIVE and no lock: each is stored atomically (daemon.h).
+ */
 static void km_reload_live(const struct km_cfg *n, bool *replicas_changed)
 {
 	pthread_mutex_lock(&km_d.lock);
-	*replicas_changed = km_d.cfg.replicas != n->replicas;
-	km_d.cfg.write_policy = n->write_policy;
-	km_d.cfg.timeout_ms = n->timeout_ms;
-	km_d.cfg.probe_interval_ms = n->probe_interval_ms;
-	km_d.cfg.probe_timeout_ms = n->probe_timeout_ms;
-	km_d.cfg.fall = n->fall;
-	km_d.cfg.rise = n->rise;
-	km_d.cfg.item_size_max = n->item_size_max;
-	km_d.cfg.max_conns = n->max_conns;
-	km_d.cfg.idle_timeout = n->idle_timeout;
-	km_d.cfg.conn_buffer = n->conn_buffer;
-	km_d.cfg.reply_memory = n->reply_memory;
-	km_d.cfg.verbose = n->verbose;
-	km_d.cfg.replicas = n->replicas;
-	km_d.cfg.repair_rate = n->repair_rate;
-	/* the kernel path's retry thread reads it without the lock */
-	__atomic_store_n(&km_d.cfg.udp_retry_ms, n->udp_retry_ms,
-			 __ATOMIC_RELAXED);
+	*replicas_changed = KM_LIVE(replicas) != n->replicas;
+	KM_LIVE_SET(write_policy, n->write_policy);
+	KM_LIVE_SET(timeout_ms, n->timeout_ms);
+	KM_LIVE_SET(probe_interval_ms, n->probe_interval_ms);
+	KM_LIVE_SET(probe_timeout_ms, n->probe_timeout_ms);
+	KM_LIVE_SET(fall, n->fall);
+	KM_LIVE_SET(rise, n->rise);
+	KM_LIVE_SET(item_size_max, n->item_size_max);
+	KM_LIVE_SET(max_conns, n->max_conns);
+	KM_LIVE_SET(idle_timeout, n->idle_timeout);
+	KM_LIVE_SET(conn_buffer, n->conn_buffer);
+	KM_LIVE_SET(reply_memory, n->reply_memory);
+	KM_LIVE_SET(verbose, n->verbose);
+	KM_LIVE_SET(replicas, n->replicas);
+	KM_LIVE_SET(repair_rate, n->repair_rate);
+	KM_LIVE_SET(udp_retry_ms, n->udp_retry_ms);
 	km_repair_set_rate(n->repair_rate);
-	km_d.cfg.journal_max = n->journal_max;
+	KM_LIVE_SET(journal_max, n->journal_max);
 	km_journal_set_max(n->journal_max);
 	if (*replicas_changed)
 		km_daemon_rebuild_ring_locked();

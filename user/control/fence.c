@@ -130,7 +130,7 @@ static int km_fence_io(__u8 peer, const char *req, size_t len, char *buf,
 	size_t got = 0;
 	int err;
 
-	km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
+	km_deadline_in(&deadline, KM_LIVE(probe_timeout_ms));
 	if (send(km_fence_fd[peer], req, len, MSG_NOSIGNAL) != (ssize_t)len) {
 		err = -EIO;
 		goto fail;
@@ -476,7 +476,7 @@ static bool km_fence_sync(const struct km_fence_view *peer,
 		km_fence_close(peer->id);
 	km_fence_gen[peer->id] = peer->gen;
 	if (km_fence_fd[peer->id] < 0) {
-		km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
+		km_deadline_in(&deadline, KM_LIVE(probe_timeout_ms));
 		fd = km_mc_connect(&peer->addr, &deadline);
 		if (fd < 0)
 			return false;
@@ -546,7 +546,7 @@ void km_fence_round(void)
 		v[nv].id = id;
 		snprintf(v[nv].name, sizeof(v[nv].name), "%s", b->name);
 		v[nv].addr = b->addr;
-		v[nv].gen = b->gen;
+		v[nv].gen = km_backend_gen(id);
 		v[nv].reachable = b->kb.state != KM_BE_DOWN;
 		v[nv].owes = km_fence_owes_locked(b);
 		nv++;

@@ -75,7 +75,7 @@ static int km_probe(__u8 id, const union km_addr *sa, int verify, long *pid,
 	long n, mn;
 	int fd = km_probe_fd[id], err;
 
-	km_deadline_in(&deadline, km_d.cfg.probe_timeout_ms);
+	km_deadline_in(&deadline, KM_LIVE(probe_timeout_ms));
 	if (fd < 0) {
 		*what = "probe connect";
 		fd = km_mc_connect(sa, &deadline);
@@ -129,7 +129,7 @@ static void km_health_fail_locked(struct km_backend_info *b, const char *what)
 {
 	b->oks = 0;
 	b->fails++;
-	if (b->kb.state != KM_BE_DOWN && b->fails >= km_d.cfg.fall)
+	if (b->kb.state != KM_BE_DOWN && b->fails >= KM_LIVE(fall))
 		km_health_down_locked(b, what, b->fails);
 }
 
@@ -152,9 +152,9 @@ static long km_mono_ms(void)
 static void km_health_passive_locked(struct km_backend_info *b,
 				     const char *what)
 {
-	int slice = km_d.cfg.probe_interval_ms > km_d.cfg.timeout_ms
-			    ? km_d.cfg.probe_interval_ms
-			    : km_d.cfg.timeout_ms;
+	int interval = KM_LIVE(probe_interval_ms),
+	    timeout = KM_LIVE(timeout_ms);
+	int slice = interval > timeout ? interval : timeout;
 	long now = km_mono_ms();
 
 	if (!b->passive || now - b->passive_since > 10L * slice) {
@@ -162,8 +162,8 @@ static void km_health_passive_locked(struct km_backend_info *b,
 		b->passive_since = now;
 	}
 	b->passive++;
-	if (b->kb.state != KM_BE_DOWN && b->passive >= km_d.cfg.fall &&
-	    b->fails < km_d.cfg.fall) {
+	if (b->kb.state != KM_BE_DOWN && b->passive >= KM_LIVE(fall) &&
+	    b->fails < KM_LIVE(fall)) {
 		b->verify = 1;
 		b->oks = 0;
 		km_health_down_locked(b, what, b->passive);
@@ -230,7 +230,7 @@ static void km_health_ok_locked(struct km_backend_info *b, long pid,
 	b->fails = 0;
 	b->oks++;
 	if (b->kb.state == KM_BE_DOWN) {
-		if (b->oks >= km_d.cfg.rise) {
+		if (b->oks >= KM_LIVE(rise)) {
 			snprintf(reason, sizeof(reason), "%d probes ok",
 				 b->oks);
 			km_health_set_refill_locked(b);
@@ -260,7 +260,7 @@ static void km_health_round(void)
 			continue;
 		}
 		sa = km_d.be[id].addr;
-		gen = km_d.be[id].gen;
+		gen = km_backend_gen(id);
 		verify = km_d.be[id].verify;
 		pthread_mutex_unlock(&km_d.lock);
 		if (gen != km_probe_gen[id] && km_probe_fd[id] >= 0) {
@@ -272,7 +272,7 @@ static void km_health_round(void)
 		err = km_probe(id, &sa, verify, &pid, &uptime, &what);
 
 		pthread_mutex_lock(&km_d.lock);
-		if (km_d.be[id].id && km_d.be[id].gen == gen) {
+		if (km_d.be[id].id && km_backend_gen(id) == gen) {
 			if (err) {
 				KM_INC(km_d.be[id].c.probes_failed);
 				km_debug("backend %s: %s: %s\n",
@@ -294,7 +294,7 @@ static void *km_health_main(void *arg)
 	while (!km_d.stop) {
 		struct timespec deadline;
 
-		km_deadline_in(&deadline, km_d.cfg.probe_interval_ms);
+		km_deadline_in(&deadline, KM_LIVE(probe_interval_ms));
 		km_health_round();
 		km_fence_round();
 		while (!km_d.stop) {

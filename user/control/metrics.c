@@ -76,6 +76,22 @@ static void km_help(FILE *out, const char *name, const char *type,
 	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/*
+ * A gauge of one value a backend: NAME{backend="..."} val[i].  Callers
+ * zero val: gcc with the package's hardening flags cannot tell that n
+ * are set, and -Werror=maybe-uninitialized fails the build.
+ */
+static void km_be_gauge(FILE *out, const char *name, const char *help,
+			const struct km_be_view *v, int n, const long long *val)
+{
+	int i;
+
+	km_help(out, name, "gauge", help);
+	for (i = 0; i < n; i++)
+		fprintf(out, "%s{backend=\"%s\"} %lld\n", name, v[i].name,
+			val[i]);
+}
+
 #define KM_COUNTER(out, name, help, val)                                       \
 	do {                                                                   \
 		km_help(out, name, "counter", help);                           \
@@ -140,17 +156,18 @@ static void km_metrics_progs(FILE *out, const struct km_pinned *p)
 /* The kernel path sends to a backend whose replies never come back. */
 static void km_metrics_noreply(FILE *out, const struct km_be_view *v, int n)
 {
+	long long noreply[KM_MAX_BACKENDS] = {0};
 	struct km_bypass_info bi;
 	unsigned int r;
 	int i;
 
-	km_help(out, "kmagent_backend_kernel_noreply", "gauge",
-		"1 when the kernel path gets no reply from the backend while "
-		"it is up (replies by an interface without the kernel path).");
 	for (i = 0; i < n; i++)
-		fprintf(out,
-			"kmagent_backend_kernel_noreply{backend=\"%s\"} %d\n",
-			v[i].name, km_kbpf_backend_noreply(v[i].id));
+		noreply[i] = km_kbpf_backend_noreply(v[i].id);
+	km_be_gauge(out, "kmagent_backend_kernel_noreply",
+		    "1 when the kernel path gets no reply from the backend "
+		    "while it is up (replies by an interface without the "
+		    "kernel path).",
+		    v, n, noreply);
 	km_help(out, "kmagent_kernel_bypassed", "gauge",
 		"1 while the kernel path passes every UDP request up to "
 		"kmagentd (after lost kernel replies, for --bypass-hold).");
@@ -245,53 +262,49 @@ static void km_metrics_backend_counters(FILE *out, const struct km_be_view *v,
 
 static void km_metrics_inflight(FILE *out, const struct km_be_view *v, int n)
 {
+	long long inflight[KM_MAX_BACKENDS] = {0};
 	int i;
 
-	km_help(out, "kmagent_backend_inflight", "gauge",
-		"Requests sent to the backend and not answered yet (user "
-		"path).");
 	for (i = 0; i < n; i++)
-		fprintf(out, "kmagent_backend_inflight{backend=\"%s\"} %lld\n",
-			v[i].name,
-			v[i].c.inflight > 0 ? (long long)v[i].c.inflight : 0LL);
+		inflight[i] = v[i].c.inflight > 0 ? v[i].c.inflight : 0;
+	km_be_gauge(out, "kmagent_backend_inflight",
+		    "Requests sent to the backend and not answered yet (user "
+		    "path).",
+		    v, n, inflight);
 }
 
 static void km_metrics_journal(FILE *out, const struct km_be_view *v, int n)
 {
-	struct km_journal_info j[KM_MAX_BACKENDS];
+	long long keys[KM_MAX_BACKENDS] = {0}, lost[KM_MAX_BACKENDS] = {0};
+	struct km_journal_info j;
 	int i;
 
-	for (i = 0; i < n; i++)
-		km_journal_get_info(v[i].id, &j[i]);
-	km_help(out, "kmagent_backend_journal_keys", "gauge",
-		"Keys of writes the backend missed, to replay when it is "
-		"back.");
-	for (i = 0; i < n; i++)
-		fprintf(out,
-			"kmagent_backend_journal_keys{backend=\"%s\"} %zu\n",
-			v[i].name, j[i].keys);
-	km_help(out, "kmagent_backend_journal_lost", "gauge",
-		"1 when the journal cannot say what the backend missed: it "
-		"will be flushed and resynced in full.");
-	for (i = 0; i < n; i++)
-		fprintf(out,
-			"kmagent_backend_journal_lost{backend=\"%s\"} %d\n",
-			v[i].name, j[i].lost);
+	for (i = 0; i < n; i++) {
+		km_journal_get_info(v[i].id, &j);
+		keys[i] = (long long)j.keys;
+		lost[i] = j.lost;
+	}
+	km_be_gauge(out, "kmagent_backend_journal_keys",
+		    "Keys of writes the backend missed, to replay when it is "
+		    "back.",
+		    v, n, keys);
+	km_be_gauge(out, "kmagent_backend_journal_lost",
+		    "1 when the journal cannot say what the backend missed: it "
+		    "will be flushed and resynced in full.",
+		    v, n, lost);
 }
 
 static void km_metrics_resync(FILE *out, const struct km_be_view *v, int n)
 {
+	long long running[KM_MAX_BACKENDS] = {0};
 	struct km_resync_progress p;
 	int i;
 
-	km_help(out, "kmagent_resync_running", "gauge",
-		"1 while the backend is being resynced.");
-	for (i = 0; i < n; i++) {
-		bool have = !km_resyncd_progress(v[i].id, &p);
-
-		fprintf(out, "kmagent_resync_running{backend=\"%s\"} %d\n",
-			v[i].name, have && p.state == KM_RS_RUNNING);
-	}
+	for (i = 0; i < n; i++)
+		running[i] = !km_resyncd_progress(v[i].id, &p) &&
+			     p.state == KM_RS_RUNNING;
+	km_be_gauge(out, "kmagent_resync_running",
+		    "1 while the backend is being resynced.", v, n, running);
 #define KM_RS(fam, type, help, expr)                                           \
 	do {                                                                   \
 		km_help(out, "kmagent_resync_" fam, type, help);               \

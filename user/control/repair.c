@@ -144,7 +144,7 @@ static int km_repair_fd(__u8 id)
 
 	pthread_mutex_lock(&km_d.lock);
 	sa = km_d.be[id].addr;
-	gen = km_d.be[id].gen;
+	gen = km_backend_gen(id);
 	pthread_mutex_unlock(&km_d.lock);
 	if (c->fd > 0 && c->gen == gen)
 		return c->fd;
@@ -387,7 +387,12 @@ void km_repair_set_rate(unsigned int rate)
 
 unsigned int km_repair_get_rate(void)
 {
-	return (unsigned int)km_rp.bucket.rate;
+	unsigned int rate;
+
+	pthread_mutex_lock(&km_rp.lock);
+	rate = (unsigned int)km_rp.bucket.rate;
+	pthread_mutex_unlock(&km_rp.lock);
+	return rate;
 }
 
 void km_repair_get_stats(struct km_repair_stats *out)

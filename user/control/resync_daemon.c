@@ -74,7 +74,7 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 
 	pthread_mutex_lock(&km_d.lock);
 	v->exists = b->id != 0;
-	v->gen = b->gen;
+	v->gen = km_backend_gen(id);
 	v->state = b->kb.state;
 	v->refill = b->refill;
 	v->writable = km_backend_writable(&b->kb);
@@ -217,7 +217,7 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 		km_journal_snap_free(&s->snap);
 		/* until it is done, whatever becomes of this try */
 		pthread_mutex_lock(&km_d.lock);
-		if (km_d.be[id].gen == v->gen)
+		if (km_backend_gen(id) == v->gen)
 			km_d.be[id].refill = KM_REFILL_FLUSH;
 		pthread_mutex_unlock(&km_d.lock);
 		return;

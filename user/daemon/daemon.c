@@ -34,11 +34,9 @@ const char *km_backend_state_name(enum km_backend_state st)
 static void km_backend_fill(struct km_backend_info *b, __u8 id,
 			    const char *name, const union km_addr *sa)
 {
-	unsigned int gen = b->gen + 1;
-
 	memset(b, 0, sizeof(*b));
 	b->id = id;
-	b->gen = gen;
+	__atomic_fetch_add(&km_d.be_gen[id], 1, __ATOMIC_RELEASE);
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->addr = *sa;
 	/* kb.addr is also the table's "in use" mark: never all zero */
@@ -165,7 +163,7 @@ static int km_daemon_swap_ring_locked(bool handoff)
 	ring = malloc(sizeof(*ring));
 	if (!ring)
 		return -ENOMEM;
-	err = km_ring_build(ring, m, n, km_d.cfg.replicas);
+	err = km_ring_build(ring, m, n, KM_LIVE(replicas));
 	if (err) {
 		free(ring);
 		return err;
@@ -226,7 +224,7 @@ static bool km_handoff_pending_locked(void)
  */
 static void km_daemon_note_settled_locked(void)
 {
-	struct km_journal_ring r = {.replicas = km_d.cfg.replicas};
+	struct km_journal_ring r = {.replicas = KM_LIVE(replicas)};
 	unsigned int id;
 
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
@@ -489,7 +487,7 @@ int km_backend_remove(__u8 id)
 	km_d.be[id].has_joining = km_d.be[id].has_leaving = false;
 	km_d.be[id].id = 0;
 	memset(&km_d.be[id].kb.addr, 0, sizeof(union km_ip));
-	km_d.be[id].gen++;
+	__atomic_fetch_add(&km_d.be_gen[id], 1, __ATOMIC_RELEASE);
 	err = km_daemon_rebuild_ring_locked();
 	km_info("backend %u %s removed\n", id, km_d.be[id].name);
 out:

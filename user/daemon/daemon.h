@@ -48,7 +48,6 @@ struct km_backend_info {
 	union km_addr addr;
 	/* addr/port/state/flags as the kernel sees them (include/kmagent.h) */
 	struct km_backend kb;
-	unsigned int gen; /* bumped when the slot is reused: reconnect */
 
 	/* health (health.c), under km_daemon.lock */
 	int fails;	       /* consecutive failures (probes + passive) */
@@ -149,6 +148,13 @@ struct km_daemon {
 	struct km_cfg cfg;
 	pthread_mutex_t lock;
 	struct km_backend_info be[KM_MAX_BACKENDS]; /* by id, be[0] unused */
+	/*
+	 * By id, bumped when the slot is filled or emptied: a connection
+	 * made before is to another server.  Apart from be[], which
+	 * km_backend_add clears, so that the workers compare it without
+	 * the lock: written under it, read with km_backend_gen.
+	 */
+	unsigned int be_gen[KM_MAX_BACKENDS];
 	struct km_ring *ring;	 /* current, see km_daemon_ring() */
 	struct km_ring *retired; /* previous, freed at the next swap */
 	unsigned long ring_gen;	 /* swaps so far (a freed ring's address
@@ -183,9 +189,24 @@ extern struct km_daemon km_d;
 #define KM_ADD(field, n) __atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
 #define KM_LOAD(field)	 __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
+/*
+ * The settings a reload changes in a running daemon (km_reload_live):
+ * written with KM_LIVE_SET under km_d.lock, read with KM_LIVE by any
+ * thread, lock held or not.  Each is one scalar on its own; no reader
+ * needs two of them to agree, so relaxed atomics are enough.
+ */
+#define KM_LIVE(field) __atomic_load_n(&km_d.cfg.field, __ATOMIC_RELAXED)
+#define KM_LIVE_SET(field, v)                                                  \
+	__atomic_store_n(&km_d.cfg.field, (v), __ATOMIC_RELAXED)
+
 /* Set up the table from cfg (backends get ids 1..n, state UP) and ring. */
 int km_daemon_init(const struct km_cfg *cfg);
 void km_daemon_fini(void);
+
+static inline unsigned int km_backend_gen(__u8 id)
+{
+	return __atomic_load_n(&km_d.be_gen[id], __ATOMIC_ACQUIRE);
+}
 
 /* The ring to use for one request; never NULL after km_daemon_init. */
 static inline const struct km_ring *km_daemon_ring(void)

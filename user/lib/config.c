@@ -930,13 +930,19 @@ enum km_config_action km_config_parse_args(struct km_cfg *cfg, int argc,
  * item of item_size_max, in memcached's datagrams (1400 bytes, 8 of
  * header): a get of any storable item is never refused.
  */
-unsigned int km_cfg_udp_reply_max(const struct km_cfg *cfg)
+unsigned int km_udp_reply_max(unsigned int udp_reply_max,
+			      unsigned int item_size_max)
 {
 	const unsigned long chunk = 1400 - 8, framing = 512;
 
-	if (cfg->udp_reply_max != KM_UDP_REPLY_AUTO)
-		return cfg->udp_reply_max;
-	return (cfg->item_size_max + framing + chunk - 1) / chunk;
+	if (udp_reply_max != KM_UDP_REPLY_AUTO)
+		return udp_reply_max;
+	return (item_size_max + framing + chunk - 1) / chunk;
+}
+
+unsigned int km_cfg_udp_reply_max(const struct km_cfg *cfg)
+{
+	return km_udp_reply_max(cfg->udp_reply_max, cfg->item_size_max);
 }
 
 int km_config_check(const struct km_cfg *cfg, FILE *err)

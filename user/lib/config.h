@@ -124,6 +124,9 @@ struct km_cfg {
 
 /* The datagrams bound in force: --udp-reply-max, or its default. */
 unsigned int km_cfg_udp_reply_max(const struct km_cfg *cfg);
+/* The same from the two settings it depends on (item_size_max reloads) */
+unsigned int km_udp_reply_max(unsigned int udp_reply_max,
+			      unsigned int item_size_max);
 
 /*
  * How kmagentd sends what the kernel path's retry program makes of an

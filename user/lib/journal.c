@@ -37,6 +37,7 @@ struct km_jset {
 static struct km_jset km_js[KM_MAX_BACKENDS] = {
 	[0 ... KM_MAX_BACKENDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
+/* reloadable (km_journal_set_max): read by the workers without a lock */
 static size_t km_journal_max = KM_JOURNAL_MAX;
 static void (*km_journal_owing_fn)(__u8 be); /* km_journal_on_owing */
 /*
@@ -70,7 +71,8 @@ static void km_jf_pend_locked(__u8 be, const struct km_jset *js,
 
 void km_journal_set_max(size_t max_keys)
 {
-	km_journal_max = max_keys ? max_keys : KM_JOURNAL_MAX;
+	__atomic_store_n(&km_journal_max, max_keys ? max_keys : KM_JOURNAL_MAX,
+			 __ATOMIC_RELAXED);
 }
 
 static struct km_jset *km_jset_of(__u8 be)
@@ -164,7 +166,7 @@ static int km_jset_add_locked(struct km_jset *js, const char *key, size_t len,
 		(*pp)->sticky |= sticky;
 		return 0;
 	}
-	if (js->n >= km_journal_max) {
+	if (js->n >= __atomic_load_n(&km_journal_max, __ATOMIC_RELAXED)) {
 		km_jset_lost_locked(js, "journal full");
 		km_jset_free_keys_locked(js);
 		return -ENOSPC;

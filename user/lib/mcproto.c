@@ -206,9 +206,28 @@ static enum km_parse_res km_check_storage(struct km_request *r)
 	return KM_P_OK;
 }
 
+/* incr, decr: KEY DELTA [noreply]; touch: KEY EXPTIME [noreply] */
+static enum km_parse_res km_check_key_number(struct km_request *r)
+{
+	int touch = r->cmd == KM_CMD_TOUCH;
+	uint64_t delta;
+	int32_t exptime;
+
+	if (r->ntok != 3 && r->ntok != 4)
+		return km_reply(r, "ERROR");
+	km_set_noreply(r);
+	if (km_key_too_long(&r->tok[1]))
+		return km_reply(r, ERR_FORMAT);
+	if (touch && !km_tok_i32(&r->tok[2], &exptime))
+		return km_reply(r, "CLIENT_ERROR invalid exptime argument");
+	if (!touch && !km_tok_u64(&r->tok[2], &delta))
+		return km_reply(r,
+				"CLIENT_ERROR invalid numeric delta argument");
+	return KM_P_OK;
+}
+
 static enum km_parse_res km_check_text(struct km_request *r)
 {
-	uint64_t u64;
 	uint32_t u32;
 	int32_t i32;
 	int zero;
@@ -252,25 +271,8 @@ static enum km_parse_res km_check_text(struct km_request *r)
 		return KM_P_OK;
 	case KM_CMD_INCR:
 	case KM_CMD_DECR:
-		if (r->ntok != 3 && r->ntok != 4)
-			return km_reply(r, "ERROR");
-		km_set_noreply(r);
-		if (km_key_too_long(&r->tok[1]))
-			return km_reply(r, ERR_FORMAT);
-		if (!km_tok_u64(&r->tok[2], &u64))
-			return km_reply(r, "CLIENT_ERROR invalid numeric delta "
-					   "argument");
-		return KM_P_OK;
 	case KM_CMD_TOUCH:
-		if (r->ntok != 3 && r->ntok != 4)
-			return km_reply(r, "ERROR");
-		km_set_noreply(r);
-		if (km_key_too_long(&r->tok[1]))
-			return km_reply(r, ERR_FORMAT);
-		if (!km_tok_i32(&r->tok[2], &i32))
-			return km_reply(
-				r, "CLIENT_ERROR invalid exptime argument");
-		return KM_P_OK;
+		return km_check_key_number(r);
 	/*
 	 * flush_all and verbosity: their argument is checked here, so that
 	 * the line forwarded without "noreply" never ends in another one
@@ -648,22 +650,44 @@ static int km_line_is_number(const char *s, size_t n)
 	return n > 0;
 }
 
+#define KM_WORDS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static const char *const km_stored[] = {"STORED", "NOT_STORED", "EXISTS",
+					"NOT_FOUND", NULL};
+
+/* The words the last line of a command's reply may start with */
+static const struct km_reply_end {
+	const char *const *words;
+	int meta; /* the line goes on after the word (VERSION 1.6, VA 2 f1) */
+} km_reply_ends[] = {
+	[KM_CMD_GET] = {KM_WORDS("END")},
+	[KM_CMD_GETS] = {KM_WORDS("END")},
+	[KM_CMD_GAT] = {KM_WORDS("END")},
+	[KM_CMD_GATS] = {KM_WORDS("END")},
+	[KM_CMD_SET] = {km_stored},
+	[KM_CMD_ADD] = {km_stored},
+	[KM_CMD_REPLACE] = {km_stored},
+	[KM_CMD_APPEND] = {km_stored},
+	[KM_CMD_PREPEND] = {km_stored},
+	[KM_CMD_CAS] = {km_stored},
+	[KM_CMD_DELETE] = {KM_WORDS("DELETED", "NOT_FOUND")},
+	[KM_CMD_INCR] = {KM_WORDS("NOT_FOUND")}, /* or the number */
+	[KM_CMD_DECR] = {KM_WORDS("NOT_FOUND")},
+	[KM_CMD_TOUCH] = {KM_WORDS("TOUCHED", "NOT_FOUND")},
+	[KM_CMD_FLUSH_ALL] = {KM_WORDS("OK")},
+	[KM_CMD_VERBOSITY] = {KM_WORDS("OK")},
+	[KM_CMD_VERSION] = {KM_WORDS("VERSION"), 1},
+	[KM_CMD_STATS] = {KM_WORDS("END", "OK", "RESET")},
+	[KM_CMD_MG] = {KM_WORDS("VA", "HD", "EN"), 1},
+	[KM_CMD_MS] = {KM_WORDS("HD", "NS", "EX", "NF"), 1},
+	[KM_CMD_MD] = {KM_WORDS("HD", "NF", "EX"), 1},
+	[KM_CMD_MA] = {KM_WORDS("VA", "HD", "NF", "NS", "EX"), 1},
+	[KM_CMD_ME] = {KM_WORDS("ME", "EN"), 1},
+};
+
 int km_reply_fits(enum km_cmd cmd, const char *reply, size_t len)
 {
-	static const char *const stored[] = {"STORED", "NOT_STORED", "EXISTS",
-					     "NOT_FOUND", NULL};
-	static const char *const deleted[] = {"DELETED", "NOT_FOUND", NULL};
-	static const char *const touched[] = {"TOUCHED", "NOT_FOUND", NULL};
-	static const char *const counted[] = {"NOT_FOUND", NULL};
-	static const char *const ok[] = {"OK", NULL};
-	static const char *const version[] = {"VERSION", NULL};
-	static const char *const stats_end[] = {"END", "OK", "RESET", NULL};
-	static const char *const end[] = {"END", NULL};
-	static const char *const mg[] = {"VA", "HD", "EN", NULL};
-	static const char *const ms[] = {"HD", "NS", "EX", "NF", NULL};
-	static const char *const md[] = {"HD", "NF", "EX", NULL};
-	static const char *const ma[] = {"VA", "HD", "NF", "NS", "EX", NULL};
-	static const char *const me[] = {"ME", "EN", NULL};
+	const struct km_reply_end *e;
 	const char *s = reply;
 	size_t n = len;
 	struct km_value v;
@@ -695,47 +719,13 @@ int km_reply_fits(enum km_cmd cmd, const char *reply, size_t len)
 	n = ll - 2;
 	if (km_line_is_error(s, n))
 		return 1;
-	switch (cmd) {
-	case KM_CMD_GET:
-	case KM_CMD_GETS:
-	case KM_CMD_GAT:
-	case KM_CMD_GATS:
-		return km_line_word(s, n, end, 0);
-	case KM_CMD_SET:
-	case KM_CMD_ADD:
-	case KM_CMD_REPLACE:
-	case KM_CMD_APPEND:
-	case KM_CMD_PREPEND:
-	case KM_CMD_CAS:
-		return km_line_word(s, n, stored, 0);
-	case KM_CMD_DELETE:
-		return km_line_word(s, n, deleted, 0);
-	case KM_CMD_INCR:
-	case KM_CMD_DECR:
-		return km_line_is_number(s, n) ||
-		       km_line_word(s, n, counted, 0);
-	case KM_CMD_TOUCH:
-		return km_line_word(s, n, touched, 0);
-	case KM_CMD_FLUSH_ALL:
-	case KM_CMD_VERBOSITY:
-		return km_line_word(s, n, ok, 0);
-	case KM_CMD_VERSION:
-		return km_line_word(s, n, version, 1);
-	case KM_CMD_STATS:
-		return km_line_word(s, n, stats_end, 0);
-	case KM_CMD_MG:
-		return km_line_word(s, n, mg, 1);
-	case KM_CMD_MS:
-		return km_line_word(s, n, ms, 1);
-	case KM_CMD_MD:
-		return km_line_word(s, n, md, 1);
-	case KM_CMD_MA:
-		return km_line_word(s, n, ma, 1);
-	case KM_CMD_ME:
-		return km_line_word(s, n, me, 1);
-	default:
+	if ((cmd == KM_CMD_INCR || cmd == KM_CMD_DECR) &&
+	    km_line_is_number(s, n))
+		return 1;
+	if ((size_t)cmd >= sizeof(km_reply_ends) / sizeof(km_reply_ends[0]))
 		return 0;
-	}
+	e = &km_reply_ends[cmd];
+	return e->words && km_line_word(s, n, e->words, e->meta);
 }
 
 enum km_reply_class km_reply_classify(const char *s, size_t len)

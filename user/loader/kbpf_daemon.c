@@ -339,7 +339,7 @@ static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 				"%u ms: requests retried on its replicas, "
 				"reads skip it for %d ms\n",
 				km_d.be[ev->backend].name,
-				km_d.cfg.udp_retry_ms, KM_SILENT_HOLD_MS);
+				KM_LIVE(udp_retry_ms), KM_SILENT_HOLD_MS);
 		km_kretry_silent(ev->backend);
 		if (km_kbpf_timeout_due(ev->backend))
 			km_health_passive_failure(ev->backend,

@@ -384,8 +384,7 @@ static void *km_kr_main(void *arg)
 	(void)arg;
 	while (!km_kr.stop && !km_d.stop) {
 		/* --udp-retry is reloadable: read it every round */
-		retry_ms = __atomic_load_n(&km_d.cfg.udp_retry_ms,
-					   __ATOMIC_RELAXED);
+		retry_ms = KM_LIVE(udp_retry_ms);
 		km_kr_sleep_ms(retry_ms ? km_retry_period_ms(retry_ms) : 100);
 		if (retry_ms)
 			km_kr_scan(retry_ms);

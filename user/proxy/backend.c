@@ -80,14 +80,21 @@ enum {
 	KM_BF_LATER = 4,   /* inside km_backend_submit: completed by the loop */
 };
 
-void km_backend_fail_later(struct km_worker *w, struct km_op *op)
+/* Append op to a queue linked by next (a connection's, the failed ones) */
+static void km_op_append(struct km_op **head, struct km_op **tail,
+			 struct km_op *op)
 {
 	op->next = NULL;
-	if (w->failed_tail)
-		w->failed_tail->next = op;
+	if (*tail)
+		(*tail)->next = op;
 	else
-		w->failed_head = op;
-	w->failed_tail = op;
+		*head = op;
+	*tail = op;
+}
+
+void km_backend_fail_later(struct km_worker *w, struct km_op *op)
+{
+	km_op_append(&w->failed_head, &w->failed_tail, op);
 }
 
 void km_backend_complete_failed(struct km_worker *w)
@@ -153,18 +160,23 @@ static void km_bconn_fail(struct km_worker *w, struct km_bconn *bc,
 
 static int km_bconn_connect(struct km_worker *w, struct km_bconn *bc)
 {
-	const struct km_backend_info *b = &km_d.be[bc->be];
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
 				 .data.ptr = &bc->ev};
+	union km_addr sa;
+	unsigned int gen;
 	int fd, one = 1;
 
-	fd = socket(b->addr.sa.sa_family,
-		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* a reload may fill the slot again meanwhile (km_backend_add) */
+	pthread_mutex_lock(&km_d.lock);
+	sa = km_d.be[bc->be].addr;
+	gen = km_backend_gen(bc->be);
+	pthread_mutex_unlock(&km_d.lock);
+	fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, &b->addr.sa, km_addr_len(&b->addr)) &&
-	    errno != EINPROGRESS) {
+	if (connect(fd, &sa.sa, km_addr_len(&sa)) && errno != EINPROGRESS) {
 		int err = -errno;
 
 		close(fd);
@@ -178,7 +190,7 @@ static int km_bconn_connect(struct km_worker *w, struct km_bconn *bc)
 	}
 	bc->ev.fd = fd;
 	bc->connecting = 1;
-	bc->gen = b->gen;
+	bc->gen = gen;
 	bc->last_rx = w->now;
 	return 0;
 }
@@ -201,7 +213,7 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 
 	if (!bc)
 		goto fail;
-	if (bc->ev.fd >= 0 && bc->gen != km_d.be[op->be].gen)
+	if (bc->ev.fd >= 0 && bc->gen != km_backend_gen(op->be))
 		km_bconn_fail(w, bc, "backend replaced", KM_BF_LATER);
 	if (bc->ev.fd < 0) {
 		if (w->now < bc->retry_at)
@@ -217,13 +229,8 @@ int km_backend_submit(struct km_worker *w, struct km_op *op,
 	    (n2 && km_buf_append(&bc->out, d2, n2)) ||
 	    (op->kind == KM_RK_QUIET && km_buf_append(&bc->out, "mn\r\n", 4)))
 		goto fail;
-	op->deadline = w->now + km_d.cfg.timeout_ms;
-	op->next = NULL;
-	if (bc->tail)
-		bc->tail->next = op;
-	else
-		bc->head = op;
-	bc->tail = op;
+	op->deadline = w->now + KM_LIVE(timeout_ms);
+	km_op_append(&bc->head, &bc->tail, op);
 	bc->nops++;
 	KM_INC(km_d.be[op->be].c.inflight);
 	KM_INC(km_d.be[op->be].c.requests);
@@ -366,60 +373,82 @@ static void km_bconn_timeout(struct km_worker *w, struct km_bconn *bc)
 		km_bconn_read(w, bc);
 	if (!bc->head || bc->head->deadline > w->now)
 		return;
-	if (w->now - bc->last_rx < (uint64_t)km_d.cfg.timeout_ms)
+	if (w->now - bc->last_rx < (uint64_t)KM_LIVE(timeout_ms))
 		km_bconn_fail(w, bc, "timeout while sending",
 			      KM_BF_TIMEOUT | KM_BF_BUSY);
 	else
 		km_bconn_fail(w, bc, "timeout", KM_BF_TIMEOUT);
 }
 
+typedef int (*km_bconn_fn)(struct km_worker *w, struct km_bconn *bc);
+
+/* fn on each of w's connections to backend id: its first non-zero return */
+static int km_bconn_each_of(struct km_worker *w, unsigned int id,
+			    km_bconn_fn fn)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; w->bc[id] && i < (unsigned int)km_d.cfg.pool_size; i++) {
+		if (!w->bc[id][i])
+			continue;
+		ret = fn(w, w->bc[id][i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ... and on each of its connections to any backend */
+static int km_bconn_each(struct km_worker *w, km_bconn_fn fn)
+{
+	unsigned int id;
+	int ret = 0;
+
+	for (id = 1; !ret && id < KM_MAX_BACKENDS; id++)
+		ret = km_bconn_each_of(w, id, fn);
+	return ret;
+}
+
+static int km_bconn_check_timeout(struct km_worker *w, struct km_bconn *bc)
+{
+	if (bc->head && bc->head->deadline <= w->now)
+		km_bconn_timeout(w, bc);
+	return 0;
+}
+
 void km_backend_check_timeouts(struct km_worker *w)
 {
-	unsigned int id, i;
+	km_bconn_each(w, km_bconn_check_timeout);
+}
 
-	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		if (!w->bc[id])
-			continue;
-		for (i = 0; i < (unsigned int)km_d.cfg.pool_size; i++) {
-			struct km_bconn *bc = w->bc[id][i];
-
-			if (bc && bc->head && bc->head->deadline <= w->now)
-				km_bconn_timeout(w, bc);
-		}
-	}
+static int km_bconn_busy(struct km_worker *w, struct km_bconn *bc)
+{
+	(void)w;
+	return bc->head != NULL;
 }
 
 int km_backend_pending(struct km_worker *w)
 {
-	unsigned int id, i;
+	return km_bconn_each(w, km_bconn_busy);
+}
 
-	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		if (!w->bc[id])
-			continue;
-		for (i = 0; i < (unsigned int)km_d.cfg.pool_size; i++)
-			if (w->bc[id][i] && w->bc[id][i]->head)
-				return 1;
-	}
+static int km_bconn_free(struct km_worker *w, struct km_bconn *bc)
+{
+	km_bconn_fail(w, bc, "shutdown", 0);
+	km_buf_free(&bc->in);
+	km_buf_free(&bc->out);
+	free(bc);
 	return 0;
 }
 
 void km_backend_close_all(struct km_worker *w)
 {
-	unsigned int id, i;
+	unsigned int id;
 
+	/* one backend at a time: an op failed over finds no freed pool */
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		if (!w->bc[id])
-			continue;
-		for (i = 0; i < (unsigned int)km_d.cfg.pool_size; i++) {
-			struct km_bconn *bc = w->bc[id][i];
-
-			if (!bc)
-				continue;
-			km_bconn_fail(w, bc, "shutdown", 0);
-			km_buf_free(&bc->in);
-			km_buf_free(&bc->out);
-			free(bc);
-		}
+		km_bconn_each_of(w, id, km_bconn_free);
 		free(w->bc[id]);
 		w->bc[id] = NULL;
 	}

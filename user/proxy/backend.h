@@ -32,7 +32,7 @@ struct km_bconn {
 	struct km_ev ev;
 	struct km_worker *w;
 	__u8 be;
-	unsigned int gen; /* km_backend_info.gen when connected */
+	unsigned int gen; /* km_backend_gen when connected */
 	int connecting;
 	int dirty; /* on the worker's flush list */
 	struct km_bconn *dirty_next;

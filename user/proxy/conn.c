@@ -71,14 +71,14 @@ static int km_total_over(const struct km_conn *c)
 {
 	size_t total = __atomic_load_n(&km_claimed, __ATOMIC_RELAXED);
 
-	return total - c->claimed + km_conn_claim(c) >= km_d.cfg.reply_memory;
+	return total - c->claimed + km_conn_claim(c) >= KM_LIVE(reply_memory);
 }
 
 int km_conn_has_room(const struct km_conn *c)
 {
 	size_t claim = km_conn_claim(c);
 
-	return claim < km_d.cfg.conn_buffer &&
+	return claim < KM_LIVE(conn_buffer) &&
 	       (claim == 0 || !km_total_over(c));
 }
 
@@ -90,7 +90,7 @@ unsigned int km_conn_key_room(const struct km_conn *c, int head)
 		return 1;
 	/* the head's window waits for the client only, not for the
 	 * replies of the requests queued behind it */
-	return km_window_keys(km_d.cfg.conn_buffer,
+	return km_window_keys(KM_LIVE(conn_buffer),
 			      head ? km_buf_used(&c->out)
 				   : km_conn_held(c) +
 					      (size_t)c->ukeys * c->est,
@@ -107,12 +107,7 @@ void km_worker_wake(struct km_worker *w, struct km_req *r)
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&w->seq_lock);
-	r->seq_next = NULL;
-	if (w->seq_tail)
-		w->seq_tail->seq_next = r;
-	else
-		w->seq_head = r;
-	w->seq_tail = r;
+	km_req_seq_append(&w->seq_head, &w->seq_tail, r);
 	pthread_mutex_unlock(&w->seq_lock);
 	/* a full counter still wakes it: nothing to retry */
 	if (write(w->seq_ev.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)

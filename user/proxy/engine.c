@@ -75,21 +75,26 @@ static struct km_req *km_req_new(struct km_worker *w, struct km_conn *c,
 	return r;
 }
 
-static void km_req_free(struct km_worker *w, struct km_req *r)
+static void km_req_destroy(struct km_req *r)
 {
 	unsigned int i;
 
+	km_buf_free(&r->line);
+	km_buf_free(&r->data);
+	km_buf_free(&r->res);
+	km_buf_free(&r->resp);
+	for (i = 0; i < r->rcap; i++)
+		km_buf_free(&r->reps[i].reply);
+	free(r->reps);
+	free(r->keys);
+	free(r);
+}
+
+static void km_req_free(struct km_worker *w, struct km_req *r)
+{
 	if (w->nfree_reqs >= 1024 || r->resp.cap > 65536 ||
 	    r->res.cap > 65536 || r->data.cap > 65536) {
-		km_buf_free(&r->line);
-		km_buf_free(&r->data);
-		km_buf_free(&r->res);
-		km_buf_free(&r->resp);
-		for (i = 0; i < r->rcap; i++)
-			km_buf_free(&r->reps[i].reply);
-		free(r->reps);
-		free(r->keys);
-		free(r);
+		km_req_destroy(r);
 		return;
 	}
 	r->next = w->free_reqs;
@@ -131,6 +136,24 @@ void km_op_free(struct km_worker *w, struct km_op *op)
 	op->next = w->free_ops;
 	w->free_ops = op;
 	w->nfree_ops++;
+}
+
+void km_worker_free_lists(struct km_worker *w)
+{
+	struct km_req *r;
+	struct km_op *op;
+
+	while ((r = w->free_reqs)) {
+		w->free_reqs = r->next;
+		km_req_destroy(r);
+	}
+	w->nfree_reqs = 0;
+	while ((op = w->free_ops)) {
+		w->free_ops = op->next;
+		free(op->keys);
+		free(op);
+	}
+	w->nfree_ops = 0;
 }
 
 static int km_op_add_key(struct km_op *op, unsigned int k)
@@ -902,12 +925,7 @@ static int km_seq_take(struct km_req *r)
 	if (mine) {
 		s->busy = 1;
 	} else {
-		r->seq_next = NULL;
-		if (s->tail)
-			s->tail->seq_next = r;
-		else
-			s->head = r;
-		s->tail = r;
+		km_req_seq_append(&s->head, &s->tail, r);
 		r->seq_waiting = 1;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -1314,7 +1332,7 @@ static void km_write_all_done(struct km_worker *w, struct km_req *r)
 				auth ? auth : km_mg_touch_pick(r, first_ok));
 		return;
 	}
-	switch (km_d.cfg.write_policy) {
+	switch (KM_LIVE(write_policy)) {
 	case KM_WP_WORST:
 		for (i = 0; i < r->nreps; i++)
 			if (!pick || r->reps[i].cls > pick->cls)
@@ -1347,7 +1365,7 @@ static void km_write_op_done(struct km_worker *w, struct km_op *op,
 		if (wr->cls == KM_RC_SERVER)
 			KM_INC(km_d.be[op->be].c.errors);
 	}
-	if (!r->answered && km_d.cfg.write_policy == KM_WP_FIRST &&
+	if (!r->answered && KM_LIVE(write_policy) == KM_WP_FIRST &&
 	    km_wrep_usable(wr) && r->cmd != KM_CMD_MG)
 		km_write_answer(w, r, wr);
 	/* the last op out, once dispatch is over */
@@ -1589,7 +1607,7 @@ static void km_stats_finish(struct km_worker *w, struct km_req *r)
 			km_agg_add(&agg, km_buf_data(&r->reps[i].reply),
 				   km_buf_used(&r->reps[i].reply));
 	r->res.off = r->res.len = 0;
-	if (km_agg_emit(&agg, nr, km_d.cfg.replicas, &r->res))
+	if (km_agg_emit(&agg, nr, KM_LIVE(replicas), &r->res))
 		r->res.off = r->res.len = 0;
 	km_req_answered(w, r);
 }

@@ -39,5 +39,7 @@ int km_read_wants_more(const struct km_req *r);
 int km_op_complete(struct km_worker *w, struct km_op *op, const char *reply,
 		   size_t len);
 void km_op_free(struct km_worker *w, struct km_op *op);
+/* Free the requests and ops w keeps for reuse (its thread has ended). */
+void km_worker_free_lists(struct km_worker *w);
 
 #endif /* KM_ENGINE_H */

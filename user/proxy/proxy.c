@@ -150,7 +150,7 @@ static void km_conn_collect(struct km_worker *w, struct km_conn *c)
 			/* a long get goes out key by key, in key order */
 			if (km_read_stream(w, r, &c->out,
 					   km_buf_used(&c->out) <
-						   km_d.cfg.conn_buffer))
+						   KM_LIVE(conn_buffer)))
 				c->closing = 1;
 			if (!r->answered)
 				break;
@@ -190,12 +190,12 @@ static void km_conn_resume(struct km_worker *w, struct km_conn *c)
 {
 	/* the client read enough for a long get's next keys */
 	if (!c->udp && c->head && km_read_wants_more(c->head) &&
-	    km_buf_used(&c->out) < km_d.cfg.conn_buffer)
+	    km_buf_used(&c->out) < KM_LIVE(conn_buffer))
 		km_conn_mark_dirty(w, c);
 	if (!c->paused || c->nreq >= KM_MAX_PIPELINE / 2 || c->closing ||
 	    c->dead || (c->held && (c->nopen || c->nseq)) ||
 	    (c->udp ? km_buf_used(&c->out) > KM_OUT_HIGH / 2
-		    : km_conn_claim(c) > km_d.cfg.conn_buffer / 2 ||
+		    : km_conn_claim(c) > KM_LIVE(conn_buffer) / 2 ||
 			      !km_conn_has_room(c)))
 		return;
 	c->paused = c->held = 0;
@@ -282,7 +282,10 @@ static void km_udp_send_unit(struct km_conn *c, size_t off, size_t end)
 static int km_udp_capped(const struct km_conn *c)
 {
 	const size_t chunk = KM_UDP_MAX - KM_UDP_HDR;
-	size_t max = km_cfg_udp_reply_max(&km_d.cfg), off = 0, n;
+	/* udp_reply_max is fixed at start; item_size_max reloads */
+	size_t max = km_udp_reply_max(km_d.cfg.udp_reply_max,
+				      KM_LIVE(item_size_max));
+	size_t off = 0, n;
 	size_t len = km_buf_used(&c->out);
 	unsigned int i;
 
@@ -413,7 +416,7 @@ static int km_conn_binary(struct km_worker *w, struct km_conn *c)
 	memcpy(&body, h + 8, 4);
 	body = ntohl(body);
 	/* not a request (memcached closes too), or a body nobody sends */
-	close_after = h[0] != 0x80 || body > km_d.cfg.item_size_max + 4096;
+	close_after = h[0] != 0x80 || body > KM_LIVE(item_size_max) + 4096;
 	pkt[1] = h[1];		     /* opcode */
 	pkt[7] = 0x83;		     /* status: not supported */
 	memcpy(pkt + 8, &n, 4);	     /* total body */
@@ -432,7 +435,7 @@ static int km_conn_binary(struct km_worker *w, struct km_conn *c)
 /* Parse and dispatch what c has buffered. */
 static void km_conn_process(struct km_worker *w, struct km_conn *c)
 {
-	const size_t item_max = km_d.cfg.item_size_max;
+	const size_t item_max = KM_LIVE(item_size_max);
 
 	/* draining (SIGTERM): what was parsed is answered, nothing more */
 	while (!c->closing && !c->dead && !c->eof && !km_d.draining) {
@@ -608,7 +611,7 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 			return;
 		}
 		if (KM_LOAD(km_d.c.curr_connections) >=
-		    (uint64_t)km_d.cfg.max_conns) {
+		    (uint64_t)KM_LIVE(max_conns)) {
 			static const char msg[] =
 				"ERROR Too many open connections\r\n";
 
@@ -630,7 +633,7 @@ static void km_accept(struct km_worker *w, int lfd, int is_unix)
 		c->ev.fd = fd;
 		c->w = w;
 		c->pool_idx = fd;
-		c->est = km_window_est_initial(km_d.cfg.item_size_max);
+		c->est = km_window_est_initial(KM_LIVE(item_size_max));
 		ev.data.ptr = &c->ev;
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 			close(fd);
@@ -886,7 +889,7 @@ static void km_worker_round(struct km_worker *w, struct epoll_event *evs, int n)
  */
 static void km_conn_idle_check(struct km_worker *w)
 {
-	uint64_t limit = km_d.cfg.idle_timeout * 1000ull;
+	uint64_t limit = KM_LIVE(idle_timeout) * 1000ull;
 	struct km_conn *c;
 
 	if (w->now - w->idle_check < 1000)
@@ -1250,27 +1253,7 @@ void km_proxy_stop(void)
 			close(w->seq_ev.fd);
 		if (w->epfd > 0)
 			close(w->epfd);
-		while (w->free_reqs) {
-			struct km_req *r = w->free_reqs;
-
-			w->free_reqs = r->next;
-			km_buf_free(&r->line);
-			km_buf_free(&r->data);
-			km_buf_free(&r->res);
-			km_buf_free(&r->resp);
-			for (unsigned int j = 0; j < r->rcap; j++)
-				km_buf_free(&r->reps[j].reply);
-			free(r->reps);
-			free(r->keys);
-			free(r);
-		}
-		while (w->free_ops) {
-			struct km_op *op = w->free_ops;
-
-			w->free_ops = op->next;
-			free(op->keys);
-			free(op);
-		}
+		km_worker_free_lists(w);
 		while (w->free_udp) {
 			struct km_conn *c = w->free_udp;
 
@@ -1374,7 +1357,7 @@ void km_stats_build(struct km_buf *out, int reset, const struct km_buf *extra)
 	KM_STATS_KMAGENT(X)
 #undef X
 	km_stat(b, "kmagent_write_policy", "%s",
-		km_write_policy_name(km_d.cfg.write_policy));
+		km_write_policy_name(KM_LIVE(write_policy)));
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		const struct km_backend_info *be = &km_d.be[id];
 		char name[32];

@@ -91,6 +91,18 @@ struct km_req {
 	size_t charged;
 };
 
+/* Append r to a queue linked by seq_next (a stripe's, a worker's inbox) */
+static inline void km_req_seq_append(struct km_req **head, struct km_req **tail,
+				     struct km_req *r)
+{
+	r->seq_next = NULL;
+	if (*tail)
+		(*tail)->seq_next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
 struct km_conn {
 	struct km_ev ev; /* fd -1 for a UDP pseudo-connection */
 	struct km_worker *w;
