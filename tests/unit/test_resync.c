@@ -521,7 +521,7 @@ static void test_replay_keeps_ambiguous_keys(void **state)
 	struct km_resync_opts o;
 	struct km_resync_progress p;
 	struct km_jkey keys[2];
-	char k[2][64], req[128];
+	char k[2][64], req[160];
 	struct item it;
 	int i;
 
