@@ -287,7 +287,9 @@ static void km_kbpf_write_missed(const struct km_event *ev)
  */
 static void km_kbpf_check_gaps(void)
 {
+	char name[KM_NAME_MAX];
 	unsigned int id;
+	bool known;
 	__u64 n;
 
 	if (!km_kb_gaps)
@@ -296,10 +298,14 @@ static void km_kbpf_check_gaps(void)
 		n = __atomic_load_n(&km_kb_gaps[id], __ATOMIC_ACQUIRE);
 		if (!n)
 			continue;
-		if (km_d.be[id].id) {
+		pthread_mutex_lock(&km_d.lock);
+		known = km_d.be[id].id != 0;
+		snprintf(name, sizeof(name), "%s", km_d.be[id].name);
+		pthread_mutex_unlock(&km_d.lock);
+		if (known) {
 			km_warn("kernel path: backend %s: %llu missed writes "
 				"not reported (event ring buffer full)\n",
-				km_d.be[id].name, (unsigned long long)n);
+				name, (unsigned long long)n);
 			km_journal_set_lost(id, "kernel events lost");
 			/* up: refilled now; down: when it is back */
 			km_backend_warm_for_replay(id, "kernel events lost");
@@ -773,6 +779,9 @@ void km_kbpf_stop(void)
 		pthread_join(km_kb_thread, NULL);
 		km_kb_thread_up = 0;
 	}
+	if (km_kb_gaps)
+		munmap(km_kb_gaps, KM_MAX_BACKENDS * sizeof(__u64));
+	km_kb_gaps = NULL;
 	/* the programs serve alone now: nobody is there to take UDP */
 	if (km_kb && km_kbpf_bypassed() && km_kbpf_set_bypass_until(0))
 		km_warn("kernel path: cannot lift the bypass at exit\n");
