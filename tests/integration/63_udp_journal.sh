@@ -15,9 +15,6 @@ N=100
 udp_lab_pab
 udp_kmagentd_pab --probe-interval 200 --probe-timeout 200 --fall 2 --rise 2 -v
 
-# udp_writes LINES: checked requests over UDP through the kernel path
-udp_seq() { lab_mc c --udp --timeout 2 $P seq | awk '$1 == "failed" { print $2 }'; }
-
 lab_eq "$N keys written through kmagentd" "stored $N" \
 	"$(ops_py c fill 198.18.0.1:11210 $N keep-)"
 lab_log "b pauses"

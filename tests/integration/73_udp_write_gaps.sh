@@ -12,13 +12,8 @@
 
 N=1500 # more events than km_events' 256 KiB hold (about 900)
 udp_lab_pab
-P=198.18.0.1:11210 A=198.18.0.2:11211 B=198.18.0.3:11211
-lab_kmagentd p -l 198.18.0.1 -p 11210 -s $A -s $B -I eth0 --pin-root "$PIN" \
-	--state-dir "$LAB_DIR/state" --probe-interval 200 --probe-timeout 200 \
-	--fall 2 --rise 2 -v
-udp_kernel_ready 198.18.0.2 198.18.0.3
-
-udp_seq() { lab_mc c --udp --timeout 2 $P seq | awk '$1 == "failed" { print $2 }'; }
+udp_kmagentd_pab --state-dir "$LAB_DIR/state" --probe-interval 200 \
+	--probe-timeout 200 --fall 2 --rise 2 -v
 
 lab_eq "$N keys written through kmagentd" "stored $N" \
 	"$(ops_py c fill $P $N keep-)"

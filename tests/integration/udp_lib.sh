@@ -199,6 +199,13 @@ udp_lab_ref()
 
 # udp_kmagentd_pab [ARGS...]: in udp_lab_pab, kmagentd on P in front of A
 # and B with the kernel path on eth0 and ARGS; returns once that is ready
+# udp_seq < REQUESTS: each line a request over UDP to kmagentd on p ($P),
+# its reply checked (mc.py seq); prints how many failed
+udp_seq()
+{
+	lab_mc c --udp --timeout 2 "$P" seq | awk '$1 == "failed" { print $2 }'
+}
+
 udp_kmagentd_pab()
 {
 	lab_kmagentd p -l 198.18.0.1 -p 11210 -s "$A" -s "$B" -I eth0 \

@@ -1256,6 +1256,7 @@ static int km_replay_keep_ambiguous(struct km_resync *rs)
 {
 	const struct km_slot *slot;
 	size_t i;
+	bool first;
 	int err = 0;
 
 	for (i = 0; i < rs->o.nr_keys && !err; i++) {
@@ -1267,13 +1268,14 @@ static int km_replay_keep_ambiguous(struct km_resync *rs)
 		err = km_keyset_add(&rs->done, km_key_hash64(k->key, k->len));
 		if (err)
 			break;
+		first = km_replay_first_of_owing(rs, slot);
 		pthread_mutex_lock(&rs->lock);
-		if (km_replay_first_of_owing(rs, slot))
+		if (first)
 			rs->p.ambiguous++;
 		else
 			rs->p.deferred++;
 		pthread_mutex_unlock(&rs->lock);
-		if (!km_replay_first_of_owing(rs, slot) && rs->o.on_owed)
+		if (!first && rs->o.on_owed)
 			rs->o.on_owed(rs->o.target_id, k->key, k->len);
 	}
 	return err;
