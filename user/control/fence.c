@@ -20,6 +20,7 @@
 #include "journal.h"
 #include "log.h"
 #include "mcclient.h"
+#include "peers.h"
 
 #define KM_FENCE_NAMES_MAX 512 /* bytes of names in one fence */
 
@@ -414,6 +415,7 @@ int km_fence_forget(const char *name)
 		return -EINVAL;
 	if (!strcmp(name, km_fence_me))
 		return -EPERM;
+	km_peers_forget(name);
 	pthread_mutex_lock(&km_forget_lock);
 	for (i = 0; i < KM_FORGET_MAX; i++) {
 		if (!strcmp(km_forget[i].name, name))
@@ -516,7 +518,7 @@ static bool km_fence_sync(const struct km_fence_view *peer,
 			km_fence_adopted(taken, peer->id, v[i].id);
 	}
 	km_fence_checked[peer->id] = true;
-	return true;
+	return km_peers_sync(peer->id, km_fence_io);
 }
 
 /* Do we owe backend b writes?  Lock held. */
@@ -538,6 +540,8 @@ void km_fence_round(void)
 	unsigned int id, nv = 0, i;
 
 	pthread_mutex_lock(&km_d.lock);
+	km_peers_round_start(km_fence_me, km_daemon_ring_fp_locked(),
+			     km_daemon_handoff_state_locked());
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		const struct km_backend_info *b = &km_d.be[id];
 
@@ -552,12 +556,15 @@ void km_fence_round(void)
 		nv++;
 	}
 	pthread_mutex_unlock(&km_d.lock);
-	if (nv < 2)
+	if (nv < 2) {
+		km_peers_alone();
 		return; /* no peer to hold a fence */
+	}
 	for (i = 0; i < nv; i++)
 		if (!v[i].reachable || !km_fence_sync(&v[i], v, nv, fenced))
 			complete = false;
 	km_fence_forget_done(complete);
+	km_peers_round_end();
 	for (i = 0; i < nv; i++)
 		km_backend_set_flags(v[i].id, KM_BE_F_FENCED,
 				     fenced[v[i].id] ? KM_BE_F_FENCED : 0,

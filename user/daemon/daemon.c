@@ -251,6 +251,8 @@ static void km_daemon_end_handoff_locked(void)
 		km_daemon_note_settled_locked();
 		return;
 	}
+	if (!__atomic_load_n(&km_d.peers_ready, __ATOMIC_ACQUIRE))
+		return; /* another kmagentd may still read them (peers.h) */
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		struct km_backend_info *b = &km_d.be[id];
 
@@ -369,6 +371,59 @@ void km_daemon_rejoin(__u8 id)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
+void km_daemon_set_peers(bool agree, bool ready)
+{
+	pthread_mutex_lock(&km_d.lock);
+	if (agree != __atomic_load_n(&km_d.peers_agree, __ATOMIC_RELAXED))
+		__atomic_store_n(&km_d.ring_gen, km_d.ring_gen + 1,
+				 __ATOMIC_RELEASE);
+	__atomic_store_n(&km_d.peers_agree, agree, __ATOMIC_RELEASE);
+	__atomic_store_n(&km_d.peers_ready, ready, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&km_d.lock);
+}
+
+bool km_daemon_peers_agree(void)
+{
+	return __atomic_load_n(&km_d.peers_agree, __ATOMIC_ACQUIRE);
+}
+
+__u32 km_daemon_ring_fp_locked(void)
+{
+	__u32 sum = 0, h;
+	unsigned int id;
+	const char *p;
+
+	/* a sum of the names' FNV-1a: the order of the config does not count */
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		if (!km_d.be[id].id)
+			continue;
+		h = 2166136261u;
+		for (p = km_d.be[id].name; *p; p++)
+			h = (h ^ (unsigned char)*p) * 16777619u;
+		sum += h;
+	}
+	return (sum ^ KM_LIVE(replicas)) * 16777619u;
+}
+
+enum km_handoff_state km_daemon_handoff_state_locked(void)
+{
+	unsigned int id;
+	bool leaving = false;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		if (!km_d.be[id].id)
+			continue;
+		if (km_d.be[id].has_joining)
+			return KM_HANDOFF_PENDING;
+		leaving |= km_d.be[id].has_leaving;
+	}
+	if (!leaving)
+		return KM_HANDOFF_SETTLED;
+	if (km_handoff_pending_locked())
+		return KM_HANDOFF_PENDING;
+	return KM_HANDOFF_READY;
+}
+
 void km_daemon_handoff_check(void)
 {
 	pthread_mutex_lock(&km_d.lock);
@@ -388,7 +443,8 @@ void km_daemon_joined(__u8 id, unsigned long ring_gen)
 	km_debug("backend %s: filled as of ring %lu (now %lu)%s\n", b->name,
 		 ring_gen, km_d.ring_gen,
 		 b->has_joining ? "" : ", joining nothing");
-	if (b->id && b->has_joining && ring_gen == km_d.ring_gen) {
+	if (b->id && b->has_joining && ring_gen == km_d.ring_gen &&
+	    km_daemon_peers_agree()) {
 		km_slot_bits_clear(b->joining);
 		b->has_joining = false;
 		km_daemon_end_handoff_locked();

@@ -155,10 +155,11 @@ struct km_daemon {
 	 * the lock: written under it, read with km_backend_gen.
 	 */
 	unsigned int be_gen[KM_MAX_BACKENDS];
-	struct km_ring *ring;	 /* current, see km_daemon_ring() */
-	struct km_ring *retired; /* previous, freed at the next swap */
-	unsigned long ring_gen;	 /* swaps so far (a freed ring's address
-				    may come back: compare this) */
+	struct km_ring *ring;	       /* current, see km_daemon_ring() */
+	struct km_ring *retired;       /* previous, freed at the next swap */
+	unsigned long ring_gen;	       /* swaps so far (a freed ring's address
+					  may come back: compare this) */
+	bool peers_agree, peers_ready; /* km_daemon_set_peers, atomics */
 	time_t started;
 	pid_t pid;
 	/* set at shutdown: every thread's loop exits */
@@ -230,6 +231,23 @@ void km_daemon_joined(__u8 id, unsigned long ring_gen);
  * is done (km_daemon_joined).
  */
 void km_daemon_rejoin(__u8 id);
+/* Where our ring handoff stands, as the other kmagentd see it (peers.h). */
+enum km_handoff_state {
+	KM_HANDOFF_PENDING = 'p', /* a joiner is not filled, or writes owed */
+	KM_HANDOFF_READY = 'r',	  /* would end: waits for the others */
+	KM_HANDOFF_SETTLED = 's', /* no handoff */
+};
+enum km_handoff_state km_daemon_handoff_state_locked(void);
+/* Our ring, as published: the configured backends' names and replicas. */
+__u32 km_daemon_ring_fp_locked(void);
+/*
+ * What the other kmagentd say (peers.h): agree, they all run our ring (a
+ * joiner is filled only then); ready, none has a handoff pending either
+ * (a handoff ends only then).  A change of agreement makes a fill that
+ * started before count for nothing, as a ring swap does.
+ */
+void km_daemon_set_peers(bool agree, bool ready);
+bool km_daemon_peers_agree(void);
 /* Ends the handoff once nobody joins or owes writes any more. */
 void km_daemon_handoff_check(void);
 /*

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Unit tests of the ring handoff records between kmagentd
+ * (user/control/peers.c): two backends as in-memory key stores that
+ * answer gets, set, add and cas, another kmagentd's record written into
+ * them as it would write it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "daemon.h"
+#include "peers.h"
+
+#define NKEYS 8
+
+static struct store {
+	struct {
+		char key[128], val[1100];
+		unsigned long long cas;
+	} kv[NKEYS];
+	unsigned long long next_cas;
+	bool down;
+} st[3]; /* by backend id: 1 and 2 */
+
+static int find(struct store *s, const char *key)
+{
+	int i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (s->kv[i].key[0] && !strcmp(s->kv[i].key, key))
+			return i;
+	return -1;
+}
+
+static void put(struct store *s, const char *key, const char *val)
+{
+	int i = find(s, key);
+
+	if (i < 0)
+		for (i = 0; s->kv[i].key[0]; i++)
+			assert_true(i + 1 < NKEYS);
+	snprintf(s->kv[i].key, sizeof(s->kv[i].key), "%s", key);
+	snprintf(s->kv[i].val, sizeof(s->kv[i].val), "%s", val);
+	s->kv[i].cas = ++s->next_cas;
+}
+
+/* Just enough of memcached's text protocol for peers.c. */
+static int io(__u8 id, const char *req, size_t len, char *rep, size_t cap,
+	      int (*done)(const char *, size_t))
+{
+	struct store *s = &st[id];
+	char cmd[8], key[128], val[1100], copy[4096];
+	unsigned long long cas = 0;
+	size_t n = 0, bytes;
+	int i, used = 0;
+
+	(void)len;
+	if (s->down)
+		return -1;
+	rep[0] = 0;
+	if (!strncmp(req, "gets ", 5)) {
+		char *save, *w;
+
+		snprintf(copy, sizeof(copy), "%.*s", (int)strcspn(req + 5, "\r"),
+			 req + 5);
+		for (w = strtok_r(copy, " ", &save); w;
+		     w = strtok_r(NULL, " ", &save))
+			if ((i = find(s, w)) >= 0)
+				n += snprintf(rep + n, cap - n,
+					      "VALUE %s 0 %zu %llu\r\n%s\r\n",
+					      w, strlen(s->kv[i].val),
+					      s->kv[i].cas, s->kv[i].val);
+		snprintf(rep + n, cap - n, "END\r\n");
+		assert_true(done(rep, strlen(rep)));
+		return (int)strlen(rep);
+	}
+	assert_true(sscanf(req, "%7s %127s 0 0 %zu %llu\r\n%n", cmd, key,
+			   &bytes, &cas, &used) >= 3);
+	used = (int)(strstr(req, "\r\n") - req) + 2;
+	snprintf(val, sizeof(val), "%.*s", (int)bytes, req + used);
+	i = find(s, key);
+	if ((!strcmp(cmd, "add") && i >= 0) ||
+	    (!strcmp(cmd, "cas") && (i < 0 || s->kv[i].cas != cas)))
+		snprintf(rep, cap, "NOT_STORED\r\n");
+	else
+		put(s, key, val), snprintf(rep, cap, "STORED\r\n");
+	return (int)strlen(rep);
+}
+
+static void round_as(const char *me, __u32 fp, enum km_handoff_state state)
+{
+	km_peers_round_start(me, fp, state);
+	km_peers_sync(1, io);
+	km_peers_sync(2, io);
+	km_peers_round_end();
+}
+
+static bool agree(void)
+{
+	return __atomic_load_n(&km_d.peers_agree, __ATOMIC_ACQUIRE);
+}
+
+static bool ready(void)
+{
+	return __atomic_load_n(&km_d.peers_ready, __ATOMIC_ACQUIRE);
+}
+
+/* The other kmagentd, "pb", writes its record on both backends. */
+static void pb_says(__u32 fp, char state, unsigned long long seq)
+{
+	char val[64];
+
+	snprintf(val, sizeof(val), "%08x %c %llu", fp, state, seq);
+	put(&st[1], KM_PEERS_RING "pb", val);
+	put(&st[2], KM_PEERS_RING "pb", val);
+}
+
+static void test_alone_then_a_peer(void **state)
+{
+	(void)state;
+	assert_false(agree()); /* nothing read yet: wait */
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	assert_true(agree());
+	assert_true(ready());
+	/* we registered, and our record is on both backends */
+	assert_true(find(&st[1], KM_PEERS_KEY) >= 0);
+	assert_string_equal(st[2].kv[find(&st[2], KM_PEERS_KEY)].val, "pa");
+	assert_true(find(&st[2], KM_PEERS_RING "pa") >= 0);
+
+	/* pb joins the directory on backend 2 only, record not written yet */
+	put(&st[2], KM_PEERS_KEY, "pa pb");
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_false(agree()); /* registered, not read: it may run anything */
+	assert_false(ready());
+
+	pb_says(0x123, 's', 10); /* another ring: it did not reload yet */
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_false(agree());
+	assert_false(ready());
+
+	pb_says(0xabc, 'p', 11); /* reloaded, filling its joiners */
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_true(agree());
+	assert_false(ready());
+
+	pb_says(0xabc, 'r', 12);
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_true(agree());
+	assert_true(ready());
+
+	/* an older record on one backend does not undo a newer one */
+	put(&st[1], KM_PEERS_RING "pb", "00000abc p 11");
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_true(ready());
+}
+
+static void test_backend_restarted_empty_gets_our_record_again(void **state)
+{
+	(void)state;
+	memset(&st[2], 0, sizeof(st[2]));
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	assert_true(find(&st[2], KM_PEERS_RING "pa") >= 0);
+	assert_non_null(strstr(st[2].kv[find(&st[2], KM_PEERS_KEY)].val, "pa"));
+}
+
+static void test_forget_until_it_writes_again(void **state)
+{
+	(void)state;
+	pb_says(0x999, 's', 20);
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_false(agree());
+	km_peers_forget("pb");
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_true(agree());
+	assert_true(ready());
+	pb_says(0x999, 's', 21); /* alive after all */
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_false(agree());
+}
+
+static void test_agreement_change_is_a_ring_change(void **state)
+{
+	unsigned long gen;
+
+	(void)state;
+	pb_says(0xabc, 's', 30);
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	assert_true(agree());
+	gen = km_d.ring_gen;
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	assert_int_equal(km_d.ring_gen, gen); /* no change: no bump */
+	pb_says(0xdef, 's', 31);
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	assert_false(agree());
+	assert_int_equal(km_d.ring_gen, gen + 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_alone_then_a_peer),
+		cmocka_unit_test(
+			test_backend_restarted_empty_gets_our_record_again),
+		cmocka_unit_test(test_forget_until_it_writes_again),
+		cmocka_unit_test(test_agreement_change_is_a_ring_change),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

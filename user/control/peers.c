@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Ring handoffs across kmagentd (peers.h).  The records are read and
+ * written by the health thread (fence rounds); km_peers_forget comes
+ * from the control thread.  km_peers_lock guards the table.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "peers.h"
+
+#define KM_PEERS_MAX	      16
+#define KM_PEERS_DIR_MAX      1024 /* bytes of names in kmagent:proxies */
+#define KM_PEERS_REFRESH_SECS 5 /* our record rewritten at least this often */
+
+struct km_peer {
+	char name[KM_NAME_MAX]; /* "" = a free entry */
+	bool fetched;		/* a record of it was read */
+	__u32 fp;
+	char st;
+	unsigned long long seq;
+	time_t changed; /* monotonic: when seq last grew (or we met it) */
+	bool forgotten; /* kmagentctl forget, until its seq grows */
+	bool silent;	/* past the TTL: logged */
+};
+
+static pthread_mutex_t km_peers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct km_peer km_peers[KM_PEERS_MAX];
+static struct {
+	char name[KM_NAME_MAX];
+	__u32 fp;
+	char st;
+	unsigned long long seq;
+	time_t written; /* monotonic: seq last bumped */
+} km_me;
+static bool km_peers_read_once; /* a backend's records were read */
+static char km_peers_why[256];	/* what we wait for, as last logged */
+
+static time_t km_peers_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+void km_peers_round_start(const char *me, __u32 fp, enum km_handoff_state st)
+{
+	time_t now = km_peers_now();
+
+	pthread_mutex_lock(&km_peers_lock);
+	snprintf(km_me.name, sizeof(km_me.name), "%s", me);
+	if (!km_me.seq) {
+		struct timespec rt;
+
+		/* a restarted kmagentd's records are newer than its last */
+		clock_gettime(CLOCK_REALTIME, &rt);
+		km_me.seq = ((unsigned long long)rt.tv_sec * 1000 +
+			     rt.tv_nsec / 1000000) *
+			    1000;
+	}
+	if (fp != km_me.fp || (char)st != km_me.st ||
+	    now - km_me.written >= KM_PEERS_REFRESH_SECS) {
+		km_me.fp = fp;
+		km_me.st = (char)st;
+		km_me.seq++;
+		km_me.written = now;
+	}
+	pthread_mutex_unlock(&km_peers_lock);
+}
+
+static struct km_peer *km_peer_find(const char *name, bool add)
+{
+	struct km_peer *free_p = NULL;
+	unsigned int i;
+
+	for (i = 0; i < KM_PEERS_MAX; i++) {
+		if (!strcmp(km_peers[i].name, name))
+			return &km_peers[i];
+		if (!km_peers[i].name[0] && !free_p)
+			free_p = &km_peers[i];
+	}
+	if (!add || !free_p)
+		return NULL;
+	memset(free_p, 0, sizeof(*free_p));
+	snprintf(free_p->name, sizeof(free_p->name), "%s", name);
+	free_p->changed = km_peers_now();
+	return free_p;
+}
+
+/* A record read: newer than what we knew? */
+static void km_peer_note(const char *name, const char *val)
+{
+	struct km_peer *p = km_peer_find(name, true);
+	unsigned long long seq;
+	unsigned int fp;
+	char st;
+
+	if (!p || sscanf(val, "%x %c %llu", &fp, &st, &seq) != 3)
+		return;
+	if (p->fetched && seq <= p->seq)
+		return;
+	if (p->forgotten && p->fetched)
+		km_info("kmagentd %s writes its ring record again: handoffs "
+			"wait for it again\n",
+			name);
+	p->forgotten = p->forgotten && !p->fetched;
+	p->fetched = true;
+	p->fp = fp;
+	p->st = st;
+	p->seq = seq;
+	p->changed = km_peers_now();
+	p->silent = false;
+}
+
+/* Every name of kmagent:proxies into the table. */
+static bool km_peers_note_dir(const char *names)
+{
+	char copy[KM_PEERS_DIR_MAX + 1], *save, *w;
+	bool me = false;
+
+	snprintf(copy, sizeof(copy), "%s", names);
+	for (w = strtok_r(copy, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save)) {
+		if (!strcmp(w, km_me.name))
+			me = true;
+		else
+			km_peer_find(w, true);
+	}
+	return me;
+}
+
+static int km_peers_end_done(const char *buf, size_t len)
+{
+	return len >= 5 && !memcmp(buf + len - 5, "END\r\n", 5);
+}
+
+static int km_peers_line_done(const char *buf, size_t len)
+{
+	return len >= 2 && !memcmp(buf + len - 2, "\r\n", 2);
+}
+
+struct km_peers_seen {
+	bool dir, mine;
+	unsigned long long dir_cas, my_seq;
+	char dir_names[KM_PEERS_DIR_MAX + 1];
+};
+
+/* Parse the reply to our gets (VALUE ... END) into the table and *s. */
+static int km_peers_parse(char *p, struct km_peers_seen *s)
+{
+	size_t pre = strlen(KM_PEERS_RING);
+
+	while (strncmp(p, "END\r\n", 5)) {
+		char key[300], val[KM_PEERS_DIR_MAX + 1];
+		unsigned long long cas;
+		unsigned int flags;
+		size_t bytes;
+		int used = 0;
+
+		if (sscanf(p, "VALUE %299s %u %zu %llu\r\n%n", key, &flags,
+			   &bytes, &cas, &used) != 4 ||
+		    !used || bytes > KM_PEERS_DIR_MAX ||
+		    strlen(p + used) < bytes + 2)
+			return -1;
+		memcpy(val, p + used, bytes);
+		val[bytes] = 0;
+		p += used + bytes + 2;
+		if (!strcmp(key, KM_PEERS_KEY)) {
+			s->dir = true;
+			s->dir_cas = cas;
+			memcpy(s->dir_names, val, bytes + 1);
+		} else if (!strncmp(key, KM_PEERS_RING, pre) &&
+			   !strcmp(key + pre, km_me.name)) {
+			s->mine = sscanf(val, "%*x %*c %llu", &s->my_seq) == 1;
+		} else if (!strncmp(key, KM_PEERS_RING, pre)) {
+			km_peer_note(key + pre, val);
+		}
+	}
+	return 0;
+}
+
+/* Our name into kmagent:proxies on backend id (add, or cas). */
+static void km_peers_join_dir(__u8 id, km_peers_io_fn io,
+			      const struct km_peers_seen *s)
+{
+	char req[KM_PEERS_DIR_MAX + 256], rep[64];
+	size_t len = strlen(s->dir_names) + 1 + strlen(km_me.name);
+	int n;
+
+	if (s->dir && len > KM_PEERS_DIR_MAX) {
+		km_warn("%s is full: handoffs of other kmagentd will not "
+			"wait for this one\n",
+			KM_PEERS_KEY);
+		return;
+	}
+	if (s->dir)
+		n = snprintf(req, sizeof(req),
+			     "cas %s 0 0 %zu %llu\r\n%s %s\r\n", KM_PEERS_KEY,
+			     len, s->dir_cas, s->dir_names, km_me.name);
+	else
+		n = snprintf(req, sizeof(req), "add %s 0 0 %zu\r\n%s\r\n",
+			     KM_PEERS_KEY, strlen(km_me.name), km_me.name);
+	/* raced with another kmagentd: the next round tries again */
+	if (n > 0 && (size_t)n < sizeof(req))
+		io(id, req, n, rep, sizeof(rep), km_peers_line_done);
+}
+
+static void km_peers_write_mine(__u8 id, km_peers_io_fn io)
+{
+	char req[256], val[64], rep[64];
+	int n, vlen;
+
+	vlen = snprintf(val, sizeof(val), "%08x %c %llu", km_me.fp, km_me.st,
+			km_me.seq);
+	n = snprintf(req, sizeof(req), "set %s%s 0 0 %d\r\n%s\r\n",
+		     KM_PEERS_RING, km_me.name, vlen, val);
+	if (n > 0 && (size_t)n < sizeof(req))
+		io(id, req, n, rep, sizeof(rep), km_peers_line_done);
+}
+
+bool km_peers_sync(__u8 id, km_peers_io_fn io)
+{
+	static char req[KM_PEERS_MAX * (KM_NAME_MAX + 16) + 256];
+	static char rep[16384];
+	static struct km_peers_seen s;
+	size_t len;
+	unsigned int i;
+	bool ok = false;
+
+	pthread_mutex_lock(&km_peers_lock);
+	len = snprintf(req, sizeof(req), "gets %s %s%s", KM_PEERS_KEY,
+		       KM_PEERS_RING, km_me.name);
+	for (i = 0; i < KM_PEERS_MAX; i++)
+		if (km_peers[i].name[0])
+			len += snprintf(req + len, sizeof(req) - len, " %s%s",
+					KM_PEERS_RING, km_peers[i].name);
+	len += snprintf(req + len, sizeof(req) - len, "\r\n");
+	memset(&s, 0, sizeof(s));
+	if (len >= sizeof(req) ||
+	    io(id, req, len, rep, sizeof(rep), km_peers_end_done) < 0 ||
+	    km_peers_parse(rep, &s))
+		goto out;
+	if (!km_peers_note_dir(s.dir_names))
+		km_peers_join_dir(id, io, &s);
+	if (!s.mine || s.my_seq != km_me.seq)
+		km_peers_write_mine(id, io);
+	km_peers_read_once = true;
+	ok = true;
+out:
+	pthread_mutex_unlock(&km_peers_lock);
+	return ok;
+}
+
+void km_peers_round_end(void)
+{
+	time_t now = km_peers_now();
+	bool agree, ready;
+	char why[sizeof(km_peers_why)] = "";
+	size_t len = 0;
+	unsigned int i;
+
+	pthread_mutex_lock(&km_peers_lock);
+	agree = ready = km_peers_read_once;
+	for (i = 0; i < KM_PEERS_MAX; i++) {
+		struct km_peer *p = &km_peers[i];
+		const char *wait = NULL;
+
+		if (!p->name[0] || p->forgotten)
+			continue;
+		if (now - p->changed > KM_PEERS_TTL_SECS) {
+			if (!p->silent)
+				km_info("kmagentd %s: no ring record for %d s: "
+					"handoffs no longer wait for it\n",
+					p->name, KM_PEERS_TTL_SECS);
+			p->silent = true;
+			continue;
+		}
+		if (!p->fetched || p->fp != km_me.fp) {
+			agree = ready = false;
+			wait = p->fetched ? "runs another ring"
+					  : "not read yet";
+		} else if (p->st == KM_HANDOFF_PENDING) {
+			ready = false;
+			wait = "has its handoff pending";
+		}
+		if (wait && len < sizeof(why))
+			len += snprintf(why + len, sizeof(why) - len, "%s%s %s",
+					len ? ", " : "", p->name, wait);
+	}
+	if (km_me.st != KM_HANDOFF_SETTLED && strcmp(why, km_peers_why) &&
+	    why[0])
+		km_info("ring handoff waits for kmagentd %s\n", why);
+	snprintf(km_peers_why, sizeof(km_peers_why), "%s", why);
+	pthread_mutex_unlock(&km_peers_lock);
+	km_daemon_set_peers(agree, ready);
+}
+
+void km_peers_alone(void)
+{
+	km_daemon_set_peers(true, true);
+}
+
+void km_peers_forget(const char *name)
+{
+	struct km_peer *p;
+
+	pthread_mutex_lock(&km_peers_lock);
+	p = km_peer_find(name, false);
+	if (p)
+		p->forgotten = true;
+	pthread_mutex_unlock(&km_peers_lock);
+}
