@@ -91,9 +91,11 @@ out=$(ctl reload); rc=$?
 printf '%s\n' "$out" | sed 's/^/# | /'
 lab_eq "reload exits 0" 0 $rc
 lab_ok "reload reports A removed" grep -q "^removed: $A" <<<"$out"
-lab_eq "2 backends left" 2 "$(jget "$(ctl -j status)" 'd["backends"]')"
 lab_ok "the backends left are resynced: they gained A's slots" \
 	ops_wait_log "$log" "resync of $X done" 2 15
+# A gets its slots' writes until the handoff is over, then leaves
+lab_ok "the ring handoff is over" ops_wait_handoff 15
+lab_eq "2 backends left" 2 "$(jget "$(ctl -j status)" 'd["backends"]')"
 
 lab_log "SIGHUP: the probe timeout changes"
 echo "probe-timeout 300" >>"$CONF"

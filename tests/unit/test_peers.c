@@ -66,8 +66,8 @@ static int io(__u8 id, const char *req, size_t len, char *rep, size_t cap,
 	if (!strncmp(req, "gets ", 5)) {
 		char *save, *w;
 
-		snprintf(copy, sizeof(copy), "%.*s", (int)strcspn(req + 5, "\r"),
-			 req + 5);
+		snprintf(copy, sizeof(copy), "%.*s",
+			 (int)strcspn(req + 5, "\r"), req + 5);
 		for (w = strtok_r(copy, " ", &save); w;
 		     w = strtok_r(NULL, " ", &save))
 			if ((i = find(s, w)) >= 0)

@@ -223,8 +223,9 @@ static void km_json_be_row(FILE *out, const struct km_be_view *v, bool latency)
 		v->kb.flags & KM_BE_F_FENCED ? "true" : "false",
 		km_fence_holds(v->id) ? "true" : "false");
 	/* the ring handoff: slots not filled yet / left, still written */
-	fprintf(out, ",\"joining\":%s,\"leaving\":%s",
-		v->joining ? "true" : "false", v->leaving ? "true" : "false");
+	fprintf(out, ",\"joining\":%s,\"leaving\":%s,\"removed\":%s",
+		v->joining ? "true" : "false", v->leaving ? "true" : "false",
+		v->removed ? "true" : "false");
 	fputs(",\"resync\":", out);
 	km_json_resync(out, v->id);
 	km_json_journal(out, v->id);
@@ -648,6 +649,8 @@ static void km_reload_backends(FILE *out, const struct km_cfg *n)
 
 		for (i = 0; i < nv && strcmp(v[i].name, name); i++)
 			;
+		if (i < nv && v[i].removed) /* not gone yet: up to date */
+			km_backend_unremove(v[i].id);
 		if (i < nv)
 			continue;
 		id = km_backend_add(name);
@@ -663,7 +666,7 @@ static void km_reload_backends(FILE *out, const struct km_cfg *n)
 	fputs("],\"removed\":[", out);
 	first = true;
 	for (i = 0; i < nv; i++) {
-		if (km_cfg_has_backend(n, v[i].name))
+		if (km_cfg_has_backend(n, v[i].name) || v[i].removed)
 			continue;
 		if (km_backend_remove(v[i].id))
 			continue;

@@ -63,6 +63,7 @@ int km_be_snapshot(struct km_be_view *v)
 		v[n].uptime = b->uptime;
 		v[n].joining = b->has_joining;
 		v[n].leaving = b->has_leaving;
+		v[n].removed = b->removed;
 		km_be_counters_load(&v[n].c, &b->c);
 		n++;
 	}

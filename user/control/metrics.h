@@ -41,6 +41,7 @@ struct km_be_view {
 	char reason[96];
 	long pid, uptime;
 	bool joining, leaving; /* the ring handoff (daemon.c) */
+	bool removed;	       /* by a reload: leaves when the handoff ends */
 	struct km_be_counters c;
 };
 

@@ -1389,7 +1389,8 @@ static __u32 km_assign_owners(struct km_resync *rs, const struct km_ring *r,
 		if (only_todo && rs->owner[s] == KM_NO_OWNER)
 			continue;
 		rs->owner[s] = KM_NO_OWNER;
-		if (!km_slot_has(sl, rs->o.target_id))
+		if (!km_slot_has(sl, rs->o.target_id) ||
+		    (rs->o.only && !km_slot_bit(rs->o.only, s)))
 			continue;
 		for (i = 0; i < rs->o.nr_sources; i++) {
 			if (!rs->dead[i] &&

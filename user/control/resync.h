@@ -80,6 +80,13 @@ struct km_resync_opts {
 	 * client write that reached it since stays).
 	 */
 	const __u8 *purge;
+	/*
+	 * Copy only the keys of these slots (KM_RING_SLOTS bits, borrowed;
+	 * NULL: all the target's slots).  A joiner's fill leaves alone the
+	 * slots it already serves: there, an add-mode copy that crosses a
+	 * client's delete is read before the delete check undoes it.
+	 */
+	const __u8 *only;
 	const char *lock_owner;
 	/*
 	 * A key whose copy was undone (the delete check): the target lacks

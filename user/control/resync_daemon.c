@@ -40,6 +40,8 @@ struct km_rsd_slot {
 	time_t last_bg;		     /* end of the last replay while UP */
 	__u8 *purge;		     /* stale slots (km_backend_info) */
 	bool purge_only;	     /* slots it left: purged, nothing copied */
+	bool has_only;		     /* a joiner's fill: only of these slots */
+	__u8 only[KM_SLOT_BITS_BYTES];
 };
 
 static struct km_rsd_slot km_rsd[KM_MAX_BACKENDS];
@@ -429,6 +431,7 @@ static void km_rsd_start_from(__u8 id, struct km_rsd_slot *s,
 	o.target_id = id;
 	o.on_owed = km_rsd_owed;
 	o.source_owes = km_journal_owes;
+	o.only = s->has_only ? s->only : NULL;
 	km_rsd_sources(&o, id);
 	if (manual && journal && !o.nr_sources)
 		return; /* nothing to copy its missed keys from yet */
@@ -661,10 +664,23 @@ static void km_rsd_tick(__u8 id)
 		km_rsd_start_purge(id, s, &v);
 		return;
 	} else if (s->requested || (v.state == KM_BE_UP && v.joining)) {
-		/* add mode; it serves none of the joined slots meanwhile */
+		/*
+		 * Add mode; it serves none of the joined slots meanwhile.  Only
+		 * once every kmagentd writes to it (peers.h), or their writes
+		 * after the copy would miss it.
+		 */
+		if (!s->requested && !km_daemon_peers_agree())
+			return;
 		if (s->requested && km_rsd_has_sources(id))
 			km_daemon_rejoin(id);
+		s->has_only = !s->requested;
+		if (s->has_only) {
+			pthread_mutex_lock(&km_d.lock);
+			memcpy(s->only, km_d.be[id].joining, sizeof(s->only));
+			pthread_mutex_unlock(&km_d.lock);
+		}
 		km_rsd_start_one(id, s, &v, true, false);
+		s->has_only = false; /* the running resync keeps s->only */
 	} else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
 		   time(NULL) - s->last_bg >= KM_RSD_BG_SECS)
 		km_rsd_start_one(id, s, &v, true, true);

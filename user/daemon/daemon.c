@@ -154,7 +154,7 @@ static int km_daemon_swap_ring_locked(bool handoff)
 	int err;
 
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		if (!km_d.be[id].id)
+		if (!km_d.be[id].id || km_d.be[id].removed)
 			continue;
 		m[n].id = id;
 		m[n].name = km_d.be[id].name;
@@ -189,6 +189,7 @@ static int km_daemon_swap_ring_locked(bool handoff)
 }
 
 static void km_daemon_end_handoff_locked(void);
+static void km_backend_drop_locked(__u8 id);
 
 int km_daemon_rebuild_ring_locked(void)
 {
@@ -211,7 +212,9 @@ static bool km_handoff_pending_locked(void)
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		const struct km_backend_info *b = &km_d.be[id];
 
-		if (b->id && (b->has_joining || !km_journal_settled(id)))
+		/* a removed backend's debts go with it */
+		if (b->id && !b->removed &&
+		    (b->has_joining || !km_journal_settled(id)))
 			return true;
 	}
 	return false;
@@ -258,6 +261,10 @@ static void km_daemon_end_handoff_locked(void)
 
 		if (!b->id || !b->has_leaving)
 			continue;
+		if (b->removed) {
+			km_backend_drop_locked(id);
+			continue;
+		}
 		if (!b->stale)
 			b->stale = calloc(1, KM_SLOT_BITS_BYTES);
 		for (i = 0; b->stale && i < KM_SLOT_BITS_BYTES; i++)
@@ -395,7 +402,7 @@ __u32 km_daemon_ring_fp_locked(void)
 
 	/* a sum of the names' FNV-1a: the order of the config does not count */
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		if (!km_d.be[id].id)
+		if (!km_d.be[id].id || km_d.be[id].removed)
 			continue;
 		h = 2166136261u;
 		for (p = km_d.be[id].name; *p; p++)
@@ -520,6 +527,26 @@ out:
 	return err;
 }
 
+/* The end of a removal: it leaves the table. */
+static void km_backend_drop_locked(__u8 id)
+{
+	km_backend_set_state_locked(id, KM_BE_DOWN, "removed");
+	/* writes stop reaching it: a restart must not take it as filled */
+	km_journal_ring_gone(km_d.be[id].name);
+	km_journal_clear(id);
+	km_journal_name(id, NULL);
+	free(km_d.be[id].stale);
+	km_d.be[id].stale = NULL;
+	km_slot_bits_clear(km_d.be[id].joining);
+	km_slot_bits_clear(km_d.be[id].leaving);
+	km_d.be[id].has_joining = km_d.be[id].has_leaving = false;
+	km_d.be[id].removed = false;
+	km_d.be[id].id = 0;
+	memset(&km_d.be[id].kb.addr, 0, sizeof(union km_ip));
+	__atomic_fetch_add(&km_d.be_gen[id], 1, __ATOMIC_RELEASE);
+	km_info("backend %u %s removed\n", id, km_d.be[id].name);
+}
+
 int km_backend_remove(__u8 id)
 {
 	int err = 0;
@@ -531,24 +558,39 @@ int km_backend_remove(__u8 id)
 		err = -ENOENT;
 		goto out;
 	}
-	km_backend_set_state_locked(id, KM_BE_DOWN, "removed");
-	/* writes stop reaching it: a restart must not take it as filled */
-	km_journal_ring_gone(km_d.be[id].name);
-	km_journal_clear(id);
-	km_journal_name(id, NULL);
-	free(km_d.be[id].stale);
-	km_d.be[id].stale = NULL;
-	km_slot_bits_clear(km_d.be[id].joining);
-	km_slot_bits_clear(km_d.be[id].leaving);
-	km_d.be[id].has_joining = km_d.be[id].has_leaving = false;
-	km_d.be[id].id = 0;
-	memset(&km_d.be[id].kb.addr, 0, sizeof(union km_ip));
-	__atomic_fetch_add(&km_d.be_gen[id], 1, __ATOMIC_RELEASE);
+	if (km_d.be[id].removed)
+		goto out;
+	/* the slots it served become leaving (km_handoff_slot_locked) */
+	km_d.be[id].removed = true;
 	err = km_daemon_rebuild_ring_locked();
-	km_info("backend %u %s removed\n", id, km_d.be[id].name);
+	if (err || !km_d.be[id].id)
+		goto out; /* failed, or dropped at once by the handoff's end */
+	if (!km_d.be[id].has_leaving) {
+		km_backend_drop_locked(id);
+		err = km_daemon_rebuild_ring_locked();
+	} else {
+		km_info("backend %u %s removed from the ring: it gets the "
+			"writes of its slots until the handoff is over\n",
+			id, km_d.be[id].name);
+	}
 out:
 	pthread_mutex_unlock(&km_d.lock);
 	return err;
+}
+
+void km_backend_unremove(__u8 id)
+{
+	if (!id || id >= KM_MAX_BACKENDS)
+		return;
+	pthread_mutex_lock(&km_d.lock);
+	if (km_d.be[id].id && km_d.be[id].removed) {
+		km_d.be[id].removed = false;
+		km_info("backend %u %s back in the configuration before it "
+			"left: up to date\n",
+			id, km_d.be[id].name);
+		km_daemon_rebuild_ring_locked();
+	}
+	pthread_mutex_unlock(&km_d.lock);
 }
 
 void km_backend_warm_for_replay(__u8 id, const char *why)

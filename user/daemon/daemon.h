@@ -83,6 +83,13 @@ struct km_backend_info {
 	__u8 joining[KM_SLOT_BITS_BYTES];
 	__u8 leaving[KM_SLOT_BITS_BYTES];
 	bool has_joining, has_leaving;
+	/*
+	 * A reload removed it: it leaves every slot it served, and stays in
+	 * the table, getting those slots' writes, until the handoff is over
+	 * for every kmagentd (peers.h); a reload that brings it back before
+	 * finds it up to date.
+	 */
+	bool removed;
 	char reason[96]; /* reason of the last state change */
 
 	/* data-path failures in the window since passive_since (ms,
@@ -264,7 +271,12 @@ static inline bool km_be_joining(__u8 id, __u32 slot)
 }
 /* Add a backend "host:port" (returns its id) / remove one, ring rebuilt. */
 int km_backend_add(const char *hostport);
+/*
+ * A reload removed id: it leaves the ring at the end of the handoff (at
+ * once if it serves no slot).  km_backend_unremove: a reload kept it.
+ */
 int km_backend_remove(__u8 id);
+void km_backend_unremove(__u8 id);
 struct km_backend_info *km_backend_by_name(const char *name);
 
 /*
