@@ -560,8 +560,13 @@ int km_backend_remove(__u8 id)
 	}
 	if (km_d.be[id].removed)
 		goto out;
-	/* the slots it served become leaving (km_handoff_slot_locked) */
+	/*
+	 * The slots it served become leaving (km_handoff_slot_locked); those
+	 * it was joining stop getting writes now.  Gone from the recorded
+	 * ring at once: back after a restart, it is refilled in full.
+	 */
 	km_d.be[id].removed = true;
+	km_journal_ring_gone(km_d.be[id].name);
 	err = km_daemon_rebuild_ring_locked();
 	if (err || !km_d.be[id].id)
 		goto out; /* failed, or dropped at once by the handoff's end */
