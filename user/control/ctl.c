@@ -649,9 +649,9 @@ static void km_reload_backends(FILE *out, const struct km_cfg *n)
 
 		for (i = 0; i < nv && strcmp(v[i].name, name); i++)
 			;
-		if (i < nv && v[i].removed) /* not gone yet: up to date */
-			km_backend_unremove(v[i].id);
-		if (i < nv)
+		if (i < nv && v[i].removed) /* not gone yet: added as new */
+			km_backend_drop_removed(v[i].id);
+		else if (i < nv)
 			continue;
 		id = km_backend_add(name);
 		if (id < 0) {

@@ -583,16 +583,13 @@ out:
 	return err;
 }
 
-void km_backend_unremove(__u8 id)
+void km_backend_drop_removed(__u8 id)
 {
 	if (!id || id >= KM_MAX_BACKENDS)
 		return;
 	pthread_mutex_lock(&km_d.lock);
 	if (km_d.be[id].id && km_d.be[id].removed) {
-		km_d.be[id].removed = false;
-		km_info("backend %u %s back in the configuration before it "
-			"left: up to date\n",
-			id, km_d.be[id].name);
+		km_backend_drop_locked(id);
 		km_daemon_rebuild_ring_locked();
 	}
 	pthread_mutex_unlock(&km_d.lock);

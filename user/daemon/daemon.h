@@ -273,10 +273,12 @@ static inline bool km_be_joining(__u8 id, __u32 slot)
 int km_backend_add(const char *hostport);
 /*
  * A reload removed id: it leaves the ring at the end of the handoff (at
- * once if it serves no slot).  km_backend_unremove: a reload kept it.
+ * once if it serves no slot).  km_backend_drop_removed: a reload put it
+ * back before; it leaves now, to be added as new (another kmagentd may
+ * have stopped writing to it already: it is refilled in full).
  */
 int km_backend_remove(__u8 id);
-void km_backend_unremove(__u8 id);
+void km_backend_drop_removed(__u8 id);
 struct km_backend_info *km_backend_by_name(const char *name);
 
 /*
