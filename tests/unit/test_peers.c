@@ -200,6 +200,54 @@ static void test_agreement_change_is_a_ring_change(void **state)
 	assert_int_equal(km_d.ring_gen, gen + 1);
 }
 
+static bool in_ring(__u8 id)
+{
+	const struct km_ring *r = km_daemon_ring();
+	unsigned int slot;
+
+	for (slot = 0; slot < KM_RING_SLOTS; slot++)
+		if (km_slot_has(&r->slots[slot], id))
+			return true;
+	return false;
+}
+
+/* A removed backend stays, getting its slots' writes, until all are done. */
+static void test_removed_backend_leaves_with_the_handoff(void **state)
+{
+	struct km_cfg cfg;
+	unsigned int id;
+
+	(void)state;
+	km_config_defaults(&cfg);
+	cfg.replicas = 2;
+	assert_int_equal(km_config_add_backend(&cfg, "198.18.0.1:11211", 0,
+					       stderr, "test"),
+			 0);
+	assert_int_equal(km_config_add_backend(&cfg, "198.18.0.2:11211", 0,
+					       stderr, "test"),
+			 0);
+	assert_int_equal(km_config_add_backend(&cfg, "198.18.0.3:11211", 0,
+					       stderr, "test"),
+			 0);
+	assert_int_equal(km_daemon_init(&cfg), 0);
+	km_daemon_set_peers(true, false); /* another kmagentd is pending */
+
+	assert_int_equal(km_backend_remove(3), 0);
+	assert_int_equal(km_d.be[3].id, 3);
+	assert_true(km_d.be[3].removed && km_d.be[3].has_leaving);
+	assert_true(in_ring(3)); /* as leaving: writes reach it */
+	for (id = 1; id <= 2; id++)
+		km_daemon_joined(id, km_d.ring_gen);
+	km_daemon_handoff_check();
+	assert_int_equal(km_d.be[3].id, 3); /* the other is not ready */
+
+	km_daemon_set_peers(true, true);
+	km_daemon_handoff_check();
+	assert_int_equal(km_d.be[3].id, 0);
+	assert_false(in_ring(3));
+	km_daemon_fini();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +256,7 @@ int main(void)
 			test_backend_restarted_empty_gets_our_record_again),
 		cmocka_unit_test(test_forget_until_it_writes_again),
 		cmocka_unit_test(test_agreement_change_is_a_ring_change),
+		cmocka_unit_test(test_removed_backend_leaves_with_the_handoff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
