@@ -271,6 +271,7 @@ static void km_daemon_end_handoff_locked(void)
 			b->stale[i] |= b->leaving[i];
 		km_slot_bits_clear(b->leaving);
 		b->has_leaving = false;
+		__atomic_store_n(&b->leaving_unread, false, __ATOMIC_RELEASE);
 	}
 	if (km_daemon_swap_ring_locked(false)) {
 		km_warn("ring handoff over, but the ring could not be rebuilt: "
@@ -428,6 +429,15 @@ enum km_handoff_state km_daemon_handoff_state_locked(void)
 		return KM_HANDOFF_SETTLED;
 	if (km_handoff_pending_locked())
 		return KM_HANDOFF_PENDING;
+	/* before the others can know it (see leaving_unread) */
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id || !b->has_leaving || b->leaving_unread)
+			continue;
+		__atomic_store_n(&b->leaving_unread, true, __ATOMIC_RELEASE);
+		km_run_backend_hooks(b, b->kb.state); /* the kernel path too */
+	}
 	return KM_HANDOFF_READY;
 }
 
@@ -540,7 +550,7 @@ static void km_backend_drop_locked(__u8 id)
 	km_slot_bits_clear(km_d.be[id].joining);
 	km_slot_bits_clear(km_d.be[id].leaving);
 	km_d.be[id].has_joining = km_d.be[id].has_leaving = false;
-	km_d.be[id].removed = false;
+	km_d.be[id].removed = km_d.be[id].leaving_unread = false;
 	km_d.be[id].id = 0;
 	memset(&km_d.be[id].kb.addr, 0, sizeof(union km_ip));
 	__atomic_fetch_add(&km_d.be_gen[id], 1, __ATOMIC_RELEASE);

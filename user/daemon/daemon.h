@@ -90,6 +90,14 @@ struct km_backend_info {
 	 * finds it up to date.
 	 */
 	bool removed;
+	/*
+	 * Our handoff was ready to end with it leaving slots: another
+	 * kmagentd may have ended its own since, and stopped writing to
+	 * them, so it serves none of their reads any more (it still gets
+	 * their writes), until it stops leaving.  Atomic: read by the data
+	 * path.
+	 */
+	bool leaving_unread;
 	char reason[96]; /* reason of the last state change */
 
 	/* data-path failures in the window since passive_since (ms,
@@ -264,6 +272,12 @@ void km_daemon_handoff_check(void);
  * 0 or -errno (the configured ring stays, every backend taken as filled).
  */
 int km_daemon_restore_ring(void);
+/* Is id leaving slot, where it serves no read any more? */
+static inline bool km_be_leaving_unread(__u8 id, __u32 slot)
+{
+	return __atomic_load_n(&km_d.be[id].leaving_unread, __ATOMIC_ACQUIRE) &&
+	       km_slot_bit_load(km_d.be[id].leaving, slot);
+}
 /* Is id still joining slot (not filled for it yet)? */
 static inline bool km_be_joining(__u8 id, __u32 slot)
 {

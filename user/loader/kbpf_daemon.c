@@ -120,7 +120,8 @@ static bool km_kbpf_owes(const struct km_backend_info *b)
 
 	return st != KM_BE_DOWN &&
 	       (st == KM_BE_WARMING || !km_journal_settled(b->id) ||
-		__atomic_load_n(&b->has_joining, __ATOMIC_RELAXED));
+		__atomic_load_n(&b->has_joining, __ATOMIC_RELAXED) ||
+		__atomic_load_n(&b->leaving_unread, __ATOMIC_RELAXED));
 }
 
 /* b's entry, with keep's flags of the kernel's entry (set by the programs) */

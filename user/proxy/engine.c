@@ -395,6 +395,8 @@ static int km_be_current(const struct km_req *r, const struct km_key *k,
 		return 1;
 	if (km_be_joining(be, k->slot))
 		return 0; /* not filled yet (daemon.c, the ring handoff) */
+	if (km_be_leaving_unread(be, k->slot))
+		return 0; /* another kmagentd may no longer write it there */
 	if (km_key_bytes(r, k, dec, &key, &len))
 		return 1;
 	return !km_journal_owes(be, key, len);
