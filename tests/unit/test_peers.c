@@ -102,12 +102,12 @@ static void round_as(const char *me, __u32 fp, enum km_handoff_state state)
 
 static bool agree(void)
 {
-	return __atomic_load_n(&km_d.peers_agree, __ATOMIC_ACQUIRE);
+	return km_d.peers.none || km_d.peers.agree;
 }
 
 static bool ready(void)
 {
-	return __atomic_load_n(&km_d.peers_ready, __ATOMIC_ACQUIRE);
+	return km_d.peers.none || km_d.peers.ready;
 }
 
 /* The other kmagentd, "pb", writes its record on both backends. */
@@ -200,6 +200,16 @@ static void test_agreement_change_is_a_ring_change(void **state)
 	assert_int_equal(km_d.ring_gen, gen + 1);
 }
 
+static __u32 fp_now(void)
+{
+	__u32 fp;
+
+	pthread_mutex_lock(&km_d.lock);
+	fp = km_daemon_ring_fp_locked();
+	pthread_mutex_unlock(&km_d.lock);
+	return fp;
+}
+
 static bool in_ring(__u8 id)
 {
 	const struct km_ring *r = km_daemon_ring();
@@ -230,9 +240,12 @@ static void test_removed_backend_leaves_with_the_handoff(void **state)
 					       stderr, "test"),
 			 0);
 	assert_int_equal(km_daemon_init(&cfg), 0);
-	km_daemon_set_peers(true, false); /* another kmagentd is pending */
-
+	km_daemon_set_peers(fp_now(), true, true, false);
 	assert_int_equal(km_backend_remove(3), 0);
+	/* what the other kmagentd said was of the ring before: no end */
+	assert_int_equal(km_d.be[3].id, 3);
+	/* another kmagentd runs our new ring, its handoff pending */
+	km_daemon_set_peers(fp_now(), true, false, false);
 	assert_int_equal(km_d.be[3].id, 3);
 	assert_true(km_d.be[3].removed && km_d.be[3].has_leaving);
 	assert_true(in_ring(3)); /* as leaving: writes reach it */
@@ -241,7 +254,7 @@ static void test_removed_backend_leaves_with_the_handoff(void **state)
 	km_daemon_handoff_check();
 	assert_int_equal(km_d.be[3].id, 3); /* the other is not ready */
 
-	km_daemon_set_peers(true, true);
+	km_daemon_set_peers(fp_now(), true, true, false);
 	km_daemon_handoff_check();
 	assert_int_equal(km_d.be[3].id, 0);
 	assert_false(in_ring(3));

@@ -261,19 +261,21 @@ out:
 void km_peers_round_end(void)
 {
 	time_t now = km_peers_now();
-	bool agree, ready;
+	bool agree, ready, none;
+	__u32 fp;
 	char why[sizeof(km_peers_why)] = "";
 	size_t len = 0;
 	unsigned int i;
 
 	pthread_mutex_lock(&km_peers_lock);
-	agree = ready = km_peers_read_once;
+	agree = ready = none = km_peers_read_once;
 	for (i = 0; i < KM_PEERS_MAX; i++) {
 		struct km_peer *p = &km_peers[i];
 		const char *wait = NULL;
 
 		if (!p->name[0] || p->forgotten)
 			continue;
+		none = false;
 		if (now - p->changed > KM_PEERS_TTL_SECS) {
 			if (!p->silent)
 				km_info("kmagentd %s: no ring record for %d s: "
@@ -298,13 +300,14 @@ void km_peers_round_end(void)
 	    why[0])
 		km_info("ring handoff waits for kmagentd %s\n", why);
 	snprintf(km_peers_why, sizeof(km_peers_why), "%s", why);
+	fp = km_me.fp;
 	pthread_mutex_unlock(&km_peers_lock);
-	km_daemon_set_peers(agree, ready);
+	km_daemon_set_peers(fp, agree, ready, none);
 }
 
 void km_peers_alone(void)
 {
-	km_daemon_set_peers(true, true);
+	km_daemon_set_peers(0, true, true, true);
 }
 
 void km_peers_forget(const char *name)

@@ -190,6 +190,7 @@ static int km_daemon_swap_ring_locked(bool handoff)
 
 static void km_daemon_end_handoff_locked(void);
 static void km_backend_drop_locked(__u8 id);
+static bool km_daemon_peers_ok_locked(bool ready);
 
 int km_daemon_rebuild_ring_locked(void)
 {
@@ -254,7 +255,7 @@ static void km_daemon_end_handoff_locked(void)
 		km_daemon_note_settled_locked();
 		return;
 	}
-	if (!__atomic_load_n(&km_d.peers_ready, __ATOMIC_ACQUIRE))
+	if (!km_daemon_peers_ok_locked(true))
 		return; /* another kmagentd may still read them (peers.h) */
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		struct km_backend_info *b = &km_d.be[id];
@@ -379,20 +380,40 @@ void km_daemon_rejoin(__u8 id)
 	pthread_mutex_unlock(&km_d.lock);
 }
 
-void km_daemon_set_peers(bool agree, bool ready)
+void km_daemon_set_peers(__u32 fp, bool agree, bool ready, bool none)
 {
 	pthread_mutex_lock(&km_d.lock);
-	if (agree != __atomic_load_n(&km_d.peers_agree, __ATOMIC_RELAXED))
+	if (agree != km_d.peers.agree || none != km_d.peers.none)
 		__atomic_store_n(&km_d.ring_gen, km_d.ring_gen + 1,
 				 __ATOMIC_RELEASE);
-	__atomic_store_n(&km_d.peers_agree, agree, __ATOMIC_RELEASE);
-	__atomic_store_n(&km_d.peers_ready, ready, __ATOMIC_RELEASE);
+	km_d.peers.fp = fp;
+	km_d.peers.agree = agree;
+	km_d.peers.ready = ready;
+	km_d.peers.none = none;
 	pthread_mutex_unlock(&km_d.lock);
+}
+
+/*
+ * What the last round said holds for the ring it was about: after a
+ * change of ours, wait for the next one (unless nobody else is there).
+ */
+static bool km_daemon_peers_ok_locked(bool ready)
+{
+	if (km_d.peers.none)
+		return true;
+	if (km_d.peers.fp != km_daemon_ring_fp_locked())
+		return false;
+	return ready ? km_d.peers.ready : km_d.peers.agree;
 }
 
 bool km_daemon_peers_agree(void)
 {
-	return __atomic_load_n(&km_d.peers_agree, __ATOMIC_ACQUIRE);
+	bool ok;
+
+	pthread_mutex_lock(&km_d.lock);
+	ok = km_daemon_peers_ok_locked(false);
+	pthread_mutex_unlock(&km_d.lock);
+	return ok;
 }
 
 __u32 km_daemon_ring_fp_locked(void)
@@ -421,7 +442,7 @@ enum km_handoff_state km_daemon_handoff_state_locked(void)
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		if (!km_d.be[id].id)
 			continue;
-		if (km_d.be[id].has_joining)
+		if (km_d.be[id].has_joining && !km_d.be[id].removed)
 			return KM_HANDOFF_PENDING;
 		leaving |= km_d.be[id].has_leaving;
 	}
@@ -461,7 +482,7 @@ void km_daemon_joined(__u8 id, unsigned long ring_gen)
 		 ring_gen, km_d.ring_gen,
 		 b->has_joining ? "" : ", joining nothing");
 	if (b->id && b->has_joining && ring_gen == km_d.ring_gen &&
-	    km_daemon_peers_agree()) {
+	    km_daemon_peers_ok_locked(false)) {
 		km_slot_bits_clear(b->joining);
 		b->has_joining = false;
 		km_daemon_end_handoff_locked();
@@ -578,8 +599,13 @@ int km_backend_remove(__u8 id)
 	km_d.be[id].removed = true;
 	km_journal_ring_gone(km_d.be[id].name);
 	err = km_daemon_rebuild_ring_locked();
+	if (err)
+		km_d.be[id].removed = false;
 	if (err || !km_d.be[id].id)
 		goto out; /* failed, or dropped at once by the handoff's end */
+	/* in no slot of the new ring: it joins nothing (no fill waits) */
+	km_slot_bits_clear(km_d.be[id].joining);
+	km_d.be[id].has_joining = false;
 	if (!km_d.be[id].has_leaving) {
 		km_backend_drop_locked(id);
 		err = km_daemon_rebuild_ring_locked();

@@ -170,11 +170,14 @@ struct km_daemon {
 	 * the lock: written under it, read with km_backend_gen.
 	 */
 	unsigned int be_gen[KM_MAX_BACKENDS];
-	struct km_ring *ring;	       /* current, see km_daemon_ring() */
-	struct km_ring *retired;       /* previous, freed at the next swap */
-	unsigned long ring_gen;	       /* swaps so far (a freed ring's address
-					  may come back: compare this) */
-	bool peers_agree, peers_ready; /* km_daemon_set_peers, atomics */
+	struct km_ring *ring;	 /* current, see km_daemon_ring() */
+	struct km_ring *retired; /* previous, freed at the next swap */
+	unsigned long ring_gen;	 /* swaps so far (a freed ring's address
+				    may come back: compare this) */
+	struct {
+		__u32 fp; /* our ring when the other kmagentd were read */
+		bool agree, ready, none;
+	} peers; /* km_daemon_set_peers */
 	time_t started;
 	pid_t pid;
 	/* set at shutdown: every thread's loop exits */
@@ -256,12 +259,13 @@ enum km_handoff_state km_daemon_handoff_state_locked(void);
 /* Our ring, as published: the configured backends' names and replicas. */
 __u32 km_daemon_ring_fp_locked(void);
 /*
- * What the other kmagentd say (peers.h): agree, they all run our ring (a
- * joiner is filled only then); ready, none has a handoff pending either
- * (a handoff ends only then).  A change of agreement makes a fill that
- * started before count for nothing, as a ring swap does.
+ * What the other kmagentd said of our ring fp (peers.h): agree, they all
+ * run it (a joiner is filled only then); ready, none has a handoff
+ * pending either (a handoff ends only then); none, there is no other
+ * kmagentd (both hold for any ring).  A change of agreement makes a fill
+ * that started before count for nothing, as a ring swap does.
  */
-void km_daemon_set_peers(bool agree, bool ready);
+void km_daemon_set_peers(__u32 fp, bool agree, bool ready, bool none);
 bool km_daemon_peers_agree(void);
 /* Ends the handoff once nobody joins or owes writes any more. */
 void km_daemon_handoff_check(void);
