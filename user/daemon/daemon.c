@@ -231,6 +231,8 @@ static void km_daemon_note_settled_locked(void)
 	struct km_journal_ring r = {.replicas = KM_LIVE(replicas)};
 	unsigned int id;
 
+	if (!km_d.ring_restored)
+		return; /* the journal's, not loaded yet, must not be replaced */
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		const struct km_backend_info *b = &km_d.be[id];
 
@@ -328,12 +330,14 @@ int km_daemon_restore_ring(void)
 	unsigned int id, joining = 0, leaving = 0;
 	int err = -ENOMEM;
 
+	pthread_mutex_lock(&km_d.lock);
+	/* from now on the ring recorded is ours to update */
+	km_d.ring_restored = true;
 	if (!saved || !old)
 		goto out;
 	err = 0;
 	if (!km_journal_ring(saved))
 		goto out;
-	pthread_mutex_lock(&km_d.lock);
 	err = km_daemon_saved_ring_locked(saved, old, gone);
 	if (!err) {
 		km_daemon_note_handoff_locked(old, km_d.ring, gone);
@@ -351,8 +355,8 @@ int km_daemon_restore_ring(void)
 			joining == 1 ? "" : "s", leaving);
 	if (!err)
 		km_daemon_end_handoff_locked();
-	pthread_mutex_unlock(&km_d.lock);
 out:
+	pthread_mutex_unlock(&km_d.lock);
 	free(saved);
 	free(old);
 	return err;
