@@ -232,7 +232,7 @@ static void km_daemon_note_settled_locked(void)
 	unsigned int id;
 
 	if (!km_d.ring_restored)
-		return; /* the journal's, not loaded yet, must not be replaced */
+		return; /* the journal's, not loaded yet, stays */
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		const struct km_backend_info *b = &km_d.be[id];
 

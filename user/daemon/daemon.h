@@ -177,7 +177,7 @@ struct km_daemon {
 	struct {
 		__u32 fp; /* our ring when the other kmagentd were read */
 		bool agree, ready, none;
-	} peers; /* km_daemon_set_peers */
+	} peers;	    /* km_daemon_set_peers */
 	bool ring_restored; /* km_daemon_restore_ring ran (under the lock) */
 	time_t started;
 	pid_t pid;
