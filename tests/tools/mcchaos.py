@@ -998,8 +998,11 @@ class Checker:
                 return "stale-cross", other
             return None, None
 
-        def must_present(op, dmax_nf=-INF):
-            """An acknowledged write some live, kept holder still has."""
+        def must_present(op, dmax_nf=-INF, cross_window=False):
+            """An acknowledged write some live, kept holder still has;
+            cross_window: not one through the other kmagentd acknowledged
+            within --window of op (a miss is then an older state read
+            through another kmagentd, allowed inside the window)."""
             i = bisect.bisect_left(del_inv, op.cpl if op.cpl != INF else op.inv)
             dmax = max(del_maxc[i - 1] if i else -INF, dmax_nf)
             j = bisect.bisect_left(acked_cpl, op.inv)
@@ -1008,6 +1011,9 @@ class Checker:
             for w in reversed(acked[max(0, j - 50):j]):
                 if w.inv < dmax or w.cpl - w.inv >= self.slow(w) or \
                         w in self.flagged:
+                    continue
+                if cross_window and w.proxy != op.proxy and \
+                        op.inv - w.cpl <= self.a.window:
                     continue
                 rc = op.cpl if op.cpl != INF else op.inv + 1
                 for b in self.members(key, w.inv, rc):
@@ -1044,6 +1050,11 @@ class Checker:
                     self.violation("answer", op, "miss after %s: a "
                                    "delete answered NOT_FOUND was applied"
                                    % w.kind, [w])
+                elif w is not None and op.kind in ("get", "gets") and \
+                        must_present(op, cross_window=True)[0] is None:
+                    self.violation("stale-cross-window", op, "miss, %s "
+                                   "through the other kmagentd was "
+                                   "acknowledged just before" % w.kind, [w])
                 elif w is not None and op.kind in ("get", "gets"):
                     self.violation("lost", op, "miss, yet %s took %s and kept "
                                    "its memory" % (b, keyname(key)), [w])
