@@ -79,8 +79,13 @@ static int io(__u8 id, const char *req, size_t len, char *rep, size_t cap,
 		assert_true(done(rep, strlen(rep)));
 		return (int)strlen(rep);
 	}
-	assert_true(sscanf(req, "%7s %127s 0 0 %zu %llu\r\n%n", cmd, key,
-			   &bytes, &cas, &used) >= 3);
+	if (!strncmp(req, "touch ", 6)) {
+		snprintf(rep, cap, "TOUCHED\r\n");
+		return (int)strlen(rep);
+	}
+	/* "<cmd> <key> <flags> <exptime> <bytes> [<cas>]" */
+	assert_true(sscanf(req, "%7s %127s %*u %*d %zu %llu", cmd, key, &bytes,
+			   &cas) >= 3);
 	used = (int)(strstr(req, "\r\n") - req) + 2;
 	snprintf(val, sizeof(val), "%.*s", (int)bytes, req + used);
 	i = find(s, key);
@@ -95,8 +100,10 @@ static int io(__u8 id, const char *req, size_t len, char *rep, size_t cap,
 static void round_as(const char *me, __u32 fp, enum km_handoff_state state)
 {
 	km_peers_round_start(me, fp, state);
-	km_peers_sync(1, io);
-	km_peers_sync(2, io);
+	unsigned int items;
+
+	km_peers_sync(1, io, &items);
+	km_peers_sync(2, io, &items);
 	km_peers_round_end();
 }
 

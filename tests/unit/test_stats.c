@@ -55,6 +55,25 @@ static void test_replicas_are_not_double_counted(void **state)
 			    "STAT kmagent_stats_backends 2/2\r\n");
 }
 
+/* kmagentd's own keys (fences, ring records) are not the data set */
+static void test_own_keys_are_left_out(void **state)
+{
+	static const char reply[] = "STAT curr_items 1003\r\n"
+				    "STAT total_items 1010\r\n"
+				    "STAT bytes 50000\r\nEND\r\n";
+	struct km_agg a = {0};
+
+	(void)state;
+	km_agg_add_less(&a, reply, sizeof(reply) - 1, 3);
+	km_agg_add_less(&a, reply, sizeof(reply) - 1, 3);
+	km_agg_add_less(&a, "ERROR\r\n", 7, 3); /* not a stats reply */
+	assert_string_equal(emit(&a, 2, 0),
+			    "STAT curr_items 1000\r\n"
+			    "STAT total_items 1007\r\n"
+			    "STAT bytes 50000\r\n"
+			    "STAT kmagent_stats_backends 2/2\r\n");
+}
+
 static void test_partial_replication_and_a_silent_backend(void **state)
 {
 	struct km_agg a = {0};
@@ -106,6 +125,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_replicas_are_not_double_counted),
+		cmocka_unit_test(test_own_keys_are_left_out),
 		cmocka_unit_test(test_partial_replication_and_a_silent_backend),
 		cmocka_unit_test(test_errors_and_cut_replies_are_left_out),
 	};

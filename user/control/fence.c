@@ -471,7 +471,7 @@ static bool km_fence_sync(const struct km_fence_view *peer,
 	char req[2048], rep[8192];
 	struct timespec deadline;
 	size_t len;
-	unsigned int i;
+	unsigned int i, fences = 0, records = 0;
 	int fd;
 
 	if (km_fence_gen[peer->id] != peer->gen)
@@ -516,9 +516,14 @@ static bool km_fence_sync(const struct km_fence_view *peer,
 			fenced[v[i].id] = true;
 		if (km_fence_update(peer->id, &v[i], x, taken != 0) && taken)
 			km_fence_adopted(taken, peer->id, v[i].id);
+		fences += x->present;
 	}
 	km_fence_checked[peer->id] = true;
-	return km_peers_sync(peer->id, km_fence_io);
+	if (!km_peers_sync(peer->id, km_fence_io, &records))
+		return false;
+	__atomic_store_n(&km_d.be[peer->id].internal_items, fences + records,
+			 __ATOMIC_RELAXED);
+	return true;
 }
 
 /* Do we owe backend b writes?  Lock held. */

@@ -15,9 +15,15 @@
 #include "log.h"
 #include "peers.h"
 
-#define KM_PEERS_MAX	      16
-#define KM_PEERS_DIR_MAX      1024 /* bytes of names in kmagent:proxies */
-#define KM_PEERS_REFRESH_SECS 5 /* our record rewritten at least this often */
+#define KM_PEERS_MAX	 16
+#define KM_PEERS_DIR_MAX 1024 /* bytes of names in kmagent:proxies */
+/*
+ * Our keys live KM_PEERS_LIFE_SECS unless touched (every
+ * KM_PEERS_REFRESH_SECS): a kmagentd gone for good leaves none behind.  A
+ * touch stores nothing: `stats` total_items does not grow with it.
+ */
+#define KM_PEERS_LIFE_SECS    60
+#define KM_PEERS_REFRESH_SECS 20
 
 struct km_peer {
 	char name[KM_NAME_MAX]; /* "" = a free entry */
@@ -25,7 +31,7 @@ struct km_peer {
 	__u32 fp;
 	char st;
 	unsigned long long seq;
-	time_t changed; /* monotonic: when seq last grew (or we met it) */
+	time_t changed; /* monotonic: its record last seen (or we met it) */
 	bool forgotten; /* kmagentctl forget, until its seq grows */
 	bool silent;	/* past the TTL: logged */
 };
@@ -37,7 +43,8 @@ static struct {
 	__u32 fp;
 	char st;
 	unsigned long long seq;
-	time_t written; /* monotonic: seq last bumped */
+	time_t written; /* monotonic: our keys last written or touched */
+	bool touch;	/* due this round */
 } km_me;
 static bool km_peers_read_once; /* a backend's records were read */
 static char km_peers_why[256];	/* what we wait for, as last logged */
@@ -65,11 +72,14 @@ void km_peers_round_start(const char *me, __u32 fp, enum km_handoff_state st)
 			     rt.tv_nsec / 1000000) *
 			    1000;
 	}
-	if (fp != km_me.fp || (char)st != km_me.st ||
-	    now - km_me.written >= KM_PEERS_REFRESH_SECS) {
+	km_me.touch = false;
+	if (fp != km_me.fp || (char)st != km_me.st) {
 		km_me.fp = fp;
 		km_me.st = (char)st;
 		km_me.seq++;
+		km_me.written = now;
+	} else if (now - km_me.written >= KM_PEERS_REFRESH_SECS) {
+		km_me.touch = true;
 		km_me.written = now;
 	}
 	pthread_mutex_unlock(&km_peers_lock);
@@ -104,6 +114,8 @@ static void km_peer_note(const char *name, const char *val)
 
 	if (!p || sscanf(val, "%x %c %llu", &fp, &st, &seq) != 3)
 		return;
+	p->changed = km_peers_now(); /* alive: its keys did not expire */
+	p->silent = false;
 	if (p->fetched && seq <= p->seq)
 		return;
 	if (p->forgotten && p->fetched)
@@ -115,8 +127,6 @@ static void km_peer_note(const char *name, const char *val)
 	p->fp = fp;
 	p->st = st;
 	p->seq = seq;
-	p->changed = km_peers_now();
-	p->silent = false;
 }
 
 /* Every name of kmagent:proxies into the table. */
@@ -147,6 +157,7 @@ static int km_peers_line_done(const char *buf, size_t len)
 }
 
 struct km_peers_seen {
+	unsigned int items; /* records and kmagent:proxies found */
 	bool dir, mine;
 	unsigned long long dir_cas, my_seq;
 	char dir_names[KM_PEERS_DIR_MAX + 1];
@@ -172,6 +183,7 @@ static int km_peers_parse(char *p, struct km_peers_seen *s)
 		memcpy(val, p + used, bytes);
 		val[bytes] = 0;
 		p += used + bytes + 2;
+		s->items++;
 		if (!strcmp(key, KM_PEERS_KEY)) {
 			s->dir = true;
 			s->dir_cas = cas;
@@ -202,11 +214,13 @@ static void km_peers_join_dir(__u8 id, km_peers_io_fn io,
 	}
 	if (s->dir)
 		n = snprintf(req, sizeof(req),
-			     "cas %s 0 0 %zu %llu\r\n%s %s\r\n", KM_PEERS_KEY,
-			     len, s->dir_cas, s->dir_names, km_me.name);
+			     "cas %s 0 %d %zu %llu\r\n%s %s\r\n", KM_PEERS_KEY,
+			     KM_PEERS_LIFE_SECS, len, s->dir_cas, s->dir_names,
+			     km_me.name);
 	else
-		n = snprintf(req, sizeof(req), "add %s 0 0 %zu\r\n%s\r\n",
-			     KM_PEERS_KEY, strlen(km_me.name), km_me.name);
+		n = snprintf(req, sizeof(req), "add %s 0 %d %zu\r\n%s\r\n",
+			     KM_PEERS_KEY, KM_PEERS_LIFE_SECS,
+			     strlen(km_me.name), km_me.name);
 	/* raced with another kmagentd: the next round tries again */
 	if (n > 0 && (size_t)n < sizeof(req))
 		io(id, req, n, rep, sizeof(rep), km_peers_line_done);
@@ -219,13 +233,26 @@ static void km_peers_write_mine(__u8 id, km_peers_io_fn io)
 
 	vlen = snprintf(val, sizeof(val), "%08x %c %llu", km_me.fp, km_me.st,
 			km_me.seq);
-	n = snprintf(req, sizeof(req), "set %s%s 0 0 %d\r\n%s\r\n",
-		     KM_PEERS_RING, km_me.name, vlen, val);
+	n = snprintf(req, sizeof(req), "set %s%s 0 %d %d\r\n%s\r\n",
+		     KM_PEERS_RING, km_me.name, KM_PEERS_LIFE_SECS, vlen, val);
 	if (n > 0 && (size_t)n < sizeof(req))
 		io(id, req, n, rep, sizeof(rep), km_peers_line_done);
 }
 
-bool km_peers_sync(__u8 id, km_peers_io_fn io)
+/* Our key's life extended; the reply does not matter (next round). */
+static void km_peers_touch(__u8 id, km_peers_io_fn io, const char *key,
+			   const char *suffix)
+{
+	char req[256], rep[64];
+	int n;
+
+	n = snprintf(req, sizeof(req), "touch %s%s %d\r\n", key, suffix,
+		     KM_PEERS_LIFE_SECS);
+	if (n > 0 && (size_t)n < sizeof(req))
+		io(id, req, n, rep, sizeof(rep), km_peers_line_done);
+}
+
+bool km_peers_sync(__u8 id, km_peers_io_fn io, unsigned int *items)
 {
 	static char req[KM_PEERS_MAX * (KM_NAME_MAX + 16) + 256];
 	static char rep[16384];
@@ -251,6 +278,11 @@ bool km_peers_sync(__u8 id, km_peers_io_fn io)
 		km_peers_join_dir(id, io, &s);
 	if (!s.mine || s.my_seq != km_me.seq)
 		km_peers_write_mine(id, io);
+	else if (km_me.touch)
+		km_peers_touch(id, io, KM_PEERS_RING, km_me.name);
+	if (s.dir && km_me.touch)
+		km_peers_touch(id, io, KM_PEERS_KEY, "");
+	*items = s.items + !s.dir + !s.mine; /* what we just wrote counts */
 	km_peers_read_once = true;
 	ok = true;
 out:

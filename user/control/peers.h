@@ -20,9 +20,10 @@
  *   - ends a handoff only when, moreover, none of them has one pending
  *     (ready): the leaving backends go only once no kmagentd
  *     reads them as a slot's member.
- * A kmagentd whose record did not change for KM_PEERS_TTL_SECS is taken
- * as gone (killed for good, or cut off from every backend): handoffs
- * stop waiting for it; kmagentctl forget stops them waiting at once.
+ * The keys expire unless touched: a kmagentd whose record no backend held
+ * for KM_PEERS_TTL_SECS is taken as gone (killed for good, or cut off
+ * from every backend): handoffs stop waiting for it; kmagentctl forget
+ * stops them waiting at once.
  */
 #ifndef KM_PEERS_H
 #define KM_PEERS_H
@@ -43,8 +44,11 @@ typedef int (*km_peers_io_fn)(__u8 backend, const char *req, size_t len,
 
 /* A round starts: our name, ring fingerprint and handoff state. */
 void km_peers_round_start(const char *me, __u32 fp, enum km_handoff_state st);
-/* Read the others' records on backend id, write ours; false: I/O failed. */
-bool km_peers_sync(__u8 id, km_peers_io_fn io);
+/*
+ * Read the others' records on backend id, write ours; false: I/O failed.
+ * *items: how many keys of ours (records, kmagent:proxies) it holds now.
+ */
+bool km_peers_sync(__u8 id, km_peers_io_fn io, unsigned int *items);
 /*
  * The round is over: agreement and readiness, from what every backend
  * said, go to km_daemon_set_peers.

@@ -98,6 +98,11 @@ struct km_backend_info {
 	 * path.
 	 */
 	bool leaving_unread;
+	/*
+	 * kmagentd's own keys on it (fences, ring records), as the last fence
+	 * round found them: left out of the items `stats` reports.  Atomic.
+	 */
+	unsigned int internal_items;
 	char reason[96]; /* reason of the last state change */
 
 	/* data-path failures in the window since passive_since (ms,

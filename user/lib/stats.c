@@ -109,6 +109,25 @@ void km_agg_add(struct km_agg *a, const char *reply, size_t len)
 	a->answered++;
 }
 
+void km_agg_add_less(struct km_agg *a, const char *reply, size_t len,
+		     uint64_t n)
+{
+	struct km_agg one = {0};
+	int i;
+
+	km_agg_add(&one, reply, len);
+	if (!one.answered)
+		return;
+	for (i = 0; i < KM_AGG_NR; i++) {
+		if (!strcmp(km_agg_fields[i].name, "curr_items") ||
+		    !strcmp(km_agg_fields[i].name, "total_items"))
+			one.sum[i] -= one.sum[i] < n ? one.sum[i] : n;
+		a->sum[i] += one.sum[i];
+		a->seen[i] += one.seen[i];
+	}
+	a->answered++;
+}
+
 int km_agg_emit(const struct km_agg *a, unsigned int nr_backends,
 		unsigned int copies, struct km_buf *out)
 {

@@ -26,6 +26,13 @@ struct km_agg {
 void km_agg_add(struct km_agg *a, const char *reply, size_t len);
 
 /*
+ * Add one backend's reply, less n items of kmagentd's own on it (fences,
+ * ring records: docs/operations.md) from curr_items and total_items.
+ */
+void km_agg_add_less(struct km_agg *a, const char *reply, size_t len,
+		     uint64_t n);
+
+/*
  * The STAT lines, for the fields at least one backend had: nr_backends
  * configured, copies of each key (the replication factor, at most
  * nr_backends).  0, or -1 when out is full.

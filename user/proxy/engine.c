@@ -1606,8 +1606,12 @@ static void km_stats_finish(struct km_worker *w, struct km_req *r)
 		nr += km_d.be[i].id != 0;
 	for (i = 0; i < r->nreps; i++)
 		if (r->reps[i].done) /* km_agg_add takes stats replies only */
-			km_agg_add(&agg, km_buf_data(&r->reps[i].reply),
-				   km_buf_used(&r->reps[i].reply));
+			km_agg_add_less(
+				&agg, km_buf_data(&r->reps[i].reply),
+				km_buf_used(&r->reps[i].reply),
+				__atomic_load_n(
+					&km_d.be[r->reps[i].be].internal_items,
+					__ATOMIC_RELAXED));
 	r->res.off = r->res.len = 0;
 	if (km_agg_emit(&agg, nr, KM_LIVE(replicas), &r->res))
 		r->res.off = r->res.len = 0;
