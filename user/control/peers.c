@@ -129,21 +129,15 @@ static void km_peer_note(const char *name, const char *val)
 	p->seq = seq;
 }
 
-/* Every name of kmagent:proxies into the table. */
-static bool km_peers_note_dir(const char *names)
+/* Every other name of kmagent:proxies into the table. */
+static void km_peers_note_dir(const char *names)
 {
 	char copy[KM_PEERS_DIR_MAX + 1], *save, *w;
-	bool me = false;
 
 	snprintf(copy, sizeof(copy), "%s", names);
-	for (w = strtok_r(copy, " ", &save); w;
-	     w = strtok_r(NULL, " ", &save)) {
-		if (!strcmp(w, km_me.name))
-			me = true;
-		else
+	for (w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		if (strcmp(w, km_me.name))
 			km_peer_find(w, true);
-	}
-	return me;
 }
 
 static int km_peers_end_done(const char *buf, size_t len)
@@ -198,29 +192,57 @@ static int km_peers_parse(char *p, struct km_peers_seen *s)
 	return 0;
 }
 
-/* Our name into kmagent:proxies on backend id (add, or cas). */
-static void km_peers_join_dir(__u8 id, km_peers_io_fn io,
-			      const struct km_peers_seen *s)
+/*
+ * kmagent:proxies as it should be: its names less those silent past the
+ * TTL (gone: the list does not grow with every name ever used), ours in.
+ */
+static void km_peers_dir_wanted(const char *names, char *out, size_t cap)
 {
-	char req[KM_PEERS_DIR_MAX + 256], rep[64];
-	size_t len = strlen(s->dir_names) + 1 + strlen(km_me.name);
-	int n;
+	char copy[KM_PEERS_DIR_MAX + 1], *save, *w;
+	bool me = false;
+	size_t len = 0;
 
-	if (s->dir && len > KM_PEERS_DIR_MAX) {
+	out[0] = 0;
+	snprintf(copy, sizeof(copy), "%s", names);
+	for (w = strtok_r(copy, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save)) {
+		const struct km_peer *p = km_peer_find(w, false);
+
+		me |= !strcmp(w, km_me.name);
+		if ((p && p->silent) || len + strlen(w) + 2 > cap)
+			continue;
+		len += snprintf(out + len, cap - len, "%s%s", len ? " " : "",
+				w);
+	}
+	if (me)
+		return;
+	if (len + strlen(km_me.name) + 2 <= cap)
+		snprintf(out + len, cap - len, "%s%s", len ? " " : "",
+			 km_me.name);
+	else
 		km_warn("%s is full: handoffs of other kmagentd will not "
 			"wait for this one\n",
 			KM_PEERS_KEY);
+}
+
+/* kmagent:proxies on backend id, if it is not as wanted (add, or cas). */
+static void km_peers_write_dir(__u8 id, km_peers_io_fn io,
+			       const struct km_peers_seen *s)
+{
+	char want[KM_PEERS_DIR_MAX + 1], req[KM_PEERS_DIR_MAX + 256], rep[64];
+	int n;
+
+	km_peers_dir_wanted(s->dir ? s->dir_names : "", want, sizeof(want));
+	if (s->dir && !strcmp(want, s->dir_names))
 		return;
-	}
 	if (s->dir)
-		n = snprintf(req, sizeof(req),
-			     "cas %s 0 %d %zu %llu\r\n%s %s\r\n", KM_PEERS_KEY,
-			     KM_PEERS_LIFE_SECS, len, s->dir_cas, s->dir_names,
-			     km_me.name);
+		n = snprintf(req, sizeof(req), "cas %s 0 %d %zu %llu\r\n%s\r\n",
+			     KM_PEERS_KEY, KM_PEERS_LIFE_SECS, strlen(want),
+			     s->dir_cas, want);
 	else
 		n = snprintf(req, sizeof(req), "add %s 0 %d %zu\r\n%s\r\n",
-			     KM_PEERS_KEY, KM_PEERS_LIFE_SECS,
-			     strlen(km_me.name), km_me.name);
+			     KM_PEERS_KEY, KM_PEERS_LIFE_SECS, strlen(want),
+			     want);
 	/* raced with another kmagentd: the next round tries again */
 	if (n > 0 && (size_t)n < sizeof(req))
 		io(id, req, n, rep, sizeof(rep), km_peers_line_done);
@@ -274,8 +296,8 @@ bool km_peers_sync(__u8 id, km_peers_io_fn io, unsigned int *items)
 	    io(id, req, len, rep, sizeof(rep), km_peers_end_done) < 0 ||
 	    km_peers_parse(rep, &s))
 		goto out;
-	if (!km_peers_note_dir(s.dir_names))
-		km_peers_join_dir(id, io, &s);
+	km_peers_note_dir(s.dir_names);
+	km_peers_write_dir(id, io, &s);
 	if (!s.mine || s.my_seq != km_me.seq)
 		km_peers_write_mine(id, io);
 	else if (km_me.touch)
