@@ -36,13 +36,6 @@ no_fence_on_pb() { ! ctlb -j backends | grep -q '"fenced":true'; }
 mb_down_for_pa() { [ "$(be_field ctla $MB '["state"]')" == down ]; }
 partition() { ip -n "$(lab_ns pa)" route add blackhole 198.18.0.2/32; }
 heal() { ip -n "$(lab_ns pa)" route del blackhole 198.18.0.2/32; }
-wait_for() { # WHAT SECS CMD...
-	local what=$1 n=$(($2 * 10)) i
-	shift 2
-	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
-	lab_log "timed out: $what"
-	return 1
-}
 
 lab_eq "$N keys written through PA" "failed 0" \
 	"$(ops_py c setv $PA k 0 $N old-)"

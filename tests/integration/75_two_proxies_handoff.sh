@@ -43,13 +43,6 @@ LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -c "$CB" "${OPTS[@]}"
 ctla() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
 ctlb() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pb]}" "$@"; }
 nbe() { jget "$($1 -j status)" 'd["backends"]'; }
-wait_for() { # WHAT SECS CMD...
-	local what=$1 n=$(($2 * 10)) i
-	shift 2
-	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
-	lab_log "timed out: $what"
-	return 1
-}
 log_has() { grep -q "$2" "${LAB_LOG[$1]}"; }
 mc_gone() { [ "$(nbe ctla)" == 2 ] && [ "$(nbe ctlb)" == 2 ]; }
 

@@ -16,6 +16,16 @@ ops_py() { local h=$1; shift; lab_in "$h" "$LAB_PY" "$OPS_PY" "$@"; }
 ctl() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-p]}" "$@"; }
 jget() { "$LAB_PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2], {"d": d}))' "$1" "$2"; }
 
+# wait_for WHAT SECS CMD...: until CMD succeeds (every 0.1 s), or log WHAT
+# timed out and fail
+wait_for() { # WHAT SECS CMD...
+	local what=$1 n=$(($2 * 10)) i
+	shift 2
+	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+	lab_log "timed out: $what"
+	return 1
+}
+
 # ops_wait_handoff SECS: no backend joins or leaves ring slots any more
 # (the ring handoff is over: joiners filled, leavers purged)
 ops_wait_handoff()
