@@ -268,6 +268,61 @@ static void test_removed_backend_leaves_with_the_handoff(void **state)
 	km_daemon_fini();
 }
 
+/* The ring published before the hooks' one: where 3 may still be read. */
+static unsigned int unjoined_early, left_joining;
+
+static void check_joiner_unread(const struct km_ring *ring, void *ctx)
+{
+	const struct km_ring *old = km_d.ring;
+	unsigned int slot;
+
+	(void)ctx;
+	for (slot = 0; slot < KM_RING_SLOTS; slot++) {
+		if (!km_slot_has(&old->slots[slot], 3) ||
+		    km_slot_has(&ring->slots[slot], 3))
+			continue;
+		left_joining++;
+		unjoined_early += !km_be_joining(3, slot);
+	}
+}
+
+/*
+ * A backend removed before it was filled leaves its slots at once: a
+ * request on the ring before (until the new one is out, and after) must
+ * still take it as unfilled there.  Seed 7002 of the chaos test read a
+ * removed joiner's old copies in that window.
+ */
+static void test_removed_joiner_unread_until_the_ring_is_out(void **state)
+{
+	struct km_cfg cfg;
+	unsigned int i;
+
+	(void)state;
+	km_config_defaults(&cfg);
+	cfg.replicas = 1;
+	for (i = 1; i <= 3; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "198.18.0.%u:11211", i);
+		assert_int_equal(
+			km_config_add_backend(&cfg, name, 0, stderr, "test"),
+			0);
+	}
+	assert_int_equal(km_daemon_init(&cfg), 0);
+	km_daemon_set_peers(fp_now(), true, true, true);
+	km_daemon_rejoin(3); /* as after a restart that put it back */
+	assert_true(km_d.be[3].has_joining);
+	pthread_mutex_lock(&km_d.lock);
+	assert_int_equal(km_daemon_add_ring_hook(check_joiner_unread, NULL), 0);
+	pthread_mutex_unlock(&km_d.lock);
+	unjoined_early = left_joining = 0;
+	assert_int_equal(km_backend_remove(3), 0);
+	assert_true(left_joining > 0);
+	assert_int_equal(unjoined_early, 0);
+	assert_false(in_ring(3));
+	km_daemon_fini();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +332,8 @@ int main(void)
 		cmocka_unit_test(test_forget_until_it_writes_again),
 		cmocka_unit_test(test_agreement_change_is_a_ring_change),
 		cmocka_unit_test(test_removed_backend_leaves_with_the_handoff),
+		cmocka_unit_test(
+			test_removed_joiner_unread_until_the_ring_is_out),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

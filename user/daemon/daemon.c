@@ -90,7 +90,9 @@ static void km_handoff_slot_locked(struct km_backend_info *b, __u32 slot,
 		b->has_joining = true;
 		stale = true;
 	} else if (!in_new && member && km_slot_bit(b->joining, slot)) {
-		km_slot_bit_store(b->joining, slot, false);
+		/* the bit goes once the new ring is out
+		 * (km_daemon_unjoin_locked): a request still on the old ring
+		 * must not read it meanwhile */
 		stale = true;
 	} else if (!in_new && member) {
 		km_slot_bit_store(b->leaving, slot, true);
@@ -145,6 +147,27 @@ static void km_ring_add_leaving_locked(struct km_ring *ring)
 	}
 }
 
+/*
+ * Once ring is published: a backend no longer joins the slots it left
+ * before it was filled for them.  A request that took the ring before
+ * skips it there all the same (engine.c, km_be_current).
+ */
+static void km_daemon_unjoin_locked(const struct km_ring *ring)
+{
+	unsigned int id, slot;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id || !b->has_joining)
+			continue;
+		for (slot = 0; slot < KM_RING_SLOTS; slot++)
+			if (km_slot_bit(b->joining, slot) &&
+			    !km_slot_has(&ring->slots[slot], id))
+				km_slot_bit_store(b->joining, slot, false);
+	}
+}
+
 /* Build from the table, note the handoff from the current ring, publish. */
 static int km_daemon_swap_ring_locked(bool handoff)
 {
@@ -182,6 +205,7 @@ static int km_daemon_swap_ring_locked(bool handoff)
 			km_d.ring_hooks[i].fn(ring, km_d.ring_hooks[i].ctx);
 	__atomic_store_n(&km_d.ring_gen, km_d.ring_gen + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&km_d.ring, ring, __ATOMIC_RELEASE);
+	km_daemon_unjoin_locked(ring);
 	/* requests last far less than the time between two rebuilds */
 	free(km_d.retired);
 	km_d.retired = old;

@@ -385,6 +385,7 @@ static int km_key_bytes(const struct km_req *r, const struct km_key *k,
 static int km_be_current(const struct km_req *r, const struct km_key *k,
 			 __u8 be)
 {
+	const struct km_ring *ring;
 	char dec[KM_KEY_MAX];
 	const char *key;
 	size_t len;
@@ -395,6 +396,9 @@ static int km_be_current(const struct km_req *r, const struct km_key *k,
 		return 1;
 	if (km_be_joining(be, k->slot))
 		return 0; /* not filled yet (daemon.c, the ring handoff) */
+	ring = km_daemon_ring();
+	if (ring && !km_slot_has(&ring->slots[k->slot], be))
+		return 0; /* r took an older ring: be left the slot since */
 	if (km_be_leaving_unread(be, k->slot))
 		return 0; /* another kmagentd may no longer write it there */
 	if (km_key_bytes(r, k, dec, &key, &len))
