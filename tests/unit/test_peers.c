@@ -22,6 +22,7 @@ static struct store {
 	struct {
 		char key[128], val[1100];
 		unsigned long long cas;
+		int ttl; /* seconds left, as mg t shows them */
 	} kv[NKEYS];
 	unsigned long long next_cas;
 	bool down;
@@ -47,6 +48,7 @@ static void put(struct store *s, const char *key, const char *val)
 	snprintf(s->kv[i].key, sizeof(s->kv[i].key), "%s", key);
 	snprintf(s->kv[i].val, sizeof(s->kv[i].val), "%s", val);
 	s->kv[i].cas = ++s->next_cas;
+	s->kv[i].ttl = 60; /* as kmagentd writes its keys */
 }
 
 /* Just enough of memcached's text protocol for peers.c. */
@@ -77,6 +79,15 @@ static int io(__u8 id, const char *req, size_t len, char *rep, size_t cap,
 					      s->kv[i].cas, s->kv[i].val);
 		snprintf(rep + n, cap - n, "END\r\n");
 		assert_true(done(rep, strlen(rep)));
+		return (int)strlen(rep);
+	}
+	if (!strncmp(req, "mg ", 3)) {
+		assert_true(sscanf(req, "mg %127s t", key) == 1);
+		i = find(s, key);
+		if (i < 0)
+			snprintf(rep, cap, "EN\r\n");
+		else
+			snprintf(rep, cap, "HD t%d\r\n", s->kv[i].ttl);
 		return (int)strlen(rep);
 	}
 	if (!strncmp(req, "touch ", 6)) {
@@ -115,6 +126,16 @@ static bool agree(void)
 static bool ready(void)
 {
 	return km_d.peers.none || km_d.peers.ready;
+}
+
+/* pb's record, last refreshed secs ago on both backends */
+static void pb_aged(int secs)
+{
+	int b, i;
+
+	for (b = 1; b <= 2; b++)
+		if ((i = find(&st[b], KM_PEERS_RING "pb")) >= 0)
+			st[b].kv[i].ttl = 60 - secs;
 }
 
 /* The other kmagentd, "pb", writes its record on both backends. */
@@ -182,6 +203,15 @@ static void test_forget_until_it_writes_again(void **state)
 	round_as("pa", 0xabc, KM_HANDOFF_READY);
 	assert_false(agree());
 	km_peers_forget("pb");
+	/* refreshed 5 s ago: it may be alive, the forget waits */
+	pb_aged(5);
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_false(agree());
+	/* refreshed every 20 s while it runs: a live one never gets older */
+	pb_aged(19);
+	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_false(agree());
+	pb_aged(40); /* gone */
 	round_as("pa", 0xabc, KM_HANDOFF_READY);
 	assert_true(agree());
 	assert_true(ready());

@@ -24,6 +24,8 @@
  */
 #define KM_PEERS_LIFE_SECS    60
 #define KM_PEERS_REFRESH_SECS 20
+/* a record refreshed less long ago: its kmagentd may be alive */
+#define KM_PEERS_ALIVE_SECS (KM_PEERS_REFRESH_SECS + 5)
 
 struct km_peer {
 	char name[KM_NAME_MAX]; /* "" = a free entry */
@@ -34,6 +36,13 @@ struct km_peer {
 	time_t changed; /* monotonic: its record last seen (or we met it) */
 	bool forgotten; /* kmagentctl forget, until its seq grows */
 	bool silent;	/* past the TTL: logged */
+	/*
+	 * Forgotten: when its record was last refreshed (monotonic, from its
+	 * TTL left on each backend; 0 none held it); the forget holds only
+	 * once that is older than a live kmagentd lets it get.
+	 */
+	time_t refreshed;
+	bool pending_logged;
 };
 
 static pthread_mutex_t km_peers_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -274,6 +283,29 @@ static void km_peers_touch(__u8 id, km_peers_io_fn io, const char *key,
 		io(id, req, n, rep, sizeof(rep), km_peers_line_done);
 }
 
+/*
+ * When did forgotten p's kmagentd last refresh its record on backend id
+ * (mg's TTL left, against the life it writes)?  The latest counts.
+ */
+static void km_peers_check_forgotten(__u8 id, km_peers_io_fn io,
+				     struct km_peer *p)
+{
+	char req[KM_NAME_MAX + 64], rep[64];
+	time_t at;
+	int n, ttl;
+
+	n = snprintf(req, sizeof(req), "mg %s%s t\r\n", KM_PEERS_RING, p->name);
+	if (n <= 0 || (size_t)n >= sizeof(req) ||
+	    io(id, req, n, rep, sizeof(rep), km_peers_line_done) < 0)
+		return;
+	if (sscanf(rep, "HD t%d", &ttl) != 1 || ttl < 0 ||
+	    ttl > KM_PEERS_LIFE_SECS)
+		return; /* EN: none here */
+	at = km_peers_now() - (KM_PEERS_LIFE_SECS - ttl);
+	if (at > p->refreshed)
+		p->refreshed = at;
+}
+
 bool km_peers_sync(__u8 id, km_peers_io_fn io, unsigned int *items)
 {
 	static char req[KM_PEERS_MAX * (KM_NAME_MAX + 16) + 256];
@@ -304,12 +336,39 @@ bool km_peers_sync(__u8 id, km_peers_io_fn io, unsigned int *items)
 		km_peers_touch(id, io, KM_PEERS_RING, km_me.name);
 	if (s.dir && km_me.touch)
 		km_peers_touch(id, io, KM_PEERS_KEY, "");
+	for (i = 0; i < KM_PEERS_MAX; i++)
+		if (km_peers[i].name[0] && km_peers[i].forgotten)
+			km_peers_check_forgotten(id, io, &km_peers[i]);
 	*items = s.items + !s.dir + !s.mine; /* what we just wrote counts */
 	km_peers_read_once = true;
 	ok = true;
 out:
 	pthread_mutex_unlock(&km_peers_lock);
 	return ok;
+}
+
+/*
+ * A forget holds once the record is older than a live kmagentd lets it
+ * get (or held nowhere): kmagentctl forget of a live kmagentd would end
+ * handoffs under it, and it would read backends no longer written.
+ */
+static bool km_peer_forgotten(struct km_peer *p, time_t now)
+{
+	time_t ago = now - p->refreshed;
+
+	if (!p->forgotten)
+		return false;
+	if (!p->refreshed || ago > KM_PEERS_ALIVE_SECS)
+		return true;
+	if (!p->pending_logged)
+		km_warn("forget %s: its ring record was refreshed %lld s ago "
+			"(every %d s while it runs): handoffs wait for it "
+			"until that is %d s old\n",
+			p->name, (long long)ago, KM_PEERS_REFRESH_SECS,
+			KM_PEERS_ALIVE_SECS);
+	p->pending_logged = true;
+	p->refreshed = 0; /* read again next round */
+	return false;
 }
 
 void km_peers_round_end(void)
@@ -327,7 +386,7 @@ void km_peers_round_end(void)
 		struct km_peer *p = &km_peers[i];
 		const char *wait = NULL;
 
-		if (!p->name[0] || p->forgotten)
+		if (!p->name[0] || km_peer_forgotten(p, now))
 			continue;
 		none = false;
 		if (now - p->changed > KM_PEERS_TTL_SECS) {
@@ -370,7 +429,10 @@ void km_peers_forget(const char *name)
 
 	pthread_mutex_lock(&km_peers_lock);
 	p = km_peer_find(name, false);
-	if (p)
+	if (p) {
 		p->forgotten = true;
+		p->refreshed = 0;
+		p->pending_logged = false;
+	}
 	pthread_mutex_unlock(&km_peers_lock);
 }
