@@ -207,12 +207,17 @@ static void test_forget_until_it_writes_again(void **state)
 	pb_aged(5);
 	round_as("pa", 0xabc, KM_HANDOFF_READY);
 	assert_false(agree());
+	assert_false(km_peers_forgotten("pb"));
 	/* refreshed every 20 s while it runs: a live one never gets older */
+	km_peers_forget("pb");
 	pb_aged(19);
 	round_as("pa", 0xabc, KM_HANDOFF_READY);
 	assert_false(agree());
-	pb_aged(40); /* gone */
+	km_peers_forget("pb");
+	pb_aged(40);				/* gone */
+	assert_false(km_peers_forgotten("pb")); /* no round read it yet */
 	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	assert_true(km_peers_forgotten("pb"));
 	assert_true(agree());
 	assert_true(ready());
 	pb_says(0x999, 's', 21); /* alive after all */

@@ -370,6 +370,10 @@ static unsigned int km_fence_adopt(__u8 peer, struct km_fence_view *x,
 
 		if (!f->name[0] || !km_fence_has(e->names, f->name))
 			continue;
+		f->seen = true;
+		/* its ring record is fresh: alive, its debts stay its own */
+		if (!km_peers_forgotten(f->name))
+			continue;
 		if (f->out[peer][x->id]) {
 			km_warn("kmagentd %s fenced backend %s again after it "
 				"was forgotten: it is alive; forget it only "
@@ -378,7 +382,6 @@ static unsigned int km_fence_adopt(__u8 peer, struct km_fence_view *x,
 			memset(f, 0, sizeof(*f));
 			continue;
 		}
-		f->seen = true;
 		km_warn("backend %s: adopting the debt of forgotten kmagentd "
 			"%s: its missed writes are unknown\n",
 			x->name, f->name);

@@ -42,6 +42,7 @@ struct km_peer {
 	 * once that is older than a live kmagentd lets it get.
 	 */
 	time_t refreshed;
+	bool checked; /* a round read its TTLs since the forget */
 	bool pending_logged;
 };
 
@@ -356,7 +357,7 @@ static bool km_peer_forgotten(struct km_peer *p, time_t now)
 {
 	time_t ago = now - p->refreshed;
 
-	if (!p->forgotten)
+	if (!p->forgotten || !p->checked)
 		return false;
 	if (!p->refreshed || ago > KM_PEERS_ALIVE_SECS)
 		return true;
@@ -367,8 +368,20 @@ static bool km_peer_forgotten(struct km_peer *p, time_t now)
 			p->name, (long long)ago, KM_PEERS_REFRESH_SECS,
 			KM_PEERS_ALIVE_SECS);
 	p->pending_logged = true;
-	p->refreshed = 0; /* read again next round */
 	return false;
+}
+
+bool km_peers_forgotten(const char *name)
+{
+	struct km_peer *p;
+	bool gone;
+
+	pthread_mutex_lock(&km_peers_lock);
+	p = km_peer_find(name, false);
+	/* no record ever read: nothing says it is alive */
+	gone = !p || !p->fetched || km_peer_forgotten(p, km_peers_now());
+	pthread_mutex_unlock(&km_peers_lock);
+	return gone;
 }
 
 void km_peers_round_end(void)
@@ -386,6 +399,8 @@ void km_peers_round_end(void)
 		struct km_peer *p = &km_peers[i];
 		const char *wait = NULL;
 
+		if (p->forgotten)
+			p->checked = true;
 		if (!p->name[0] || km_peer_forgotten(p, now))
 			continue;
 		none = false;
@@ -432,7 +447,7 @@ void km_peers_forget(const char *name)
 	if (p) {
 		p->forgotten = true;
 		p->refreshed = 0;
-		p->pending_logged = false;
+		p->checked = p->pending_logged = false;
 	}
 	pthread_mutex_unlock(&km_peers_lock);
 }

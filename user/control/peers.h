@@ -56,7 +56,12 @@ bool km_peers_sync(__u8 id, km_peers_io_fn io, unsigned int *items);
 void km_peers_round_end(void);
 /* Alone with one backend: no record to keep, nobody to wait for. */
 void km_peers_alone(void);
-/* kmagentctl forget: handoffs stop waiting for name until it writes again. */
+/*
+ * kmagentctl forget: handoffs stop waiting for name until it writes again,
+ * once its record is older than a live kmagentd lets it get.
+ */
 void km_peers_forget(const char *name);
+/* Does that forget hold (or did name never write a record)? */
+bool km_peers_forgotten(const char *name);
 
 #endif /* KM_PEERS_H */
