@@ -537,6 +537,12 @@ int km_daemon_init(const struct km_cfg *cfg)
 
 void km_daemon_fini(void)
 {
+	unsigned int id;
+
+	for (id = 0; id < KM_MAX_BACKENDS; id++) {
+		free(km_d.be[id].stale);
+		km_d.be[id].stale = NULL;
+	}
 	free(km_d.ring);
 	free(km_d.retired);
 	km_d.ring = km_d.retired = NULL;
