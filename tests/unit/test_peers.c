@@ -263,25 +263,32 @@ static bool in_ring(__u8 id)
 	return false;
 }
 
+/* The daemon's table: backends 1 to 3 (198.18.0.N), replicas as given. */
+static void daemon_of_three(unsigned int replicas)
+{
+	struct km_cfg cfg;
+	unsigned int i;
+
+	km_config_defaults(&cfg);
+	cfg.replicas = replicas;
+	for (i = 1; i <= 3; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "198.18.0.%u:11211", i);
+		assert_int_equal(
+			km_config_add_backend(&cfg, name, 0, stderr, "test"),
+			0);
+	}
+	assert_int_equal(km_daemon_init(&cfg), 0);
+}
+
 /* A removed backend stays, getting its slots' writes, until all are done. */
 static void test_removed_backend_leaves_with_the_handoff(void **state)
 {
-	struct km_cfg cfg;
 	unsigned int id;
 
 	(void)state;
-	km_config_defaults(&cfg);
-	cfg.replicas = 2;
-	assert_int_equal(km_config_add_backend(&cfg, "198.18.0.1:11211", 0,
-					       stderr, "test"),
-			 0);
-	assert_int_equal(km_config_add_backend(&cfg, "198.18.0.2:11211", 0,
-					       stderr, "test"),
-			 0);
-	assert_int_equal(km_config_add_backend(&cfg, "198.18.0.3:11211", 0,
-					       stderr, "test"),
-			 0);
-	assert_int_equal(km_daemon_init(&cfg), 0);
+	daemon_of_three(2);
 	km_daemon_set_peers(fp_now(), true, true, false);
 	assert_int_equal(km_backend_remove(3), 0);
 	/* what the other kmagentd said was of the ring before: no end */
@@ -329,21 +336,8 @@ static void check_joiner_unread(const struct km_ring *ring, void *ctx)
  */
 static void test_removed_joiner_unread_until_the_ring_is_out(void **state)
 {
-	struct km_cfg cfg;
-	unsigned int i;
-
 	(void)state;
-	km_config_defaults(&cfg);
-	cfg.replicas = 1;
-	for (i = 1; i <= 3; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "198.18.0.%u:11211", i);
-		assert_int_equal(
-			km_config_add_backend(&cfg, name, 0, stderr, "test"),
-			0);
-	}
-	assert_int_equal(km_daemon_init(&cfg), 0);
+	daemon_of_three(1);
 	km_daemon_set_peers(fp_now(), true, true, true);
 	km_daemon_rejoin(3); /* as after a restart that put it back */
 	assert_true(km_d.be[3].has_joining);
