@@ -23,7 +23,8 @@
  * The keys expire unless touched: a kmagentd whose record no backend held
  * for KM_PEERS_TTL_SECS is taken as gone (killed for good, or cut off
  * from every backend): handoffs stop waiting for it; kmagentctl forget
- * stops them waiting at once.
+ * stops them waiting sooner, once its record is older than a live
+ * kmagentd lets it get.
  */
 #ifndef KM_PEERS_H
 #define KM_PEERS_H
