@@ -4,6 +4,7 @@
 #     getall HOST:PORT N PREFIX            "hits H misses M wrong W"
 #     count HOST:PORT N PREFIX             keys present on a server
 #     stat HOST:PORT NAME                  a memcached stats figure
+#     hits_but HOST:PORT PFX               get_hits less keys PFX:* (stats detail)
 #     mg HOST:PORT KEY                     "VA len fF tT" line or EN
 #     setv HOST:PORT PREFIX LO HI VPFX     set PREFIX<i> to VPFX<i>, LO <= i < HI
 #     del HOST:PORT PREFIX LO HI           delete them: "failed N"

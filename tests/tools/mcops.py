@@ -53,6 +53,22 @@ def stat(hp, name):
         p = line.split()
         if p[1].decode() == name: print(p[2].decode())
 
+def hits_but(hp, pfx):
+    """get_hits less those of keys "PFX:..." (stats detail, turned on
+    here), both read in one go: a fetch between the two is unlikely"""
+    s, f = conn(hp)
+    s.sendall(b"stats detail on\r\n")
+    if f.readline() != b"OK\r\n":
+        print("stats detail on failed"); sys.exit(1)
+    s.sendall(b"stats\r\nstats detail dump\r\n")
+    hits = own = 0
+    for line in iter(f.readline, b"END\r\n"):
+        if line.split()[1] == b"get_hits": hits = int(line.split()[2])
+    for line in iter(f.readline, b"END\r\n"):
+        p = line.split()
+        if p[1].decode() == pfx: own = int(p[p.index(b"hit") + 1])
+    print(hits - own)
+
 def mg(hp, key):
     s, f = conn(hp)
     s.sendall(b"mg %s v f t\r\n" % key.encode())
@@ -95,6 +111,7 @@ if cmd == "fill": fill(args[0], int(args[1]), args[2], *map(int, args[3:]))
 elif cmd == "getall": getall(args[0], int(args[1]), args[2])
 elif cmd == "count": count(args[0], int(args[1]), args[2])
 elif cmd == "stat": stat(args[0], args[1])
+elif cmd == "hits_but": hits_but(args[0], args[1])
 elif cmd == "mg": mg(args[0], args[1])
 elif cmd == "setv": setv(args[0], args[1], int(args[2]), int(args[3]), args[4])
 elif cmd == "del": delete(args[0], args[1], int(args[2]), int(args[3]))
