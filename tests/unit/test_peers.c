@@ -108,9 +108,10 @@ static int io(__u8 id, const char *req, size_t len, char *rep, size_t cap,
 	return (int)strlen(rep);
 }
 
-static void round_as(const char *me, __u32 fp, enum km_handoff_state state)
+static void round_as(const char *me, __u32 fp, enum km_handoff_state state,
+		     __u32 lfp)
 {
-	km_peers_round_start(me, fp, state);
+	km_peers_round_start(me, fp, state, lfp);
 	unsigned int items;
 
 	km_peers_sync(1, io, &items);
@@ -152,7 +153,7 @@ static void test_alone_then_a_peer(void **state)
 {
 	(void)state;
 	assert_false(agree()); /* nothing read yet: wait */
-	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED, 0);
 	assert_true(agree());
 	assert_true(ready());
 	/* we registered, and our record is on both backends */
@@ -162,28 +163,28 @@ static void test_alone_then_a_peer(void **state)
 
 	/* pb joins the directory on backend 2 only, record not written yet */
 	put(&st[2], KM_PEERS_KEY, "pa pb");
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_false(agree()); /* registered, not read: it may run anything */
 	assert_false(ready());
 
 	pb_says(0x123, 's', 10); /* another ring: it did not reload yet */
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_false(agree());
 	assert_false(ready());
 
 	pb_says(0xabc, 'p', 11); /* reloaded, filling its joiners */
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_true(agree());
 	assert_false(ready());
 
 	pb_says(0xabc, 'r', 12);
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_true(agree());
 	assert_true(ready());
 
 	/* an older record on one backend does not undo a newer one */
 	put(&st[1], KM_PEERS_RING "pb", "00000abc p 11");
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_true(ready());
 }
 
@@ -191,7 +192,7 @@ static void test_backend_restarted_empty_gets_our_record_again(void **state)
 {
 	(void)state;
 	memset(&st[2], 0, sizeof(st[2]));
-	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED, 0);
 	assert_true(find(&st[2], KM_PEERS_RING "pa") >= 0);
 	assert_non_null(strstr(st[2].kv[find(&st[2], KM_PEERS_KEY)].val, "pa"));
 }
@@ -200,28 +201,28 @@ static void test_forget_until_it_writes_again(void **state)
 {
 	(void)state;
 	pb_says(0x999, 's', 20);
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_false(agree());
 	km_peers_forget("pb");
 	/* refreshed 5 s ago: it may be alive, the forget waits */
 	pb_aged(5);
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_false(agree());
 	assert_false(km_peers_forgotten("pb"));
 	/* refreshed every 20 s while it runs: a live one never gets older */
 	km_peers_forget("pb");
 	pb_aged(19);
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_false(agree());
 	km_peers_forget("pb");
 	pb_aged(40);				/* gone */
 	assert_false(km_peers_forgotten("pb")); /* no round read it yet */
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_true(km_peers_forgotten("pb"));
 	assert_true(agree());
 	assert_true(ready());
 	pb_says(0x999, 's', 21); /* alive after all */
-	round_as("pa", 0xabc, KM_HANDOFF_READY);
+	round_as("pa", 0xabc, KM_HANDOFF_READY, 0);
 	assert_false(agree());
 }
 
@@ -231,13 +232,13 @@ static void test_agreement_change_is_a_ring_change(void **state)
 
 	(void)state;
 	pb_says(0xabc, 's', 30);
-	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED, 0);
 	assert_true(agree());
 	gen = km_d.ring_gen;
-	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED, 0);
 	assert_int_equal(km_d.ring_gen, gen); /* no change: no bump */
 	pb_says(0xdef, 's', 31);
-	round_as("pa", 0xabc, KM_HANDOFF_SETTLED);
+	round_as("pa", 0xabc, KM_HANDOFF_SETTLED, 0);
 	assert_false(agree());
 	assert_int_equal(km_d.ring_gen, gen + 1);
 }
@@ -310,6 +311,78 @@ static void test_removed_backend_leaves_with_the_handoff(void **state)
 	km_daemon_fini();
 }
 
+static __u32 lfp_now(void)
+{
+	__u32 lfp;
+
+	pthread_mutex_lock(&km_d.lock);
+	lfp = km_daemon_leaving_fp_locked();
+	pthread_mutex_unlock(&km_d.lock);
+	return lfp;
+}
+
+/* Some slot 3 leaves, and whether it serves reads there. */
+static bool leaving_read(__u8 id)
+{
+	unsigned int slot;
+
+	for (slot = 0; slot < KM_RING_SLOTS; slot++)
+		if (km_slot_bit_load(km_d.be[id].leaving, slot))
+			return !km_be_leaving_unread(id, slot);
+	fail_msg("backend %u leaves no slot", id);
+	return false;
+}
+
+static void set_replicas(unsigned int n)
+{
+	pthread_mutex_lock(&km_d.lock);
+	KM_LIVE_SET(replicas, n);
+	assert_int_equal(km_daemon_rebuild_ring_locked(), 0);
+	pthread_mutex_unlock(&km_d.lock);
+}
+
+/*
+ * A leaving backend is a slot's last resort for reads only while every
+ * other kmagentd leaves the same slots, so writes it there too.  Seed
+ * 8414 of the chaos test: pb, restarted, no longer wrote backend 1, which
+ * pa still read as leaving (2757 stale reads).  Back in its slots, it is
+ * filled again.
+ */
+static void test_leaving_read_only_while_every_peer_leaves_it(void **state)
+{
+	unsigned int slot, joins = 0;
+	char val[64];
+
+	(void)state;
+	daemon_of_three(3);
+	km_daemon_set_peers(fp_now(), true, false, false);
+	set_replicas(2); /* each backend leaves a third of the slots */
+	assert_true(km_d.be[3].has_leaving);
+	assert_true(leaving_read(3));
+
+	/* pb leaves the same slots: its writes still reach them */
+	snprintf(val, sizeof(val), "%08x p 1000 %08x", fp_now(), lfp_now());
+	put(&st[1], KM_PEERS_RING "pb", val);
+	put(&st[2], KM_PEERS_RING "pb", val);
+	round_as("pa", fp_now(), KM_HANDOFF_PENDING, lfp_now());
+	assert_true(leaving_read(3));
+
+	/* a record of ours from before our leaving set changed says nothing */
+	pb_says(fp_now(), 'p', 1001); /* an older kmagentd: no fourth field */
+	round_as("pa", fp_now(), KM_HANDOFF_PENDING, lfp_now() ^ 1);
+	assert_true(leaving_read(3));
+
+	round_as("pa", fp_now(), KM_HANDOFF_PENDING, lfp_now());
+	assert_false(leaving_read(3));
+
+	/* pb restarted: same ring, nothing left (so it writes none there) */
+	set_replicas(3);
+	for (slot = 0; slot < KM_RING_SLOTS; slot++)
+		joins += km_be_joining(3, slot);
+	assert_true(joins > 0); /* back, but filled again first */
+	km_daemon_fini();
+}
+
 /* The ring published before the hooks' one: where 3 may still be read. */
 static unsigned int unjoined_early, left_joining;
 
@@ -361,6 +434,8 @@ int main(void)
 		cmocka_unit_test(test_forget_until_it_writes_again),
 		cmocka_unit_test(test_agreement_change_is_a_ring_change),
 		cmocka_unit_test(test_removed_backend_leaves_with_the_handoff),
+		cmocka_unit_test(
+			test_leaving_read_only_while_every_peer_leaves_it),
 		cmocka_unit_test(
 			test_removed_joiner_unread_until_the_ring_is_out),
 	};

@@ -549,7 +549,8 @@ void km_fence_round(void)
 
 	pthread_mutex_lock(&km_d.lock);
 	km_peers_round_start(km_fence_me, km_daemon_ring_fp_locked(),
-			     km_daemon_handoff_state_locked());
+			     km_daemon_handoff_state_locked(),
+			     km_daemon_leaving_fp_locked());
 	for (id = 1; id < KM_MAX_BACKENDS; id++) {
 		const struct km_backend_info *b = &km_d.be[id];
 

@@ -31,6 +31,8 @@ struct km_peer {
 	char name[KM_NAME_MAX]; /* "" = a free entry */
 	bool fetched;		/* a record of it was read */
 	__u32 fp;
+	__u32 lfp;    /* the slots it leaves (km_daemon_leaving_fp_locked) */
+	bool has_lfp; /* its record says them (not one of an older kmagentd) */
 	char st;
 	unsigned long long seq;
 	time_t changed; /* monotonic: its record last seen (or we met it) */
@@ -50,7 +52,7 @@ static pthread_mutex_t km_peers_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct km_peer km_peers[KM_PEERS_MAX];
 static struct {
 	char name[KM_NAME_MAX];
-	__u32 fp;
+	__u32 fp, lfp;
 	char st;
 	unsigned long long seq;
 	time_t written; /* monotonic: our keys last written or touched */
@@ -67,7 +69,8 @@ static time_t km_peers_now(void)
 	return ts.tv_sec;
 }
 
-void km_peers_round_start(const char *me, __u32 fp, enum km_handoff_state st)
+void km_peers_round_start(const char *me, __u32 fp, enum km_handoff_state st,
+			  __u32 lfp)
 {
 	time_t now = km_peers_now();
 
@@ -83,8 +86,9 @@ void km_peers_round_start(const char *me, __u32 fp, enum km_handoff_state st)
 			    1000;
 	}
 	km_me.touch = false;
-	if (fp != km_me.fp || (char)st != km_me.st) {
+	if (fp != km_me.fp || (char)st != km_me.st || lfp != km_me.lfp) {
 		km_me.fp = fp;
+		km_me.lfp = lfp;
 		km_me.st = (char)st;
 		km_me.seq++;
 		km_me.written = now;
@@ -119,10 +123,14 @@ static void km_peer_note(const char *name, const char *val)
 {
 	struct km_peer *p = km_peer_find(name, true);
 	unsigned long long seq;
-	unsigned int fp;
+	unsigned int fp, lfp;
 	char st;
+	int n;
 
-	if (!p || sscanf(val, "%x %c %llu", &fp, &st, &seq) != 3)
+	if (!p)
+		return;
+	n = sscanf(val, "%x %c %llu %x", &fp, &st, &seq, &lfp);
+	if (n < 3)
 		return;
 	p->changed = km_peers_now(); /* alive: its keys did not expire */
 	p->silent = false;
@@ -135,6 +143,8 @@ static void km_peer_note(const char *name, const char *val)
 	p->forgotten = p->forgotten && !p->fetched;
 	p->fetched = true;
 	p->fp = fp;
+	p->has_lfp = n == 4;
+	p->lfp = p->has_lfp ? lfp : 0;
 	p->st = st;
 	p->seq = seq;
 }
@@ -263,8 +273,8 @@ static void km_peers_write_mine(__u8 id, km_peers_io_fn io)
 	char req[256], val[64], rep[64];
 	int n, vlen;
 
-	vlen = snprintf(val, sizeof(val), "%08x %c %llu", km_me.fp, km_me.st,
-			km_me.seq);
+	vlen = snprintf(val, sizeof(val), "%08x %c %llu %08x", km_me.fp,
+			km_me.st, km_me.seq, km_me.lfp);
 	n = snprintf(req, sizeof(req), "set %s%s 0 %d %d\r\n%s\r\n",
 		     KM_PEERS_RING, km_me.name, KM_PEERS_LIFE_SECS, vlen, val);
 	if (n > 0 && (size_t)n < sizeof(req))
@@ -387,8 +397,8 @@ bool km_peers_forgotten(const char *name)
 void km_peers_round_end(void)
 {
 	time_t now = km_peers_now();
-	bool agree, ready, none;
-	__u32 fp;
+	bool agree, ready, none, shared = true;
+	__u32 fp, lfp;
 	char why[sizeof(km_peers_why)] = "";
 	size_t len = 0;
 	unsigned int i;
@@ -412,6 +422,9 @@ void km_peers_round_end(void)
 			p->silent = true;
 			continue;
 		}
+		/* else it may not write our leaving backends there */
+		if (!p->fetched || !p->has_lfp || p->lfp != km_me.lfp)
+			shared = false;
 		if (!p->fetched || p->fp != km_me.fp) {
 			agree = ready = false;
 			wait = p->fetched ? "runs another ring"
@@ -429,8 +442,11 @@ void km_peers_round_end(void)
 		km_info("ring handoff waits for kmagentd %s\n", why);
 	snprintf(km_peers_why, sizeof(km_peers_why), "%s", why);
 	fp = km_me.fp;
+	lfp = km_me.lfp;
 	pthread_mutex_unlock(&km_peers_lock);
 	km_daemon_set_peers(fp, agree, ready, none);
+	/* no record read yet: nobody is known to write them either */
+	km_daemon_set_leaving_shared(lfp, shared && km_peers_read_once);
 }
 
 void km_peers_alone(void)

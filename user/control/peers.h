@@ -11,15 +11,20 @@
  *
  * So each kmagentd publishes, on every backend it reaches, the ring it
  * runs and where its handoff stands: "kmagent:ring:<name>" holds "<ring
- * fingerprint> <state> <sequence>" (state: p pending, r ready to end, s
- * settled), and "kmagent:proxies" the names that ever did.  Both are
- * read and written every fence round (fence.c).  A kmagentd then
+ * fingerprint> <state> <sequence> <leaving fingerprint>" (state: p
+ * pending, r ready to end, s settled), and "kmagent:proxies" the names
+ * that ever did.  Both are read and written every fence round (fence.c).
+ * A kmagentd then
  *   - fills a joiner only while every other live kmagentd runs its ring
  *     (km_daemon_set_peers: agree), and counts the fill only if that held
  * throughout (a change of agreement counts as a ring change);
  *   - ends a handoff only when, moreover, none of them has one pending
  *     (ready): the leaving backends go only once no kmagentd
- *     reads them as a slot's member.
+ *     reads them as a slot's member;
+ *   - reads a leaving backend (a slot's last resort) only while every
+ *     other live kmagentd leaves the same slots (the record's fourth
+ *     field): one that restarted, or runs another ring, may not write
+ *     it there any more.
  * The keys expire unless touched: a kmagentd whose record no backend held
  * for KM_PEERS_TTL_SECS is taken as gone (killed for good, or cut off
  * from every backend): handoffs stop waiting for it; kmagentctl forget
@@ -43,8 +48,12 @@ typedef int (*km_peers_io_fn)(__u8 backend, const char *req, size_t len,
 			      char *rep, size_t cap,
 			      int (*done)(const char *, size_t));
 
-/* A round starts: our name, ring fingerprint and handoff state. */
-void km_peers_round_start(const char *me, __u32 fp, enum km_handoff_state st);
+/*
+ * A round starts: our name, ring fingerprint, handoff state and the slots
+ * we leave (km_daemon_leaving_fp_locked).
+ */
+void km_peers_round_start(const char *me, __u32 fp, enum km_handoff_state st,
+			  __u32 lfp);
 /*
  * Read the others' records on backend id, write ours; false: I/O failed.
  * *items: how many keys of ours (records, kmagent:proxies) it holds now.

@@ -66,8 +66,9 @@ static void km_backend_fill(struct km_backend_info *b, __u8 id,
  * (km_daemon_joined): it gets the slot's writes but serves no read of its
  * keys, and no resync copies them from it.  One that leaves it is
  * "leaving": it stays in the published ring's slot, after the members,
- * so it keeps getting writes and serving reads as their last resort,
- * until nobody joins anything any more; then its copies of the slot's
+ * so it keeps getting writes and serving reads as their last resort
+ * (while every kmagentd leaves it there: leaving_unread), until nobody
+ * joins anything any more; then its copies of the slot's
  * keys are purged (resync.h, purge) and the ring drops it.  Its copies
  * are never left to come back stale: writes reach them until they go.
  * A backend new to the ring (or back after a removal) is warming anyway:
@@ -81,11 +82,13 @@ static void km_handoff_slot_locked(struct km_backend_info *b, __u32 slot,
 	bool member = in_old && !leaving;
 	bool stale = false;
 
-	if (in_new && leaving) {
+	if (in_new && leaving && !b->leaving_unread) {
 		km_slot_bit_store(b->leaving, slot,
 				  false); /* back: it kept up */
 	} else if (in_new && !member) {
-		/* what it holds of the slot is from an earlier membership */
+		/* what it holds of the slot is from an earlier membership, or
+		 * missed writes of a kmagentd that stopped writing it there */
+		km_slot_bit_store(b->leaving, slot, false);
 		km_slot_bit_store(b->joining, slot, true);
 		b->has_joining = true;
 		stale = true;
@@ -462,6 +465,61 @@ __u32 km_daemon_ring_fp_locked(void)
 	return (sum ^ KM_LIVE(replicas)) * 16777619u;
 }
 
+/* FNV-1a of s, on top of h */
+static __u32 km_fnv(__u32 h, const unsigned char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ s[i]) * 16777619u;
+	return h;
+}
+
+__u32 km_daemon_leaving_fp_locked(void)
+{
+	__u32 sum = 0, h;
+	unsigned int id;
+
+	/* a sum again: the ids differ from one kmagentd to the next */
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		const struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id || !b->has_leaving)
+			continue;
+		h = km_fnv(2166136261u, (const unsigned char *)b->name,
+			   strlen(b->name));
+		sum += km_fnv(h, b->leaving, KM_SLOT_BITS_BYTES);
+	}
+	return sum;
+}
+
+/*
+ * The leaving backends serve no read any more, for good: their copies
+ * stay current only as long as every kmagentd writes them.
+ */
+static void km_daemon_unread_leaving_locked(void)
+{
+	unsigned int id;
+
+	for (id = 1; id < KM_MAX_BACKENDS; id++) {
+		struct km_backend_info *b = &km_d.be[id];
+
+		if (!b->id || !b->has_leaving || b->leaving_unread)
+			continue;
+		__atomic_store_n(&b->leaving_unread, true, __ATOMIC_RELEASE);
+		km_run_backend_hooks(b, b->kb.state); /* the kernel path too */
+	}
+}
+
+void km_daemon_set_leaving_shared(__u32 lfp, bool shared)
+{
+	pthread_mutex_lock(&km_d.lock);
+	/* else our leaving set changed since: the next round says */
+	if (!shared && lfp == km_daemon_leaving_fp_locked())
+		km_daemon_unread_leaving_locked();
+	pthread_mutex_unlock(&km_d.lock);
+}
+
 enum km_handoff_state km_daemon_handoff_state_locked(void)
 {
 	unsigned int id;
@@ -479,14 +537,7 @@ enum km_handoff_state km_daemon_handoff_state_locked(void)
 	if (km_handoff_pending_locked())
 		return KM_HANDOFF_PENDING;
 	/* before the others can know it (see leaving_unread) */
-	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		struct km_backend_info *b = &km_d.be[id];
-
-		if (!b->id || !b->has_leaving || b->leaving_unread)
-			continue;
-		__atomic_store_n(&b->leaving_unread, true, __ATOMIC_RELEASE);
-		km_run_backend_hooks(b, b->kb.state); /* the kernel path too */
-	}
+	km_daemon_unread_leaving_locked();
 	return KM_HANDOFF_READY;
 }
 

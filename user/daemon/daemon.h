@@ -91,11 +91,13 @@ struct km_backend_info {
 	 */
 	bool removed;
 	/*
-	 * Our handoff was ready to end with it leaving slots: another
-	 * kmagentd may have ended its own since, and stopped writing to
-	 * them, so it serves none of their reads any more (it still gets
-	 * their writes), until it stops leaving.  Atomic: read by the data
-	 * path.
+	 * It leaves slots that another kmagentd may no longer write: our
+	 * handoff was ready to end (another may have ended its own since),
+	 * or another one's record shows other leaving slots than ours (it
+	 * restarted, or runs another ring).  So it serves none of their
+	 * reads any more (it still gets our writes), until it stops
+	 * leaving; back in a slot, it is filled again.  Atomic: read by the
+	 * data path.
 	 */
 	bool leaving_unread;
 	/*
@@ -272,6 +274,15 @@ __u32 km_daemon_ring_fp_locked(void);
  * that started before count for nothing, as a ring swap does.
  */
 void km_daemon_set_peers(__u32 fp, bool agree, bool ready, bool none);
+/*
+ * Do the other live kmagentd leave the same slots as we do (lfp: ours, as
+ * km_daemon_leaving_fp_locked said when they were read)?  If not, they
+ * may not write our leaving backends there: those serve no read any
+ * more (leaving_unread).
+ */
+void km_daemon_set_leaving_shared(__u32 lfp, bool shared);
+/* The slots each backend leaves, by name: the same on every kmagentd. */
+__u32 km_daemon_leaving_fp_locked(void);
 bool km_daemon_peers_agree(void);
 /* Ends the handoff once nobody joins or owes writes any more. */
 void km_daemon_handoff_check(void);
