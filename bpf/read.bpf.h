@@ -21,7 +21,8 @@
  * The first replica in slot's order that is readable, owes no write
  * (KM_BE_F_OWES: its copy of the key may be older) and is not in tried's
  * list (tried may be NULL); KM_BACKEND_NONE if none, and kmagentd serves
- * the read.  Global functions,
+ * the read.  With kmagentd gone, nobody would: then the first one that
+ * owes, if no other is readable.  Global functions,
  * this one and km_write_choose: verified once instead of on every path of
  * their callers, which keeps the programs well under the verifier's limit.
  */
@@ -29,6 +30,7 @@ __attribute__((noinline)) int km_next_readable(struct km_slot *slot,
 					       struct km_pending *tried)
 {
 	const struct km_config *cfg;
+	int last_resort = KM_BACKEND_NONE;
 	struct km_backend *be;
 	__u8 id;
 	int i;
@@ -43,10 +45,14 @@ __attribute__((noinline)) int km_next_readable(struct km_slot *slot,
 		if (tried && km_tried(tried, id))
 			continue;
 		be = km_backend_get(id);
-		if (be && km_backend_readable(be) && !km_backend_owes(cfg, be))
+		if (!be || !km_backend_readable(be))
+			continue;
+		if (!(be->flags & KM_BE_F_OWES))
 			return id;
+		if (last_resort == KM_BACKEND_NONE && !km_daemon_alive(cfg))
+			last_resort = id;
 	}
-	return KM_BACKEND_NONE;
+	return last_resort;
 }
 
 /* km_next_readable, with the backend's entry. */
