@@ -21,6 +21,7 @@
 #define KM_REPAIR_BUF	(KM_ITEM_SIZE_MAX + 1024)
 
 struct km_repair_job {
+	double queued; /* km_now() */
 	__u8 klen, nmissed;
 	__u8 missed[KM_MAX_REPLICAS];
 	char key[KM_KEY_MAX];
@@ -69,6 +70,20 @@ static double km_now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * With another kmagentd about, a repair waits two probe intervals: the
+ * fence it puts on a replica that missed its writes reaches us within
+ * that (fence.h), and a fenced replica is no source.  Copied at once, a
+ * value the other deleted, read from a replica that missed the delete,
+ * would land on a replica that had it right, and be read there through
+ * both kmagentd: seed 8614 of the chaos test, a delete through pb undone
+ * by pa's repair a few ms after its acknowledgement.
+ */
+static double km_repair_delay(void)
+{
+	return km_daemon_alone() ? 0 : 2 * KM_LIVE(probe_interval_ms) / 1000.0;
+}
+
 /* The daemon's repair hook, from worker threads: queue, never block. */
 static void km_repair_hook_fn(const char *key, size_t nkey, const char *value,
 			      size_t nvalue, uint32_t flags, const __u8 *missed,
@@ -108,18 +123,11 @@ static void km_repair_hook_fn(const char *key, size_t nkey, const char *value,
 		km_rp.st.queue_full++;
 	} else {
 		j = &km_rp.q[(km_rp.head + km_rp.len++) % KM_REPAIR_QUEUE];
+		j->queued = km_now();
 		j->klen = nkey;
 		memcpy(j->key, key, nkey);
 		j->nmissed = ntodo;
 		memcpy(j->missed, todo, ntodo);
-		/*
-		 * Until a replay settles it, the key is owed: our copy may
-		 * land after a client's delete (taken back only later, by
-		 * the recheck), and nobody may read it or take its answer
-		 * for the key meanwhile (journal.h).
-		 */
-		for (i = 0; i < ntodo; i++)
-			km_journal_note_sent(todo[i], key, nkey);
 		pthread_cond_signal(&km_rp.cond);
 	}
 	pthread_mutex_unlock(&km_rp.lock);
@@ -320,6 +328,14 @@ static void km_repair_store(const struct km_repair_job *j, size_t line,
 
 		if (!km_be_writable(id))
 			continue;
+		/*
+		 * Until a replay settles it, the key is owed: our copy may
+		 * land after a client's delete (taken back only later, by
+		 * the recheck), and nobody may read it or take its answer
+		 * for the key meanwhile (journal.h).  Not before: a replay
+		 * would copy it without the wait (km_repair_delay).
+		 */
+		km_journal_note_sent(id, j->key, j->klen);
 		fd = km_repair_fd(id);
 		if (fd < 0 || km_send_all(fd, hdr, n) ||
 		    km_repair_ask(fd, value, vtotal, r, sizeof(r))) {
@@ -355,6 +371,7 @@ static void km_repair_one(const struct km_repair_job *j)
 static void *km_repair_main(void *arg)
 {
 	struct km_repair_job j;
+	double wait;
 
 	(void)arg;
 	pthread_mutex_lock(&km_rp.lock);
@@ -363,6 +380,16 @@ static void *km_repair_main(void *arg)
 			pthread_cond_wait(&km_rp.cond, &km_rp.lock);
 			continue;
 		}
+		/* queued in order: the head is due first.  A short sleep at a
+		 * time, for km_repair_stop. */
+		wait = km_rp.q[km_rp.head].queued - km_now();
+		pthread_mutex_unlock(&km_rp.lock);
+		wait += km_repair_delay();
+		if (wait > 0)
+			usleep(wait < 0.05 ? (useconds_t)(wait * 1e6) : 50000);
+		pthread_mutex_lock(&km_rp.lock);
+		if (wait > 0)
+			continue;
 		j = km_rp.q[km_rp.head];
 		km_rp.head = (km_rp.head + 1) % KM_REPAIR_QUEUE;
 		km_rp.len--;

@@ -437,6 +437,16 @@ static bool km_daemon_peers_ok_locked(bool ready)
 	return ready ? km_d.peers.ready : km_d.peers.agree;
 }
 
+bool km_daemon_alone(void)
+{
+	bool alone;
+
+	pthread_mutex_lock(&km_d.lock);
+	alone = km_d.peers.none;
+	pthread_mutex_unlock(&km_d.lock);
+	return alone;
+}
+
 bool km_daemon_peers_agree(void)
 {
 	bool ok;

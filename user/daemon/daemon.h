@@ -284,6 +284,8 @@ void km_daemon_set_leaving_shared(__u32 lfp, bool shared);
 /* The slots each backend leaves, by name: the same on every kmagentd. */
 __u32 km_daemon_leaving_fp_locked(void);
 bool km_daemon_peers_agree(void);
+/* Did the last fence round meet no other kmagentd? */
+bool km_daemon_alone(void);
 /* Ends the handoff once nobody joins or owes writes any more. */
 void km_daemon_handoff_check(void);
 /*
