@@ -192,6 +192,23 @@ class Lab:
             os.kill(p.pid, signal.SIGKILL)
             p.wait()
 
+    def why_down(self, label):
+        """Its exit status, or where it waits if it runs but does not
+        answer: what a failed start leaves to go on."""
+        p = self.procs.get(label)
+        if p is None:
+            return "never started"
+        if p.poll() is not None:
+            return "exit status %d" % p.returncode
+        try:
+            with open("/proc/%d/wchan" % p.pid) as f:
+                wchan = f.read().strip()
+            with open("/proc/%d/stat" % p.pid) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError as e:
+            return "running, /proc unreadable: %s" % e
+        return "running, not answering: state %s, waits in %s" % (state, wchan)
+
     def alive(self, label):
         p = self.procs.get(label)
         return p is not None and p.poll() is None
@@ -674,7 +691,8 @@ class Nemesis(threading.Thread):
         ok = self.lab.restart(label)
         self.hist.event("started" if ok else "START-FAILED", label)
         if not ok:
-            self.crashes.append("%s did not start again" % label)
+            self.crashes.append("%s did not start again (%s)" %
+                                (label, self.lab.why_down(label)))
 
     def check_alive(self):
         for label in list(self.lab.procs):
