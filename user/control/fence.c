@@ -463,12 +463,13 @@ static void km_fence_forget_done(bool complete)
 }
 
 /*
- * Read every fence on peer, fix ours, note who is fenced by others.
- * Returns whether peer's fences were read.
+ * Read every fence on peer, fix ours, note who is fenced by others (and
+ * whose fences were read: known).  Returns whether peer's fences and ring
+ * records were read.
  */
 static bool km_fence_sync(const struct km_fence_view *peer,
 			  struct km_fence_view *v, unsigned int nv,
-			  bool *fenced)
+			  bool *fenced, bool *known)
 {
 	static struct km_fence_entry e[KM_MAX_BACKENDS];
 	char req[2048], rep[8192];
@@ -508,6 +509,7 @@ static bool km_fence_sync(const struct km_fence_view *peer,
 
 		if (v[i].id == peer->id)
 			continue;
+		known[v[i].id] = true;
 		taken = x->present ? km_fence_adopt(peer->id, &v[i], x) : 0;
 		/* the first read of this peer: nothing of ours is there yet */
 		if (!km_fence_checked[peer->id] && x->present &&
@@ -544,7 +546,8 @@ static bool km_fence_owes_locked(const struct km_backend_info *b)
 void km_fence_round(void)
 {
 	struct km_fence_view v[KM_MAX_BACKENDS];
-	bool fenced[KM_MAX_BACKENDS] = {0}, complete = true;
+	bool fenced[KM_MAX_BACKENDS] = {0}, known[KM_MAX_BACKENDS] = {0};
+	bool complete = true;
 	unsigned int id, nv = 0, i;
 
 	pthread_mutex_lock(&km_d.lock);
@@ -570,17 +573,26 @@ void km_fence_round(void)
 		return; /* no peer to hold a fence */
 	}
 	for (i = 0; i < nv; i++)
-		if (!v[i].reachable || !km_fence_sync(&v[i], v, nv, fenced))
+		if (!v[i].reachable ||
+		    !km_fence_sync(&v[i], v, nv, fenced, known))
 			complete = false;
 	km_fence_forget_done(complete);
 	km_peers_round_end();
+	/*
+	 * A backend's fences live on the others only: with none of them
+	 * read, nothing is known of them, and the flag stays as it was.
+	 * Seed 8612 of the chaos test: pb, restarted with two backends, one
+	 * cut off from it, lifted the fence pa had put on the other (drained
+	 * for writes) and read values pa had overwritten since.
+	 */
 	for (i = 0; i < nv; i++)
-		km_backend_set_flags(v[i].id, KM_BE_F_FENCED,
-				     fenced[v[i].id] ? KM_BE_F_FENCED : 0,
-				     fenced[v[i].id]
-					     ? "fenced: another kmagentd "
-					       "knows it missed writes"
-					     : "fence lifted");
+		if (known[v[i].id])
+			km_backend_set_flags(
+				v[i].id, KM_BE_F_FENCED,
+				fenced[v[i].id] ? KM_BE_F_FENCED : 0,
+				fenced[v[i].id] ? "fenced: another kmagentd "
+						  "knows it missed writes"
+						: "fence lifted");
 }
 
 void km_fence_stop(void)
