@@ -189,6 +189,8 @@ class Lab:
         try:
             p.wait(timeout=secs)
         except subprocess.TimeoutExpired:
+            print("# %s did not exit within %.0f s: killed" % (label, secs),
+                  flush=True)
             os.kill(p.pid, signal.SIGKILL)
             p.wait()
 
@@ -200,14 +202,17 @@ class Lab:
             return "never started"
         if p.poll() is not None:
             return "exit status %d" % p.returncode
+        waits = []
         try:
-            with open("/proc/%d/wchan" % p.pid) as f:
-                wchan = f.read().strip()
-            with open("/proc/%d/stat" % p.pid) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
+            for t in sorted(os.listdir("/proc/%d/task" % p.pid), key=int):
+                with open("/proc/%d/task/%s/wchan" % (p.pid, t)) as f:
+                    wchan = f.read().strip()
+                with open("/proc/%d/task/%s/stat" % (p.pid, t)) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                waits.append("%s %s %s" % (t, state, wchan))
         except OSError as e:
-            return "running, /proc unreadable: %s" % e
-        return "running, not answering: state %s, waits in %s" % (state, wchan)
+            waits.append("/proc unreadable: %s" % e)
+        return "running, not answering; its threads: " + ", ".join(waits)
 
     def alive(self, label):
         p = self.procs.get(label)
