@@ -377,6 +377,21 @@ static int km_key_bytes(const struct km_req *r, const struct km_key *k,
 }
 
 /*
+ * A request of no key (version, stats ARGS) reads no item: any backend
+ * that answers will do, fenced, owing or drained.  With every replica
+ * fenced (a restarted kmagentd, the other one owing them writes) a
+ * client's health check by `version` must not take the proxy for dead.
+ */
+static int km_be_answers(__u8 be)
+{
+	struct km_backend kb = km_be_kb(be);
+
+	return km_ip_set(&kb.addr) &&
+	       (kb.state == KM_BE_UP || kb.state == KM_BE_WARMING) &&
+	       !(kb.flags & KM_BE_F_REFUSED);
+}
+
+/*
  * Can it answer for k (a read, a write's reply)?  Readable, and
  * it took every write of k: one it missed is in its journal until
  * replayed.  Another replica answers meanwhile (docs/operations.md, "Who
@@ -390,10 +405,12 @@ static int km_be_current(const struct km_req *r, const struct km_key *k,
 	const char *key;
 	size_t len;
 
-	if (!km_be_readable(be))
+	if (!be)
 		return 0;
 	if (!k->len)
-		return 1;
+		return km_be_answers(be);
+	if (!km_be_readable(be))
+		return 0;
 	if (km_be_joining(be, k->slot))
 		return 0; /* not filled yet (daemon.c, the ring handoff) */
 	ring = km_daemon_ring();
