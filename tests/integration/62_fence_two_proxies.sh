@@ -25,14 +25,6 @@
 N=40
 . "$(dirname "$0")/ops_lib.sh"
 ops_two_proxies
-ctla() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
-ctlb() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pb]}" "$@"; }
-# be_field CTL NAME FIELD: a field of backend NAME in CTL -j backends
-be_field()
-{
-	jget "$($1 -j backends)" \
-		'[b for b in d["backends"] if b["name"] == "'"$2"'"][0]'"$3"
-}
 fenced_on_pb() { [ "$(be_field ctlb $MB '["fenced"]')" == True ]; }
 no_fence_on_pb() { ! ctlb -j backends | grep -q '"fenced":true'; }
 mb_down_for_pa() { [ "$(be_field ctla $MB '["state"]')" == down ]; }

@@ -40,8 +40,6 @@ conf "$CB" "${M[@]}"
 OPTS=(--probe-interval 200 --probe-timeout 200 --timeout 300 -v)
 LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -c "$CA" "${OPTS[@]}"
 LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -c "$CB" "${OPTS[@]}"
-ctla() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
-ctlb() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pb]}" "$@"; }
 nbe() { jget "$($1 -j status)" 'd["backends"]'; }
 log_has() { grep -q "$2" "${LAB_LOG[$1]}"; }
 mc_gone() { [ "$(nbe ctla)" == 2 ] && [ "$(nbe ctlb)" == 2 ]; }

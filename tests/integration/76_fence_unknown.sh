@@ -12,13 +12,6 @@
 N=20
 . "$(dirname "$0")/ops_lib.sh"
 ops_two_proxies
-ctla() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
-ctlb() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pb]}" "$@"; }
-be_field()
-{
-	jget "$($1 -j backends)" \
-		'[b for b in d["backends"] if b["name"] == "'"$2"'"][0]'"$3"
-}
 fenced_on_pb() { [ "$(be_field ctlb $MB '["fenced"]')" == True ]; }
 no_fence_on_pb() { [ "$(be_field ctlb $MB '["fenced"]')" == False ]; }
 ma_down_for_pb() { [ "$(be_field ctlb $MA '["state"]')" == down ]; }

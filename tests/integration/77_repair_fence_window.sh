@@ -10,13 +10,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ops_lib.sh"
 ops_two_proxies
-ctla() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
-ctlb() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pb]}" "$@"; }
-be_field()
-{
-	jget "$($1 -j backends)" \
-		'[b for b in d["backends"] if b["name"] == "'"$2"'"][0]'"$3"
-}
 ma_up() { [ "$(be_field ctla $MA '["state"]')" == up ] &&
 	[ "$(be_field ctlb $MA '["state"]')" == up ]; }
 mb_up_for_pb() { [ "$(be_field ctlb $MB '["state"]')" == up ]; }

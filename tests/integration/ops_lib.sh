@@ -92,6 +92,16 @@ ops_wait_log()
 }
 
 # ops_two_proxies [kernel]: the article's shape with two kmagentd:
+# kmagentctl of km-pa / km-pb (ops_two_proxies)
+ctla() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pa]}" "$@"; }
+ctlb() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-pb]}" "$@"; }
+# be_field CTL NAME FIELD: a field of backend NAME in CTL -j backends
+be_field()
+{
+	jget "$($1 -j backends)" \
+		'[b for b in d["backends"] if b["name"] == "'"$2"'"][0]'"$3"
+}
+
 # memcached ma (.1) and mb (.2), kmagentd km-pa on pa (.4) and km-pb on pb
 # (.5) in front of both, client c (.10); probes every 200 ms
 # (OPS_HEALTH).  With "kernel", pb serves UDP in the kernel (-I eth0, pin
