@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "daemon.h"
+#include "km_hash.h"
 #include "ring.h"
 #include "journal.h"
 #include "log.h"
@@ -457,37 +458,38 @@ bool km_daemon_peers_agree(void)
 	return ok;
 }
 
-__u32 km_daemon_ring_fp_locked(void)
+/* FNV-1a (km_hash.h's step) of n bytes, on top of h */
+static __u32 km_fnv(__u32 h, const void *s, size_t n)
 {
-	__u32 sum = 0, h;
-	unsigned int id;
-	const char *p;
-
-	/* a sum of the names' FNV-1a: the order of the config does not count */
-	for (id = 1; id < KM_MAX_BACKENDS; id++) {
-		if (!km_d.be[id].id || km_d.be[id].removed)
-			continue;
-		h = 2166136261u;
-		for (p = km_d.be[id].name; *p; p++)
-			h = (h ^ (unsigned char)*p) * 16777619u;
-		sum += h;
-	}
-	return (sum ^ KM_LIVE(replicas)) * 16777619u;
-}
-
-/* FNV-1a of s, on top of h */
-static __u32 km_fnv(__u32 h, const unsigned char *s, size_t n)
-{
+	const __u8 *p = s;
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		h = (h ^ s[i]) * 16777619u;
+		h = km_hash_step(h, p[i]);
 	return h;
+}
+
+/* A backend's name, for the fingerprints: the same on every kmagentd. */
+static __u32 km_fnv_name(const struct km_backend_info *b)
+{
+	return km_fnv(KM_HASH_INIT, b->name, strlen(b->name));
+}
+
+__u32 km_daemon_ring_fp_locked(void)
+{
+	__u32 sum = 0;
+	unsigned int id;
+
+	/* a sum of the names' FNV-1a: the order of the config does not count */
+	for (id = 1; id < KM_MAX_BACKENDS; id++)
+		if (km_d.be[id].id && !km_d.be[id].removed)
+			sum += km_fnv_name(&km_d.be[id]);
+	return (sum ^ KM_LIVE(replicas)) * KM_HASH_PRIME;
 }
 
 __u32 km_daemon_leaving_fp_locked(void)
 {
-	__u32 sum = 0, h;
+	__u32 sum = 0;
 	unsigned int id;
 
 	/* a sum again: the ids differ from one kmagentd to the next */
@@ -496,9 +498,7 @@ __u32 km_daemon_leaving_fp_locked(void)
 
 		if (!b->id || !b->has_leaving)
 			continue;
-		h = km_fnv(2166136261u, (const unsigned char *)b->name,
-			   strlen(b->name));
-		sum += km_fnv(h, b->leaving, KM_SLOT_BITS_BYTES);
+		sum += km_fnv(km_fnv_name(b), b->leaving, KM_SLOT_BITS_BYTES);
 	}
 	return sum;
 }
