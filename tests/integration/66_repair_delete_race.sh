@@ -17,13 +17,8 @@ lab_host c 198.18.0.10
 A=198.18.0.1:11211 B=198.18.0.2:11211 P=198.18.0.4:11210
 
 # the key: B first, A second
-KEY=
-for i in $(seq 0 200); do
-	first=$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" race$i $A $B |
-		cut -d' ' -f1)
-	[ "$first" == "$B" ] && KEY=race$i && break
-done
-[ -n "$KEY" ] || lab_die "no key of race0..race200 hashes to B first"
+KEY=$(ops_key_first race $B $A $B) ||
+	lab_die "no key of race0..race200 hashes to B first"
 lab_log "$KEY hashes to B first"
 
 # A: memcached on its loopback, the race relay on its lab address

@@ -16,16 +16,9 @@
 N=120
 lab_init
 . "$(dirname "$0")/ops_lib.sh"
-lab_host ma 198.18.0.1
-lab_host mb 198.18.0.2
-lab_host mc 198.18.0.3
-lab_host pa 198.18.0.4
-lab_host pb 198.18.0.5
-lab_host c 198.18.0.10
+ops_hosts mc
 for h in ma mb mc; do lab_memcached $h 11211; done
-M=(198.18.0.1:11211 198.18.0.2:11211 198.18.0.3:11211)
-MC=${M[2]}
-PA=198.18.0.4:11210 PB=198.18.0.5:11210
+M=("$MA" "$MB" "$MC")
 conf() { # conf FILE BACKENDS...
 	local f=$1
 	shift

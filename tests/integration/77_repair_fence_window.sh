@@ -15,13 +15,8 @@ ma_up() { [ "$(be_field ctla $MA '["state"]')" == up ] &&
 mb_up_for_pb() { [ "$(be_field ctlb $MB '["state"]')" == up ]; }
 no_fence_on_pa() { [ "$(be_field ctla $MB '["fenced"]')" == False ]; }
 
-KEY=
-for i in $(seq 0 200); do
-	first=$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" fw$i $MA $MB |
-		cut -d' ' -f1)
-	[ "$first" == "$MA" ] && KEY=fw$i && break
-done
-[ -n "$KEY" ] || lab_die "no key of fw0..fw200 hashes to MA first"
+KEY=$(ops_key_first fw $MA $MA $MB) ||
+	lab_die "no key of fw0..fw200 hashes to MA first"
 
 lab_restart mc-ma
 lab_ok "MA restarted, resynced by both" wait_for "MA up" 20 ma_up

@@ -14,21 +14,12 @@
 
 N=20
 lab_init
-lab_host ma 198.18.0.1
-lab_host mb 198.18.0.2
-lab_host mc 198.18.0.3
-lab_host pa 198.18.0.4
-lab_host pb 198.18.0.5
-lab_host c 198.18.0.10
-MA=198.18.0.1:11211 MB=198.18.0.2:11211 MC=198.18.0.3:11211
-PA=198.18.0.4:11210 PB=198.18.0.5:11210
+ops_hosts mc
 for h in ma mb mc; do lab_memcached $h 11211; done
-health=(--probe-interval 200 --probe-timeout 200 --fall 2 --rise 2
-	--timeout 300 --replicas 3 -v)
 LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB -s $MC \
-	"${health[@]}"
+	--replicas 3 "${OPS_HEALTH[@]}"
 LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -s $MA -s $MB -s $MC \
-	"${health[@]}"
+	--replicas 3 "${OPS_HEALTH[@]}"
 state_of() { be_field "$1" "$2" '["state"]'; }
 fenced_on_pb() { [ "$(be_field ctlb $MA '["fenced"]')" == True ]; }
 mc_down_for_pb() { [ "$(state_of ctlb $MC)" == down ]; }

@@ -102,6 +102,39 @@ be_field()
 		'[b for b in d["backends"] if b["name"] == "'"$2"'"][0]'"$3"
 }
 
+# ops_key_first PFX FIRST NAME...: the first key PFX0..PFX200 whose
+# replica order over NAME... (kmring.py) starts with FIRST; fails if none
+ops_key_first()
+{
+	local pfx=$1 want=$2 i
+	shift 2
+	for i in $(seq 0 200); do
+		[ "$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" "$pfx$i" \
+			"$@" | cut -d' ' -f1)" == "$want" ] && echo "$pfx$i" &&
+			return 0
+	done
+	return 1
+}
+
+# ops_hosts [mc]: the hosts of two kmagentd (pa .4, pb .5) in front of
+# memcached hosts ma (.1), mb (.2) and, with "mc", mc (.3); client c
+# (.10).  Sets MA MB (MC) PA PB; starts nothing.
+ops_hosts()
+{
+	lab_host ma 198.18.0.1
+	lab_host mb 198.18.0.2
+	[ "${1:-}" == mc ] && lab_host mc 198.18.0.3
+	lab_host pa 198.18.0.4
+	lab_host pb 198.18.0.5
+	lab_host c 198.18.0.10
+	MA=198.18.0.1:11211 MB=198.18.0.2:11211 MC=198.18.0.3:11211
+	PA=198.18.0.4:11210 PB=198.18.0.5:11210
+}
+
+# OPS_HEALTH: probes every 200 ms, quick to fall and rise
+OPS_HEALTH=(--probe-interval 200 --probe-timeout 200 --fall 2 --rise 2
+	--timeout 300 -v)
+
 # memcached ma (.1) and mb (.2), kmagentd km-pa on pa (.4) and km-pb on pb
 # (.5) in front of both, client c (.10); probes every 200 ms
 # (OPS_HEALTH).  With "kernel", pb serves UDP in the kernel (-I eth0, pin
@@ -116,18 +149,10 @@ ops_two_proxies()
 		lab_pin_dir "$PIN"
 		pb_args=(-I eth0 --pin-root "$PIN")
 	fi
-	lab_host ma 198.18.0.1
-	lab_host mb 198.18.0.2
-	lab_host pa 198.18.0.4
-	lab_host pb 198.18.0.5
-	lab_host c 198.18.0.10
+	ops_hosts
 	[ "$kernel" == kernel ] && udp_xdp_peer pb
-	MA=198.18.0.1:11211 MB=198.18.0.2:11211
-	PA=198.18.0.4:11210 PB=198.18.0.5:11210
 	lab_memcached ma 11211
 	lab_memcached mb 11211
-	OPS_HEALTH=(--probe-interval 200 --probe-timeout 200 --fall 2 --rise 2
-		--timeout 300 -v)
 	LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -s $MA -s $MB \
 		"${OPS_HEALTH[@]}"
 	LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -s $MA -s $MB \

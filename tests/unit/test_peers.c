@@ -243,14 +243,20 @@ static void test_agreement_change_is_a_ring_change(void **state)
 	assert_int_equal(km_d.ring_gen, gen + 1);
 }
 
-static __u32 fp_now(void)
+/* A fingerprint of the daemon's, under its lock. */
+static __u32 locked(__u32 (*fp)(void))
 {
-	__u32 fp;
+	__u32 v;
 
 	pthread_mutex_lock(&km_d.lock);
-	fp = km_daemon_ring_fp_locked();
+	v = fp();
 	pthread_mutex_unlock(&km_d.lock);
-	return fp;
+	return v;
+}
+
+static __u32 fp_now(void)
+{
+	return locked(km_daemon_ring_fp_locked);
 }
 
 static bool in_ring(__u8 id)
@@ -313,12 +319,7 @@ static void test_removed_backend_leaves_with_the_handoff(void **state)
 
 static __u32 lfp_now(void)
 {
-	__u32 lfp;
-
-	pthread_mutex_lock(&km_d.lock);
-	lfp = km_daemon_leaving_fp_locked();
-	pthread_mutex_unlock(&km_d.lock);
-	return lfp;
+	return locked(km_daemon_leaving_fp_locked);
 }
 
 /* Some slot 3 leaves, and whether it serves reads there. */
