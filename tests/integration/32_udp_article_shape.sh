@@ -8,6 +8,7 @@
 # fallback: A from B (remote) to A (local), B from B (local) to A (remote).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/udp_lib.sh"
+. "$(dirname "$0")/ops_lib.sh"
 
 KEY=becd0000
 VALUE=测试例子
@@ -47,6 +48,15 @@ lab_ok "B knows A's MAC" udp_wait "neighbour" 10 neigh_known b $A
 
 mc() { udp_mc c --timeout 1 "$@"; }
 b_state_is() { [ "$(kbe_state "$1" "$BID")" == "$2" ]; }
+# b_settled KM: KM's journal owes B nothing, its fence of B (held on A) is
+# gone, and both kernels read B
+b_settled()
+{
+	[ "$(jget "$("$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[$1]}" \
+		-j backends)" '[b for b in d["backends"] if b["name"] == "'$B:11211'"][0]["journal"]["keys"]')" == 0 ] &&
+		[ -z "$(mc $A:11211 get kmagent:fence:$B:11211)" ] &&
+		kbe_readable "$PA" $BID && kbe_readable "$PB" $BID
+}
 
 lab_log "step 1: set $KEY over UDP through kmagent A"
 PA=$UDP_BPFFS/a PB=$UDP_BPFFS/b
@@ -122,9 +132,13 @@ for h in a b; do
 		"$(kstat "$pin" fallback_hits)"
 	lab_eq "step 7 ($addr): nothing went up to kmagentd" "$u0" \
 		"$(kstat "$pin" passed_up)"
-	# read-repair refills B in the background: let it finish, then
-	# empty B again for the other kmagent
+	# read-repair refills B in the background.  B owes the key to this
+	# kmagentd until its journal replays it (repair.c), and the other
+	# kmagentd fences B meanwhile: let both settle, then empty B again
+	# for the other kmagent
 	udp_wait "read-repair of B" 3 mc $B:11211 get $KEY
+	lab_ok "step 7 ($addr): B owes nothing after the repair" \
+		udp_wait "B settled" 10 b_settled km-$h
 	mc $B:11211 delete $KEY >/dev/null
 done
 
