@@ -1357,7 +1357,10 @@ static int km_pass_run(struct km_pass *ps, unsigned int src_idx)
 	 * here), and an item moves once after its store, so a third dump is
 	 * made only when the second still found more than 1/1000 of the
 	 * first's keys (churn), up to KM_RS_SWEEPS.  What is left is covered
-	 * by null-fallback and read-repair.
+	 * by null-fallback and read-repair.  Not `metadump hash`, which
+	 * lists every key: its crawler holds an item lock while it waits for
+	 * us to read the dump, and the source's clients wait with it (seen:
+	 * gets of other keys stalled until our timeout).
 	 */
 	do {
 		ps->found = 0;
