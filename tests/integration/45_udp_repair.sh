@@ -38,7 +38,7 @@ repaired() {
 	"$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[km-p]}" -j stats -i 0 |
 		"$LAB_PY" -c 'import json,sys; print(json.load(sys.stdin)["repair"]["repaired"])'
 }
-while [ $rounds -lt 10 ] && [ "$(repaired)" -lt $b_first ]; do
+while [ $rounds -lt 40 ] && [ "$(repaired)" -lt $b_first ]; do
 	for ((i = 0; i < N; i++)); do
 		[ "$(udp_mc c --timeout 1 $P get u$i)" == "u$i" ] &&
 			ok=$((ok + 1))

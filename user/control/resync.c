@@ -1494,6 +1494,14 @@ static void km_resync_fail(struct km_resync *rs, const char *fmt, ...)
 	pthread_mutex_unlock(&rs->lock);
 }
 
+static void km_resync_fail_target(struct km_resync *rs, int err)
+{
+	km_resync_fail(rs, "target: %s", strerror(-err));
+	pthread_mutex_lock(&rs->lock);
+	rs->p.target_err = err;
+	pthread_mutex_unlock(&rs->lock);
+}
+
 static void km_set_source(struct km_resync *rs, __u8 id)
 {
 	pthread_mutex_lock(&rs->lock);
@@ -1527,7 +1535,7 @@ static enum km_resync_state km_resync_loop(struct km_resync *rs,
 	if (!err && (rs->o.flush_first || rs->o.nr_keys))
 		err = km_replay_prepare(rs, &ps.dst);
 	if (err) {
-		km_resync_fail(rs, "target: %s", strerror(-err));
+		km_resync_fail_target(rs, err);
 		km_conn_close(&ps.dst);
 		return err == -ECANCELED ? KM_RS_CANCELLED : KM_RS_FAILED;
 	}
@@ -1542,7 +1550,7 @@ static enum km_resync_state km_resync_loop(struct km_resync *rs,
 			break;
 		}
 		if (err && !ps.src_failed) {
-			km_resync_fail(rs, "target: %s", strerror(-err));
+			km_resync_fail_target(rs, err);
 			st = KM_RS_FAILED;
 			break;
 		}

@@ -137,6 +137,7 @@ struct km_resync_progress {
 	double rate;	       /* matched keys per second */
 	double eta;	       /* seconds left, -1 = unknown */
 	char error[128];       /* why it failed, "" otherwise */
+	int target_err;	       /* -errno when the target failed it */
 };
 
 int km_resync_start(struct km_resync **out, const struct km_resync_opts *o);

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "fence.h"
+#include "health.h"
 #include "journal.h"
 #include "resync_daemon.h"
 
@@ -606,6 +607,14 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 			v->name);
 	if (st != KM_RS_DONE) {
 		s->last_fail = time(NULL);
+		/*
+		 * The target did not answer our own connection: a passive
+		 * failure, as a request's.  Reads may skip it (it owes the
+		 * keys being replayed), and probes may be a minute apart.
+		 */
+		if (p.target_err == -ETIMEDOUT || p.target_err == -ECONNREFUSED ||
+		    p.target_err == -ECONNRESET || p.target_err == -EHOSTUNREACH)
+			km_health_passive_failure(id, "resync: no answer");
 		/* no replica holds some of its keys any more: nothing to wait
 		 * for */
 		if (st == KM_RS_FAILED && !s->manual && p.source_errors &&

@@ -59,7 +59,9 @@ static struct {
 	__u64 probes_ok[KM_NOREPLY_WINDOW], probes_failed[KM_NOREPLY_WINDOW];
 	unsigned int up_samples; /* consecutive samples with it up */
 	unsigned int samples;
-	int noreply; /* read by ctl and metrics threads */
+	__u64 answered_first; /* at the first sample */
+	bool answered_ever;   /* the kernel saw a reply of it since */
+	int noreply;	      /* read by ctl and metrics threads */
 } km_noreply[KM_MAX_BACKENDS];
 
 /* The bypass in force; read by the ctl and metrics threads. */
@@ -245,9 +247,14 @@ static void km_kbpf_on_ring(const struct km_ring *ring, void *ctx)
 }
 
 /*
- * A lost datagram is a timeout too: pass at most one a second per backend
- * on to health, so that a few UDP losses between two probes do not take a
- * healthy backend down (a dead one keeps timing out, second after second).
+ * A kernel request's reply is late: a failure for health?  A lost datagram
+ * is a timeout too: at most one a second per backend is passed on, so that
+ * a few UDP losses between two probes do not take a healthy backend down
+ * (a dead one keeps timing out, second after second).  And none before the
+ * kernel saw a reply of it since we started: its replies may not reach
+ * the kernel path at all (routed out of an interface without it).  Taken
+ * down for that, it would never be judged for it (km_kbpf_check_backend),
+ * and TCP clients would lose it too.
  */
 static int km_kbpf_timeout_due(__u8 id)
 {
@@ -255,7 +262,7 @@ static int km_kbpf_timeout_due(__u8 id)
 	struct timespec ts;
 	long long now;
 
-	if (!id || id >= KM_MAX_BACKENDS)
+	if (!id || id >= KM_MAX_BACKENDS || !km_noreply[id].answered_ever)
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
@@ -489,6 +496,10 @@ static void km_kbpf_check_backend(__u8 id)
 		h->up_samples++;
 	else
 		h->up_samples = 0;
+	if (!h->samples && !h->answered_ever)
+		h->answered_first = h->answered[last];
+	else if (h->answered[last] != h->answered_first)
+		h->answered_ever = true;
 	if (++h->samples < KM_NOREPLY_WINDOW)
 		return;
 	if (h->answered[last] != h->answered[last - 1]) {
