@@ -612,8 +612,10 @@ static void km_rsd_finish(__u8 id, struct km_rsd_slot *s,
 		 * failure, as a request's.  Reads may skip it (it owes the
 		 * keys being replayed), and probes may be a minute apart.
 		 */
-		if (p.target_err == -ETIMEDOUT || p.target_err == -ECONNREFUSED ||
-		    p.target_err == -ECONNRESET || p.target_err == -EHOSTUNREACH)
+		if (p.target_err == -ETIMEDOUT ||
+		    p.target_err == -ECONNREFUSED ||
+		    p.target_err == -ECONNRESET ||
+		    p.target_err == -EHOSTUNREACH)
 			km_health_passive_failure(id, "resync: no answer");
 		/* no replica holds some of its keys any more: nothing to wait
 		 * for */
