@@ -10,14 +10,19 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ops_lib.sh"
 ops_two_proxies
-ma_up() { [ "$(be_field ctla $MA '["state"]')" == up ] &&
-	[ "$(be_field ctlb $MA '["state"]')" == up ]; }
+# both saw MA's new memcached (not its old pid), up, and fence it no more
+# (each fences MA until the other saw it back)
+ma_up_for() { [ "$(be_field $1 $MA '["pid"]')" != "$MA_PID0" ] &&
+	[ "$(be_field $1 $MA '["state"]')" == up ] &&
+	[ "$(be_field $1 $MA '["fenced"]')" == False ]; }
+ma_up() { ma_up_for ctla && ma_up_for ctlb; }
 mb_up_for_pb() { [ "$(be_field ctlb $MB '["state"]')" == up ]; }
 no_fence_on_pa() { [ "$(be_field ctla $MB '["fenced"]')" == False ]; }
 
 KEY=$(ops_key_first fw $MA $MA $MB) ||
 	lab_die "no key of fw0..fw200 hashes to MA first"
 
+MA_PID0=$(be_field ctla $MA '["pid"]')
 lab_restart mc-ma
 lab_ok "MA restarted, resynced by both" wait_for "MA up" 20 ma_up
 lab_eq "$KEY written through PA" STORED "$(lab_mc c $PA set "$KEY" doomed)"
