@@ -556,6 +556,66 @@ static void test_replay_keeps_ambiguous_keys(void **state)
 	assert_string_not_equal(it.val, "old");
 }
 
+/*
+ * A client write that reached the target before the replay deleted the
+ * key, and reaches the source only after the replay fetched the older
+ * value: the delete check, made once the write had time to land, takes
+ * the older copy back and the key stays owed.
+ */
+static void test_replay_takes_back_older_copy(void **state)
+{
+	const struct km_slot *sl;
+	struct km_resync_opts o;
+	struct km_resync_progress p;
+	struct km_resync *rs;
+	struct km_jkey key;
+	char k[64] = "", req[160];
+	struct item it;
+	int i, src = -1, seen = 0;
+
+	(void)state;
+	flush_all();
+	build_ring(2);
+	for (i = 0; !i || !slot_has(k, 2); i++)
+		snprintf(k, sizeof(k), "inflight:%d", i);
+	sl = km_ring_lookup(ring, k, strlen(k));
+	for (i = 0; i < sl->nr; i++)
+		if (sl->be[i] != 2)
+			src = sl->be[i] - 1;
+	assert_true(src >= 0);
+	snprintf(req, sizeof(req), "set %s 0 0 2\r\nv1\r\n", k);
+	mc_cmd(&mcs[src], req, "\r\n");
+	snprintf(req, sizeof(req), "set %s 0 0 2\r\nv2\r\n", k);
+	mc_cmd(&mcs[1], req, "\r\n"); /* the write reached the target */
+	key.key = k;
+	key.len = strlen(k);
+	opts_for(&o, 2);
+	o.replay = true;
+	o.keys = &key;
+	o.nr_keys = 1;
+	o.on_owed = count_owed;
+	o.verify_delay_ms = 500;
+	owed = 0;
+	assert_int_equal(km_resync_start(&rs, &o), 0);
+	/* the replay copied the older value over it: now the write lands
+	 * on the source too */
+	for (i = 0; i < 2000 && !seen; i++) {
+		mc_get(&mcs[1], k, &it);
+		seen = it.found && !strcmp(it.val, "v1");
+		if (!seen)
+			usleep(1000);
+	}
+	assert_true(seen);
+	mc_cmd(&mcs[src], req, "\r\n");
+	assert_int_equal(km_resync_wait(rs), KM_RS_DONE);
+	km_resync_get_progress(rs, &p);
+	km_resync_free(rs);
+	assert_int_equal(p.undone, 1);
+	assert_int_equal(owed, 1);
+	mc_get(&mcs[1], k, &it);
+	assert_false(it.found && !strcmp(it.val, "v1"));
+}
+
 struct kill_ctx {
 	int batches;
 	int kill_at;
@@ -737,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_copies_target_keys_only),
 		cmocka_unit_test(test_newer_writes_win),
 		cmocka_unit_test(test_replay_keeps_ambiguous_keys),
+		cmocka_unit_test(test_replay_takes_back_older_copy),
 		cmocka_unit_test(test_source_dies_midway),
 		cmocka_unit_test(test_all_sources_die),
 		cmocka_unit_test(test_delete_during_resync),

@@ -65,6 +65,7 @@ struct km_batch {
 	unsigned int nparsed;
 	struct km_buf out; /* the request to the target, being built */
 	__u64 copied, existed, missing, undone, failed;
+	long long stored_ms; /* when the target took its copies */
 };
 
 /*
@@ -753,12 +754,40 @@ static int km_resync_publish(struct km_resync *rs, struct km_batch *b,
 	return 0;
 }
 
+static long long km_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Until prev's copies are verify_delay_ms old (resync.h), or cancelled. */
+static int km_verify_wait(const struct km_resync *rs,
+			  const struct km_batch *prev)
+{
+	long long left;
+
+	if (!prev || !prev->nstore || !rs->o.verify_delay_ms)
+		return 0;
+	while ((left = prev->stored_ms + rs->o.verify_delay_ms - km_mono_ms()) >
+	       0) {
+		if (__atomic_load_n(&rs->cancel, __ATOMIC_RELAXED))
+			return -ECANCELED;
+		usleep((left < KM_RS_POLL_STEP ? left : KM_RS_POLL_STEP) *
+		       1000);
+	}
+	return 0;
+}
+
 /* The two exchanges of one step (see struct km_step). */
 static int km_step_exchange(struct km_pass *ps, struct km_step *st)
 {
 	struct km_resync *rs = ps->rs;
 	int err;
 
+	if (!rs->o.no_verify && km_verify_wait(rs, st->prev))
+		return -ECANCELED;
 	if (km_build_src(&ps->req, st, !rs->o.no_verify))
 		return -ENOMEM;
 	if (!ps->req.len)
@@ -774,7 +803,9 @@ static int km_step_exchange(struct km_pass *ps, struct km_step *st)
 	if (km_buf_add(&st->b->out, "mn\r\n", 4))
 		return -ENOMEM;
 	ps->src_failed = false;
-	return km_conn_exchange(&ps->dst, &st->b->out, km_parse_dst, st);
+	err = km_conn_exchange(&ps->dst, &st->b->out, km_parse_dst, st);
+	st->b->stored_ms = km_mono_ms();
+	return err;
 }
 
 /*

@@ -62,6 +62,15 @@ struct km_resync_opts {
 	unsigned int timeout_ms; /* longest silence of a peer; 0 = 3000 */
 	bool no_verify;		 /* skip the delete check (faster) */
 	/*
+	 * The delete check of a batch waits this long after its copies: a
+	 * client write that reached the target before a replay deleted it
+	 * may reach the source only later, after we fetched the older
+	 * value.  A write reaches every replica or times out within the
+	 * request timeout: by then the check sees the source's new cas and
+	 * takes our copy back (km_parse_check).  0: at once.
+	 */
+	int verify_delay_ms;
+	/*
 	 * Replay (journal.h): copy only these keys instead of dumping the
 	 * sources.  Each is deleted from the target first (its copy may be
 	 * stale), then copied as above; a key that no live replica holds

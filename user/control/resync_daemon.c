@@ -237,6 +237,9 @@ static void km_rsd_plan(__u8 id, struct km_rsd_slot *s,
 	}
 	s->replay = true;
 	o->replay = true;
+	/* the copies follow a delete: one older than a write in flight
+	 * is taken back once that write reached the source (resync.h) */
+	o->verify_delay_ms = KM_LIVE(timeout_ms);
 	o->keys = s->snap.keys;
 	o->nr_keys = s->snap.n;
 	o->flush_first = s->snap.flush;
