@@ -108,6 +108,8 @@ lab_ok "step 7: kmagentd got the read-repair event (key, missed replica)" \
 	"${LAB_LOG[km-p]}"
 
 lab_log "more keys held by A only: every one found, in the kernel"
+lab_ok "B owes nothing once the repair is replayed (read first again)" \
+	udp_wait "B settled" 10 kbe_owes_nothing "$PIN" $BID
 n=20 ok=0
 for ((i = 0; i < n; i++)); do mc $A:11211 set "only-a-$i" "v$i" >/dev/null; done
 f0=$(kstat "$PIN" fallbacks) g0=$(kstat "$PIN" kernel_gets)

@@ -172,11 +172,9 @@ lab_eq "the kernel found no IPv4 route to the IPv6 backend" $((n0 + 1)) \
 lab_eq "... and routed nothing" "$g0" "$(k kernel_gets)"
 
 lab_log "a silent IPv6 backend (memcached B stopped): the read is retried"
-# and owing nothing (KM_BE_F_OWES, 32): the kernel reads a backend that owes
-# writes only after the others, and the repairs above leave B owing until
-# their replay is checked (--timeout after its copies)
-b_first_read() { kbe_readable "$PIN" $BID &&
-	((($(kbe_field "$PIN" $BID flags) & 32) == 0)); }
+# and owing nothing: the kernel reads a backend that owes writes only after
+# the others, and the repairs above leave B owing for a while
+b_first_read() { kbe_readable "$PIN" $BID && kbe_owes_nothing "$PIN" $BID; }
 lab_ok "B readable in the kernel" udp_wait "B readable" 20 b_first_read
 r0=$(k retries) g0=$(k kernel_gets)
 kill -STOP "$(lab_pid mc-b)"

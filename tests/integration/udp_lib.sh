@@ -18,6 +18,7 @@
 #                              twice, and no read took US or more
 #   kbe_state PIN ID           km_backends[ID].state as the kernel sees it
 #   kbe_readable PIN ID        the kernel reads from backend ID
+#   kbe_owes_nothing PIN ID    ... and in slot order (no write owed)
 #   udp_mc HOST ARGS...        mc.py --udp run in HOST
 #   udp_lab_pab                the usual lab: proxy host p (198.18.0.1, pin
 #                              root $PIN), memcached on a (.2) and b (.3),
@@ -110,6 +111,11 @@ kbe_readable()
 	[ "$(kbe_state "$1" "$2")" == 1 ] &&
 		((($(kbe_field "$1" "$2" flags) & (1 | 4 | 8 | 16)) == 0))
 }
+
+# kbe_owes_nothing PIN ID: KM_BE_F_OWES (32) is clear on backend ID: the
+# kernel reads it in its slot order again.  A read-repair leaves its target
+# owing the key until the replay's delete check, --timeout after the copy.
+kbe_owes_nothing() { ((($(kbe_field "$1" "$2" flags) & 32) == 0)); }
 
 udp_mc() { local h=$1; shift; lab_mc "$h" --udp "$@"; }
 
