@@ -65,7 +65,7 @@ struct km_batch {
 	unsigned int nparsed;
 	struct km_buf out; /* the request to the target, being built */
 	__u64 copied, existed, missing, undone, failed;
-	long long stored_ms; /* when the target took its copies */
+	struct timespec check_at; /* its delete check not before (resync.h) */
 };
 
 /*
@@ -754,24 +754,15 @@ static int km_resync_publish(struct km_resync *rs, struct km_batch *b,
 	return 0;
 }
 
-static long long km_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* Until prev's copies are verify_delay_ms old (resync.h), or cancelled. */
+/* Until prev's delete check is due (verify_delay_ms), or cancelled. */
 static int km_verify_wait(const struct km_resync *rs,
 			  const struct km_batch *prev)
 {
-	long long left;
+	long left;
 
 	if (!prev || !prev->nstore || !rs->o.verify_delay_ms)
 		return 0;
-	while ((left = prev->stored_ms + rs->o.verify_delay_ms - km_mono_ms()) >
-	       0) {
+	while ((left = km_ms_left(&prev->check_at)) > 0) {
 		if (__atomic_load_n(&rs->cancel, __ATOMIC_RELAXED))
 			return -ECANCELED;
 		usleep((left < KM_RS_POLL_STEP ? left : KM_RS_POLL_STEP) *
@@ -804,7 +795,7 @@ static int km_step_exchange(struct km_pass *ps, struct km_step *st)
 		return -ENOMEM;
 	ps->src_failed = false;
 	err = km_conn_exchange(&ps->dst, &st->b->out, km_parse_dst, st);
-	st->b->stored_ms = km_mono_ms();
+	km_deadline_in(&st->b->check_at, rs->o.verify_delay_ms);
 	return err;
 }
 
