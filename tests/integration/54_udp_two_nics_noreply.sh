@@ -79,13 +79,7 @@ lab_eq "UDP set too" STORED "$(mc 198.18.0.1:11210 set twonic2 v2)"
 lab_eq "... reaches the backend" v2 "$(lab_mc a 198.19.0.2:11211 get twonic2)"
 
 # the deadline the kernel path itself compares with (km_config)
-bypass_until()
-{
-	bpftool -j map lookup pinned "$PIN/km_config" key 0 0 0 0 2>/dev/null |
-		"$LAB_PY" -c '
-import json, sys
-print(json.load(sys.stdin)["formatted"]["value"]["bypass_until_ns"])'
-}
+bypass_until() { kcfg_field "$PIN" bypass_until_ns; }
 # gets until the kernel took one (kernel_gets grew), at most $1 s
 kernel_takes_a_get()
 {

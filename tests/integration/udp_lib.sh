@@ -19,6 +19,7 @@
 #   kbe_state PIN ID           km_backends[ID].state as the kernel sees it
 #   kbe_readable PIN ID        the kernel reads from backend ID
 #   kbe_owes_nothing PIN ID    ... and in slot order (no write owed)
+#   kcfg_field PIN FIELD       a field of km_config
 #   udp_mc HOST ARGS...        mc.py --udp run in HOST
 #   udp_lab_pab                the usual lab: proxy host p (198.18.0.1, pin
 #                              root $PIN), memcached on a (.2) and b (.3),
@@ -103,6 +104,15 @@ print(json.load(sys.stdin)["formatted"]["value"][sys.argv[1]])' "$3"
 }
 
 kbe_state() { kbe_field "$1" "$2" state; }
+
+# kcfg_field PIN FIELD: a field of the kernel path's km_config
+kcfg_field()
+{
+	bpftool -j map lookup pinned "$1/km_config" key 0 0 0 0 2>/dev/null |
+		"$LAB_PY" -c '
+import json, sys
+print(json.load(sys.stdin)["formatted"]["value"][sys.argv[1]])' "$2"
+}
 
 # kbe_readable PIN ID: the kernel reads from backend ID (km_backend_readable:
 # up, and not drained, refused, silent or fenced by another kmagentd)
