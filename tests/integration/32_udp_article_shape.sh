@@ -50,10 +50,10 @@ mc() { udp_mc c --timeout 1 "$@"; }
 b_state_is() { [ "$(kbe_state "$1" "$BID")" == "$2" ]; }
 # b_settled KM: KM's journal owes B nothing, its fence of B (held on A) is
 # gone, and both kernels read B
+kctl() { "$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[$1]}" "${@:2}"; }
 b_settled()
 {
-	[ "$(jget "$("$LAB_ROOT/build/kmagentctl" -s "${LAB_CTL[$1]}" \
-		-j backends)" '[b for b in d["backends"] if b["name"] == "'$B:11211'"][0]["journal"]["keys"]')" == 0 ] &&
+	[ "$(be_field "kctl $1" $B:11211 '["journal"]["keys"]')" == 0 ] &&
 		[ -z "$(mc $A:11211 get kmagent:fence:$B:11211)" ] &&
 		kbe_readable "$PA" $BID && kbe_readable "$PB" $BID
 }
@@ -80,12 +80,8 @@ lab_eq "get via kmagent A (remote primary) returns the value" "$VALUE" \
 	"$(mc $A:11210 get $KEY)"
 
 lab_log "a value of 15 datagrams, its primary B: local to kmagent B, remote to A"
-for i in $(seq 0 99); do
-	BIG=big$i
-	[ "$("$LAB_PY" "$LAB_ROOT/tests/integration/kmring.py" $BIG \
-		198.18.0.1:11211 198.18.0.2:11211 | cut -d' ' -f1)" == "$B:11211" ] &&
-		break
-done
+BIG=$(ops_key_first big "$B:11211" 198.18.0.1:11211 198.18.0.2:11211) ||
+	lab_die "no key of big0..big200 hashes to $B first"
 big=$(head -c 20000 /dev/zero | tr '\0' v)
 lab_eq "set $BIG (20,000 bytes) over TCP" STORED \
 	"$(lab_mc c $A:11210 set $BIG "$big")"
