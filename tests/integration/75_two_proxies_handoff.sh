@@ -19,17 +19,9 @@ lab_init
 ops_hosts mc
 for h in ma mb mc; do lab_memcached $h 11211; done
 M=("$MA" "$MB" "$MC")
-conf() { # conf FILE BACKENDS...
-	local f=$1
-	shift
-	{
-		echo "replicas 2"
-		printf 'backend %s\n' "$@"
-	} >"$f"
-}
 CA=$LAB_DIR/pa.conf CB=$LAB_DIR/pb.conf
-conf "$CA" "${M[@]}"
-conf "$CB" "${M[@]}"
+ops_conf "$CA" "${M[@]}"
+ops_conf "$CB" "${M[@]}"
 OPTS=(--probe-interval 200 --probe-timeout 200 --timeout 300 -v)
 LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -c "$CA" "${OPTS[@]}"
 LAB_LABEL=km-pb lab_kmagentd pb -l 198.18.0.5 -p 11210 -c "$CB" "${OPTS[@]}"
@@ -41,7 +33,7 @@ lab_eq "$N keys written through PA" "failed 0" \
 	"$(ops_py c setv $PA k 0 $N old-)"
 
 lab_log "1. MC removed from PA's config, PA reloaded, PB not yet"
-conf "$CA" "${M[0]}" "${M[1]}"
+ops_conf "$CA" "${M[0]}" "${M[1]}"
 lab_ok "PA reloads" ctla reload
 lab_ok "PA's handoff waits for PB" wait_for "PA waits" 10 \
 	log_has km-pa "ring handoff waits for kmagentd $PB runs another ring"
@@ -61,7 +53,7 @@ lab_eq "through PA: the deleted keys stay deleted" \
 lab_eq "still two rings: PA has not ended its handoff" 3 "$(nbe ctla)"
 
 lab_log "3. PB reloaded"
-conf "$CB" "${M[0]}" "${M[1]}"
+ops_conf "$CB" "${M[0]}" "${M[1]}"
 lab_ok "PB reloads" ctlb reload
 lab_ok "both handoffs end: MC leaves PA and PB" wait_for "MC gone" 20 mc_gone
 for i in 0 1; do

@@ -9,6 +9,8 @@
 #     setv HOST:PORT PREFIX LO HI VPFX     set PREFIX<i> to VPFX<i>, LO <= i < HI
 #     del HOST:PORT PREFIX LO HI           delete them: "failed N"
 #     getv HOST:PORT PREFIX LO HI VPFX     "hits H misses M wrong W"
+#     incrs HOST:PORT PREFIX LO HI SECS    incr them by 1 again and again
+#                                          for SECS: "ok N notfound M other K"
 #   ctl ARGS...              build/kmagentctl on km-p's control socket
 #   jget JSON PATH           a value out of JSON (python path expression)
 OPS_PY=$LAB_ROOT/tests/tools/mcops.py
@@ -114,6 +116,17 @@ ops_key_first()
 			return 0
 	done
 	return 1
+}
+
+# ops_conf FILE BACKENDS...: a kmagentd config file, replicas 2
+ops_conf()
+{
+	local f=$1
+	shift
+	{
+		echo "replicas 2"
+		printf 'backend %s\n' "$@"
+	} >"$f"
 }
 
 # ops_hosts [mc]: the hosts of two kmagentd (pa .4, pb .5) in front of

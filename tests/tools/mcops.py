@@ -106,6 +106,22 @@ def getv(hp, pfx, lo, hi, vpfx):
         else: wrong += 1
     print("hits %d misses %d wrong %d" % (hits, misses, wrong))
 
+def incrs(hp, pfx, lo, hi, secs):
+    """incr PREFIX<i> by 1, LO <= i < HI, again and again for SECS:
+    "ok N notfound M other K" """
+    import time
+    s, f = conn(hp)
+    ok = notfound = other = 0
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        for k in range(lo, hi):
+            s.sendall(b"incr %s%d 1\r\n" % (pfx.encode(), k))
+            line = f.readline()
+            if line == b"NOT_FOUND\r\n": notfound += 1
+            elif line.strip().isdigit(): ok += 1
+            else: other += 1
+    print("ok %d notfound %d other %d" % (ok, notfound, other))
+
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "fill": fill(args[0], int(args[1]), args[2], *map(int, args[3:]))
 elif cmd == "getall": getall(args[0], int(args[1]), args[2])
@@ -116,3 +132,4 @@ elif cmd == "mg": mg(args[0], args[1])
 elif cmd == "setv": setv(args[0], args[1], int(args[2]), int(args[3]), args[4])
 elif cmd == "del": delete(args[0], args[1], int(args[2]), int(args[3]))
 elif cmd == "getv": getv(args[0], args[1], int(args[2]), int(args[3]), args[4])
+elif cmd == "incrs": incrs(args[0], args[1], int(args[2]), int(args[3]), float(args[4]))

@@ -46,6 +46,9 @@ static unsigned int km_fence_gen[KM_MAX_BACKENDS];
 static bool km_fence_on[KM_MAX_BACKENDS][KM_MAX_BACKENDS];
 /* peer read since we started: debts of an earlier life looked up */
 static bool km_fence_checked[KM_MAX_BACKENDS];
+/* [x]: CLOCK_MONOTONIC ms of the round that first found our fence of x
+ * up (0: not up); read by km_fence_seen from the resync thread */
+static long long km_fence_up_ms[KM_MAX_BACKENDS];
 /*
  * Names an operator told us to forget (kmagentctl forget): kmagentd gone
  * for good whose debts we adopt.  Kept until KM_FORGET_ROUNDS rounds that
@@ -111,6 +114,44 @@ bool km_fence_holds(__u8 id)
 		if (__atomic_load_n(&km_fence_on[p][id], __ATOMIC_RELAXED))
 			return true;
 	return false;
+}
+
+static long long km_fence_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Every other kmagentd reads the fences once a probe interval: two of
+ * them after ours went up, each has seen it (fence.h).  The wait is ours
+ * alone when nobody else is there.
+ */
+bool km_fence_seen(__u8 id)
+{
+	long long up = __atomic_load_n(&km_fence_up_ms[id], __ATOMIC_RELAXED);
+
+	if (km_daemon_alone())
+		return true;
+	return up && km_fence_now_ms() - up >= 2LL * KM_LIVE(probe_interval_ms);
+}
+
+/* Note when our fence of each backend went up (or came down). */
+static void km_fence_note_up(const struct km_fence_view *v, unsigned int nv)
+{
+	long long now = km_fence_now_ms();
+	unsigned int i;
+
+	for (i = 0; i < nv; i++) {
+		long long *up = &km_fence_up_ms[v[i].id];
+
+		if (!km_fence_holds(v[i].id))
+			__atomic_store_n(up, 0, __ATOMIC_RELAXED);
+		else if (!__atomic_load_n(up, __ATOMIC_RELAXED))
+			__atomic_store_n(up, now, __ATOMIC_RELAXED);
+	}
 }
 
 static void km_fence_close(__u8 peer)
@@ -537,7 +578,7 @@ static bool km_fence_owes_locked(const struct km_backend_info *b)
 	struct km_journal_info j;
 
 	if (b->kb.state != KM_BE_UP || (b->kb.flags & KM_BE_F_NO_WRITES) ||
-	    !km_journal_empty(b->id))
+	    !km_journal_empty(b->id) || (b->join_fenced && b->has_joining))
 		return true;
 	km_journal_get_info(b->id, &j);
 	return j.lost || j.flush;
@@ -577,6 +618,7 @@ void km_fence_round(void)
 		    !km_fence_sync(&v[i], v, nv, fenced, known))
 			complete = false;
 	km_fence_forget_done(complete);
+	km_fence_note_up(v, nv);
 	km_peers_round_end();
 	/*
 	 * A backend's fences live on the others only: with none of them

@@ -49,6 +49,14 @@ int km_fence_forget(const char *name);
 void km_fence_round(void);
 /* Does this kmagentd fence backend id (for status)? */
 bool km_fence_holds(__u8 id);
+/*
+ * Has every other kmagentd seen our fence of id, so that none reads it
+ * or takes its answers any more?  Before then a replay's delete there
+ * (resync.h) is a miss, and a NOT_FOUND, for one that still does:
+ * seed 9013 of the chaos test, a cas and two deletes through pa answered
+ * NOT_FOUND by a replica whose key pb was replaying.  True when alone.
+ */
+bool km_fence_seen(__u8 id);
 void km_fence_stop(void);
 
 #endif /* KM_FENCE_H */

@@ -66,8 +66,9 @@ struct km_rsd_view {
 	enum km_backend_state state;
 	enum km_refill refill;
 	bool writable;
-	bool stale;   /* slots to purge (km_backend_info) */
-	bool joining; /* has_joining (km_backend_info) */
+	bool stale;	  /* slots to purge (km_backend_info) */
+	bool joining;	  /* has_joining (km_backend_info) */
+	bool join_fenced; /* and join_fenced: fenced until filled */
 	char name[KM_NAME_MAX];
 };
 
@@ -83,6 +84,7 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 	v->writable = km_backend_writable(&b->kb);
 	v->stale = b->stale != NULL;
 	v->joining = b->has_joining;
+	v->join_fenced = b->has_joining && b->join_fenced;
 	snprintf(v->name, sizeof(v->name), "%s", b->name);
 	pthread_mutex_unlock(&km_d.lock);
 }
@@ -682,7 +684,13 @@ static void km_rsd_tick(__u8 id)
 	}
 	if (time(NULL) - s->last_fail < KM_RSD_RETRY_SECS)
 		return;
+	/* nothing purged before the others stopped reading it (daemon.h) */
+	if (v.join_fenced && !km_fence_seen(id))
+		return;
 	if (v.state == KM_BE_WARMING) {
+		/* a replay deletes first: only once nobody else reads it */
+		if (v.refill != KM_REFILL_ALL && !km_fence_seen(id))
+			return;
 		km_rsd_start_one(id, s, &v, false, v.refill != KM_REFILL_ALL);
 	} else if (v.state == KM_BE_UP && v.stale) {
 		km_rsd_start_purge(id, s, &v);
@@ -706,7 +714,8 @@ static void km_rsd_tick(__u8 id)
 		km_rsd_start_one(id, s, &v, true, false);
 		s->has_only = false; /* the running resync keeps s->only */
 	} else if (v.state == KM_BE_UP && v.writable && !km_journal_empty(id) &&
-		   time(NULL) - s->last_bg >= KM_RSD_BG_SECS)
+		   time(NULL) - s->last_bg >= KM_RSD_BG_SECS &&
+		   km_fence_seen(id))
 		km_rsd_start_one(id, s, &v, true, true);
 	s->requested = false;
 }

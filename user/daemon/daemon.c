@@ -372,6 +372,7 @@ int km_daemon_restore_ring(void)
 		err = km_daemon_swap_ring_locked(false);
 	}
 	for (id = 1; !err && id < KM_MAX_BACKENDS; id++) {
+		km_d.be[id].join_fenced = km_d.be[id].has_joining;
 		joining += km_d.be[id].id && km_d.be[id].has_joining;
 		leaving += km_d.be[id].id && km_d.be[id].has_leaving;
 	}
@@ -573,7 +574,7 @@ void km_daemon_joined(__u8 id, unsigned long ring_gen)
 	if (b->id && b->has_joining && ring_gen == km_d.ring_gen &&
 	    km_daemon_peers_ok_locked(false)) {
 		km_slot_bits_clear(b->joining);
-		b->has_joining = false;
+		b->has_joining = b->join_fenced = false;
 		km_daemon_end_handoff_locked();
 	}
 	pthread_mutex_unlock(&km_d.lock);
@@ -666,6 +667,7 @@ static void km_backend_drop_locked(__u8 id)
 	km_slot_bits_clear(km_d.be[id].joining);
 	km_slot_bits_clear(km_d.be[id].leaving);
 	km_d.be[id].has_joining = km_d.be[id].has_leaving = false;
+	km_d.be[id].join_fenced = false;
 	km_d.be[id].removed = km_d.be[id].leaving_unread = false;
 	km_d.be[id].id = 0;
 	memset(&km_d.be[id].kb.addr, 0, sizeof(union km_ip));

@@ -84,6 +84,16 @@ struct km_backend_info {
 	__u8 leaving[KM_SLOT_BITS_BYTES];
 	bool has_joining, has_leaving;
 	/*
+	 * It joins slots of the ring restored at start (km_daemon_restore_
+	 * ring): another kmagentd may have filled it there while we were
+	 * down, and read it since.  Purging its copies would delete what
+	 * that one reads (seed 9012 of the chaos test: pa, restarted in the
+	 * middle of a handoff, purged keys pb had just written), so we fence
+	 * it (fence.c) until filled, and purge nothing before every other
+	 * kmagentd saw the fence (km_fence_seen).
+	 */
+	bool join_fenced;
+	/*
 	 * A reload removed it: it leaves every slot it served, and stays in
 	 * the table, getting those slots' writes, until the handoff is over
 	 * for every kmagentd (peers.h); a reload that brings it back before
