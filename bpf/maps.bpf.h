@@ -215,7 +215,7 @@ struct km_targets {
 	/* km_fib_in's, off the stack: km_tc_targets4/6 run below the
 	 * biggest frame there is (km_tc_clone's); so are these */
 	struct bpf_fib_lookup fib;
-	struct km_hdrvals swap; /* km_tc_targets_owes_not_first's */
+	struct km_hdrvals swap; /* km_tc_targets_auth_first's */
 	union km_ip proxy;	/* the address the client sent to */
 	union km_ip src;	/* the proxy's towards the replica at hand */
 	/* km_tc_clones': the datagram's headers as they are now, the

@@ -21,29 +21,35 @@
 #define KM_TC_UP_LOCAL 100
 
 /*
- * The first of tg's targets owes writes: swap it with the first that
- * does not (a write's answer is its first target's reply), tg->local
+ * May be answer for its keys?  As the daemon's km_be_current: readable
+ * (not fenced, drained, silent or warming) and owing none.  A fenced
+ * first replica's NOT_FOUND to a delete was the client's answer while the
+ * others deleted the key: seed 9017 of the chaos test.
+ */
+static __always_inline int km_be_answers_for(const struct km_config *cfg,
+					     const struct km_backend *be)
+{
+	return be && km_backend_readable(be) && !km_backend_owes(cfg, be);
+}
+
+/*
+ * The first of tg's targets cannot answer for the key: swap it with the
+ * first that can (a write's answer is its first target's reply), tg->local
  * following the local one.  Global: verified once, apart from
  * km_tc_targets' loop.
  */
-__attribute__((noinline)) int
-km_tc_targets_owes_not_first(struct km_targets *tg)
+__attribute__((noinline)) int km_tc_targets_auth_first(struct km_targets *tg)
 {
 	const struct km_config *cfg = km_config_get();
-	struct km_backend *be;
 	int j, local;
 	__u8 id;
 
-	if (!tg || !km_daemon_alive(cfg))
-		return 0;
-	be = km_backend_get(tg->ids[0]);
-	if (!be || !(be->flags & KM_BE_F_OWES))
+	if (!tg || km_be_answers_for(cfg, km_backend_get(tg->ids[0])))
 		return 0;
 	for (j = 1; j < KM_MAX_REPLICAS; j++) {
 		if (j >= tg->nr)
 			return 0;
-		be = km_backend_get(tg->ids[j]);
-		if (be && !(be->flags & KM_BE_F_OWES))
+		if (km_be_answers_for(cfg, km_backend_get(tg->ids[j])))
 			break;
 	}
 	if (j >= KM_MAX_REPLICAS)
@@ -63,7 +69,8 @@ km_tc_targets_owes_not_first(struct km_targets *tg)
  * Fill tg with the writable replicas of slot and their next hops, from
  * the per-CPU next-hop cache the reads use: a FIB and neighbour lookup per
  * replica was a quarter of a replicated write's BPF time (one that owes
- * writes is then moved from the front: km_tc_targets_owes_not_first).
+ * cannot answer for the key is then moved from the front:
+ * km_tc_targets_auth_first).
  * Their number in tg->nr, the index of the one on this host in tg->local
  * (-1: none).  Returns 0, or -1 when one cannot be reached from here (or
  * two are local).  Global: verified once, not once per path of
@@ -253,12 +260,14 @@ static __always_inline int km_tc_write(struct __sk_buff *skb, struct km_pkt *p,
 		st->no_backend++;
 		return TC_ACT_OK;
 	}
-	km_tc_targets_owes_not_first(tg);
+	km_tc_targets_auth_first(tg);
 	local = tg->local;
-	/* every replica owes writes: kmagentd knows if one is up to date */
+	/* no replica may answer for the key (all fenced, owing...):
+	 * kmagentd's, which knows if one is up to date */
 	if (blind == KM_BLIND_DELETE) {
 		be0 = km_backend_get(ids[0]);
-		if (!be0 || km_backend_owes(cfg, be0))
+		if (!be0 ||
+		    (km_daemon_alive(cfg) && !km_be_answers_for(cfg, be0)))
 			return TC_ACT_OK;
 	}
 	if (local >= 0) {

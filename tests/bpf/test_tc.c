@@ -47,6 +47,7 @@ struct tc_case {
 	const char *reply; /* P_EGRESS: the local backend's reply */
 	int local;	   /* replica index on this host, -1: none */
 	__u8 owes;	   /* bit i: replica i has KM_BE_F_OWES */
+	__u8 fenced;	   /* bit i: replica i has KM_BE_F_FENCED */
 	int daemon;	   /* kmagentd's heartbeat lasts */
 	int verdict;
 	enum ep out_src, out_dst; /* the frame the program lets out */
@@ -116,6 +117,24 @@ static const struct tc_case cases[] = {
 	 .verdict = TC_ACT_SHOT,
 	 .clones = 2,
 	 .first = 1},
+	{.name = "delete whose first replica is fenced: the other answers",
+	 .key = "tk-del",
+	 .req = "delete tk-del\r\n",
+	 .local = -1,
+	 .fenced = 1,
+	 .daemon = 1,
+	 .verdict = TC_ACT_SHOT,
+	 .clones = 2,
+	 .first = 1},
+	{.name = "delete whose every replica is fenced passed up",
+	 .key = "tk-del",
+	 .req = "delete tk-del\r\n",
+	 .local = -1,
+	 .fenced = 3,
+	 .daemon = 1,
+	 .verdict = TC_ACT_OK,
+	 .out_src = EP_CLIENT,
+	 .out_dst = EP_PROXY},
 	{.name = "local backend's get hit at egress: to the client",
 	 .prog = P_EGRESS,
 	 .key = "tk-get",
@@ -178,7 +197,9 @@ static int arrange(const struct tc_case *c, const struct km_slot *s)
 		if (set_backend(s->be[i],
 				i == c->local ? local_be.ip
 					      : km_t_be[s->be[i]].ip,
-				(c->owes >> i) & 1 ? KM_BE_F_OWES : 0))
+				((c->owes >> i) & 1 ? KM_BE_F_OWES : 0) |
+					((c->fenced >> i) & 1 ? KM_BE_F_FENCED
+							      : 0)))
 			return -1;
 	if (km_bpf_get_config(kb, &cfg))
 		return -1;
