@@ -616,6 +616,76 @@ static void test_replay_takes_back_older_copy(void **state)
 	assert_false(it.found && !strcmp(it.val, "v1"));
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct batch_times {
+	int n;
+	double first, last;
+};
+
+static void note_batch(struct km_resync *rs, void *arg)
+{
+	struct batch_times *t = arg;
+
+	(void)rs;
+	t->last = now_s();
+	if (!t->n++)
+		t->first = t->last;
+}
+
+/*
+ * A replay of several batches from one source copies them one after the
+ * other and waits for the delete check's delay once, at the end: each
+ * batch used to wait for the delay of the one before (a million keys,
+ * 490 times --timeout).
+ */
+static void test_replay_waits_once(void **state)
+{
+	enum { NKEYS = 40, BATCH = 10, DELAY_MS = 2000 };
+	static char names[NKEYS][64];
+	struct km_jkey keys[NKEYS];
+	struct batch_times t = {0};
+	struct km_resync_opts o;
+	struct km_resync_progress p;
+	char req[160];
+	int i, n;
+
+	(void)state;
+	flush_all();
+	build_ring(2);
+	for (i = n = 0; n < NKEYS; i++) {
+		snprintf(names[n], sizeof(names[n]), "once:%d", i);
+		/* one source: its pass waits once (a pass a source) */
+		if (!slot_has(names[n], 2) || !slot_has(names[n], 1))
+			continue;
+		snprintf(req, sizeof(req), "set %s 0 0 1\r\nv\r\n", names[n]);
+		mc_cmd(&mcs[0], req, "\r\n");
+		keys[n].key = names[n];
+		keys[n].len = strlen(names[n]);
+		n++;
+	}
+	opts_for(&o, 2);
+	o.replay = true;
+	o.keys = keys;
+	o.nr_keys = NKEYS;
+	o.batch = BATCH;
+	o.verify_delay_ms = DELAY_MS;
+	o.on_batch = note_batch;
+	o.arg = &t;
+	assert_int_equal(run(&o, &p), KM_RS_DONE);
+	assert_int_equal(p.copied, NKEYS);
+	assert_int_equal(p.undone, 0);
+	assert_true(t.n >= NKEYS / BATCH);
+	/* no batch waited for the check of an earlier one */
+	assert_true(t.last - t.first < DELAY_MS / 1000.0);
+}
+
 struct kill_ctx {
 	int batches;
 	int kill_at;
@@ -798,6 +868,7 @@ int main(void)
 		cmocka_unit_test(test_newer_writes_win),
 		cmocka_unit_test(test_replay_keeps_ambiguous_keys),
 		cmocka_unit_test(test_replay_takes_back_older_copy),
+		cmocka_unit_test(test_replay_waits_once),
 		cmocka_unit_test(test_source_dies_midway),
 		cmocka_unit_test(test_all_sources_die),
 		cmocka_unit_test(test_delete_during_resync),

@@ -65,7 +65,27 @@ struct km_batch {
 	unsigned int nparsed;
 	struct km_buf out; /* the request to the target, being built */
 	__u64 copied, existed, missing, undone, failed;
-	struct timespec check_at; /* its delete check not before (resync.h) */
+};
+
+/*
+ * The keys copied to the target whose delete check (resync.h) is still
+ * to do, oldest first, each due verify_delay_ms after its copy.  A queue
+ * rather than the previous batch: a step checks the keys that are due
+ * and waits for none, so a replay of many batches waits for its delay
+ * once, not once a batch.
+ */
+struct km_check {
+	__u32 off; /* into km_checks.arena */
+	__u16 len;
+	__u64 cas;     /* the item we stored */
+	__u64 src_cas; /* the source's when we fetched it */
+	struct timespec at;
+};
+
+struct km_checks {
+	struct km_check *q;
+	unsigned int head, n, cap; /* q[head..n) wait */
+	struct km_buf arena;
 };
 
 /*
@@ -456,18 +476,21 @@ static void km_batch_free(struct km_batch *b)
 /* ---- a batch's two exchanges -------------------------------------------- */
 
 /*
- * One request to the source a batch: a plain `mg KEY` for each key the
- * previous batch stored (still there?  the delete check, see resync.h),
- * then `mg KEY v f t k q` for each key of this batch, then `mn`.  Its
- * replies build, in b->out, the request to the target: a quiet `md KEY
- * C<cas>` for each key of the previous batch that the source lost, then
- * an `ms` for each hit of this batch.  Two round trips a batch.
+ * One request to the source a batch: a plain `mg KEY c` for each copied
+ * key whose delete check is due (still there as we copied it?  see
+ * resync.h), then `mg KEY v f t k q` for each key of this batch, then
+ * `mn`.  Its replies build, in b->out, the request to the target: a quiet
+ * `md KEY C<cas>` for each checked key that the source lost or changed,
+ * then an `ms` for each hit of this batch.  Two round trips a batch.
  */
 struct km_step {
 	const struct km_resync_opts *o;
-	struct km_batch *b, *prev;
-	unsigned int vnext; /* prev->store index of the next key to check */
+	struct km_batch *b;
+	struct km_checks *chk;
+	unsigned int vnext; /* chk->q index of the next key to check */
+	unsigned int vend;  /* and the end of those sent */
 	unsigned int vleft; /* check replies still expected */
+	unsigned int nmd;   /* md lines still to be answered EX or NF */
 	long now;
 };
 
@@ -555,19 +578,22 @@ static int km_add_key_line(struct km_buf *out, const char *pre, const char *key,
 
 static int km_build_src(struct km_buf *req, struct km_step *st, bool verify)
 {
-	const struct km_batch *b = st->b, *prev = st->prev;
+	const struct km_batch *b = st->b;
+	const struct km_checks *chk = st->chk;
 	unsigned int i;
 
 	req->len = 0;
-	for (i = 0; verify && prev && i < prev->nstore; i++) {
-		const struct km_bkey *k = &prev->keys[prev->store[i]];
+	st->vnext = st->vend = chk->head;
+	for (i = chk->head; verify && i < chk->n && st->vleft < st->o->batch &&
+			    km_ms_left(&chk->q[i].at) <= 0;
+	     i++) {
+		const struct km_check *k = &chk->q[i];
 
-		if (!k->stored)
-			continue;
-		if (km_add_key_line(req, "mg ", prev->arena.p + k->off, k->len,
+		if (km_add_key_line(req, "mg ", chk->arena.p + k->off, k->len,
 				    " c\r\n"))
 			return -ENOMEM;
 		st->vleft++;
+		st->vend = i + 1;
 	}
 	for (i = 0; i < b->n; i++)
 		if (km_add_key_line(req, "mg ", km_batch_key(b, i),
@@ -588,15 +614,13 @@ static int km_build_src(struct km_buf *req, struct km_step *st, bool verify)
  */
 static int km_parse_check(struct km_step *st, const char *s, size_t len)
 {
-	struct km_batch *prev = st->prev;
-	const struct km_bkey *k;
+	const struct km_check *k;
+	const char *key;
 
-	while (st->vnext < prev->nstore &&
-	       !prev->keys[prev->store[st->vnext]].stored)
-		st->vnext++;
-	if (st->vnext >= prev->nstore)
+	if (st->vnext >= st->vend)
 		return -EPROTO;
-	k = &prev->keys[prev->store[st->vnext++]];
+	k = &st->chk->q[st->vnext++];
+	key = st->chk->arena.p + k->off;
 	st->vleft--;
 	if (km_line_is(s, len, "HD")) {
 		const char *cp = memchr(s, 'c', len);
@@ -606,12 +630,11 @@ static int km_parse_check(struct km_step *st, const char *s, size_t len)
 	} else if (!km_line_is(s, len, "EN")) {
 		return -EPROTO;
 	}
-	prev->undone++;
+	st->b->undone++;
+	st->nmd++;
 	if (st->o->on_owed)
-		st->o->on_owed(st->o->target_id, prev->arena.p + k->off,
-			       k->len);
-	if (km_add_key_line(&st->b->out, "md ", prev->arena.p + k->off, k->len,
-			    "") ||
+		st->o->on_owed(st->o->target_id, key, k->len);
+	if (km_add_key_line(&st->b->out, "md ", key, k->len, "") ||
 	    km_buf_printf(&st->b->out, " C%llu q\r\n",
 			  (unsigned long long)k->cas))
 		return -ENOMEM;
@@ -682,9 +705,10 @@ static int km_parse_dst(struct km_conn *c, void *ctx)
 			return b->nparsed == b->nstore ? 1 : -EPROTO;
 		}
 		if (km_line_is(s, len, "EX") || km_line_is(s, len, "NF")) {
-			if (!st->prev)
+			if (!st->nmd)
 				return -EPROTO;
-			st->prev->undone--;
+			st->nmd--;
+			b->undone--;
 			c->pos += total;
 			continue;
 		}
@@ -715,20 +739,83 @@ static int km_parse_dst(struct km_conn *c, void *ctx)
 struct km_pass {
 	struct km_resync *rs;
 	struct km_conn dump, src, dst;
-	struct km_batch bt[2];
-	struct km_batch *cur;  /* being filled */
-	struct km_batch *prev; /* written, its delete check still to do */
-	struct km_buf req;     /* the request to the source */
-	bool src_failed;       /* else the target failed */
-	__u64 found;	       /* keys to copy listed by the current dump */
+	struct km_batch cur;  /* being filled */
+	struct km_checks chk; /* copied, delete check still to do */
+	struct km_buf req;    /* the request to the source */
+	bool src_failed;      /* else the target failed */
+	__u64 found;	      /* keys to copy listed by the current dump */
 };
 
+/* A new source: what was not checked of the last one is not checked. */
 static void km_pass_reset(struct km_pass *ps)
 {
-	km_batch_reset(&ps->bt[0]);
-	km_batch_reset(&ps->bt[1]);
-	ps->cur = &ps->bt[0];
-	ps->prev = NULL;
+	km_batch_reset(&ps->cur);
+	ps->chk.head = ps->chk.n = 0;
+	ps->chk.arena.len = 0;
+}
+
+static void km_pass_free(struct km_pass *ps)
+{
+	km_batch_free(&ps->cur);
+	free(ps->chk.q);
+	km_buf_free(&ps->chk.arena);
+	km_buf_free(&ps->req);
+}
+
+/* Drop the checked keys once they are half the queue (amortised O(1)). */
+static void km_checks_compact(struct km_checks *c)
+{
+	unsigned int i, base;
+
+	if (c->head == c->n) {
+		c->head = c->n = 0;
+		c->arena.len = 0;
+		return;
+	}
+	if (c->head < 1024 || c->head * 2 < c->n)
+		return;
+	base = c->q[c->head].off;
+	memmove(c->arena.p, c->arena.p + base, c->arena.len - base);
+	c->arena.len -= base;
+	memmove(c->q, c->q + c->head, (c->n - c->head) * sizeof(*c->q));
+	c->n -= c->head;
+	c->head = 0;
+	for (i = 0; i < c->n; i++)
+		c->q[i].off -= base;
+}
+
+/* The keys b stored on the target, their checks due delay_ms from now. */
+static int km_checks_push(struct km_checks *c, const struct km_batch *b,
+			  int delay_ms)
+{
+	struct timespec at;
+	unsigned int i;
+
+	km_deadline_in(&at, delay_ms);
+	for (i = 0; i < b->nstore; i++) {
+		const struct km_bkey *k = &b->keys[b->store[i]];
+
+		if (!k->stored)
+			continue;
+		if (c->n == c->cap) {
+			unsigned int cap = c->cap ? c->cap * 2 : 1024;
+			struct km_check *q = realloc(c->q, cap * sizeof(*q));
+
+			if (!q)
+				return -ENOMEM;
+			c->q = q;
+			c->cap = cap;
+		}
+		c->q[c->n] = (struct km_check){.off = c->arena.len,
+					       .len = k->len,
+					       .cas = k->cas,
+					       .src_cas = k->src_cas,
+					       .at = at};
+		if (km_buf_add(&c->arena, b->arena.p + k->off, k->len))
+			return -ENOMEM;
+		c->n++;
+	}
+	return 0;
 }
 
 /* Counters to the progress; with keys, the batch's keys are done. */
@@ -754,15 +841,15 @@ static int km_resync_publish(struct km_resync *rs, struct km_batch *b,
 	return 0;
 }
 
-/* Until prev's delete check is due (verify_delay_ms), or cancelled. */
+/* Until the oldest delete check is due (verify_delay_ms), or cancelled. */
 static int km_verify_wait(const struct km_resync *rs,
-			  const struct km_batch *prev)
+			  const struct km_checks *chk)
 {
 	long left;
 
-	if (!prev || !prev->nstore || !rs->o.verify_delay_ms)
+	if (chk->head == chk->n)
 		return 0;
-	while ((left = km_ms_left(&prev->check_at)) > 0) {
+	while ((left = km_ms_left(&chk->q[chk->head].at)) > 0) {
 		if (__atomic_load_n(&rs->cancel, __ATOMIC_RELAXED))
 			return -ECANCELED;
 		usleep((left < KM_RS_POLL_STEP ? left : KM_RS_POLL_STEP) *
@@ -777,8 +864,6 @@ static int km_step_exchange(struct km_pass *ps, struct km_step *st)
 	struct km_resync *rs = ps->rs;
 	int err;
 
-	if (!rs->o.no_verify && km_verify_wait(rs, st->prev))
-		return -ECANCELED;
 	if (km_build_src(&ps->req, st, !rs->o.no_verify))
 		return -ENOMEM;
 	if (!ps->req.len)
@@ -787,6 +872,7 @@ static int km_step_exchange(struct km_pass *ps, struct km_step *st)
 	err = km_conn_exchange(&ps->src, &ps->req, km_parse_src, st);
 	if (err)
 		return err;
+	ps->chk.head = st->vend; /* checked: their md, if any, in b->out */
 	if (st->b->n && rs->o.on_fetched)
 		rs->o.on_fetched(rs, rs->o.arg);
 	if (!st->b->out.len)
@@ -795,20 +881,19 @@ static int km_step_exchange(struct km_pass *ps, struct km_step *st)
 		return -ENOMEM;
 	ps->src_failed = false;
 	err = km_conn_exchange(&ps->dst, &st->b->out, km_parse_dst, st);
-	km_deadline_in(&st->b->check_at, rs->o.verify_delay_ms);
+	if (!err && !rs->o.no_verify &&
+	    km_checks_push(&ps->chk, st->b, rs->o.verify_delay_ms))
+		return -ENOMEM;
 	return err;
 }
 
-/*
- * Copy the batch being filled and check the previous one; the batch just
- * written becomes the previous one.
- */
+/* Copy the batch being filled, and do the delete checks that are due. */
 static int km_batch_run(struct km_pass *ps)
 {
 	struct km_resync *rs = ps->rs;
+	struct km_batch *b = &ps->cur;
 	struct km_step st = {
-		.o = &rs->o, .b = ps->cur, .prev = ps->prev, .now = time(NULL)};
-	struct km_batch *b = ps->cur;
+		.o = &rs->o, .b = b, .chk = &ps->chk, .now = time(NULL)};
 	int err;
 
 	b->out.len = 0;
@@ -817,33 +902,25 @@ static int km_batch_run(struct km_pass *ps)
 	if (err)
 		return err;
 	ps->src_failed = false;
-	if (ps->prev && km_resync_publish(rs, ps->prev, false))
+	if (km_resync_publish(rs, b, true))
 		return -ENOMEM;
-	if (b->n) {
-		if (km_resync_publish(rs, b, true))
-			return -ENOMEM;
-		if (rs->o.on_batch)
-			rs->o.on_batch(rs, rs->o.arg);
-	}
-	if (ps->prev)
-		km_batch_reset(ps->prev);
-	if (b->n && !rs->o.no_verify) {
-		ps->prev = b;
-		ps->cur = b == &ps->bt[0] ? &ps->bt[1] : &ps->bt[0];
-	} else {
-		ps->prev = NULL;
-		km_batch_reset(b);
-	}
+	if (b->n && rs->o.on_batch)
+		rs->o.on_batch(rs, rs->o.arg);
+	km_batch_reset(b);
+	km_checks_compact(&ps->chk);
 	return 0;
 }
 
-/* The last keys of a dump, then the last delete check. */
+/* The last keys of a dump, then every delete check left, once due. */
 static int km_batch_flush(struct km_pass *ps)
 {
 	int err = km_batch_run(ps);
 
-	if (!err && ps->prev)
-		err = km_batch_run(ps);
+	while (!err && ps->chk.head < ps->chk.n) {
+		err = km_verify_wait(ps->rs, &ps->chk);
+		if (!err)
+			err = km_batch_run(ps);
+	}
 	return err;
 }
 
@@ -914,8 +991,8 @@ static int km_dump_consume(struct km_pass *ps, unsigned int src_idx)
 		    km_keyset_has(&rs->done, km_key_hash64(key, klen)))
 			continue;
 		ps->found++;
-		err = km_batch_add(ps->cur, key, klen);
-		if (!err && ps->cur->n >= batch)
+		err = km_batch_add(&ps->cur, key, klen);
+		if (!err && ps->cur.n >= batch)
 			err = km_batch_run(ps);
 		if (err)
 			break;
@@ -999,8 +1076,8 @@ static int km_replay_feed(struct km_pass *ps, unsigned int src_idx)
 			continue;
 		if (km_replay_source_owes(rs, src_idx, k))
 			continue;
-		err = km_batch_add(ps->cur, k->key, k->len);
-		if (!err && ps->cur->n >= rs->o.batch)
+		err = km_batch_add(&ps->cur, k->key, k->len);
+		if (!err && ps->cur.n >= rs->o.batch)
 			err = km_batch_run(ps);
 	}
 	return err ? err : km_batch_flush(ps);
@@ -1601,9 +1678,7 @@ static enum km_resync_state km_resync_loop(struct km_resync *rs,
 	km_conn_close(&ps.dst);
 	km_conn_close(&ps.dump);
 	km_conn_close(&ps.src);
-	km_batch_free(&ps.bt[0]);
-	km_batch_free(&ps.bt[1]);
-	km_buf_free(&ps.req);
+	km_pass_free(&ps);
 	return st;
 }
 

@@ -62,12 +62,15 @@ struct km_resync_opts {
 	unsigned int timeout_ms; /* longest silence of a peer; 0 = 3000 */
 	bool no_verify;		 /* skip the delete check (faster) */
 	/*
-	 * The delete check of a batch waits this long after its copies: a
+	 * The delete check of a key waits this long after its copy: a
 	 * client write that reached the target before a replay deleted it
 	 * may reach the source only later, after we fetched the older
 	 * value.  A write reaches every replica or times out within the
 	 * request timeout: by then the check sees the source's new cas and
-	 * takes our copy back (km_parse_check).  0: at once.
+	 * takes our copy back (km_parse_check).  The copies go on
+	 * meanwhile: a replay waits for it once a source, after its last
+	 * batch.  0:
+	 * at once.
 	 */
 	int verify_delay_ms;
 	/*
