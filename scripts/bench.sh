@@ -399,7 +399,7 @@ km_extra_flags()
 # count); n/a targets get a reason instead
 declare -A TGT=() NA=()
 TARGETS=(direct-tcp direct-udp hop-tcp hop-udp nutcracker kmagent-tcp kmagent-udp
-	kmagent-kernel)
+	kmagent-kernel kmagent-first)
 # BENCH_TARGETS="direct-udp kmagent-kernel": measure only those (development)
 if [ -n "${BENCH_TARGETS:-}" ]; then
 	read -r -a TARGETS <<<"$BENCH_TARGETS"
@@ -444,7 +444,7 @@ setup_targets()
 		NA[kmagent-udp]=${NA[kmagent-tcp]}
 	fi
 
-	[ "${BENCH_JOURNAL:-1}" = 1 ] && journal_targets
+	first_target
 
 	if ! grep -q -- '--iface' <<<"$("$KMAGENTD" --help 2>&1)" ||
 		[ ! -e "$ROOT/build/kmagent.bpf.o" ]; then
@@ -498,15 +498,58 @@ journal_targets()
 	done
 }
 
+# Where a replicated set's added latency goes (issue 20): the same kmagentd
+# answering on the first replica's reply (--write-policy first) instead of
+# waiting for every replica, sets 1x1 only (main).  A reference: the
+# default waits, 74_two_proxies_write_order.sh shows why.
+first_target()
+{
+	start km-f p "$KMAGENTD" -D -l "${ADDR[p]}" -p 11214 \
+		-s "${ADDR[a]}:11211" -s "${ADDR[b]}:11211" -t "$KM_THREADS" \
+		--ctl "$WORK/km-f.sock" --write-policy first
+	if wait_tcp c "${ADDR[p]}" 11214 && alive km-f; then
+		TGT[kmagent-first]="tcp ${ADDR[p]}:11214 km-f p"
+	else
+		NA[kmagent-first]="n/a (kmagentd did not start, see $WORK/km-f.log)"
+	fi
+}
+
+# fence_held LABEL: kmagentd LABEL (of p) fences a backend
+fence_held()
+{
+	in_ns p "$KMAGENTCTL" -s "$WORK/$1.sock" -j backends 2>/dev/null |
+		python3 -c '
+import json, sys
+sys.exit(not any(b["fence_held"] for b in json.load(sys.stdin)["backends"]))'
+}
+
 # journal_phase: 16x1 sets through kmagent-owing and kmagent-journal,
-# alternating, REPS repetitions
+# alternating, REPS repetitions.  Their kmagentd run during this phase
+# only: the fence each puts on b (drained for writes) stops every other
+# kmagentd in front of b from reading it (user/control/fence.h), and
+# would make the other rows' reads all go to a.  So b is undrained after,
+# and each stops once it owes b nothing (its fence lifted), up to 60 s.
 journal_phase()
 {
-	local rep t
+	local rep t label
+	journal_targets
 	for rep in $(seq "$REPS"); do
 		for t in kmagent-owing kmagent-journal; do
 			[ -n "${TGT[$t]:-}" ] && run_one "$t" 16x1 set "$rep"
 		done
+	done
+	for label in km-o km-j; do
+		alive "$label" || continue
+		in_ns p "$KMAGENTCTL" -s "$WORK/$label.sock" undrain \
+			"${ADDR[b]}:11211" >/dev/null
+		for _ in $(seq 600); do
+			fence_held "$label" || break
+			sleep 0.1
+		done
+		fence_held "$label" && log "$label: b still fenced after 60 s"
+		kill -TERM "${PID[$label]}" 2>/dev/null
+		wait "${PID[$label]}" 2>/dev/null
+		unset "PID[$label]"
 	done
 	log "journal phase done ($(($(date +%s) - T0)) s)"
 }
@@ -1014,6 +1057,8 @@ main()
 			for op in get set; do
 				for t in "${TARGETS[@]}"; do
 					[ -n "${TGT[$t]:-}" ] || continue
+					[ "$t" != kmagent-first ] ||
+						[ "$shape $op" = "1x1 set" ] || continue
 					run_one "$t" "$shape" "$op" "$rep"
 				done
 			done
