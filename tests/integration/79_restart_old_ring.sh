@@ -11,6 +11,10 @@
 #      its copies there and fills them again.  Meanwhile incrs through PB
 #      all find their key: PA fenced MC first, and purged only once PB saw
 #      the fence.  Then the fence goes, and MC holds its share again.
+#   4. PA restarts on {MA, MB} while PB still runs {MA, MB, MC}: MA and MB
+#      join slots for PA, which PB does not read them in.  PA fences
+#      neither (PB would lose them for every slot), and PB's incrs all
+#      find their key.
 . "$(dirname "$0")/lib.sh"
 
 N=60
@@ -64,4 +68,25 @@ lab_ok "PB reads MC again" wait_for "fence lifted" 10 \
 lab_eq "MC holds its share again" "$share" "$(mc_share)"
 lab_eq "through PA, no key missed" "misses 0" \
 	"$(ops_py c getall $PA $N k | cut -d' ' -f3-4)"
+
+lab_log "4. PA restarts on {MA, MB} while PB still runs {MA, MB, MC}"
+# MA and MB join MC's slots for PA only: PB never read them there, so PA
+# fences neither (PB would lose them, with MC, for every slot) and
+# purges their old copies at once
+lab_kill km-pa
+ops_conf "$CA" "$MA" "$MB"
+seen=$(wc -l <"${LAB_LOG[km-pb]}")
+ops_py c incrs $PB k 0 $N 3 >"$LAB_DIR/incrs" &
+incrs=$!
+LAB_LABEL=km-pa lab_kmagentd pa -l 198.18.0.4 -p 11210 -c "$CA" \
+	--state-dir "$STATE" "${OPTS[@]}"
+wait $incrs
+out=$(cat "$LAB_DIR/incrs")
+lab_log "incrs through PB meanwhile: $out"
+lab_ok "PA saw MA and MB join slots" test \
+	"$(grep -c "ring changed since the last run" "${LAB_LOG[km-pa]}")" -ge 2
+lab_eq "PB saw no backend fenced" 0 \
+	"$(tail -n +$((seen + 1)) "${LAB_LOG[km-pb]}" | grep -c "flags 0x10")"
+lab_eq "every incr through PB found its key" "notfound 0 other 0" \
+	"$(echo "$out" | cut -d' ' -f3-)"
 lab_done

@@ -578,7 +578,7 @@ static bool km_fence_owes_locked(const struct km_backend_info *b)
 	struct km_journal_info j;
 
 	if (b->kb.state != KM_BE_UP || (b->kb.flags & KM_BE_F_NO_WRITES) ||
-	    !km_journal_empty(b->id) || (b->join_fenced && b->has_joining))
+	    !km_journal_empty(b->id) || km_daemon_join_fence_locked(b) > 0)
 		return true;
 	km_journal_get_info(b->id, &j);
 	return j.lost || j.flush;

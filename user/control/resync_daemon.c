@@ -66,9 +66,9 @@ struct km_rsd_view {
 	enum km_backend_state state;
 	enum km_refill refill;
 	bool writable;
-	bool stale;	  /* slots to purge (km_backend_info) */
-	bool joining;	  /* has_joining (km_backend_info) */
-	bool join_fenced; /* and join_fenced: fenced until filled */
+	bool stale;	/* slots to purge (km_backend_info) */
+	bool joining;	/* has_joining (km_backend_info) */
+	int join_fence; /* km_daemon_join_fence_locked */
 	char name[KM_NAME_MAX];
 };
 
@@ -84,7 +84,7 @@ static void km_rsd_view(__u8 id, struct km_rsd_view *v)
 	v->writable = km_backend_writable(&b->kb);
 	v->stale = b->stale != NULL;
 	v->joining = b->has_joining;
-	v->join_fenced = b->has_joining && b->join_fenced;
+	v->join_fence = km_daemon_join_fence_locked(b);
 	snprintf(v->name, sizeof(v->name), "%s", b->name);
 	pthread_mutex_unlock(&km_d.lock);
 }
@@ -685,7 +685,7 @@ static void km_rsd_tick(__u8 id)
 	if (time(NULL) - s->last_fail < KM_RSD_RETRY_SECS)
 		return;
 	/* nothing purged before the others stopped reading it (daemon.h) */
-	if (v.join_fenced && !km_fence_seen(id))
+	if (v.join_fence < 0 || (v.join_fence > 0 && !km_fence_seen(id)))
 		return;
 	if (v.state == KM_BE_WARMING) {
 		/* a replay deletes first: only once nobody else reads it */

@@ -449,6 +449,15 @@ bool km_daemon_alone(void)
 	return alone;
 }
 
+int km_daemon_join_fence_locked(const struct km_backend_info *b)
+{
+	if (!b->join_fenced || !b->has_joining || km_d.peers.none)
+		return 0;
+	if (km_d.peers.fp != km_daemon_ring_fp_locked())
+		return -1;
+	return km_d.peers.agree;
+}
+
 bool km_daemon_peers_agree(void)
 {
 	bool ok;

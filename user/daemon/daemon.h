@@ -85,12 +85,13 @@ struct km_backend_info {
 	bool has_joining, has_leaving;
 	/*
 	 * It joins slots of the ring restored at start (km_daemon_restore_
-	 * ring): another kmagentd may have filled it there while we were
-	 * down, and read it since.  Purging its copies would delete what
-	 * that one reads (seed 9012 of the chaos test: pa, restarted in the
-	 * middle of a handoff, purged keys pb had just written), so we fence
-	 * it (fence.c) until filled, and purge nothing before every other
-	 * kmagentd saw the fence (km_fence_seen).
+	 * ring): another kmagentd that runs this ring may have filled it
+	 * there while we were down, and read it since.  Purging its copies
+	 * would delete what that one reads (seed 9012 of the chaos test: pa,
+	 * restarted in the middle of a handoff, purged keys pb had just
+	 * written), so then we fence it (fence.c) until filled, and purge
+	 * nothing before every other kmagentd saw the fence (km_fence_seen):
+	 * km_daemon_join_fence_locked.
 	 */
 	bool join_fenced;
 	/*
@@ -294,6 +295,13 @@ void km_daemon_set_leaving_shared(__u32 lfp, bool shared);
 /* The slots each backend leaves, by name: the same on every kmagentd. */
 __u32 km_daemon_leaving_fp_locked(void);
 bool km_daemon_peers_agree(void);
+/*
+ * Must b be fenced before its purge (join_fenced)?  1: another kmagentd
+ * runs our ring; 0: no, or nobody else is there (one that runs the ring
+ * we restored from never read b in the slots it joins); -1: not known
+ * until the next fence round.  Lock held.
+ */
+int km_daemon_join_fence_locked(const struct km_backend_info *b);
 /* Did the last fence round meet no other kmagentd? */
 bool km_daemon_alone(void);
 /* Ends the handoff once nobody joins or owes writes any more. */
