@@ -21,7 +21,7 @@
 #define KM_TC_UP_LOCAL 100
 
 /*
- * May be answer for its keys?  As the daemon's km_be_current: readable
+ * May it answer for its keys?  As the daemon's km_be_current: readable
  * (not fenced, drained, silent or warming) and owing none.  A fenced
  * first replica's NOT_FOUND to a delete was the client's answer while the
  * others deleted the key: seed 9017 of the chaos test.
