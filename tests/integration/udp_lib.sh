@@ -94,25 +94,22 @@ udp_bench_check()
 		"$LAB_PY" -c "import sys; sys.exit(float('$max') >= $3)"
 }
 
-# kbe_field PIN ID FIELD: km_backends[ID].FIELD, as the kernel sees it
-kbe_field()
+# kmap_field PIN MAP KEY FIELD: MAP[KEY].FIELD of the pinned maps (BTF)
+kmap_field()
 {
-	bpftool -j map lookup pinned "$1/km_backends" key "$2" 0 0 0 \
-		2>/dev/null | "$LAB_PY" -c '
+	bpftool -j map lookup pinned "$1/$2" key "$3" 0 0 0 2>/dev/null |
+		"$LAB_PY" -c '
 import json, sys
-print(json.load(sys.stdin)["formatted"]["value"][sys.argv[1]])' "$3"
+print(json.load(sys.stdin)["formatted"]["value"][sys.argv[1]])' "$4"
 }
+
+# kbe_field PIN ID FIELD: km_backends[ID].FIELD, as the kernel sees it
+kbe_field() { kmap_field "$1" km_backends "$2" "$3"; }
 
 kbe_state() { kbe_field "$1" "$2" state; }
 
 # kcfg_field PIN FIELD: a field of the kernel path's km_config
-kcfg_field()
-{
-	bpftool -j map lookup pinned "$1/km_config" key 0 0 0 0 2>/dev/null |
-		"$LAB_PY" -c '
-import json, sys
-print(json.load(sys.stdin)["formatted"]["value"][sys.argv[1]])' "$2"
-}
+kcfg_field() { kmap_field "$1" km_config 0 "$2"; }
 
 # kbe_readable PIN ID: the kernel reads from backend ID (km_backend_readable:
 # up, and not drained, refused, silent or fenced by another kmagentd)

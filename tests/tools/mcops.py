@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The ops tests' client (tests/integration/ops_lib.sh describes each command)."""
-import socket, sys
+import socket, sys, time
 
 def conn(hp):
     h, p = hp.rsplit(":", 1)
@@ -109,7 +109,6 @@ def getv(hp, pfx, lo, hi, vpfx):
 def incrs(hp, pfx, lo, hi, secs):
     """incr PREFIX<i> by 1, LO <= i < HI, again and again for SECS:
     "ok N notfound M other K" """
-    import time
     s, f = conn(hp)
     ok = notfound = other = 0
     end = time.monotonic() + secs

@@ -116,14 +116,6 @@ bool km_fence_holds(__u8 id)
 	return false;
 }
 
-static long long km_fence_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /*
  * Every other kmagentd reads the fences once a probe interval: two of
  * them after ours went up, each has seen it (fence.h).  The wait is ours
@@ -135,13 +127,13 @@ bool km_fence_seen(__u8 id)
 
 	if (km_daemon_alone())
 		return true;
-	return up && km_fence_now_ms() - up >= 2LL * KM_LIVE(probe_interval_ms);
+	return up && km_now_ms() - up >= 2LL * KM_LIVE(probe_interval_ms);
 }
 
 /* Note when our fence of each backend went up (or came down). */
 static void km_fence_note_up(const struct km_fence_view *v, unsigned int nv)
 {
-	long long now = km_fence_now_ms();
+	long long now = km_now_ms();
 	unsigned int i;
 
 	for (i = 0; i < nv; i++) {

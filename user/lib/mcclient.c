@@ -21,6 +21,14 @@ void km_deadline_in(struct timespec *deadline, int ms)
 	}
 }
 
+long long km_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 long km_ms_left(const struct timespec *deadline)
 {
 	struct timespec now;

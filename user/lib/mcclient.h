@@ -16,6 +16,8 @@ union km_addr;
 void km_deadline_in(struct timespec *deadline, int ms);
 /* ms left until deadline (<= 0: past). */
 long km_ms_left(const struct timespec *deadline);
+/* Now, in ms on CLOCK_MONOTONIC. */
+long long km_now_ms(void);
 /* Wait for events on fd until deadline: 0, -ETIMEDOUT or -errno. */
 int km_mc_wait(int fd, short events, const struct timespec *deadline);
 /* A connected TCP socket (non-blocking), or -errno. */

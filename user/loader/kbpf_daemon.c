@@ -25,6 +25,7 @@
 #include "kbpf_retry.h"
 #include "proxy.h"
 #include "log.h"
+#include "mcclient.h"
 #include "netdev.h"
 #include "retry.h"
 
@@ -259,13 +260,11 @@ static void km_kbpf_on_ring(const struct km_ring *ring, void *ctx)
 static int km_kbpf_timeout_due(__u8 id)
 {
 	static long long last_ms[KM_MAX_BACKENDS];
-	struct timespec ts;
 	long long now;
 
 	if (!id || id >= KM_MAX_BACKENDS || !km_noreply[id].answered_ever)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+	now = km_now_ms();
 	if (last_ms[id] && now - last_ms[id] < 1000)
 		return 0;
 	last_ms[id] = now;
@@ -369,14 +368,6 @@ static int km_kbpf_on_event(const struct km_event *ev, void *ctx)
 		break;
 	}
 	return 0;
-}
-
-static long long km_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 static int km_kbpf_set_bypass_until(__u64 until_ns)

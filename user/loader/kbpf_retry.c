@@ -31,6 +31,7 @@
 #include "kbpf.h"
 #include "kbpf_retry.h"
 #include "log.h"
+#include "mcclient.h"
 #include "retry.h"
 
 /* Batches run a scan at most: a bound on the CPU one scan may take. */
@@ -54,18 +55,10 @@ static struct {
 	km_kretry_repush_fn repush;
 } km_kr = {.prog_fd = -1, .backends_fd = -1, .tx = {-1, -1}};
 
-static long long km_kr_now_ms(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* A run failed: say so at most once a minute, not once per scan. */
 static void km_kr_warn(const char *what, int err)
 {
-	long long now = km_kr_now_ms(CLOCK_MONOTONIC);
+	long long now = km_now_ms();
 
 	if (km_kr.warned_ms && now - km_kr.warned_ms < 60000)
 		return;
@@ -325,7 +318,7 @@ static void km_kr_unsilence(__u8 id)
 
 static void km_kr_unsilence_due(void)
 {
-	long long now = km_kr_now_ms(CLOCK_MONOTONIC);
+	long long now = km_now_ms();
 	__u64 due;
 	int id;
 
@@ -346,8 +339,7 @@ void km_kretry_silent(__u8 id)
 	if (!id || id >= KM_MAX_BACKENDS)
 		return;
 	__atomic_store_n(&km_kr.silent_due_ms[id],
-			 km_kr_now_ms(CLOCK_MONOTONIC) + KM_SILENT_HOLD_MS,
-			 __ATOMIC_RELAXED);
+			 km_now_ms() + KM_SILENT_HOLD_MS, __ATOMIC_RELAXED);
 }
 
 static void km_kr_sleep_ms(unsigned int ms)

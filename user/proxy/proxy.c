@@ -39,6 +39,7 @@
 #include "daemon.h"
 #include "engine.h"
 #include "log.h"
+#include "mcclient.h"
 #include "proxy.h"
 #include "window.h"
 
@@ -57,14 +58,6 @@ static int km_unix_fd = -1;
 /* UDP clients the daemon answers: --allow, or km_allow_default's. */
 static struct km_cfg_allow km_udp_allow[KM_MAX_ALLOW];
 static unsigned int km_nudp_allow;
-
-static uint64_t km_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
-}
 
 /* TCP clients in the order of their last activity, for --idle-timeout. */
 static void km_lru_unlink(struct km_worker *w, struct km_conn *c)
